@@ -1,0 +1,2 @@
+//! Dry-run throughput benchmark.
+fn main() {}

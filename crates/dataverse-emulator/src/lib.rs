@@ -1,0 +1,1 @@
+//! A local emulator of the Dataverse Web API and the Entra ID token endpoint.

@@ -1,0 +1,1 @@
+//! What a run leaves behind: the rejects file and the JSON report (the SQLite ledger comes later).

@@ -1,0 +1,11 @@
+//! dvload: load CSV and JSON data into Microsoft Dataverse through its Web API.
+//! The stages are modules: `source` reads records, `mapping` turns them into `odata::Operation`s,
+//! `odata` encodes them as `$batch` requests, `ledger` writes the outcome of every row (rejects, report).
+
+pub mod cli;
+pub mod commands;
+pub mod exit;
+pub mod ledger;
+pub mod mapping;
+pub mod odata;
+pub mod source;

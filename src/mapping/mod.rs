@@ -1,0 +1,1 @@
+//! Mapping files: their TOML shape, compilation into a `Plan`, and per-row value conversion.

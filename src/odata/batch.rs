@@ -1,0 +1,1 @@
+//! `$batch` multipart/mixed request encoding and response decoding (PROTOCOL.md §7), no I/O.

@@ -1,0 +1,1 @@
+//! Integration tests: the built binary against sources, mappings and the emulator.
