@@ -1,1 +1,9 @@
-//! Mapping files: their TOML shape, compilation into a `Plan`, and per-row value conversion.
+//! Mapping files: their TOML shape (`spec`), compilation into a `Plan` (`plan`), and per-row value
+//! conversion (`convert`).
+
+pub mod convert;
+pub mod plan;
+pub mod spec;
+
+pub use plan::{Mapped, Plan, RowError};
+pub use spec::{MappingError, MappingSpec, OperationKind};

@@ -1,0 +1,694 @@
+//! Value conversions: one source text in, one JSON value out (or a reason it is not acceptable).
+//! Pure functions; every type of the mapping language has its converter here.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use jiff::civil::{Date, DateTime};
+use jiff::tz::TimeZone;
+
+/// The earliest date Dataverse stores (PROTOCOL.md §6: min date 1753-01-01).
+const MIN_DATE: Date = jiff::civil::date(1753, 1, 1);
+
+/// dvload's UUID v5 namespace for ids derived from source values (`derive_uuid = true`).
+pub const DERIVE_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6f1c_2a3e_8d4b_5c7a_9e0f_1b2c_3d4e_5f60);
+
+/// Words accepted as `true` by a `bool` field (case-insensitive).
+pub const TRUE_WORDS: &[&str] = &["true", "yes", "y", "1"];
+/// Words accepted as `false` by a `bool` field (case-insensitive).
+pub const FALSE_WORDS: &[&str] = &["false", "no", "n", "0"];
+
+/// A column type of the mapping language, with its options, ready to convert values.
+#[derive(Debug, Clone)]
+pub enum Converter {
+    /// Text, optionally limited in length (characters).
+    Text {
+        /// Longest accepted value, in characters.
+        max_length: Option<usize>,
+    },
+    /// Whole number, 32 bits (`int`) or 64 bits (`bigint`).
+    Integer {
+        /// True for `bigint`.
+        wide: bool,
+        /// Decimal separator, which decides the thousands separators.
+        decimal: char,
+    },
+    /// Decimal, money or float number.
+    Number {
+        /// Decimal separator (`.` or `,`).
+        decimal: char,
+        /// True for `money`: a leading or trailing currency symbol is dropped.
+        money: bool,
+        /// True for `float`: an exponent is accepted.
+        float: bool,
+    },
+    /// Yes/No.
+    Bool,
+    /// Date and time, converted to UTC.
+    DateTime {
+        /// strftime formats tried in turn; empty = ISO 8601.
+        formats: Vec<String>,
+        /// The zone of values that carry no offset.
+        tz: TimeZone,
+    },
+    /// Date only (never shifted by a time zone).
+    DateOnly {
+        /// strftime formats tried in turn; empty = ISO 8601.
+        formats: Vec<String>,
+    },
+    /// Unique identifier.
+    Guid {
+        /// When set, a value that is not a GUID becomes a UUID v5 of this prefix and the value.
+        derive: Option<String>,
+    },
+    /// Choice: a label (via `map`) or an integer option value.
+    Choice(ChoiceMap),
+    /// Choices (multi-select): labels separated by `separator`, sent as `"1,2"`.
+    Choices {
+        /// Labels to option values.
+        map: ChoiceMap,
+        /// Separator between labels in the source.
+        separator: String,
+    },
+}
+
+/// Choice labels to option values, matched case-insensitively.
+#[derive(Debug, Clone, Default)]
+pub struct ChoiceMap {
+    by_label: HashMap<String, i64>,
+    labels: Vec<String>,
+}
+
+impl ChoiceMap {
+    /// Builds a map from (label, value) pairs in the order written.
+    pub fn new(pairs: impl IntoIterator<Item = (String, i64)>) -> ChoiceMap {
+        let mut map = ChoiceMap::default();
+        for (label, value) in pairs {
+            map.by_label.insert(label.trim().to_lowercase(), value);
+            map.labels.push(label);
+        }
+        map
+    }
+
+    /// True when no labels are defined (only integer values are accepted then).
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// The option value of a label or of an integer written as text.
+    pub fn resolve(&self, s: &str) -> Result<i64, String> {
+        if let Some(v) = self.by_label.get(s) {
+            return Ok(*v);
+        }
+        let lower = s.to_lowercase();
+        if let Some(v) = self.by_label.get(&lower) {
+            return Ok(*v);
+        }
+        if let Ok(n) = s.parse::<i64>() {
+            if self.is_empty() || self.by_label.values().any(|v| *v == n) {
+                return Ok(n);
+            }
+        }
+        if self.is_empty() {
+            Err(format!("'{s}' is not an option value (a whole number); add a `map` of labels to values to accept labels"))
+        } else {
+            Err(format!("unknown label '{s}'; allowed: {}", self.labels.join(", ")))
+        }
+    }
+}
+
+impl Converter {
+    /// Writes the JSON form of `s` (already trimmed, not empty) to `out`.
+    pub fn write_json(&self, s: &str, out: &mut String) -> Result<(), String> {
+        match self {
+            Converter::Text { max_length } => {
+                if let Some(max) = max_length {
+                    let n = s.chars().count();
+                    if n > *max {
+                        return Err(format!("is {n} characters long; at most {max} are allowed"));
+                    }
+                }
+                write_json_string(s, out);
+            }
+            Converter::Integer { wide, decimal } => {
+                let n = parse_integer(s, *decimal)?;
+                if !*wide && i32::try_from(n).is_err() {
+                    return Err(format!(
+                        "'{s}' is out of range for a whole number ({} to {}); use type = \"bigint\"",
+                        i32::MIN,
+                        i32::MAX
+                    ));
+                }
+                let _ = write!(out, "{n}");
+            }
+            Converter::Number { decimal, money, float } => {
+                let text = if *money { strip_currency(s) } else { s };
+                if *float {
+                    let canonical = normalize_number(text, *decimal, true)
+                        .map_err(|e| number_error(s, *decimal, e))?;
+                    let f: f64 = canonical
+                        .parse()
+                        .map_err(|_| format!("'{s}' is not a number"))?;
+                    if !f.is_finite() {
+                        return Err(format!("'{s}' is not a finite number"));
+                    }
+                    let _ = write!(out, "{f}");
+                } else {
+                    let canonical = normalize_number(text, *decimal, false)
+                        .map_err(|e| number_error(s, *decimal, e))?;
+                    out.push_str(&canonical);
+                }
+            }
+            Converter::Bool => out.push_str(if parse_bool(s)? { "true" } else { "false" }),
+            Converter::DateTime { formats, tz } => {
+                let utc = parse_datetime(s, formats, tz)?;
+                out.push('"');
+                out.push_str(&utc);
+                out.push('"');
+            }
+            Converter::DateOnly { formats } => {
+                let date = parse_date(s, formats)?;
+                let _ = write!(out, "\"{date}\"");
+            }
+            Converter::Guid { derive } => {
+                let id = parse_guid(s, derive.as_deref())?;
+                let _ = write!(out, "\"{id}\"");
+            }
+            Converter::Choice(map) => {
+                let v = map.resolve(s)?;
+                let _ = write!(out, "{v}");
+            }
+            Converter::Choices { map, separator } => {
+                let values = parse_choices(s, map, separator)?;
+                out.push('"');
+                for (i, v) in values.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    let _ = write!(out, "{v}");
+                }
+                out.push('"');
+            }
+        }
+        Ok(())
+    }
+
+    /// The value as an OData key literal (`'text'` with quotes doubled, bare numbers and GUIDs),
+    /// not yet percent-encoded.
+    pub fn key_literal(&self, s: &str) -> Result<String, String> {
+        Ok(match self {
+            Converter::Text { .. } => {
+                let mut json = String::new();
+                self.write_json(s, &mut json)?;
+                format!("'{}'", s.replace('\'', "''"))
+            }
+            Converter::DateTime { formats, tz } => parse_datetime(s, formats, tz)?,
+            Converter::DateOnly { formats } => parse_date(s, formats)?.to_string(),
+            Converter::Guid { derive } => parse_guid(s, derive.as_deref())?.to_string(),
+            Converter::Choices { .. } => {
+                return Err("a multi-select choices column cannot be part of a key".into());
+            }
+            _ => {
+                let mut json = String::new();
+                self.write_json(s, &mut json)?;
+                json
+            }
+        })
+    }
+}
+
+/// Appends `s` as a JSON string literal.
+pub fn write_json_string(s: &str, out: &mut String) {
+    out.push('"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &str = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if esc.is_empty() {
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push_str(esc);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+/// Parses a yes/no word.
+pub fn parse_bool(s: &str) -> Result<bool, String> {
+    if TRUE_WORDS.iter().any(|w| w.eq_ignore_ascii_case(s)) {
+        Ok(true)
+    } else if FALSE_WORDS.iter().any(|w| w.eq_ignore_ascii_case(s)) {
+        Ok(false)
+    } else {
+        Err(format!(
+            "'{s}' is not a yes/no value; allowed: {} / {}",
+            TRUE_WORDS.join(", "),
+            FALSE_WORDS.join(", ")
+        ))
+    }
+}
+
+/// Why a number was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NumberError {
+    /// Not a number at all.
+    NotNumber,
+    /// A thousands separator in the wrong place.
+    Grouping,
+    /// More than one decimal separator.
+    TwoDecimals,
+}
+
+fn number_error(s: &str, decimal: char, e: NumberError) -> String {
+    let other = if decimal == '.' { ',' } else { '.' };
+    match e {
+        NumberError::NotNumber => format!("'{s}' is not a number"),
+        NumberError::Grouping | NumberError::TwoDecimals => format!(
+            "'{s}' is not a number with '{decimal}' as the decimal separator and '{other}' between thousands \
+             (set decimal = \"{other}\" on this field for numbers written like {})",
+            if decimal == '.' { "1.234,5" } else { "1,234.5" }
+        ),
+    }
+}
+
+fn is_group_separator(c: char, decimal: char) -> bool {
+    matches!(c, ' ' | '\u{a0}' | '\u{202f}' | '\'') || (decimal == '.' && c == ',') || (decimal == ',' && c == '.')
+}
+
+/// Normalises a number written with `decimal` as decimal separator and optional thousands
+/// separators (groups of three) into JSON number text: `"1.234,50"` with `,` → `"1234.50"`.
+pub fn normalize_number(s: &str, decimal: char, allow_exponent: bool) -> Result<String, NumberError> {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    if let Some(&c) = chars.peek() {
+        if c == '-' || c == '+' {
+            if c == '-' {
+                out.push('-');
+            }
+            chars.next();
+        }
+    }
+    let mut int_digits = String::new();
+    let mut group_sep: Option<char> = None;
+    let mut group_len: Option<usize> = None; // digits since the last separator, once one was seen
+    let mut first_group = 0usize;
+    let mut frac: Option<String> = None;
+    let mut exponent = String::new();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            int_digits.push(c);
+            match group_len.as_mut() {
+                Some(n) => *n += 1,
+                None => first_group += 1,
+            }
+        } else if c == decimal {
+            let mut f = String::new();
+            for c in chars.by_ref() {
+                if c.is_ascii_digit() {
+                    f.push(c);
+                } else if allow_exponent && (c == 'e' || c == 'E') {
+                    exponent.push('e');
+                    break;
+                } else if c == decimal {
+                    return Err(NumberError::TwoDecimals);
+                } else if is_group_separator(c, decimal) {
+                    return Err(NumberError::Grouping);
+                } else {
+                    return Err(NumberError::NotNumber);
+                }
+            }
+            frac = Some(f);
+            break;
+        } else if is_group_separator(c, decimal) {
+            if int_digits.is_empty() || group_sep.is_some_and(|g| g != c) {
+                return Err(NumberError::Grouping);
+            }
+            if let Some(n) = group_len {
+                if n != 3 {
+                    return Err(NumberError::Grouping);
+                }
+            } else if first_group > 3 {
+                return Err(NumberError::Grouping);
+            }
+            group_sep = Some(c);
+            group_len = Some(0);
+        } else if allow_exponent && (c == 'e' || c == 'E') && !int_digits.is_empty() {
+            exponent.push('e');
+            break;
+        } else {
+            return Err(NumberError::NotNumber);
+        }
+    }
+    if group_len.is_some_and(|n| n != 3) {
+        return Err(NumberError::Grouping);
+    }
+    if !exponent.is_empty() {
+        let rest: String = chars.collect();
+        let digits = rest.strip_prefix(['+', '-']).unwrap_or(&rest);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(NumberError::NotNumber);
+        }
+        exponent.push_str(&rest);
+    }
+    let frac_empty = frac.as_deref().is_none_or(str::is_empty);
+    if int_digits.is_empty() && frac_empty {
+        return Err(NumberError::NotNumber);
+    }
+    let trimmed = int_digits.trim_start_matches('0');
+    out.push_str(if trimmed.is_empty() { "0" } else { trimmed });
+    if let Some(f) = frac.filter(|f| !f.is_empty()) {
+        out.push('.');
+        out.push_str(&f);
+    }
+    out.push_str(&exponent);
+    if out == "-0" {
+        out.remove(0);
+    }
+    Ok(out)
+}
+
+fn strip_currency(s: &str) -> &str {
+    const SYMBOLS: &[char] = &['£', '$', '€', '¥', '₹', '₣', 'ƒ'];
+    let t = s.trim_start_matches(SYMBOLS).trim_end_matches(SYMBOLS).trim();
+    if t.len() == s.len() { s } else { t }
+}
+
+/// Parses a whole number (thousands separators allowed; a fraction of zeros is accepted).
+pub fn parse_integer(s: &str, decimal: char) -> Result<i64, String> {
+    let canonical = normalize_number(s, decimal, false).map_err(|e| match e {
+        NumberError::NotNumber => format!("'{s}' is not a whole number"),
+        other => number_error(s, decimal, other),
+    })?;
+    let int_part = match canonical.split_once('.') {
+        Some((int, frac)) if frac.bytes().all(|b| b == b'0') => int,
+        Some(_) => return Err(format!("'{s}' is not a whole number (it has a fraction)")),
+        None => canonical.as_str(),
+    };
+    int_part
+        .parse::<i64>()
+        .map_err(|_| format!("'{s}' is out of range for a whole number"))
+}
+
+/// Parses a GUID, or derives one from the value when `derive` (a name prefix) is set.
+pub fn parse_guid(s: &str, derive: Option<&str>) -> Result<uuid::Uuid, String> {
+    match (uuid::Uuid::try_parse(s), derive) {
+        (Ok(id), _) => Ok(id),
+        (Err(_), Some(prefix)) => Ok(uuid::Uuid::new_v5(&DERIVE_NAMESPACE, format!("{prefix}/{s}").as_bytes())),
+        (Err(_), None) => Err(format!(
+            "'{s}' is not a GUID (expected 32 hex digits such as 00000000-0000-0000-0000-000000000001)"
+        )),
+    }
+}
+
+fn check_min(date: Date, s: &str) -> Result<(), String> {
+    if date < MIN_DATE {
+        Err(format!("'{s}' is before 1753-01-01, the earliest date Dataverse stores"))
+    } else {
+        Ok(())
+    }
+}
+
+fn formats_hint(formats: &[String]) -> String {
+    if formats.is_empty() {
+        "ISO 8601".to_string()
+    } else {
+        formats.iter().map(|f| format!("'{f}'")).collect::<Vec<_>>().join(" or ")
+    }
+}
+
+/// Parses a date (ISO 8601 `YYYY-MM-DD`, the date part of an ISO date-time, or one of `formats`).
+pub fn parse_date(s: &str, formats: &[String]) -> Result<Date, String> {
+    let date = if formats.is_empty() {
+        let head = s.split(['T', ' ']).next().unwrap_or(s);
+        head.parse::<Date>()
+            .map_err(|e| format!("'{s}' is not a valid date (expected YYYY-MM-DD): {}", reason(&e)))?
+    } else {
+        let mut last = String::new();
+        let mut found = None;
+        for f in formats {
+            match jiff::fmt::strtime::parse(f, s).and_then(|tm| tm.to_date()) {
+                Ok(d) => {
+                    found = Some(d);
+                    break;
+                }
+                Err(e) => last = reason(&e),
+            }
+        }
+        found.ok_or_else(|| format!("'{s}' is not a valid date (format {}): {last}", formats_hint(formats)))?
+    };
+    check_min(date, s)?;
+    Ok(date)
+}
+
+/// Parses a date and time and returns it in UTC as `YYYY-MM-DDTHH:MM:SSZ`. A value with an
+/// offset keeps it; one without is read in `tz`. A local time that does not exist (the hour
+/// skipped when clocks go forward) is refused; one that happens twice takes the earlier.
+pub fn parse_datetime(s: &str, formats: &[String], tz: &TimeZone) -> Result<String, String> {
+    let ts = if formats.is_empty() {
+        if let Ok(ts) = s.parse::<jiff::Timestamp>() {
+            ts
+        } else {
+            let dt = s
+                .parse::<DateTime>()
+                .map_err(|e| format!("'{s}' is not a valid date and time (expected ISO 8601 such as 2024-03-31T14:05:00Z): {}", reason(&e)))?;
+            local_to_timestamp(dt, tz, s)?
+        }
+    } else {
+        let mut last = String::new();
+        let mut found = None;
+        for f in formats {
+            let parsed = jiff::fmt::strtime::parse(f, s).and_then(|tm| {
+                if tm.offset().is_some() {
+                    tm.to_timestamp().map(Ok)
+                } else {
+                    tm.to_datetime().map(Err)
+                }
+            });
+            match parsed {
+                Ok(Ok(ts)) => {
+                    found = Some(ts);
+                    break;
+                }
+                Ok(Err(dt)) => {
+                    found = Some(local_to_timestamp(dt, tz, s)?);
+                    break;
+                }
+                Err(e) => last = reason(&e),
+            }
+        }
+        found.ok_or_else(|| format!("'{s}' is not a valid date and time (format {}): {last}", formats_hint(formats)))?
+    };
+    let utc = ts.to_zoned_datetime(TimeZone::UTC);
+    check_min(utc.date(), s)?;
+    Ok(utc.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+}
+
+fn local_to_timestamp(dt: DateTime, tz: &TimeZone, s: &str) -> Result<jiff::Timestamp, String> {
+    let ambiguous = tz.to_ambiguous_timestamp(dt);
+    if matches!(ambiguous.offset(), jiff::tz::AmbiguousOffset::Gap { .. }) {
+        return Err(format!(
+            "'{s}' does not exist in time zone {} (the clocks went forward over it)",
+            tz.iana_name().unwrap_or("of this field")
+        ));
+    }
+    ambiguous
+        .earlier()
+        .map_err(|e| format!("'{s}' cannot be placed in time zone: {}", reason(&e)))
+}
+
+/// Splits a multi-select value and resolves each label; duplicates are dropped.
+pub fn parse_choices(s: &str, map: &ChoiceMap, separator: &str) -> Result<Vec<i64>, String> {
+    let mut values = Vec::new();
+    for part in s.split(separator).map(str::trim).filter(|p| !p.is_empty()) {
+        let v = map.resolve(part)?;
+        if !values.contains(&v) {
+            values.push(v);
+        }
+    }
+    if values.len() > 150 {
+        return Err(format!("{} options selected; Dataverse allows at most 150", values.len()));
+    }
+    Ok(values)
+}
+
+/// jiff's error text, shortened to its last clause, which names the cause.
+fn reason(e: &jiff::Error) -> String {
+    e.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(c: &Converter, s: &str) -> Result<String, String> {
+        let mut out = String::new();
+        c.write_json(s, &mut out).map(|_| out)
+    }
+
+    fn dec(decimal: char) -> Converter {
+        Converter::Number { decimal, money: false, float: false }
+    }
+
+    #[test]
+    fn numbers_with_separators() {
+        assert_eq!(json(&dec('.'), "1,250,000.00").unwrap(), "1250000.00");
+        assert_eq!(json(&dec(','), "1.234,5").unwrap(), "1234.5");
+        assert_eq!(json(&dec(','), "1 234,5").unwrap(), "1234.5");
+        assert_eq!(json(&dec('.'), "-0042.10").unwrap(), "-42.10");
+        assert_eq!(json(&dec('.'), ".5").unwrap(), "0.5");
+        assert_eq!(json(&dec('.'), "-0").unwrap(), "0");
+        assert_eq!(json(&dec('.'), "+7").unwrap(), "7");
+    }
+
+    #[test]
+    fn comma_decimal_under_dot_setting_is_refused_with_the_fix() {
+        let err = json(&dec('.'), "1.234,5").unwrap_err();
+        assert_eq!(
+            err,
+            "'1.234,5' is not a number with '.' as the decimal separator and ',' between thousands \
+             (set decimal = \",\" on this field for numbers written like 1.234,5)"
+        );
+    }
+
+    #[test]
+    fn bad_grouping_and_garbage() {
+        assert!(json(&dec('.'), "1,23.5").is_err());
+        assert!(json(&dec('.'), "1234,567").is_err());
+        assert!(json(&dec('.'), "12a").is_err());
+        assert!(json(&dec('.'), "1.2.3").is_err());
+        assert!(json(&dec('.'), "-").is_err());
+        assert!(json(&dec('.'), "1,000 000").is_err());
+    }
+
+    #[test]
+    fn money_drops_currency_symbols() {
+        let c = Converter::Number { decimal: '.', money: true, float: false };
+        assert_eq!(json(&c, "£1,250.50").unwrap(), "1250.50");
+        assert_eq!(json(&c, "99 €").unwrap(), "99");
+    }
+
+    #[test]
+    fn floats_accept_exponents() {
+        let c = Converter::Number { decimal: '.', money: false, float: true };
+        assert_eq!(json(&c, "1.5e3").unwrap(), "1500");
+        assert_eq!(json(&c, "47.639583").unwrap(), "47.639583");
+        assert!(json(&c, "1e").is_err());
+    }
+
+    #[test]
+    fn integers() {
+        let c = Converter::Integer { wide: false, decimal: '.' };
+        assert_eq!(json(&c, "1,234").unwrap(), "1234");
+        assert_eq!(json(&c, "12.00").unwrap(), "12");
+        assert_eq!(json(&c, "twelve").unwrap_err(), "'twelve' is not a whole number");
+        assert!(json(&c, "12.5").unwrap_err().contains("fraction"));
+        assert!(json(&c, "3000000000").unwrap_err().contains("bigint"));
+        let wide = Converter::Integer { wide: true, decimal: '.' };
+        assert_eq!(json(&wide, "3000000000").unwrap(), "3000000000");
+    }
+
+    #[test]
+    fn booleans() {
+        for (s, v) in [("Yes", "true"), ("n", "false"), ("TRUE", "true"), ("0", "false"), ("y", "true")] {
+            assert_eq!(json(&Converter::Bool, s).unwrap(), v);
+        }
+        assert_eq!(
+            json(&Converter::Bool, "maybe").unwrap_err(),
+            "'maybe' is not a yes/no value; allowed: true, yes, y, 1 / false, no, n, 0"
+        );
+    }
+
+    #[test]
+    fn uk_dates_and_impossible_dates() {
+        let c = Converter::DateOnly { formats: vec!["%d/%m/%Y".into()] };
+        assert_eq!(json(&c, "03/11/2014").unwrap(), "\"2014-11-03\"");
+        let err = json(&c, "31/02/2024").unwrap_err();
+        assert!(err.starts_with("'31/02/2024' is not a valid date (format '%d/%m/%Y'): "), "{err}");
+        let iso = Converter::DateOnly { formats: vec![] };
+        assert_eq!(json(&iso, "1985-03-14").unwrap(), "\"1985-03-14\"");
+        assert_eq!(json(&iso, "1985-03-14T23:30:00-05:00").unwrap(), "\"1985-03-14\"");
+        assert!(json(&iso, "1990-02-30").unwrap_err().starts_with("'1990-02-30' is not a valid date"));
+        assert!(json(&iso, "1700-01-01").unwrap_err().contains("1753"));
+    }
+
+    #[test]
+    fn datetimes_convert_to_utc() {
+        let london = TimeZone::get("Europe/London").unwrap();
+        let c = Converter::DateTime { formats: vec!["%d/%m/%Y %H:%M".into()], tz: london.clone() };
+        assert_eq!(json(&c, "15/07/2024 09:30").unwrap(), "\"2024-07-15T08:30:00Z\"");
+        assert_eq!(json(&c, "15/01/2024 09:30").unwrap(), "\"2024-01-15T09:30:00Z\"");
+        let gap = json(&c, "31/03/2024 01:30").unwrap_err();
+        assert!(gap.contains("does not exist in time zone Europe/London"), "{gap}");
+        // 01:30 on 27/10/2024 happens twice in London; the earlier (BST) is taken.
+        assert_eq!(json(&c, "27/10/2024 01:30").unwrap(), "\"2024-10-27T00:30:00Z\"");
+        let iso = Converter::DateTime { formats: vec![], tz: london };
+        assert_eq!(json(&iso, "2026-03-14T09:21:00+01:00").unwrap(), "\"2026-03-14T08:21:00Z\"");
+        assert_eq!(json(&iso, "2026-07-01T12:00:00").unwrap(), "\"2026-07-01T11:00:00Z\"");
+        assert_eq!(json(&iso, "2026-07-01T12:00:00Z").unwrap(), "\"2026-07-01T12:00:00Z\"");
+    }
+
+    #[test]
+    fn dateonly_never_shifts() {
+        // A DateOnly column is a calendar date: no zone is applied, whatever the offset says.
+        let c = Converter::DateOnly { formats: vec!["%d/%m/%Y %H:%M %z".into()] };
+        assert_eq!(json(&c, "01/01/2024 23:30 -0800").unwrap(), "\"2024-01-01\"");
+    }
+
+    #[test]
+    fn choices_and_labels() {
+        let map = ChoiceMap::new([("Accounting".to_string(), 1), ("Consulting".to_string(), 7)]);
+        let c = Converter::Choice(map.clone());
+        assert_eq!(json(&c, "consulting").unwrap(), "7");
+        assert_eq!(json(&c, "7").unwrap(), "7");
+        assert_eq!(json(&c, "Aerospace").unwrap_err(), "unknown label 'Aerospace'; allowed: Accounting, Consulting");
+        assert!(json(&c, "9").is_err());
+        let multi = Converter::Choices { map, separator: "|".into() };
+        assert_eq!(json(&multi, "Accounting| consulting|Accounting").unwrap(), "\"1,7\"");
+        assert!(json(&multi, "Accounting|Knitting").unwrap_err().contains("'Knitting'"));
+        let bare = Converter::Choice(ChoiceMap::default());
+        assert_eq!(json(&bare, "3").unwrap(), "3");
+        assert!(json(&bare, "Hot").unwrap_err().contains("map"));
+    }
+
+    #[test]
+    fn guids() {
+        let c = Converter::Guid { derive: None };
+        assert_eq!(
+            json(&c, "{6F9619FF-8B86-D011-B42D-00CF4FC964FF}").unwrap(),
+            "\"6f9619ff-8b86-d011-b42d-00cf4fc964ff\""
+        );
+        assert!(json(&c, "L-000001").unwrap_err().contains("not a GUID"));
+        let d = Converter::Guid { derive: Some("leads".into()) };
+        assert_eq!(json(&d, "L-000001").unwrap(), json(&d, "L-000001").unwrap());
+        assert_ne!(json(&d, "L-000001").unwrap(), json(&d, "L-000002").unwrap());
+    }
+
+    #[test]
+    fn text_length_and_escaping() {
+        let c = Converter::Text { max_length: Some(5) };
+        assert_eq!(json(&c, "héllo").unwrap(), "\"héllo\"");
+        assert_eq!(json(&c, "héllo!").unwrap_err(), "is 6 characters long; at most 5 are allowed");
+        let mut out = String::new();
+        write_json_string("a\"b\\c\nd\u{1}", &mut out);
+        assert_eq!(out, r#""a\"b\\c\nd\u0001""#);
+    }
+
+    #[test]
+    fn key_literals() {
+        let t = Converter::Text { max_length: None };
+        assert_eq!(t.key_literal("O'Neil").unwrap(), "'O''Neil'");
+        let i = Converter::Integer { wide: false, decimal: '.' };
+        assert_eq!(i.key_literal("1,200").unwrap(), "1200");
+    }
+}

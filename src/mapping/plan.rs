@@ -1,0 +1,587 @@
+//! The compiled mapping: a `Plan` bound to the source's columns that turns one `Record` into one
+//! `Operation`, a skip, or a `RowError`. Pure: no I/O, no clock.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use super::convert::Converter;
+use super::spec::{
+    Ctx, FieldKind, FieldRef, Input, LookupKey, MappingError, MappingSpec, OperationKind, TemplatePart, ValueSpec,
+    suggest,
+};
+use crate::odata::key::{check_addressable, encode_key_literal};
+use crate::odata::{Method, Operation, Precondition};
+use crate::source::{Record, RecordData, RowPos};
+
+/// Why one row could not be turned into an operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    /// The row.
+    pub row: RowPos,
+    /// The target column (logical name), when the error is about one.
+    pub column: Option<String>,
+    /// The source field, when the error is about one.
+    pub field: Option<String>,
+    /// What is wrong and what would be accepted.
+    pub reason: String,
+}
+
+impl fmt::Display for RowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.row)?;
+        match (&self.column, &self.field) {
+            (Some(c), Some(s)) => write!(f, ": column '{c}' (from '{s}')")?,
+            (Some(c), None) => write!(f, ": column '{c}'")?,
+            (None, Some(s)) => write!(f, ": field '{s}'")?,
+            (None, None) => {}
+        }
+        write!(f, ": {}", self.reason)
+    }
+}
+
+/// What the plan made of one row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mapped {
+    /// The request to send.
+    Operation(Operation),
+    /// The row matched a filter; the reason says which.
+    Skipped(String),
+}
+
+/// How to get a field's text out of a record.
+#[derive(Debug, Clone)]
+enum Getter {
+    /// CSV column index.
+    Column(usize),
+    /// JSON path segments.
+    Path(Vec<String>),
+}
+
+#[derive(Debug, Clone)]
+struct BoundRef {
+    name: String,
+    getter: Getter,
+}
+
+#[derive(Debug, Clone)]
+enum BoundInput {
+    Field(BoundRef),
+    Template(Vec<BoundPart>),
+    Constant(String),
+}
+
+#[derive(Debug, Clone)]
+enum BoundPart {
+    Literal(String),
+    Field(BoundRef),
+}
+
+#[derive(Debug, Clone)]
+struct BoundValue {
+    input: BoundInput,
+    spec: ValueSpec,
+    null_if_lower: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+struct BoundKeyPart {
+    column: String,
+    value: BoundValue,
+}
+
+#[derive(Debug, Clone)]
+enum BoundKey {
+    /// No key: `POST {set}`.
+    None,
+    /// Primary id: `{set}(<guid>)`.
+    Id(Box<BoundValue>, String),
+    /// Alternate key: `{set}(col='v',col2=3)`.
+    Alternate(Vec<BoundKeyPart>),
+}
+
+#[derive(Debug, Clone)]
+enum BoundKind {
+    Value { json_key: String, value: BoundValue },
+    Lookup { json_key: String, entity_set: String, key: BoundKey },
+}
+
+#[derive(Debug, Clone)]
+struct BoundField {
+    column: String,
+    kind: BoundKind,
+    omit_empty: bool,
+}
+
+/// A mapping compiled against a source: ready to turn records into operations.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The target entity set.
+    pub entity_set: String,
+    /// The operation performed on each row.
+    pub operation: OperationKind,
+    key: BoundKey,
+    fields: Vec<BoundField>,
+    skip_empty: Vec<BoundRef>,
+    skip_equal: Vec<(BoundRef, Vec<String>)>,
+}
+
+impl Plan {
+    /// Binds `spec` to a source: `columns` is the CSV header (`None` for JSON sources). Every
+    /// field a CSV mapping names must be a column of the header.
+    pub fn compile(spec: &MappingSpec, columns: Option<&[String]>, source_name: &str) -> Result<Plan, MappingError> {
+        let ctx = Ctx { file: &spec.file, text: &spec.text };
+        let binder = Binder { ctx: &ctx, columns, source_name };
+        let key = binder.key(&spec.target.entity_set, &spec.target.key, spec.target.operation == OperationKind::Create)?;
+        let mut fields = Vec::with_capacity(spec.fields.len());
+        for f in &spec.fields {
+            let kind = match &f.kind {
+                FieldKind::Value(v) => BoundKind::Value { json_key: json_key(&f.column), value: binder.value(v)? },
+                FieldKind::Lookup { entity_set, key } => {
+                    let key = match key {
+                        LookupKey::Id(v) => BoundKey::Id(Box::new(binder.value(v)?), f.column.clone()),
+                        LookupKey::Alternate(parts) => BoundKey::Alternate(
+                            parts
+                                .iter()
+                                .map(|p| Ok(BoundKeyPart { column: p.column.clone(), value: binder.value(&p.value)? }))
+                                .collect::<Result<_, MappingError>>()?,
+                        ),
+                    };
+                    BoundKind::Lookup {
+                        json_key: json_key(&format!("{}@odata.bind", f.column)),
+                        entity_set: entity_set.clone(),
+                        key,
+                    }
+                }
+            };
+            fields.push(BoundField { column: f.column.clone(), kind, omit_empty: f.omit_empty });
+        }
+        let skip_empty = spec.filter.skip_empty.iter().map(|r| binder.field(r)).collect::<Result<_, _>>()?;
+        let skip_equal = spec
+            .filter
+            .skip_equal
+            .iter()
+            .map(|(r, values)| Ok((binder.field(r)?, values.clone())))
+            .collect::<Result<_, MappingError>>()?;
+        Ok(Plan {
+            entity_set: spec.target.entity_set.clone(),
+            operation: spec.target.operation,
+            key,
+            fields,
+            skip_empty,
+            skip_equal,
+        })
+    }
+
+    /// Turns one record into an operation, a skip, or an error. Pure.
+    pub fn apply(&self, record: &Record) -> Result<Mapped, RowError> {
+        let row = record.pos;
+        for r in &self.skip_empty {
+            let text = get(record, &r.getter).map_err(|reason| RowError {
+                row,
+                column: None,
+                field: Some(r.name.clone()),
+                reason,
+            })?;
+            if text.trim().is_empty() {
+                return Ok(Mapped::Skipped(format!("'{}' is empty", r.name)));
+            }
+        }
+        for (r, values) in &self.skip_equal {
+            let text = get(record, &r.getter).map_err(|reason| RowError {
+                row,
+                column: None,
+                field: Some(r.name.clone()),
+                reason,
+            })?;
+            let text = text.trim();
+            if values.iter().any(|v| v == text) {
+                return Ok(Mapped::Skipped(format!("'{}' is '{text}'", r.name)));
+            }
+        }
+
+        let (url_key, key_text) = match &self.key {
+            BoundKey::None => (None, String::new()),
+            key => {
+                let (encoded, literal) = key_segment(record, key, None)?
+                    .expect("a target key is required, so it is never empty");
+                (Some(encoded), literal)
+            }
+        };
+        let (method, precondition) = match (self.operation, url_key.is_some()) {
+            (OperationKind::Create, false) => (Method::Post, Precondition::None),
+            (OperationKind::Create, true) => (Method::Patch, Precondition::IfNoneMatchAny),
+            (OperationKind::Update, _) => (Method::Patch, Precondition::IfMatchAny),
+            (OperationKind::Upsert, _) => (Method::Patch, Precondition::None),
+            (OperationKind::Delete, _) => (Method::Delete, Precondition::None),
+        };
+        let mut url = String::with_capacity(self.entity_set.len() + url_key.as_ref().map_or(0, |k| k.len() + 2));
+        url.push_str(&self.entity_set);
+        if let Some(k) = &url_key {
+            url.push('(');
+            url.push_str(k);
+            url.push(')');
+        }
+
+        let body = if self.operation == OperationKind::Delete {
+            None
+        } else {
+            let mut body = String::with_capacity(64 + 32 * self.fields.len());
+            body.push('{');
+            let mut first = true;
+            for f in &self.fields {
+                let mark = body.len();
+                if !first {
+                    body.push(',');
+                }
+                let written = match &f.kind {
+                    BoundKind::Value { json_key, value } => {
+                        body.push_str(json_key);
+                        write_value(record, value, &mut body).map_err(|reason| RowError {
+                            row,
+                            column: Some(f.column.clone()),
+                            field: value_field_name(value),
+                            reason,
+                        })?
+                    }
+                    BoundKind::Lookup { json_key, entity_set, key } => {
+                        body.push_str(json_key);
+                        match key_segment(record, key, Some(&f.column))? {
+                            Some((encoded, _)) => {
+                                body.push_str("\"/");
+                                body.push_str(entity_set);
+                                body.push('(');
+                                body.push_str(&encoded);
+                                body.push_str(")\"");
+                                true
+                            }
+                            None => {
+                                body.push_str("null");
+                                false
+                            }
+                        }
+                    }
+                };
+                if !written && f.omit_empty {
+                    body.truncate(mark);
+                } else {
+                    first = false;
+                }
+            }
+            body.push('}');
+            Some(body)
+        };
+        Ok(Mapped::Operation(Operation { row, method, url, precondition, body, key: key_text }))
+    }
+}
+
+fn json_key(column: &str) -> String {
+    let mut s = String::with_capacity(column.len() + 3);
+    super::convert::write_json_string(column, &mut s);
+    s.push(':');
+    s
+}
+
+fn value_field_name(v: &BoundValue) -> Option<String> {
+    match &v.input {
+        BoundInput::Field(r) => Some(r.name.clone()),
+        BoundInput::Template(parts) => Some(
+            parts
+                .iter()
+                .filter_map(|p| match p {
+                    BoundPart::Field(r) => Some(r.name.as_str()),
+                    BoundPart::Literal(_) => None,
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        BoundInput::Constant(_) => None,
+    }
+}
+
+/// Builds a key segment (`'A-1'`-style literals joined as `col=lit,...`, or a bare GUID), both
+/// percent-encoded for the URL and as plain text. `None` when the key values are empty and the
+/// key belongs to a lookup (`lookup_column`), which then binds to null.
+fn key_segment(record: &Record, key: &BoundKey, lookup_column: Option<&str>) -> Result<Option<(String, String)>, RowError> {
+    let row = record.pos;
+    let err = |column: &str, v: &BoundValue, reason: String| RowError {
+        row,
+        column: Some(lookup_column.unwrap_or(column).to_string()),
+        field: value_field_name(v),
+        reason,
+    };
+    match key {
+        BoundKey::None => Ok(None),
+        BoundKey::Id(v, column) => {
+            let required = lookup_column.is_none() || v.spec.required;
+            let Some(literal) = key_literal(record, v, required).map_err(|r| err(column, v, r))? else {
+                return Ok(None);
+            };
+            Ok(Some((literal.clone(), format!("{column}={literal}"))))
+        }
+        BoundKey::Alternate(parts) => {
+            let mut encoded = String::new();
+            let mut plain = String::new();
+            let mut empty = 0;
+            for (i, p) in parts.iter().enumerate() {
+                let required = lookup_column.is_none();
+                let Some(literal) = key_literal(record, &p.value, required).map_err(|r| err(&p.column, &p.value, r))?
+                else {
+                    empty += 1;
+                    continue;
+                };
+                if matches!(p.value.spec.converter, Converter::Text { .. }) {
+                    check_addressable(&literal[1..literal.len() - 1]).map_err(|r| err(&p.column, &p.value, r))?;
+                }
+                if i > 0 {
+                    encoded.push(',');
+                    plain.push(',');
+                }
+                encoded.push_str(&p.column);
+                encoded.push('=');
+                encoded.push_str(&encode_key_literal(&literal));
+                plain.push_str(&p.column);
+                plain.push('=');
+                plain.push_str(&literal);
+            }
+            if empty == parts.len() && lookup_column.is_some() {
+                return Ok(None);
+            }
+            if empty > 0 {
+                let missing: Vec<&str> = parts.iter().map(|p| p.column.as_str()).collect();
+                return Err(RowError {
+                    row,
+                    column: Some(lookup_column.unwrap_or(&parts[0].column).to_string()),
+                    field: None,
+                    reason: format!("part of the key ({}) is empty; every key column needs a value", missing.join(", ")),
+                });
+            }
+            Ok(Some((encoded, plain)))
+        }
+    }
+}
+
+/// The key literal of one key value, `None` when it is empty and not required.
+fn key_literal(record: &Record, v: &BoundValue, required: bool) -> Result<Option<String>, String> {
+    if let BoundInput::Constant(c) = &v.input {
+        return Ok(Some(c.clone()));
+    }
+    match read_text(record, v)? {
+        Some(text) => v.spec.converter.key_literal(&text).map(Some),
+        None => match (&v.spec.default_text, required) {
+            (Some(d), _) => v.spec.converter.key_literal(d.trim()).map(Some),
+            (None, true) => Err("is empty; a key value is required".to_string()),
+            (None, false) => Ok(None),
+        },
+    }
+}
+
+/// Writes a value's JSON; returns false when it wrote `null` (the value was empty).
+fn write_value(record: &Record, v: &BoundValue, out: &mut String) -> Result<bool, String> {
+    if let BoundInput::Constant(c) = &v.input {
+        out.push_str(c);
+        return Ok(true);
+    }
+    match read_text(record, v)? {
+        Some(text) => {
+            v.spec.converter.write_json(&text, out)?;
+            Ok(true)
+        }
+        None => match (&v.spec.default, v.spec.required) {
+            (Some(d), _) => {
+                out.push_str(d);
+                Ok(true)
+            }
+            (None, true) => Err("is required but the value is empty".to_string()),
+            (None, false) => {
+                out.push_str("null");
+                Ok(false)
+            }
+        },
+    }
+}
+
+/// The value's text after trimming and `null_if`; `None` when empty.
+fn read_text<'r>(record: &'r Record, v: &BoundValue) -> Result<Option<Cow<'r, str>>, String> {
+    let text: Cow<'r, str> = match &v.input {
+        BoundInput::Field(r) => get_for(record, &r.getter, &v.spec.converter)?,
+        BoundInput::Template(parts) => {
+            let mut s = String::new();
+            for p in parts {
+                match p {
+                    BoundPart::Literal(l) => s.push_str(l),
+                    BoundPart::Field(r) => s.push_str(get(record, &r.getter)?.trim()),
+                }
+            }
+            Cow::Owned(s)
+        }
+        BoundInput::Constant(_) => unreachable!("constants are written directly"),
+    };
+    let trimmed = if v.spec.trim {
+        match text {
+            Cow::Borrowed(b) => Cow::Borrowed(b.trim()),
+            Cow::Owned(o) => Cow::Owned(o.trim().to_string()),
+        }
+    } else {
+        text
+    };
+    if trimmed.is_empty() {
+        return Ok(None);
+    }
+    if !v.null_if_lower.is_empty() {
+        let probe = if v.spec.trim { trimmed.to_lowercase() } else { trimmed.trim().to_lowercase() };
+        if v.null_if_lower.iter().any(|n| *n == probe) {
+            return Ok(None);
+        }
+    }
+    Ok(Some(trimmed))
+}
+
+/// A field's text; JSON scalars are rendered as text, JSON null and missing paths are empty.
+fn get<'r>(record: &'r Record, getter: &Getter) -> Result<Cow<'r, str>, String> {
+    get_for(record, getter, &Converter::Text { max_length: None })
+}
+
+fn get_for<'r>(record: &'r Record, getter: &Getter, converter: &Converter) -> Result<Cow<'r, str>, String> {
+    match (&record.data, getter) {
+        (RecordData::Csv(row), Getter::Column(i)) => Ok(Cow::Borrowed(row.get(*i).unwrap_or(""))),
+        (RecordData::Json(value), Getter::Path(path)) => {
+            let mut cur = value;
+            for seg in path {
+                let next = match cur {
+                    serde_json::Value::Object(map) => map.get(seg.as_str()),
+                    serde_json::Value::Array(items) => seg.parse::<usize>().ok().and_then(|i| items.get(i)),
+                    _ => None,
+                };
+                match next {
+                    Some(v) => cur = v,
+                    None => return Ok(Cow::Borrowed("")),
+                }
+            }
+            json_text(cur, converter)
+        }
+        (RecordData::Csv(_), Getter::Path(_)) | (RecordData::Json(_), Getter::Column(_)) => {
+            Err("the record's format does not match the mapping's source format".to_string())
+        }
+    }
+}
+
+fn json_text<'r>(v: &'r serde_json::Value, converter: &Converter) -> Result<Cow<'r, str>, String> {
+    use serde_json::Value;
+    match v {
+        Value::Null => Ok(Cow::Borrowed("")),
+        Value::String(s) => Ok(Cow::Borrowed(s)),
+        Value::Bool(b) => Ok(Cow::Borrowed(if *b { "true" } else { "false" })),
+        Value::Number(n) => Ok(Cow::Owned(n.to_string())),
+        Value::Array(items) => match converter {
+            Converter::Choices { separator, .. } => {
+                let mut parts = Vec::with_capacity(items.len());
+                for item in items {
+                    match item {
+                        Value::String(s) => parts.push(s.clone()),
+                        Value::Number(n) => parts.push(n.to_string()),
+                        other => return Err(format!("the list holds {}; expected labels or option values", kind(other))),
+                    }
+                }
+                Ok(Cow::Owned(parts.join(separator)))
+            }
+            _ => Err("is a JSON array; this column takes a single value (arrays are accepted by type = \"choices\")".into()),
+        },
+        Value::Object(_) => Err("is a JSON object; name a field inside it with a path such as \"address.city\"".into()),
+    }
+}
+
+fn kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+struct Binder<'a> {
+    ctx: &'a Ctx<'a>,
+    columns: Option<&'a [String]>,
+    source_name: &'a str,
+}
+
+impl Binder<'_> {
+    fn field(&self, r: &FieldRef) -> Result<BoundRef, MappingError> {
+        let getter = match self.columns {
+            None => Getter::Path(r.name.split('.').map(str::to_string).collect()),
+            Some(columns) => {
+                let idx = columns
+                    .iter()
+                    .position(|c| *c == r.name)
+                    .or_else(|| {
+                        let mut matches = columns.iter().enumerate().filter(|(_, c)| c.trim().eq_ignore_ascii_case(r.name.trim()));
+                        match (matches.next(), matches.next()) {
+                            (Some((i, _)), None) => Some(i),
+                            _ => None,
+                        }
+                    })
+                    .ok_or_else(|| {
+                        let hint = suggest(&r.name, columns.iter().map(String::as_str))
+                            .map(|s| format!("did you mean '{s}'? "))
+                            .unwrap_or_default();
+                        let list: Vec<String> = columns.iter().map(|c| format!("'{c}'")).collect();
+                        self.ctx.err(
+                            r.span.clone(),
+                            format!(
+                                "source field '{}' is not a column of {}; {hint}the columns are: {}",
+                                r.name,
+                                self.source_name,
+                                list.join(", ")
+                            ),
+                        )
+                    })?;
+                Getter::Column(idx)
+            }
+        };
+        Ok(BoundRef { name: r.name.clone(), getter })
+    }
+
+    fn value(&self, v: &ValueSpec) -> Result<BoundValue, MappingError> {
+        let input = match &v.input {
+            Input::Field(r) => BoundInput::Field(self.field(r)?),
+            Input::Template(parts) => BoundInput::Template(
+                parts
+                    .iter()
+                    .map(|p| match p {
+                        TemplatePart::Literal(l) => Ok(BoundPart::Literal(l.clone())),
+                        TemplatePart::Field(r) => Ok(BoundPart::Field(self.field(r)?)),
+                    })
+                    .collect::<Result<_, MappingError>>()?,
+            ),
+            Input::Constant(c) => BoundInput::Constant(c.clone()),
+        };
+        Ok(BoundValue {
+            input,
+            null_if_lower: v.null_if.iter().map(|s| s.trim().to_lowercase()).collect(),
+            spec: v.clone(),
+        })
+    }
+
+    fn key(&self, entity_set: &str, parts: &[super::spec::KeyPart], optional: bool) -> Result<BoundKey, MappingError> {
+        if parts.is_empty() {
+            debug_assert!(optional);
+            return Ok(BoundKey::None);
+        }
+        if parts.len() == 1
+            && matches!(parts[0].value.converter, Converter::Guid { .. })
+            && !parts[0].column.starts_with('_')
+        {
+            // A single GUID column is the primary id: `accounts(<guid>)` (PROTOCOL.md §4).
+            let _ = entity_set;
+            return Ok(BoundKey::Id(Box::new(self.value(&parts[0].value)?), parts[0].column.clone()));
+        }
+        Ok(BoundKey::Alternate(
+            parts
+                .iter()
+                .map(|p| Ok(BoundKeyPart { column: p.column.clone(), value: self.value(&p.value)? }))
+                .collect::<Result<_, MappingError>>()?,
+        ))
+    }
+}

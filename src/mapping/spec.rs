@@ -1,0 +1,1013 @@
+//! The mapping file as written: TOML parsed with positions, checked key by key into a `MappingSpec`.
+//! Every error names the file, line and column and says what is allowed.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::convert::{ChoiceMap, Converter};
+use crate::source::{Encoding, Format};
+
+/// An error in a mapping file, with its position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappingError {
+    /// The mapping file.
+    pub file: PathBuf,
+    /// 1-based line (0 when the error is about the whole file).
+    pub line: usize,
+    /// 1-based column (0 when the error is about the whole file).
+    pub column: usize,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+impl fmt::Display for MappingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)
+        }
+    }
+}
+
+impl std::error::Error for MappingError {}
+
+/// The operation a mapping performs on each row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperationKind {
+    /// Create a record (with a key: create only, an existing record is an error).
+    Create,
+    /// Update an existing record (a missing record is an error).
+    Update,
+    /// Create or update by key.
+    Upsert,
+    /// Delete by key.
+    Delete,
+}
+
+impl OperationKind {
+    /// The name used in mapping files.
+    pub fn name(self) -> &'static str {
+        match self {
+            OperationKind::Create => "create",
+            OperationKind::Update => "update",
+            OperationKind::Upsert => "upsert",
+            OperationKind::Delete => "delete",
+        }
+    }
+}
+
+/// A reference to a source field: a CSV column name or a JSON path (`address.city`).
+#[derive(Debug, Clone)]
+pub struct FieldRef {
+    /// The name as written.
+    pub name: String,
+    /// Where it was written in the mapping file.
+    pub span: Range<usize>,
+}
+
+/// One piece of a template: literal text or a field.
+#[derive(Debug, Clone)]
+pub enum TemplatePart {
+    /// Text copied as it is.
+    Literal(String),
+    /// A source field's value.
+    Field(FieldRef),
+}
+
+/// Where a column's value comes from.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A source field.
+    Field(FieldRef),
+    /// Several fields joined by a template (`"{First} {Last}"`).
+    Template(Vec<TemplatePart>),
+    /// A constant, already converted to JSON.
+    Constant(String),
+}
+
+/// How one value is read and converted (shared by fields, key parts and lookup key parts).
+#[derive(Debug, Clone)]
+pub struct ValueSpec {
+    /// Where the value comes from.
+    pub input: Input,
+    /// The type conversion.
+    pub converter: Converter,
+    /// The type's name as written (`text` when absent).
+    pub type_name: String,
+    /// Trim whitespace before converting (default true).
+    pub trim: bool,
+    /// Values treated as empty (compared case-insensitively after trimming).
+    pub null_if: Vec<String>,
+    /// Used when the value is empty (already converted to JSON, or a key literal for keys).
+    pub default: Option<String>,
+    /// The raw default text (keys need it to build their literal).
+    pub default_text: Option<String>,
+    /// An empty value is a row error.
+    pub required: bool,
+}
+
+/// One part of a key: target column = value.
+#[derive(Debug, Clone)]
+pub struct KeyPart {
+    /// The key column's logical name.
+    pub column: String,
+    /// Its value.
+    pub value: ValueSpec,
+}
+
+/// A target column of `[fields]`.
+#[derive(Debug, Clone)]
+pub struct FieldSpec {
+    /// The column's logical name (for a lookup: the navigation property).
+    pub column: String,
+    /// Where it was written.
+    pub span: Range<usize>,
+    /// What it holds.
+    pub kind: FieldKind,
+    /// Leave the column out of the body when the value is empty (instead of sending null).
+    pub omit_empty: bool,
+}
+
+/// A plain value or a lookup.
+#[derive(Debug, Clone)]
+pub enum FieldKind {
+    /// A column value.
+    Value(ValueSpec),
+    /// A lookup, sent as `column@odata.bind`.
+    Lookup {
+        /// The target entity set (`accounts`).
+        entity_set: String,
+        /// The target's primary id (a GUID value) or its alternate key.
+        key: LookupKey,
+    },
+}
+
+/// How a lookup finds its target.
+#[derive(Debug, Clone)]
+pub enum LookupKey {
+    /// By primary id.
+    Id(Box<ValueSpec>),
+    /// By alternate key.
+    Alternate(Vec<KeyPart>),
+}
+
+/// Rows to skip.
+#[derive(Debug, Clone, Default)]
+pub struct FilterSpec {
+    /// Skip a row when any of these fields is empty.
+    pub skip_empty: Vec<FieldRef>,
+    /// Skip a row when the field equals one of the values (after trimming; case-sensitive).
+    pub skip_equal: Vec<(FieldRef, Vec<String>)>,
+}
+
+/// `[source]`.
+#[derive(Debug, Clone)]
+pub struct SourceSpec {
+    /// The format, when written or implied by the path.
+    pub format: Option<Format>,
+    /// The source file, resolved against the mapping file's folder.
+    pub path: Option<PathBuf>,
+    /// CSV delimiter.
+    pub delimiter: u8,
+    /// CSV quote.
+    pub quote: u8,
+    /// CSV encoding.
+    pub encoding: Encoding,
+    /// JSON pointer to the records array.
+    pub records: String,
+}
+
+/// `[target]`.
+#[derive(Debug, Clone)]
+pub struct TargetSpec {
+    /// Entity set name (`accounts`).
+    pub entity_set: String,
+    /// What to do.
+    pub operation: OperationKind,
+    /// The key (empty for a create without key).
+    pub key: Vec<KeyPart>,
+}
+
+/// A whole mapping file, checked.
+#[derive(Debug, Clone)]
+pub struct MappingSpec {
+    /// The mapping file.
+    pub file: PathBuf,
+    /// Its text (for positions in later errors).
+    pub text: String,
+    /// `[source]`.
+    pub source: SourceSpec,
+    /// `[target]`.
+    pub target: TargetSpec,
+    /// `[filter]`.
+    pub filter: FilterSpec,
+    /// `[fields]`, in file order.
+    pub fields: Vec<FieldSpec>,
+}
+
+/// The type names of the mapping language.
+pub const TYPES: &[&str] = &[
+    "text", "int", "bigint", "decimal", "float", "money", "bool", "datetime", "dateonly", "guid", "choice",
+    "choices", "lookup",
+];
+
+const FIELD_KEYS: &[&str] = &[
+    "from",
+    "value",
+    "template",
+    "type",
+    "trim",
+    "null_if",
+    "default",
+    "required",
+    "max_length",
+    "map",
+    "format",
+    "timezone",
+    "decimal",
+    "separator",
+    "derive_uuid",
+    "omit_empty",
+    "lookup",
+    "key",
+];
+
+/// Positions in the mapping text.
+pub(crate) struct Ctx<'a> {
+    pub file: &'a Path,
+    pub text: &'a str,
+}
+
+impl Ctx<'_> {
+    pub(crate) fn err(&self, span: Range<usize>, message: impl Into<String>) -> MappingError {
+        let (line, column) = line_col(self.text, span.start);
+        MappingError { file: self.file.to_path_buf(), line, column, message: message.into() }
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+type Val<'i> = Spanned<DeValue<'i>>;
+
+/// Reads one TOML table, remembering which keys were used so that the rest can be reported.
+struct TableReader<'c, 't, 'i> {
+    ctx: &'c Ctx<'c>,
+    table: &'t DeTable<'i>,
+    span: Range<usize>,
+    what: String,
+}
+
+impl<'c, 't, 'i> TableReader<'c, 't, 'i> {
+    fn new(ctx: &'c Ctx<'c>, table: &'t DeTable<'i>, span: Range<usize>, what: impl Into<String>) -> Self {
+        TableReader { ctx, table, span, what: what.into() }
+    }
+
+    fn check_keys(&self, allowed: &[&str]) -> Result<(), MappingError> {
+        for key in self.table.keys() {
+            if !allowed.contains(&key.get_ref().as_ref()) {
+                let hint = suggest(key.get_ref(), allowed.iter().copied())
+                    .map(|s| format!(" (did you mean '{s}'?)"))
+                    .unwrap_or_default();
+                return Err(self.ctx.err(
+                    key.span(),
+                    format!(
+                        "unknown key '{}' in {}{hint}; allowed: {}",
+                        key.get_ref(),
+                        self.what,
+                        allowed.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn get(&self, key: &str) -> Option<&'t Val<'i>> {
+        self.table.get(key)
+    }
+
+    fn string(&self, key: &str) -> Result<Option<Spanned<String>>, MappingError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => match v.get_ref().as_str() {
+                Some(s) => Ok(Some(Spanned::new(v.span(), s.to_string()))),
+                None => Err(self.type_err(key, v, "a string")),
+            },
+        }
+    }
+
+    fn bool(&self, key: &str) -> Result<Option<bool>, MappingError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => v
+                .get_ref()
+                .as_bool()
+                .map(Some)
+                .ok_or_else(|| self.type_err(key, v, "true or false")),
+        }
+    }
+
+    fn strings(&self, key: &str) -> Result<Option<Spanned<Vec<String>>>, MappingError> {
+        let Some(v) = self.get(key) else { return Ok(None) };
+        let list = match v.get_ref() {
+            DeValue::String(s) => vec![s.to_string()],
+            DeValue::Array(items) => {
+                let mut out = Vec::new();
+                for item in items.iter() {
+                    match item.get_ref().as_str() {
+                        Some(s) => out.push(s.to_string()),
+                        None => return Err(self.type_err(key, item, "a string")),
+                    }
+                }
+                out
+            }
+            _ => return Err(self.type_err(key, v, "a string or a list of strings")),
+        };
+        Ok(Some(Spanned::new(v.span(), list)))
+    }
+
+    fn type_err(&self, key: &str, v: &Val<'_>, expected: &str) -> MappingError {
+        self.ctx.err(
+            v.span(),
+            format!("'{key}' in {} must be {expected}, not {}", self.what, describe(v.get_ref())),
+        )
+    }
+}
+
+fn describe(v: &DeValue<'_>) -> &'static str {
+    match v {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a date-time",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+/// The closest candidate to `word` by edit distance, if close enough to be a typo.
+pub fn suggest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let lower = word.to_lowercase();
+    candidates
+        .map(|c| (edit_distance(&lower, &c.to_lowercase()), c))
+        .filter(|(d, c)| *d <= 2.max(c.chars().count() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Defaults that `[source]` sets for every field.
+struct FieldDefaults {
+    timezone: Option<Spanned<String>>,
+    decimal: char,
+    omit_empty: bool,
+}
+
+impl MappingSpec {
+    /// Reads and checks a mapping file.
+    pub fn load(file: &Path) -> Result<MappingSpec, MappingError> {
+        let text = std::fs::read_to_string(file).map_err(|e| MappingError {
+            file: file.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read the mapping file: {e}"),
+        })?;
+        MappingSpec::parse(file, text)
+    }
+
+    /// Checks mapping text; `file` names it in errors and anchors the relative source path.
+    pub fn parse(file: &Path, text: String) -> Result<MappingSpec, MappingError> {
+        let ctx = Ctx { file, text: &text };
+        let root = DeTable::parse(&text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            let msg = e.message().trim().to_string();
+            ctx.err(span, format!("not valid TOML: {msg}"))
+        })?;
+        let root_span = root.span();
+        let root = TableReader::new(&ctx, root.get_ref(), root_span.clone(), "the mapping file");
+        root.check_keys(&["source", "target", "filter", "fields"])?;
+
+        let sub = |name: &str| -> Result<Option<TableReader<'_, '_, '_>>, MappingError> {
+            match root.get(name) {
+                None => Ok(None),
+                Some(v) => match v.get_ref().as_table() {
+                    Some(t) => Ok(Some(TableReader::new(&ctx, t, v.span(), format!("[{name}]")))),
+                    None => Err(ctx.err(v.span(), format!("[{name}] must be a table"))),
+                },
+            }
+        };
+
+        let base = file.parent().unwrap_or(Path::new("."));
+        let (source, defaults) = match sub("source")? {
+            Some(t) => parse_source(&ctx, &t, base)?,
+            None => (
+                SourceSpec {
+                    format: None,
+                    path: None,
+                    delimiter: b',',
+                    quote: b'"',
+                    encoding: Encoding::Utf8,
+                    records: String::new(),
+                },
+                FieldDefaults { timezone: None, decimal: '.', omit_empty: false },
+            ),
+        };
+        let Some(target) = sub("target")? else {
+            return Err(ctx.err(
+                0..0,
+                "missing [target] table; it needs entity_set, operation and (except for create) key",
+            ));
+        };
+        let mut defaults = defaults;
+        let target = parse_target(&ctx, &target, &mut defaults)?;
+        let filter = match sub("filter")? {
+            Some(t) => parse_filter(&ctx, &t)?,
+            None => FilterSpec::default(),
+        };
+        let fields = match sub("fields")? {
+            Some(t) => {
+                if target.operation == OperationKind::Delete && !t.table.is_empty() {
+                    return Err(ctx.err(
+                        t.span.clone(),
+                        "a delete mapping takes no [fields]: the key alone says which record to delete",
+                    ));
+                }
+                parse_fields(&ctx, &t, &defaults)?
+            }
+            None if target.operation == OperationKind::Delete => Vec::new(),
+            None => {
+                return Err(ctx.err(root_span.start..root_span.start, "missing [fields] table: map at least one column"));
+            }
+        };
+        if target.operation != OperationKind::Delete && fields.is_empty() {
+            return Err(ctx.err(0..0, "[fields] is empty: map at least one column"));
+        }
+        Ok(MappingSpec { file: file.to_path_buf(), text: text.clone(), source, target, filter, fields })
+    }
+}
+
+fn one_char(ctx: &Ctx<'_>, v: &Spanned<String>, what: &str, allowed: &str) -> Result<u8, MappingError> {
+    let s = v.get_ref().as_str();
+    let c = match s {
+        "tab" | "\\t" => "\t",
+        other => other,
+    };
+    if c.len() == 1 && c.is_ascii() {
+        Ok(c.as_bytes()[0])
+    } else {
+        Err(ctx.err(v.span(), format!("{what} '{s}' must be one ASCII character; allowed: {allowed}")))
+    }
+}
+
+fn parse_source(ctx: &Ctx<'_>, t: &TableReader<'_, '_, '_>, base: &Path) -> Result<(SourceSpec, FieldDefaults), MappingError> {
+    t.check_keys(&["format", "path", "delimiter", "quote", "encoding", "records", "timezone", "decimal"])?;
+    let path = t.string("path")?.map(|p| base.join(p.get_ref()));
+    let format = match t.string("format")? {
+        Some(f) => Some(match f.get_ref().to_ascii_lowercase().as_str() {
+            "csv" => Format::Csv,
+            "json" => Format::Json,
+            "jsonl" | "ndjson" | "json-lines" => Format::JsonLines,
+            other => {
+                return Err(ctx.err(f.span(), format!("unknown format '{other}'; allowed: csv, json, jsonl")));
+            }
+        }),
+        None => path.as_deref().and_then(Format::from_extension),
+    };
+    let delimiter = match t.string("delimiter")? {
+        Some(d) => {
+            let b = one_char(ctx, &d, "delimiter", "\",\", \";\", \"\\t\" (or \"tab\"), \"|\"")?;
+            if !matches!(b, b',' | b';' | b'\t' | b'|') {
+                return Err(ctx.err(d.span(), format!("delimiter '{}' is not supported; allowed: \",\", \";\", \"\\t\" (or \"tab\"), \"|\"", d.get_ref())));
+            }
+            b
+        }
+        None => b',',
+    };
+    let quote = match t.string("quote")? {
+        Some(q) => one_char(ctx, &q, "quote", "one character such as '\"' or \"'\"")?,
+        None => b'"',
+    };
+    let encoding = match t.string("encoding")? {
+        Some(e) => match e.get_ref().to_ascii_lowercase().replace('_', "-").as_str() {
+            "utf-8" | "utf8" => Encoding::Utf8,
+            "windows-1252" | "cp1252" | "latin1" | "latin-1" | "iso-8859-1" => Encoding::Windows1252,
+            other => {
+                return Err(ctx.err(
+                    e.span(),
+                    format!("unknown encoding '{other}'; allowed: utf-8, windows-1252 (also latin1, iso-8859-1, cp1252)"),
+                ));
+            }
+        },
+        None => Encoding::Utf8,
+    };
+    let records = match t.string("records")? {
+        Some(r) => {
+            if !r.get_ref().is_empty() && !r.get_ref().starts_with('/') {
+                return Err(ctx.err(r.span(), format!("records '{}' must be a JSON pointer starting with '/', such as \"/value\"", r.get_ref())));
+            }
+            r.into_inner()
+        }
+        None => String::new(),
+    };
+    let timezone = t.string("timezone")?;
+    if let Some(tz) = &timezone {
+        check_tz(ctx, tz)?;
+    }
+    let decimal = match t.string("decimal")? {
+        Some(d) => decimal_char(ctx, &d)?,
+        None => '.',
+    };
+    Ok((
+        SourceSpec { format, path, delimiter, quote, encoding, records },
+        FieldDefaults { timezone, decimal, omit_empty: false },
+    ))
+}
+
+fn decimal_char(ctx: &Ctx<'_>, d: &Spanned<String>) -> Result<char, MappingError> {
+    match d.get_ref().as_str() {
+        "." => Ok('.'),
+        "," => Ok(','),
+        other => Err(ctx.err(d.span(), format!("decimal '{other}' is not supported; allowed: \".\" or \",\""))),
+    }
+}
+
+fn check_tz(ctx: &Ctx<'_>, tz: &Spanned<String>) -> Result<jiff::tz::TimeZone, MappingError> {
+    jiff::tz::TimeZone::get(tz.get_ref()).map_err(|_| {
+        ctx.err(
+            tz.span(),
+            format!("unknown time zone '{}'; use an IANA name such as \"Europe/London\", \"America/New_York\" or \"UTC\"", tz.get_ref()),
+        )
+    })
+}
+
+fn parse_target(ctx: &Ctx<'_>, t: &TableReader<'_, '_, '_>, defaults: &mut FieldDefaults) -> Result<TargetSpec, MappingError> {
+    t.check_keys(&["entity_set", "operation", "key", "omit_empty"])?;
+    let entity_set = t
+        .string("entity_set")?
+        .ok_or_else(|| ctx.err(t.span.clone(), "[target] needs entity_set, the table's entity set name (e.g. \"accounts\")"))?;
+    if entity_set.get_ref().is_empty() || !entity_set.get_ref().chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(ctx.err(entity_set.span(), format!("entity_set '{}' is not an entity set name (letters, digits and _)", entity_set.get_ref())));
+    }
+    let op = t
+        .string("operation")?
+        .ok_or_else(|| ctx.err(t.span.clone(), "[target] needs operation; allowed: create, update, upsert, delete"))?;
+    let operation = match op.get_ref().as_str() {
+        "create" => OperationKind::Create,
+        "update" => OperationKind::Update,
+        "upsert" => OperationKind::Upsert,
+        "delete" => OperationKind::Delete,
+        other => {
+            return Err(ctx.err(op.span(), format!("unknown operation '{other}'; allowed: create, update, upsert, delete")));
+        }
+    };
+    if let Some(b) = t.bool("omit_empty")? {
+        defaults.omit_empty = b;
+    }
+    let key = match t.get("key") {
+        Some(v) => parse_key(ctx, v, "[target] key", defaults, Some(entity_set.get_ref()))?,
+        None if operation == OperationKind::Create => Vec::new(),
+        None => {
+            return Err(ctx.err(
+                t.span.clone(),
+                format!(
+                    "[target] needs a key for {}: the primary id column or alternate-key columns, e.g. key = {{ accountnumber = \"Account No\" }}",
+                    operation.name()
+                ),
+            ));
+        }
+    };
+    Ok(TargetSpec { entity_set: entity_set.into_inner(), operation, key })
+}
+
+fn parse_key(
+    ctx: &Ctx<'_>,
+    v: &Val<'_>,
+    what: &str,
+    defaults: &FieldDefaults,
+    derive_prefix: Option<&str>,
+) -> Result<Vec<KeyPart>, MappingError> {
+    let Some(table) = v.get_ref().as_table() else {
+        return Err(ctx.err(
+            v.span(),
+            format!("{what} must be a table of column = source field, e.g. {{ accountnumber = \"Account No\" }}"),
+        ));
+    };
+    if table.is_empty() {
+        return Err(ctx.err(v.span(), format!("{what} is empty; name at least one column")));
+    }
+    if table.len() > 16 {
+        return Err(ctx.err(v.span(), format!("{what} has {} columns; Dataverse keys have at most 16", table.len())));
+    }
+    let mut parts = Vec::new();
+    for (col, val) in table.iter() {
+        let what = format!("key column '{}'", col.get_ref());
+        let value = parse_value_spec(ctx, col.get_ref(), val, &what, defaults, derive_prefix, true)?;
+        if matches!(value.converter, Converter::Choices { .. }) {
+            return Err(ctx.err(val.span(), format!("{what}: a choices (multi-select) column cannot be part of a key")));
+        }
+        parts.push(KeyPart { column: col.get_ref().to_string(), value });
+    }
+    Ok(parts)
+}
+
+fn parse_filter(ctx: &Ctx<'_>, t: &TableReader<'_, '_, '_>) -> Result<FilterSpec, MappingError> {
+    t.check_keys(&["skip_empty", "skip_equal"])?;
+    let mut filter = FilterSpec::default();
+    if let Some(list) = t.strings("skip_empty")? {
+        let span = list.span();
+        filter.skip_empty = list.into_inner().into_iter().map(|name| FieldRef { name, span: span.clone() }).collect();
+    }
+    if let Some(v) = t.get("skip_equal") {
+        let Some(table) = v.get_ref().as_table() else {
+            return Err(ctx.err(v.span(), "skip_equal must be a table of field = value or [values], e.g. { Status = [\"Closed\"] }"));
+        };
+        let inner = TableReader::new(ctx, table, v.span(), "skip_equal");
+        for (name, _) in table.iter() {
+            let values = inner.strings(name.get_ref())?.map(Spanned::into_inner).unwrap_or_default();
+            filter
+                .skip_equal
+                .push((FieldRef { name: name.get_ref().to_string(), span: name.span() }, values));
+        }
+    }
+    Ok(filter)
+}
+
+fn parse_fields(ctx: &Ctx<'_>, t: &TableReader<'_, '_, '_>, defaults: &FieldDefaults) -> Result<Vec<FieldSpec>, MappingError> {
+    let mut fields = Vec::new();
+    for (col, val) in t.table.iter() {
+        let column = col.get_ref().to_string();
+        let what = format!("field '{column}'");
+        let lookup = val.get_ref().as_table().and_then(|tbl| tbl.get("lookup"));
+        let is_lookup_type = val
+            .get_ref()
+            .as_table()
+            .and_then(|tbl| tbl.get("type"))
+            .and_then(|v| v.get_ref().as_str())
+            == Some("lookup");
+        let omit_empty = match val.get_ref().as_table() {
+            Some(tbl) => TableReader::new(ctx, tbl, val.span(), what.clone()).bool("omit_empty")?.unwrap_or(defaults.omit_empty),
+            None => defaults.omit_empty,
+        };
+        let kind = if lookup.is_some() || is_lookup_type {
+            parse_lookup(ctx, &column, val, &what, defaults)?
+        } else {
+            FieldKind::Value(parse_value_spec(ctx, &column, val, &what, defaults, None, false)?)
+        };
+        fields.push(FieldSpec { column, span: col.span(), kind, omit_empty });
+    }
+    Ok(fields)
+}
+
+fn parse_lookup(ctx: &Ctx<'_>, column: &str, val: &Val<'_>, what: &str, defaults: &FieldDefaults) -> Result<FieldKind, MappingError> {
+    let table = val.get_ref().as_table().expect("lookup fields are tables");
+    let t = TableReader::new(ctx, table, val.span(), what.to_string());
+    t.check_keys(&["lookup", "type", "key", "from", "derive_uuid", "omit_empty", "required", "trim", "null_if"])?;
+    let set = t.string("lookup")?.ok_or_else(|| {
+        ctx.err(val.span(), format!("{what}: a lookup needs lookup = \"<entity set of the target>\", e.g. lookup = \"accounts\""))
+    })?;
+    let entity_set = set.get_ref().to_string();
+    let key = match (t.get("key"), t.get("from")) {
+        (Some(_), Some(from)) => {
+            return Err(ctx.err(from.span(), format!("{what}: a lookup takes either from (a GUID field) or key (alternate key), not both")));
+        }
+        (Some(k), None) => {
+            for other in ["required", "trim", "null_if", "derive_uuid"] {
+                if let Some(v) = t.get(other) {
+                    return Err(ctx.err(v.span(), format!("{what}: with key = {{...}}, put '{other}' on the key's columns")));
+                }
+            }
+            LookupKey::Alternate(parse_key(ctx, k, &format!("{what} key"), defaults, Some(&entity_set))?)
+        }
+        (None, Some(_)) => {
+            // Re-read the table as a guid value (from, derive_uuid, required, trim, null_if).
+            let mut spec = parse_value_spec_table(
+                ctx,
+                column,
+                val,
+                what,
+                defaults,
+                Some(&entity_set),
+                true,
+                false,
+                &["lookup", "type", "omit_empty"],
+            )?;
+            if !matches!(spec.converter, Converter::Guid { .. }) {
+                spec.converter = Converter::Guid { derive: None };
+            }
+            LookupKey::Id(Box::new(spec))
+        }
+        (None, None) => {
+            return Err(ctx.err(
+                val.span(),
+                format!("{what}: a lookup needs from = \"<field holding the target's GUID>\" or key = {{ <alternate key column> = \"<field>\" }}"),
+            ));
+        }
+    };
+    Ok(FieldKind::Lookup { entity_set, key })
+}
+
+fn parse_value_spec(
+    ctx: &Ctx<'_>,
+    column: &str,
+    val: &Val<'_>,
+    what: &str,
+    defaults: &FieldDefaults,
+    derive_prefix: Option<&str>,
+    is_key: bool,
+) -> Result<ValueSpec, MappingError> {
+    match val.get_ref() {
+        DeValue::String(s) => Ok(ValueSpec {
+            input: Input::Field(FieldRef { name: s.to_string(), span: val.span() }),
+            converter: Converter::Text { max_length: None },
+            type_name: "text".into(),
+            trim: true,
+            null_if: Vec::new(),
+            default: None,
+            default_text: None,
+            required: is_key,
+        }),
+        DeValue::Table(_) => {
+            parse_value_spec_table(ctx, column, val, what, defaults, derive_prefix, is_key, is_key, &["omit_empty"])
+        }
+        other => Err(ctx.err(
+            val.span(),
+            format!(
+                "{what} must be a source field name (\"Company\") or a table such as {{ from = \"Company\", type = \"text\" }}, not {}; for a constant write {{ value = ... }}",
+                describe(other)
+            ),
+        )),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn parse_value_spec_table(
+    ctx: &Ctx<'_>,
+    column: &str,
+    val: &Val<'_>,
+    what: &str,
+    defaults: &FieldDefaults,
+    derive_prefix: Option<&str>,
+    is_key: bool,
+    required_default: bool,
+    extra_allowed: &[&str],
+) -> Result<ValueSpec, MappingError> {
+    let table = val.get_ref().as_table().expect("checked by caller");
+    let t = TableReader::new(ctx, table, val.span(), what.to_string());
+    let allowed: Vec<&str> = FIELD_KEYS
+        .iter()
+        .copied()
+        .filter(|k| !matches!(*k, "lookup" | "key" | "omit_empty") || extra_allowed.contains(k))
+        .collect();
+    t.check_keys(&allowed)?;
+
+    let type_name = match t.string("type")? {
+        Some(ty) => {
+            let name = ty.get_ref().to_ascii_lowercase();
+            if !TYPES.contains(&name.as_str()) {
+                let hint = suggest(&name, TYPES.iter().copied()).map(|s| format!(" (did you mean '{s}'?)")).unwrap_or_default();
+                return Err(ctx.err(ty.span(), format!("unknown type '{}'{hint}; allowed: {}", ty.get_ref(), TYPES.join(", "))));
+            }
+            if name == "lookup" && extra_allowed.contains(&"lookup") {
+                "guid".to_string()
+            } else if name == "lookup" {
+                return Err(ctx.err(ty.span(), format!("{what}: type = \"lookup\" needs lookup = \"<entity set>\" and from or key")));
+            } else {
+                name
+            }
+        }
+        None => match t.get("value") {
+            Some(v) => match v.get_ref() {
+                DeValue::Integer(_) => "int".into(),
+                DeValue::Float(_) => "decimal".into(),
+                DeValue::Boolean(_) => "bool".into(),
+                _ => "text".into(),
+            },
+            None => "text".into(),
+        },
+    };
+    let only_for = |key: &str, types: &[&str]| -> Result<(), MappingError> {
+        if let Some(v) = t.get(key) {
+            if !types.contains(&type_name.as_str()) {
+                return Err(ctx.err(
+                    v.span(),
+                    format!("{what}: '{key}' applies to type {} only, and this field is {type_name}", types.join(" or ")),
+                ));
+            }
+        }
+        Ok(())
+    };
+    only_for("max_length", &["text"])?;
+    only_for("map", &["choice", "choices"])?;
+    only_for("format", &["datetime", "dateonly"])?;
+    only_for("timezone", &["datetime"])?;
+    only_for("decimal", &["int", "bigint", "decimal", "float", "money"])?;
+    only_for("separator", &["choices"])?;
+    only_for("derive_uuid", &["guid"])?;
+
+    let decimal = match t.string("decimal")? {
+        Some(d) => decimal_char(ctx, &d)?,
+        None => defaults.decimal,
+    };
+    let formats = t.strings("format")?.map(Spanned::into_inner).unwrap_or_default();
+    for f in &formats {
+        if !f.contains('%') {
+            let v = t.get("format").expect("read above");
+            return Err(ctx.err(v.span(), format!("{what}: format '{f}' has no % directives; use strftime codes such as \"%d/%m/%Y\" or \"%d/%m/%Y %H:%M\"")));
+        }
+    }
+    let map = match t.get("map") {
+        Some(v) => {
+            let Some(tbl) = v.get_ref().as_table() else {
+                return Err(ctx.err(v.span(), format!("{what}: map must be a table of label = value, e.g. {{ \"Agriculture\" = 2 }}")));
+            };
+            let mut pairs = Vec::new();
+            for (label, value) in tbl.iter() {
+                let Some(n) = value.get_ref().as_integer().and_then(|i| i64::from_str_radix(i.as_str(), i.radix()).ok()) else {
+                    return Err(ctx.err(value.span(), format!("{what}: map value for '{}' must be an integer option value", label.get_ref())));
+                };
+                pairs.push((label.get_ref().to_string(), n));
+            }
+            ChoiceMap::new(pairs)
+        }
+        None => ChoiceMap::default(),
+    };
+    let converter = match type_name.as_str() {
+        "text" => {
+            let max_length = match t.get("max_length") {
+                Some(v) => Some(
+                    v.get_ref()
+                        .as_integer()
+                        .and_then(|i| i.as_str().parse::<usize>().ok())
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| ctx.err(v.span(), format!("{what}: max_length must be a positive integer")))?,
+                ),
+                None => None,
+            };
+            Converter::Text { max_length }
+        }
+        "int" => Converter::Integer { wide: false, decimal },
+        "bigint" => Converter::Integer { wide: true, decimal },
+        "decimal" => Converter::Number { decimal, money: false, float: false },
+        "money" => Converter::Number { decimal, money: true, float: false },
+        "float" => Converter::Number { decimal, money: false, float: true },
+        "bool" => Converter::Bool,
+        "datetime" => {
+            let tz = match t.string("timezone")?.or_else(|| defaults.timezone.clone()) {
+                Some(tz) => check_tz(ctx, &tz)?,
+                None => jiff::tz::TimeZone::UTC,
+            };
+            Converter::DateTime { formats, tz }
+        }
+        "dateonly" => Converter::DateOnly { formats },
+        "guid" => {
+            let derive = t.bool("derive_uuid")?.unwrap_or(false);
+            Converter::Guid { derive: derive.then(|| derive_prefix.unwrap_or(column).to_string()) }
+        }
+        "choice" => Converter::Choice(map),
+        "choices" => Converter::Choices {
+            map,
+            separator: t.string("separator")?.map(Spanned::into_inner).unwrap_or_else(|| ",".into()),
+        },
+        _ => unreachable!("checked against TYPES"),
+    };
+
+    let inputs: Vec<&str> = ["from", "value", "template"].into_iter().filter(|k| t.get(k).is_some()).collect();
+    if inputs.len() != 1 {
+        let msg = if inputs.is_empty() {
+            format!("{what} needs one of from = \"<source field>\", value = <constant> or template = \"{{First}} {{Last}}\"")
+        } else {
+            format!("{what} has {}; give exactly one of from, value, template", inputs.join(" and "))
+        };
+        return Err(ctx.err(val.span(), msg));
+    }
+    let input = match inputs[0] {
+        "from" => {
+            let from = t.string("from")?.expect("present");
+            Input::Field(FieldRef { name: from.get_ref().clone(), span: from.span() })
+        }
+        "template" => {
+            let tpl = t.string("template")?.expect("present");
+            Input::Template(parse_template(ctx, &tpl, what)?)
+        }
+        _ => {
+            let v = t.get("value").expect("present");
+            let text = match v.get_ref() {
+                DeValue::String(s) => s.to_string(),
+                DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix()).map(|n| n.to_string()).unwrap_or_default(),
+                DeValue::Float(f) => f.as_str().to_string(),
+                DeValue::Boolean(b) => b.to_string(),
+                other => {
+                    return Err(ctx.err(v.span(), format!("{what}: value must be a string, number or boolean, not {}", describe(other))));
+                }
+            };
+            let mut json = String::new();
+            converter
+                .write_json(text.trim(), &mut json)
+                .map_err(|e| ctx.err(v.span(), format!("{what}: constant value {e}")))?;
+            if is_key {
+                json = converter.key_literal(text.trim()).map_err(|e| ctx.err(v.span(), format!("{what}: constant value {e}")))?;
+            }
+            Input::Constant(json)
+        }
+    };
+    let (default, default_text) = match t.string("default")? {
+        Some(d) => {
+            let mut json = String::new();
+            converter
+                .write_json(d.get_ref().trim(), &mut json)
+                .map_err(|e| ctx.err(d.span(), format!("{what}: default {e}")))?;
+            if is_key {
+                json = converter.key_literal(d.get_ref().trim()).map_err(|e| ctx.err(d.span(), format!("{what}: default {e}")))?;
+            }
+            (Some(json), Some(d.into_inner()))
+        }
+        None => (None, None),
+    };
+    let required = t.bool("required")?.unwrap_or(required_default);
+    if required_default && !required {
+        let v = t.get("required").expect("read above");
+        return Err(ctx.err(v.span(), format!("{what}: key columns are always required")));
+    }
+    Ok(ValueSpec {
+        input,
+        converter,
+        type_name,
+        trim: t.bool("trim")?.unwrap_or(true),
+        null_if: t.strings("null_if")?.map(Spanned::into_inner).unwrap_or_default(),
+        default,
+        default_text,
+        required,
+    })
+}
+
+fn parse_template(ctx: &Ctx<'_>, tpl: &Spanned<String>, what: &str) -> Result<Vec<TemplatePart>, MappingError> {
+    let s = tpl.get_ref();
+    let mut parts = Vec::new();
+    let mut literal = String::new();
+    let mut chars = s.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '{' if chars.peek().map(|p| p.1) == Some('{') => {
+                chars.next();
+                literal.push('{');
+            }
+            '}' if chars.peek().map(|p| p.1) == Some('}') => {
+                chars.next();
+                literal.push('}');
+            }
+            '{' => {
+                let rest = &s[i + 1..];
+                let Some(end) = rest.find('}') else {
+                    return Err(ctx.err(tpl.span(), format!("{what}: template '{s}' has a '{{' without its '}}' (write {{{{ for a literal brace)")));
+                };
+                let name = &rest[..end];
+                if name.is_empty() {
+                    return Err(ctx.err(tpl.span(), format!("{what}: template '{s}' has an empty {{}}; put a source field name inside")));
+                }
+                if !literal.is_empty() {
+                    parts.push(TemplatePart::Literal(std::mem::take(&mut literal)));
+                }
+                parts.push(TemplatePart::Field(FieldRef { name: name.to_string(), span: tpl.span() }));
+                for _ in 0..name.chars().count() + 1 {
+                    chars.next();
+                }
+            }
+            '}' => {
+                return Err(ctx.err(tpl.span(), format!("{what}: template '{s}' has a '}}' without its '{{' (write }}}} for a literal brace)")));
+            }
+            c => literal.push(c),
+        }
+    }
+    if !literal.is_empty() {
+        parts.push(TemplatePart::Literal(literal));
+    }
+    if !parts.iter().any(|p| matches!(p, TemplatePart::Field(_))) {
+        return Err(ctx.err(tpl.span(), format!("{what}: template '{s}' names no field; for a constant use value = \"...\"")));
+    }
+    Ok(parts)
+}
