@@ -7,3 +7,6 @@ pub mod spec;
 
 pub use plan::{Mapped, Plan, RowError};
 pub use spec::{MappingError, MappingSpec, OperationKind};
+
+#[cfg(test)]
+mod tests;
