@@ -1,1 +1,45 @@
-//! placeholder
+//! The command line: the top-level parser and its subcommands (each defined in `commands/`).
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::commands;
+
+/// dvload loads CSV and JSON data into Microsoft Dataverse through its Web API.
+#[derive(Debug, Parser)]
+#[command(
+    name = "dvload",
+    version,
+    about = "Load CSV and JSON data into Microsoft Dataverse through its Web API",
+    after_help = "Exit codes: 0 every row written (or mapped), 1 some rows rejected, 2 mapping/source/command line \
+                  unusable, 3 authentication failed, 4 stopped early.\n\nStart with:\n  dvload validate mappings/accounts.toml\n  \
+                  dvload run mappings/accounts.toml --dry-run --emit-batches out/"
+)]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log detail: error, warn, info, debug or trace (RUST_LOG overrides it). Logs go to stderr.
+    #[arg(long, global = true, default_value = "warn", value_name = "LEVEL")]
+    pub log_level: String,
+    /// Log format for stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a mapping and its source: map every row, report what would be rejected. No network.
+    Validate(commands::validate::Args),
+    /// Load rows into Dataverse (with --dry-run: build the $batch requests without sending them).
+    Run(commands::run::Args),
+}

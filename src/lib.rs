@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod commands;
 pub mod exit;
+pub mod job;
 pub mod ledger;
 pub mod mapping;
 pub mod odata;

@@ -1,2 +1,43 @@
-//! The `dvload` binary: parse the command line, run one command, exit with its code.
-fn main() {}
+//! The `dvload` binary: parse the command line, set up logging, run one command, exit with its code.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use dvload::cli::{Cli, Command, LogFormat};
+use dvload::exit::{Exit, exit_for};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log_level, cli.log_format);
+    let result = match cli.command {
+        Command::Validate(args) => dvload::commands::validate::run(args),
+        Command::Run(args) => dvload::commands::run::run(args),
+    };
+    match result {
+        Ok(exit) => exit.into(),
+        Err(error) => {
+            if is_broken_pipe(&error) {
+                return Exit::Success.into();
+            }
+            eprintln!("error: {error:#}");
+            exit_for(&error).into()
+        }
+    }
+}
+
+fn init_logging(level: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .filter_map(|e| e.downcast_ref::<std::io::Error>())
+        .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+}

@@ -1,1 +1,63 @@
 //! One module per subcommand: its arguments and its `run` function.
+
+pub mod run;
+pub mod validate;
+
+use std::path::Path;
+
+use crate::ledger::Counts;
+
+/// `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The one-line summary of a job's counts.
+pub fn summary_line(counts: &Counts, written_word: &str, secs: f64) -> String {
+    let rate = if secs > 0.0 { counts.read as f64 / secs } else { 0.0 };
+    format!(
+        "read {}  {written_word} {}  rejected {}  skipped {}  in {secs:.2} s ({} rows/s)",
+        thousands(counts.read),
+        thousands(counts.written),
+        thousands(counts.rejected),
+        thousands(counts.skipped),
+        thousands(rate as u64)
+    )
+}
+
+/// Prints where a job reads from and writes to.
+pub fn describe_job(job: &crate::job::Job) -> String {
+    let key: Vec<String> = job.spec.target.key.iter().map(|k| k.column.clone()).collect();
+    let key = if key.is_empty() { String::new() } else { format!(" by {}", key.join(", ")) };
+    let columns = job.reader.columns().map(|c| format!(", {} columns", c.len())).unwrap_or_default();
+    format!(
+        "{} -> {} ({}{key})\nsource {} ({}{columns})",
+        job.mapping.display(),
+        job.plan.entity_set,
+        job.plan.operation.name(),
+        job.source_path.display(),
+        job.options.format.name()
+    )
+}
+
+/// The current time in RFC 3339 (UTC, seconds).
+pub fn now_rfc3339() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Writes the report when asked to.
+pub fn write_report(path: Option<&Path>, report: &crate::ledger::RunReport) -> anyhow::Result<()> {
+    if let Some(path) = path {
+        use anyhow::Context as _;
+        report.write(path).with_context(|| format!("cannot write the report {}", path.display()))?;
+    }
+    Ok(())
+}

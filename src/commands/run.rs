@@ -1,0 +1,150 @@
+//! `dvload run`: load rows into Dataverse; with `--dry-run`, build the `$batch` requests exactly as
+//! they would be sent, count and optionally write them, and send nothing.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context as _;
+
+use crate::exit::Exit;
+use crate::job::Job;
+use crate::ledger::{JobReport, RunReport};
+use crate::odata::Operation;
+use crate::odata::batch::{BatchOptions, encode_batch};
+
+/// Arguments of `dvload run`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    dvload run mappings/accounts.toml mappings/contacts.toml --dry-run\n  \
+    dvload run mappings/accounts.toml --dry-run --emit-batches out/ --batch-size 50\n\n\
+    Mapping files run one after the other, in the order given, so that parents load before the \
+    children that look them up. Rejected rows go to --rejects FILE, or by default to \
+    <source name>.rejects.csv (or .jsonl) in the current directory; with several mappings, --rejects \
+    names a directory.\n\n\
+    Exit codes: 0 every row written, 1 some rows rejected, 2 mapping/source/command line unusable, \
+    3 authentication failed, 4 stopped early.")]
+pub struct Args {
+    /// Mapping files (TOML), run in this order.
+    #[arg(required = true, value_name = "MAPPING")]
+    pub mappings: Vec<PathBuf>,
+    /// The source file; overrides the mapping's [source] path (only with one mapping).
+    #[arg(long, value_name = "FILE")]
+    pub source: Option<PathBuf>,
+    /// Build the $batch requests but send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --dry-run: write each request to DIR/batch-000001.http (request line, headers, body).
+    #[arg(long, value_name = "DIR", requires = "dry_run")]
+    pub emit_batches: Option<PathBuf>,
+    /// Operations per $batch request (1 to 1000).
+    #[arg(long, default_value_t = 100, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub batch_size: u16,
+    /// Put each batch in one change set: all of its rows are written, or none.
+    #[arg(long)]
+    pub atomic: bool,
+    /// Write a JSON report here.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Write rejected rows here (a directory when several mappings are given).
+    #[arg(long, value_name = "PATH")]
+    pub rejects: Option<PathBuf>,
+}
+
+/// Runs `dvload run`.
+pub fn run(args: Args) -> anyhow::Result<Exit> {
+    if args.source.is_some() && args.mappings.len() > 1 {
+        anyhow::bail!("--source applies to one mapping; {} were given", args.mappings.len());
+    }
+    if !args.dry_run {
+        anyhow::bail!(
+            "sending to Dataverse is not built yet in this version; use --dry-run to build the $batch requests without sending them"
+        );
+    }
+    let started_at = super::now_rfc3339();
+    let start = Instant::now();
+    // Open every job first, so that a broken mapping stops the run before anything happens.
+    let mut jobs = Vec::with_capacity(args.mappings.len());
+    for m in &args.mappings {
+        let source = args.source.as_deref();
+        jobs.push(Job::open(m, source)?);
+    }
+    if let Some(dir) = &args.emit_batches {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let options = BatchOptions { atomic: args.atomic, ..BatchOptions::default() };
+    let org_url = std::env::var("DATAVERSE_URL").unwrap_or_else(|_| "https://yourorg.crm.dynamics.com".into());
+    let mut batch_no = 0u64;
+    let mut reports = Vec::new();
+    let several = jobs.len() > 1;
+    for mut job in jobs {
+        let job_start = Instant::now();
+        println!("{}", super::describe_job(&job));
+        let rejects_path = match &args.rejects {
+            Some(p) if several => p.join(job.default_rejects_path()),
+            Some(p) => p.clone(),
+            None => job.default_rejects_path(),
+        };
+        let mut rejects = job.rejects_writer(rejects_path);
+        let mut pending: Vec<Operation> = Vec::with_capacity(args.batch_size as usize);
+        let mut batches = 0u64;
+        let mut flush = |pending: &mut Vec<Operation>| -> anyhow::Result<()> {
+            if pending.is_empty() {
+                return Ok(());
+            }
+            batch_no += 1;
+            batches += 1;
+            let encoded = encode_batch(pending, &options, uuid::Uuid::from_u128(batch_no as u128));
+            if let Some(dir) = &args.emit_batches {
+                let path = dir.join(format!("batch-{batch_no:06}.http"));
+                std::fs::write(&path, encoded.to_http_file(&org_url))
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            pending.clear();
+            Ok(())
+        };
+        let tally = job.run_offline(Some(&mut rejects), 20, |op, _record| {
+            pending.push(op);
+            if pending.len() == args.batch_size as usize {
+                flush(&mut pending)?;
+            }
+            Ok(())
+        })?;
+        flush(&mut pending)?;
+        let rejects_file = rejects.finish()?;
+        let secs = job_start.elapsed().as_secs_f64();
+        println!("{}", super::summary_line(&tally.counts, "would write", secs));
+        println!("{} $batch requests of up to {} operations built, none sent", super::thousands(batches), args.batch_size);
+        if !tally.first_errors.is_empty() {
+            println!("first row errors:");
+            for e in tally.first_errors.iter().take(5) {
+                println!("  {e}");
+            }
+        }
+        if let Some(p) = &rejects_file {
+            println!("rejected rows written to {}", p.display());
+        }
+        reports.push(JobReport {
+            mapping: job.mapping.clone(),
+            source: job.source_path.clone(),
+            entity_set: job.plan.entity_set.clone(),
+            operation: job.plan.operation.name().into(),
+            counts: tally.counts,
+            batches,
+            rejects_file,
+            duration_ms: job_start.elapsed().as_millis() as u64,
+            first_errors: tally.first_errors,
+        });
+    }
+    if let Some(dir) = &args.emit_batches {
+        println!("requests written to {}", display_dir(dir));
+    }
+    let rejected: u64 = reports.iter().map(|r| r.counts.rejected).sum();
+    let exit = if rejected > 0 { Exit::Rejected } else { Exit::Success };
+    let report = RunReport::new("run", true, started_at, start.elapsed().as_millis() as u64, exit.code(), reports);
+    super::write_report(args.report.as_deref(), &report)?;
+    Ok(exit)
+}
+
+fn display_dir(dir: &Path) -> String {
+    dir.join("batch-*.http").display().to_string()
+}

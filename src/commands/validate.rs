@@ -1,0 +1,79 @@
+//! `dvload validate`: check a mapping against its source and map every row, without any network.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::exit::Exit;
+use crate::job::Job;
+use crate::ledger::{JobReport, RunReport};
+
+/// Arguments of `dvload validate`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    dvload validate mappings/accounts.toml\n  \
+    dvload validate mappings/contacts.toml --source exports/contacts-2026-11-26.csv --rejects contacts.rejects.csv\n\n\
+    Exit codes: 0 every row maps, 1 some rows would be rejected, 2 the mapping, the source or the command line is unusable.")]
+pub struct Args {
+    /// The mapping file (TOML).
+    pub mapping: PathBuf,
+    /// The source file; overrides the mapping's [source] path (its extension decides the format).
+    #[arg(long, value_name = "FILE")]
+    pub source: Option<PathBuf>,
+    /// Write a JSON report here.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Write the rows that would be rejected here, in the source's format (validate writes no
+    /// rejects file unless asked).
+    #[arg(long, value_name = "FILE")]
+    pub rejects: Option<PathBuf>,
+    /// How many row errors to print.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub show_errors: usize,
+}
+
+/// Runs `dvload validate`.
+pub fn run(args: Args) -> anyhow::Result<Exit> {
+    let started_at = super::now_rfc3339();
+    let start = Instant::now();
+    let mut job = Job::open(&args.mapping, args.source.as_deref())?;
+    println!("{}", super::describe_job(&job));
+    let mut rejects = args.rejects.clone().map(|p| job.rejects_writer(p));
+    let tally = job.run_offline(rejects.as_mut(), args.show_errors.max(20), |_, _| Ok(()))?;
+    let rejects_file = match rejects {
+        Some(w) => w.finish()?,
+        None => None,
+    };
+    let secs = start.elapsed().as_secs_f64();
+    println!("{}", super::summary_line(&tally.counts, "would write", secs));
+    if !tally.first_errors.is_empty() {
+        println!("first row errors:");
+        for e in tally.first_errors.iter().take(args.show_errors) {
+            println!("  {e}");
+        }
+    }
+    if let Some(p) = &rejects_file {
+        println!("rejected rows written to {}", p.display());
+    }
+    let exit = if tally.counts.rejected > 0 { Exit::Rejected } else { Exit::Success };
+    let duration_ms = start.elapsed().as_millis() as u64;
+    let report = RunReport::new(
+        "validate",
+        true,
+        started_at,
+        duration_ms,
+        exit.code(),
+        vec![JobReport {
+            mapping: job.mapping.clone(),
+            source: job.source_path.clone(),
+            entity_set: job.plan.entity_set.clone(),
+            operation: job.plan.operation.name().into(),
+            counts: tally.counts,
+            batches: 0,
+            rejects_file,
+            duration_ms,
+            first_errors: tally.first_errors,
+        }],
+    );
+    super::write_report(args.report.as_deref(), &report)?;
+    Ok(exit)
+}

@@ -1,0 +1,212 @@
+//! A job: one mapping file bound to its source, ready to stream each row to exactly one outcome
+//! (an operation to send, a skip, or a reject). Shared by `validate`, `run --dry-run` and the writer.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+use crate::ledger::{RejectContent, RejectsWriter};
+use crate::mapping::{Mapped, MappingSpec, Plan};
+use crate::odata::Operation;
+use crate::source::{self, BadRecord, Format, Record, RecordData, RecordSource, RowPos, SourceItem, SourceOptions};
+
+/// What one source item became.
+#[derive(Debug)]
+pub enum Step {
+    /// An operation, with the record it came from (kept for the rejects file, should the
+    /// service refuse it).
+    Operation(Operation, Record),
+    /// Skipped by the mapping's filter.
+    Skipped(RowPos, String),
+    /// Rejected before anything was sent: unreadable, or the mapping refused it.
+    Rejected(Reject),
+}
+
+/// A rejected row and what is known of it.
+#[derive(Debug)]
+pub enum Reject {
+    /// The mapping refused a readable record.
+    Mapping(Record, crate::mapping::RowError),
+    /// The record could not be read.
+    Unreadable(BadRecord),
+}
+
+impl Reject {
+    /// The row's position.
+    pub fn pos(&self) -> RowPos {
+        match self {
+            Reject::Mapping(r, _) => r.pos,
+            Reject::Unreadable(b) => b.pos,
+        }
+    }
+
+    /// The reason, without the row position (that goes in its own column).
+    pub fn reason(&self) -> String {
+        match self {
+            Reject::Mapping(_, e) => row_error_reason(e),
+            Reject::Unreadable(b) => b.reason.clone(),
+        }
+    }
+
+    /// Writes it to a rejects file.
+    pub fn write_to(&self, rejects: &mut RejectsWriter) -> std::io::Result<()> {
+        let reason = self.reason();
+        match self {
+            Reject::Mapping(record, _) => rejects.write(record.pos, &reason, content(record)),
+            Reject::Unreadable(b) => rejects.write(b.pos, &reason, RejectContent::Raw(&b.raw)),
+        }
+    }
+}
+
+/// The reject content of a record.
+pub fn content(record: &Record) -> RejectContent<'_> {
+    match &record.data {
+        RecordData::Csv(row) => RejectContent::Csv(row),
+        RecordData::Json(v) => RejectContent::Json(v),
+    }
+}
+
+/// A row error's text without its position: `column 'x' (from 'y'): reason`.
+pub fn row_error_reason(e: &crate::mapping::RowError) -> String {
+    match (&e.column, &e.field) {
+        (Some(c), Some(f)) => format!("column '{c}' (from '{f}'): {}", e.reason),
+        (Some(c), None) => format!("column '{c}': {}", e.reason),
+        (None, Some(f)) => format!("field '{f}': {}", e.reason),
+        (None, None) => e.reason.clone(),
+    }
+}
+
+/// A mapping bound to its source.
+pub struct Job {
+    /// The mapping file.
+    pub mapping: PathBuf,
+    /// The checked mapping.
+    pub spec: MappingSpec,
+    /// The source file.
+    pub source_path: PathBuf,
+    /// How the source is read.
+    pub options: SourceOptions,
+    /// The compiled plan.
+    pub plan: Plan,
+    /// The open source.
+    pub reader: Box<dyn RecordSource>,
+}
+
+impl Job {
+    /// Loads the mapping, opens its source (or `source`, which overrides the mapping's path; its
+    /// extension decides the format when it has a known one), and compiles the plan against the
+    /// source's header. Every error here means nothing can be done (exit 2).
+    pub fn open(mapping: &Path, source: Option<&Path>) -> anyhow::Result<Job> {
+        let spec = MappingSpec::load(mapping)?;
+        let source_path = match (source, &spec.source.path) {
+            (Some(s), _) => s.to_path_buf(),
+            (None, Some(p)) => p.clone(),
+            (None, None) => anyhow::bail!(
+                "{}: no source file: give [source] path in the mapping or --source FILE",
+                mapping.display()
+            ),
+        };
+        let format = source
+            .and_then(Format::from_extension)
+            .or(spec.source.format)
+            .or_else(|| Format::from_extension(&source_path))
+            .with_context(|| {
+                format!(
+                    "{}: cannot tell the format of {}; set [source] format = \"csv\", \"json\" or \"jsonl\"",
+                    mapping.display(),
+                    source_path.display()
+                )
+            })?;
+        let options = SourceOptions {
+            format,
+            delimiter: spec.source.delimiter,
+            quote: spec.source.quote,
+            encoding: spec.source.encoding,
+            records: if format == Format::Json { spec.source.records.clone() } else { String::new() },
+        };
+        let reader = source::open(&source_path, &options)?;
+        let plan = Plan::compile(&spec, reader.columns(), &source_path.display().to_string())?;
+        Ok(Job { mapping: mapping.to_path_buf(), spec, source_path, options, plan, reader })
+    }
+
+    /// A rejects writer in the source's format.
+    pub fn rejects_writer(&self, path: PathBuf) -> RejectsWriter {
+        RejectsWriter::new(
+            path,
+            self.options.format,
+            self.reader.columns(),
+            self.options.delimiter,
+            self.options.quote,
+            self.options.encoding,
+        )
+    }
+
+    /// The default rejects file for this job's source.
+    pub fn default_rejects_path(&self) -> PathBuf {
+        RejectsWriter::default_path(&self.source_path, self.options.format)
+    }
+
+    /// Reads the next item and maps it; `None` at the end of the source. A `SourceError`
+    /// (a broken JSON document, an I/O error) ends the job.
+    pub fn next_step(&mut self) -> Option<Result<Step, source::SourceError>> {
+        let item = self.reader.next()?;
+        Some(item.map(|item| map_item(&self.plan, item)))
+    }
+}
+
+/// Maps one source item to its step. Pure.
+pub fn map_item(plan: &Plan, item: SourceItem) -> Step {
+    match item {
+        SourceItem::Bad(bad) => Step::Rejected(Reject::Unreadable(bad)),
+        SourceItem::Record(record) => match plan.apply(&record) {
+            Ok(Mapped::Operation(op)) => Step::Operation(op, record),
+            Ok(Mapped::Skipped(why)) => Step::Skipped(record.pos, why),
+            Err(e) => Step::Rejected(Reject::Mapping(record, e)),
+        },
+    }
+}
+
+/// What an offline pass (validate, dry run) counted.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Row counts (`written` = rows that produced an operation).
+    pub counts: crate::ledger::Counts,
+    /// The first row errors, formatted with their positions.
+    pub first_errors: Vec<String>,
+}
+
+impl Job {
+    /// Streams every row: operations go to `on_operation`, rejects to `rejects` (when given),
+    /// skips are counted. Keeps up to `keep_errors` error messages.
+    pub fn run_offline(
+        &mut self,
+        mut rejects: Option<&mut RejectsWriter>,
+        keep_errors: usize,
+        mut on_operation: impl FnMut(Operation, Record) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Tally> {
+        let mut tally = Tally::default();
+        while let Some(step) = self.next_step() {
+            let step = step?;
+            tally.counts.read += 1;
+            match step {
+                Step::Operation(op, record) => {
+                    tally.counts.written += 1;
+                    on_operation(op, record)?;
+                }
+                Step::Skipped(..) => tally.counts.skipped += 1,
+                Step::Rejected(reject) => {
+                    tally.counts.rejected += 1;
+                    if tally.first_errors.len() < keep_errors {
+                        tally.first_errors.push(format!("{}: {}", reject.pos(), reject.reason()));
+                    }
+                    if let Some(w) = rejects.as_deref_mut() {
+                        reject
+                            .write_to(w)
+                            .with_context(|| format!("cannot write the rejects file {}", w.path().display()))?;
+                    }
+                }
+            }
+        }
+        Ok(tally)
+    }
+}

@@ -1,0 +1,282 @@
+//! The rejects file: every rejected row in the source's own format, with its row number and
+//! reason, so that a fixed file replays with the same mapping.
+//!
+//! CSV sources give CSV (same delimiter, quote and encoding) with the header plus `dvload_row` and
+//! `dvload_error` columns, which a mapping ignores on replay (a source that already has them, such
+//! as a rejects file being replayed, has their values replaced rather than added again). JSON and
+//! JSON Lines sources give JSON Lines: `{"row":..,"error":"..","record":{..}}`, or `"raw":".."`
+//! instead of `record` for a line that was not valid JSON; the JSON Lines reader unwraps both.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crate::source::{CsvRow, Encoding, Format, RowPos};
+
+/// Column names added to a CSV rejects file.
+pub const ROW_COLUMN: &str = "dvload_row";
+/// Column names added to a CSV rejects file.
+pub const ERROR_COLUMN: &str = "dvload_error";
+
+/// What is known of a rejected row's content.
+#[derive(Debug, Clone, Copy)]
+pub enum RejectContent<'a> {
+    /// A readable CSV row.
+    Csv(&'a CsvRow),
+    /// A JSON record.
+    Json(&'a serde_json::Value),
+    /// Bytes that could not be read as a record (ragged row, invalid bytes, malformed JSON).
+    Raw(&'a [u8]),
+}
+
+/// How the CSV rejects file is laid out.
+#[derive(Debug, Clone)]
+struct CsvLayout {
+    delimiter: u8,
+    quote: u8,
+    encoding: Encoding,
+    /// Indexes of the source's own `dvload_row` / `dvload_error` columns, if it has them.
+    existing: Option<(usize, usize)>,
+    header: Vec<String>,
+}
+
+/// Writes rejected rows to a file, created on the first reject.
+pub struct RejectsWriter {
+    path: PathBuf,
+    csv: Option<CsvLayout>,
+    out: Option<BufWriter<File>>,
+    count: u64,
+    line: Vec<u8>,
+}
+
+impl RejectsWriter {
+    /// A writer for a source of `format`; `columns` is the CSV header.
+    pub fn new(
+        path: PathBuf,
+        format: Format,
+        columns: Option<&[String]>,
+        delimiter: u8,
+        quote: u8,
+        encoding: Encoding,
+    ) -> RejectsWriter {
+        let csv = (format == Format::Csv).then(|| {
+            let header: Vec<String> = columns.unwrap_or_default().to_vec();
+            let row = header.iter().position(|c| c == ROW_COLUMN);
+            let err = header.iter().position(|c| c == ERROR_COLUMN);
+            CsvLayout { delimiter, quote, encoding, existing: row.zip(err), header }
+        });
+        RejectsWriter { path, csv, out: None, count: 0, line: Vec::with_capacity(256) }
+    }
+
+    /// The default rejects file for a source: `<source stem>.rejects.csv` (or `.jsonl`) in the
+    /// current directory.
+    pub fn default_path(source: &Path, format: Format) -> PathBuf {
+        let stem = source.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "source".into());
+        let stem = stem.strip_suffix(".rejects").unwrap_or(&stem).to_string();
+        PathBuf::from(format!("{stem}.rejects.{}", if format == Format::Csv { "csv" } else { "jsonl" }))
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Rows written so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Writes one rejected row.
+    pub fn write(&mut self, pos: RowPos, error: &str, content: RejectContent<'_>) -> std::io::Result<()> {
+        if self.out.is_none() {
+            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            let mut out = BufWriter::new(File::create(&self.path)?);
+            if let Some(layout) = &self.csv {
+                let mut header: Vec<String> = layout.header.clone();
+                if layout.existing.is_none() {
+                    header.push(ROW_COLUMN.into());
+                    header.push(ERROR_COLUMN.into());
+                }
+                let mut line = Vec::new();
+                csv_line(layout, header.iter().map(String::as_str), &mut line);
+                out.write_all(&encode(layout.encoding, &line))?;
+            }
+            self.out = Some(out);
+        }
+        let out = self.out.as_mut().expect("opened above");
+        self.line.clear();
+        match (&self.csv, content) {
+            (Some(layout), RejectContent::Csv(row)) => {
+                let row_text = pos.row.to_string();
+                let fields: Vec<&str> = match layout.existing {
+                    Some((r, e)) => row
+                        .iter()
+                        .enumerate()
+                        .map(|(i, f)| if i == r { row_text.as_str() } else if i == e { error } else { f })
+                        .collect(),
+                    None => row.iter().chain([row_text.as_str(), error]).collect(),
+                };
+                csv_line(layout, fields.into_iter(), &mut self.line);
+                out.write_all(&encode(layout.encoding, &self.line))?;
+            }
+            (Some(layout), RejectContent::Raw(raw)) => {
+                // The bytes are written as they were (they may not even decode), then the two
+                // columns are appended.
+                out.write_all(raw)?;
+                let row_text = pos.row.to_string();
+                let mut tail = Vec::new();
+                tail.push(layout.delimiter);
+                csv_line(layout, [row_text.as_str(), error].into_iter(), &mut tail);
+                out.write_all(&encode(layout.encoding, &tail))?;
+            }
+            (Some(_), RejectContent::Json(_)) | (None, RejectContent::Csv(_)) => {
+                unreachable!("the rejects writer is made for the source's format")
+            }
+            (None, content) => {
+                let mut obj = serde_json::Map::new();
+                obj.insert("row".into(), pos.row.into());
+                obj.insert("error".into(), error.into());
+                match content {
+                    RejectContent::Json(v) => obj.insert("record".into(), v.clone()),
+                    RejectContent::Raw(raw) => obj.insert("raw".into(), String::from_utf8_lossy(raw).into_owned().into()),
+                    RejectContent::Csv(_) => unreachable!(),
+                };
+                serde_json::to_writer(&mut *out, &obj)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Flushes the file; returns its path when anything was written.
+    pub fn finish(mut self) -> std::io::Result<Option<PathBuf>> {
+        match self.out.take() {
+            Some(mut out) => {
+                out.flush()?;
+                out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+                Ok(Some(self.path))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+/// One CSV line (LF-terminated), quoting fields that need it.
+fn csv_line<'a>(layout: &CsvLayout, fields: impl Iterator<Item = &'a str>, out: &mut Vec<u8>) {
+    for (i, f) in fields.enumerate() {
+        if i > 0 {
+            out.push(layout.delimiter);
+        }
+        let needs_quotes = f.bytes().any(|b| b == layout.delimiter || b == layout.quote || b == b'\n' || b == b'\r')
+            || f.starts_with(' ')
+            || f.ends_with(' ');
+        if needs_quotes {
+            out.push(layout.quote);
+            for b in f.bytes() {
+                if b == layout.quote {
+                    out.push(layout.quote);
+                }
+                out.push(b);
+            }
+            out.push(layout.quote);
+        } else {
+            out.extend_from_slice(f.as_bytes());
+        }
+    }
+    out.push(b'\n');
+}
+
+fn encode(encoding: Encoding, utf8: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    match encoding {
+        Encoding::Utf8 => std::borrow::Cow::Borrowed(utf8),
+        Encoding::Windows1252 => {
+            let text = String::from_utf8_lossy(utf8);
+            let (bytes, _, _) = encoding_rs::WINDOWS_1252.encode(&text);
+            std::borrow::Cow::Owned(bytes.into_owned())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cols(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn csv_rejects_keep_the_header_and_add_two_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.rejects.csv");
+        let header = cols(&["Id", "Name"]);
+        let mut w = RejectsWriter::new(path.clone(), Format::Csv, Some(&header), b';', b'"', Encoding::Utf8);
+        let row = CsvRow::new(&["1", "Smith; \"Jo\""], Vec::new());
+        w.write(RowPos { row: 3, line: 4 }, "unknown label 'x'", RejectContent::Csv(&row)).unwrap();
+        w.write(RowPos { row: 4, line: 5 }, "ragged", RejectContent::Raw(b"2;a;b")).unwrap();
+        assert_eq!(w.finish().unwrap(), Some(path.clone()));
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "Id;Name;dvload_row;dvload_error\n1;\"Smith; \"\"Jo\"\"\";3;unknown label 'x'\n2;a;b;4;ragged\n"
+        );
+    }
+
+    #[test]
+    fn replayed_csv_rejects_replace_their_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        let header = cols(&["Id", "dvload_row", "dvload_error"]);
+        let mut w = RejectsWriter::new(path.clone(), Format::Csv, Some(&header), b',', b'"', Encoding::Utf8);
+        let row = CsvRow::new(&["1", "3", "old reason"], Vec::new());
+        w.write(RowPos { row: 1, line: 2 }, "new, reason", RejectContent::Csv(&row)).unwrap();
+        w.finish().unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "Id,dvload_row,dvload_error\n1,1,\"new, reason\"\n");
+    }
+
+    #[test]
+    fn windows_1252_sources_get_windows_1252_rejects() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        let header = cols(&["Name"]);
+        let mut w = RejectsWriter::new(path.clone(), Format::Csv, Some(&header), b',', b'"', Encoding::Windows1252);
+        let row = CsvRow::new(&["Café €"], Vec::new());
+        w.write(RowPos { row: 1, line: 2 }, "x", RejectContent::Csv(&row)).unwrap();
+        w.finish().unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(bytes.ends_with(b"Caf\xe9 \x80,1,x\n"), "{bytes:?}");
+    }
+
+    #[test]
+    fn json_rejects_are_json_lines_envelopes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.jsonl");
+        let mut w = RejectsWriter::new(path.clone(), Format::JsonLines, None, b',', b'"', Encoding::Utf8);
+        let rec = serde_json::json!({"id": "L-1"});
+        w.write(RowPos { row: 2, line: 2 }, "bad", RejectContent::Json(&rec)).unwrap();
+        w.write(RowPos { row: 3, line: 3 }, "not JSON", RejectContent::Raw(b"{\"id\":")).unwrap();
+        w.finish().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"row\":2,\"error\":\"bad\",\"record\":{\"id\":\"L-1\"}}\n{\"row\":3,\"error\":\"not JSON\",\"raw\":\"{\\\"id\\\":\"}\n"
+        );
+    }
+
+    #[test]
+    fn nothing_rejected_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        let w = RejectsWriter::new(path.clone(), Format::Csv, Some(&cols(&["a"])), b',', b'"', Encoding::Utf8);
+        assert_eq!(w.finish().unwrap(), None);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn default_paths() {
+        assert_eq!(RejectsWriter::default_path(Path::new("samples/accounts.csv"), Format::Csv), PathBuf::from("accounts.rejects.csv"));
+        assert_eq!(RejectsWriter::default_path(Path::new("accounts.rejects.csv"), Format::Csv), PathBuf::from("accounts.rejects.csv"));
+        assert_eq!(RejectsWriter::default_path(Path::new("x/leads.json"), Format::Json), PathBuf::from("leads.rejects.jsonl"));
+    }
+}

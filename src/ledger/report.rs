@@ -1,0 +1,145 @@
+//! The JSON run report (`--report FILE`): counts per job and in total, timings, where rejects went.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+/// Row counts. Invariant: `read = written + rejected + skipped`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Records read from the source (readable or not).
+    pub read: u64,
+    /// Rows that produced an operation accepted by Dataverse (in a dry run: that produced an
+    /// operation; nothing is sent).
+    pub written: u64,
+    /// Rows rejected, by the mapping or by Dataverse; each is in the rejects file.
+    pub rejected: u64,
+    /// Rows skipped by the mapping's `[filter]`.
+    pub skipped: u64,
+}
+
+impl Counts {
+    /// True when every row read has exactly one outcome.
+    pub fn balanced(&self) -> bool {
+        self.read == self.written + self.rejected + self.skipped
+    }
+
+    /// Adds another job's counts.
+    pub fn add(&mut self, other: &Counts) {
+        self.read += other.read;
+        self.written += other.written;
+        self.rejected += other.rejected;
+        self.skipped += other.skipped;
+    }
+}
+
+/// One mapping file's part of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobReport {
+    /// The mapping file.
+    pub mapping: PathBuf,
+    /// The source file.
+    pub source: PathBuf,
+    /// Target entity set.
+    pub entity_set: String,
+    /// Operation name.
+    pub operation: String,
+    /// Row counts.
+    #[serde(flatten)]
+    pub counts: Counts,
+    /// `$batch` requests built (dry run) or sent.
+    pub batches: u64,
+    /// Where rejected rows were written, if any were.
+    pub rejects_file: Option<PathBuf>,
+    /// Wall time of this job.
+    pub duration_ms: u64,
+    /// The first few row errors, for a quick look.
+    pub first_errors: Vec<String>,
+}
+
+/// The whole run: totals at the top, one entry per mapping.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// The command (`validate` or `run`).
+    pub command: String,
+    /// True when nothing was sent.
+    pub dry_run: bool,
+    /// Totals over all jobs.
+    #[serde(flatten)]
+    pub counts: Counts,
+    /// Total `$batch` requests.
+    pub batches: u64,
+    /// Wall time of the run.
+    pub duration_ms: u64,
+    /// Start time, RFC 3339 UTC.
+    pub started_at: String,
+    /// The process exit code.
+    pub exit_code: u8,
+    /// Per mapping file, in the order run.
+    pub jobs: Vec<JobReport>,
+}
+
+impl RunReport {
+    /// Builds the totals from the jobs.
+    pub fn new(command: &str, dry_run: bool, started_at: String, duration_ms: u64, exit_code: u8, jobs: Vec<JobReport>) -> RunReport {
+        let mut counts = Counts::default();
+        let mut batches = 0;
+        for j in &jobs {
+            counts.add(&j.counts);
+            batches += j.batches;
+        }
+        RunReport { command: command.into(), dry_run, counts, batches, duration_ms, started_at, exit_code, jobs }
+    }
+
+    /// Writes the report as pretty JSON, atomically (temporary file, then rename).
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        write_atomically(path, &json)
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder, so that a reader
+/// never sees half a file.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "report".into());
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_has_the_documented_fields_and_adds_up() {
+        let job = JobReport {
+            mapping: "m.toml".into(),
+            source: "s.csv".into(),
+            entity_set: "accounts".into(),
+            operation: "upsert".into(),
+            counts: Counts { read: 10, written: 7, rejected: 2, skipped: 1 },
+            batches: 1,
+            rejects_file: None,
+            duration_ms: 5,
+            first_errors: vec![],
+        };
+        let report = RunReport::new("run", true, "2026-01-01T00:00:00Z".into(), 6, 1, vec![job.clone(), job]);
+        assert!(report.counts.balanced());
+        let v = serde_json::to_value(&report).unwrap();
+        for (k, n) in [("read", 20), ("written", 14), ("rejected", 4), ("skipped", 2), ("duration_ms", 6), ("batches", 2)] {
+            assert_eq!(v[k], n, "{k}");
+        }
+        assert_eq!(v["dry_run"], true);
+        assert_eq!(v["jobs"][0]["read"], 10);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.json");
+        report.write(&path).unwrap();
+        let back: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(back, v);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left behind");
+    }
+}
