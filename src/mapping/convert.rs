@@ -7,6 +7,8 @@ use std::fmt::Write as _;
 use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
 
+use crate::odata::KeyValue;
+
 /// The earliest date Dataverse stores (PROTOCOL.md §6: min date 1753-01-01).
 const MIN_DATE: Date = jiff::civil::date(1753, 1, 1);
 
@@ -161,10 +163,8 @@ impl Converter {
             }
             Converter::Bool => out.push_str(if parse_bool(s)? { "true" } else { "false" }),
             Converter::DateTime { formats, tz } => {
-                let utc = parse_datetime(s, formats, tz)?;
-                out.push('"');
-                out.push_str(&utc);
-                out.push('"');
+                let ts = parse_datetime(s, formats, tz)?;
+                let _ = write!(out, "\"{}\"", ts.strftime("%Y-%m-%dT%H:%M:%SZ"));
             }
             Converter::DateOnly { formats } => {
                 let date = parse_date(s, formats)?;
@@ -193,25 +193,32 @@ impl Converter {
         Ok(())
     }
 
-    /// The value as an OData key literal (`'text'` with quotes doubled, bare numbers and GUIDs),
-    /// not yet percent-encoded.
-    pub fn key_literal(&self, s: &str) -> Result<String, String> {
+    /// The value as a typed key value (rendered by `odata::key` as `'text'` with quotes doubled,
+    /// or bare numbers, GUIDs and dates).
+    pub fn key_value(&self, s: &str) -> Result<KeyValue, String> {
         Ok(match self {
             Converter::Text { .. } => {
                 let mut json = String::new();
                 self.write_json(s, &mut json)?;
-                format!("'{}'", s.replace('\'', "''"))
+                KeyValue::String(s.to_string())
             }
-            Converter::DateTime { formats, tz } => parse_datetime(s, formats, tz)?,
-            Converter::DateOnly { formats } => parse_date(s, formats)?.to_string(),
-            Converter::Guid { derive } => parse_guid(s, derive.as_deref())?.to_string(),
-            Converter::Choices { .. } => {
-                return Err("a multi-select choices column cannot be part of a key".into());
-            }
-            _ => {
+            Converter::Integer { decimal, .. } => {
                 let mut json = String::new();
                 self.write_json(s, &mut json)?;
-                json
+                KeyValue::Integer(parse_integer(s, *decimal)?)
+            }
+            Converter::Number { .. } => {
+                let mut json = String::new();
+                self.write_json(s, &mut json)?;
+                KeyValue::Decimal(json)
+            }
+            Converter::Bool => KeyValue::Bool(parse_bool(s)?),
+            Converter::DateTime { formats, tz } => KeyValue::DateTimeOffset(parse_datetime(s, formats, tz)?),
+            Converter::DateOnly { formats } => KeyValue::Date(parse_date(s, formats)?),
+            Converter::Guid { derive } => KeyValue::Guid(parse_guid(s, derive.as_deref())?),
+            Converter::Choice(map) => KeyValue::Integer(map.resolve(s)?),
+            Converter::Choices { .. } => {
+                return Err("a multi-select choices column cannot be part of a key".into());
             }
         })
     }
@@ -451,10 +458,10 @@ pub fn parse_date(s: &str, formats: &[String]) -> Result<Date, String> {
     Ok(date)
 }
 
-/// Parses a date and time and returns it in UTC as `YYYY-MM-DDTHH:MM:SSZ`. A value with an
+/// Parses a date and time (sent in UTC as `YYYY-MM-DDTHH:MM:SSZ`). A value with an
 /// offset keeps it; one without is read in `tz`. A local time that does not exist (the hour
 /// skipped when clocks go forward) is refused; one that happens twice takes the earlier.
-pub fn parse_datetime(s: &str, formats: &[String], tz: &TimeZone) -> Result<String, String> {
+pub fn parse_datetime(s: &str, formats: &[String], tz: &TimeZone) -> Result<jiff::Timestamp, String> {
     let ts = if formats.is_empty() {
         if let Ok(ts) = s.parse::<jiff::Timestamp>() {
             ts
@@ -491,7 +498,7 @@ pub fn parse_datetime(s: &str, formats: &[String], tz: &TimeZone) -> Result<Stri
     };
     let utc = ts.to_zoned_datetime(TimeZone::UTC);
     check_min(utc.date(), s)?;
-    Ok(utc.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+    Ok(ts)
 }
 
 fn local_to_timestamp(dt: DateTime, tz: &TimeZone, s: &str) -> Result<jiff::Timestamp, String> {
@@ -685,10 +692,13 @@ mod tests {
     }
 
     #[test]
-    fn key_literals() {
-        let t = Converter::Text { max_length: None };
-        assert_eq!(t.key_literal("O'Neil").unwrap(), "'O''Neil'");
+    fn key_values() {
+        let t = Converter::Text { max_length: Some(3) };
+        assert_eq!(t.key_value("O'N").unwrap(), KeyValue::String("O'N".into()));
+        assert!(t.key_value("O'Neil").is_err());
         let i = Converter::Integer { wide: false, decimal: '.' };
-        assert_eq!(i.key_literal("1,200").unwrap(), "1200");
+        assert_eq!(i.key_value("1,200").unwrap(), KeyValue::Integer(1200));
+        let c = Converter::Choice(ChoiceMap::new([("Hot".to_string(), 1)]));
+        assert_eq!(c.key_value("hot").unwrap(), KeyValue::Integer(1));
     }
 }

@@ -9,7 +9,7 @@ use super::spec::{
     Ctx, FieldKind, FieldRef, Input, LookupKey, MappingError, MappingSpec, OperationKind, TemplatePart, ValueSpec,
     suggest,
 };
-use crate::odata::key::{check_addressable, encode_key_literal};
+use crate::odata::key::{KeyValue, alternate_key_url, key_display, primary_key_url};
 use crate::odata::{Method, Operation, Precondition};
 use crate::source::{Record, RecordData, RowPos};
 
@@ -67,7 +67,7 @@ struct BoundRef {
 enum BoundInput {
     Field(BoundRef),
     Template(Vec<BoundPart>),
-    Constant(String),
+    Constant { text: String, json: String },
 }
 
 #[derive(Debug, Clone)]
@@ -199,28 +199,18 @@ impl Plan {
             }
         }
 
-        let (url_key, key_text) = match &self.key {
-            BoundKey::None => (None, String::new()),
-            key => {
-                let (encoded, literal) = key_segment(record, key, None)?
-                    .expect("a target key is required, so it is never empty");
-                (Some(encoded), literal)
-            }
+        let (url, key_text) = match key_segment(record, &self.entity_set, &self.key, None)? {
+            Some((url, text)) => (Some(url), text),
+            None => (None, String::new()),
         };
-        let (method, precondition) = match (self.operation, url_key.is_some()) {
+        let (method, precondition) = match (self.operation, url.is_some()) {
             (OperationKind::Create, false) => (Method::Post, Precondition::None),
             (OperationKind::Create, true) => (Method::Patch, Precondition::IfNoneMatchAny),
             (OperationKind::Update, _) => (Method::Patch, Precondition::IfMatchAny),
             (OperationKind::Upsert, _) => (Method::Patch, Precondition::None),
             (OperationKind::Delete, _) => (Method::Delete, Precondition::None),
         };
-        let mut url = String::with_capacity(self.entity_set.len() + url_key.as_ref().map_or(0, |k| k.len() + 2));
-        url.push_str(&self.entity_set);
-        if let Some(k) = &url_key {
-            url.push('(');
-            url.push_str(k);
-            url.push(')');
-        }
+        let url = url.unwrap_or_else(|| self.entity_set.clone());
 
         let body = if self.operation == OperationKind::Delete {
             None
@@ -245,13 +235,11 @@ impl Plan {
                     }
                     BoundKind::Lookup { json_key, entity_set, key } => {
                         body.push_str(json_key);
-                        match key_segment(record, key, Some(&f.column))? {
-                            Some((encoded, _)) => {
+                        match key_segment(record, entity_set, key, Some(&f.column))? {
+                            Some((target, _)) => {
                                 body.push_str("\"/");
-                                body.push_str(entity_set);
-                                body.push('(');
-                                body.push_str(&encoded);
-                                body.push_str(")\"");
+                                body.push_str(&target);
+                                body.push('"');
                                 true
                             }
                             None => {
@@ -294,14 +282,19 @@ fn value_field_name(v: &BoundValue) -> Option<String> {
                 .collect::<Vec<_>>()
                 .join(", "),
         ),
-        BoundInput::Constant(_) => None,
+        BoundInput::Constant { .. } => None,
     }
 }
 
-/// Builds a key segment (`'A-1'`-style literals joined as `col=lit,...`, or a bare GUID), both
-/// percent-encoded for the URL and as plain text. `None` when the key values are empty and the
+/// The URL of the record a key addresses (`accounts(accountnumber='A%201')`, percent-encoded)
+/// and its plain key text (`accountnumber='A 1'`). `None` when the values are all empty and the
 /// key belongs to a lookup (`lookup_column`), which then binds to null.
-fn key_segment(record: &Record, key: &BoundKey, lookup_column: Option<&str>) -> Result<Option<(String, String)>, RowError> {
+fn key_segment(
+    record: &Record,
+    entity_set: &str,
+    key: &BoundKey,
+    lookup_column: Option<&str>,
+) -> Result<Option<(String, String)>, RowError> {
     let row = record.pos;
     let err = |column: &str, v: &BoundValue, reason: String| RowError {
         row,
@@ -313,72 +306,62 @@ fn key_segment(record: &Record, key: &BoundKey, lookup_column: Option<&str>) -> 
         BoundKey::None => Ok(None),
         BoundKey::Id(v, column) => {
             let required = lookup_column.is_none() || v.spec.required;
-            let Some(literal) = key_literal(record, v, required).map_err(|r| err(column, v, r))? else {
-                return Ok(None);
-            };
-            Ok(Some((literal.clone(), format!("{column}={literal}"))))
+            match key_value(record, v, required).map_err(|r| err(column, v, r))? {
+                Some(KeyValue::Guid(id)) => Ok(Some((primary_key_url(entity_set, id), format!("{column}={id}")))),
+                Some(other) => Err(err(column, v, format!("{other} is not a GUID"))),
+                None => Ok(None),
+            }
         }
         BoundKey::Alternate(parts) => {
-            let mut encoded = String::new();
-            let mut plain = String::new();
-            let mut empty = 0;
-            for (i, p) in parts.iter().enumerate() {
+            let mut pairs: Vec<(&str, KeyValue)> = Vec::with_capacity(parts.len());
+            let mut empty = Vec::new();
+            for p in parts {
                 let required = lookup_column.is_none();
-                let Some(literal) = key_literal(record, &p.value, required).map_err(|r| err(&p.column, &p.value, r))?
-                else {
-                    empty += 1;
-                    continue;
-                };
-                if matches!(p.value.spec.converter, Converter::Text { .. }) {
-                    check_addressable(&literal[1..literal.len() - 1]).map_err(|r| err(&p.column, &p.value, r))?;
+                match key_value(record, &p.value, required).map_err(|r| err(&p.column, &p.value, r))? {
+                    Some(v) => pairs.push((p.column.as_str(), v)),
+                    None => empty.push(p.column.as_str()),
                 }
-                if i > 0 {
-                    encoded.push(',');
-                    plain.push(',');
-                }
-                encoded.push_str(&p.column);
-                encoded.push('=');
-                encoded.push_str(&encode_key_literal(&literal));
-                plain.push_str(&p.column);
-                plain.push('=');
-                plain.push_str(&literal);
             }
-            if empty == parts.len() && lookup_column.is_some() {
+            if empty.len() == parts.len() {
                 return Ok(None);
             }
-            if empty > 0 {
-                let missing: Vec<&str> = parts.iter().map(|p| p.column.as_str()).collect();
+            if !empty.is_empty() {
                 return Err(RowError {
                     row,
-                    column: Some(lookup_column.unwrap_or(&parts[0].column).to_string()),
+                    column: Some(lookup_column.unwrap_or(empty[0]).to_string()),
                     field: None,
-                    reason: format!("part of the key ({}) is empty; every key column needs a value", missing.join(", ")),
+                    reason: format!(
+                        "the key column(s) {} are empty while others are not; every key column needs a value",
+                        empty.join(", ")
+                    ),
                 });
             }
-            Ok(Some((encoded, plain)))
+            Ok(Some((alternate_key_url(entity_set, &pairs), key_display(&pairs))))
         }
     }
 }
 
-/// The key literal of one key value, `None` when it is empty and not required.
-fn key_literal(record: &Record, v: &BoundValue, required: bool) -> Result<Option<String>, String> {
-    if let BoundInput::Constant(c) = &v.input {
-        return Ok(Some(c.clone()));
+/// The typed key value of one key part, `None` when it is empty and not required.
+fn key_value(record: &Record, v: &BoundValue, required: bool) -> Result<Option<KeyValue>, String> {
+    if let BoundInput::Constant { text, .. } = &v.input {
+        return v.spec.converter.key_value(text).map(Some);
     }
-    match read_text(record, v)? {
-        Some(text) => v.spec.converter.key_literal(&text).map(Some),
+    let value = match read_text(record, v)? {
+        Some(text) => v.spec.converter.key_value(&text)?,
         None => match (&v.spec.default_text, required) {
-            (Some(d), _) => v.spec.converter.key_literal(d.trim()).map(Some),
-            (None, true) => Err("is empty; a key value is required".to_string()),
-            (None, false) => Ok(None),
+            (Some(d), _) => v.spec.converter.key_value(d.trim())?,
+            (None, true) => return Err("is empty; a key value is required".to_string()),
+            (None, false) => return Ok(None),
         },
-    }
+    };
+    value.check_addressable().map_err(|e| e.to_string())?;
+    Ok(Some(value))
 }
 
 /// Writes a value's JSON; returns false when it wrote `null` (the value was empty).
 fn write_value(record: &Record, v: &BoundValue, out: &mut String) -> Result<bool, String> {
-    if let BoundInput::Constant(c) = &v.input {
-        out.push_str(c);
+    if let BoundInput::Constant { json, .. } = &v.input {
+        out.push_str(json);
         return Ok(true);
     }
     match read_text(record, v)? {
@@ -414,7 +397,7 @@ fn read_text<'r>(record: &'r Record, v: &BoundValue) -> Result<Option<Cow<'r, st
             }
             Cow::Owned(s)
         }
-        BoundInput::Constant(_) => unreachable!("constants are written directly"),
+        BoundInput::Constant { .. } => unreachable!("constants are handled by the callers"),
     };
     let trimmed = if v.spec.trim {
         match text {
@@ -555,7 +538,7 @@ impl Binder<'_> {
                     })
                     .collect::<Result<_, MappingError>>()?,
             ),
-            Input::Constant(c) => BoundInput::Constant(c.clone()),
+            Input::Constant { text, json } => BoundInput::Constant { text: text.clone(), json: json.clone() },
         };
         Ok(BoundValue {
             input,

@@ -86,8 +86,13 @@ pub enum Input {
     Field(FieldRef),
     /// Several fields joined by a template (`"{First} {Last}"`).
     Template(Vec<TemplatePart>),
-    /// A constant, already converted to JSON.
-    Constant(String),
+    /// A constant: its text, and its JSON (already converted).
+    Constant {
+        /// As written.
+        text: String,
+        /// Converted.
+        json: String,
+    },
 }
 
 /// How one value is read and converted (shared by fields, key parts and lookup key parts).
@@ -103,7 +108,7 @@ pub struct ValueSpec {
     pub trim: bool,
     /// Values treated as empty (compared case-insensitively after trimming).
     pub null_if: Vec<String>,
-    /// Used when the value is empty (already converted to JSON, or a key literal for keys).
+    /// Used when the value is empty (already converted to JSON).
     pub default: Option<String>,
     /// The raw default text (keys need it to build their literal).
     pub default_text: Option<String>,
@@ -925,14 +930,15 @@ fn parse_value_spec_table(
                     return Err(ctx.err(v.span(), format!("{what}: value must be a string, number or boolean, not {}", describe(other))));
                 }
             };
+            let text = text.trim().to_string();
             let mut json = String::new();
             converter
-                .write_json(text.trim(), &mut json)
+                .write_json(&text, &mut json)
                 .map_err(|e| ctx.err(v.span(), format!("{what}: constant value {e}")))?;
             if is_key {
-                json = converter.key_literal(text.trim()).map_err(|e| ctx.err(v.span(), format!("{what}: constant value {e}")))?;
+                converter.key_value(&text).map_err(|e| ctx.err(v.span(), format!("{what}: constant value {e}")))?;
             }
-            Input::Constant(json)
+            Input::Constant { text, json }
         }
     };
     let (default, default_text) = match t.string("default")? {
@@ -942,7 +948,7 @@ fn parse_value_spec_table(
                 .write_json(d.get_ref().trim(), &mut json)
                 .map_err(|e| ctx.err(d.span(), format!("{what}: default {e}")))?;
             if is_key {
-                json = converter.key_literal(d.get_ref().trim()).map_err(|e| ctx.err(d.span(), format!("{what}: default {e}")))?;
+                converter.key_value(d.get_ref().trim()).map_err(|e| ctx.err(d.span(), format!("{what}: default {e}")))?;
             }
             (Some(json), Some(d.into_inner()))
         }
