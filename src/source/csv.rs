@@ -24,8 +24,9 @@
 //!   not valid UTF-8 in a UTF-8 source. Windows-1252 decoding cannot fail (encoding_rs maps the
 //!   five unassigned bytes to the C1 controls, as browsers do).
 //!
-//! The file is read through one 64 KiB buffer; the tokenizer's scratch buffers are reused, so the
-//! only allocations per record are the three of the `CsvRow` it yields (text, field ends, raw).
+//! The file is read through one 64 KiB buffer and each byte is copied once into the record's raw
+//! bytes, once into its text; the only allocations per record are the three of the `CsvRow` it
+//! yields (text, field ends, raw).
 
 use super::{
     BadRecord, CsvRow, Encoding, Record, RecordData, RecordSource, RowPos, SourceError, SourceItem,
@@ -52,6 +53,8 @@ pub struct CsvSource {
     row: u64,
     /// Set after the end of the file or a fatal error: the iterator then yields `None`.
     done: bool,
+    /// Reused buffer for windows-1252 field bytes before decoding.
+    scratch: Vec<u8>,
 }
 
 impl CsvSource {
@@ -91,6 +94,7 @@ impl CsvSource {
             input: Input::new(reader),
             row: 0,
             done: false,
+            scratch: Vec::new(),
         };
         src.read_header()?;
         Ok(src)
@@ -142,9 +146,12 @@ impl CsvSource {
                     .into(),
             ));
         }
-        let mut columns = Vec::with_capacity(self.tok.ends.len());
-        for i in 0..self.tok.ends.len() {
-            let bytes = self.tok.field(i);
+        let mut values = Vec::new();
+        let mut ends = Vec::new();
+        self.tok.decode_fields(&mut values, &mut ends);
+        let mut columns = Vec::with_capacity(ends.len());
+        for i in 0..ends.len() {
+            let bytes = &values[if i == 0 { 0 } else { ends[i - 1] }..ends[i]];
             let name = match self.encoding {
                 Encoding::Utf8 => match std::str::from_utf8(bytes) {
                     Ok(s) => s.to_owned(),
@@ -188,51 +195,58 @@ impl CsvSource {
 
     /// Turns the tokenizer's current record into an item.
     fn make_item(&mut self, pos: RowPos) -> SourceItem {
-        let tok = &mut self.tok;
-        let raw = tok.raw.clone();
-        if tok.ends.len() != self.columns.len() {
+        let fields = self.tok.ends.len();
+        if fields != self.columns.len() {
             return SourceItem::Bad(BadRecord {
                 pos,
                 reason: format!(
-                    "{pos} has {} field{}, the header has {} column{}",
-                    tok.ends.len(),
-                    plural(tok.ends.len()),
+                    "{pos} has {fields} field{}, the header has {} column{}",
+                    plural(fields),
                     self.columns.len(),
                     plural(self.columns.len())
                 ),
-                raw,
+                raw: self.tok.take_raw(),
             });
         }
+        let mut ends = Vec::with_capacity(fields);
         let text = match self.encoding {
-            Encoding::Utf8 => match std::str::from_utf8(&tok.data) {
-                Ok(s) => s.to_owned(),
-                Err(e) => {
-                    let at = e.valid_up_to();
-                    let i = tok.ends.partition_point(|&end| end <= at);
-                    let start = if i == 0 { 0 } else { tok.ends[i - 1] };
-                    return SourceItem::Bad(BadRecord {
-                        pos,
-                        reason: format!(
-                            "{pos}, column '{}': not valid UTF-8 (byte {} of the field is {}); \
-                             the file may be windows-1252: set encoding = \"windows-1252\" in \
-                             the mapping's [source]",
-                            self.columns[i],
-                            at - start + 1,
-                            show_byte(tok.data[at])
-                        ),
-                        raw,
-                    });
+            Encoding::Utf8 => {
+                let mut values = Vec::with_capacity(self.tok.raw.len());
+                self.tok.decode_fields(&mut values, &mut ends);
+                match String::from_utf8(values) {
+                    Ok(text) => text,
+                    Err(e) => {
+                        let values = e.as_bytes();
+                        let at = e.utf8_error().valid_up_to();
+                        let i = ends.partition_point(|&end| end <= at);
+                        let start = if i == 0 { 0 } else { ends[i - 1] };
+                        return SourceItem::Bad(BadRecord {
+                            pos,
+                            reason: format!(
+                                "{pos}, column '{}': not valid UTF-8 (byte {} of the field is \
+                                 {}); the file may be windows-1252: set encoding = \
+                                 \"windows-1252\" in the mapping's [source]",
+                                self.columns[i],
+                                at - start + 1,
+                                show_byte(values[at])
+                            ),
+                            raw: self.tok.take_raw(),
+                        });
+                    }
                 }
-            },
+            }
             Encoding::Windows1252 => {
-                if tok.data.is_ascii() {
+                let values = &mut self.scratch;
+                values.clear();
+                self.tok.decode_fields(values, &mut ends);
+                if values.is_ascii() {
                     // ASCII is the same in windows-1252 and UTF-8.
-                    String::from_utf8(tok.data.clone()).unwrap_or_default()
+                    String::from_utf8(values.clone()).unwrap_or_default()
                 } else {
-                    let mut text = String::with_capacity(tok.data.len() + 16);
+                    let mut text = String::with_capacity(values.len() + 16);
                     let mut start = 0;
-                    for end in tok.ends.iter_mut() {
-                        text.push_str(&decode_1252(&tok.data[start..*end]));
+                    for end in ends.iter_mut() {
+                        text.push_str(&decode_1252(&values[start..*end]));
                         start = *end;
                         *end = text.len();
                     }
@@ -244,8 +258,8 @@ impl CsvSource {
             pos,
             data: RecordData::Csv(CsvRow {
                 text,
-                ends: tok.ends.clone(),
-                raw,
+                ends,
+                raw: self.tok.take_raw(),
             }),
         })
     }
@@ -425,6 +439,9 @@ enum State {
 }
 
 /// The byte-level CSV state machine and its reusable scratch buffers.
+///
+/// It only finds where records and fields end; the fields' values are cut out of the raw bytes
+/// afterwards (`decode_fields`), so that the hot loop copies each byte once, in bulk.
 struct Tokenizer {
     delim: u8,
     quote: u8,
@@ -440,12 +457,14 @@ struct Tokenizer {
     start_line: u64,
     /// The line on which the last quoted field opened.
     quote_line: u64,
-    /// The current record's bytes as in the file, without its terminator.
+    /// The current record's bytes as in the file, without its terminator. Handed over to the
+    /// `CsvRow` (and replaced by an empty buffer of the same capacity).
     raw: Vec<u8>,
-    /// The current record's field values (quotes removed), concatenated, in the file's encoding.
-    data: Vec<u8>,
-    /// End offset in `data` of each field.
+    /// End offset in `raw` of each field (the next field starts one byte, the delimiter, later).
     ends: Vec<usize>,
+    /// The current record has a doubled quote or text after a closing quote, so its quoted
+    /// fields need unescaping (not just their outer quotes removed).
+    complex: bool,
 }
 
 impl Tokenizer {
@@ -468,22 +487,43 @@ impl Tokenizer {
             start_line: 1,
             quote_line: 0,
             raw: Vec::with_capacity(256),
-            data: Vec::with_capacity(256),
             ends: Vec::with_capacity(32),
+            complex: false,
         }
     }
 
-    /// Field `i` of the current record (bytes, in the file's encoding).
-    fn field(&self, i: usize) -> &[u8] {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.data[start..self.ends[i]]
+    /// Takes the current record's raw bytes, leaving a buffer of the same capacity for the next.
+    fn take_raw(&mut self) -> Vec<u8> {
+        let capacity = self.raw.len().max(64);
+        std::mem::replace(&mut self.raw, Vec::with_capacity(capacity))
     }
 
-    /// Reads the next record into `raw`, `data` and `ends`, skipping blank lines before it.
+    /// Appends the values of the current record's fields to `out` (quotes removed, doubled
+    /// quotes undoubled), pushing the end offset in `out` of each to `out_ends`.
+    fn decode_fields(&self, out: &mut Vec<u8>, out_ends: &mut Vec<usize>) {
+        let mut start = 0;
+        for &end in &self.ends {
+            let f = &self.raw[start..end];
+            if f.first() == Some(&self.quote) {
+                if self.complex {
+                    unquote(f, self.quote, out);
+                } else {
+                    // A simple quoted field: `"value"`.
+                    out.extend_from_slice(&f[1..f.len() - 1]);
+                }
+            } else {
+                out.extend_from_slice(f);
+            }
+            out_ends.push(out.len());
+            start = end + 1;
+        }
+    }
+
+    /// Reads the next record into `raw` and `ends`, skipping blank lines before it.
     fn read_record(&mut self, input: &mut Input) -> io::Result<RecordEnd> {
         self.raw.clear();
-        self.data.clear();
         self.ends.clear();
+        self.complex = false;
         let mut state = State::RecordStart;
         loop {
             if input.pos == input.len && !input.fill()? {
@@ -491,124 +531,159 @@ impl Tokenizer {
                     State::RecordStart => RecordEnd::Eof,
                     State::Quoted => RecordEnd::Unterminated,
                     State::FieldStart | State::Unquoted | State::QuoteInQuoted => {
-                        self.ends.push(self.data.len());
+                        self.ends.push(self.raw.len());
                         RecordEnd::Record
                     }
                 });
             }
-            let buf = &input.buf[input.pos..input.len];
-            match state {
-                State::RecordStart => match buf[0] {
-                    b'\n' => {
-                        // Blank line, or the `\n` of the previous record's `\r\n`.
-                        input.pos += 1;
-                        if !self.after_cr {
-                            self.line += 1;
-                        }
-                        self.after_cr = false;
-                    }
-                    b'\r' => {
-                        input.pos += 1;
-                        self.line += 1;
-                        self.after_cr = true;
-                    }
-                    _ => {
-                        self.after_cr = false;
-                        self.start_line = self.line;
-                        state = State::FieldStart;
-                    }
-                },
-                State::FieldStart => {
-                    if buf[0] == self.quote {
-                        input.pos += 1;
-                        self.raw.push(self.quote);
-                        self.quote_line = self.line;
-                        state = State::Quoted;
-                    } else {
-                        state = State::Unquoted;
-                    }
-                }
-                State::Unquoted => {
-                    let n = buf
-                        .iter()
-                        .position(|&b| self.stop_unquoted[b as usize])
-                        .unwrap_or(buf.len());
-                    self.raw.extend_from_slice(&buf[..n]);
-                    self.data.extend_from_slice(&buf[..n]);
-                    input.pos += n;
-                    if n == buf.len() {
-                        continue;
-                    }
-                    let b = buf[n];
-                    input.pos += 1;
-                    if b == self.delim {
-                        self.raw.push(b);
-                        self.ends.push(self.data.len());
-                        state = State::FieldStart;
-                    } else {
-                        // `\r` or `\n`: the end of the record. (A `\n` here never follows a
-                        // `\r`: that would have ended the record already.)
-                        self.line += 1;
-                        self.after_cr = b == b'\r';
-                        self.ends.push(self.data.len());
-                        return Ok(RecordEnd::Record);
-                    }
-                }
-                State::Quoted => {
-                    let n = buf
-                        .iter()
-                        .position(|&b| self.stop_quoted[b as usize])
-                        .unwrap_or(buf.len());
-                    self.raw.extend_from_slice(&buf[..n]);
-                    self.data.extend_from_slice(&buf[..n]);
-                    input.pos += n;
-                    if n == buf.len() {
-                        if n > 0 {
+            let buf = &input.buf[..input.len];
+            let n = buf.len();
+            let mut i = input.pos;
+            if state == State::RecordStart {
+                // Skip blank lines (and the `\n` of the previous record's `\r\n`).
+                while i < n {
+                    match buf[i] {
+                        b'\n' => {
+                            if !self.after_cr {
+                                self.line += 1;
+                            }
                             self.after_cr = false;
                         }
-                        continue;
-                    }
-                    let b = buf[n];
-                    input.pos += 1;
-                    if b == self.quote {
-                        self.raw.push(b);
-                        self.after_cr = false;
-                        state = State::QuoteInQuoted;
-                    } else {
-                        // A line break inside quotes is part of the field.
-                        self.raw.push(b);
-                        self.data.push(b);
-                        if b == b'\r' || n > 0 || !self.after_cr {
+                        b'\r' => {
                             self.line += 1;
+                            self.after_cr = true;
                         }
-                        self.after_cr = b == b'\r';
+                        _ => break,
                     }
+                    i += 1;
                 }
-                State::QuoteInQuoted => {
-                    let b = buf[0];
-                    if b == self.quote {
-                        input.pos += 1;
-                        self.raw.push(b);
-                        self.data.push(b);
-                        state = State::Quoted;
-                    } else if b == self.delim {
-                        input.pos += 1;
-                        self.raw.push(b);
-                        self.ends.push(self.data.len());
-                        state = State::FieldStart;
-                    } else if b == b'\r' || b == b'\n' {
-                        input.pos += 1;
-                        self.line += 1;
-                        self.after_cr = b == b'\r';
-                        self.ends.push(self.data.len());
-                        return Ok(RecordEnd::Record);
-                    } else {
-                        // Text after the closing quote is kept as it is.
-                        state = State::Unquoted;
+                if i == n {
+                    input.pos = n;
+                    continue;
+                }
+                self.after_cr = false;
+                self.start_line = self.line;
+                state = State::FieldStart;
+            }
+            // Bytes `buf[start..]` belong to the record; `buf[i]` is at `raw` offset `base + i`.
+            let start = i;
+            let base = self.raw.len().wrapping_sub(start);
+            while i < n {
+                match state {
+                    State::FieldStart => {
+                        if buf[i] == self.quote {
+                            self.quote_line = self.line;
+                            state = State::Quoted;
+                            i += 1;
+                        } else {
+                            state = State::Unquoted;
+                        }
                     }
+                    State::Unquoted => {
+                        while i < n && !self.stop_unquoted[buf[i] as usize] {
+                            i += 1;
+                        }
+                        if i == n {
+                            break;
+                        }
+                        let b = buf[i];
+                        self.ends.push(base.wrapping_add(i));
+                        if b == self.delim {
+                            state = State::FieldStart;
+                            i += 1;
+                        } else {
+                            // `\r` or `\n`: the end of the record. (A `\n` here never follows
+                            // a `\r`: that would have ended the record already.)
+                            return Ok(self.end_record(input, start, i));
+                        }
+                    }
+                    State::Quoted => {
+                        let run = i;
+                        while i < n && !self.stop_quoted[buf[i] as usize] {
+                            i += 1;
+                        }
+                        if i > run {
+                            self.after_cr = false;
+                        }
+                        if i == n {
+                            break;
+                        }
+                        match buf[i] {
+                            b'\r' => {
+                                // A line break inside quotes is part of the field.
+                                self.line += 1;
+                                self.after_cr = true;
+                            }
+                            b'\n' => {
+                                if !self.after_cr {
+                                    self.line += 1;
+                                }
+                                self.after_cr = false;
+                            }
+                            _ => {
+                                self.after_cr = false;
+                                state = State::QuoteInQuoted;
+                            }
+                        }
+                        i += 1;
+                    }
+                    State::QuoteInQuoted => {
+                        let b = buf[i];
+                        if b == self.quote {
+                            // A doubled quote: one literal quote.
+                            self.complex = true;
+                            state = State::Quoted;
+                            i += 1;
+                        } else if b == self.delim {
+                            self.ends.push(base.wrapping_add(i));
+                            state = State::FieldStart;
+                            i += 1;
+                        } else if b == b'\r' || b == b'\n' {
+                            self.ends.push(base.wrapping_add(i));
+                            return Ok(self.end_record(input, start, i));
+                        } else {
+                            // Text after the closing quote is kept as it is.
+                            self.complex = true;
+                            state = State::Unquoted;
+                        }
+                    }
+                    State::RecordStart => unreachable!("handled before the loop"),
                 }
             }
+            // The buffer ends inside the record: keep its part and read on.
+            self.raw.extend_from_slice(&buf[start..]);
+            input.pos = n;
         }
+    }
+
+    /// Ends the record at the line terminator `input.buf[end]`.
+    fn end_record(&mut self, input: &mut Input, start: usize, end: usize) -> RecordEnd {
+        let b = input.buf[end];
+        self.raw.extend_from_slice(&input.buf[start..end]);
+        self.line += 1;
+        self.after_cr = b == b'\r';
+        input.pos = end + 1;
+        RecordEnd::Record
+    }
+}
+
+/// Appends the value of the quoted field `f` (its raw bytes, starting with the quote).
+fn unquote(f: &[u8], quote: u8, out: &mut Vec<u8>) {
+    let mut i = 1;
+    while i < f.len() {
+        let b = f[i];
+        if b == quote {
+            if f.get(i + 1) == Some(&quote) {
+                out.push(quote);
+                i += 2;
+                continue;
+            }
+            // The closing quote; whatever follows it is kept literally.
+            out.extend_from_slice(&f[i + 1..]);
+            return;
+        }
+        out.push(b);
+        i += 1;
     }
 }
 
