@@ -8,7 +8,9 @@ use anyhow::Context as _;
 use crate::ledger::{RejectContent, RejectsWriter};
 use crate::mapping::{Mapped, MappingSpec, Plan};
 use crate::odata::Operation;
-use crate::source::{self, BadRecord, Format, Record, RecordData, RecordSource, RowPos, SourceItem, SourceOptions};
+use crate::source::{
+    self, BadRecord, Format, Record, RecordData, RecordSource, RowPos, SourceItem, SourceOptions,
+};
 
 /// What one source item became.
 #[derive(Debug)]
@@ -122,11 +124,22 @@ impl Job {
             delimiter: spec.source.delimiter,
             quote: spec.source.quote,
             encoding: spec.source.encoding,
-            records: if format == Format::Json { spec.source.records.clone() } else { String::new() },
+            records: if format == Format::Json {
+                spec.source.records.clone()
+            } else {
+                String::new()
+            },
         };
         let reader = source::open(&source_path, &options)?;
         let plan = Plan::compile(&spec, reader.columns(), &source_path.display().to_string())?;
-        Ok(Job { mapping: mapping.to_path_buf(), spec, source_path, options, plan, reader })
+        Ok(Job {
+            mapping: mapping.to_path_buf(),
+            spec,
+            source_path,
+            options,
+            plan,
+            reader,
+        })
     }
 
     /// A rejects writer in the source's format.
@@ -197,12 +210,14 @@ impl Job {
                 Step::Rejected(reject) => {
                     tally.counts.rejected += 1;
                     if tally.first_errors.len() < keep_errors {
-                        tally.first_errors.push(format!("{}: {}", reject.pos(), reject.reason()));
+                        tally
+                            .first_errors
+                            .push(format!("{}: {}", reject.pos(), reject.reason()));
                     }
                     if let Some(w) = rejects.as_deref_mut() {
-                        reject
-                            .write_to(w)
-                            .with_context(|| format!("cannot write the rejects file {}", w.path().display()))?;
+                        reject.write_to(w).with_context(|| {
+                            format!("cannot write the rejects file {}", w.path().display())
+                        })?;
                     }
                 }
             }

@@ -22,7 +22,11 @@ pub fn thousands(n: u64) -> String {
 
 /// The one-line summary of a job's counts.
 pub fn summary_line(counts: &Counts, written_word: &str, secs: f64) -> String {
-    let rate = if secs > 0.0 { counts.read as f64 / secs } else { 0.0 };
+    let rate = if secs > 0.0 {
+        counts.read as f64 / secs
+    } else {
+        0.0
+    };
     format!(
         "read {}  {written_word} {}  rejected {}  skipped {}  in {secs:.2} s ({} rows/s)",
         thousands(counts.read),
@@ -35,9 +39,23 @@ pub fn summary_line(counts: &Counts, written_word: &str, secs: f64) -> String {
 
 /// Prints where a job reads from and writes to.
 pub fn describe_job(job: &crate::job::Job) -> String {
-    let key: Vec<String> = job.spec.target.key.iter().map(|k| k.column.clone()).collect();
-    let key = if key.is_empty() { String::new() } else { format!(" by {}", key.join(", ")) };
-    let columns = job.reader.columns().map(|c| format!(", {} columns", c.len())).unwrap_or_default();
+    let key: Vec<String> = job
+        .spec
+        .target
+        .key
+        .iter()
+        .map(|k| k.column.clone())
+        .collect();
+    let key = if key.is_empty() {
+        String::new()
+    } else {
+        format!(" by {}", key.join(", "))
+    };
+    let columns = job
+        .reader
+        .columns()
+        .map(|c| format!(", {} columns", c.len()))
+        .unwrap_or_default();
     format!(
         "{} -> {} ({}{key})\nsource {} ({}{columns})",
         job.mapping.display(),
@@ -50,14 +68,18 @@ pub fn describe_job(job: &crate::job::Job) -> String {
 
 /// The current time in RFC 3339 (UTC, seconds).
 pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// Writes the report when asked to.
 pub fn write_report(path: Option<&Path>, report: &crate::ledger::RunReport) -> anyhow::Result<()> {
     if let Some(path) = path {
         use anyhow::Context as _;
-        report.write(path).with_context(|| format!("cannot write the report {}", path.display()))?;
+        report
+            .write(path)
+            .with_context(|| format!("cannot write the report {}", path.display()))?;
     }
     Ok(())
 }

@@ -53,7 +53,10 @@ pub struct Args {
 /// Runs `dvload run`.
 pub fn run(args: Args) -> anyhow::Result<Exit> {
     if args.source.is_some() && args.mappings.len() > 1 {
-        anyhow::bail!("--source applies to one mapping; {} were given", args.mappings.len());
+        anyhow::bail!(
+            "--source applies to one mapping; {} were given",
+            args.mappings.len()
+        );
     }
     if !args.dry_run {
         anyhow::bail!(
@@ -71,8 +74,12 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     if let Some(dir) = &args.emit_batches {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let options = BatchOptions { atomic: args.atomic, ..BatchOptions::default() };
-    let org_url = std::env::var("DATAVERSE_URL").unwrap_or_else(|_| "https://yourorg.crm.dynamics.com".into());
+    let options = BatchOptions {
+        atomic: args.atomic,
+        ..BatchOptions::default()
+    };
+    let org_url = std::env::var("DATAVERSE_URL")
+        .unwrap_or_else(|_| "https://yourorg.crm.dynamics.com".into());
     let mut batch_no = 0u64;
     let mut reports = Vec::new();
     let several = jobs.len() > 1;
@@ -112,8 +119,15 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         flush(&mut pending)?;
         let rejects_file = rejects.finish()?;
         let secs = job_start.elapsed().as_secs_f64();
-        println!("{}", super::summary_line(&tally.counts, "would write", secs));
-        println!("{} $batch requests of up to {} operations built, none sent", super::thousands(batches), args.batch_size);
+        println!(
+            "{}",
+            super::summary_line(&tally.counts, "would write", secs)
+        );
+        println!(
+            "{} $batch requests of up to {} operations built, none sent",
+            super::thousands(batches),
+            args.batch_size
+        );
         if !tally.first_errors.is_empty() {
             println!("first row errors:");
             for e in tally.first_errors.iter().take(5) {
@@ -139,8 +153,19 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         println!("requests written to {}", display_dir(dir));
     }
     let rejected: u64 = reports.iter().map(|r| r.counts.rejected).sum();
-    let exit = if rejected > 0 { Exit::Rejected } else { Exit::Success };
-    let report = RunReport::new("run", true, started_at, start.elapsed().as_millis() as u64, exit.code(), reports);
+    let exit = if rejected > 0 {
+        Exit::Rejected
+    } else {
+        Exit::Success
+    };
+    let report = RunReport::new(
+        "run",
+        true,
+        started_at,
+        start.elapsed().as_millis() as u64,
+        exit.code(),
+        reports,
+    );
     super::write_report(args.report.as_deref(), &report)?;
     Ok(exit)
 }

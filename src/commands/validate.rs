@@ -44,7 +44,10 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         None => None,
     };
     let secs = start.elapsed().as_secs_f64();
-    println!("{}", super::summary_line(&tally.counts, "would write", secs));
+    println!(
+        "{}",
+        super::summary_line(&tally.counts, "would write", secs)
+    );
     if !tally.first_errors.is_empty() {
         println!("first row errors:");
         for e in tally.first_errors.iter().take(args.show_errors) {
@@ -54,7 +57,11 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     if let Some(p) = &rejects_file {
         println!("rejected rows written to {}", p.display());
     }
-    let exit = if tally.counts.rejected > 0 { Exit::Rejected } else { Exit::Success };
+    let exit = if tally.counts.rejected > 0 {
+        Exit::Rejected
+    } else {
+        Exit::Success
+    };
     let duration_ms = start.elapsed().as_millis() as u64;
     let report = RunReport::new(
         "validate",

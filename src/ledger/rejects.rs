@@ -63,17 +63,39 @@ impl RejectsWriter {
             let header: Vec<String> = columns.unwrap_or_default().to_vec();
             let row = header.iter().position(|c| c == ROW_COLUMN);
             let err = header.iter().position(|c| c == ERROR_COLUMN);
-            CsvLayout { delimiter, quote, encoding, existing: row.zip(err), header }
+            CsvLayout {
+                delimiter,
+                quote,
+                encoding,
+                existing: row.zip(err),
+                header,
+            }
         });
-        RejectsWriter { path, csv, out: None, count: 0, line: Vec::with_capacity(256) }
+        RejectsWriter {
+            path,
+            csv,
+            out: None,
+            count: 0,
+            line: Vec::with_capacity(256),
+        }
     }
 
     /// The default rejects file for a source: `<source stem>.rejects.csv` (or `.jsonl`) in the
     /// current directory.
     pub fn default_path(source: &Path, format: Format) -> PathBuf {
-        let stem = source.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "source".into());
+        let stem = source
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "source".into());
         let stem = stem.strip_suffix(".rejects").unwrap_or(&stem).to_string();
-        PathBuf::from(format!("{stem}.rejects.{}", if format == Format::Csv { "csv" } else { "jsonl" }))
+        PathBuf::from(format!(
+            "{stem}.rejects.{}",
+            if format == Format::Csv {
+                "csv"
+            } else {
+                "jsonl"
+            }
+        ))
     }
 
     /// The file's path.
@@ -87,7 +109,12 @@ impl RejectsWriter {
     }
 
     /// Writes one rejected row.
-    pub fn write(&mut self, pos: RowPos, error: &str, content: RejectContent<'_>) -> std::io::Result<()> {
+    pub fn write(
+        &mut self,
+        pos: RowPos,
+        error: &str,
+        content: RejectContent<'_>,
+    ) -> std::io::Result<()> {
         if self.out.is_none() {
             if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)?;
@@ -114,7 +141,15 @@ impl RejectsWriter {
                     Some((r, e)) => row
                         .iter()
                         .enumerate()
-                        .map(|(i, f)| if i == r { row_text.as_str() } else if i == e { error } else { f })
+                        .map(|(i, f)| {
+                            if i == r {
+                                row_text.as_str()
+                            } else if i == e {
+                                error
+                            } else {
+                                f
+                            }
+                        })
                         .collect(),
                     None => row.iter().chain([row_text.as_str(), error]).collect(),
                 };
@@ -140,7 +175,10 @@ impl RejectsWriter {
                 obj.insert("error".into(), error.into());
                 match content {
                     RejectContent::Json(v) => obj.insert("record".into(), v.clone()),
-                    RejectContent::Raw(raw) => obj.insert("raw".into(), String::from_utf8_lossy(raw).into_owned().into()),
+                    RejectContent::Raw(raw) => obj.insert(
+                        "raw".into(),
+                        String::from_utf8_lossy(raw).into_owned().into(),
+                    ),
                     RejectContent::Csv(_) => unreachable!(),
                 };
                 serde_json::to_writer(&mut *out, &obj)?;
@@ -170,7 +208,9 @@ fn csv_line<'a>(layout: &CsvLayout, fields: impl Iterator<Item = &'a str>, out: 
         if i > 0 {
             out.push(layout.delimiter);
         }
-        let needs_quotes = f.bytes().any(|b| b == layout.delimiter || b == layout.quote || b == b'\n' || b == b'\r')
+        let needs_quotes = f
+            .bytes()
+            .any(|b| b == layout.delimiter || b == layout.quote || b == b'\n' || b == b'\r')
             || f.starts_with(' ')
             || f.ends_with(' ');
         if needs_quotes {
@@ -213,10 +253,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.rejects.csv");
         let header = cols(&["Id", "Name"]);
-        let mut w = RejectsWriter::new(path.clone(), Format::Csv, Some(&header), b';', b'"', Encoding::Utf8);
+        let mut w = RejectsWriter::new(
+            path.clone(),
+            Format::Csv,
+            Some(&header),
+            b';',
+            b'"',
+            Encoding::Utf8,
+        );
         let row = CsvRow::new(&["1", "Smith; \"Jo\""], Vec::new());
-        w.write(RowPos { row: 3, line: 4 }, "unknown label 'x'", RejectContent::Csv(&row)).unwrap();
-        w.write(RowPos { row: 4, line: 5 }, "ragged", RejectContent::Raw(b"2;a;b")).unwrap();
+        w.write(
+            RowPos { row: 3, line: 4 },
+            "unknown label 'x'",
+            RejectContent::Csv(&row),
+        )
+        .unwrap();
+        w.write(
+            RowPos { row: 4, line: 5 },
+            "ragged",
+            RejectContent::Raw(b"2;a;b"),
+        )
+        .unwrap();
         assert_eq!(w.finish().unwrap(), Some(path.clone()));
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
@@ -229,11 +286,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.csv");
         let header = cols(&["Id", "dvload_row", "dvload_error"]);
-        let mut w = RejectsWriter::new(path.clone(), Format::Csv, Some(&header), b',', b'"', Encoding::Utf8);
+        let mut w = RejectsWriter::new(
+            path.clone(),
+            Format::Csv,
+            Some(&header),
+            b',',
+            b'"',
+            Encoding::Utf8,
+        );
         let row = CsvRow::new(&["1", "3", "old reason"], Vec::new());
-        w.write(RowPos { row: 1, line: 2 }, "new, reason", RejectContent::Csv(&row)).unwrap();
+        w.write(
+            RowPos { row: 1, line: 2 },
+            "new, reason",
+            RejectContent::Csv(&row),
+        )
+        .unwrap();
         w.finish().unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "Id,dvload_row,dvload_error\n1,1,\"new, reason\"\n");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "Id,dvload_row,dvload_error\n1,1,\"new, reason\"\n"
+        );
     }
 
     #[test]
@@ -241,9 +313,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.csv");
         let header = cols(&["Name"]);
-        let mut w = RejectsWriter::new(path.clone(), Format::Csv, Some(&header), b',', b'"', Encoding::Windows1252);
+        let mut w = RejectsWriter::new(
+            path.clone(),
+            Format::Csv,
+            Some(&header),
+            b',',
+            b'"',
+            Encoding::Windows1252,
+        );
         let row = CsvRow::new(&["Café €"], Vec::new());
-        w.write(RowPos { row: 1, line: 2 }, "x", RejectContent::Csv(&row)).unwrap();
+        w.write(RowPos { row: 1, line: 2 }, "x", RejectContent::Csv(&row))
+            .unwrap();
         w.finish().unwrap();
         let bytes = std::fs::read(&path).unwrap();
         assert!(bytes.ends_with(b"Caf\xe9 \x80,1,x\n"), "{bytes:?}");
@@ -253,10 +333,23 @@ mod tests {
     fn json_rejects_are_json_lines_envelopes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.jsonl");
-        let mut w = RejectsWriter::new(path.clone(), Format::JsonLines, None, b',', b'"', Encoding::Utf8);
+        let mut w = RejectsWriter::new(
+            path.clone(),
+            Format::JsonLines,
+            None,
+            b',',
+            b'"',
+            Encoding::Utf8,
+        );
         let rec = serde_json::json!({"id": "L-1"});
-        w.write(RowPos { row: 2, line: 2 }, "bad", RejectContent::Json(&rec)).unwrap();
-        w.write(RowPos { row: 3, line: 3 }, "not JSON", RejectContent::Raw(b"{\"id\":")).unwrap();
+        w.write(RowPos { row: 2, line: 2 }, "bad", RejectContent::Json(&rec))
+            .unwrap();
+        w.write(
+            RowPos { row: 3, line: 3 },
+            "not JSON",
+            RejectContent::Raw(b"{\"id\":"),
+        )
+        .unwrap();
         w.finish().unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
@@ -268,15 +361,31 @@ mod tests {
     fn nothing_rejected_leaves_no_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.csv");
-        let w = RejectsWriter::new(path.clone(), Format::Csv, Some(&cols(&["a"])), b',', b'"', Encoding::Utf8);
+        let w = RejectsWriter::new(
+            path.clone(),
+            Format::Csv,
+            Some(&cols(&["a"])),
+            b',',
+            b'"',
+            Encoding::Utf8,
+        );
         assert_eq!(w.finish().unwrap(), None);
         assert!(!path.exists());
     }
 
     #[test]
     fn default_paths() {
-        assert_eq!(RejectsWriter::default_path(Path::new("samples/accounts.csv"), Format::Csv), PathBuf::from("accounts.rejects.csv"));
-        assert_eq!(RejectsWriter::default_path(Path::new("accounts.rejects.csv"), Format::Csv), PathBuf::from("accounts.rejects.csv"));
-        assert_eq!(RejectsWriter::default_path(Path::new("x/leads.json"), Format::Json), PathBuf::from("leads.rejects.jsonl"));
+        assert_eq!(
+            RejectsWriter::default_path(Path::new("samples/accounts.csv"), Format::Csv),
+            PathBuf::from("accounts.rejects.csv")
+        );
+        assert_eq!(
+            RejectsWriter::default_path(Path::new("accounts.rejects.csv"), Format::Csv),
+            PathBuf::from("accounts.rejects.csv")
+        );
+        assert_eq!(
+            RejectsWriter::default_path(Path::new("x/leads.json"), Format::Json),
+            PathBuf::from("leads.rejects.jsonl")
+        );
     }
 }

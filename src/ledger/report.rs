@@ -81,14 +81,30 @@ pub struct RunReport {
 
 impl RunReport {
     /// Builds the totals from the jobs.
-    pub fn new(command: &str, dry_run: bool, started_at: String, duration_ms: u64, exit_code: u8, jobs: Vec<JobReport>) -> RunReport {
+    pub fn new(
+        command: &str,
+        dry_run: bool,
+        started_at: String,
+        duration_ms: u64,
+        exit_code: u8,
+        jobs: Vec<JobReport>,
+    ) -> RunReport {
         let mut counts = Counts::default();
         let mut batches = 0;
         for j in &jobs {
             counts.add(&j.counts);
             batches += j.batches;
         }
-        RunReport { command: command.into(), dry_run, counts, batches, duration_ms, started_at, exit_code, jobs }
+        RunReport {
+            command: command.into(),
+            dry_run,
+            counts,
+            batches,
+            duration_ms,
+            started_at,
+            exit_code,
+            jobs,
+        }
     }
 
     /// Writes the report as pretty JSON, atomically (temporary file, then rename).
@@ -101,8 +117,14 @@ impl RunReport {
 /// Writes `bytes` to `path` through a temporary file in the same folder, so that a reader
 /// never sees half a file.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "report".into());
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "report".into());
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path).inspect_err(|_| {
@@ -121,16 +143,35 @@ mod tests {
             source: "s.csv".into(),
             entity_set: "accounts".into(),
             operation: "upsert".into(),
-            counts: Counts { read: 10, written: 7, rejected: 2, skipped: 1 },
+            counts: Counts {
+                read: 10,
+                written: 7,
+                rejected: 2,
+                skipped: 1,
+            },
             batches: 1,
             rejects_file: None,
             duration_ms: 5,
             first_errors: vec![],
         };
-        let report = RunReport::new("run", true, "2026-01-01T00:00:00Z".into(), 6, 1, vec![job.clone(), job]);
+        let report = RunReport::new(
+            "run",
+            true,
+            "2026-01-01T00:00:00Z".into(),
+            6,
+            1,
+            vec![job.clone(), job],
+        );
         assert!(report.counts.balanced());
         let v = serde_json::to_value(&report).unwrap();
-        for (k, n) in [("read", 20), ("written", 14), ("rejected", 4), ("skipped", 2), ("duration_ms", 6), ("batches", 2)] {
+        for (k, n) in [
+            ("read", 20),
+            ("written", 14),
+            ("rejected", 4),
+            ("skipped", 2),
+            ("duration_ms", 6),
+            ("batches", 2),
+        ] {
             assert_eq!(v[k], n, "{k}");
         }
         assert_eq!(v["dry_run"], true);
@@ -138,8 +179,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.json");
         report.write(&path).unwrap();
-        let back: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let back: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(back, v);
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left behind");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file left behind"
+        );
     }
 }

@@ -13,7 +13,8 @@ use crate::odata::KeyValue;
 const MIN_DATE: Date = jiff::civil::date(1753, 1, 1);
 
 /// dvload's UUID v5 namespace for ids derived from source values (`derive_uuid = true`).
-pub const DERIVE_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6f1c_2a3e_8d4b_5c7a_9e0f_1b2c_3d4e_5f60);
+pub const DERIVE_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x6f1c_2a3e_8d4b_5c7a_9e0f_1b2c_3d4e_5f60);
 
 /// Words accepted as `true` by a `bool` field (case-insensitive).
 pub const TRUE_WORDS: &[&str] = &["true", "yes", "y", "1"];
@@ -112,9 +113,14 @@ impl ChoiceMap {
             }
         }
         if self.is_empty() {
-            Err(format!("'{s}' is not an option value (a whole number); add a `map` of labels to values to accept labels"))
+            Err(format!(
+                "'{s}' is not an option value (a whole number); add a `map` of labels to values to accept labels"
+            ))
         } else {
-            Err(format!("unknown label '{s}'; allowed: {}", self.labels.join(", ")))
+            Err(format!(
+                "unknown label '{s}'; allowed: {}",
+                self.labels.join(", ")
+            ))
         }
     }
 }
@@ -143,7 +149,11 @@ impl Converter {
                 }
                 let _ = write!(out, "{n}");
             }
-            Converter::Number { decimal, money, float } => {
+            Converter::Number {
+                decimal,
+                money,
+                float,
+            } => {
                 let text = if *money { strip_currency(s) } else { s };
                 if *float {
                     let canonical = normalize_number(text, *decimal, true)
@@ -213,7 +223,9 @@ impl Converter {
                 KeyValue::Decimal(json)
             }
             Converter::Bool => KeyValue::Bool(parse_bool(s)?),
-            Converter::DateTime { formats, tz } => KeyValue::DateTimeOffset(parse_datetime(s, formats, tz)?),
+            Converter::DateTime { formats, tz } => {
+                KeyValue::DateTimeOffset(parse_datetime(s, formats, tz)?)
+            }
             Converter::DateOnly { formats } => KeyValue::Date(parse_date(s, formats)?),
             Converter::Guid { derive } => KeyValue::Guid(parse_guid(s, derive.as_deref())?),
             Converter::Choice(map) => KeyValue::Integer(map.resolve(s)?),
@@ -290,12 +302,18 @@ fn number_error(s: &str, decimal: char, e: NumberError) -> String {
 }
 
 fn is_group_separator(c: char, decimal: char) -> bool {
-    matches!(c, ' ' | '\u{a0}' | '\u{202f}' | '\'') || (decimal == '.' && c == ',') || (decimal == ',' && c == '.')
+    matches!(c, ' ' | '\u{a0}' | '\u{202f}' | '\'')
+        || (decimal == '.' && c == ',')
+        || (decimal == ',' && c == '.')
 }
 
 /// Normalises a number written with `decimal` as decimal separator and optional thousands
 /// separators (groups of three) into JSON number text: `"1.234,50"` with `,` → `"1234.50"`.
-pub fn normalize_number(s: &str, decimal: char, allow_exponent: bool) -> Result<String, NumberError> {
+pub fn normalize_number(
+    s: &str,
+    decimal: char,
+    allow_exponent: bool,
+) -> Result<String, NumberError> {
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars().peekable();
     if let Some(&c) = chars.peek() {
@@ -387,7 +405,10 @@ pub fn normalize_number(s: &str, decimal: char, allow_exponent: bool) -> Result<
 
 fn strip_currency(s: &str) -> &str {
     const SYMBOLS: &[char] = &['£', '$', '€', '¥', '₹', '₣', 'ƒ'];
-    let t = s.trim_start_matches(SYMBOLS).trim_end_matches(SYMBOLS).trim();
+    let t = s
+        .trim_start_matches(SYMBOLS)
+        .trim_end_matches(SYMBOLS)
+        .trim();
     if t.len() == s.len() { s } else { t }
 }
 
@@ -411,7 +432,10 @@ pub fn parse_integer(s: &str, decimal: char) -> Result<i64, String> {
 pub fn parse_guid(s: &str, derive: Option<&str>) -> Result<uuid::Uuid, String> {
     match (uuid::Uuid::try_parse(s), derive) {
         (Ok(id), _) => Ok(id),
-        (Err(_), Some(prefix)) => Ok(uuid::Uuid::new_v5(&DERIVE_NAMESPACE, format!("{prefix}/{s}").as_bytes())),
+        (Err(_), Some(prefix)) => Ok(uuid::Uuid::new_v5(
+            &DERIVE_NAMESPACE,
+            format!("{prefix}/{s}").as_bytes(),
+        )),
         (Err(_), None) => Err(format!(
             "'{s}' is not a GUID (expected 32 hex digits such as 00000000-0000-0000-0000-000000000001)"
         )),
@@ -420,7 +444,9 @@ pub fn parse_guid(s: &str, derive: Option<&str>) -> Result<uuid::Uuid, String> {
 
 fn check_min(date: Date, s: &str) -> Result<(), String> {
     if date < MIN_DATE {
-        Err(format!("'{s}' is before 1753-01-01, the earliest date Dataverse stores"))
+        Err(format!(
+            "'{s}' is before 1753-01-01, the earliest date Dataverse stores"
+        ))
     } else {
         Ok(())
     }
@@ -430,7 +456,11 @@ fn formats_hint(formats: &[String]) -> String {
     if formats.is_empty() {
         "ISO 8601".to_string()
     } else {
-        formats.iter().map(|f| format!("'{f}'")).collect::<Vec<_>>().join(" or ")
+        formats
+            .iter()
+            .map(|f| format!("'{f}'"))
+            .collect::<Vec<_>>()
+            .join(" or ")
     }
 }
 
@@ -438,8 +468,12 @@ fn formats_hint(formats: &[String]) -> String {
 pub fn parse_date(s: &str, formats: &[String]) -> Result<Date, String> {
     let date = if formats.is_empty() {
         let head = s.split(['T', ' ']).next().unwrap_or(s);
-        head.parse::<Date>()
-            .map_err(|e| format!("'{s}' is not a valid date (expected YYYY-MM-DD): {}", reason(&e)))?
+        head.parse::<Date>().map_err(|e| {
+            format!(
+                "'{s}' is not a valid date (expected YYYY-MM-DD): {}",
+                reason(&e)
+            )
+        })?
     } else {
         let mut last = String::new();
         let mut found = None;
@@ -452,7 +486,12 @@ pub fn parse_date(s: &str, formats: &[String]) -> Result<Date, String> {
                 Err(e) => last = reason(&e),
             }
         }
-        found.ok_or_else(|| format!("'{s}' is not a valid date (format {}): {last}", formats_hint(formats)))?
+        found.ok_or_else(|| {
+            format!(
+                "'{s}' is not a valid date (format {}): {last}",
+                formats_hint(formats)
+            )
+        })?
     };
     check_min(date, s)?;
     Ok(date)
@@ -461,7 +500,11 @@ pub fn parse_date(s: &str, formats: &[String]) -> Result<Date, String> {
 /// Parses a date and time (sent in UTC as `YYYY-MM-DDTHH:MM:SSZ`). A value with an
 /// offset keeps it; one without is read in `tz`. A local time that does not exist (the hour
 /// skipped when clocks go forward) is refused; one that happens twice takes the earlier.
-pub fn parse_datetime(s: &str, formats: &[String], tz: &TimeZone) -> Result<jiff::Timestamp, String> {
+pub fn parse_datetime(
+    s: &str,
+    formats: &[String],
+    tz: &TimeZone,
+) -> Result<jiff::Timestamp, String> {
     let ts = if formats.is_empty() {
         if let Ok(ts) = s.parse::<jiff::Timestamp>() {
             ts
@@ -494,7 +537,12 @@ pub fn parse_datetime(s: &str, formats: &[String], tz: &TimeZone) -> Result<jiff
                 Err(e) => last = reason(&e),
             }
         }
-        found.ok_or_else(|| format!("'{s}' is not a valid date and time (format {}): {last}", formats_hint(formats)))?
+        found.ok_or_else(|| {
+            format!(
+                "'{s}' is not a valid date and time (format {}): {last}",
+                formats_hint(formats)
+            )
+        })?
     };
     let utc = ts.to_zoned_datetime(TimeZone::UTC);
     check_min(utc.date(), s)?;
@@ -524,7 +572,10 @@ pub fn parse_choices(s: &str, map: &ChoiceMap, separator: &str) -> Result<Vec<i6
         }
     }
     if values.len() > 150 {
-        return Err(format!("{} options selected; Dataverse allows at most 150", values.len()));
+        return Err(format!(
+            "{} options selected; Dataverse allows at most 150",
+            values.len()
+        ));
     }
     Ok(values)
 }
@@ -544,7 +595,11 @@ mod tests {
     }
 
     fn dec(decimal: char) -> Converter {
-        Converter::Number { decimal, money: false, float: false }
+        Converter::Number {
+            decimal,
+            money: false,
+            float: false,
+        }
     }
 
     #[test]
@@ -580,14 +635,22 @@ mod tests {
 
     #[test]
     fn money_drops_currency_symbols() {
-        let c = Converter::Number { decimal: '.', money: true, float: false };
+        let c = Converter::Number {
+            decimal: '.',
+            money: true,
+            float: false,
+        };
         assert_eq!(json(&c, "£1,250.50").unwrap(), "1250.50");
         assert_eq!(json(&c, "99 €").unwrap(), "99");
     }
 
     #[test]
     fn floats_accept_exponents() {
-        let c = Converter::Number { decimal: '.', money: false, float: true };
+        let c = Converter::Number {
+            decimal: '.',
+            money: false,
+            float: true,
+        };
         assert_eq!(json(&c, "1.5e3").unwrap(), "1500");
         assert_eq!(json(&c, "47.639583").unwrap(), "47.639583");
         assert!(json(&c, "1e").is_err());
@@ -595,19 +658,34 @@ mod tests {
 
     #[test]
     fn integers() {
-        let c = Converter::Integer { wide: false, decimal: '.' };
+        let c = Converter::Integer {
+            wide: false,
+            decimal: '.',
+        };
         assert_eq!(json(&c, "1,234").unwrap(), "1234");
         assert_eq!(json(&c, "12.00").unwrap(), "12");
-        assert_eq!(json(&c, "twelve").unwrap_err(), "'twelve' is not a whole number");
+        assert_eq!(
+            json(&c, "twelve").unwrap_err(),
+            "'twelve' is not a whole number"
+        );
         assert!(json(&c, "12.5").unwrap_err().contains("fraction"));
         assert!(json(&c, "3000000000").unwrap_err().contains("bigint"));
-        let wide = Converter::Integer { wide: true, decimal: '.' };
+        let wide = Converter::Integer {
+            wide: true,
+            decimal: '.',
+        };
         assert_eq!(json(&wide, "3000000000").unwrap(), "3000000000");
     }
 
     #[test]
     fn booleans() {
-        for (s, v) in [("Yes", "true"), ("n", "false"), ("TRUE", "true"), ("0", "false"), ("y", "true")] {
+        for (s, v) in [
+            ("Yes", "true"),
+            ("n", "false"),
+            ("TRUE", "true"),
+            ("0", "false"),
+            ("y", "true"),
+        ] {
             assert_eq!(json(&Converter::Bool, s).unwrap(), v);
         }
         assert_eq!(
@@ -618,38 +696,82 @@ mod tests {
 
     #[test]
     fn uk_dates_and_impossible_dates() {
-        let c = Converter::DateOnly { formats: vec!["%d/%m/%Y".into()] };
+        let c = Converter::DateOnly {
+            formats: vec!["%d/%m/%Y".into()],
+        };
         assert_eq!(json(&c, "03/11/2014").unwrap(), "\"2014-11-03\"");
         let err = json(&c, "31/02/2024").unwrap_err();
-        assert!(err.starts_with("'31/02/2024' is not a valid date (format '%d/%m/%Y'): "), "{err}");
+        assert!(
+            err.starts_with("'31/02/2024' is not a valid date (format '%d/%m/%Y'): "),
+            "{err}"
+        );
         let iso = Converter::DateOnly { formats: vec![] };
         assert_eq!(json(&iso, "1985-03-14").unwrap(), "\"1985-03-14\"");
-        assert_eq!(json(&iso, "1985-03-14T23:30:00-05:00").unwrap(), "\"1985-03-14\"");
-        assert!(json(&iso, "1990-02-30").unwrap_err().starts_with("'1990-02-30' is not a valid date"));
+        assert_eq!(
+            json(&iso, "1985-03-14T23:30:00-05:00").unwrap(),
+            "\"1985-03-14\""
+        );
+        assert!(
+            json(&iso, "1990-02-30")
+                .unwrap_err()
+                .starts_with("'1990-02-30' is not a valid date")
+        );
         assert!(json(&iso, "1700-01-01").unwrap_err().contains("1753"));
     }
 
     #[test]
     fn datetimes_convert_to_utc() {
         let london = TimeZone::get("Europe/London").unwrap();
-        let c = Converter::DateTime { formats: vec!["%d/%m/%Y %H:%M".into()], tz: london.clone() };
-        assert_eq!(json(&c, "15/07/2024 09:30").unwrap(), "\"2024-07-15T08:30:00Z\"");
-        assert_eq!(json(&c, "15/01/2024 09:30").unwrap(), "\"2024-01-15T09:30:00Z\"");
+        let c = Converter::DateTime {
+            formats: vec!["%d/%m/%Y %H:%M".into()],
+            tz: london.clone(),
+        };
+        assert_eq!(
+            json(&c, "15/07/2024 09:30").unwrap(),
+            "\"2024-07-15T08:30:00Z\""
+        );
+        assert_eq!(
+            json(&c, "15/01/2024 09:30").unwrap(),
+            "\"2024-01-15T09:30:00Z\""
+        );
         let gap = json(&c, "31/03/2024 01:30").unwrap_err();
-        assert!(gap.contains("does not exist in time zone Europe/London"), "{gap}");
+        assert!(
+            gap.contains("does not exist in time zone Europe/London"),
+            "{gap}"
+        );
         // 01:30 on 27/10/2024 happens twice in London; the earlier (BST) is taken.
-        assert_eq!(json(&c, "27/10/2024 01:30").unwrap(), "\"2024-10-27T00:30:00Z\"");
-        let iso = Converter::DateTime { formats: vec![], tz: london };
-        assert_eq!(json(&iso, "2026-03-14T09:21:00+01:00").unwrap(), "\"2026-03-14T08:21:00Z\"");
-        assert_eq!(json(&iso, "2026-07-01T12:00:00").unwrap(), "\"2026-07-01T11:00:00Z\"");
-        assert_eq!(json(&iso, "2026-07-01T12:00:00Z").unwrap(), "\"2026-07-01T12:00:00Z\"");
+        assert_eq!(
+            json(&c, "27/10/2024 01:30").unwrap(),
+            "\"2024-10-27T00:30:00Z\""
+        );
+        let iso = Converter::DateTime {
+            formats: vec![],
+            tz: london,
+        };
+        assert_eq!(
+            json(&iso, "2026-03-14T09:21:00+01:00").unwrap(),
+            "\"2026-03-14T08:21:00Z\""
+        );
+        assert_eq!(
+            json(&iso, "2026-07-01T12:00:00").unwrap(),
+            "\"2026-07-01T11:00:00Z\""
+        );
+        assert_eq!(
+            json(&iso, "2026-07-01T12:00:00Z").unwrap(),
+            "\"2026-07-01T12:00:00Z\""
+        );
     }
 
     #[test]
     fn dateonly_never_shifts() {
         // A DateOnly column is a calendar date: no zone is applied, whatever the offset says.
-        let c = Converter::DateOnly { formats: vec!["%d/%m/%Y %H:%M %z".into()] };
-        assert_eq!(json(&c, "01/01/2024 23:30 -0800").unwrap(), "\"2024-01-01\"");
+        let c = Converter::DateOnly {
+            formats: vec!["%d/%m/%Y %H:%M %z".into()],
+        };
+        assert_eq!(
+            json(&c, "01/01/2024 23:30 -0800").unwrap(),
+            "\"2024-01-01\""
+        );
     }
 
     #[test]
@@ -658,11 +780,24 @@ mod tests {
         let c = Converter::Choice(map.clone());
         assert_eq!(json(&c, "consulting").unwrap(), "7");
         assert_eq!(json(&c, "7").unwrap(), "7");
-        assert_eq!(json(&c, "Aerospace").unwrap_err(), "unknown label 'Aerospace'; allowed: Accounting, Consulting");
+        assert_eq!(
+            json(&c, "Aerospace").unwrap_err(),
+            "unknown label 'Aerospace'; allowed: Accounting, Consulting"
+        );
         assert!(json(&c, "9").is_err());
-        let multi = Converter::Choices { map, separator: "|".into() };
-        assert_eq!(json(&multi, "Accounting| consulting|Accounting").unwrap(), "\"1,7\"");
-        assert!(json(&multi, "Accounting|Knitting").unwrap_err().contains("'Knitting'"));
+        let multi = Converter::Choices {
+            map,
+            separator: "|".into(),
+        };
+        assert_eq!(
+            json(&multi, "Accounting| consulting|Accounting").unwrap(),
+            "\"1,7\""
+        );
+        assert!(
+            json(&multi, "Accounting|Knitting")
+                .unwrap_err()
+                .contains("'Knitting'")
+        );
         let bare = Converter::Choice(ChoiceMap::default());
         assert_eq!(json(&bare, "3").unwrap(), "3");
         assert!(json(&bare, "Hot").unwrap_err().contains("map"));
@@ -676,16 +811,23 @@ mod tests {
             "\"6f9619ff-8b86-d011-b42d-00cf4fc964ff\""
         );
         assert!(json(&c, "L-000001").unwrap_err().contains("not a GUID"));
-        let d = Converter::Guid { derive: Some("leads".into()) };
+        let d = Converter::Guid {
+            derive: Some("leads".into()),
+        };
         assert_eq!(json(&d, "L-000001").unwrap(), json(&d, "L-000001").unwrap());
         assert_ne!(json(&d, "L-000001").unwrap(), json(&d, "L-000002").unwrap());
     }
 
     #[test]
     fn text_length_and_escaping() {
-        let c = Converter::Text { max_length: Some(5) };
+        let c = Converter::Text {
+            max_length: Some(5),
+        };
         assert_eq!(json(&c, "héllo").unwrap(), "\"héllo\"");
-        assert_eq!(json(&c, "héllo!").unwrap_err(), "is 6 characters long; at most 5 are allowed");
+        assert_eq!(
+            json(&c, "héllo!").unwrap_err(),
+            "is 6 characters long; at most 5 are allowed"
+        );
         let mut out = String::new();
         write_json_string("a\"b\\c\nd\u{1}", &mut out);
         assert_eq!(out, r#""a\"b\\c\nd\u0001""#);
@@ -693,10 +835,15 @@ mod tests {
 
     #[test]
     fn key_values() {
-        let t = Converter::Text { max_length: Some(3) };
+        let t = Converter::Text {
+            max_length: Some(3),
+        };
         assert_eq!(t.key_value("O'N").unwrap(), KeyValue::String("O'N".into()));
         assert!(t.key_value("O'Neil").is_err());
-        let i = Converter::Integer { wide: false, decimal: '.' };
+        let i = Converter::Integer {
+            wide: false,
+            decimal: '.',
+        };
         assert_eq!(i.key_value("1,200").unwrap(), KeyValue::Integer(1200));
         let c = Converter::Choice(ChoiceMap::new([("Hot".to_string(), 1)]));
         assert_eq!(c.key_value("hot").unwrap(), KeyValue::Integer(1));

@@ -6,8 +6,8 @@ use std::fmt;
 
 use super::convert::Converter;
 use super::spec::{
-    Ctx, FieldKind, FieldRef, Input, LookupKey, MappingError, MappingSpec, OperationKind, TemplatePart, ValueSpec,
-    suggest,
+    Ctx, FieldKind, FieldRef, Input, LookupKey, MappingError, MappingSpec, OperationKind,
+    TemplatePart, ValueSpec, suggest,
 };
 use crate::odata::key::{KeyValue, alternate_key_url, key_display, primary_key_url};
 use crate::odata::{Method, Operation, Precondition};
@@ -101,8 +101,15 @@ enum BoundKey {
 
 #[derive(Debug, Clone)]
 enum BoundKind {
-    Value { json_key: String, value: BoundValue },
-    Lookup { json_key: String, entity_set: String, key: BoundKey },
+    Value {
+        json_key: String,
+        value: BoundValue,
+    },
+    Lookup {
+        json_key: String,
+        entity_set: String,
+        key: BoundKey,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -128,21 +135,46 @@ pub struct Plan {
 impl Plan {
     /// Binds `spec` to a source: `columns` is the CSV header (`None` for JSON sources). Every
     /// field a CSV mapping names must be a column of the header.
-    pub fn compile(spec: &MappingSpec, columns: Option<&[String]>, source_name: &str) -> Result<Plan, MappingError> {
-        let ctx = Ctx { file: &spec.file, text: &spec.text };
-        let binder = Binder { ctx: &ctx, columns, source_name };
-        let key = binder.key(&spec.target.entity_set, &spec.target.key, spec.target.operation == OperationKind::Create)?;
+    pub fn compile(
+        spec: &MappingSpec,
+        columns: Option<&[String]>,
+        source_name: &str,
+    ) -> Result<Plan, MappingError> {
+        let ctx = Ctx {
+            file: &spec.file,
+            text: &spec.text,
+        };
+        let binder = Binder {
+            ctx: &ctx,
+            columns,
+            source_name,
+        };
+        let key = binder.key(
+            &spec.target.entity_set,
+            &spec.target.key,
+            spec.target.operation == OperationKind::Create,
+        )?;
         let mut fields = Vec::with_capacity(spec.fields.len());
         for f in &spec.fields {
             let kind = match &f.kind {
-                FieldKind::Value(v) => BoundKind::Value { json_key: json_key(&f.column), value: binder.value(v)? },
+                FieldKind::Value(v) => BoundKind::Value {
+                    json_key: json_key(&f.column),
+                    value: binder.value(v)?,
+                },
                 FieldKind::Lookup { entity_set, key } => {
                     let key = match key {
-                        LookupKey::Id(v) => BoundKey::Id(Box::new(binder.value(v)?), f.column.clone()),
+                        LookupKey::Id(v) => {
+                            BoundKey::Id(Box::new(binder.value(v)?), f.column.clone())
+                        }
                         LookupKey::Alternate(parts) => BoundKey::Alternate(
                             parts
                                 .iter()
-                                .map(|p| Ok(BoundKeyPart { column: p.column.clone(), value: binder.value(&p.value)? }))
+                                .map(|p| {
+                                    Ok(BoundKeyPart {
+                                        column: p.column.clone(),
+                                        value: binder.value(&p.value)?,
+                                    })
+                                })
                                 .collect::<Result<_, MappingError>>()?,
                         ),
                     };
@@ -153,9 +185,18 @@ impl Plan {
                     }
                 }
             };
-            fields.push(BoundField { column: f.column.clone(), kind, omit_empty: f.omit_empty });
+            fields.push(BoundField {
+                column: f.column.clone(),
+                kind,
+                omit_empty: f.omit_empty,
+            });
         }
-        let skip_empty = spec.filter.skip_empty.iter().map(|r| binder.field(r)).collect::<Result<_, _>>()?;
+        let skip_empty = spec
+            .filter
+            .skip_empty
+            .iter()
+            .map(|r| binder.field(r))
+            .collect::<Result<_, _>>()?;
         let skip_equal = spec
             .filter
             .skip_equal
@@ -233,7 +274,11 @@ impl Plan {
                             reason,
                         })?
                     }
-                    BoundKind::Lookup { json_key, entity_set, key } => {
+                    BoundKind::Lookup {
+                        json_key,
+                        entity_set,
+                        key,
+                    } => {
                         body.push_str(json_key);
                         match key_segment(record, entity_set, key, Some(&f.column))? {
                             Some((target, _)) => {
@@ -258,7 +303,14 @@ impl Plan {
             body.push('}');
             Some(body)
         };
-        Ok(Mapped::Operation(Operation { row, method, url, precondition, body, key: key_text }))
+        Ok(Mapped::Operation(Operation {
+            row,
+            method,
+            url,
+            precondition,
+            body,
+            key: key_text,
+        }))
     }
 }
 
@@ -307,7 +359,10 @@ fn key_segment(
         BoundKey::Id(v, column) => {
             let required = lookup_column.is_none() || v.spec.required;
             match key_value(record, v, required).map_err(|r| err(column, v, r))? {
-                Some(KeyValue::Guid(id)) => Ok(Some((primary_key_url(entity_set, id), format!("{column}={id}")))),
+                Some(KeyValue::Guid(id)) => Ok(Some((
+                    primary_key_url(entity_set, id),
+                    format!("{column}={id}"),
+                ))),
                 Some(other) => Err(err(column, v, format!("{other} is not a GUID"))),
                 None => Ok(None),
             }
@@ -317,7 +372,9 @@ fn key_segment(
             let mut empty = Vec::new();
             for p in parts {
                 let required = lookup_column.is_none();
-                match key_value(record, &p.value, required).map_err(|r| err(&p.column, &p.value, r))? {
+                match key_value(record, &p.value, required)
+                    .map_err(|r| err(&p.column, &p.value, r))?
+                {
                     Some(v) => pairs.push((p.column.as_str(), v)),
                     None => empty.push(p.column.as_str()),
                 }
@@ -336,7 +393,10 @@ fn key_segment(
                     ),
                 });
             }
-            Ok(Some((alternate_key_url(entity_set, &pairs), key_display(&pairs))))
+            Ok(Some((
+                alternate_key_url(entity_set, &pairs),
+                key_display(&pairs),
+            )))
         }
     }
 }
@@ -411,7 +471,11 @@ fn read_text<'r>(record: &'r Record, v: &BoundValue) -> Result<Option<Cow<'r, st
         return Ok(None);
     }
     if !v.null_if_lower.is_empty() {
-        let probe = if v.spec.trim { trimmed.to_lowercase() } else { trimmed.trim().to_lowercase() };
+        let probe = if v.spec.trim {
+            trimmed.to_lowercase()
+        } else {
+            trimmed.trim().to_lowercase()
+        };
         if v.null_if_lower.iter().any(|n| *n == probe) {
             return Ok(None);
         }
@@ -424,7 +488,11 @@ fn get<'r>(record: &'r Record, getter: &Getter) -> Result<Cow<'r, str>, String> 
     get_for(record, getter, &Converter::Text { max_length: None })
 }
 
-fn get_for<'r>(record: &'r Record, getter: &Getter, converter: &Converter) -> Result<Cow<'r, str>, String> {
+fn get_for<'r>(
+    record: &'r Record,
+    getter: &Getter,
+    converter: &Converter,
+) -> Result<Cow<'r, str>, String> {
     match (&record.data, getter) {
         (RecordData::Csv(row), Getter::Column(i)) => Ok(Cow::Borrowed(row.get(*i).unwrap_or(""))),
         (RecordData::Json(value), Getter::Path(path)) => {
@@ -432,7 +500,9 @@ fn get_for<'r>(record: &'r Record, getter: &Getter, converter: &Converter) -> Re
             for seg in path {
                 let next = match cur {
                     serde_json::Value::Object(map) => map.get(seg.as_str()),
-                    serde_json::Value::Array(items) => seg.parse::<usize>().ok().and_then(|i| items.get(i)),
+                    serde_json::Value::Array(items) => {
+                        seg.parse::<usize>().ok().and_then(|i| items.get(i))
+                    }
                     _ => None,
                 };
                 match next {
@@ -523,7 +593,10 @@ impl Binder<'_> {
                 Getter::Column(idx)
             }
         };
-        Ok(BoundRef { name: r.name.clone(), getter })
+        Ok(BoundRef {
+            name: r.name.clone(),
+            getter,
+        })
     }
 
     fn value(&self, v: &ValueSpec) -> Result<BoundValue, MappingError> {
@@ -538,7 +611,10 @@ impl Binder<'_> {
                     })
                     .collect::<Result<_, MappingError>>()?,
             ),
-            Input::Constant { text, json } => BoundInput::Constant { text: text.clone(), json: json.clone() },
+            Input::Constant { text, json } => BoundInput::Constant {
+                text: text.clone(),
+                json: json.clone(),
+            },
         };
         Ok(BoundValue {
             input,
@@ -547,7 +623,12 @@ impl Binder<'_> {
         })
     }
 
-    fn key(&self, entity_set: &str, parts: &[super::spec::KeyPart], optional: bool) -> Result<BoundKey, MappingError> {
+    fn key(
+        &self,
+        entity_set: &str,
+        parts: &[super::spec::KeyPart],
+        optional: bool,
+    ) -> Result<BoundKey, MappingError> {
         if parts.is_empty() {
             debug_assert!(optional);
             return Ok(BoundKey::None);
@@ -558,12 +639,20 @@ impl Binder<'_> {
         {
             // A single GUID column is the primary id: `accounts(<guid>)` (PROTOCOL.md §4).
             let _ = entity_set;
-            return Ok(BoundKey::Id(Box::new(self.value(&parts[0].value)?), parts[0].column.clone()));
+            return Ok(BoundKey::Id(
+                Box::new(self.value(&parts[0].value)?),
+                parts[0].column.clone(),
+            ));
         }
         Ok(BoundKey::Alternate(
             parts
                 .iter()
-                .map(|p| Ok(BoundKeyPart { column: p.column.clone(), value: self.value(&p.value)? }))
+                .map(|p| {
+                    Ok(BoundKeyPart {
+                        column: p.column.clone(),
+                        value: self.value(&p.value)?,
+                    })
+                })
                 .collect::<Result<_, MappingError>>()?,
         ))
     }

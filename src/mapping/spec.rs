@@ -29,7 +29,14 @@ impl fmt::Display for MappingError {
         if self.line == 0 {
             write!(f, "{}: {}", self.file.display(), self.message)
         } else {
-            write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file.display(),
+                self.line,
+                self.column,
+                self.message
+            )
         }
     }
 }
@@ -217,8 +224,8 @@ pub struct MappingSpec {
 
 /// The type names of the mapping language.
 pub const TYPES: &[&str] = &[
-    "text", "int", "bigint", "decimal", "float", "money", "bool", "datetime", "dateonly", "guid", "choice",
-    "choices", "lookup",
+    "text", "int", "bigint", "decimal", "float", "money", "bool", "datetime", "dateonly", "guid",
+    "choice", "choices", "lookup",
 ];
 
 const FIELD_KEYS: &[&str] = &[
@@ -251,7 +258,12 @@ pub(crate) struct Ctx<'a> {
 impl Ctx<'_> {
     pub(crate) fn err(&self, span: Range<usize>, message: impl Into<String>) -> MappingError {
         let (line, column) = line_col(self.text, span.start);
-        MappingError { file: self.file.to_path_buf(), line, column, message: message.into() }
+        MappingError {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            message: message.into(),
+        }
     }
 }
 
@@ -275,8 +287,18 @@ struct TableReader<'c, 't, 'i> {
 }
 
 impl<'c, 't, 'i> TableReader<'c, 't, 'i> {
-    fn new(ctx: &'c Ctx<'c>, table: &'t DeTable<'i>, span: Range<usize>, what: impl Into<String>) -> Self {
-        TableReader { ctx, table, span, what: what.into() }
+    fn new(
+        ctx: &'c Ctx<'c>,
+        table: &'t DeTable<'i>,
+        span: Range<usize>,
+        what: impl Into<String>,
+    ) -> Self {
+        TableReader {
+            ctx,
+            table,
+            span,
+            what: what.into(),
+        }
     }
 
     fn check_keys(&self, allowed: &[&str]) -> Result<(), MappingError> {
@@ -325,7 +347,9 @@ impl<'c, 't, 'i> TableReader<'c, 't, 'i> {
     }
 
     fn strings(&self, key: &str) -> Result<Option<Spanned<Vec<String>>>, MappingError> {
-        let Some(v) = self.get(key) else { return Ok(None) };
+        let Some(v) = self.get(key) else {
+            return Ok(None);
+        };
         let list = match v.get_ref() {
             DeValue::String(s) => vec![s.to_string()],
             DeValue::Array(items) => {
@@ -346,7 +370,11 @@ impl<'c, 't, 'i> TableReader<'c, 't, 'i> {
     fn type_err(&self, key: &str, v: &Val<'_>, expected: &str) -> MappingError {
         self.ctx.err(
             v.span(),
-            format!("'{key}' in {} must be {expected}, not {}", self.what, describe(v.get_ref())),
+            format!(
+                "'{key}' in {} must be {expected}, not {}",
+                self.what,
+                describe(v.get_ref())
+            ),
         )
     }
 }
@@ -379,7 +407,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -421,7 +451,12 @@ impl MappingSpec {
             match root.get(name) {
                 None => Ok(None),
                 Some(v) => match v.get_ref().as_table() {
-                    Some(t) => Ok(Some(TableReader::new(&ctx, t, v.span(), format!("[{name}]")))),
+                    Some(t) => Ok(Some(TableReader::new(
+                        &ctx,
+                        t,
+                        v.span(),
+                        format!("[{name}]"),
+                    ))),
                     None => Err(ctx.err(v.span(), format!("[{name}] must be a table"))),
                 },
             }
@@ -439,7 +474,11 @@ impl MappingSpec {
                     encoding: Encoding::Utf8,
                     records: String::new(),
                 },
-                FieldDefaults { timezone: None, decimal: '.', omit_empty: false },
+                FieldDefaults {
+                    timezone: None,
+                    decimal: '.',
+                    omit_empty: false,
+                },
             ),
         };
         let Some(target) = sub("target")? else {
@@ -466,17 +505,57 @@ impl MappingSpec {
             }
             None if target.operation == OperationKind::Delete => Vec::new(),
             None => {
-                return Err(ctx.err(root_span.start..root_span.start, "missing [fields] table: map at least one column"));
+                return Err(ctx.err(
+                    root_span.start..root_span.start,
+                    "missing [fields] table: map at least one column",
+                ));
             }
         };
         if target.operation != OperationKind::Delete && fields.is_empty() {
             return Err(ctx.err(0..0, "[fields] is empty: map at least one column"));
         }
-        Ok(MappingSpec { file: file.to_path_buf(), text: text.clone(), source, target, filter, fields })
+        Ok(MappingSpec {
+            file: file.to_path_buf(),
+            text: text.clone(),
+            source,
+            target,
+            filter,
+            fields,
+        })
     }
 }
 
-fn one_char(ctx: &Ctx<'_>, v: &Spanned<String>, what: &str, allowed: &str) -> Result<u8, MappingError> {
+/// Removes `.` and `name/..` pairs from a path without touching the file system, so that
+/// `mappings/../samples/a.csv` reads `samples/a.csv` in messages.
+pub fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) {
+                    out.pop();
+                } else {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        out
+    }
+}
+
+fn one_char(
+    ctx: &Ctx<'_>,
+    v: &Spanned<String>,
+    what: &str,
+    allowed: &str,
+) -> Result<u8, MappingError> {
     let s = v.get_ref().as_str();
     let c = match s {
         "tab" | "\\t" => "\t",
@@ -485,27 +564,53 @@ fn one_char(ctx: &Ctx<'_>, v: &Spanned<String>, what: &str, allowed: &str) -> Re
     if c.len() == 1 && c.is_ascii() {
         Ok(c.as_bytes()[0])
     } else {
-        Err(ctx.err(v.span(), format!("{what} '{s}' must be one ASCII character; allowed: {allowed}")))
+        Err(ctx.err(
+            v.span(),
+            format!("{what} '{s}' must be one ASCII character; allowed: {allowed}"),
+        ))
     }
 }
 
-fn parse_source(ctx: &Ctx<'_>, t: &TableReader<'_, '_, '_>, base: &Path) -> Result<(SourceSpec, FieldDefaults), MappingError> {
-    t.check_keys(&["format", "path", "delimiter", "quote", "encoding", "records", "timezone", "decimal"])?;
-    let path = t.string("path")?.map(|p| base.join(p.get_ref()));
+fn parse_source(
+    ctx: &Ctx<'_>,
+    t: &TableReader<'_, '_, '_>,
+    base: &Path,
+) -> Result<(SourceSpec, FieldDefaults), MappingError> {
+    t.check_keys(&[
+        "format",
+        "path",
+        "delimiter",
+        "quote",
+        "encoding",
+        "records",
+        "timezone",
+        "decimal",
+    ])?;
+    let path = t
+        .string("path")?
+        .map(|p| normalize(&base.join(p.get_ref())));
     let format = match t.string("format")? {
         Some(f) => Some(match f.get_ref().to_ascii_lowercase().as_str() {
             "csv" => Format::Csv,
             "json" => Format::Json,
             "jsonl" | "ndjson" | "json-lines" => Format::JsonLines,
             other => {
-                return Err(ctx.err(f.span(), format!("unknown format '{other}'; allowed: csv, json, jsonl")));
+                return Err(ctx.err(
+                    f.span(),
+                    format!("unknown format '{other}'; allowed: csv, json, jsonl"),
+                ));
             }
         }),
         None => path.as_deref().and_then(Format::from_extension),
     };
     let delimiter = match t.string("delimiter")? {
         Some(d) => {
-            let b = one_char(ctx, &d, "delimiter", "\",\", \";\", \"\\t\" (or \"tab\"), \"|\"")?;
+            let b = one_char(
+                ctx,
+                &d,
+                "delimiter",
+                "\",\", \";\", \"\\t\" (or \"tab\"), \"|\"",
+            )?;
             if !matches!(b, b',' | b';' | b'\t' | b'|') {
                 return Err(ctx.err(d.span(), format!("delimiter '{}' is not supported; allowed: \",\", \";\", \"\\t\" (or \"tab\"), \"|\"", d.get_ref())));
             }
@@ -520,7 +625,9 @@ fn parse_source(ctx: &Ctx<'_>, t: &TableReader<'_, '_, '_>, base: &Path) -> Resu
     let encoding = match t.string("encoding")? {
         Some(e) => match e.get_ref().to_ascii_lowercase().replace('_', "-").as_str() {
             "utf-8" | "utf8" => Encoding::Utf8,
-            "windows-1252" | "cp1252" | "latin1" | "latin-1" | "iso-8859-1" => Encoding::Windows1252,
+            "windows-1252" | "cp1252" | "latin1" | "latin-1" | "iso-8859-1" => {
+                Encoding::Windows1252
+            }
             other => {
                 return Err(ctx.err(
                     e.span(),
@@ -533,7 +640,13 @@ fn parse_source(ctx: &Ctx<'_>, t: &TableReader<'_, '_, '_>, base: &Path) -> Resu
     let records = match t.string("records")? {
         Some(r) => {
             if !r.get_ref().is_empty() && !r.get_ref().starts_with('/') {
-                return Err(ctx.err(r.span(), format!("records '{}' must be a JSON pointer starting with '/', such as \"/value\"", r.get_ref())));
+                return Err(ctx.err(
+                    r.span(),
+                    format!(
+                        "records '{}' must be a JSON pointer starting with '/', such as \"/value\"",
+                        r.get_ref()
+                    ),
+                ));
             }
             r.into_inner()
         }
@@ -548,8 +661,19 @@ fn parse_source(ctx: &Ctx<'_>, t: &TableReader<'_, '_, '_>, base: &Path) -> Resu
         None => '.',
     };
     Ok((
-        SourceSpec { format, path, delimiter, quote, encoding, records },
-        FieldDefaults { timezone, decimal, omit_empty: false },
+        SourceSpec {
+            format,
+            path,
+            delimiter,
+            quote,
+            encoding,
+            records,
+        },
+        FieldDefaults {
+            timezone,
+            decimal,
+            omit_empty: false,
+        },
     ))
 }
 
@@ -557,7 +681,10 @@ fn decimal_char(ctx: &Ctx<'_>, d: &Spanned<String>) -> Result<char, MappingError
     match d.get_ref().as_str() {
         "." => Ok('.'),
         "," => Ok(','),
-        other => Err(ctx.err(d.span(), format!("decimal '{other}' is not supported; allowed: \".\" or \",\""))),
+        other => Err(ctx.err(
+            d.span(),
+            format!("decimal '{other}' is not supported; allowed: \".\" or \",\""),
+        )),
     }
 }
 
@@ -570,24 +697,48 @@ fn check_tz(ctx: &Ctx<'_>, tz: &Spanned<String>) -> Result<jiff::tz::TimeZone, M
     })
 }
 
-fn parse_target(ctx: &Ctx<'_>, t: &TableReader<'_, '_, '_>, defaults: &mut FieldDefaults) -> Result<TargetSpec, MappingError> {
+fn parse_target(
+    ctx: &Ctx<'_>,
+    t: &TableReader<'_, '_, '_>,
+    defaults: &mut FieldDefaults,
+) -> Result<TargetSpec, MappingError> {
     t.check_keys(&["entity_set", "operation", "key", "omit_empty"])?;
-    let entity_set = t
-        .string("entity_set")?
-        .ok_or_else(|| ctx.err(t.span.clone(), "[target] needs entity_set, the table's entity set name (e.g. \"accounts\")"))?;
-    if entity_set.get_ref().is_empty() || !entity_set.get_ref().chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(ctx.err(entity_set.span(), format!("entity_set '{}' is not an entity set name (letters, digits and _)", entity_set.get_ref())));
+    let entity_set = t.string("entity_set")?.ok_or_else(|| {
+        ctx.err(
+            t.span.clone(),
+            "[target] needs entity_set, the table's entity set name (e.g. \"accounts\")",
+        )
+    })?;
+    if entity_set.get_ref().is_empty()
+        || !entity_set
+            .get_ref()
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return Err(ctx.err(
+            entity_set.span(),
+            format!(
+                "entity_set '{}' is not an entity set name (letters, digits and _)",
+                entity_set.get_ref()
+            ),
+        ));
     }
-    let op = t
-        .string("operation")?
-        .ok_or_else(|| ctx.err(t.span.clone(), "[target] needs operation; allowed: create, update, upsert, delete"))?;
+    let op = t.string("operation")?.ok_or_else(|| {
+        ctx.err(
+            t.span.clone(),
+            "[target] needs operation; allowed: create, update, upsert, delete",
+        )
+    })?;
     let operation = match op.get_ref().as_str() {
         "create" => OperationKind::Create,
         "update" => OperationKind::Update,
         "upsert" => OperationKind::Upsert,
         "delete" => OperationKind::Delete,
         other => {
-            return Err(ctx.err(op.span(), format!("unknown operation '{other}'; allowed: create, update, upsert, delete")));
+            return Err(ctx.err(
+                op.span(),
+                format!("unknown operation '{other}'; allowed: create, update, upsert, delete"),
+            ));
         }
     };
     if let Some(b) = t.bool("omit_empty")? {
@@ -606,7 +757,11 @@ fn parse_target(ctx: &Ctx<'_>, t: &TableReader<'_, '_, '_>, defaults: &mut Field
             ));
         }
     };
-    Ok(TargetSpec { entity_set: entity_set.into_inner(), operation, key })
+    Ok(TargetSpec {
+        entity_set: entity_set.into_inner(),
+        operation,
+        key,
+    })
 }
 
 fn parse_key(
@@ -623,19 +778,42 @@ fn parse_key(
         ));
     };
     if table.is_empty() {
-        return Err(ctx.err(v.span(), format!("{what} is empty; name at least one column")));
+        return Err(ctx.err(
+            v.span(),
+            format!("{what} is empty; name at least one column"),
+        ));
     }
     if table.len() > 16 {
-        return Err(ctx.err(v.span(), format!("{what} has {} columns; Dataverse keys have at most 16", table.len())));
+        return Err(ctx.err(
+            v.span(),
+            format!(
+                "{what} has {} columns; Dataverse keys have at most 16",
+                table.len()
+            ),
+        ));
     }
     let mut parts = Vec::new();
     for (col, val) in table.iter() {
         let what = format!("key column '{}'", col.get_ref());
-        let value = parse_value_spec(ctx, col.get_ref(), val, &what, defaults, derive_prefix, true)?;
+        let value = parse_value_spec(
+            ctx,
+            col.get_ref(),
+            val,
+            &what,
+            defaults,
+            derive_prefix,
+            true,
+        )?;
         if matches!(value.converter, Converter::Choices { .. }) {
-            return Err(ctx.err(val.span(), format!("{what}: a choices (multi-select) column cannot be part of a key")));
+            return Err(ctx.err(
+                val.span(),
+                format!("{what}: a choices (multi-select) column cannot be part of a key"),
+            ));
         }
-        parts.push(KeyPart { column: col.get_ref().to_string(), value });
+        parts.push(KeyPart {
+            column: col.get_ref().to_string(),
+            value,
+        });
     }
     Ok(parts)
 }
@@ -645,7 +823,14 @@ fn parse_filter(ctx: &Ctx<'_>, t: &TableReader<'_, '_, '_>) -> Result<FilterSpec
     let mut filter = FilterSpec::default();
     if let Some(list) = t.strings("skip_empty")? {
         let span = list.span();
-        filter.skip_empty = list.into_inner().into_iter().map(|name| FieldRef { name, span: span.clone() }).collect();
+        filter.skip_empty = list
+            .into_inner()
+            .into_iter()
+            .map(|name| FieldRef {
+                name,
+                span: span.clone(),
+            })
+            .collect();
     }
     if let Some(v) = t.get("skip_equal") {
         let Some(table) = v.get_ref().as_table() else {
@@ -653,16 +838,27 @@ fn parse_filter(ctx: &Ctx<'_>, t: &TableReader<'_, '_, '_>) -> Result<FilterSpec
         };
         let inner = TableReader::new(ctx, table, v.span(), "skip_equal");
         for (name, _) in table.iter() {
-            let values = inner.strings(name.get_ref())?.map(Spanned::into_inner).unwrap_or_default();
-            filter
-                .skip_equal
-                .push((FieldRef { name: name.get_ref().to_string(), span: name.span() }, values));
+            let values = inner
+                .strings(name.get_ref())?
+                .map(Spanned::into_inner)
+                .unwrap_or_default();
+            filter.skip_equal.push((
+                FieldRef {
+                    name: name.get_ref().to_string(),
+                    span: name.span(),
+                },
+                values,
+            ));
         }
     }
     Ok(filter)
 }
 
-fn parse_fields(ctx: &Ctx<'_>, t: &TableReader<'_, '_, '_>, defaults: &FieldDefaults) -> Result<Vec<FieldSpec>, MappingError> {
+fn parse_fields(
+    ctx: &Ctx<'_>,
+    t: &TableReader<'_, '_, '_>,
+    defaults: &FieldDefaults,
+) -> Result<Vec<FieldSpec>, MappingError> {
     let mut fields = Vec::new();
     for (col, val) in t.table.iter() {
         let column = col.get_ref().to_string();
@@ -675,23 +871,48 @@ fn parse_fields(ctx: &Ctx<'_>, t: &TableReader<'_, '_, '_>, defaults: &FieldDefa
             .and_then(|v| v.get_ref().as_str())
             == Some("lookup");
         let omit_empty = match val.get_ref().as_table() {
-            Some(tbl) => TableReader::new(ctx, tbl, val.span(), what.clone()).bool("omit_empty")?.unwrap_or(defaults.omit_empty),
+            Some(tbl) => TableReader::new(ctx, tbl, val.span(), what.clone())
+                .bool("omit_empty")?
+                .unwrap_or(defaults.omit_empty),
             None => defaults.omit_empty,
         };
         let kind = if lookup.is_some() || is_lookup_type {
             parse_lookup(ctx, &column, val, &what, defaults)?
         } else {
-            FieldKind::Value(parse_value_spec(ctx, &column, val, &what, defaults, None, false)?)
+            FieldKind::Value(parse_value_spec(
+                ctx, &column, val, &what, defaults, None, false,
+            )?)
         };
-        fields.push(FieldSpec { column, span: col.span(), kind, omit_empty });
+        fields.push(FieldSpec {
+            column,
+            span: col.span(),
+            kind,
+            omit_empty,
+        });
     }
     Ok(fields)
 }
 
-fn parse_lookup(ctx: &Ctx<'_>, column: &str, val: &Val<'_>, what: &str, defaults: &FieldDefaults) -> Result<FieldKind, MappingError> {
+fn parse_lookup(
+    ctx: &Ctx<'_>,
+    column: &str,
+    val: &Val<'_>,
+    what: &str,
+    defaults: &FieldDefaults,
+) -> Result<FieldKind, MappingError> {
     let table = val.get_ref().as_table().expect("lookup fields are tables");
     let t = TableReader::new(ctx, table, val.span(), what.to_string());
-    t.check_keys(&["lookup", "type", "key", "from", "derive_uuid", "omit_empty", "required", "trim", "null_if"])?;
+    t.check_keys(&[
+        "lookup",
+        "type",
+        "key",
+        "from",
+        "derive_uuid",
+        "omit_empty",
+        "required",
+        "trim",
+        "null_if",
+    ])?;
     let set = t.string("lookup")?.ok_or_else(|| {
         ctx.err(val.span(), format!("{what}: a lookup needs lookup = \"<entity set of the target>\", e.g. lookup = \"accounts\""))
     })?;
@@ -703,10 +924,19 @@ fn parse_lookup(ctx: &Ctx<'_>, column: &str, val: &Val<'_>, what: &str, defaults
         (Some(k), None) => {
             for other in ["required", "trim", "null_if", "derive_uuid"] {
                 if let Some(v) = t.get(other) {
-                    return Err(ctx.err(v.span(), format!("{what}: with key = {{...}}, put '{other}' on the key's columns")));
+                    return Err(ctx.err(
+                        v.span(),
+                        format!("{what}: with key = {{...}}, put '{other}' on the key's columns"),
+                    ));
                 }
             }
-            LookupKey::Alternate(parse_key(ctx, k, &format!("{what} key"), defaults, Some(&entity_set))?)
+            LookupKey::Alternate(parse_key(
+                ctx,
+                k,
+                &format!("{what} key"),
+                defaults,
+                Some(&entity_set),
+            )?)
         }
         (None, Some(_)) => {
             // Re-read the table as a guid value (from, derive_uuid, required, trim, null_if).
@@ -794,13 +1024,27 @@ fn parse_value_spec_table(
         Some(ty) => {
             let name = ty.get_ref().to_ascii_lowercase();
             if !TYPES.contains(&name.as_str()) {
-                let hint = suggest(&name, TYPES.iter().copied()).map(|s| format!(" (did you mean '{s}'?)")).unwrap_or_default();
-                return Err(ctx.err(ty.span(), format!("unknown type '{}'{hint}; allowed: {}", ty.get_ref(), TYPES.join(", "))));
+                let hint = suggest(&name, TYPES.iter().copied())
+                    .map(|s| format!(" (did you mean '{s}'?)"))
+                    .unwrap_or_default();
+                return Err(ctx.err(
+                    ty.span(),
+                    format!(
+                        "unknown type '{}'{hint}; allowed: {}",
+                        ty.get_ref(),
+                        TYPES.join(", ")
+                    ),
+                ));
             }
             if name == "lookup" && extra_allowed.contains(&"lookup") {
                 "guid".to_string()
             } else if name == "lookup" {
-                return Err(ctx.err(ty.span(), format!("{what}: type = \"lookup\" needs lookup = \"<entity set>\" and from or key")));
+                return Err(ctx.err(
+                    ty.span(),
+                    format!(
+                        "{what}: type = \"lookup\" needs lookup = \"<entity set>\" and from or key"
+                    ),
+                ));
             } else {
                 name
             }
@@ -820,7 +1064,10 @@ fn parse_value_spec_table(
             if !types.contains(&type_name.as_str()) {
                 return Err(ctx.err(
                     v.span(),
-                    format!("{what}: '{key}' applies to type {} only, and this field is {type_name}", types.join(" or ")),
+                    format!(
+                        "{what}: '{key}' applies to type {} only, and this field is {type_name}",
+                        types.join(" or ")
+                    ),
                 ));
             }
         }
@@ -838,7 +1085,10 @@ fn parse_value_spec_table(
         Some(d) => decimal_char(ctx, &d)?,
         None => defaults.decimal,
     };
-    let formats = t.strings("format")?.map(Spanned::into_inner).unwrap_or_default();
+    let formats = t
+        .strings("format")?
+        .map(Spanned::into_inner)
+        .unwrap_or_default();
     for f in &formats {
         if !f.contains('%') {
             let v = t.get("format").expect("read above");
@@ -852,8 +1102,18 @@ fn parse_value_spec_table(
             };
             let mut pairs = Vec::new();
             for (label, value) in tbl.iter() {
-                let Some(n) = value.get_ref().as_integer().and_then(|i| i64::from_str_radix(i.as_str(), i.radix()).ok()) else {
-                    return Err(ctx.err(value.span(), format!("{what}: map value for '{}' must be an integer option value", label.get_ref())));
+                let Some(n) = value
+                    .get_ref()
+                    .as_integer()
+                    .and_then(|i| i64::from_str_radix(i.as_str(), i.radix()).ok())
+                else {
+                    return Err(ctx.err(
+                        value.span(),
+                        format!(
+                            "{what}: map value for '{}' must be an integer option value",
+                            label.get_ref()
+                        ),
+                    ));
                 };
                 pairs.push((label.get_ref().to_string(), n));
             }
@@ -869,17 +1129,40 @@ fn parse_value_spec_table(
                         .as_integer()
                         .and_then(|i| i.as_str().parse::<usize>().ok())
                         .filter(|n| *n > 0)
-                        .ok_or_else(|| ctx.err(v.span(), format!("{what}: max_length must be a positive integer")))?,
+                        .ok_or_else(|| {
+                            ctx.err(
+                                v.span(),
+                                format!("{what}: max_length must be a positive integer"),
+                            )
+                        })?,
                 ),
                 None => None,
             };
             Converter::Text { max_length }
         }
-        "int" => Converter::Integer { wide: false, decimal },
-        "bigint" => Converter::Integer { wide: true, decimal },
-        "decimal" => Converter::Number { decimal, money: false, float: false },
-        "money" => Converter::Number { decimal, money: true, float: false },
-        "float" => Converter::Number { decimal, money: false, float: true },
+        "int" => Converter::Integer {
+            wide: false,
+            decimal,
+        },
+        "bigint" => Converter::Integer {
+            wide: true,
+            decimal,
+        },
+        "decimal" => Converter::Number {
+            decimal,
+            money: false,
+            float: false,
+        },
+        "money" => Converter::Number {
+            decimal,
+            money: true,
+            float: false,
+        },
+        "float" => Converter::Number {
+            decimal,
+            money: false,
+            float: true,
+        },
         "bool" => Converter::Bool,
         "datetime" => {
             let tz = match t.string("timezone")?.or_else(|| defaults.timezone.clone()) {
@@ -891,29 +1174,45 @@ fn parse_value_spec_table(
         "dateonly" => Converter::DateOnly { formats },
         "guid" => {
             let derive = t.bool("derive_uuid")?.unwrap_or(false);
-            Converter::Guid { derive: derive.then(|| derive_prefix.unwrap_or(column).to_string()) }
+            Converter::Guid {
+                derive: derive.then(|| derive_prefix.unwrap_or(column).to_string()),
+            }
         }
         "choice" => Converter::Choice(map),
         "choices" => Converter::Choices {
             map,
-            separator: t.string("separator")?.map(Spanned::into_inner).unwrap_or_else(|| ",".into()),
+            separator: t
+                .string("separator")?
+                .map(Spanned::into_inner)
+                .unwrap_or_else(|| ",".into()),
         },
         _ => unreachable!("checked against TYPES"),
     };
 
-    let inputs: Vec<&str> = ["from", "value", "template"].into_iter().filter(|k| t.get(k).is_some()).collect();
+    let inputs: Vec<&str> = ["from", "value", "template"]
+        .into_iter()
+        .filter(|k| t.get(k).is_some())
+        .collect();
     if inputs.len() != 1 {
         let msg = if inputs.is_empty() {
-            format!("{what} needs one of from = \"<source field>\", value = <constant> or template = \"{{First}} {{Last}}\"")
+            format!(
+                "{what} needs one of from = \"<source field>\", value = <constant> or template = \"{{First}} {{Last}}\""
+            )
         } else {
-            format!("{what} has {}; give exactly one of from, value, template", inputs.join(" and "))
+            format!(
+                "{what} has {}; give exactly one of from, value, template",
+                inputs.join(" and ")
+            )
         };
         return Err(ctx.err(val.span(), msg));
     }
     let input = match inputs[0] {
         "from" => {
             let from = t.string("from")?.expect("present");
-            Input::Field(FieldRef { name: from.get_ref().clone(), span: from.span() })
+            Input::Field(FieldRef {
+                name: from.get_ref().clone(),
+                span: from.span(),
+            })
         }
         "template" => {
             let tpl = t.string("template")?.expect("present");
@@ -923,11 +1222,19 @@ fn parse_value_spec_table(
             let v = t.get("value").expect("present");
             let text = match v.get_ref() {
                 DeValue::String(s) => s.to_string(),
-                DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix()).map(|n| n.to_string()).unwrap_or_default(),
+                DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
+                    .map(|n| n.to_string())
+                    .unwrap_or_default(),
                 DeValue::Float(f) => f.as_str().to_string(),
                 DeValue::Boolean(b) => b.to_string(),
                 other => {
-                    return Err(ctx.err(v.span(), format!("{what}: value must be a string, number or boolean, not {}", describe(other))));
+                    return Err(ctx.err(
+                        v.span(),
+                        format!(
+                            "{what}: value must be a string, number or boolean, not {}",
+                            describe(other)
+                        ),
+                    ));
                 }
             };
             let text = text.trim().to_string();
@@ -936,7 +1243,9 @@ fn parse_value_spec_table(
                 .write_json(&text, &mut json)
                 .map_err(|e| ctx.err(v.span(), format!("{what}: constant value {e}")))?;
             if is_key {
-                converter.key_value(&text).map_err(|e| ctx.err(v.span(), format!("{what}: constant value {e}")))?;
+                converter
+                    .key_value(&text)
+                    .map_err(|e| ctx.err(v.span(), format!("{what}: constant value {e}")))?;
             }
             Input::Constant { text, json }
         }
@@ -948,7 +1257,9 @@ fn parse_value_spec_table(
                 .write_json(d.get_ref().trim(), &mut json)
                 .map_err(|e| ctx.err(d.span(), format!("{what}: default {e}")))?;
             if is_key {
-                converter.key_value(d.get_ref().trim()).map_err(|e| ctx.err(d.span(), format!("{what}: default {e}")))?;
+                converter
+                    .key_value(d.get_ref().trim())
+                    .map_err(|e| ctx.err(d.span(), format!("{what}: default {e}")))?;
             }
             (Some(json), Some(d.into_inner()))
         }
@@ -964,14 +1275,21 @@ fn parse_value_spec_table(
         converter,
         type_name,
         trim: t.bool("trim")?.unwrap_or(true),
-        null_if: t.strings("null_if")?.map(Spanned::into_inner).unwrap_or_default(),
+        null_if: t
+            .strings("null_if")?
+            .map(Spanned::into_inner)
+            .unwrap_or_default(),
         default,
         default_text,
         required,
     })
 }
 
-fn parse_template(ctx: &Ctx<'_>, tpl: &Spanned<String>, what: &str) -> Result<Vec<TemplatePart>, MappingError> {
+fn parse_template(
+    ctx: &Ctx<'_>,
+    tpl: &Spanned<String>,
+    what: &str,
+) -> Result<Vec<TemplatePart>, MappingError> {
     let s = tpl.get_ref();
     let mut parts = Vec::new();
     let mut literal = String::new();
@@ -998,7 +1316,10 @@ fn parse_template(ctx: &Ctx<'_>, tpl: &Spanned<String>, what: &str) -> Result<Ve
                 if !literal.is_empty() {
                     parts.push(TemplatePart::Literal(std::mem::take(&mut literal)));
                 }
-                parts.push(TemplatePart::Field(FieldRef { name: name.to_string(), span: tpl.span() }));
+                parts.push(TemplatePart::Field(FieldRef {
+                    name: name.to_string(),
+                    span: tpl.span(),
+                }));
                 for _ in 0..name.chars().count() + 1 {
                     chars.next();
                 }
@@ -1013,7 +1334,10 @@ fn parse_template(ctx: &Ctx<'_>, tpl: &Spanned<String>, what: &str) -> Result<Ve
         parts.push(TemplatePart::Literal(literal));
     }
     if !parts.iter().any(|p| matches!(p, TemplatePart::Field(_))) {
-        return Err(ctx.err(tpl.span(), format!("{what}: template '{s}' names no field; for a constant use value = \"...\"")));
+        return Err(ctx.err(
+            tpl.span(),
+            format!("{what}: template '{s}' names no field; for a constant use value = \"...\""),
+        ));
     }
     Ok(parts)
 }

@@ -6,7 +6,15 @@ use super::*;
 use crate::odata::{Method, Precondition};
 use crate::source::{CsvRow, Record, RecordData, RowPos};
 
-const HEADER: &[&str] = &["Account No", "Company", "Parent No", "Industry", "Revenue", "Employees", "Since"];
+const HEADER: &[&str] = &[
+    "Account No",
+    "Company",
+    "Parent No",
+    "Industry",
+    "Revenue",
+    "Employees",
+    "Since",
+];
 
 fn spec(text: &str) -> Result<MappingSpec, MappingError> {
     MappingSpec::parse(Path::new("m/accounts.toml"), text.to_string())
@@ -19,7 +27,10 @@ fn plan(text: &str) -> Plan {
 }
 
 fn csv(fields: &[&str]) -> Record {
-    Record { pos: RowPos { row: 4, line: 5 }, data: RecordData::Csv(CsvRow::new(fields, Vec::new())) }
+    Record {
+        pos: RowPos { row: 4, line: 5 },
+        data: RecordData::Csv(CsvRow::new(fields, Vec::new())),
+    }
 }
 
 fn op(p: &Plan, rec: &Record) -> crate::odata::Operation {
@@ -51,7 +62,18 @@ parentaccountid = { lookup = "accounts", key = { accountnumber = "Parent No" } }
 #[test]
 fn a_full_row_becomes_an_upsert_by_alternate_key() {
     let p = plan(ACCOUNTS);
-    let o = op(&p, &csv(&["ACC-1", " O'Brien & Co ", "ACC-0", "consulting", "1,250,000.00", "n/a", "03/11/2014"]));
+    let o = op(
+        &p,
+        &csv(&[
+            "ACC-1",
+            " O'Brien & Co ",
+            "ACC-0",
+            "consulting",
+            "1,250,000.00",
+            "n/a",
+            "03/11/2014",
+        ]),
+    );
     assert_eq!(o.method, Method::Patch);
     assert_eq!(o.precondition, Precondition::None);
     assert_eq!(o.url, "accounts(accountnumber='ACC-1')");
@@ -67,16 +89,31 @@ fn a_full_row_becomes_an_upsert_by_alternate_key() {
 fn an_empty_lookup_binds_null_and_omit_empty_leaves_columns_out() {
     let p = plan(ACCOUNTS);
     let o = op(&p, &csv(&["ACC-1", "X", "", "", "", "", ""]));
-    assert!(o.body.as_ref().unwrap().ends_with(r#""parentaccountid@odata.bind":null}"#), "{:?}", o.body);
-    let p = plan(&ACCOUNTS.replace("operation = \"upsert\"", "operation = \"upsert\"\nomit_empty = true"));
+    assert!(
+        o.body
+            .as_ref()
+            .unwrap()
+            .ends_with(r#""parentaccountid@odata.bind":null}"#),
+        "{:?}",
+        o.body
+    );
+    let p = plan(&ACCOUNTS.replace(
+        "operation = \"upsert\"",
+        "operation = \"upsert\"\nomit_empty = true",
+    ));
     let o = op(&p, &csv(&["ACC-1", "X", "", "", "", "", ""]));
-    assert_eq!(o.body.unwrap(), r#"{"name":"X","address1_country":"United Kingdom"}"#);
+    assert_eq!(
+        o.body.unwrap(),
+        r#"{"name":"X","address1_country":"United Kingdom"}"#
+    );
 }
 
 #[test]
 fn an_unknown_choice_label_is_a_row_error_listing_the_labels() {
     let p = plan(ACCOUNTS);
-    let err = p.apply(&csv(&["ACC-1", "X", "", "Aerospace", "", "", ""])).unwrap_err();
+    let err = p
+        .apply(&csv(&["ACC-1", "X", "", "Aerospace", "", "", ""]))
+        .unwrap_err();
     assert_eq!(
         err,
         RowError {
@@ -94,9 +131,16 @@ fn an_unknown_choice_label_is_a_row_error_listing_the_labels() {
 
 #[test]
 fn an_impossible_date_is_a_row_error() {
-    let err = plan(ACCOUNTS).apply(&csv(&["ACC-1", "X", "", "", "", "", "31/02/2024"])).unwrap_err();
+    let err = plan(ACCOUNTS)
+        .apply(&csv(&["ACC-1", "X", "", "", "", "", "31/02/2024"]))
+        .unwrap_err();
     assert_eq!(err.column.as_deref(), Some("new_customersince"));
-    assert!(err.reason.starts_with("'31/02/2024' is not a valid date (format '%d/%m/%Y')"), "{}", err.reason);
+    assert!(
+        err.reason
+            .starts_with("'31/02/2024' is not a valid date (format '%d/%m/%Y')"),
+        "{}",
+        err.reason
+    );
 }
 
 #[test]
@@ -105,7 +149,9 @@ fn key_values_are_quoted_doubled_and_encoded() {
     let o = op(&p, &csv(&["O'Neil 1", "X", "", "", "", "", ""]));
     assert_eq!(o.url, "accounts(accountnumber='O''Neil%201')");
     assert_eq!(o.key, "accountnumber='O''Neil 1'");
-    let err = p.apply(&csv(&["A/1", "X", "", "", "", "", ""])).unwrap_err();
+    let err = p
+        .apply(&csv(&["A/1", "X", "", "", "", "", ""]))
+        .unwrap_err();
     assert_eq!(err.column.as_deref(), Some("accountnumber"));
     assert!(err.reason.contains("contains '/'"), "{}", err.reason);
     let err = p.apply(&csv(&["  ", "X", "", "", "", "", ""])).unwrap_err();
@@ -115,17 +161,52 @@ fn key_values_are_quoted_doubled_and_encoded() {
 #[test]
 fn operations_pick_method_and_precondition() {
     let base = "[target]\nentity_set = \"accounts\"\n";
-    let create = plan(&format!("{base}operation = \"create\"\n[fields]\nname = \"Company\"\n"));
+    let create = plan(&format!(
+        "{base}operation = \"create\"\n[fields]\nname = \"Company\"\n"
+    ));
     let o = op(&create, &csv(&["A", "X", "", "", "", "", ""]));
-    assert_eq!((o.method, o.precondition, o.url.as_str(), o.key.as_str()), (Method::Post, Precondition::None, "accounts", ""));
-    let keyed = plan(&format!("{base}operation = \"create\"\nkey = {{ accountnumber = \"Account No\" }}\n[fields]\nname = \"Company\"\n"));
+    assert_eq!(
+        (o.method, o.precondition, o.url.as_str(), o.key.as_str()),
+        (Method::Post, Precondition::None, "accounts", "")
+    );
+    let keyed = plan(&format!(
+        "{base}operation = \"create\"\nkey = {{ accountnumber = \"Account No\" }}\n[fields]\nname = \"Company\"\n"
+    ));
     let o = op(&keyed, &csv(&["A", "X", "", "", "", "", ""]));
-    assert_eq!((o.method, o.precondition), (Method::Patch, Precondition::IfNoneMatchAny));
-    let update = plan(&format!("{base}operation = \"update\"\nkey = {{ accountnumber = \"Account No\" }}\n[fields]\nname = \"Company\"\n"));
-    assert_eq!(op(&update, &csv(&["A", "X", "", "", "", "", ""])).precondition, Precondition::IfMatchAny);
-    let delete = plan(&format!("{base}operation = \"delete\"\nkey = {{ accountid = {{ from = \"Account No\", type = \"guid\" }} }}\n"));
-    let o = op(&delete, &csv(&["{00000000-0000-0000-0000-00000000000A}", "", "", "", "", "", ""]));
-    assert_eq!((o.method, o.url.as_str(), o.body), (Method::Delete, "accounts(00000000-0000-0000-0000-00000000000a)", None));
+    assert_eq!(
+        (o.method, o.precondition),
+        (Method::Patch, Precondition::IfNoneMatchAny)
+    );
+    let update = plan(&format!(
+        "{base}operation = \"update\"\nkey = {{ accountnumber = \"Account No\" }}\n[fields]\nname = \"Company\"\n"
+    ));
+    assert_eq!(
+        op(&update, &csv(&["A", "X", "", "", "", "", ""])).precondition,
+        Precondition::IfMatchAny
+    );
+    let delete = plan(&format!(
+        "{base}operation = \"delete\"\nkey = {{ accountid = {{ from = \"Account No\", type = \"guid\" }} }}\n"
+    ));
+    let o = op(
+        &delete,
+        &csv(&[
+            "{00000000-0000-0000-0000-00000000000A}",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+        ]),
+    );
+    assert_eq!(
+        (o.method, o.url.as_str(), o.body),
+        (
+            Method::Delete,
+            "accounts(00000000-0000-0000-0000-00000000000a)",
+            None
+        )
+    );
 }
 
 #[test]
@@ -133,8 +214,14 @@ fn filters_skip_rows() {
     let p = plan(&format!(
         "{ACCOUNTS}\n[filter]\nskip_empty = [\"Company\"]\nskip_equal = {{ Industry = [\"Closed\", \"Test\"] }}\n"
     ));
-    assert_eq!(p.apply(&csv(&["A", " ", "", "", "", "", ""])).unwrap(), Mapped::Skipped("'Company' is empty".into()));
-    assert_eq!(p.apply(&csv(&["A", "X", "", "Test", "", "", ""])).unwrap(), Mapped::Skipped("'Industry' is 'Test'".into()));
+    assert_eq!(
+        p.apply(&csv(&["A", " ", "", "", "", "", ""])).unwrap(),
+        Mapped::Skipped("'Company' is empty".into())
+    );
+    assert_eq!(
+        p.apply(&csv(&["A", "X", "", "Test", "", "", ""])).unwrap(),
+        Mapped::Skipped("'Industry' is 'Test'".into())
+    );
 }
 
 #[test]
@@ -146,8 +233,13 @@ fn templates_required_and_defaults() {
          numberofemployees = { from = \"Employees\", type = \"int\", required = true }\n",
     );
     let o = op(&p, &csv(&["A-1", "Acme", "", "", "", "12", ""]));
-    assert_eq!(o.body.unwrap(), r#"{"name":"Acme (A-1)","description":"none","numberofemployees":12}"#);
-    let err = p.apply(&csv(&["A-1", "Acme", "", "", "", "", ""])).unwrap_err();
+    assert_eq!(
+        o.body.unwrap(),
+        r#"{"name":"Acme (A-1)","description":"none","numberofemployees":12}"#
+    );
+    let err = p
+        .apply(&csv(&["A-1", "Acme", "", "", "", "", ""]))
+        .unwrap_err();
     assert_eq!(err.reason, "is required but the value is empty");
 }
 
@@ -169,8 +261,15 @@ fn json_paths_arrays_and_typed_values() {
         })),
     };
     let o = op(&p, &rec);
-    assert_eq!((o.method, o.precondition), (Method::Patch, Precondition::IfNoneMatchAny));
-    assert!(o.url.starts_with("leads(") && o.url.len() == "leads()".len() + 36, "{}", o.url);
+    assert_eq!(
+        (o.method, o.precondition),
+        (Method::Patch, Precondition::IfNoneMatchAny)
+    );
+    assert!(
+        o.url.starts_with("leads(") && o.url.len() == "leads()".len() + 36,
+        "{}",
+        o.url
+    );
     assert_eq!(
         o.body.unwrap(),
         r#"{"firstname":"Ann","estimatedamount":12500.5,"new_interests":"3,2","donotemail":false,"city":null}"#
@@ -186,7 +285,9 @@ fn spec_err(text: &str) -> String {
 #[test]
 fn unknown_keys_are_errors_with_positions() {
     assert_eq!(
-        spec_err("[target]\nentity_set = \"accounts\"\noperation = \"create\"\n[fields]\nname = { form = \"Company\" }\n"),
+        spec_err(
+            "[target]\nentity_set = \"accounts\"\noperation = \"create\"\n[fields]\nname = { form = \"Company\" }\n"
+        ),
         "m/accounts.toml:5:10: unknown key 'form' in field 'name' (did you mean 'from'?); allowed: from, value, template, type, trim, null_if, default, required, max_length, map, format, timezone, decimal, separator, derive_uuid, omit_empty"
     );
     assert_eq!(
@@ -199,16 +300,43 @@ fn unknown_keys_are_errors_with_positions() {
 fn bad_values_in_the_mapping_are_errors_with_positions() {
     let base = "[target]\nentity_set = \"accounts\"\noperation = \"create\"\n[fields]\n";
     assert_eq!(
-        spec_err(&format!("{base}revenue = {{ from = \"R\", type = \"mony\" }}\n")),
+        spec_err(&format!(
+            "{base}revenue = {{ from = \"R\", type = \"mony\" }}\n"
+        )),
         "m/accounts.toml:5:32: unknown type 'mony' (did you mean 'money'?); allowed: text, int, bigint, decimal, float, money, bool, datetime, dateonly, guid, choice, choices, lookup"
     );
-    assert!(spec_err(&format!("{base}x = {{ from = \"R\", type = \"int\", map = {{ A = 1 }} }}\n"))
-        .contains("'map' applies to type choice or choices only, and this field is int"));
-    assert!(spec_err(&format!("{base}x = {{ from = \"R\", value = 1 }}\n")).contains("has from and value"));
-    assert!(spec_err(&format!("{base}x = {{ value = \"maybe\", type = \"bool\" }}\n")).contains("constant value 'maybe' is not a yes/no value"));
-    assert!(spec_err(&format!("{base}x = {{ from = \"R\", type = \"datetime\", timezone = \"Mars/Base\" }}\n")).contains("unknown time zone 'Mars/Base'"));
-    assert!(spec_err("[target]\nentity_set = \"accounts\"\noperation = \"merge\"\n").contains("unknown operation 'merge'; allowed: create, update, upsert, delete"));
-    assert!(spec_err("[target]\nentity_set = \"accounts\"\noperation = \"upsert\"\n[fields]\nname = \"C\"\n").contains("needs a key for upsert"));
+    assert!(
+        spec_err(&format!(
+            "{base}x = {{ from = \"R\", type = \"int\", map = {{ A = 1 }} }}\n"
+        ))
+        .contains("'map' applies to type choice or choices only, and this field is int")
+    );
+    assert!(
+        spec_err(&format!("{base}x = {{ from = \"R\", value = 1 }}\n"))
+            .contains("has from and value")
+    );
+    assert!(
+        spec_err(&format!(
+            "{base}x = {{ value = \"maybe\", type = \"bool\" }}\n"
+        ))
+        .contains("constant value 'maybe' is not a yes/no value")
+    );
+    assert!(
+        spec_err(&format!(
+            "{base}x = {{ from = \"R\", type = \"datetime\", timezone = \"Mars/Base\" }}\n"
+        ))
+        .contains("unknown time zone 'Mars/Base'")
+    );
+    assert!(
+        spec_err("[target]\nentity_set = \"accounts\"\noperation = \"merge\"\n")
+            .contains("unknown operation 'merge'; allowed: create, update, upsert, delete")
+    );
+    assert!(
+        spec_err(
+            "[target]\nentity_set = \"accounts\"\noperation = \"upsert\"\n[fields]\nname = \"C\"\n"
+        )
+        .contains("needs a key for upsert")
+    );
     assert!(spec_err("[target\n").starts_with("m/accounts.toml:1:"));
 }
 
@@ -216,7 +344,9 @@ fn bad_values_in_the_mapping_are_errors_with_positions() {
 fn a_misspelt_source_field_is_an_error_before_any_row() {
     let s = spec("[target]\nentity_set = \"accounts\"\noperation = \"create\"\n[fields]\nname = \"Compnay\"\n").unwrap();
     let cols: Vec<String> = HEADER.iter().map(|s| s.to_string()).collect();
-    let err = Plan::compile(&s, Some(&cols), "accounts.csv").unwrap_err().to_string();
+    let err = Plan::compile(&s, Some(&cols), "accounts.csv")
+        .unwrap_err()
+        .to_string();
     assert_eq!(
         err,
         "m/accounts.toml:5:8: source field 'Compnay' is not a column of accounts.csv; did you mean 'Company'? the columns are: 'Account No', 'Company', 'Parent No', 'Industry', 'Revenue', 'Employees', 'Since'"

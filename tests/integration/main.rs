@@ -1,1 +1,9 @@
-//! Integration tests: the built binary against sources, mappings and the emulator.
+//! Integration tests: the built `dvload` binary run on files in a temporary directory.
+//!
+//! `support.rs` hides the set-up; each other file holds the tests of one command or concern.
+//! Bad input of every kind gets a test in `bad_input.rs` asserting the exact outcome.
+
+mod bad_input;
+mod dry_run;
+mod support;
+mod validate;

@@ -1,0 +1,150 @@
+//! `dvload run --dry-run`: batches built exactly as they would be sent, nothing sent.
+
+use crate::support::{Workdir, accounts_mapping};
+
+#[test]
+fn batches_are_written_as_http_files() {
+    let w = Workdir::new();
+    w.write("m.toml", accounts_mapping(""));
+    let mut csv = String::from("Account No,Company\n");
+    for i in 1..=5 {
+        csv.push_str(&format!("A-{i},Company {i}\n"));
+    }
+    w.write("accounts.csv", csv);
+    w.dvload(&[
+        "run",
+        "m.toml",
+        "--dry-run",
+        "--emit-batches",
+        "out",
+        "--batch-size",
+        "2",
+        "--report",
+        "r.json",
+    ])
+    .expect_code(0)
+    .stdout_has("read 5  would write 5  rejected 0  skipped 0")
+    .stdout_has("3 $batch requests of up to 2 operations built, none sent");
+    let mut files: Vec<String> = std::fs::read_dir(w.path().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "batch-000001.http",
+            "batch-000002.http",
+            "batch-000003.http"
+        ]
+    );
+    let first = w.read("out/batch-000001.http");
+    let (head, body) = first
+        .split_once("\r\n\r\n")
+        .expect("headers, blank line, body");
+    assert!(
+        head.starts_with("POST https://yourorg.crm.dynamics.com/api/data/v9.2/$batch HTTP/1.1\r\n"),
+        "{head}"
+    );
+    assert!(
+        head.contains("Content-Type: multipart/mixed; boundary=\"batch_"),
+        "{head}"
+    );
+    assert!(head.contains("Prefer: odata.continue-on-error"), "{head}");
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .expect("Content-Length")
+        .parse()
+        .unwrap();
+    assert_eq!(length, body.len(), "Content-Length is the body's length");
+    assert_eq!(
+        body.matches("PATCH /api/data/v9.2/accounts(accountnumber='A-")
+            .count(),
+        2
+    );
+    assert!(body.contains("{\"name\":\"Company 1\"}"), "{body}");
+    let report: serde_json::Value = serde_json::from_str(&w.read("r.json")).unwrap();
+    assert_eq!(report["batches"], 3);
+    assert_eq!(report["written"], 5);
+}
+
+#[test]
+fn atomic_batches_use_one_change_set() {
+    let w = Workdir::new();
+    w.write("m.toml", accounts_mapping(""));
+    w.write("accounts.csv", "Account No,Company\nA-1,Acme\nA-2,Globex\n");
+    w.dvload(&[
+        "run",
+        "m.toml",
+        "--dry-run",
+        "--atomic",
+        "--emit-batches",
+        "out",
+    ])
+    .expect_code(0);
+    let batch = w.read("out/batch-000001.http");
+    assert!(
+        batch.contains("Content-Type: multipart/mixed; boundary=\"changeset_"),
+        "{batch}"
+    );
+    assert!(
+        !batch.contains("Prefer: odata.continue-on-error"),
+        "a change set is a transaction"
+    );
+}
+
+#[test]
+fn rejects_go_to_the_default_file_in_the_current_directory() {
+    let w = Workdir::new();
+    w.write(
+        "m.toml",
+        accounts_mapping("revenue = { from = \"Revenue\", type = \"money\" }\n"),
+    );
+    w.write(
+        "accounts.csv",
+        "Account No,Company,Revenue\nA-1,Acme,\"1,000.00\"\nA-2,Globex,lots\n",
+    );
+    w.dvload(&["run", "m.toml", "--dry-run"])
+        .expect_code(1)
+        .stdout_has("rejected rows written to accounts.rejects.csv");
+    assert!(
+        w.read("accounts.rejects.csv").contains(
+            "A-2,Globex,lots,2,column 'revenue' (from 'Revenue'): 'lots' is not a number"
+        )
+    );
+}
+
+#[test]
+fn several_mappings_run_in_order_and_a_broken_one_stops_everything_first() {
+    let w = Workdir::new();
+    w.write("a.toml", accounts_mapping(""));
+    w.write("accounts.csv", "Account No,Company\nA-1,Acme\n");
+    w.write("b.toml", accounts_mapping("x = { from = \"Nope\" }\n"));
+    w.dvload(&[
+        "run",
+        "a.toml",
+        "b.toml",
+        "--dry-run",
+        "--emit-batches",
+        "out",
+    ])
+    .expect_code(2)
+    .stderr_has("b.toml:11:14: source field 'Nope' is not a column of accounts.csv");
+    assert!(!w.path().join("out").exists(), "nothing was done");
+    w.dvload(&["run", "a.toml", "a.toml", "--dry-run", "--report", "r.json"])
+        .expect_code(0);
+    let report: serde_json::Value = serde_json::from_str(&w.read("r.json")).unwrap();
+    assert_eq!(report["jobs"].as_array().unwrap().len(), 2);
+    assert_eq!(report["read"], 2);
+}
+
+#[test]
+fn without_dry_run_the_unbuilt_writer_says_so() {
+    let w = Workdir::new();
+    w.write("m.toml", accounts_mapping(""));
+    w.write("accounts.csv", "Account No,Company\nA-1,Acme\n");
+    w.dvload(&["run", "m.toml"])
+        .expect_code(2)
+        .stderr_has("use --dry-run");
+}
