@@ -164,6 +164,26 @@ fn push(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
+/// Appends a URL to a request line. URLs come percent-encoded (`Operation::url`); should one
+/// still hold a space, a control character or a non-ASCII byte, that byte is percent-encoded
+/// here so that it cannot break the request line or the multipart framing.
+#[inline]
+fn push_url(out: &mut Vec<u8>, url: &str) {
+    let safe = |b: u8| b.is_ascii_graphic();
+    if url.bytes().all(safe) {
+        push(out, url);
+        return;
+    }
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for b in url.bytes() {
+        if safe(b) {
+            out.push(b);
+        } else {
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+        }
+    }
+}
+
 #[inline]
 fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
     push(out, name);
@@ -228,10 +248,6 @@ pub fn encode_batch(ops: &[Operation], opts: &BatchOptions, batch_id: Uuid) -> E
         push(&mut out, "\"\r\n\r\n");
     }
     for (i, op) in ops.iter().enumerate() {
-        debug_assert!(
-            !op.url.contains(['\r', '\n', ' ']),
-            "operation URLs are percent-encoded"
-        );
         let cid = n.format(i + 1);
         push(&mut out, delim);
         push(
@@ -243,7 +259,7 @@ pub fn encode_batch(ops: &[Operation], opts: &BatchOptions, batch_id: Uuid) -> E
         push(&mut out, op.method.as_str());
         push(&mut out, " ");
         push(&mut out, &api_path);
-        push(&mut out, &op.url);
+        push_url(&mut out, &op.url);
         push(&mut out, " HTTP/1.1\r\n");
         if op.body.is_some() {
             push(&mut out, "Content-Type: application/json; type=entry\r\n");

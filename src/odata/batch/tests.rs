@@ -650,6 +650,21 @@ If-None-Match: *\r\n\
 }
 
 #[test]
+fn unencoded_url_bytes_cannot_break_the_request_line() {
+    let ops = vec![op(
+        Method::Delete,
+        "accounts(name='a b\r\nAuthorization: x\u{e9}')",
+        Precondition::None,
+        None,
+    )];
+    let encoded = encode_batch(&ops, &BatchOptions::default(), batch_id());
+    let text = String::from_utf8(encoded.body).unwrap();
+    assert!(text.contains(
+        "DELETE /api/data/v9.2/accounts(name='a%20b%0D%0AAuthorization:%20x%C3%A9') HTTP/1.1\r\n"
+    ));
+}
+
+#[test]
 fn empty_batch() {
     let encoded = encode_batch(
         &[],
