@@ -3,6 +3,18 @@
 //! [`encode_batch`] turns [`Operation`]s into the request body dvload sends (and
 //! `run --dry-run --emit-batches` writes); [`decode_batch_response`] reads what Dataverse answers,
 //! and [`BatchResponse::outcomes`] gives every operation its own result.
+//!
+//! Decisions (PROTOCOL.md §7, §15, §16):
+//! - Every part carries `Content-ID: n` (its 1-based index), top-level parts too, so that a
+//!   server that echoes them can be correlated by id; top-level parts are still matched by order
+//!   when it does not (Dataverse's documented top-level responses echo none).
+//! - The change-set boundary reuses the batch id (`changeset_<id>` inside `batch_<id>`): unique,
+//!   deterministic for snapshots, and neither delimiter is a prefix of the other.
+//! - Part headers that dvload sets itself or that must not be inside a part (`Authorization`,
+//!   `Content-ID`, `If-Match`, …) are never written; [`BatchOptions::check`] reports them.
+//! - Decoding never trusts `Content-Length` and reads status codes numerically. A response it
+//!   cannot read is a [`DecodeError`]: the operations' fate is then unknown, and the writer
+//!   decides (resending idempotent upserts is safe, creates are not).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -620,6 +632,11 @@ impl BatchResponse {
     /// Whether the batch as a whole was refused (see [`BatchResponse::rejection`]).
     pub fn is_rejected(&self) -> bool {
         self.rejection.is_some()
+    }
+
+    /// [`BatchResponse::outcomes`] for the batch this response answers.
+    pub fn outcomes_of(&self, batch: &EncodedBatch) -> Vec<PartOutcome> {
+        self.outcomes(&batch.content_ids, batch.atomic)
     }
 
     /// Maps the response back to the operations: one outcome per entry of `content_ids` (the

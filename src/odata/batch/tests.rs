@@ -911,7 +911,7 @@ fn round_trip(n: usize, opts: &BatchOptions, fail: &[usize], shape: Shape) -> Ve
     let encoded = encode_batch(&many_ops(n), opts, Uuid::new_v4());
     let (status, ct, body) = fake_dataverse(&encoded, fail, shape);
     let r = decode_batch_response(status, Some(&ct), &body).unwrap();
-    let out = r.outcomes(&encoded.content_ids, encoded.atomic);
+    let out = r.outcomes_of(&encoded);
     assert_eq!(out.len(), n);
     kinds(&out)
 }
