@@ -412,7 +412,7 @@ impl BatchRejection {
 /// Either per-part results (`rejection` is `None`; `parts` may still be short when the batch
 /// stopped at a failure) or a whole-batch failure (`rejection` is set, `parts` is empty), for
 /// example a top-level `429` or `401` with a JSON error. The caller reads `Retry-After` for a
-/// whole-batch failure from the outer headers with [`parse_retry_after`](super::error::parse_retry_after).
+/// whole-batch failure from the outer headers with [`parse_retry_after`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchResponse {
     /// The outer HTTP status (`200` with continue-on-error; `400` when the batch stopped at a
