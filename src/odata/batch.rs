@@ -3,6 +3,18 @@
 //! [`encode_batch`] turns [`Operation`]s into the request body dvload sends (and
 //! `run --dry-run --emit-batches` writes); [`decode_batch_response`] reads what Dataverse answers,
 //! and [`BatchResponse::outcomes`] gives every operation its own result.
+//!
+//! Decisions (PROTOCOL.md §7, §15, §16):
+//! - Every part carries `Content-ID: n` (its 1-based index), top-level parts too, so that a
+//!   server that echoes them can be correlated by id; top-level parts are still matched by order
+//!   when it does not (Dataverse's documented top-level responses echo none).
+//! - The change-set boundary reuses the batch id (`changeset_<id>` inside `batch_<id>`): unique,
+//!   deterministic for snapshots, and neither delimiter is a prefix of the other.
+//! - Part headers that dvload sets itself or that must not be inside a part (`Authorization`,
+//!   `Content-ID`, `If-Match`, …) are never written; [`BatchOptions::check`] reports them.
+//! - Decoding never trusts `Content-Length` and reads status codes numerically. A response it
+//!   cannot read is a [`DecodeError`]: the operations' fate is then unknown, and the writer
+//!   decides (resending idempotent upserts is safe, creates are not).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -164,6 +176,26 @@ fn push(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
+/// Appends a URL to a request line. URLs come percent-encoded (`Operation::url`); should one
+/// still hold a space, a control character or a non-ASCII byte, that byte is percent-encoded
+/// here so that it cannot break the request line or the multipart framing.
+#[inline]
+fn push_url(out: &mut Vec<u8>, url: &str) {
+    let safe = |b: u8| b.is_ascii_graphic();
+    if url.bytes().all(safe) {
+        push(out, url);
+        return;
+    }
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for b in url.bytes() {
+        if safe(b) {
+            out.push(b);
+        } else {
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+        }
+    }
+}
+
 #[inline]
 fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
     push(out, name);
@@ -228,10 +260,6 @@ pub fn encode_batch(ops: &[Operation], opts: &BatchOptions, batch_id: Uuid) -> E
         push(&mut out, "\"\r\n\r\n");
     }
     for (i, op) in ops.iter().enumerate() {
-        debug_assert!(
-            !op.url.contains(['\r', '\n', ' ']),
-            "operation URLs are percent-encoded"
-        );
         let cid = n.format(i + 1);
         push(&mut out, delim);
         push(
@@ -243,7 +271,7 @@ pub fn encode_batch(ops: &[Operation], opts: &BatchOptions, batch_id: Uuid) -> E
         push(&mut out, op.method.as_str());
         push(&mut out, " ");
         push(&mut out, &api_path);
-        push(&mut out, &op.url);
+        push_url(&mut out, &op.url);
         push(&mut out, " HTTP/1.1\r\n");
         if op.body.is_some() {
             push(&mut out, "Content-Type: application/json; type=entry\r\n");
@@ -384,7 +412,7 @@ impl BatchRejection {
 /// Either per-part results (`rejection` is `None`; `parts` may still be short when the batch
 /// stopped at a failure) or a whole-batch failure (`rejection` is set, `parts` is empty), for
 /// example a top-level `429` or `401` with a JSON error. The caller reads `Retry-After` for a
-/// whole-batch failure from the outer headers with [`parse_retry_after`](super::error::parse_retry_after).
+/// whole-batch failure from the outer headers with [`parse_retry_after`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchResponse {
     /// The outer HTTP status (`200` with continue-on-error; `400` when the batch stopped at a
@@ -604,6 +632,11 @@ impl BatchResponse {
     /// Whether the batch as a whole was refused (see [`BatchResponse::rejection`]).
     pub fn is_rejected(&self) -> bool {
         self.rejection.is_some()
+    }
+
+    /// [`BatchResponse::outcomes`] for the batch this response answers.
+    pub fn outcomes_of(&self, batch: &EncodedBatch) -> Vec<PartOutcome> {
+        self.outcomes(&batch.content_ids, batch.atomic)
     }
 
     /// Maps the response back to the operations: one outcome per entry of `content_ids` (the

@@ -650,6 +650,21 @@ If-None-Match: *\r\n\
 }
 
 #[test]
+fn unencoded_url_bytes_cannot_break_the_request_line() {
+    let ops = vec![op(
+        Method::Delete,
+        "accounts(name='a b\r\nAuthorization: x\u{e9}')",
+        Precondition::None,
+        None,
+    )];
+    let encoded = encode_batch(&ops, &BatchOptions::default(), batch_id());
+    let text = String::from_utf8(encoded.body).unwrap();
+    assert!(text.contains(
+        "DELETE /api/data/v9.2/accounts(name='a%20b%0D%0AAuthorization:%20x%C3%A9') HTTP/1.1\r\n"
+    ));
+}
+
+#[test]
 fn empty_batch() {
     let encoded = encode_batch(
         &[],
@@ -896,7 +911,7 @@ fn round_trip(n: usize, opts: &BatchOptions, fail: &[usize], shape: Shape) -> Ve
     let encoded = encode_batch(&many_ops(n), opts, Uuid::new_v4());
     let (status, ct, body) = fake_dataverse(&encoded, fail, shape);
     let r = decode_batch_response(status, Some(&ct), &body).unwrap();
-    let out = r.outcomes(&encoded.content_ids, encoded.atomic);
+    let out = r.outcomes_of(&encoded);
     assert_eq!(out.len(), n);
     kinds(&out)
 }
