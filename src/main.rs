@@ -6,6 +6,11 @@ use clap::Parser as _;
 use dvload::cli::{Cli, Command, LogFormat};
 use dvload::exit::{Exit, exit_for};
 
+/// mimalloc: every row allocates a few small buffers (fields, URL, body) that live until its
+/// batch is encoded; the system allocator spent a quarter of the dry run's time on them.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log_level, cli.log_format);

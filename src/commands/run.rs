@@ -94,6 +94,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         let mut rejects = job.rejects_writer(rejects_path);
         let mut pending: Vec<Operation> = Vec::with_capacity(args.batch_size as usize);
         let mut batches = 0u64;
+        let mut bytes = 0u64;
         let mut flush = |pending: &mut Vec<Operation>| -> anyhow::Result<()> {
             if pending.is_empty() {
                 return Ok(());
@@ -101,6 +102,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             batch_no += 1;
             batches += 1;
             let encoded = encode_batch(pending, &options, uuid::Uuid::from_u128(batch_no as u128));
+            bytes += encoded.body.len() as u64;
             if let Some(dir) = &args.emit_batches {
                 let path = dir.join(format!("batch-{batch_no:06}.http"));
                 std::fs::write(&path, encoded.to_http_file(&org_url))

@@ -166,9 +166,7 @@ impl Converter {
                     }
                     let _ = write!(out, "{f}");
                 } else {
-                    let canonical = normalize_number(text, *decimal, false)
-                        .map_err(|e| number_error(s, *decimal, e))?;
-                    out.push_str(&canonical);
+                    write_number(text, *decimal, false, out).map_err(|e| number_error(s, *decimal, e))?;
                 }
             }
             Converter::Bool => out.push_str(if parse_bool(s)? { "true" } else { "false" }),
@@ -238,6 +236,14 @@ impl Converter {
 
 /// Appends `s` as a JSON string literal.
 pub fn write_json_string(s: &str, out: &mut String) {
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        // Most values need no escaping: one reservation, one copy.
+        out.reserve(s.len() + 2);
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     out.push('"');
     let bytes = s.as_bytes();
     let mut start = 0;
@@ -309,41 +315,65 @@ fn is_group_separator(c: char, decimal: char) -> bool {
 
 /// Normalises a number written with `decimal` as decimal separator and optional thousands
 /// separators (groups of three) into JSON number text: `"1.234,50"` with `,` → `"1234.50"`.
-pub fn normalize_number(
-    s: &str,
-    decimal: char,
-    allow_exponent: bool,
-) -> Result<String, NumberError> {
+pub fn normalize_number(s: &str, decimal: char, allow_exponent: bool) -> Result<String, NumberError> {
     let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    if let Some(&c) = chars.peek() {
-        if c == '-' || c == '+' {
-            if c == '-' {
-                out.push('-');
-            }
-            chars.next();
-        }
+    write_number(s, decimal, allow_exponent, &mut out)?;
+    Ok(out)
+}
+
+/// Appends the JSON number text of `s` to `out` (see [`normalize_number`]); on error `out` is
+/// left as it was. Writes straight into `out`: this runs for every number of every row.
+pub fn write_number(s: &str, decimal: char, allow_exponent: bool, out: &mut String) -> Result<(), NumberError> {
+    let mark = out.len();
+    let result = write_number_inner(s, decimal, allow_exponent, out);
+    if result.is_err() {
+        out.truncate(mark);
+    } else if &out[mark..] == "-0" {
+        out.remove(mark);
     }
-    let mut int_digits = String::new();
+    result
+}
+
+fn write_number_inner(s: &str, decimal: char, allow_exponent: bool, out: &mut String) -> Result<(), NumberError> {
+    let body = if let Some(rest) = s.strip_prefix('-') {
+        out.push('-');
+        rest
+    } else {
+        s.strip_prefix('+').unwrap_or(s)
+    };
+    let mut chars = body.chars();
+    let mut int_digits = 0usize;
+    let mut wrote_nonzero = false;
     let mut group_sep: Option<char> = None;
     let mut group_len: Option<usize> = None; // digits since the last separator, once one was seen
     let mut first_group = 0usize;
-    let mut frac: Option<String> = None;
-    let mut exponent = String::new();
+    let mut frac_digits = 0usize;
+    let mut exponent = false;
     while let Some(c) = chars.next() {
         if c.is_ascii_digit() {
-            int_digits.push(c);
+            int_digits += 1;
+            if c != '0' || wrote_nonzero {
+                out.push(c);
+                wrote_nonzero = true;
+            }
             match group_len.as_mut() {
                 Some(n) => *n += 1,
                 None => first_group += 1,
             }
         } else if c == decimal {
-            let mut f = String::new();
+            if !wrote_nonzero {
+                out.push('0');
+                wrote_nonzero = true;
+            }
             for c in chars.by_ref() {
                 if c.is_ascii_digit() {
-                    f.push(c);
+                    if frac_digits == 0 {
+                        out.push('.');
+                    }
+                    out.push(c);
+                    frac_digits += 1;
                 } else if allow_exponent && (c == 'e' || c == 'E') {
-                    exponent.push('e');
+                    exponent = true;
                     break;
                 } else if c == decimal {
                     return Err(NumberError::TwoDecimals);
@@ -353,10 +383,9 @@ pub fn normalize_number(
                     return Err(NumberError::NotNumber);
                 }
             }
-            frac = Some(f);
             break;
         } else if is_group_separator(c, decimal) {
-            if int_digits.is_empty() || group_sep.is_some_and(|g| g != c) {
+            if int_digits == 0 || group_sep.is_some_and(|g| g != c) {
                 return Err(NumberError::Grouping);
             }
             if let Some(n) = group_len {
@@ -368,8 +397,8 @@ pub fn normalize_number(
             }
             group_sep = Some(c);
             group_len = Some(0);
-        } else if allow_exponent && (c == 'e' || c == 'E') && !int_digits.is_empty() {
-            exponent.push('e');
+        } else if allow_exponent && (c == 'e' || c == 'E') && int_digits > 0 {
+            exponent = true;
             break;
         } else {
             return Err(NumberError::NotNumber);
@@ -378,29 +407,22 @@ pub fn normalize_number(
     if group_len.is_some_and(|n| n != 3) {
         return Err(NumberError::Grouping);
     }
-    if !exponent.is_empty() {
-        let rest: String = chars.collect();
-        let digits = rest.strip_prefix(['+', '-']).unwrap_or(&rest);
+    if int_digits == 0 && frac_digits == 0 {
+        return Err(NumberError::NotNumber);
+    }
+    if !wrote_nonzero {
+        out.push('0');
+    }
+    if exponent {
+        let rest = chars.as_str();
+        let digits = rest.strip_prefix(['+', '-']).unwrap_or(rest);
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(NumberError::NotNumber);
         }
-        exponent.push_str(&rest);
+        out.push('e');
+        out.push_str(rest);
     }
-    let frac_empty = frac.as_deref().is_none_or(str::is_empty);
-    if int_digits.is_empty() && frac_empty {
-        return Err(NumberError::NotNumber);
-    }
-    let trimmed = int_digits.trim_start_matches('0');
-    out.push_str(if trimmed.is_empty() { "0" } else { trimmed });
-    if let Some(f) = frac.filter(|f| !f.is_empty()) {
-        out.push('.');
-        out.push_str(&f);
-    }
-    out.push_str(&exponent);
-    if out == "-0" {
-        out.remove(0);
-    }
-    Ok(out)
+    Ok(())
 }
 
 fn strip_currency(s: &str) -> &str {

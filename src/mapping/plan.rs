@@ -9,7 +9,7 @@ use super::spec::{
     Ctx, FieldKind, FieldRef, Input, LookupKey, MappingError, MappingSpec, OperationKind,
     TemplatePart, ValueSpec, suggest,
 };
-use crate::odata::key::{KeyValue, alternate_key_url, key_display, primary_key_url};
+use crate::odata::key::{KeyValue, key_display, primary_key_url, write_alternate_key_url};
 use crate::odata::{Method, Operation, Precondition};
 use crate::source::{Record, RecordData, RowPos};
 
@@ -120,7 +120,7 @@ struct BoundField {
 }
 
 /// A mapping compiled against a source: ready to turn records into operations.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Plan {
     /// The target entity set.
     pub entity_set: String,
@@ -130,6 +130,23 @@ pub struct Plan {
     fields: Vec<BoundField>,
     skip_empty: Vec<BoundRef>,
     skip_equal: Vec<(BoundRef, Vec<String>)>,
+    /// The length of the last body built: the next one is allocated that big, so that it is
+    /// not regrown field by field (a hint only; rows are mapped on any thread).
+    body_hint: std::sync::atomic::AtomicUsize,
+}
+
+impl Clone for Plan {
+    fn clone(&self) -> Plan {
+        Plan {
+            entity_set: self.entity_set.clone(),
+            operation: self.operation,
+            key: self.key.clone(),
+            fields: self.fields.clone(),
+            skip_empty: self.skip_empty.clone(),
+            skip_equal: self.skip_equal.clone(),
+            body_hint: std::sync::atomic::AtomicUsize::new(self.body_hint.load(std::sync::atomic::Ordering::Relaxed)),
+        }
+    }
 }
 
 impl Plan {
@@ -210,6 +227,7 @@ impl Plan {
             fields,
             skip_empty,
             skip_equal,
+            body_hint: std::sync::atomic::AtomicUsize::new(64),
         })
     }
 
@@ -240,8 +258,12 @@ impl Plan {
             }
         }
 
-        let (url, key_text) = match key_segment(record, &self.entity_set, &self.key, None)? {
-            Some((url, text)) => (Some(url), text),
+        let (url, key_text) = match key_parts(record, &self.key, None)? {
+            Some(parts) => {
+                let mut url = String::with_capacity(self.entity_set.len() + 48);
+                parts.write_url(&self.entity_set, &mut url);
+                (Some(url), parts.display())
+            }
             None => (None, String::new()),
         };
         let (method, precondition) = match (self.operation, url.is_some()) {
@@ -256,7 +278,8 @@ impl Plan {
         let body = if self.operation == OperationKind::Delete {
             None
         } else {
-            let mut body = String::with_capacity(64 + 32 * self.fields.len());
+            let hint = self.body_hint.load(std::sync::atomic::Ordering::Relaxed);
+            let mut body = String::with_capacity(hint + hint / 4);
             body.push('{');
             let mut first = true;
             for f in &self.fields {
@@ -280,10 +303,10 @@ impl Plan {
                         key,
                     } => {
                         body.push_str(json_key);
-                        match key_segment(record, entity_set, key, Some(&f.column))? {
-                            Some((target, _)) => {
+                        match key_parts(record, key, Some(&f.column))? {
+                            Some(parts) => {
                                 body.push_str("\"/");
-                                body.push_str(&target);
+                                parts.write_url(entity_set, &mut body);
                                 body.push('"');
                                 true
                             }
@@ -301,6 +324,7 @@ impl Plan {
                 }
             }
             body.push('}');
+            self.body_hint.store(body.len(), std::sync::atomic::Ordering::Relaxed);
             Some(body)
         };
         Ok(Mapped::Operation(Operation {
@@ -338,15 +362,35 @@ fn value_field_name(v: &BoundValue) -> Option<String> {
     }
 }
 
-/// The URL of the record a key addresses (`accounts(accountnumber='A%201')`, percent-encoded)
-/// and its plain key text (`accountnumber='A 1'`). `None` when the values are all empty and the
-/// key belongs to a lookup (`lookup_column`), which then binds to null.
-fn key_segment(
-    record: &Record,
-    entity_set: &str,
-    key: &BoundKey,
-    lookup_column: Option<&str>,
-) -> Result<Option<(String, String)>, RowError> {
+/// The values of a key, read from a record.
+enum KeyParts<'p> {
+    /// A primary id.
+    Id(&'p str, uuid::Uuid),
+    /// Alternate-key columns and values.
+    Alternate(Vec<(&'p str, KeyValue)>),
+}
+
+impl KeyParts<'_> {
+    /// Appends the percent-encoded URL of the record: `accounts(accountnumber='A%201')`.
+    fn write_url(&self, entity_set: &str, out: &mut String) {
+        match self {
+            KeyParts::Id(_, id) => out.push_str(&primary_key_url(entity_set, *id)),
+            KeyParts::Alternate(pairs) => write_alternate_key_url(out, entity_set, pairs),
+        }
+    }
+
+    /// The key as readable text: `accountnumber='A 1'`.
+    fn display(&self) -> String {
+        match self {
+            KeyParts::Id(column, id) => format!("{column}={id}"),
+            KeyParts::Alternate(pairs) => key_display(pairs),
+        }
+    }
+}
+
+/// Reads a key's values from a record. `None` when they are all empty and the key belongs to a
+/// lookup (`lookup_column`), which then binds to null.
+fn key_parts<'p>(record: &Record, key: &'p BoundKey, lookup_column: Option<&str>) -> Result<Option<KeyParts<'p>>, RowError> {
     let row = record.pos;
     let err = |column: &str, v: &BoundValue, reason: String| RowError {
         row,
@@ -359,10 +403,7 @@ fn key_segment(
         BoundKey::Id(v, column) => {
             let required = lookup_column.is_none() || v.spec.required;
             match key_value(record, v, required).map_err(|r| err(column, v, r))? {
-                Some(KeyValue::Guid(id)) => Ok(Some((
-                    primary_key_url(entity_set, id),
-                    format!("{column}={id}"),
-                ))),
+                Some(KeyValue::Guid(id)) => Ok(Some(KeyParts::Id(column, id))),
                 Some(other) => Err(err(column, v, format!("{other} is not a GUID"))),
                 None => Ok(None),
             }
@@ -372,9 +413,7 @@ fn key_segment(
             let mut empty = Vec::new();
             for p in parts {
                 let required = lookup_column.is_none();
-                match key_value(record, &p.value, required)
-                    .map_err(|r| err(&p.column, &p.value, r))?
-                {
+                match key_value(record, &p.value, required).map_err(|r| err(&p.column, &p.value, r))? {
                     Some(v) => pairs.push((p.column.as_str(), v)),
                     None => empty.push(p.column.as_str()),
                 }
@@ -393,10 +432,7 @@ fn key_segment(
                     ),
                 });
             }
-            Ok(Some((
-                alternate_key_url(entity_set, &pairs),
-                key_display(&pairs),
-            )))
+            Ok(Some(KeyParts::Alternate(pairs)))
         }
     }
 }

@@ -156,6 +156,21 @@ pub fn check_addressable(value: &str) -> Result<(), UnaddressableKey> {
     }
 }
 
+/// A capacity that fits `name=literal,…` for typical values, so that the URL is not regrown.
+fn key_len_estimate<S: AsRef<str>>(key: &[(S, KeyValue)]) -> usize {
+    key.iter()
+        .map(|(c, v)| {
+            c.as_ref().len()
+                + 2
+                + match v {
+                    KeyValue::String(s) => s.len() + 8,
+                    KeyValue::Decimal(d) => d.len(),
+                    _ => 40,
+                }
+        })
+        .sum()
+}
+
 /// Appends `name=literal,…` pairs, percent-encoded, to `out` (no parentheses).
 fn write_url_predicate<S: AsRef<str>>(out: &mut String, key: &[(S, KeyValue)]) {
     for (i, (column, value)) in key.iter().enumerate() {
@@ -186,12 +201,21 @@ pub fn primary_key_url(entity_set: &str, id: Uuid) -> String {
 /// Column names are the key columns' logical names. The values are not checked for
 /// unaddressable characters: call [`check_addressable`] first to reject such rows.
 pub fn alternate_key_url<S: AsRef<str>>(entity_set: &str, key: &[(S, KeyValue)]) -> String {
-    let mut out = String::with_capacity(entity_set.len() + 2 + 24 * key.len());
+    let mut out = String::with_capacity(entity_set.len() + 2 + key_len_estimate(key));
     out.push_str(entity_set);
     out.push('(');
     write_url_predicate(&mut out, key);
     out.push(')');
     out
+}
+
+/// Appends what [`alternate_key_url`] returns to `out`, for callers that build a larger string
+/// (a JSON body with an `@odata.bind` value) and want no temporary.
+pub fn write_alternate_key_url<S: AsRef<str>>(out: &mut String, entity_set: &str, key: &[(S, KeyValue)]) {
+    out.push_str(entity_set);
+    out.push('(');
+    write_url_predicate(out, key);
+    out.push(')');
 }
 
 /// The `@odata.bind` value that points at a record by primary key:
@@ -206,7 +230,7 @@ pub fn primary_key_bind(entity_set: &str, id: Uuid) -> String {
 /// The `@odata.bind` value that points at a record by alternate key:
 /// `/accounts(accountnumber='A-1')`.
 pub fn alternate_key_bind<S: AsRef<str>>(entity_set: &str, key: &[(S, KeyValue)]) -> String {
-    let mut out = String::with_capacity(entity_set.len() + 3 + 24 * key.len());
+    let mut out = String::with_capacity(entity_set.len() + 3 + key_len_estimate(key));
     out.push('/');
     out.push_str(entity_set);
     out.push('(');
@@ -218,7 +242,7 @@ pub fn alternate_key_bind<S: AsRef<str>>(entity_set: &str, key: &[(S, KeyValue)]
 /// The key as readable text, not percent-encoded: `firstname='Joe',emailaddress1='abc@example.com'`.
 /// This is the form `Operation::key` holds and messages quote.
 pub fn key_display<S: AsRef<str>>(key: &[(S, KeyValue)]) -> String {
-    let mut out = String::new();
+    let mut out = String::with_capacity(key_len_estimate(key));
     for (i, (column, value)) in key.iter().enumerate() {
         if i > 0 {
             out.push(',');
