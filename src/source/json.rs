@@ -257,9 +257,21 @@ impl JsonArraySource {
         };
         let (start, column) = (self.sc.offset(), self.sc.column());
         self.sc.start_capture();
-        let kind = self.sc.skip_value("a record")?;
-        self.sc.end_capture();
-        let raw = &self.sc.cap;
+        let kind = if self.sc.peek()? == Some(b'{') {
+            // The fast path: find the object's end by its brackets; serde_json checks the rest.
+            let complete = self.sc.skip_container_fast()?;
+            self.sc.end_capture();
+            if !complete {
+                return Err(self
+                    .check_capture(start, pos.line, column)
+                    .unwrap_or_else(|| self.sc.eof_error("the end of the record")));
+            }
+            Kind::Object
+        } else {
+            let kind = self.sc.skip_value("a record")?;
+            self.sc.end_capture();
+            kind
+        };
         if kind != Kind::Object {
             return Ok(Some(SourceItem::Bad(BadRecord {
                 pos,
@@ -268,38 +280,69 @@ impl JsonArraySource {
                     self.index,
                     kind.name()
                 ),
-                raw: raw.clone(),
+                raw: self.sc.cap.clone(),
             })));
         }
-        Ok(Some(match serde_json::from_slice(raw) {
-            Ok(value) => SourceItem::Record(Record {
-                pos,
-                data: RecordData::Json(value),
-            }),
-            Err(e) => {
-                // Locate serde's line/column (within the element) in the file.
-                let (rel, nl) = locate(raw, e.line(), e.column());
-                let (line, column) = match nl {
-                    0 => (pos.line, column + rel as u64),
-                    n => {
-                        let line_start = raw[..rel].iter().rposition(|&b| b == b'\n').unwrap_or(0);
-                        (pos.line + n, (rel - line_start) as u64)
-                    }
-                };
-                let msg = e.to_string();
-                let msg = msg.split(" at line ").next().unwrap_or(&msg);
-                SourceItem::Bad(BadRecord {
+        let e = match serde_json::from_slice(&self.sc.cap) {
+            Ok(value) => {
+                return Ok(Some(SourceItem::Record(Record {
                     pos,
-                    reason: format!(
-                        "element {} is not valid JSON: {msg} at byte offset {} (line {line}, \
-                         column {column})",
-                        self.index,
-                        start + rel as u64
-                    ),
-                    raw: raw.clone(),
-                })
+                    data: RecordData::Json(value),
+                })));
             }
-        }))
+            Err(e) => e,
+        };
+        // A syntax error stops the source; a sound object serde_json refuses is a bad record.
+        if let Some(err) = self.check_capture(start, pos.line, column) {
+            return Err(err);
+        }
+        let raw = &self.sc.cap;
+        // Locate serde's line/column (within the element) in the file.
+        let (rel, nl) = locate(raw, e.line(), e.column());
+        let (line, column) = match nl {
+            0 => (pos.line, column + rel as u64),
+            n => {
+                let line_start = raw[..rel].iter().rposition(|&b| b == b'\n').unwrap_or(0);
+                (pos.line + n, (rel - line_start) as u64)
+            }
+        };
+        let msg = e.to_string();
+        let msg = msg.split(" at line ").next().unwrap_or(&msg);
+        Ok(Some(SourceItem::Bad(BadRecord {
+            pos,
+            reason: format!(
+                "element {} is not valid JSON: {msg} at byte offset {} (line {line}, column \
+                 {column})",
+                self.index,
+                start + rel as u64
+            ),
+            raw: raw.clone(),
+        })))
+    }
+
+    /// Checks the syntax of the captured element, which started at byte `start`, on `line`, in
+    /// `column`: the first syntax error in it, placed in the file, if any.
+    #[cold]
+    fn check_capture(&self, start: u64, line: u64, column: u64) -> Option<SourceError> {
+        let bytes = io::Cursor::new(self.sc.cap.clone());
+        let mut check = Scanner::new(&self.path, Box::new(bytes));
+        match check.skip_value("a record") {
+            Ok(_) => None,
+            Err(SourceError::Json {
+                path,
+                offset,
+                line: l,
+                column: c,
+                reason,
+            }) => Some(SourceError::Json {
+                path,
+                offset: start + offset,
+                line: line + l - 1,
+                column: if l == 1 { column + c - 1 } else { c },
+                reason,
+            }),
+            Err(other) => Some(other),
+        }
     }
 
     /// Reads and checks the rest of the document after the records array.
@@ -519,6 +562,7 @@ impl Scanner {
     }
 
     /// An error at the current position.
+    #[cold]
     fn error_here(&self, reason: String) -> SourceError {
         SourceError::Json {
             path: self.path.clone(),
@@ -530,6 +574,7 @@ impl Scanner {
     }
 
     /// The error for a document that ends where `expected` was due.
+    #[cold]
     fn eof_error(&self, expected: &str) -> SourceError {
         self.error_here(format!(
             "the document ends too soon (is the file cut short?): expected {expected}"
@@ -537,6 +582,7 @@ impl Scanner {
     }
 
     /// An error for the unexpected byte at the current position.
+    #[cold]
     fn unexpected(&self, b: u8, expected: &str) -> SourceError {
         let hint = if b == b'\'' {
             " (JSON strings use double quotes)"
@@ -753,12 +799,11 @@ impl Scanner {
 
     fn skip_literal(&mut self, word: &'static str) -> Result<(), SourceError> {
         for &w in word.as_bytes() {
-            let expected = format!("'{word}'");
-            let b = self.peek_some(&expected)?;
-            if b != w {
-                return Err(self.unexpected(b, &expected));
+            match self.peek()? {
+                Some(b) if b == w => self.bump(),
+                Some(b) => return Err(self.unexpected(b, &format!("'{word}'"))),
+                None => return Err(self.eof_error(&format!("'{word}'"))),
             }
-            self.bump();
         }
         Ok(())
     }
@@ -808,6 +853,60 @@ impl Scanner {
         self.skip_ws()?;
         self.expect(b':', "':' after the member name")?;
         self.skip_ws()
+    }
+
+    /// Skips an object or array, at its opening bracket, by matching brackets outside strings,
+    /// without checking the syntax (the caller has serde_json check the bytes captured). False
+    /// if the file ends first.
+    fn skip_container_fast(&mut self) -> Result<bool, SourceError> {
+        let mut depth = 0u32;
+        let mut in_string = false;
+        let mut escaped = false;
+        loop {
+            if self.pos == self.len && !self.fill()? {
+                return Ok(false);
+            }
+            let buf = &self.buf[..self.len];
+            let mut i = self.pos;
+            while i < buf.len() {
+                if escaped {
+                    escaped = false;
+                    i += 1;
+                } else if in_string {
+                    match buf[i..].iter().position(|&b| b == b'"' || b == b'\\') {
+                        None => i = buf.len(),
+                        Some(k) => {
+                            i += k;
+                            if buf[i] == b'\\' {
+                                escaped = true;
+                            } else {
+                                in_string = false;
+                            }
+                            i += 1;
+                        }
+                    }
+                } else {
+                    match buf[i] {
+                        b'"' => in_string = true,
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                self.pos = i + 1;
+                                return Ok(true);
+                            }
+                        }
+                        b'\n' => {
+                            self.line += 1;
+                            self.line_start = self.consumed + i as u64 + 1;
+                        }
+                        _ => {}
+                    }
+                    i += 1;
+                }
+            }
+            self.pos = buf.len();
+        }
     }
 
     /// Skips one whole value (checking its syntax); whitespace before it must be skipped.
@@ -882,6 +981,7 @@ impl Scanner {
     }
 
     /// The error for a byte that is neither a separator nor a closing bracket.
+    #[cold]
     fn unexpected_in_container(&self, b: u8, expected: &str) -> SourceError {
         self.error_here(format!(
             "expected {expected}, found {}{}",
@@ -1342,6 +1442,30 @@ mod tests {
         assert_eq!(
             json_err(items[0].as_ref().err().unwrap()).3,
             "expected a digit after the decimal point, found '}'"
+        );
+    }
+
+    #[test]
+    fn pretty_printed_elements_have_exact_lines_and_errors() {
+        let doc = b"[\n  {\n    \"a\": 1\n  },\n  {\n    \"a\": [1,\n 2]\n  },\n  {\n    \"b\": x\n  }\n]";
+        let items = read_all(doc, "");
+        assert_eq!(items.len(), 3);
+        assert_eq!(record(&items[0]), (pos(1, 2), json!({"a": 1})));
+        assert_eq!(record(&items[1]), (pos(2, 5), json!({"a": [1, 2]})));
+        let x = doc.iter().position(|&b| b == b'x').unwrap() as u64;
+        assert_eq!(
+            json_err(items[2].as_ref().err().unwrap()),
+            (x, 10, 10, "expected a value, found 'x'")
+        );
+        // Brackets in strings and escaped quotes do not confuse the search for the end.
+        let items = read_all(br#"[{"s": "}]\"{["}, {"t": "\\"}]"#, "");
+        assert_eq!(record(&items[0]).1, json!({"s": "}]\"{["}));
+        assert_eq!(record(&items[1]).1, json!({"t": "\\"}));
+        // A mismatched bracket is found by the check after serde_json refuses the element.
+        let items = read_all(b"[{\"a\": [1}]", "");
+        assert_eq!(
+            json_err(items[0].as_ref().err().unwrap()),
+            (9, 1, 10, "expected ',' or ']', found '}'")
         );
     }
 
