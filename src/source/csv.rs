@@ -1249,16 +1249,18 @@ mod tests {
         use super::*;
         use proptest::prelude::*;
 
-        fn quote_field(f: &str, delim: char) -> String {
-            if f.is_empty() || f.contains([delim, '"', '\r', '\n']) {
-                format!("\"{}\"", f.replace('"', "\"\""))
+        /// Writes a field as a careful CSV writer would.
+        fn quote_field(f: &str, delim: char, quote: char) -> String {
+            if f.is_empty() || f.contains([delim, quote, '\r', '\n']) {
+                let doubled = f.replace(quote, &format!("{quote}{quote}"));
+                format!("{quote}{doubled}{quote}")
             } else {
                 f.to_owned()
             }
         }
 
         fn field() -> impl Strategy<Value = String> {
-            proptest::string::string_regex("(?s)[a-z,;\"\r\n |\t é€日😀]{0,8}").unwrap()
+            proptest::string::string_regex("(?s)[a-z,;\"'\r\n |\t é€日😀]{0,8}").unwrap()
         }
 
         fn table() -> impl Strategy<Value = (usize, Vec<Vec<String>>)> {
@@ -1277,6 +1279,8 @@ mod tests {
                 (cols, table) in table(),
                 crlf in any::<bool>(),
                 delim in prop_oneof![Just(','), Just(';'), Just('\t'), Just('|')],
+                quote in prop_oneof![Just('"'), Just('\'')],
+                final_eol in any::<bool>(),
             ) {
                 let eol = if crlf { "\r\n" } else { "\n" };
                 let header: Vec<String> = (1..=cols).map(|i| format!("c{i}")).collect();
@@ -1290,13 +1294,20 @@ mod tests {
                         // lone `\r`s count as line breaks too
                         + text.as_bytes().windows(2).filter(|w| w[0] == b'\r' && w[1] != b'\n').count() as u64
                         + u64::from(text.ends_with('\r'));
-                    let raw = row.iter().map(|f| quote_field(f, delim)).collect::<Vec<_>>().join(&delim.to_string());
+                    let raw = row.iter().map(|f| quote_field(f, delim, quote)).collect::<Vec<_>>().join(&delim.to_string());
                     expected_line.push(line);
                     text.push_str(&raw);
                     text.push_str(eol);
                     expected_raw.push(raw);
                 }
-                let options = SourceOptions { delimiter: delim as u8, ..SourceOptions::default() };
+                if !final_eol {
+                    text.truncate(text.len() - eol.len());
+                }
+                let options = SourceOptions {
+                    delimiter: delim as u8,
+                    quote: quote as u8,
+                    ..SourceOptions::default()
+                };
                 let (got_cols, items) = read_all(text.as_bytes(), &options);
                 prop_assert_eq!(&got_cols, &header);
                 prop_assert_eq!(items.len(), table.len());

@@ -1,10 +1,13 @@
 //! JSON array reader: streams the elements of a top-level array or of the array at a JSON pointer.
 //!
 //! The document is never loaded: a byte-level scanner reads it through one 64 KiB buffer,
-//! checking its syntax as it goes (strings and their escapes, numbers, literals, nesting) and
 //! counting bytes and lines. It walks the pointer (`/data/items`, RFC 6901; `~1` is `/`, `~0` is
-//! `~`, a number selects an array element) by skipping every value it does not need, then copies
-//! each element of the records array into one reused buffer and parses only that with serde_json.
+//! `~`, a number selects an array element) by skipping every value it does not need, checking
+//! its syntax (strings and their escapes, numbers, literals, nesting). Each element of the
+//! records array that opens with `{` is found by matching brackets outside strings, copied into
+//! one reused buffer and parsed with serde_json, which checks it; only when serde_json refuses
+//! it does the scanner check its syntax, to tell a syntax error (fatal, at its exact place) from
+//! a sound object with bad content (a bad record).
 //!
 //! - Record `row` = element index + 1; `line` = the line on which the element starts.
 //! - An element that is not an object is a `BadRecord` (its raw bytes kept); reading goes on.
@@ -1647,5 +1650,80 @@ mod tests {
                 .starts_with("element 1 is not valid JSON: recursion limit exceeded")
         );
         assert_eq!(record(&items[1]).1, json!({"b": 2}));
+    }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+        use serde_json::Value;
+
+        fn text() -> impl Strategy<Value = String> {
+            proptest::string::string_regex("(?s)[a-z\"\\\\/{}\\[\\],:\n\t\u{1} é€😀]{0,8}").unwrap()
+        }
+
+        fn scalar() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                text().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<bool>().prop_map(Value::from),
+                Just(Value::Null),
+            ]
+        }
+
+        fn value() -> impl Strategy<Value = Value> {
+            scalar().prop_recursive(3, 16, 4, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                    proptest::collection::vec((text(), inner), 0..4)
+                        .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+                ]
+            })
+        }
+
+        fn object() -> impl Strategy<Value = Value> {
+            proptest::collection::vec((text(), value()), 0..5)
+                .prop_map(|kv| Value::Object(kv.into_iter().collect()))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(200))]
+            #[test]
+            fn written_arrays_read_back_identically(
+                objects in proptest::collection::vec(object(), 0..8),
+                pretty in any::<bool>(),
+                nested in any::<bool>(),
+            ) {
+                let mut doc = String::new();
+                if nested {
+                    doc.push_str("{\"skip\": [1, {\"value\": [2]}],\n \"value\": ");
+                }
+                doc.push_str("[\n");
+                let mut lines = Vec::new();
+                for (i, o) in objects.iter().enumerate() {
+                    if i > 0 {
+                        doc.push_str(",\n");
+                    }
+                    lines.push(doc.matches('\n').count() as u64 + 1);
+                    let s = if pretty {
+                        serde_json::to_string_pretty(o).unwrap()
+                    } else {
+                        serde_json::to_string(o).unwrap()
+                    };
+                    doc.push_str(&s);
+                }
+                doc.push_str("\n]");
+                if nested {
+                    doc.push_str(", \"after\": {\"x\": [null]}}");
+                }
+                doc.push('\n');
+                let items = read_all(doc.as_bytes(), if nested { "/value" } else { "" });
+                prop_assert_eq!(items.len(), objects.len());
+                for (i, item) in items.iter().enumerate() {
+                    let (p, v) = record(item);
+                    prop_assert_eq!(p, pos(i as u64 + 1, lines[i]));
+                    prop_assert_eq!(&v, &objects[i]);
+                }
+            }
+        }
     }
 }
