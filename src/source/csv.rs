@@ -1236,6 +1236,34 @@ mod tests {
     }
 
     #[test]
+    fn read_error_stops_the_source() {
+        struct Failing(Option<Vec<u8>>);
+        impl Read for Failing {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                match self.0.take() {
+                    Some(data) => {
+                        buf[..data.len()].copy_from_slice(&data);
+                        Ok(data.len())
+                    }
+                    None => Err(io::Error::other("disk on fire")),
+                }
+            }
+        }
+        let reader = Failing(Some(b"a,b\n1,2\n3,".to_vec()));
+        let mut src =
+            CsvSource::from_reader(Path::new("x.csv"), Box::new(reader), &opts()).unwrap();
+        assert_eq!(record(&src.next().unwrap().unwrap()).1, ["1", "2"]);
+        match src.next() {
+            Some(Err(SourceError::Io { path, source })) => {
+                assert_eq!(path, Path::new("x.csv"));
+                assert_eq!(source.to_string(), "disk on fire");
+            }
+            other => panic!("expected an I/O error, got {other:?}"),
+        }
+        assert!(src.next().is_none());
+    }
+
+    #[test]
     fn open_missing_file_is_an_io_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nope.csv");
