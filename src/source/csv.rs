@@ -669,22 +669,20 @@ impl Tokenizer {
 
 /// Appends the value of the quoted field `f` (its raw bytes, starting with the quote).
 fn unquote(f: &[u8], quote: u8, out: &mut Vec<u8>) {
-    let mut i = 1;
-    while i < f.len() {
-        let b = f[i];
-        if b == quote {
-            if f.get(i + 1) == Some(&quote) {
-                out.push(quote);
-                i += 2;
-                continue;
-            }
+    let mut rest = &f[1..];
+    while let Some(i) = rest.iter().position(|&b| b == quote) {
+        out.extend_from_slice(&rest[..i]);
+        if rest.get(i + 1) == Some(&quote) {
+            // A doubled quote is one quote.
+            out.push(quote);
+            rest = &rest[i + 2..];
+        } else {
             // The closing quote; whatever follows it is kept literally.
-            out.extend_from_slice(&f[i + 1..]);
+            out.extend_from_slice(&rest[i + 1..]);
             return;
         }
-        out.push(b);
-        i += 1;
     }
+    out.extend_from_slice(rest);
 }
 
 #[cfg(test)]
