@@ -669,22 +669,20 @@ impl Tokenizer {
 
 /// Appends the value of the quoted field `f` (its raw bytes, starting with the quote).
 fn unquote(f: &[u8], quote: u8, out: &mut Vec<u8>) {
-    let mut i = 1;
-    while i < f.len() {
-        let b = f[i];
-        if b == quote {
-            if f.get(i + 1) == Some(&quote) {
-                out.push(quote);
-                i += 2;
-                continue;
-            }
+    let mut rest = &f[1..];
+    while let Some(i) = rest.iter().position(|&b| b == quote) {
+        out.extend_from_slice(&rest[..i]);
+        if rest.get(i + 1) == Some(&quote) {
+            // A doubled quote is one quote.
+            out.push(quote);
+            rest = &rest[i + 2..];
+        } else {
             // The closing quote; whatever follows it is kept literally.
-            out.extend_from_slice(&f[i + 1..]);
+            out.extend_from_slice(&rest[i + 1..]);
             return;
         }
-        out.push(b);
-        i += 1;
     }
+    out.extend_from_slice(rest);
 }
 
 #[cfg(test)]
@@ -1236,6 +1234,34 @@ mod tests {
     }
 
     #[test]
+    fn read_error_stops_the_source() {
+        struct Failing(Option<Vec<u8>>);
+        impl Read for Failing {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                match self.0.take() {
+                    Some(data) => {
+                        buf[..data.len()].copy_from_slice(&data);
+                        Ok(data.len())
+                    }
+                    None => Err(io::Error::other("disk on fire")),
+                }
+            }
+        }
+        let reader = Failing(Some(b"a,b\n1,2\n3,".to_vec()));
+        let mut src =
+            CsvSource::from_reader(Path::new("x.csv"), Box::new(reader), &opts()).unwrap();
+        assert_eq!(record(&src.next().unwrap().unwrap()).1, ["1", "2"]);
+        match src.next() {
+            Some(Err(SourceError::Io { path, source })) => {
+                assert_eq!(path, Path::new("x.csv"));
+                assert_eq!(source.to_string(), "disk on fire");
+            }
+            other => panic!("expected an I/O error, got {other:?}"),
+        }
+        assert!(src.next().is_none());
+    }
+
+    #[test]
     fn open_missing_file_is_an_io_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nope.csv");
@@ -1249,16 +1275,18 @@ mod tests {
         use super::*;
         use proptest::prelude::*;
 
-        fn quote_field(f: &str, delim: char) -> String {
-            if f.is_empty() || f.contains([delim, '"', '\r', '\n']) {
-                format!("\"{}\"", f.replace('"', "\"\""))
+        /// Writes a field as a careful CSV writer would.
+        fn quote_field(f: &str, delim: char, quote: char) -> String {
+            if f.is_empty() || f.contains([delim, quote, '\r', '\n']) {
+                let doubled = f.replace(quote, &format!("{quote}{quote}"));
+                format!("{quote}{doubled}{quote}")
             } else {
                 f.to_owned()
             }
         }
 
         fn field() -> impl Strategy<Value = String> {
-            proptest::string::string_regex("(?s)[a-z,;\"\r\n |\t é€日😀]{0,8}").unwrap()
+            proptest::string::string_regex("(?s)[a-z,;\"'\r\n |\t é€日😀]{0,8}").unwrap()
         }
 
         fn table() -> impl Strategy<Value = (usize, Vec<Vec<String>>)> {
@@ -1277,6 +1305,8 @@ mod tests {
                 (cols, table) in table(),
                 crlf in any::<bool>(),
                 delim in prop_oneof![Just(','), Just(';'), Just('\t'), Just('|')],
+                quote in prop_oneof![Just('"'), Just('\'')],
+                final_eol in any::<bool>(),
             ) {
                 let eol = if crlf { "\r\n" } else { "\n" };
                 let header: Vec<String> = (1..=cols).map(|i| format!("c{i}")).collect();
@@ -1290,13 +1320,20 @@ mod tests {
                         // lone `\r`s count as line breaks too
                         + text.as_bytes().windows(2).filter(|w| w[0] == b'\r' && w[1] != b'\n').count() as u64
                         + u64::from(text.ends_with('\r'));
-                    let raw = row.iter().map(|f| quote_field(f, delim)).collect::<Vec<_>>().join(&delim.to_string());
+                    let raw = row.iter().map(|f| quote_field(f, delim, quote)).collect::<Vec<_>>().join(&delim.to_string());
                     expected_line.push(line);
                     text.push_str(&raw);
                     text.push_str(eol);
                     expected_raw.push(raw);
                 }
-                let options = SourceOptions { delimiter: delim as u8, ..SourceOptions::default() };
+                if !final_eol {
+                    text.truncate(text.len() - eol.len());
+                }
+                let options = SourceOptions {
+                    delimiter: delim as u8,
+                    quote: quote as u8,
+                    ..SourceOptions::default()
+                };
                 let (got_cols, items) = read_all(text.as_bytes(), &options);
                 prop_assert_eq!(&got_cols, &header);
                 prop_assert_eq!(items.len(), table.len());
