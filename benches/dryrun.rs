@@ -31,8 +31,23 @@ industrycode = { from = "Industry", type = "choice", map = { "Accounting" = 1, "
 parentaccountid = { lookup = "accounts", key = { accountnumber = "Parent No" } }
 "#;
 
-const INDUSTRIES: &[&str] = &["Accounting", "Agriculture", "consulting", "Financial", "Insurance", ""];
-const CITIES: &[&str] = &["London", "Manchester", "Leeds", "Cardiff", "Edinburgh", "Bristol", "Belfast"];
+const INDUSTRIES: &[&str] = &[
+    "Accounting",
+    "Agriculture",
+    "consulting",
+    "Financial",
+    "Insurance",
+    "",
+];
+const CITIES: &[&str] = &[
+    "London",
+    "Manchester",
+    "Leeds",
+    "Cardiff",
+    "Edinburgh",
+    "Bristol",
+    "Belfast",
+];
 
 fn generate(path: &Path, rows: u64) {
     let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
@@ -42,9 +57,17 @@ fn generate(path: &Path, rows: u64) {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        let parent = if i > 1000 && x % 3 == 0 { format!("ACC-{:07}", x % 1000 + 1) } else { String::new() };
+        let parent = if i > 1000 && x % 3 == 0 {
+            format!("ACC-{:07}", x % 1000 + 1)
+        } else {
+            String::new()
+        };
         // One row in 10,000 is bad (an unknown industry), so the reject path is exercised too.
-        let industry = if i % 10_000 == 0 { "Aerospace" } else { INDUSTRIES[(x % 6) as usize] };
+        let industry = if i % 10_000 == 0 {
+            "Aerospace"
+        } else {
+            INDUSTRIES[(x % 6) as usize]
+        };
         let revenue = x % 90_000_000;
         writeln!(
             out,
@@ -77,17 +100,29 @@ fn wait_with_rss(child: &std::process::Child) -> (i32, i64) {
     }
 }
 
+// The child is reaped by `wait4` (to read its own peak RSS), which clippy cannot see.
+#[allow(clippy::zombie_processes)]
 fn main() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("m.toml"), MAPPING).unwrap();
-    println!("dvload run --dry-run --batch-size 1000, 12-column CSV (read + map + encode, nothing sent)");
+    println!(
+        "dvload run --dry-run --batch-size 1000, 12-column CSV (read + map + encode, nothing sent)"
+    );
     for rows in [100_000u64, 1_000_000] {
         let csv = dir.path().join("bench.csv");
         generate(&csv, rows);
         let size = std::fs::metadata(&csv).unwrap().len();
         let start = Instant::now();
         let mut child = Command::new(env!("CARGO_BIN_EXE_dvload"))
-            .args(["run", "m.toml", "--dry-run", "--batch-size", "1000", "--rejects", "rejects.csv"])
+            .args([
+                "run",
+                "m.toml",
+                "--dry-run",
+                "--batch-size",
+                "1000",
+                "--rejects",
+                "rejects.csv",
+            ])
             .current_dir(dir.path())
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -97,7 +132,10 @@ fn main() {
         let (code, rss_kib) = wait_with_rss(&child);
         let secs = start.elapsed().as_secs_f64();
         assert!(matches!(code, 0 | 1), "dvload exited {code}");
-        let summary = stdout.lines().find(|l| l.starts_with("read ")).unwrap_or_default();
+        let summary = stdout
+            .lines()
+            .find(|l| l.starts_with("read "))
+            .unwrap_or_default();
         println!(
             "{rows:>9} rows ({:.0} MiB): {:>9.0} rows/s, {secs:.2} s, peak RSS {:.1} MiB  [{summary}]",
             size as f64 / 1048576.0,

@@ -126,9 +126,10 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             super::summary_line(&tally.counts, "would write", secs)
         );
         println!(
-            "{} $batch requests of up to {} operations built, none sent",
+            "{} $batch requests of up to {} operations built ({:.1} MB), none sent",
             super::thousands(batches),
-            args.batch_size
+            args.batch_size,
+            bytes as f64 / 1e6
         );
         if !tally.first_errors.is_empty() {
             println!("first row errors:");

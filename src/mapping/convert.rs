@@ -166,7 +166,8 @@ impl Converter {
                     }
                     let _ = write!(out, "{f}");
                 } else {
-                    write_number(text, *decimal, false, out).map_err(|e| number_error(s, *decimal, e))?;
+                    write_number(text, *decimal, false, out)
+                        .map_err(|e| number_error(s, *decimal, e))?;
                 }
             }
             Converter::Bool => out.push_str(if parse_bool(s)? { "true" } else { "false" }),
@@ -315,7 +316,11 @@ fn is_group_separator(c: char, decimal: char) -> bool {
 
 /// Normalises a number written with `decimal` as decimal separator and optional thousands
 /// separators (groups of three) into JSON number text: `"1.234,50"` with `,` → `"1234.50"`.
-pub fn normalize_number(s: &str, decimal: char, allow_exponent: bool) -> Result<String, NumberError> {
+pub fn normalize_number(
+    s: &str,
+    decimal: char,
+    allow_exponent: bool,
+) -> Result<String, NumberError> {
     let mut out = String::with_capacity(s.len());
     write_number(s, decimal, allow_exponent, &mut out)?;
     Ok(out)
@@ -323,7 +328,12 @@ pub fn normalize_number(s: &str, decimal: char, allow_exponent: bool) -> Result<
 
 /// Appends the JSON number text of `s` to `out` (see [`normalize_number`]); on error `out` is
 /// left as it was. Writes straight into `out`: this runs for every number of every row.
-pub fn write_number(s: &str, decimal: char, allow_exponent: bool, out: &mut String) -> Result<(), NumberError> {
+pub fn write_number(
+    s: &str,
+    decimal: char,
+    allow_exponent: bool,
+    out: &mut String,
+) -> Result<(), NumberError> {
     let mark = out.len();
     let result = write_number_inner(s, decimal, allow_exponent, out);
     if result.is_err() {
@@ -334,7 +344,12 @@ pub fn write_number(s: &str, decimal: char, allow_exponent: bool, out: &mut Stri
     result
 }
 
-fn write_number_inner(s: &str, decimal: char, allow_exponent: bool, out: &mut String) -> Result<(), NumberError> {
+fn write_number_inner(
+    s: &str,
+    decimal: char,
+    allow_exponent: bool,
+    out: &mut String,
+) -> Result<(), NumberError> {
     let body = if let Some(rest) = s.strip_prefix('-') {
         out.push('-');
         rest

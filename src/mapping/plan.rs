@@ -103,7 +103,7 @@ enum BoundKey {
 enum BoundKind {
     Value {
         json_key: String,
-        value: BoundValue,
+        value: Box<BoundValue>,
     },
     Lookup {
         json_key: String,
@@ -144,7 +144,9 @@ impl Clone for Plan {
             fields: self.fields.clone(),
             skip_empty: self.skip_empty.clone(),
             skip_equal: self.skip_equal.clone(),
-            body_hint: std::sync::atomic::AtomicUsize::new(self.body_hint.load(std::sync::atomic::Ordering::Relaxed)),
+            body_hint: std::sync::atomic::AtomicUsize::new(
+                self.body_hint.load(std::sync::atomic::Ordering::Relaxed),
+            ),
         }
     }
 }
@@ -176,7 +178,7 @@ impl Plan {
             let kind = match &f.kind {
                 FieldKind::Value(v) => BoundKind::Value {
                     json_key: json_key(&f.column),
-                    value: binder.value(v)?,
+                    value: Box::new(binder.value(v)?),
                 },
                 FieldKind::Lookup { entity_set, key } => {
                     let key = match key {
@@ -324,7 +326,8 @@ impl Plan {
                 }
             }
             body.push('}');
-            self.body_hint.store(body.len(), std::sync::atomic::Ordering::Relaxed);
+            self.body_hint
+                .store(body.len(), std::sync::atomic::Ordering::Relaxed);
             Some(body)
         };
         Ok(Mapped::Operation(Operation {
@@ -390,7 +393,11 @@ impl KeyParts<'_> {
 
 /// Reads a key's values from a record. `None` when they are all empty and the key belongs to a
 /// lookup (`lookup_column`), which then binds to null.
-fn key_parts<'p>(record: &Record, key: &'p BoundKey, lookup_column: Option<&str>) -> Result<Option<KeyParts<'p>>, RowError> {
+fn key_parts<'p>(
+    record: &Record,
+    key: &'p BoundKey,
+    lookup_column: Option<&str>,
+) -> Result<Option<KeyParts<'p>>, RowError> {
     let row = record.pos;
     let err = |column: &str, v: &BoundValue, reason: String| RowError {
         row,
@@ -413,7 +420,9 @@ fn key_parts<'p>(record: &Record, key: &'p BoundKey, lookup_column: Option<&str>
             let mut empty = Vec::new();
             for p in parts {
                 let required = lookup_column.is_none();
-                match key_value(record, &p.value, required).map_err(|r| err(&p.column, &p.value, r))? {
+                match key_value(record, &p.value, required)
+                    .map_err(|r| err(&p.column, &p.value, r))?
+                {
                     Some(v) => pairs.push((p.column.as_str(), v)),
                     None => empty.push(p.column.as_str()),
                 }
@@ -512,7 +521,7 @@ fn read_text<'r>(record: &'r Record, v: &BoundValue) -> Result<Option<Cow<'r, st
         } else {
             trimmed.trim().to_lowercase()
         };
-        if v.null_if_lower.iter().any(|n| *n == probe) {
+        if v.null_if_lower.contains(&probe) {
             return Ok(None);
         }
     }

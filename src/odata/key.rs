@@ -211,7 +211,11 @@ pub fn alternate_key_url<S: AsRef<str>>(entity_set: &str, key: &[(S, KeyValue)])
 
 /// Appends what [`alternate_key_url`] returns to `out`, for callers that build a larger string
 /// (a JSON body with an `@odata.bind` value) and want no temporary.
-pub fn write_alternate_key_url<S: AsRef<str>>(out: &mut String, entity_set: &str, key: &[(S, KeyValue)]) {
+pub fn write_alternate_key_url<S: AsRef<str>>(
+    out: &mut String,
+    entity_set: &str,
+    key: &[(S, KeyValue)],
+) {
     out.push_str(entity_set);
     out.push('(');
     write_url_predicate(out, key);

@@ -200,7 +200,7 @@ impl CsvSource {
             return SourceItem::Bad(BadRecord {
                 pos,
                 reason: format!(
-                    "{pos} has {fields} field{}, the header has {} column{}",
+                    "the row has {fields} field{}, the header has {} column{}",
                     plural(fields),
                     self.columns.len(),
                     plural(self.columns.len())
@@ -223,7 +223,7 @@ impl CsvSource {
                         return SourceItem::Bad(BadRecord {
                             pos,
                             reason: format!(
-                                "{pos}, column '{}': not valid UTF-8 (byte {} of the field is \
+                                "column '{}': not valid UTF-8 (byte {} of the field is \
                                  {}); the file may be windows-1252: set encoding = \
                                  \"windows-1252\" in the mapping's [source]",
                                 self.columns[i],
@@ -289,7 +289,7 @@ impl CsvSource {
         SourceItem::Bad(BadRecord {
             pos,
             reason: format!(
-                "{pos}: unterminated quoted field: the quote opened on line {} ({column}) is \
+                "unterminated quoted field: the quote opened on line {} ({column}) is \
                  never closed; the rest of the file (lines {} to {last_line}, {lines} line{}) \
                  was read into it",
                 tok.quote_line,
@@ -910,17 +910,11 @@ mod tests {
         assert_eq!(record(&items[0]).0, pos(1, 2));
         let b = bad(&items[1]);
         assert_eq!(b.pos, pos(2, 4));
-        assert_eq!(
-            b.reason,
-            "row 2 (line 4) has 4 fields, the header has 5 columns"
-        );
+        assert_eq!(b.reason, "the row has 4 fields, the header has 5 columns");
         assert_eq!(b.raw, b"1,2,3,4");
         let b = bad(&items[2]);
         assert_eq!(b.pos, pos(3, 5));
-        assert_eq!(
-            b.reason,
-            "row 3 (line 5) has 6 fields, the header has 5 columns"
-        );
+        assert_eq!(b.reason, "the row has 6 fields, the header has 5 columns");
         assert_eq!(b.raw, b"1,2,3,4,5,6");
         assert_eq!(record(&items[3]).0, pos(4, 6));
     }
@@ -930,7 +924,7 @@ mod tests {
         let (_, items) = read_all(b"a,b\nx\n", &opts());
         assert_eq!(
             bad(&items[0]).reason,
-            "row 1 (line 2) has 1 field, the header has 2 columns"
+            "the row has 1 field, the header has 2 columns"
         );
         // A line of spaces is a record, not a blank line.
         let (_, items) = read_all(b"a\n  \n\"\"\n", &opts());
@@ -953,15 +947,14 @@ mod tests {
         assert_eq!(b.pos, pos(1, 2));
         assert_eq!(
             b.reason,
-            "row 1 (line 2), column 'Name': not valid UTF-8 (byte 4 of the field is 0xE9); the \
+            "column 'Name': not valid UTF-8 (byte 4 of the field is 0xE9); the \
              file may be windows-1252: set encoding = \"windows-1252\" in the mapping's [source]"
         );
         assert_eq!(b.raw, b"1,Ren\xE9,Paris");
         let b = bad(&items[1]);
         assert!(
-            b.reason.starts_with(
-                "row 2 (line 3), column 'City': not valid UTF-8 (byte 2 of the field is 0xFC)"
-            ),
+            b.reason
+                .starts_with("column 'City': not valid UTF-8 (byte 2 of the field is 0xFC)"),
             "{}",
             b.reason
         );
@@ -1090,7 +1083,7 @@ mod tests {
         assert_eq!(b.pos, pos(2, 3));
         assert_eq!(
             b.reason,
-            "row 2 (line 3): unterminated quoted field: the quote opened on line 3 (column \
+            "unterminated quoted field: the quote opened on line 3 (column \
              'name') is never closed; the rest of the file (lines 3 to 5, 3 lines) was read \
              into it"
         );
@@ -1104,7 +1097,7 @@ mod tests {
         assert_eq!(b.pos, pos(1, 2));
         assert_eq!(
             b.reason,
-            "row 1 (line 2): unterminated quoted field: the quote opened on line 2 (field 2, \
+            "unterminated quoted field: the quote opened on line 2 (field 2, \
              beyond the header's 1 columns) is never closed; the rest of the file (lines 2 to \
              3, 2 lines) was read into it"
         );

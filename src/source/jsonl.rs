@@ -92,7 +92,7 @@ impl JsonLinesSource {
 
 /// What a line holds.
 fn parse_line(pos: RowPos, line: &[u8]) -> SourceItem {
-    let value = match parse_object(pos, line, "") {
+    let value = match parse_object(line, "") {
         Ok(value) => value,
         Err(reason) => {
             return SourceItem::Bad(BadRecord {
@@ -120,7 +120,7 @@ fn parse_line(pos: RowPos, line: &[u8]) -> SourceItem {
         let Some(Value::String(inner)) = map.swap_remove("raw") else {
             unreachable!("checked above");
         };
-        match parse_object(pos, inner.as_bytes(), " (the 'raw' of a rejects-file line)") {
+        match parse_object(inner.as_bytes(), " (the 'raw' of a rejects-file line)") {
             Ok(value) => value,
             Err(reason) => {
                 return SourceItem::Bad(BadRecord {
@@ -140,11 +140,11 @@ fn parse_line(pos: RowPos, line: &[u8]) -> SourceItem {
 }
 
 /// Parses `text` as one JSON object; `what` qualifies the line in messages.
-fn parse_object(pos: RowPos, text: &[u8], what: &str) -> Result<Value, String> {
+fn parse_object(text: &[u8], what: &str) -> Result<Value, String> {
     match serde_json::from_slice::<Value>(text) {
         Ok(value @ Value::Object(_)) => Ok(value),
         Ok(other) => Err(format!(
-            "{pos}{what} is {}; each line must be a JSON object",
+            "the line{what} is {}; each line must be a JSON object",
             match other {
                 Value::Array(_) => "an array",
                 Value::String(_) => "a string",
@@ -157,7 +157,7 @@ fn parse_object(pos: RowPos, text: &[u8], what: &str) -> Result<Value, String> {
             let msg = e.to_string();
             let msg = msg.split(" at line ").next().unwrap_or(&msg);
             Err(format!(
-                "{pos}{what}: not valid JSON at column {}: {msg}",
+                "not valid JSON{what} at column {}: {msg}",
                 e.column()
             ))
         }
@@ -271,22 +271,19 @@ mod tests {
         assert_eq!(items.len(), 5);
         let b = bad(&items[1]);
         assert_eq!(b.pos, pos(2, 3));
-        assert_eq!(
-            b.reason,
-            "row 2 (line 3): not valid JSON at column 6: expected `:`"
-        );
+        assert_eq!(b.reason, "not valid JSON at column 6: expected `:`");
         assert_eq!(b.raw, b"{\"a\" 2}");
         let b = bad(&items[2]);
         assert_eq!(b.pos, pos(3, 4));
         assert_eq!(
             b.reason,
-            "row 3 (line 4): not valid JSON at column 5: EOF while parsing a value"
+            "not valid JSON at column 5: EOF while parsing a value"
         );
         assert_eq!(b.raw, b"{\"a\":");
         let b = bad(&items[3]);
         assert_eq!(
             b.reason,
-            "row 4 (line 5) is an array; each line must be a JSON object"
+            "the line is an array; each line must be a JSON object"
         );
         assert_eq!(b.raw, b"[1,2]");
         assert_eq!(record(&items[4]), (pos(5, 6), json!({"a": 3})));
@@ -320,14 +317,14 @@ mod tests {
         assert_eq!(b.pos, pos(3, 3));
         assert_eq!(
             b.reason,
-            "row 3 (line 3) (the 'raw' of a rejects-file line): not valid JSON at column 9: EOF \
+            "not valid JSON (the 'raw' of a rejects-file line) at column 9: EOF \
              while parsing a value"
         );
         assert_eq!(b.raw, b"{\"Name\": ");
         let b = bad(&items[3]);
         assert_eq!(
             b.reason,
-            "row 4 (line 4) (the 'raw' of a rejects-file line) is a number; each line must be a \
+            "the line (the \'raw\' of a rejects-file line) is a number; each line must be a \
              JSON object"
         );
         assert_eq!(b.raw, b"7");

@@ -25,7 +25,7 @@ fn batches_are_written_as_http_files() {
     .expect_code(0)
     .stdout_has("read 5  would write 5  rejected 0  skipped 0")
     .stdout_has("3 $batch requests of up to 2 operations built (")
-        .stdout_has("none sent");
+    .stdout_has("none sent");
     let mut files: Vec<String> = std::fs::read_dir(w.path().join("out"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
