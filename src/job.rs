@@ -225,3 +225,92 @@ impl Job {
         Ok(tally)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One generated source row: its cells, or a ragged line.
+    #[derive(Debug, Clone)]
+    enum Row {
+        Cells(String, String, String),
+        Ragged(String),
+    }
+
+    fn cell() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            Just("skip".to_string()),
+            "[0-9]{1,6}",
+            "[a-z ,\"\n]{0,8}",
+            Just("1,234".to_string()),
+            Just("x/y".to_string()),
+        ]
+    }
+
+    fn row() -> impl Strategy<Value = Row> {
+        prop_oneof![
+            8 => (cell(), cell(), cell()).prop_map(|(a, b, c)| Row::Cells(a, b, c)),
+            1 => "[a-z]{1,5}".prop_map(Row::Ragged),
+        ]
+    }
+
+    fn quote(s: &str) -> String {
+        if s.contains([',', '"', '\n']) || s.is_empty() {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_string()
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Every row read ends written, rejected or skipped, exactly once, whatever the table.
+        #[test]
+        fn every_row_has_exactly_one_outcome(rows in proptest::collection::vec(row(), 0..60)) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut csv = String::from("Key,Count,Status\n");
+            for r in &rows {
+                match r {
+                    Row::Cells(a, b, c) => csv.push_str(&format!("{},{},{}\n", quote(a), quote(b), quote(c))),
+                    Row::Ragged(a) => csv.push_str(&format!("{a}\n")),
+                }
+            }
+            std::fs::write(dir.path().join("t.csv"), &csv).unwrap();
+            let mapping = dir.path().join("m.toml");
+            std::fs::write(
+                &mapping,
+                "[source]\npath = \"t.csv\"\n[target]\nentity_set = \"accounts\"\noperation = \"upsert\"\n\
+                 key = { accountnumber = \"Key\" }\n[filter]\nskip_equal = { Status = \"skip\" }\n\
+                 [fields]\nnumberofemployees = { from = \"Count\", type = \"int\" }\n",
+            )
+            .unwrap();
+            let mut job = Job::open(&mapping, None).unwrap();
+            let mut seen: Vec<u64> = Vec::new();
+            let (mut written, mut rejected, mut skipped) = (0u64, 0u64, 0u64);
+            while let Some(step) = job.next_step() {
+                match step.unwrap() {
+                    Step::Operation(op, record) => {
+                        prop_assert_eq!(op.row, record.pos);
+                        written += 1;
+                        seen.push(op.row.row);
+                    }
+                    Step::Skipped(pos, _) => {
+                        skipped += 1;
+                        seen.push(pos.row);
+                    }
+                    Step::Rejected(r) => {
+                        rejected += 1;
+                        seen.push(r.pos().row);
+                    }
+                }
+            }
+            let read = seen.len() as u64;
+            prop_assert_eq!(read, written + rejected + skipped);
+            let expected: Vec<u64> = (1..=rows.len() as u64).collect();
+            prop_assert_eq!(seen, expected, "each row once, in order");
+        }
+    }
+}

@@ -80,6 +80,7 @@ pub enum Converter {
 pub struct ChoiceMap {
     by_label: HashMap<String, i64>,
     labels: Vec<String>,
+    values: Vec<i64>,
 }
 
 impl ChoiceMap {
@@ -89,6 +90,7 @@ impl ChoiceMap {
         for (label, value) in pairs {
             map.by_label.insert(label.trim().to_lowercase(), value);
             map.labels.push(label);
+            map.values.push(value);
         }
         map
     }
@@ -100,11 +102,16 @@ impl ChoiceMap {
 
     /// The option value of a label or of an integer written as text.
     pub fn resolve(&self, s: &str) -> Result<i64, String> {
-        if let Some(v) = self.by_label.get(s) {
-            return Ok(*v);
-        }
-        let lower = s.to_lowercase();
-        if let Some(v) = self.by_label.get(&lower) {
+        // Option sets are small: a scan without allocation beats lower-casing and hashing.
+        if s.is_ascii() && self.labels.len() <= 32 {
+            if let Some(i) = self
+                .labels
+                .iter()
+                .position(|l| l.trim().eq_ignore_ascii_case(s))
+            {
+                return Ok(self.values[i]);
+            }
+        } else if let Some(v) = self.by_label.get(&s.to_lowercase()) {
             return Ok(*v);
         }
         if let Ok(n) = s.parse::<i64>() {
@@ -147,7 +154,7 @@ impl Converter {
                         i32::MAX
                     ));
                 }
-                let _ = write!(out, "{n}");
+                out.push_str(itoa::Buffer::new().format(n));
             }
             Converter::Number {
                 decimal,
@@ -177,7 +184,9 @@ impl Converter {
             }
             Converter::DateOnly { formats } => {
                 let date = parse_date(s, formats)?;
-                let _ = write!(out, "\"{date}\"");
+                out.push('"');
+                write_date(date, out);
+                out.push('"');
             }
             Converter::Guid { derive } => {
                 let id = parse_guid(s, derive.as_deref())?;
@@ -185,7 +194,7 @@ impl Converter {
             }
             Converter::Choice(map) => {
                 let v = map.resolve(s)?;
-                let _ = write!(out, "{v}");
+                out.push_str(itoa::Buffer::new().format(v));
             }
             Converter::Choices { map, separator } => {
                 let values = parse_choices(s, map, separator)?;
@@ -235,9 +244,32 @@ impl Converter {
     }
 }
 
+/// True when `s` holds a byte that JSON escapes (`"`, `\\`, control characters). Eight bytes
+/// at a time ("has less than" / "has zero byte" tricks): this runs on every text value.
+fn needs_escape(s: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = s.chunks_exact(8);
+    for chunk in &mut chunks {
+        let x = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        let control = x.wrapping_sub(ONES * 0x20) & !x;
+        let q = x ^ (ONES * u64::from(b'"'));
+        let quote = q.wrapping_sub(ONES) & !q;
+        let b = x ^ (ONES * u64::from(b'\\'));
+        let backslash = b.wrapping_sub(ONES) & !b;
+        if (control | quote | backslash) & HIGHS != 0 {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
 /// Appends `s` as a JSON string literal.
 pub fn write_json_string(s: &str, out: &mut String) {
-    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+    if !needs_escape(s.as_bytes()) {
         // Most values need no escaping: one reservation, one copy.
         out.reserve(s.len() + 2);
         out.push('"');
@@ -501,8 +533,57 @@ fn formats_hint(formats: &[String]) -> String {
     }
 }
 
+/// Appends `YYYY-MM-DD` (years 1753 to 9999, the range Dataverse stores).
+fn write_date(date: Date, out: &mut String) {
+    let mut buf = itoa::Buffer::new();
+    let year = buf.format(date.year());
+    for _ in year.len()..4 {
+        out.push('0');
+    }
+    out.push_str(year);
+    for part in [date.month(), date.day()] {
+        out.push('-');
+        if part < 10 {
+            out.push('0');
+        }
+        out.push_str(buf.format(part));
+    }
+}
+
+/// The day, month and year of `s` when `format` is one of the common all-numeric layouts
+/// (`%d/%m/%Y`, `%m/%d/%Y`, `%Y-%m-%d`, with `/`, `-` or `.`), without the general parser.
+/// `None` when the format or the text does not fit; the general parser then decides (and
+/// explains what is wrong).
+fn quick_date(format: &str, s: &str) -> Option<Date> {
+    let f = format.as_bytes();
+    if f.len() != 8 || f[0] != b'%' || f[3] != b'%' || f[6] != b'%' || f[2] != f[5] {
+        return None;
+    }
+    let sep = f[2];
+    let mut parts = s.split(sep as char);
+    let (a, b, c) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let num = |t: &str, min: usize, max: usize| -> Option<i16> {
+        (t.len() >= min && t.len() <= max && t.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| t.parse().ok())?
+    };
+    let (y, m, d) = match (f[1], f[4], f[7]) {
+        (b'd', b'm', b'Y') => (num(c, 4, 4)?, num(b, 1, 2)?, num(a, 1, 2)?),
+        (b'm', b'd', b'Y') => (num(c, 4, 4)?, num(a, 1, 2)?, num(b, 1, 2)?),
+        (b'Y', b'm', b'd') => (num(a, 4, 4)?, num(b, 1, 2)?, num(c, 1, 2)?),
+        _ => return None,
+    };
+    Date::new(y, m as i8, d as i8).ok()
+}
+
 /// Parses a date (ISO 8601 `YYYY-MM-DD`, the date part of an ISO date-time, or one of `formats`).
 pub fn parse_date(s: &str, formats: &[String]) -> Result<Date, String> {
+    if let Some(date) = formats.iter().find_map(|f| quick_date(f, s)) {
+        check_min(date, s)?;
+        return Ok(date);
+    }
     let date = if formats.is_empty() {
         let head = s.split(['T', ' ']).next().unwrap_or(s);
         head.parse::<Date>().map_err(|e| {
@@ -838,6 +919,38 @@ mod tests {
         let bare = Converter::Choice(ChoiceMap::default());
         assert_eq!(json(&bare, "3").unwrap(), "3");
         assert!(json(&bare, "Hot").unwrap_err().contains("map"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_escape_check_agrees_with_the_plain_one(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..40)) {
+            let plain = bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+            proptest::prop_assert_eq!(needs_escape(&bytes), plain);
+        }
+    }
+
+    #[test]
+    fn common_date_layouts_parse_like_the_general_parser() {
+        for (format, text) in [
+            ("%d/%m/%Y", "3/1/2014"),
+            ("%m/%d/%Y", "12/31/1999"),
+            ("%Y.%m.%d", "2024.02.29"),
+            ("%d-%m-%Y", "01-12-2020"),
+        ] {
+            let fast = quick_date(format, text).unwrap();
+            let general = jiff::fmt::strtime::parse(format, text)
+                .unwrap()
+                .to_date()
+                .unwrap();
+            assert_eq!(fast, general, "{format} {text}");
+        }
+        assert_eq!(
+            quick_date("%d/%m/%Y", "31/02/2024"),
+            None,
+            "left to the general parser, which explains"
+        );
+        assert_eq!(quick_date("%d/%m/%Y", "1/2/24"), None);
+        assert_eq!(quick_date("%d %B %Y", "1 May 2024"), None);
     }
 
     #[test]

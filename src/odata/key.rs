@@ -24,6 +24,11 @@ const KEY_ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~')
     .remove(b'\'');
 
+/// True for the bytes that [`KEY_ENCODE_SET`] leaves as they are.
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'\'')
+}
+
 /// Characters that Dataverse cannot address by key even when percent-encoded (PROTOCOL.md §4,
 /// source S9).
 pub const UNADDRESSABLE_KEY_CHARS: &[char] = &['/', '<', '>', '*', '%', '&', ':', '\\', '?', '+'];
@@ -98,6 +103,8 @@ impl KeyValue {
             KeyValue::Integer(_) | KeyValue::Guid(_) | KeyValue::Bool(_) | KeyValue::Date(_) => {
                 self.write_literal(out)
             }
+            // Most string keys need no encoding (`'ACC-00001'`): copy them without the encoder.
+            KeyValue::String(s) if s.bytes().all(is_unreserved) => self.write_literal(out),
             _ => {
                 let literal = self.literal();
                 out.extend(utf8_percent_encode(&literal, KEY_ENCODE_SET));
