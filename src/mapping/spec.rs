@@ -149,7 +149,7 @@ pub struct FieldSpec {
 #[derive(Debug, Clone)]
 pub enum FieldKind {
     /// A column value.
-    Value(ValueSpec),
+    Value(Box<ValueSpec>),
     /// A lookup, sent as `column@odata.bind`.
     Lookup {
         /// The target entity set (`accounts`).
@@ -879,9 +879,9 @@ fn parse_fields(
         let kind = if lookup.is_some() || is_lookup_type {
             parse_lookup(ctx, &column, val, &what, defaults)?
         } else {
-            FieldKind::Value(parse_value_spec(
+            FieldKind::Value(Box::new(parse_value_spec(
                 ctx, &column, val, &what, defaults, None, false,
-            )?)
+            )?))
         };
         fields.push(FieldSpec {
             column,
