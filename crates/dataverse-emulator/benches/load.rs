@@ -36,12 +36,13 @@ async fn main() {
     let scope = format!("{base}/.default");
     let token: serde_json::Value = http
         .post(format!("{base}/{}/oauth2/v2.0/token", defaults::TENANT_ID))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", defaults::CLIENT_ID),
-            ("client_secret", defaults::CLIENT_SECRET),
-            ("scope", scope.as_str()),
-        ])
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "grant_type=client_credentials&client_id={}&client_secret={}&scope={}",
+            defaults::CLIENT_ID,
+            defaults::CLIENT_SECRET,
+            scope.replace(':', "%3A").replace('/', "%2F")
+        ))
         .send()
         .await
         .unwrap()
