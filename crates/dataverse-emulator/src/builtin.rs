@@ -1,0 +1,418 @@
+//! The built-in configuration: default identities and the account/contact/lead/task catalogue.
+//!
+//! Logical names, types, max lengths and option values follow the standard Dataverse tables
+//! (industrycode 1–33, leadsourcecode 1–10, …); `new_*` columns are the custom columns that
+//! dvload's samples use.
+
+use crate::config::{
+    AppConfig, ApplicationUserConfig, CollectionConfig, ColumnConfig, ColumnType, Config,
+    KeyConfig, NavigationConfig, OptionConfig, RequiredLevel, Right, RoleConfig, SecretConfig,
+    TableConfig, TablePrivilegesConfig, TenantConfig,
+};
+use crate::defaults;
+
+fn col(name: &str, kind: ColumnType) -> ColumnConfig {
+    ColumnConfig::new(name, kind)
+}
+
+fn text(name: &str, max: u32) -> ColumnConfig {
+    let mut c = col(name, ColumnType::String);
+    c.max_length = Some(max);
+    c
+}
+
+fn memo(name: &str, max: u32) -> ColumnConfig {
+    let mut c = col(name, ColumnType::Memo);
+    c.max_length = Some(max);
+    c
+}
+
+fn required(mut c: ColumnConfig, level: RequiredLevel) -> ColumnConfig {
+    c.required = level;
+    c
+}
+
+fn read_only(mut c: ColumnConfig) -> ColumnConfig {
+    c.read_only = true;
+    c
+}
+
+fn choice(name: &str, kind: ColumnType, options: &[(i64, &str)]) -> ColumnConfig {
+    let mut c = col(name, kind);
+    c.options = options
+        .iter()
+        .map(|(value, label)| OptionConfig {
+            value: *value,
+            label: (*label).to_string(),
+        })
+        .collect();
+    c
+}
+
+fn money(name: &str) -> ColumnConfig {
+    let mut c = col(name, ColumnType::Money);
+    c.precision = Some(2);
+    c.min = Some(-922_337_203_685_477.0);
+    c.max = Some(922_337_203_685_477.0);
+    c
+}
+
+fn integer(name: &str, min: f64, max: f64) -> ColumnConfig {
+    let mut c = col(name, ColumnType::Integer);
+    c.min = Some(min);
+    c.max = Some(max);
+    c
+}
+
+fn lookup(name: &str, target: &str) -> ColumnConfig {
+    let mut c = col(name, ColumnType::Lookup);
+    c.targets = vec![target.to_string()];
+    c
+}
+
+fn poly(name: &str, kind: ColumnType, navs: &[(&str, &str)]) -> ColumnConfig {
+    let mut c = col(name, kind);
+    c.targets = navs.iter().map(|(_, t)| (*t).to_string()).collect();
+    c.navigation = navs
+        .iter()
+        .map(|(n, t)| NavigationConfig {
+            name: (*n).to_string(),
+            target: (*t).to_string(),
+        })
+        .collect();
+    c
+}
+
+fn system_columns() -> Vec<ColumnConfig> {
+    vec![
+        read_only(col("createdon", ColumnType::DateTime)),
+        read_only(col("modifiedon", ColumnType::DateTime)),
+        read_only(col("versionnumber", ColumnType::BigInt)),
+    ]
+}
+
+/// Account `industrycode` options (standard option set).
+const INDUSTRY: &[(i64, &str)] = &[
+    (1, "Accounting"),
+    (2, "Agriculture and Non-petrol Natural Resource Extraction"),
+    (3, "Broadcasting Printing and Publishing"),
+    (4, "Brokers"),
+    (5, "Building Supply Retail"),
+    (6, "Business Services"),
+    (7, "Consulting"),
+    (8, "Consumer Services"),
+    (9, "Design, Direction and Creative Management"),
+    (10, "Distributors, Dispatchers and Processors"),
+    (11, "Doctor's Offices and Clinics"),
+    (12, "Durable Manufacturing"),
+    (13, "Eating and Drinking Places"),
+    (14, "Entertainment Retail"),
+    (15, "Equipment Rental and Leasing"),
+    (16, "Financial"),
+    (17, "Food and Tobacco Processing"),
+    (18, "Inbound Capital Intensive Processing"),
+    (19, "Inbound Repair and Services"),
+    (20, "Insurance"),
+    (21, "Legal Services"),
+    (22, "Non-Durable Merchandise Retail"),
+    (23, "Outbound Consumer Service"),
+    (24, "Petrochemical Extraction and Distribution"),
+    (25, "Service Retail"),
+    (26, "SIG Affiliations"),
+    (27, "Social Services"),
+    (28, "Special Outbound Trade Contractors"),
+    (29, "Specialty Realty"),
+    (30, "Transportation"),
+    (31, "Utility Creation and Distribution"),
+    (32, "Vehicle Retail"),
+    (33, "Wholesale"),
+];
+
+fn account() -> TableConfig {
+    let mut columns = vec![
+        required(text("name", 160), RequiredLevel::ApplicationRequired),
+        text("accountnumber", 20),
+        money("revenue"),
+        integer("numberofemployees", 0.0, 1_000_000_000.0),
+        choice("industrycode", ColumnType::Picklist, INDUSTRY),
+        choice(
+            "accountcategorycode",
+            ColumnType::Picklist,
+            &[(1, "Preferred Customer"), (2, "Standard")],
+        ),
+        text("telephone1", 50),
+        text("emailaddress1", 100),
+        text("websiteurl", 200),
+        text("address1_city", 80),
+        text("address1_country", 80),
+        col("address1_latitude", ColumnType::Double),
+        col("creditonhold", ColumnType::Boolean),
+        memo("description", 2000),
+        col("new_customersince", ColumnType::DateOnly),
+        lookup("parentaccountid", "account"),
+        lookup("primarycontactid", "contact"),
+        lookup("originatingleadid", "lead"),
+        choice(
+            "statecode",
+            ColumnType::State,
+            &[(0, "Active"), (1, "Inactive")],
+        ),
+        choice(
+            "statuscode",
+            ColumnType::Status,
+            &[(1, "Active"), (2, "Inactive")],
+        ),
+    ];
+    columns.extend(system_columns());
+    TableConfig {
+        logical_name: "account".into(),
+        schema_name: "Account".into(),
+        entity_set: "accounts".into(),
+        primary_id: "accountid".into(),
+        primary_name: "name".into(),
+        object_type_code: 1,
+        bulk_operations: true,
+        columns,
+        keys: vec![KeyConfig {
+            name: "accountnumber_key".into(),
+            attributes: vec!["accountnumber".into()],
+        }],
+        collections: vec![
+            CollectionConfig {
+                name: "Account_Tasks".into(),
+                table: "task".into(),
+                attribute: "regardingobjectid".into(),
+            },
+            CollectionConfig {
+                name: "contact_customer_accounts".into(),
+                table: "contact".into(),
+                attribute: "parentcustomerid".into(),
+            },
+            CollectionConfig {
+                name: "account_parent_account".into(),
+                table: "account".into(),
+                attribute: "parentaccountid".into(),
+            },
+        ],
+    }
+}
+
+fn contact() -> TableConfig {
+    let mut columns = vec![
+        text("firstname", 50),
+        required(text("lastname", 50), RequiredLevel::ApplicationRequired),
+        read_only(text("fullname", 160)),
+        text("emailaddress1", 100),
+        text("jobtitle", 100),
+        text("telephone1", 50),
+        col("birthdate", ColumnType::DateOnly),
+        choice(
+            "gendercode",
+            ColumnType::Picklist,
+            &[(1, "Male"), (2, "Female")],
+        ),
+        choice(
+            "preferredcontactmethodcode",
+            ColumnType::Picklist,
+            &[
+                (1, "Any"),
+                (2, "Email"),
+                (3, "Phone"),
+                (4, "Fax"),
+                (5, "Mail"),
+            ],
+        ),
+        col("donotemail", ColumnType::Boolean),
+        col("lastusedincampaign", ColumnType::DateTime),
+        choice(
+            "new_interests",
+            ColumnType::MultiSelectPicklist,
+            &[
+                (1, "Sports"),
+                (2, "Music"),
+                (3, "Travel"),
+                (4, "Cooking"),
+                (5, "Technology"),
+                (6, "Reading"),
+            ],
+        ),
+        memo("description", 2000),
+        poly(
+            "parentcustomerid",
+            ColumnType::Customer,
+            &[
+                ("parentcustomerid_account", "account"),
+                ("parentcustomerid_contact", "contact"),
+            ],
+        ),
+        choice(
+            "statecode",
+            ColumnType::State,
+            &[(0, "Active"), (1, "Inactive")],
+        ),
+        choice(
+            "statuscode",
+            ColumnType::Status,
+            &[(1, "Active"), (2, "Inactive")],
+        ),
+    ];
+    columns.extend(system_columns());
+    TableConfig {
+        logical_name: "contact".into(),
+        schema_name: "Contact".into(),
+        entity_set: "contacts".into(),
+        primary_id: "contactid".into(),
+        primary_name: "fullname".into(),
+        object_type_code: 2,
+        bulk_operations: true,
+        columns,
+        keys: vec![KeyConfig {
+            name: "emailaddress1_key".into(),
+            attributes: vec!["emailaddress1".into()],
+        }],
+        collections: vec![CollectionConfig {
+            name: "Contact_Tasks".into(),
+            table: "task".into(),
+            attribute: "regardingobjectid".into(),
+        }],
+    }
+}
+
+fn lead() -> TableConfig {
+    let mut columns = vec![
+        required(text("subject", 300), RequiredLevel::ApplicationRequired),
+        text("firstname", 50),
+        required(text("lastname", 50), RequiredLevel::ApplicationRequired),
+        read_only(text("fullname", 160)),
+        text("emailaddress1", 100),
+        text("companyname", 100),
+        choice(
+            "leadsourcecode",
+            ColumnType::Picklist,
+            &[
+                (1, "Advertisement"),
+                (2, "Employee Referral"),
+                (3, "External Referral"),
+                (4, "Partner"),
+                (5, "Public Relations"),
+                (6, "Seminar"),
+                (7, "Trade Show"),
+                (8, "Web"),
+                (9, "Word of Mouth"),
+                (10, "Other"),
+            ],
+        ),
+        choice(
+            "leadqualitycode",
+            ColumnType::Picklist,
+            &[(1, "Hot"), (2, "Warm"), (3, "Cold")],
+        ),
+        money("estimatedamount"),
+        col("new_receivedon", ColumnType::DateTime),
+        memo("description", 2000),
+        choice(
+            "statecode",
+            ColumnType::State,
+            &[(0, "Open"), (1, "Qualified"), (2, "Disqualified")],
+        ),
+    ];
+    columns.extend(system_columns());
+    TableConfig {
+        logical_name: "lead".into(),
+        schema_name: "Lead".into(),
+        entity_set: "leads".into(),
+        primary_id: "leadid".into(),
+        primary_name: "fullname".into(),
+        object_type_code: 4,
+        bulk_operations: true,
+        columns,
+        keys: Vec::new(),
+        collections: vec![CollectionConfig {
+            name: "Lead_Tasks".into(),
+            table: "task".into(),
+            attribute: "regardingobjectid".into(),
+        }],
+    }
+}
+
+fn task() -> TableConfig {
+    let mut columns = vec![
+        required(text("subject", 200), RequiredLevel::ApplicationRequired),
+        memo("description", 2000),
+        col("scheduledend", ColumnType::DateTime),
+        choice(
+            "prioritycode",
+            ColumnType::Picklist,
+            &[(0, "Low"), (1, "Normal"), (2, "High")],
+        ),
+        integer("percentcomplete", 0.0, 100.0),
+        poly(
+            "regardingobjectid",
+            ColumnType::Lookup,
+            &[
+                ("regardingobjectid_account_task", "account"),
+                ("regardingobjectid_contact_task", "contact"),
+                ("regardingobjectid_lead_task", "lead"),
+            ],
+        ),
+        choice(
+            "statecode",
+            ColumnType::State,
+            &[(0, "Open"), (1, "Completed"), (2, "Canceled")],
+        ),
+    ];
+    columns.extend(system_columns());
+    TableConfig {
+        logical_name: "task".into(),
+        schema_name: "Task".into(),
+        entity_set: "tasks".into(),
+        primary_id: "activityid".into(),
+        primary_name: "subject".into(),
+        object_type_code: 4212,
+        bulk_operations: true,
+        columns,
+        keys: Vec::new(),
+        collections: Vec::new(),
+    }
+}
+
+/// Builds the built-in configuration (see [`Config::default`]).
+pub fn builtin_config() -> Config {
+    let tables = vec![account(), contact(), lead(), task()];
+    let privileges = tables
+        .iter()
+        .map(|t| TablePrivilegesConfig {
+            table: t.logical_name.clone(),
+            rights: Right::ALL.to_vec(),
+        })
+        .collect();
+    Config {
+        tenants: vec![TenantConfig {
+            id: defaults::TENANT_ID.into(),
+            domains: vec!["emulator.onmicrosoft.com".into()],
+        }],
+        apps: vec![AppConfig {
+            client_id: defaults::CLIENT_ID.into(),
+            tenant_id: defaults::TENANT_ID.into(),
+            name: "dvload".into(),
+            object_id: defaults::SERVICE_PRINCIPAL_OBJECT_ID.into(),
+            secrets: vec![SecretConfig {
+                value: defaults::CLIENT_SECRET.into(),
+                expires: None,
+            }],
+            certificates: Vec::new(),
+        }],
+        application_users: vec![ApplicationUserConfig {
+            app_id: defaults::CLIENT_ID.into(),
+            systemuser_id: defaults::APP_USER_ID.into(),
+            roles: vec![defaults::ROLE_NAME.into()],
+            disabled: false,
+        }],
+        roles: vec![RoleConfig {
+            name: defaults::ROLE_NAME.into(),
+            privileges,
+        }],
+        tables,
+        ..Config::empty()
+    }
+}

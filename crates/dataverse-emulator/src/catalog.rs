@@ -1,0 +1,216 @@
+//! The validated table catalogue: tables by logical and entity-set name, columns, navigation.
+
+use std::collections::HashMap;
+
+use crate::config::{ColumnConfig, ColumnType, Config, KeyConfig, TableConfig};
+
+/// A single-valued navigation property: which lookup column it sets and to which table.
+#[derive(Debug, Clone)]
+pub struct Nav {
+    /// Navigation property name (case-sensitive).
+    pub name: String,
+    /// Lookup column it writes.
+    pub attribute: String,
+    /// Target table logical name.
+    pub target: String,
+}
+
+/// A table with its indexes.
+#[derive(Debug, Clone)]
+pub struct Table {
+    /// The configuration.
+    pub cfg: TableConfig,
+    /// Columns by logical name (including the primary id column).
+    pub columns: HashMap<String, ColumnConfig>,
+    /// Single-valued navigation properties by name.
+    pub navs: HashMap<String, Nav>,
+}
+
+impl Table {
+    /// Logical name.
+    pub fn logical(&self) -> &str {
+        &self.cfg.logical_name
+    }
+
+    /// Entity set name.
+    pub fn set(&self) -> &str {
+        &self.cfg.entity_set
+    }
+
+    /// Primary id attribute.
+    pub fn pk(&self) -> &str {
+        &self.cfg.primary_id
+    }
+
+    /// The alternate key whose attributes are exactly `names` (any order).
+    pub fn key_for(&self, names: &[&str]) -> Option<&KeyConfig> {
+        self.cfg.keys.iter().find(|k| {
+            k.attributes.len() == names.len()
+                && names.iter().all(|n| k.attributes.iter().any(|a| a == n))
+        })
+    }
+
+    /// The collection-valued navigation property called `name`.
+    pub fn collection(&self, name: &str) -> Option<&crate::config::CollectionConfig> {
+        self.cfg.collections.iter().find(|c| c.name == name)
+    }
+}
+
+/// All tables.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    /// Tables in configuration order.
+    pub tables: Vec<Table>,
+    by_logical: HashMap<String, usize>,
+    by_set: HashMap<String, usize>,
+}
+
+impl Catalog {
+    /// Validates the table part of `config`.
+    pub fn build(config: &Config) -> Result<Catalog, String> {
+        let mut catalog = Catalog::default();
+        for t in &config.tables {
+            if catalog.by_logical.contains_key(&t.logical_name) {
+                return Err(format!("table '{}' is defined twice", t.logical_name));
+            }
+            if catalog.by_set.contains_key(&t.entity_set) {
+                return Err(format!("entity set '{}' is defined twice", t.entity_set));
+            }
+            let mut columns = HashMap::new();
+            let mut pk = ColumnConfig::new(&t.primary_id, ColumnType::Uniqueidentifier);
+            pk.read_only = false;
+            columns.insert(t.primary_id.clone(), pk);
+            let mut navs = HashMap::new();
+            for c in &t.columns {
+                if columns.insert(c.name.clone(), c.clone()).is_some() {
+                    return Err(format!(
+                        "column '{}.{}' is defined twice",
+                        t.logical_name, c.name
+                    ));
+                }
+                let is_lookup = matches!(c.kind, ColumnType::Lookup | ColumnType::Customer);
+                if is_lookup {
+                    if c.targets.is_empty() {
+                        return Err(format!(
+                            "lookup '{}.{}' has no targets",
+                            t.logical_name, c.name
+                        ));
+                    }
+                    if c.navigation.is_empty() {
+                        if c.targets.len() != 1 {
+                            return Err(format!(
+                                "lookup '{}.{}' has several targets: name its navigation properties",
+                                t.logical_name, c.name
+                            ));
+                        }
+                        navs.insert(
+                            c.name.clone(),
+                            Nav {
+                                name: c.name.clone(),
+                                attribute: c.name.clone(),
+                                target: c.targets[0].clone(),
+                            },
+                        );
+                    }
+                    for n in &c.navigation {
+                        navs.insert(
+                            n.name.clone(),
+                            Nav {
+                                name: n.name.clone(),
+                                attribute: c.name.clone(),
+                                target: n.target.clone(),
+                            },
+                        );
+                    }
+                }
+                if matches!(
+                    c.kind,
+                    ColumnType::Picklist | ColumnType::MultiSelectPicklist
+                ) && c.options.is_empty()
+                {
+                    return Err(format!(
+                        "choice '{}.{}' has no options",
+                        t.logical_name, c.name
+                    ));
+                }
+            }
+            for k in &t.keys {
+                if k.attributes.is_empty() || k.attributes.len() > 16 {
+                    return Err(format!(
+                        "key '{}.{}' must have 1 to 16 columns",
+                        t.logical_name, k.name
+                    ));
+                }
+                for a in &k.attributes {
+                    if !columns.contains_key(a) {
+                        return Err(format!(
+                            "key '{}.{}' names unknown column '{a}'",
+                            t.logical_name, k.name
+                        ));
+                    }
+                }
+            }
+            let index = catalog.tables.len();
+            catalog.by_logical.insert(t.logical_name.clone(), index);
+            catalog.by_set.insert(t.entity_set.clone(), index);
+            catalog.tables.push(Table {
+                cfg: t.clone(),
+                columns,
+                navs,
+            });
+        }
+        // Cross-table references.
+        for t in &catalog.tables {
+            for n in t.navs.values() {
+                if !catalog.by_logical.contains_key(&n.target) {
+                    return Err(format!(
+                        "navigation '{}.{}' targets unknown table '{}'",
+                        t.logical(),
+                        n.name,
+                        n.target
+                    ));
+                }
+            }
+            for c in &t.cfg.collections {
+                let Some(related) = catalog.table(&c.table) else {
+                    return Err(format!(
+                        "collection '{}.{}' names unknown table '{}'",
+                        t.logical(),
+                        c.name,
+                        c.table
+                    ));
+                };
+                if !related.columns.contains_key(&c.attribute) {
+                    return Err(format!(
+                        "collection '{}.{}' names unknown column '{}.{}'",
+                        t.logical(),
+                        c.name,
+                        c.table,
+                        c.attribute
+                    ));
+                }
+            }
+        }
+        for role in &config.roles {
+            for p in &role.privileges {
+                if catalog.table(&p.table).is_none() {
+                    return Err(format!(
+                        "role '{}' names unknown table '{}'",
+                        role.name, p.table
+                    ));
+                }
+            }
+        }
+        Ok(catalog)
+    }
+
+    /// Table by logical name.
+    pub fn table(&self, logical: &str) -> Option<&Table> {
+        self.by_logical.get(logical).map(|&i| &self.tables[i])
+    }
+
+    /// Table by entity set name.
+    pub fn by_set(&self, set: &str) -> Option<&Table> {
+        self.by_set.get(set).map(|&i| &self.tables[i])
+    }
+}

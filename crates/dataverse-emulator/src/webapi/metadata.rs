@@ -1,0 +1,605 @@
+//! Metadata: service document, `$metadata` CSDL, `EntityDefinitions`, `sdkmessagefilters`.
+//!
+//! Shapes from query-metadata-web-api.md, retrieve-metadata-name-metadataid.md and the
+//! PowerApps-Samples metadata types (PROTOCOL.md §12). Unlike Dataverse, expanded `Attributes`
+//! always carry their type-specific properties (MaxLength, OptionSet, Targets, …) so that one
+//! request gives dvload everything it validates offline.
+
+use serde_json::{Map, Value, json};
+use sha1::{Digest, Sha1};
+use uuid::Uuid;
+
+use super::{Ctx, OpRequest};
+use crate::catalog::Table;
+use crate::config::{ColumnConfig, ColumnType, RequiredLevel};
+use crate::error::{ApiError, OpResponse};
+use crate::keys::{self, KeyLiteral, KeySpec};
+use crate::values::edm_type;
+
+/// A stable MetadataId derived from names.
+pub fn metadata_id(parts: &[&str]) -> Uuid {
+    let mut h = Sha1::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    let digest = h.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_sha1_bytes(bytes).into_uuid()
+}
+
+/// `GET /api/data/v9.2/` (web-api-service-documents.md).
+pub fn service_document(ctx: &Ctx) -> OpResponse {
+    let value: Vec<Value> = ctx
+        .catalog
+        .tables
+        .iter()
+        .map(|t| json!({"name": t.set(), "kind": "EntitySet", "url": t.set()}))
+        .collect();
+    OpResponse::json(
+        200,
+        &json!({"@odata.context": format!("{}$metadata", ctx.api_root()), "value": value}),
+    )
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// `GET $metadata`: a CSDL document for the catalogue (web-api-service-documents.md).
+pub fn csdl(ctx: &Ctx) -> OpResponse {
+    let mut x = String::from(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<edmx:Edmx Version=\"4.0\" xmlns:edmx=\"http://docs.oasis-open.org/odata/ns/edmx\">\n<edmx:DataServices>\n<Schema Namespace=\"Microsoft.Dynamics.CRM\" Alias=\"mscrm\" xmlns=\"http://docs.oasis-open.org/odata/ns/edm\">\n",
+    );
+    for t in &ctx.catalog.tables {
+        x.push_str(&format!(
+            "<EntityType Name=\"{}\"><Key><PropertyRef Name=\"{}\" /></Key>\n<Property Name=\"{}\" Type=\"Edm.Guid\" />\n",
+            t.logical(),
+            t.pk(),
+            t.pk()
+        ));
+        for c in &t.cfg.columns {
+            if matches!(c.kind, ColumnType::Lookup | ColumnType::Customer) {
+                x.push_str(&format!(
+                    "<Property Name=\"_{}_value\" Type=\"Edm.Guid\" />\n",
+                    c.name
+                ));
+            } else {
+                x.push_str(&format!(
+                    "<Property Name=\"{}\" Type=\"{}\" />\n",
+                    c.name,
+                    edm_type(c.kind)
+                ));
+            }
+        }
+        let mut navs: Vec<_> = t.navs.values().collect();
+        navs.sort_by(|a, b| a.name.cmp(&b.name));
+        for n in navs {
+            x.push_str(&format!(
+                "<NavigationProperty Name=\"{}\" Type=\"mscrm.{}\"><ReferentialConstraint Property=\"_{}_value\" ReferencedProperty=\"{}\" /></NavigationProperty>\n",
+                xml_escape(&n.name),
+                n.target,
+                n.attribute,
+                ctx.catalog.table(&n.target).map_or("", |tt| tt.pk())
+            ));
+        }
+        for c in &t.cfg.collections {
+            x.push_str(&format!(
+                "<NavigationProperty Name=\"{}\" Type=\"Collection(mscrm.{})\" />\n",
+                xml_escape(&c.name),
+                c.table
+            ));
+        }
+        x.push_str("</EntityType>\n");
+    }
+    x.push_str("<ComplexType Name=\"WhoAmIResponse\"><Property Name=\"BusinessUnitId\" Type=\"Edm.Guid\" Nullable=\"false\" /><Property Name=\"UserId\" Type=\"Edm.Guid\" Nullable=\"false\" /><Property Name=\"OrganizationId\" Type=\"Edm.Guid\" Nullable=\"false\" /></ComplexType>\n");
+    x.push_str("<Function Name=\"WhoAmI\"><ReturnType Type=\"mscrm.WhoAmIResponse\" Nullable=\"false\" /></Function>\n");
+    x.push_str("<EntityContainer Name=\"System\">\n");
+    for t in &ctx.catalog.tables {
+        x.push_str(&format!(
+            "<EntitySet Name=\"{}\" EntityType=\"Microsoft.Dynamics.CRM.{}\" />\n",
+            t.set(),
+            t.logical()
+        ));
+    }
+    x.push_str("<FunctionImport Name=\"WhoAmI\" Function=\"Microsoft.Dynamics.CRM.WhoAmI\" />\n</EntityContainer>\n</Schema>\n</edmx:DataServices>\n</edmx:Edmx>\n");
+    OpResponse {
+        status: 200,
+        headers: vec![
+            ("Content-Type".into(), "application/xml".into()),
+            ("OData-Version".into(), "4.0".into()),
+        ],
+        body: x.into_bytes(),
+        entity_id: None,
+    }
+}
+
+fn label(text: &str) -> Value {
+    let l = json!({"Label": text, "LanguageCode": 1033, "IsManaged": true, "MetadataId": metadata_id(&["label", text]).to_string(), "HasChanged": null});
+    json!({"LocalizedLabels": [l.clone()], "UserLocalizedLabel": l})
+}
+
+fn type_names(kind: ColumnType) -> (&'static str, &'static str, &'static str) {
+    // (AttributeType, AttributeTypeName.Value, @odata.type suffix) per PROTOCOL.md §12.2.
+    match kind {
+        ColumnType::String => ("String", "StringType", "StringAttributeMetadata"),
+        ColumnType::Memo => ("Memo", "MemoType", "MemoAttributeMetadata"),
+        ColumnType::Integer => ("Integer", "IntegerType", "IntegerAttributeMetadata"),
+        ColumnType::BigInt => ("BigInt", "BigIntType", "BigIntAttributeMetadata"),
+        ColumnType::Decimal => ("Decimal", "DecimalType", "DecimalAttributeMetadata"),
+        ColumnType::Double => ("Double", "DoubleType", "DoubleAttributeMetadata"),
+        ColumnType::Money => ("Money", "MoneyType", "MoneyAttributeMetadata"),
+        ColumnType::Boolean => ("Boolean", "BooleanType", "BooleanAttributeMetadata"),
+        ColumnType::Picklist => ("Picklist", "PicklistType", "PicklistAttributeMetadata"),
+        ColumnType::MultiSelectPicklist => (
+            "Virtual",
+            "MultiSelectPicklistType",
+            "MultiSelectPicklistAttributeMetadata",
+        ),
+        ColumnType::Status => ("Status", "StatusType", "StatusAttributeMetadata"),
+        ColumnType::State => ("State", "StateType", "StateAttributeMetadata"),
+        ColumnType::DateTime | ColumnType::DateOnly => {
+            ("DateTime", "DateTimeType", "DateTimeAttributeMetadata")
+        }
+        ColumnType::Lookup => ("Lookup", "LookupType", "LookupAttributeMetadata"),
+        ColumnType::Customer => ("Customer", "CustomerType", "LookupAttributeMetadata"),
+        ColumnType::Uniqueidentifier => (
+            "Uniqueidentifier",
+            "UniqueidentifierType",
+            "AttributeMetadata",
+        ),
+    }
+}
+
+fn required_level(level: RequiredLevel) -> Value {
+    let v = match level {
+        RequiredLevel::None => "None",
+        RequiredLevel::SystemRequired => "SystemRequired",
+        RequiredLevel::ApplicationRequired => "ApplicationRequired",
+        RequiredLevel::Recommended => "Recommended",
+    };
+    json!({"Value": v, "CanBeChanged": level != RequiredLevel::SystemRequired, "ManagedPropertyLogicalName": "canmodifyrequirementlevelsettings"})
+}
+
+/// An attribute's metadata object.
+pub fn attribute_json(table: &Table, col: &ColumnConfig) -> Map<String, Value> {
+    let (at, atn, odata) = type_names(col.kind);
+    let is_pk = col.name == table.pk();
+    let mut m = Map::new();
+    m.insert(
+        "@odata.type".into(),
+        json!(format!("#Microsoft.Dynamics.CRM.{odata}")),
+    );
+    m.insert("LogicalName".into(), json!(col.name));
+    m.insert(
+        "SchemaName".into(),
+        json!(col.schema_name.clone().unwrap_or_else(|| col.name.clone())),
+    );
+    m.insert("EntityLogicalName".into(), json!(table.logical()));
+    m.insert("AttributeType".into(), json!(at));
+    m.insert("AttributeTypeName".into(), json!({"Value": atn}));
+    m.insert("IsPrimaryId".into(), json!(is_pk));
+    m.insert(
+        "IsPrimaryName".into(),
+        json!(col.name == table.cfg.primary_name),
+    );
+    m.insert("IsValidForCreate".into(), json!(!col.read_only));
+    m.insert("IsValidForUpdate".into(), json!(!col.read_only && !is_pk));
+    m.insert("IsValidForRead".into(), json!(true));
+    m.insert(
+        "IsCustomAttribute".into(),
+        json!(col.name.starts_with("new_")),
+    );
+    m.insert(
+        "RequiredLevel".into(),
+        required_level(if is_pk {
+            RequiredLevel::SystemRequired
+        } else {
+            col.required
+        }),
+    );
+    m.insert(
+        "MetadataId".into(),
+        json!(metadata_id(&[table.logical(), &col.name]).to_string()),
+    );
+    if let Some(max) = col.max_length {
+        m.insert("MaxLength".into(), json!(max));
+        m.insert("DatabaseLength".into(), json!(max * 2));
+    }
+    if let Some(min) = col.min {
+        m.insert("MinValue".into(), json!(min));
+    }
+    if let Some(max) = col.max {
+        m.insert("MaxValue".into(), json!(max));
+    }
+    if let Some(p) = col.precision {
+        m.insert("Precision".into(), json!(p));
+    }
+    if !col.targets.is_empty() {
+        m.insert("Targets".into(), json!(col.targets));
+    }
+    match col.kind {
+        ColumnType::DateTime => {
+            m.insert("DateTimeBehavior".into(), json!({"Value": "UserLocal"}));
+            m.insert("Format".into(), json!("DateAndTime"));
+        }
+        ColumnType::DateOnly => {
+            m.insert("DateTimeBehavior".into(), json!({"Value": "DateOnly"}));
+            m.insert("Format".into(), json!("DateOnly"));
+        }
+        _ => {}
+    }
+    if !col.options.is_empty() {
+        let options: Vec<Value> = col
+            .options
+            .iter()
+            .map(|o| json!({"Value": o.value, "Label": label(&o.label), "Description": {"LocalizedLabels": [], "UserLocalizedLabel": null}}))
+            .collect();
+        m.insert(
+            "OptionSet".into(),
+            json!({"MetadataId": metadata_id(&[table.logical(), &col.name, "options"]).to_string(), "Name": format!("{}_{}", table.logical(), col.name), "Options": options}),
+        );
+    }
+    m
+}
+
+fn all_attributes(table: &Table) -> Vec<Map<String, Value>> {
+    let pk = table.columns[table.pk()].clone();
+    std::iter::once(attribute_json(table, &pk))
+        .chain(table.cfg.columns.iter().map(|c| attribute_json(table, c)))
+        .collect()
+}
+
+fn keys_json(table: &Table) -> Vec<Map<String, Value>> {
+    table
+        .cfg
+        .keys
+        .iter()
+        .map(|k| {
+            let v = json!({
+                "LogicalName": k.name,
+                "SchemaName": k.name,
+                "KeyAttributes": k.attributes,
+                "EntityKeyIndexStatus": "Active",
+                "EntityLogicalName": table.logical(),
+                "MetadataId": metadata_id(&[table.logical(), "key", &k.name]).to_string(),
+            });
+            v.as_object().cloned().unwrap_or_default()
+        })
+        .collect()
+}
+
+fn entity_json(table: &Table) -> Map<String, Value> {
+    let v = json!({
+        "LogicalName": table.logical(),
+        "SchemaName": table.cfg.schema_name,
+        "EntitySetName": table.set(),
+        "LogicalCollectionName": table.set(),
+        "PrimaryIdAttribute": table.pk(),
+        "PrimaryNameAttribute": table.cfg.primary_name,
+        "ObjectTypeCode": table.cfg.object_type_code,
+        "IsOptimisticConcurrencyEnabled": true,
+        "DisplayName": label(&table.cfg.schema_name),
+        "MetadataId": metadata_id(&[table.logical()]).to_string(),
+    });
+    v.as_object().cloned().unwrap_or_default()
+}
+
+/// Query options parsed from `$select`/`$filter`/`$expand` (nested options use `;`).
+#[derive(Debug, Default)]
+struct Options {
+    select: Option<Vec<String>>,
+    filter: Option<(String, String)>,
+    expand: Vec<(String, Options)>,
+}
+
+fn split_top(s: &str, sep: char) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut depth = 0i32;
+    let mut quote = false;
+    let mut cur = String::new();
+    for c in s.chars() {
+        match c {
+            '\'' => quote = !quote,
+            '(' if !quote => depth += 1,
+            ')' if !quote => depth -= 1,
+            _ => {}
+        }
+        if c == sep && depth == 0 && !quote {
+            out.push(std::mem::take(&mut cur));
+        } else {
+            cur.push(c);
+        }
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+fn parse_options(pairs: &[(String, String)]) -> Result<Options, ApiError> {
+    let mut o = Options::default();
+    for (k, v) in pairs {
+        match k.as_str() {
+            "$select" => {
+                o.select = Some(
+                    v.split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect(),
+                )
+            }
+            "$filter" => {
+                // `Prop eq 'x'` or `Prop eq Microsoft.Dynamics.CRM.Type'x'`; `A/Value eq …` reads A.Value.
+                let parts: Vec<&str> = v.splitn(3, ' ').collect();
+                if parts.len() != 3 || parts[1] != "eq" {
+                    return Err(ApiError::bad_uri(format!(
+                        "The emulator supports only 'Property eq value' in metadata $filter, not '{v}'."
+                    )));
+                }
+                let lit = parts[2].trim();
+                let value = match lit.find('\'') {
+                    Some(i) => lit[i..].trim_matches('\'').replace("''", "'"),
+                    None => lit.to_string(),
+                };
+                o.filter = Some((parts[0].to_string(), value));
+            }
+            "$expand" => {
+                for item in split_top(v, ',') {
+                    let item = item.trim();
+                    let (name, inner) = match item.find('(') {
+                        Some(i) if item.ends_with(')') => {
+                            (&item[..i], &item[i + 1..item.len() - 1])
+                        }
+                        _ => (item, ""),
+                    };
+                    let nested: Vec<(String, String)> = split_top(inner, ';')
+                        .into_iter()
+                        .filter_map(|p| {
+                            p.split_once('=')
+                                .map(|(a, b)| (a.trim().to_string(), b.trim().to_string()))
+                        })
+                        .collect();
+                    o.expand.push((name.to_string(), parse_options(&nested)?));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(o)
+}
+
+fn matches_filter(m: &Map<String, Value>, filter: &Option<(String, String)>) -> bool {
+    let Some((path, want)) = filter else {
+        return true;
+    };
+    let mut v = Some(&Value::Object(m.clone())).cloned();
+    for seg in path.split('/') {
+        v = v.and_then(|x| x.get(seg).cloned());
+    }
+    match v {
+        Some(Value::String(s)) => s == *want,
+        Some(Value::Object(o)) => o.get("Value").and_then(Value::as_str) == Some(want.as_str()),
+        Some(other) => other.to_string().as_str() == want.as_str(),
+        None => false,
+    }
+}
+
+fn project(mut m: Map<String, Value>, select: &Option<Vec<String>>) -> Map<String, Value> {
+    if let Some(names) = select {
+        m.retain(|k, _| k == "MetadataId" || k == "@odata.type" || names.iter().any(|n| n == k));
+    }
+    m
+}
+
+fn entity_with_options(table: &Table, o: &Options) -> Result<Map<String, Value>, ApiError> {
+    let mut m = project(entity_json(table), &o.select);
+    for (name, nested) in &o.expand {
+        let items = match name.as_str() {
+            "Attributes" => all_attributes(table),
+            "Keys" => keys_json(table),
+            other => {
+                return Err(ApiError::bad_uri(format!(
+                    "Could not find a property named '{other}' on type 'Microsoft.Dynamics.CRM.EntityMetadata'."
+                )));
+            }
+        };
+        let list: Vec<Value> = items
+            .into_iter()
+            .filter(|i| matches_filter(i, &nested.filter))
+            .map(|i| Value::Object(project(i, &nested.select)))
+            .collect();
+        m.insert(name.clone(), Value::Array(list));
+    }
+    Ok(m)
+}
+
+fn find_table<'c>(ctx: &Ctx<'c>, seg: &str) -> Result<&'c Table, ApiError> {
+    let (_, key) = keys::split_segment(seg).map_err(|e| ApiError::bad_uri(e.0))?;
+    let key = key.unwrap_or_default();
+    let spec = keys::parse_key(key).map_err(|e| ApiError::bad_uri(e.0))?;
+    let table = match spec {
+        KeySpec::Named(pairs) if pairs.len() == 1 && pairs[0].0 == "LogicalName" => {
+            match &pairs[0].1 {
+                KeyLiteral::String(name) => ctx.catalog.table(name),
+                _ => None,
+            }
+        }
+        KeySpec::Single(KeyLiteral::Guid(id)) => ctx
+            .catalog
+            .tables
+            .iter()
+            .find(|t| metadata_id(&[t.logical()]) == id),
+        _ => None,
+    };
+    // Dataverse answers 404 "Could not find entity" for an unknown table (UNVERIFIED wording).
+    table.ok_or_else(|| {
+        ApiError::new(
+            404,
+            "0x80040217",
+            format!("Could not find entity with key '{key}'."),
+        )
+    })
+}
+
+/// `GET EntityDefinitions…`
+pub fn entity_definitions(
+    ctx: &Ctx,
+    req: &OpRequest,
+    segs: &[String],
+) -> Result<OpResponse, ApiError> {
+    if req.method != "GET" {
+        return Err(ApiError::new(
+            405,
+            "0x80060888",
+            "The emulator's metadata is read-only (configure tables in the config file).",
+        ));
+    }
+    let pairs = req.query_pairs();
+    let options = parse_options(&pairs)?;
+    let root = ctx.api_root();
+    if segs[0] == "EntityDefinitions" && segs.len() == 1 {
+        let list: Vec<Value> = ctx
+            .catalog
+            .tables
+            .iter()
+            .map(|t| entity_with_options(t, &options))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .filter(|m| matches_filter(m, &options.filter))
+            .map(Value::Object)
+            .collect();
+        return Ok(OpResponse::json(
+            200,
+            &json!({"@odata.context": format!("{root}$metadata#EntityDefinitions"), "value": list}),
+        ));
+    }
+    let table = find_table(ctx, &segs[0])?;
+    match segs.len() {
+        1 => {
+            let mut body = Map::new();
+            body.insert(
+                "@odata.context".into(),
+                json!(format!(
+                    "{root}$metadata#EntityDefinitions('{}')/$entity",
+                    table.logical()
+                )),
+            );
+            body.extend(entity_with_options(table, &options)?);
+            Ok(OpResponse::json(200, &Value::Object(body)))
+        }
+        2 | 3 => {
+            let (name, key) = keys::split_segment(&segs[1]).map_err(|e| ApiError::bad_uri(e.0))?;
+            let items = match name {
+                "Attributes" => all_attributes(table),
+                "Keys" => keys_json(table),
+                other => return Err(ApiError::resource_not_found(other)),
+            };
+            let cast = segs.get(2).map(|c| format!("#{c}"));
+            let mut items: Vec<Map<String, Value>> = items
+                .into_iter()
+                .filter(|i| {
+                    cast.as_ref().is_none_or(|c| {
+                        i.get("@odata.type").and_then(Value::as_str) == Some(c.as_str())
+                    })
+                })
+                .filter(|i| matches_filter(i, &options.filter))
+                .collect();
+            if let Some(key) = key {
+                let Ok(KeySpec::Named(p)) = keys::parse_key(key) else {
+                    return Err(ApiError::bad_uri(format!("Invalid key '{key}'.")));
+                };
+                let want = match p.first() {
+                    Some((n, KeyLiteral::String(s))) if n == "LogicalName" => s.clone(),
+                    _ => return Err(ApiError::bad_uri(format!("Invalid key '{key}'."))),
+                };
+                items.retain(|i| {
+                    i.get("LogicalName").and_then(Value::as_str) == Some(want.as_str())
+                });
+                let Some(item) = items.pop() else {
+                    return Err(ApiError::new(
+                        404,
+                        "0x80040217",
+                        format!(
+                            "Could not find attribute '{want}' on entity '{}'.",
+                            table.logical()
+                        ),
+                    ));
+                };
+                let mut body = Map::new();
+                body.insert(
+                    "@odata.context".into(),
+                    json!(format!(
+                        "{root}$metadata#EntityDefinitions('{}')/{}/$entity",
+                        table.logical(),
+                        name
+                    )),
+                );
+                let mut item = project(item, &options.select);
+                for (n, nested) in &options.expand {
+                    if n == "OptionSet" || n == "GlobalOptionSet" {
+                        if let Some(os) = item.get("OptionSet").cloned() {
+                            let os = match os {
+                                Value::Object(m) => Value::Object(project(m, &nested.select)),
+                                other => other,
+                            };
+                            item.insert(n.clone(), os);
+                        }
+                    }
+                }
+                body.extend(item);
+                return Ok(OpResponse::json(200, &Value::Object(body)));
+            }
+            let list: Vec<Value> = items
+                .into_iter()
+                .map(|i| Value::Object(project(i, &options.select)))
+                .collect();
+            Ok(OpResponse::json(
+                200,
+                &json!({"@odata.context": format!("{root}$metadata#EntityDefinitions('{}')/{}", table.logical(), name), "value": list}),
+            ))
+        }
+        _ => Err(ApiError::resource_not_found(
+            segs.last().map_or("", String::as_str),
+        )),
+    }
+}
+
+/// `GET sdkmessagefilters?…@message='CreateMultiple'&@table='account'`: the availability check of
+/// bulk-operations.md; non-empty `value` means supported.
+pub fn sdkmessagefilters(ctx: &Ctx, req: &OpRequest) -> Result<OpResponse, ApiError> {
+    let pairs = req.query_pairs();
+    let param = |n: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.trim().trim_matches('\'').to_string())
+    };
+    let (Some(message), Some(table)) = (param("@message"), param("@table")) else {
+        return Err(ApiError::bad_uri(
+            "The emulator answers sdkmessagefilters only for the bulk-operation availability query (@message, @table).",
+        ));
+    };
+    let supported = matches!(
+        message.as_str(),
+        "CreateMultiple" | "UpdateMultiple" | "UpsertMultiple"
+    ) && ctx
+        .catalog
+        .table(&table)
+        .is_some_and(|t| t.cfg.bulk_operations);
+    let value: Vec<Value> = if supported {
+        vec![
+            json!({"@odata.etag": "W/\"1\"", "sdkmessagefilterid": metadata_id(&[&message, &table]).to_string()}),
+        ]
+    } else {
+        Vec::new()
+    };
+    Ok(OpResponse::json(
+        200,
+        &json!({"@odata.context": format!("{}$metadata#sdkmessagefilters(sdkmessagefilterid)", ctx.api_root()), "value": value}),
+    ))
+}

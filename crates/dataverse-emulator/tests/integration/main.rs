@@ -1,0 +1,9 @@
+//! Integration tests: the emulator started in-process on an ephemeral port, driven over HTTP.
+
+mod support;
+
+mod auth;
+mod batch;
+mod crud;
+mod faults;
+mod limits;
