@@ -42,4 +42,6 @@ pub enum Command {
     Validate(commands::validate::Args),
     /// Load rows into Dataverse (with --dry-run: build the $batch requests without sending them).
     Run(commands::run::Args),
+    /// Serve the local Dataverse + Entra ID emulator on 127.0.0.1 (for rehearsals and tests).
+    Emulator(commands::emulator::Args),
 }

@@ -122,18 +122,19 @@ pub async fn raw(emu: &RunningEmulator, bytes: &[u8]) -> std::io::Result<RawResp
     })
 }
 
+/// The documented examples, copied into the crate (`tests/vectors/`, see its README), or
+/// `$DVLOAD_VECTORS`.
 pub fn vectors_dir() -> PathBuf {
-    // crates/dataverse-emulator -> /work/wt-emulator -> /work/shared/vectors (or $DVLOAD_VECTORS)
     std::env::var_os("DVLOAD_VECTORS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors")
-        })
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors"))
 }
 
 /// A vector file without its source line, `[Organization Uri]` replaced, LF → CRLF.
 pub fn vector(name: &str, base: &str) -> Option<String> {
-    let text = std::fs::read_to_string(vectors_dir().join(name)).ok()?;
+    let path = vectors_dir().join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("test vector {}: {e}", path.display()));
     let body = text.split_once('\n').map_or("", |(_, rest)| rest);
     Some(
         body.replace("[Organization Uri]", base)
