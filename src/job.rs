@@ -31,13 +31,15 @@ pub enum Reject {
     Mapping(Record, crate::mapping::RowError),
     /// The record could not be read.
     Unreadable(BadRecord),
+    /// Dataverse refused it, or it could not be written (the reason says which).
+    Service(Record, String),
 }
 
 impl Reject {
     /// The row's position.
     pub fn pos(&self) -> RowPos {
         match self {
-            Reject::Mapping(r, _) => r.pos,
+            Reject::Mapping(r, _) | Reject::Service(r, _) => r.pos,
             Reject::Unreadable(b) => b.pos,
         }
     }
@@ -47,6 +49,7 @@ impl Reject {
         match self {
             Reject::Mapping(_, e) => row_error_reason(e),
             Reject::Unreadable(b) => b.reason.clone(),
+            Reject::Service(_, reason) => reason.clone(),
         }
     }
 
@@ -54,7 +57,9 @@ impl Reject {
     pub fn write_to(&self, rejects: &mut RejectsWriter) -> std::io::Result<()> {
         let reason = self.reason();
         match self {
-            Reject::Mapping(record, _) => rejects.write(record.pos, &reason, content(record)),
+            Reject::Mapping(record, _) | Reject::Service(record, _) => {
+                rejects.write(record.pos, &reason, content(record))
+            }
             Reject::Unreadable(b) => rejects.write(b.pos, &reason, RejectContent::Raw(&b.raw)),
         }
     }

@@ -1,0 +1,174 @@
+//! The Dataverse Web API client: sends `$batch` requests and `WhoAmI` with a cached bearer token,
+//! and tells a request that never left from one whose answer was lost.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::auth::{AccessToken, AuthError, TokenProvider};
+use crate::odata::EncodedBatch;
+
+/// A Web API answer, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// `Content-Type`.
+    pub content_type: Option<String>,
+    /// `Retry-After`, parsed (seconds, possibly decimal).
+    pub retry_after: Option<Duration>,
+    /// `x-ms-dop-hint`: the degree of parallelism the server recommends.
+    pub dop_hint: Option<usize>,
+    /// The body.
+    pub body: Vec<u8>,
+    /// The token the request carried (to refresh it once if it was refused).
+    pub token: AccessToken,
+}
+
+/// Why a request got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum SendFailure {
+    /// Nothing reached the server (connection refused, name not resolved, TLS refused).
+    #[error("{0}")]
+    NotSent(String),
+    /// The request went out but no complete answer came back (timeout, connection reset).
+    #[error("{0}")]
+    Lost(String),
+    /// No token could be had.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+}
+
+/// What `WhoAmI` says.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct WhoAmI {
+    /// The application user's `systemuserid`.
+    #[serde(rename = "UserId")]
+    pub user_id: String,
+    /// Its business unit.
+    #[serde(rename = "BusinessUnitId")]
+    pub business_unit_id: String,
+    /// The organization.
+    #[serde(rename = "OrganizationId")]
+    pub organization_id: String,
+}
+
+/// Sends requests to one Dataverse environment.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    api_base: String,
+    tokens: Arc<TokenProvider>,
+    headers: HeaderMap,
+}
+
+impl Client {
+    /// A client for `api_base` (`https://org.crm.dynamics.com/api/data/v9.2/`); `headers` go on
+    /// every request (`MSCRM.*` options).
+    pub fn new(http: reqwest::Client, api_base: String, tokens: Arc<TokenProvider>, headers: &[(String, String)]) -> anyhow::Result<Client> {
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.insert(HeaderName::from_bytes(name.as_bytes())?, HeaderValue::from_str(value)?);
+        }
+        Ok(Client { http, api_base, tokens, headers: map })
+    }
+
+    /// The token cache.
+    pub fn tokens(&self) -> &TokenProvider {
+        &self.tokens
+    }
+
+    /// The Web API root.
+    pub fn api_base(&self) -> &str {
+        &self.api_base
+    }
+
+    /// Sends one `$batch` request and reads its answer whole.
+    pub async fn post_batch(&self, batch: &EncodedBatch) -> Result<Reply, SendFailure> {
+        let token = self.tokens.get().await?;
+        let mut request = self
+            .http
+            .post(format!("{}$batch", self.api_base))
+            .bearer_auth(token.expose())
+            .header(reqwest::header::CONTENT_TYPE, &batch.content_type)
+            .headers(self.headers.clone());
+        for (name, value) in &batch.headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let response = request.body(batch.body.clone()).send().await.map_err(classify)?;
+        read_reply(response, token).await
+    }
+
+    /// Calls `WhoAmI`.
+    pub async fn get(&self, path: &str) -> Result<Reply, SendFailure> {
+        let token = self.tokens.get().await?;
+        let response = self
+            .http
+            .get(format!("{}{path}", self.api_base))
+            .bearer_auth(token.expose())
+            .header("Accept", "application/json")
+            .header("OData-MaxVersion", "4.0")
+            .header("OData-Version", "4.0")
+            .headers(self.headers.clone())
+            .send()
+            .await
+            .map_err(classify)?;
+        read_reply(response, token).await
+    }
+}
+
+async fn read_reply(response: reqwest::Response, token: AccessToken) -> Result<Reply, SendFailure> {
+    let status = response.status().as_u16();
+    let headers = response.headers();
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let content_type = text("content-type");
+    let retry_after = text("retry-after").and_then(|v| crate::odata::parse_retry_after(&v));
+    let dop_hint = text("x-ms-dop-hint").and_then(|v| v.trim().parse().ok());
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| SendFailure::Lost(format!("the answer was cut off: {}", reason(&e))))?
+        .to_vec();
+    Ok(Reply { status, content_type, retry_after, dop_hint, body, token })
+}
+
+/// A connection that could not be made means nothing was sent; anything later (a timeout, a
+/// reset while waiting) means the request may have been applied.
+fn classify(e: reqwest::Error) -> SendFailure {
+    if e.is_connect() {
+        SendFailure::NotSent(format!("cannot connect: {}", reason(&e)))
+    } else if e.is_timeout() {
+        SendFailure::Lost("no answer within the timeout".to_string())
+    } else {
+        SendFailure::Lost(reason(&e))
+    }
+}
+
+/// The error and its causes, without the URL (which reqwest repeats) and never a header.
+fn reason(e: &reqwest::Error) -> String {
+    let mut parts = vec![e.without_url_ref().to_string()];
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+trait WithoutUrl {
+    fn without_url_ref(&self) -> String;
+}
+
+impl WithoutUrl for reqwest::Error {
+    fn without_url_ref(&self) -> String {
+        let text = self.to_string();
+        match self.url() {
+            Some(url) => text.replace(&format!(" ({url})"), "").replace(url.as_str(), "the server"),
+            None => text,
+        }
+    }
+}

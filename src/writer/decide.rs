@@ -1,0 +1,448 @@
+//! Retry decisions: what becomes of each operation of a `$batch` attempt, given what came back.
+//! Pure (no clock, no I/O): the loop that sleeps and resends lives in `send.rs`.
+
+use std::time::Duration;
+
+use crate::odata::{BatchResponse, Method, NotProcessed, ODataError, PartOutcome, Precondition};
+
+/// How hard the writer tries before it rejects an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts per operation, the first included.
+    pub max_attempts: u32,
+    /// Time after an operation's first attempt past which it is not retried again.
+    pub max_elapsed: Duration,
+    /// First backoff delay (doubled at each attempt, with jitter).
+    pub base_delay: Duration,
+    /// Longest backoff delay.
+    pub max_delay: Duration,
+    /// Pause after a 429 that carries no `Retry-After`.
+    pub default_throttle: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 8 attempts within 15 minutes, backoff from 1 s doubling up to 60 s, and a 5 s pause after a
+    /// 429 without `Retry-After` (Microsoft's ServiceClient waits `RetryPauseTime` = 5 s,
+    /// PROTOCOL.md §10.2). Service protection windows are 300 s, so 15 minutes rides out several.
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 8,
+            max_elapsed: Duration::from_secs(15 * 60),
+            base_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(60),
+            default_throttle: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay before attempt `attempt + 1` (0-based `attempt` just failed); `jitter` in
+    /// `[0, 1)` spreads workers apart ("equal jitter": half fixed, half random).
+    pub fn backoff(&self, attempt: u32, jitter: f64) -> Duration {
+        let exp = self.base_delay.saturating_mul(1u32 << attempt.min(20));
+        let capped = exp.min(self.max_delay);
+        capped.mul_f64(0.5 + jitter.clamp(0.0, 1.0) / 2.0)
+    }
+}
+
+/// What the writer knows of one operation when it decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpInfo {
+    /// Its method.
+    pub method: Method,
+    /// Its conditional header.
+    pub precondition: Precondition,
+    /// True when its body binds a lookup (`@odata.bind`).
+    pub binds: bool,
+    /// True when an earlier attempt may have been applied without our knowing (a lost answer).
+    pub maybe_applied: bool,
+    /// True when it was already put back once for a missing lookup target.
+    pub deferred: bool,
+    /// Attempts made so far, this one included.
+    pub attempts: u32,
+}
+
+impl OpInfo {
+    /// A `POST` create: Dataverse picks the id, so a resend after a lost answer could make a
+    /// second record.
+    fn is_blind_create(&self) -> bool {
+        self.method == Method::Post
+    }
+}
+
+/// How one attempt ended.
+#[derive(Debug)]
+pub enum Attempt<'a> {
+    /// Nothing reached the server (connection refused, name not resolved): safe to resend.
+    NotSent(&'a str),
+    /// The request went out but no complete answer came back (timeout, connection reset): the
+    /// operations may or may not have been applied.
+    Lost(&'a str),
+    /// An answer that could not be read as a batch response (a garbled multipart body).
+    Unreadable {
+        /// The HTTP status.
+        status: u16,
+        /// Why it could not be read.
+        reason: &'a str,
+    },
+    /// A decoded answer, with one outcome per operation.
+    Answered {
+        /// The decoded response.
+        response: &'a BatchResponse,
+        /// The top-level `Retry-After`.
+        retry_after: Option<Duration>,
+        /// One outcome per operation, in order (`BatchResponse::outcomes_of`).
+        outcomes: &'a [PartOutcome],
+    },
+}
+
+/// What becomes of one operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Dataverse has it.
+    Written,
+    /// Refused for good; the text goes to the rejects file.
+    Rejected(String),
+    /// Send again later.
+    Retry {
+        /// Why (kept to explain a final give-up).
+        reason: String,
+        /// True when this attempt may have been applied.
+        maybe_applied: bool,
+    },
+    /// Its lookup target does not exist yet (it may be later in the same file, or in flight):
+    /// send it again once the rest of the job is done.
+    Defer(String),
+}
+
+/// A failure that stops the whole run (exit 3): the set-up, not the rows, is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fatal {
+    /// The HTTP status.
+    pub status: u16,
+    /// Dataverse's error.
+    pub error: ODataError,
+}
+
+/// The decision for one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// One verdict per operation, in order.
+    pub verdicts: Vec<Verdict>,
+    /// Pause every worker this long (a 429, at the top or inside the batch).
+    pub throttle: Option<Duration>,
+    /// The token was refused (401): refresh it once and resend.
+    pub refresh_token: bool,
+    /// Stop the run.
+    pub fatal: Option<Fatal>,
+}
+
+/// HTTP statuses worth another attempt (PROTOCOL.md §10, §15).
+pub fn retryable(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
+}
+
+/// Dataverse's error as it goes to the rejects file: `Dataverse 400 (0x80044331): message`.
+pub fn describe(status: u16, error: &ODataError) -> String {
+    if error.code.is_empty() || error.code == "0x0" && error.message.is_empty() {
+        format!("Dataverse {status}: {}", error.message)
+    } else {
+        format!("Dataverse {status} ({}): {}", error.code, error.message)
+    }
+}
+
+/// Decides the fate of each operation of one attempt. `elapsed` is the time since the
+/// operations' first attempt.
+pub fn decide(attempt: &Attempt<'_>, ops: &[OpInfo], atomic: bool, elapsed: Duration, policy: &RetryPolicy) -> Decision {
+    let mut d = Decision { verdicts: Vec::with_capacity(ops.len()), throttle: None, refresh_token: false, fatal: None };
+    let retry = |reason: String, maybe_applied: bool| Verdict::Retry { reason, maybe_applied };
+    match attempt {
+        Attempt::NotSent(why) => {
+            d.verdicts = ops.iter().map(|_| retry(format!("not sent: {why}"), false)).collect();
+        }
+        Attempt::Lost(why) => {
+            d.verdicts = ops.iter().map(|_| retry(format!("no answer: {why}"), true)).collect();
+        }
+        Attempt::Unreadable { status, reason } => {
+            d.verdicts = ops
+                .iter()
+                .map(|_| retry(format!("unreadable answer (HTTP {status}): {reason}"), true))
+                .collect();
+        }
+        Attempt::Answered { response, retry_after, outcomes } => {
+            let top = response.rejection.as_ref().map(|r| r.failure(response.status));
+            for (i, outcome) in outcomes.iter().enumerate() {
+                let op = &ops[i];
+                let verdict = match outcome {
+                    PartOutcome::Succeeded { .. } => Verdict::Written,
+                    PartOutcome::Failed { status, error, retry_after: part_after } => {
+                        part_verdict(*status, error, *part_after, op, &mut d, policy)
+                    }
+                    PartOutcome::ChangeSetFailed { status, error } => {
+                        if retryable(*status) {
+                            if *status == 429 {
+                                throttle(&mut d, None, policy);
+                            }
+                            retry(describe(*status, error), *status != 429)
+                        } else {
+                            Verdict::Rejected(format!("the change set failed, nothing in it was written: {}", describe(*status, error)))
+                        }
+                    }
+                    PartOutcome::NotProcessed(NotProcessed::AfterFailure { .. }) => {
+                        retry("not run: the batch stopped at an earlier failure".into(), false)
+                    }
+                    PartOutcome::NotProcessed(NotProcessed::RolledBack { failed_op }) => {
+                        rolled_back(*failed_op, outcomes, atomic)
+                    }
+                    PartOutcome::NotProcessed(NotProcessed::Missing) => {
+                        retry("the answer has no part for this operation".into(), true)
+                    }
+                    PartOutcome::NotProcessed(NotProcessed::BatchRejected) => {
+                        let error = top.clone().unwrap_or_else(|| ODataError {
+                            code: String::new(),
+                            message: format!("HTTP {}", response.status),
+                        });
+                        batch_rejected(response.status, &error, *retry_after, &mut d, policy)
+                    }
+                };
+                d.verdicts.push(verdict);
+            }
+        }
+    }
+    // Give up on what has been tried enough, and never resend a blind create that may have
+    // been applied: a second POST would make a second record.
+    for (v, op) in d.verdicts.iter_mut().zip(ops) {
+        if let Verdict::Retry { reason, maybe_applied } = v {
+            let applied = *maybe_applied || op.maybe_applied;
+            if applied && op.is_blind_create() {
+                *v = Verdict::Rejected(format!(
+                    "outcome unknown ({reason}); not sent again because a repeated create without a key could make a \
+                     second record: check whether it exists, then replay the row (or give the mapping a key)"
+                ));
+            } else if op.attempts >= policy.max_attempts || elapsed >= policy.max_elapsed {
+                *v = Verdict::Rejected(format!(
+                    "gave up after {} attempt{} over {} s: {reason}",
+                    op.attempts,
+                    if op.attempts == 1 { "" } else { "s" },
+                    elapsed.as_secs()
+                ));
+            }
+        }
+    }
+    d
+}
+
+fn throttle(d: &mut Decision, after: Option<Duration>, policy: &RetryPolicy) {
+    let pause = after.unwrap_or(policy.default_throttle);
+    d.throttle = Some(d.throttle.map_or(pause, |p| p.max(pause)));
+}
+
+fn part_verdict(
+    status: u16,
+    error: &ODataError,
+    retry_after: Option<Duration>,
+    op: &OpInfo,
+    d: &mut Decision,
+    policy: &RetryPolicy,
+) -> Verdict {
+    match status {
+        429 => {
+            throttle(d, retry_after, policy);
+            Verdict::Retry { reason: describe(status, error), maybe_applied: false }
+        }
+        401 => {
+            d.refresh_token = true;
+            Verdict::Retry { reason: describe(status, error), maybe_applied: false }
+        }
+        403 => {
+            d.fatal = Some(Fatal { status, error: error.clone() });
+            Verdict::Rejected(describe(status, error))
+        }
+        s if retryable(s) => Verdict::Retry { reason: describe(status, error), maybe_applied: true },
+        // A create-only upsert that finds its record: when an earlier attempt may have made it,
+        // that attempt succeeded.
+        412 if op.precondition == Precondition::IfNoneMatchAny && op.maybe_applied => Verdict::Written,
+        // A delete that finds nothing, after an attempt that may have deleted it.
+        404 if op.method == Method::Delete && op.maybe_applied => Verdict::Written,
+        // A lookup whose target is not there (yet): try once more after the rest of the job.
+        404 if op.binds && !op.deferred && op.method != Method::Delete => Verdict::Defer(describe(status, error)),
+        _ => Verdict::Rejected(describe(status, error)),
+    }
+}
+
+fn rolled_back(failed_op: Option<usize>, outcomes: &[PartOutcome], atomic: bool) -> Verdict {
+    let culprit = failed_op.and_then(|i| outcomes.get(i).map(|o| (i, o)));
+    match culprit {
+        Some((i, PartOutcome::Failed { status, error, .. })) if !retryable(*status) && atomic => Verdict::Rejected(format!(
+            "rolled back with its batch (--atomic): operation {} failed: {}",
+            i + 1,
+            describe(*status, error)
+        )),
+        _ => Verdict::Retry { reason: "rolled back with its change set".into(), maybe_applied: false },
+    }
+}
+
+fn batch_rejected(status: u16, error: &ODataError, retry_after: Option<Duration>, d: &mut Decision, policy: &RetryPolicy) -> Verdict {
+    match status {
+        429 => {
+            throttle(d, retry_after, policy);
+            Verdict::Retry { reason: describe(status, error), maybe_applied: false }
+        }
+        401 => {
+            d.refresh_token = true;
+            Verdict::Retry { reason: describe(status, error), maybe_applied: false }
+        }
+        403 => {
+            d.fatal = Some(Fatal { status, error: error.clone() });
+            Verdict::Rejected(describe(status, error))
+        }
+        s if retryable(s) => Verdict::Retry { reason: describe(status, error), maybe_applied: s != 503 },
+        _ => Verdict::Rejected(format!("the whole batch was refused: {}", describe(status, error))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::odata::{BatchRejection, PartOutcome};
+
+    fn op(method: Method, precondition: Precondition) -> OpInfo {
+        OpInfo { method, precondition, binds: false, maybe_applied: false, deferred: false, attempts: 1 }
+    }
+
+    fn upsert() -> OpInfo {
+        op(Method::Patch, Precondition::None)
+    }
+
+    fn err(code: &str, message: &str) -> ODataError {
+        ODataError { code: code.into(), message: message.into() }
+    }
+
+    fn failed(status: u16, after: Option<u64>) -> PartOutcome {
+        PartOutcome::Failed { status, error: err("0x1", "m"), retry_after: after.map(Duration::from_secs) }
+    }
+
+    fn ok() -> PartOutcome {
+        PartOutcome::Succeeded { status: 204, entity_id: None }
+    }
+
+    fn answered(ops: &[OpInfo], outcomes: &[PartOutcome], status: u16, rejection: Option<BatchRejection>, after: Option<u64>) -> Decision {
+        let response = BatchResponse { status, parts: Vec::new(), rejection };
+        let attempt = Attempt::Answered { response: &response, retry_after: after.map(Duration::from_secs), outcomes };
+        decide(&attempt, ops, false, Duration::ZERO, &RetryPolicy::default())
+    }
+
+    fn retry(maybe_applied: bool) -> impl Fn(&Verdict) -> bool {
+        move |v| matches!(v, Verdict::Retry { maybe_applied: m, .. } if *m == maybe_applied)
+    }
+
+    #[test]
+    fn per_part_outcomes_table() {
+        let ops = [upsert(); 6];
+        let d = answered(&ops, &[ok(), failed(400, None), failed(429, Some(7)), failed(503, None), failed(404, None), failed(412, None)], 200, None, None);
+        assert_eq!(d.verdicts[0], Verdict::Written);
+        assert_eq!(d.verdicts[1], Verdict::Rejected("Dataverse 400 (0x1): m".into()));
+        assert!(retry(false)(&d.verdicts[2]), "a throttled part was not applied");
+        assert!(retry(true)(&d.verdicts[3]), "a 5xx part may have been applied");
+        assert_eq!(d.verdicts[4], Verdict::Rejected("Dataverse 404 (0x1): m".into()));
+        assert_eq!(d.verdicts[5], Verdict::Rejected("Dataverse 412 (0x1): m".into()));
+        assert_eq!(d.throttle, Some(Duration::from_secs(7)), "a 429 inside the batch pauses everyone");
+        assert!(!d.refresh_token && d.fatal.is_none());
+    }
+
+    #[test]
+    fn top_level_refusals() {
+        let ops = [upsert(); 2];
+        let all = [PartOutcome::NotProcessed(NotProcessed::BatchRejected), PartOutcome::NotProcessed(NotProcessed::BatchRejected)];
+        let reject = |code: &str| Some(BatchRejection { error: Some(err(code, "x")), body: String::new() });
+        let d = answered(&ops, &all, 429, reject("0x80072322"), Some(3));
+        assert!(d.verdicts.iter().all(retry(false)));
+        assert_eq!(d.throttle, Some(Duration::from_secs(3)));
+        let d = answered(&ops, &all, 429, reject("0x80072322"), None);
+        assert_eq!(d.throttle, Some(Duration::from_secs(5)), "no Retry-After: the default pause");
+        let d = answered(&ops, &all, 401, None, None);
+        assert!(d.refresh_token && d.verdicts.iter().all(retry(false)));
+        let d = answered(&ops, &all, 403, reject("0x80040220"), None);
+        assert_eq!(d.fatal.as_ref().map(|f| f.status), Some(403));
+        assert!(matches!(&d.verdicts[0], Verdict::Rejected(_)));
+        let d = answered(&ops, &all, 503, None, None);
+        assert!(d.verdicts.iter().all(retry(false)), "a 503 gateway refusal was not applied");
+        let d = answered(&ops, &all, 500, None, None);
+        assert!(d.verdicts.iter().all(retry(true)));
+        let d = answered(&ops, &all, 400, reject(""), None);
+        assert!(matches!(&d.verdicts[0], Verdict::Rejected(r) if r.starts_with("the whole batch was refused: Dataverse 400")));
+    }
+
+    #[test]
+    fn lost_answers_and_idempotency() {
+        let create_by_key = OpInfo { maybe_applied: true, ..op(Method::Patch, Precondition::IfNoneMatchAny) };
+        let delete = OpInfo { maybe_applied: true, ..op(Method::Delete, Precondition::None) };
+        let d = answered(&[create_by_key, delete], &[failed(412, None), failed(404, None)], 200, None, None);
+        assert_eq!(d.verdicts, [Verdict::Written, Verdict::Written], "an earlier lost attempt did the work");
+        // Without an earlier lost attempt the same answers are real refusals.
+        let fresh = [op(Method::Patch, Precondition::IfNoneMatchAny), op(Method::Delete, Precondition::None)];
+        let d = answered(&fresh, &[failed(412, None), failed(404, None)], 200, None, None);
+        assert!(d.verdicts.iter().all(|v| matches!(v, Verdict::Rejected(_))));
+
+        let policy = RetryPolicy::default();
+        let ops = [upsert(), op(Method::Post, Precondition::None)];
+        let d = decide(&Attempt::Lost("timed out"), &ops, false, Duration::ZERO, &policy);
+        assert!(retry(true)(&d.verdicts[0]), "an upsert is safe to resend");
+        assert!(
+            matches!(&d.verdicts[1], Verdict::Rejected(r) if r.starts_with("outcome unknown (no answer: timed out); not sent again")),
+            "{:?}",
+            d.verdicts[1]
+        );
+        let d = decide(&Attempt::NotSent("connection refused"), &ops, false, Duration::ZERO, &policy);
+        assert!(d.verdicts.iter().all(retry(false)), "nothing reached the server: even a POST is safe");
+    }
+
+    #[test]
+    fn missing_lookup_targets_are_deferred_once() {
+        let binds = OpInfo { binds: true, ..upsert() };
+        let d = answered(&[binds], &[failed(404, None)], 200, None, None);
+        assert_eq!(d.verdicts, [Verdict::Defer("Dataverse 404 (0x1): m".into())]);
+        let again = OpInfo { deferred: true, ..binds };
+        let d = answered(&[again], &[failed(404, None)], 200, None, None);
+        assert_eq!(d.verdicts, [Verdict::Rejected("Dataverse 404 (0x1): m".into())]);
+    }
+
+    #[test]
+    fn attempts_and_time_are_bounded() {
+        let policy = RetryPolicy { max_attempts: 3, ..RetryPolicy::default() };
+        let tired = OpInfo { attempts: 3, ..upsert() };
+        let d = decide(&Attempt::NotSent("refused"), &[tired, upsert()], false, Duration::from_secs(9), &policy);
+        assert_eq!(d.verdicts[0], Verdict::Rejected("gave up after 3 attempts over 9 s: not sent: refused".into()));
+        assert!(retry(false)(&d.verdicts[1]));
+        let d = decide(&Attempt::NotSent("refused"), &[upsert()], false, policy.max_elapsed, &policy);
+        assert!(matches!(&d.verdicts[0], Verdict::Rejected(r) if r.starts_with("gave up after 1 attempt over")));
+    }
+
+    #[test]
+    fn change_sets_are_all_or_nothing() {
+        let ops = [upsert(); 3];
+        let outcomes = [
+            PartOutcome::NotProcessed(NotProcessed::RolledBack { failed_op: Some(1) }),
+            failed(400, None),
+            PartOutcome::NotProcessed(NotProcessed::RolledBack { failed_op: Some(1) }),
+        ];
+        let response = BatchResponse { status: 200, parts: Vec::new(), rejection: None };
+        let attempt = Attempt::Answered { response: &response, retry_after: None, outcomes: &outcomes };
+        let d = decide(&attempt, &ops, true, Duration::ZERO, &RetryPolicy::default());
+        assert_eq!(d.verdicts[0], Verdict::Rejected("rolled back with its batch (--atomic): operation 2 failed: Dataverse 400 (0x1): m".into()));
+        assert_eq!(d.verdicts[1], Verdict::Rejected("Dataverse 400 (0x1): m".into()));
+        let unknown = [PartOutcome::ChangeSetFailed { status: 400, error: err("", "bad") }; 1];
+        let attempt = Attempt::Answered { response: &response, retry_after: None, outcomes: &unknown };
+        let d = decide(&attempt, &ops[..1], true, Duration::ZERO, &RetryPolicy::default());
+        assert_eq!(d.verdicts[0], Verdict::Rejected("the change set failed, nothing in it was written: Dataverse 400: bad".into()));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_jitter() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.backoff(0, 1.0), Duration::from_secs(1));
+        assert_eq!(p.backoff(0, 0.0), Duration::from_millis(500));
+        assert_eq!(p.backoff(3, 1.0), Duration::from_secs(8));
+        assert_eq!(p.backoff(30, 1.0), Duration::from_secs(60));
+    }
+}

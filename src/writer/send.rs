@@ -1,0 +1,202 @@
+//! One batch's life: wait for its turn, send, decide what each operation became, and resend only
+//! what is worth resending, until every operation is written, rejected or deferred.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::client::{Client, SendFailure};
+use super::decide::{Attempt, Decision, Fatal, OpInfo, RetryPolicy, Verdict, decide};
+use super::pacing::Pacing;
+use crate::job::Reject;
+use crate::odata::{BatchOptions, Operation, decode_batch_response, encode_batch};
+use crate::source::{Record, RowPos};
+
+/// An operation on its way, with the record it came from.
+#[derive(Debug)]
+pub struct PendingOp {
+    /// The request.
+    pub op: Operation,
+    /// The source record (for the rejects file).
+    pub record: Record,
+    /// What the decisions need to know about it.
+    pub info: OpInfo,
+}
+
+impl PendingOp {
+    /// A fresh operation, never sent.
+    pub fn new(op: Operation, record: Record) -> PendingOp {
+        let info = OpInfo {
+            method: op.method,
+            precondition: op.precondition,
+            binds: op.body.as_deref().is_some_and(|b| b.contains("@odata.bind\":\"")),
+            maybe_applied: false,
+            deferred: false,
+            attempts: 0,
+        };
+        PendingOp { op, record, info }
+    }
+}
+
+/// What happened to a row, for the recorder.
+#[derive(Debug)]
+pub enum Event {
+    /// Written.
+    Written(RowPos),
+    /// Skipped by the filter.
+    Skipped(RowPos),
+    /// Rejected (by the mapping, the reader or Dataverse).
+    Rejected(Reject),
+    /// To be sent again after the rest of the job (a lookup target not found yet).
+    Deferred(PendingOp, String),
+    /// The set-up is wrong: stop the run.
+    Fatal(Fatal),
+}
+
+/// Counters the report shows.
+#[derive(Debug, Default)]
+pub struct SendStats {
+    /// `$batch` requests sent (each attempt counts).
+    pub requests: AtomicU64,
+    /// Operations sent again after an attempt.
+    pub retries: AtomicU64,
+}
+
+/// What every batch task shares.
+pub struct SendContext {
+    /// The Web API client.
+    pub client: Client,
+    /// Concurrency and pauses.
+    pub pacing: Arc<Pacing>,
+    /// When to give up.
+    pub policy: RetryPolicy,
+    /// How batches are encoded.
+    pub batch: BatchOptions,
+    /// Where outcomes go.
+    pub events: mpsc::Sender<Event>,
+    /// Set when the run must stop: no new batch goes out.
+    pub stop: Arc<AtomicBool>,
+    /// Counters.
+    pub stats: Arc<SendStats>,
+}
+
+/// Sends one batch until each of its operations has an outcome.
+pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
+    let first = Instant::now();
+    let mut attempt = 0u32;
+    let mut refreshed = false;
+    while !pending.is_empty() {
+        if ctx.stop.load(Ordering::Relaxed) {
+            for p in pending {
+                let reason = "not sent: the run stopped before this row's turn (replay it from this file)".to_string();
+                let _ = ctx.events.send(Event::Rejected(Reject::Service(p.record, reason))).await;
+            }
+            return;
+        }
+        ctx.pacing.wait_turn().await;
+        for p in &mut pending {
+            p.info.attempts += 1;
+        }
+        let ops: Vec<Operation> = pending.iter().map(|p| p.op.clone()).collect();
+        let encoded = encode_batch(&ops, &ctx.batch, uuid::Uuid::new_v4());
+        drop(ops);
+        ctx.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let infos: Vec<OpInfo> = pending.iter().map(|p| p.info).collect();
+        let elapsed = first.elapsed();
+        let reply = ctx.client.post_batch(&encoded).await;
+        let (decision, token) = match &reply {
+            Err(SendFailure::Auth(e)) => {
+                // No token at all: the set-up is wrong, every row of the run would fail alike.
+                let fatal = Fatal {
+                    status: 401,
+                    error: crate::odata::ODataError { code: String::new(), message: e.to_string() },
+                };
+                let verdicts = infos.iter().map(|_| Verdict::Rejected(format!("not written: {e}"))).collect();
+                (Decision { verdicts, throttle: None, refresh_token: false, fatal: Some(fatal) }, None)
+            }
+            Err(SendFailure::NotSent(why)) => {
+                (decide(&Attempt::NotSent(why), &infos, ctx.batch.atomic, elapsed, &ctx.policy), None)
+            }
+            Err(SendFailure::Lost(why)) => {
+                (decide(&Attempt::Lost(why), &infos, ctx.batch.atomic, elapsed, &ctx.policy), None)
+            }
+            Ok(r) => {
+                let decided = match decode_batch_response(r.status, r.content_type.as_deref(), &r.body) {
+                    Ok(response) => {
+                        let outcomes = response.outcomes_of(&encoded);
+                        let attempt = Attempt::Answered { response: &response, retry_after: r.retry_after, outcomes: &outcomes };
+                        decide(&attempt, &infos, ctx.batch.atomic, elapsed, &ctx.policy)
+                    }
+                    Err(e) => {
+                        let reason = e.to_string();
+                        let attempt = Attempt::Unreadable { status: r.status, reason: &reason };
+                        decide(&attempt, &infos, ctx.batch.atomic, elapsed, &ctx.policy)
+                    }
+                };
+                (decided, Some(r.token.clone()))
+            }
+        };
+        drop(encoded);
+        let mut fatal = decision.fatal.clone();
+        let mut skip_backoff = false;
+        if decision.refresh_token {
+            if refreshed {
+                // Refreshed once already and still refused: the token is not the problem.
+                fatal.get_or_insert(Fatal {
+                    status: 401,
+                    error: crate::odata::ODataError {
+                        code: String::new(),
+                        message: "Dataverse refused a freshly issued token (401)".into(),
+                    },
+                });
+            } else if let Some(token) = &token {
+                ctx.client.tokens().invalidate(token).await;
+                refreshed = true;
+                skip_backoff = true;
+            }
+        }
+        match decision.throttle {
+            Some(pause) => ctx.pacing.throttled(pause),
+            None if reply.is_ok() => ctx.pacing.succeeded(),
+            None => {}
+        }
+        if let Some(f) = fatal {
+            ctx.stop.store(true, Ordering::Relaxed);
+            let _ = ctx.events.send(Event::Fatal(f)).await;
+        }
+        let stopping = ctx.stop.load(Ordering::Relaxed);
+        let mut again = Vec::new();
+        for (mut p, verdict) in pending.into_iter().zip(decision.verdicts) {
+            let event = match verdict {
+                Verdict::Written => Event::Written(p.record.pos),
+                Verdict::Rejected(reason) => Event::Rejected(Reject::Service(p.record, reason)),
+                Verdict::Defer(reason) => Event::Deferred(p, reason),
+                Verdict::Retry { reason, maybe_applied } => {
+                    p.info.maybe_applied |= maybe_applied;
+                    if stopping {
+                        let reason = format!("not written: the run stopped while retrying ({reason})");
+                        Event::Rejected(Reject::Service(p.record, reason))
+                    } else {
+                        again.push(p);
+                        continue;
+                    }
+                }
+            };
+            let _ = ctx.events.send(event).await;
+        }
+        if again.is_empty() {
+            return;
+        }
+        ctx.stats.retries.fetch_add(again.len() as u64, Ordering::Relaxed);
+        // A throttle pause is waited out in `wait_turn`; a refreshed token is tried at once;
+        // anything else backs off.
+        if decision.throttle.is_none() && !skip_backoff {
+            let delay = ctx.policy.backoff(attempt, rand::random::<f64>());
+            tokio::time::sleep(delay).await;
+        }
+        attempt += 1;
+        pending = again;
+    }
+}
