@@ -130,6 +130,92 @@ mod tests {
         build_http_client(&options).unwrap();
     }
 
+    /// A TLS server on 127.0.0.1 with a certificate from the test CA, answering one token per connection.
+    async fn tls_server() -> (String, tokio::task::JoinHandle<()>) {
+        use rustls_pki_types::pem::PemObject as _;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        install_crypto_provider();
+        let certs = CertificateDer::pem_file_iter(testdata("tls-server.pem"))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(testdata("tls-server-key.pem")).unwrap();
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("https://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut buf = vec![0u8; 8192];
+                    let mut got = Vec::new();
+                    while !String::from_utf8_lossy(&got).contains("grant_type") {
+                        match tls.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => got.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let body =
+                        r#"{"token_type":"Bearer","expires_in":3599,"access_token":"tls-token"}"#;
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = tls.write_all(answer.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        (base, task)
+    }
+
+    fn request(base: &str, options: &HttpOptions) -> crate::auth::EntraTokenRequest {
+        crate::auth::EntraTokenRequest::new(
+            build_http_client(options).unwrap(),
+            format!("{base}/t/oauth2/v2.0/token"),
+            crate::auth::TokenEndpoint::V2,
+            "c".into(),
+            crate::auth::Credential::ClientSecret(crate::auth::Secret::new("s3cret-value")),
+            crate::auth::DataverseUrl::parse("https://x.crm.dynamics.com").unwrap(),
+            options.timeout,
+        )
+    }
+
+    #[tokio::test]
+    async fn tls_certificates_are_checked_and_extra_roots_trusted() {
+        let (base, task) = tls_server().await;
+        let now = std::time::SystemTime::now();
+        // Unknown issuer: refused.
+        let e = request(&base, &HttpOptions::default())
+            .request(now)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, crate::auth::AuthError::Unreachable { .. }),
+            "{e:?}"
+        );
+        assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
+        // Trusted through --ca-cert.
+        let options = HttpOptions {
+            ca_cert: Some(testdata("tls-ca.pem")),
+            ..HttpOptions::default()
+        };
+        let token = request(&base, &options).request(now).await.unwrap();
+        assert_eq!(token.access_token.expose(), "tls-token");
+        task.abort();
+    }
+
     #[test]
     fn bad_extra_roots_are_named() {
         let options = HttpOptions {

@@ -630,14 +630,22 @@ pub(crate) mod tests {
 
     /// A vector file from shared/vectors with its first `//` line stripped.
     fn vector(name: &str) -> Vec<u8> {
-        let dir = std::env::var("DVLOAD_VECTORS").unwrap_or_else(|_| "/work/shared/vectors".into());
-        match std::fs::read_to_string(Path::new(&dir).join(name)) {
-            Ok(text) => text
+        let candidates = [
+            std::env::var("DVLOAD_VECTORS").ok(),
+            Some(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors").to_string()),
+            Some("/work/shared/vectors".to_string()),
+        ];
+        let found = candidates
+            .into_iter()
+            .flatten()
+            .find_map(|dir| std::fs::read_to_string(Path::new(&dir).join(name)).ok());
+        match found {
+            Some(text) => text
                 .split_once('\n')
                 .map(|(_, rest)| rest.to_string())
                 .unwrap_or_default()
                 .into_bytes(),
-            Err(_) => FALLBACK
+            None => FALLBACK
                 .iter()
                 .find(|(n, _)| *n == name)
                 .map(|(_, b)| b.as_bytes().to_vec())
