@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::cache::FetchToken;
 use super::credential::{Credential, CredentialError};
-use super::http::{HttpClientError, HttpOptions, build_http_client, error_chain};
+use super::http::{HttpClientError, HttpOptions, build_http_client, error_causes};
 use super::secret::AccessToken;
 use super::settings::{CredentialSettings, DataverseUrl, Settings, TokenEndpoint};
 
@@ -533,7 +533,7 @@ impl EntraTokenRequest {
             } else {
                 AuthError::Unreachable {
                     url: self.token_url.clone(),
-                    reason: error_chain(&e),
+                    reason: error_causes(&e),
                 }
             }
         };
@@ -624,6 +624,7 @@ pub(crate) mod tests {
     use crate::auth::credential::tests::{decode_and_verify, test_certificate};
     use crate::auth::secret::Secret;
     use std::collections::HashMap;
+    use std::path::Path;
     use std::sync::Mutex;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
@@ -652,7 +653,6 @@ pub(crate) mod tests {
                 .unwrap(),
         }
     }
-    use std::path::Path;
 
     /// Copies of the vectors used here, for machines without shared/.
     const FALLBACK: &[(&str, &str)] = &[
@@ -1240,6 +1240,7 @@ pub(crate) mod tests {
         assert!(e.is_transient());
         assert!(e.explain().contains("cannot reach the authority host"));
         assert!(!e.to_string().contains(TEST_SECRET));
+        assert!(e.to_string().contains("Connection refused"), "{e}");
 
         let server = TestServer::start(vec![Answer::Hang]).await;
         let options = HttpOptions {
