@@ -73,8 +73,7 @@ pub fn build_http_client(options: &HttpOptions) -> Result<reqwest::Client, HttpC
     let mut builder = reqwest::Client::builder()
         .timeout(options.timeout)
         .connect_timeout(options.connect_timeout)
-        .user_agent(options.user_agent.clone())
-        .https_only(false);
+        .user_agent(options.user_agent.clone());
     if let Some(path) = &options.ca_cert {
         let shown = path.display().to_string();
         let pem = std::fs::read(path).map_err(|e| HttpClientError::ReadCaCert {
