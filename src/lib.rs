@@ -2,6 +2,7 @@
 //! The stages are modules: `source` reads records, `mapping` turns them into `odata::Operation`s,
 //! `odata` encodes them as `$batch` requests, `ledger` writes the outcome of every row (rejects, report).
 
+pub mod auth;
 pub mod cli;
 pub mod commands;
 pub mod exit;
@@ -10,3 +11,4 @@ pub mod ledger;
 pub mod mapping;
 pub mod odata;
 pub mod source;
+pub mod writer;

@@ -1,0 +1,260 @@
+//! The writer: streams a job's operations into Dataverse as concurrent `$batch` requests, within
+//! the service protection limits, retrying what is retryable, so that every row ends written,
+//! rejected or skipped exactly once.
+//!
+//! Three parts run at once: a reader thread maps rows and fills batches (bounded, so memory stays
+//! flat); a dispatcher sends up to `Pacing::limit()` batches at a time, each in its own task
+//! (`send.rs`); and the recorder (the caller's task) counts outcomes, writes rejects and draws
+//! progress. Rows whose lookup target did not exist yet are sent once more at the end of the job,
+//! so that children in the same file as their parents load whatever the order of completion.
+
+pub mod client;
+pub mod decide;
+pub mod pacing;
+pub mod send;
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+pub use client::{Client, SendFailure, WhoAmI};
+pub use decide::{Fatal, RetryPolicy};
+pub use pacing::Pacing;
+use send::{Event, PendingOp, SendContext, SendStats};
+
+use crate::job::{Job, Reject, Step};
+use crate::ledger::{Counts, RejectsWriter};
+use crate::odata::BatchOptions;
+
+/// How the writer sends.
+#[derive(Debug, Clone)]
+pub struct WriterOptions {
+    /// Operations per `$batch` request.
+    pub batch_size: usize,
+    /// One change set per batch (all or nothing).
+    pub atomic: bool,
+    /// Headers on every part (`MSCRM.*` options).
+    pub part_headers: Vec<(String, String)>,
+    /// Stop (exit 4) once more rows than this were rejected.
+    pub max_errors: Option<u64>,
+    /// When to give up on an operation.
+    pub policy: RetryPolicy,
+}
+
+/// Everything one run shares across its jobs.
+pub struct Writer {
+    /// The Web API client.
+    pub client: Client,
+    /// Concurrency, pauses, requests per second.
+    pub pacing: Arc<Pacing>,
+    /// Options.
+    pub options: WriterOptions,
+    /// Counters.
+    pub stats: Arc<SendStats>,
+    /// Set when the run must stop.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// What writing one job came to.
+#[derive(Debug, Default)]
+pub struct JobOutcome {
+    /// Row counts.
+    pub counts: Counts,
+    /// The first row errors, with their positions.
+    pub first_errors: Vec<String>,
+    /// A set-up failure that stopped the run.
+    pub fatal: Option<Fatal>,
+    /// True when the run stopped for too many rejects.
+    pub too_many_errors: bool,
+    /// A source error that ended the job early (a broken JSON document).
+    pub source_error: Option<String>,
+    /// Rows sent again after their lookup target was not found.
+    pub deferred: u64,
+}
+
+/// Something that shows progress (a terminal bar, or nothing).
+pub trait Progress: Send {
+    /// Called after each outcome.
+    fn update(&mut self, counts: &Counts);
+}
+
+impl Progress for () {
+    fn update(&mut self, _: &Counts) {}
+}
+
+impl Writer {
+    /// A writer; `max_rps` limits requests per second across all workers.
+    pub fn new(client: Client, start_concurrency: usize, ceiling: usize, max_rps: Option<NonZeroU32>, options: WriterOptions) -> Writer {
+        Writer {
+            client,
+            pacing: Arc::new(Pacing::new(start_concurrency, ceiling, max_rps)),
+            options,
+            stats: Arc::new(SendStats::default()),
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Writes one job; rejects go to `rejects`.
+    pub async fn write_job(&self, mut job: Job, rejects: &mut RejectsWriter, progress: &mut dyn Progress) -> anyhow::Result<JobOutcome> {
+        let (events_tx, mut events_rx) = mpsc::channel::<Event>(4096);
+        let (batches_tx, batches_rx) = mpsc::channel::<Vec<PendingOp>>(self.pacing.limit().max(2) * 2);
+        let batch_size = self.options.batch_size.max(1);
+        let stop = self.stop.clone();
+
+        // The reader: maps rows into batches on a blocking thread.
+        let reader_events = events_tx.clone();
+        let reader = tokio::task::spawn_blocking(move || -> Option<String> {
+            let mut batch = Vec::with_capacity(batch_size);
+            while !stop.load(Ordering::Relaxed) {
+                let step = match job.next_step() {
+                    None => break,
+                    Some(Err(e)) => return Some(e.to_string()),
+                    Some(Ok(step)) => step,
+                };
+                let event = match step {
+                    Step::Operation(op, record) => {
+                        batch.push(PendingOp::new(op, record));
+                        if batch.len() == batch_size {
+                            let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
+                            if batches_tx.blocking_send(full).is_err() {
+                                break;
+                            }
+                        }
+                        continue;
+                    }
+                    Step::Skipped(pos, _) => Event::Skipped(pos),
+                    Step::Rejected(reject) => Event::Rejected(reject),
+                };
+                if reader_events.blocking_send(event).is_err() {
+                    break;
+                }
+            }
+            if !batch.is_empty() {
+                let _ = batches_tx.blocking_send(batch);
+            }
+            None
+        });
+
+        let dispatcher = tokio::spawn(dispatch(self.context(events_tx.clone()), batches_rx));
+        drop(events_tx);
+
+        let mut outcome = JobOutcome::default();
+        let mut deferred = Vec::new();
+        self.record(&mut events_rx, rejects, progress, &mut outcome, &mut deferred).await?;
+        dispatcher.await?;
+        outcome.source_error = reader.await?;
+
+        // Second pass: rows whose lookup target was missing, now that the rest of the job is in.
+        if !deferred.is_empty() && !self.stop.load(Ordering::Relaxed) {
+            outcome.deferred = deferred.len() as u64;
+            let (events_tx, mut events_rx) = mpsc::channel::<Event>(4096);
+            let (batches_tx, batches_rx) = mpsc::channel::<Vec<PendingOp>>(4);
+            let dispatcher = tokio::spawn(dispatch(self.context(events_tx), batches_rx));
+            let feeder = tokio::spawn(async move {
+                let mut rest = deferred.into_iter().peekable();
+                while rest.peek().is_some() {
+                    let chunk: Vec<PendingOp> = rest.by_ref().take(batch_size).collect();
+                    if batches_tx.send(chunk).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            let mut none = Vec::new();
+            self.record(&mut events_rx, rejects, progress, &mut outcome, &mut none).await?;
+            dispatcher.await?;
+            feeder.await?;
+            debug_assert!(none.is_empty(), "deferred rows are deferred once only");
+        }
+        Ok(outcome)
+    }
+
+    fn context(&self, events: mpsc::Sender<Event>) -> Arc<SendContext> {
+        Arc::new(SendContext {
+            client: self.client.clone(),
+            pacing: self.pacing.clone(),
+            policy: self.options.policy,
+            batch: BatchOptions { atomic: self.options.atomic, part_headers: self.options.part_headers.clone(), ..BatchOptions::default() },
+            events,
+            stop: self.stop.clone(),
+            stats: self.stats.clone(),
+        })
+    }
+
+    /// Receives outcomes until every sender is gone.
+    async fn record(
+        &self,
+        events: &mut mpsc::Receiver<Event>,
+        rejects: &mut RejectsWriter,
+        progress: &mut dyn Progress,
+        outcome: &mut JobOutcome,
+        deferred: &mut Vec<PendingOp>,
+    ) -> anyhow::Result<()> {
+        while let Some(event) = events.recv().await {
+            match event {
+                Event::Written(_) => {
+                    outcome.counts.read += 1;
+                    outcome.counts.written += 1;
+                }
+                Event::Skipped(_) => {
+                    outcome.counts.read += 1;
+                    outcome.counts.skipped += 1;
+                }
+                Event::Rejected(reject) => {
+                    outcome.counts.read += 1;
+                    outcome.counts.rejected += 1;
+                    self.note_reject(&reject, rejects, outcome)?;
+                }
+                Event::Deferred(mut op, reason) => {
+                    tracing::debug!(row = op.record.pos.row, %reason, "lookup target not found yet; will send again at the end");
+                    op.info.deferred = true;
+                    deferred.push(op);
+                }
+                Event::Fatal(f) => {
+                    self.stop.store(true, Ordering::Relaxed);
+                    outcome.fatal.get_or_insert(f);
+                }
+            }
+            progress.update(&outcome.counts);
+        }
+        // Deferred rows the run stopped before resending are rejected, never dropped.
+        if self.stop.load(Ordering::Relaxed) {
+            for op in deferred.drain(..) {
+                outcome.counts.read += 1;
+                outcome.counts.rejected += 1;
+                let reject = Reject::Service(op.record, "not written: the run stopped before its lookup could be retried".into());
+                self.note_reject(&reject, rejects, outcome)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn note_reject(&self, reject: &Reject, rejects: &mut RejectsWriter, outcome: &mut JobOutcome) -> anyhow::Result<()> {
+        if outcome.first_errors.len() < 20 {
+            outcome.first_errors.push(format!("{}: {}", reject.pos(), reject.reason()));
+        }
+        reject.write_to(rejects).map_err(|e| anyhow::anyhow!("cannot write the rejects file {}: {e}", rejects.path().display()))?;
+        if let Some(max) = self.options.max_errors {
+            if outcome.counts.rejected > max && !self.stop.swap(true, Ordering::Relaxed) {
+                outcome.too_many_errors = true;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Sends batches as they come, at most `Pacing::limit()` at a time.
+async fn dispatch(ctx: Arc<SendContext>, mut batches: mpsc::Receiver<Vec<PendingOp>>) {
+    let mut tasks = JoinSet::new();
+    while let Some(batch) = batches.recv().await {
+        while tasks.len() >= ctx.pacing.limit() {
+            if tasks.join_next().await.is_none() {
+                break;
+            }
+        }
+        tasks.spawn(send::send_batch(batch, ctx.clone()));
+    }
+    while tasks.join_next().await.is_some() {}
+}
