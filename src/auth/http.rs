@@ -16,6 +16,10 @@ pub struct HttpOptions {
     pub ca_cert: Option<PathBuf>,
     /// The `User-Agent` header.
     pub user_agent: String,
+    /// Keep cookies, such as Dataverse's server-affinity cookie (`ARRAffinity`): requests then
+    /// stay on one web server. Off, the load spreads across servers, whose limits are separate
+    /// (PROTOCOL.md §10.3).
+    pub cookies: bool,
 }
 
 impl Default for HttpOptions {
@@ -27,6 +31,7 @@ impl Default for HttpOptions {
             connect_timeout: Duration::from_secs(10),
             ca_cert: None,
             user_agent: concat!("dvload/", env!("CARGO_PKG_VERSION")).to_string(),
+            cookies: false,
         }
     }
 }
@@ -73,7 +78,8 @@ pub fn build_http_client(options: &HttpOptions) -> Result<reqwest::Client, HttpC
     let mut builder = reqwest::Client::builder()
         .timeout(options.timeout)
         .connect_timeout(options.connect_timeout)
-        .user_agent(options.user_agent.clone());
+        .user_agent(options.user_agent.clone())
+        .cookie_store(options.cookies);
     if let Some(path) = &options.ca_cert {
         let shown = path.display().to_string();
         let pem = std::fs::read(path).map_err(|e| HttpClientError::ReadCaCert {

@@ -1,8 +1,10 @@
 //! One module per subcommand: its arguments and its `run` function.
 
+pub mod connect;
 pub mod emulator;
 pub mod run;
 pub mod validate;
+pub mod write;
 
 use std::path::Path;
 

@@ -48,6 +48,33 @@ pub struct Args {
     /// Write rejected rows here (a directory when several mappings are given).
     #[arg(long, value_name = "PATH")]
     pub rejects: Option<PathBuf>,
+    /// Batches in flight at most (default: the server's x-ms-dop-hint).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=52))]
+    pub concurrency: Option<u16>,
+    /// Requests per second at most, across all workers.
+    #[arg(long, value_name = "N")]
+    pub max_rps: Option<std::num::NonZeroU32>,
+    /// Stop (exit 4) once more than N rows were rejected.
+    #[arg(long, value_name = "N")]
+    pub max_errors: Option<u64>,
+    /// Skip custom synchronous plug-ins (MSCRM.BypassCustomPluginExecution; needs prvBypassCustomPlugins).
+    #[arg(long)]
+    pub bypass_plugins: bool,
+    /// Skip custom business logic: CustomSync, CustomAsync or both (MSCRM.BypassBusinessLogicExecution).
+    #[arg(long, value_name = "WHAT", num_args = 0..=1, default_missing_value = "CustomSync,CustomAsync")]
+    pub bypass_logic: Option<String>,
+    /// Run duplicate detection rules (the Web API skips them unless asked): duplicates are rejected.
+    #[arg(long)]
+    pub duplicate_detection: bool,
+    /// Connection options.
+    #[command(flatten)]
+    pub connect: super::connect::ConnectArgs,
+    /// Attempts per operation before it is rejected (tests lower it).
+    #[arg(long, value_name = "N", default_value_t = 8, hide = true)]
+    pub max_attempts: u32,
+    /// First retry delay in milliseconds (tests lower it).
+    #[arg(long, value_name = "MS", default_value_t = 1000, hide = true)]
+    pub retry_base_ms: u64,
 }
 
 /// Runs `dvload run`.
@@ -59,9 +86,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         );
     }
     if !args.dry_run {
-        anyhow::bail!(
-            "sending to Dataverse is not built yet in this version; use --dry-run to build the $batch requests without sending them"
-        );
+        return super::write::run(args);
     }
     let started_at = super::now_rfc3339();
     let start = Instant::now();

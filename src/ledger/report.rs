@@ -75,6 +75,12 @@ pub struct RunReport {
     pub started_at: String,
     /// The process exit code.
     pub exit_code: u8,
+    /// Operations sent again after a failed attempt (0 in a dry run).
+    pub retries: u64,
+    /// Times a 429 paused the run (0 in a dry run).
+    pub throttle_waits: u64,
+    /// Time workers spent waiting for throttling pauses and the rate limit, in milliseconds.
+    pub waited_ms: u64,
     /// Per mapping file, in the order run.
     pub jobs: Vec<JobReport>,
 }
@@ -103,8 +109,24 @@ impl RunReport {
             duration_ms,
             started_at,
             exit_code,
+            retries: 0,
+            throttle_waits: 0,
+            waited_ms: 0,
             jobs,
         }
+    }
+
+    /// Adds the writer's counters.
+    pub fn with_writer_stats(
+        mut self,
+        retries: u64,
+        throttle_waits: u64,
+        waited_ms: u64,
+    ) -> RunReport {
+        self.retries = retries;
+        self.throttle_waits = throttle_waits;
+        self.waited_ms = waited_ms;
+        self
     }
 
     /// Writes the report as pretty JSON, atomically (temporary file, then rename).

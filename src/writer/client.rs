@@ -66,12 +66,25 @@ pub struct Client {
 impl Client {
     /// A client for `api_base` (`https://org.crm.dynamics.com/api/data/v9.2/`); `headers` go on
     /// every request (`MSCRM.*` options).
-    pub fn new(http: reqwest::Client, api_base: String, tokens: Arc<TokenProvider>, headers: &[(String, String)]) -> anyhow::Result<Client> {
+    pub fn new(
+        http: reqwest::Client,
+        api_base: String,
+        tokens: Arc<TokenProvider>,
+        headers: &[(String, String)],
+    ) -> anyhow::Result<Client> {
         let mut map = HeaderMap::new();
         for (name, value) in headers {
-            map.insert(HeaderName::from_bytes(name.as_bytes())?, HeaderValue::from_str(value)?);
+            map.insert(
+                HeaderName::from_bytes(name.as_bytes())?,
+                HeaderValue::from_str(value)?,
+            );
         }
-        Ok(Client { http, api_base, tokens, headers: map })
+        Ok(Client {
+            http,
+            api_base,
+            tokens,
+            headers: map,
+        })
     }
 
     /// The token cache.
@@ -96,7 +109,11 @@ impl Client {
         for (name, value) in &batch.headers {
             request = request.header(name.as_str(), value.as_str());
         }
-        let response = request.body(batch.body.clone()).send().await.map_err(classify)?;
+        let response = request
+            .body(batch.body.clone())
+            .send()
+            .await
+            .map_err(classify)?;
         read_reply(response, token).await
     }
 
@@ -121,7 +138,12 @@ impl Client {
 async fn read_reply(response: reqwest::Response, token: AccessToken) -> Result<Reply, SendFailure> {
     let status = response.status().as_u16();
     let headers = response.headers();
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
     let content_type = text("content-type");
     let retry_after = text("retry-after").and_then(|v| crate::odata::parse_retry_after(&v));
     let dop_hint = text("x-ms-dop-hint").and_then(|v| v.trim().parse().ok());
@@ -130,7 +152,14 @@ async fn read_reply(response: reqwest::Response, token: AccessToken) -> Result<R
         .await
         .map_err(|e| SendFailure::Lost(format!("the answer was cut off: {}", reason(&e))))?
         .to_vec();
-    Ok(Reply { status, content_type, retry_after, dop_hint, body, token })
+    Ok(Reply {
+        status,
+        content_type,
+        retry_after,
+        dop_hint,
+        body,
+        token,
+    })
 }
 
 /// A connection that could not be made means nothing was sent; anything later (a timeout, a
@@ -167,7 +196,9 @@ impl WithoutUrl for reqwest::Error {
     fn without_url_ref(&self) -> String {
         let text = self.to_string();
         match self.url() {
-            Some(url) => text.replace(&format!(" ({url})"), "").replace(url.as_str(), "the server"),
+            Some(url) => text
+                .replace(&format!(" ({url})"), "")
+                .replace(url.as_str(), "the server"),
             None => text,
         }
     }

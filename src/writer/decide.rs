@@ -153,15 +153,35 @@ pub fn describe(status: u16, error: &ODataError) -> String {
 
 /// Decides the fate of each operation of one attempt. `elapsed` is the time since the
 /// operations' first attempt.
-pub fn decide(attempt: &Attempt<'_>, ops: &[OpInfo], atomic: bool, elapsed: Duration, policy: &RetryPolicy) -> Decision {
-    let mut d = Decision { verdicts: Vec::with_capacity(ops.len()), throttle: None, refresh_token: false, fatal: None };
-    let retry = |reason: String, maybe_applied: bool| Verdict::Retry { reason, maybe_applied };
+pub fn decide(
+    attempt: &Attempt<'_>,
+    ops: &[OpInfo],
+    atomic: bool,
+    elapsed: Duration,
+    policy: &RetryPolicy,
+) -> Decision {
+    let mut d = Decision {
+        verdicts: Vec::with_capacity(ops.len()),
+        throttle: None,
+        refresh_token: false,
+        fatal: None,
+    };
+    let retry = |reason: String, maybe_applied: bool| Verdict::Retry {
+        reason,
+        maybe_applied,
+    };
     match attempt {
         Attempt::NotSent(why) => {
-            d.verdicts = ops.iter().map(|_| retry(format!("not sent: {why}"), false)).collect();
+            d.verdicts = ops
+                .iter()
+                .map(|_| retry(format!("not sent: {why}"), false))
+                .collect();
         }
         Attempt::Lost(why) => {
-            d.verdicts = ops.iter().map(|_| retry(format!("no answer: {why}"), true)).collect();
+            d.verdicts = ops
+                .iter()
+                .map(|_| retry(format!("no answer: {why}"), true))
+                .collect();
         }
         Attempt::Unreadable { status, reason } => {
             d.verdicts = ops
@@ -169,15 +189,24 @@ pub fn decide(attempt: &Attempt<'_>, ops: &[OpInfo], atomic: bool, elapsed: Dura
                 .map(|_| retry(format!("unreadable answer (HTTP {status}): {reason}"), true))
                 .collect();
         }
-        Attempt::Answered { response, retry_after, outcomes } => {
-            let top = response.rejection.as_ref().map(|r| r.failure(response.status));
+        Attempt::Answered {
+            response,
+            retry_after,
+            outcomes,
+        } => {
+            let top = response
+                .rejection
+                .as_ref()
+                .map(|r| r.failure(response.status));
             for (i, outcome) in outcomes.iter().enumerate() {
                 let op = &ops[i];
                 let verdict = match outcome {
                     PartOutcome::Succeeded { .. } => Verdict::Written,
-                    PartOutcome::Failed { status, error, retry_after: part_after } => {
-                        part_verdict(*status, error, *part_after, op, &mut d, policy)
-                    }
+                    PartOutcome::Failed {
+                        status,
+                        error,
+                        retry_after: part_after,
+                    } => part_verdict(*status, error, *part_after, op, &mut d, policy),
                     PartOutcome::ChangeSetFailed { status, error } => {
                         if retryable(*status) {
                             if *status == 429 {
@@ -185,12 +214,16 @@ pub fn decide(attempt: &Attempt<'_>, ops: &[OpInfo], atomic: bool, elapsed: Dura
                             }
                             retry(describe(*status, error), *status != 429)
                         } else {
-                            Verdict::Rejected(format!("the change set failed, nothing in it was written: {}", describe(*status, error)))
+                            Verdict::Rejected(format!(
+                                "the change set failed, nothing in it was written: {}",
+                                describe(*status, error)
+                            ))
                         }
                     }
-                    PartOutcome::NotProcessed(NotProcessed::AfterFailure { .. }) => {
-                        retry("not run: the batch stopped at an earlier failure".into(), false)
-                    }
+                    PartOutcome::NotProcessed(NotProcessed::AfterFailure { .. }) => retry(
+                        "not run: the batch stopped at an earlier failure".into(),
+                        false,
+                    ),
                     PartOutcome::NotProcessed(NotProcessed::RolledBack { failed_op }) => {
                         rolled_back(*failed_op, outcomes, atomic)
                     }
@@ -212,7 +245,11 @@ pub fn decide(attempt: &Attempt<'_>, ops: &[OpInfo], atomic: bool, elapsed: Dura
     // Give up on what has been tried enough, and never resend a blind create that may have
     // been applied: a second POST would make a second record.
     for (v, op) in d.verdicts.iter_mut().zip(ops) {
-        if let Verdict::Retry { reason, maybe_applied } = v {
+        if let Verdict::Retry {
+            reason,
+            maybe_applied,
+        } = v
+        {
             let applied = *maybe_applied || op.maybe_applied;
             if applied && op.is_blind_create() {
                 *v = Verdict::Rejected(format!(
@@ -248,24 +285,40 @@ fn part_verdict(
     match status {
         429 => {
             throttle(d, retry_after, policy);
-            Verdict::Retry { reason: describe(status, error), maybe_applied: false }
+            Verdict::Retry {
+                reason: describe(status, error),
+                maybe_applied: false,
+            }
         }
         401 => {
             d.refresh_token = true;
-            Verdict::Retry { reason: describe(status, error), maybe_applied: false }
+            Verdict::Retry {
+                reason: describe(status, error),
+                maybe_applied: false,
+            }
         }
         403 => {
-            d.fatal = Some(Fatal { status, error: error.clone() });
+            d.fatal = Some(Fatal {
+                status,
+                error: error.clone(),
+            });
             Verdict::Rejected(describe(status, error))
         }
-        s if retryable(s) => Verdict::Retry { reason: describe(status, error), maybe_applied: true },
+        s if retryable(s) => Verdict::Retry {
+            reason: describe(status, error),
+            maybe_applied: true,
+        },
         // A create-only upsert that finds its record: when an earlier attempt may have made it,
         // that attempt succeeded.
-        412 if op.precondition == Precondition::IfNoneMatchAny && op.maybe_applied => Verdict::Written,
+        412 if op.precondition == Precondition::IfNoneMatchAny && op.maybe_applied => {
+            Verdict::Written
+        }
         // A delete that finds nothing, after an attempt that may have deleted it.
         404 if op.method == Method::Delete && op.maybe_applied => Verdict::Written,
         // A lookup whose target is not there (yet): try once more after the rest of the job.
-        404 if op.binds && !op.deferred && op.method != Method::Delete => Verdict::Defer(describe(status, error)),
+        404 if op.binds && !op.deferred && op.method != Method::Delete => {
+            Verdict::Defer(describe(status, error))
+        }
         _ => Verdict::Rejected(describe(status, error)),
     }
 }
@@ -273,31 +326,57 @@ fn part_verdict(
 fn rolled_back(failed_op: Option<usize>, outcomes: &[PartOutcome], atomic: bool) -> Verdict {
     let culprit = failed_op.and_then(|i| outcomes.get(i).map(|o| (i, o)));
     match culprit {
-        Some((i, PartOutcome::Failed { status, error, .. })) if !retryable(*status) && atomic => Verdict::Rejected(format!(
-            "rolled back with its batch (--atomic): operation {} failed: {}",
-            i + 1,
-            describe(*status, error)
-        )),
-        _ => Verdict::Retry { reason: "rolled back with its change set".into(), maybe_applied: false },
+        Some((i, PartOutcome::Failed { status, error, .. })) if !retryable(*status) && atomic => {
+            Verdict::Rejected(format!(
+                "rolled back with its batch (--atomic): operation {} failed: {}",
+                i + 1,
+                describe(*status, error)
+            ))
+        }
+        _ => Verdict::Retry {
+            reason: "rolled back with its change set".into(),
+            maybe_applied: false,
+        },
     }
 }
 
-fn batch_rejected(status: u16, error: &ODataError, retry_after: Option<Duration>, d: &mut Decision, policy: &RetryPolicy) -> Verdict {
+fn batch_rejected(
+    status: u16,
+    error: &ODataError,
+    retry_after: Option<Duration>,
+    d: &mut Decision,
+    policy: &RetryPolicy,
+) -> Verdict {
     match status {
         429 => {
             throttle(d, retry_after, policy);
-            Verdict::Retry { reason: describe(status, error), maybe_applied: false }
+            Verdict::Retry {
+                reason: describe(status, error),
+                maybe_applied: false,
+            }
         }
         401 => {
             d.refresh_token = true;
-            Verdict::Retry { reason: describe(status, error), maybe_applied: false }
+            Verdict::Retry {
+                reason: describe(status, error),
+                maybe_applied: false,
+            }
         }
         403 => {
-            d.fatal = Some(Fatal { status, error: error.clone() });
+            d.fatal = Some(Fatal {
+                status,
+                error: error.clone(),
+            });
             Verdict::Rejected(describe(status, error))
         }
-        s if retryable(s) => Verdict::Retry { reason: describe(status, error), maybe_applied: s != 503 },
-        _ => Verdict::Rejected(format!("the whole batch was refused: {}", describe(status, error))),
+        s if retryable(s) => Verdict::Retry {
+            reason: describe(status, error),
+            maybe_applied: s != 503,
+        },
+        _ => Verdict::Rejected(format!(
+            "the whole batch was refused: {}",
+            describe(status, error)
+        )),
     }
 }
 
@@ -307,7 +386,14 @@ mod tests {
     use crate::odata::{BatchRejection, PartOutcome};
 
     fn op(method: Method, precondition: Precondition) -> OpInfo {
-        OpInfo { method, precondition, binds: false, maybe_applied: false, deferred: false, attempts: 1 }
+        OpInfo {
+            method,
+            precondition,
+            binds: false,
+            maybe_applied: false,
+            deferred: false,
+            attempts: 1,
+        }
     }
 
     fn upsert() -> OpInfo {
@@ -315,21 +401,51 @@ mod tests {
     }
 
     fn err(code: &str, message: &str) -> ODataError {
-        ODataError { code: code.into(), message: message.into() }
+        ODataError {
+            code: code.into(),
+            message: message.into(),
+        }
     }
 
     fn failed(status: u16, after: Option<u64>) -> PartOutcome {
-        PartOutcome::Failed { status, error: err("0x1", "m"), retry_after: after.map(Duration::from_secs) }
+        PartOutcome::Failed {
+            status,
+            error: err("0x1", "m"),
+            retry_after: after.map(Duration::from_secs),
+        }
     }
 
     fn ok() -> PartOutcome {
-        PartOutcome::Succeeded { status: 204, entity_id: None }
+        PartOutcome::Succeeded {
+            status: 204,
+            entity_id: None,
+        }
     }
 
-    fn answered(ops: &[OpInfo], outcomes: &[PartOutcome], status: u16, rejection: Option<BatchRejection>, after: Option<u64>) -> Decision {
-        let response = BatchResponse { status, parts: Vec::new(), rejection };
-        let attempt = Attempt::Answered { response: &response, retry_after: after.map(Duration::from_secs), outcomes };
-        decide(&attempt, ops, false, Duration::ZERO, &RetryPolicy::default())
+    fn answered(
+        ops: &[OpInfo],
+        outcomes: &[PartOutcome],
+        status: u16,
+        rejection: Option<BatchRejection>,
+        after: Option<u64>,
+    ) -> Decision {
+        let response = BatchResponse {
+            status,
+            parts: Vec::new(),
+            rejection,
+        };
+        let attempt = Attempt::Answered {
+            response: &response,
+            retry_after: after.map(Duration::from_secs),
+            outcomes,
+        };
+        decide(
+            &attempt,
+            ops,
+            false,
+            Duration::ZERO,
+            &RetryPolicy::default(),
+        )
     }
 
     fn retry(maybe_applied: bool) -> impl Fn(&Verdict) -> bool {
@@ -339,83 +455,207 @@ mod tests {
     #[test]
     fn per_part_outcomes_table() {
         let ops = [upsert(); 6];
-        let d = answered(&ops, &[ok(), failed(400, None), failed(429, Some(7)), failed(503, None), failed(404, None), failed(412, None)], 200, None, None);
+        let d = answered(
+            &ops,
+            &[
+                ok(),
+                failed(400, None),
+                failed(429, Some(7)),
+                failed(503, None),
+                failed(404, None),
+                failed(412, None),
+            ],
+            200,
+            None,
+            None,
+        );
         assert_eq!(d.verdicts[0], Verdict::Written);
-        assert_eq!(d.verdicts[1], Verdict::Rejected("Dataverse 400 (0x1): m".into()));
-        assert!(retry(false)(&d.verdicts[2]), "a throttled part was not applied");
-        assert!(retry(true)(&d.verdicts[3]), "a 5xx part may have been applied");
-        assert_eq!(d.verdicts[4], Verdict::Rejected("Dataverse 404 (0x1): m".into()));
-        assert_eq!(d.verdicts[5], Verdict::Rejected("Dataverse 412 (0x1): m".into()));
-        assert_eq!(d.throttle, Some(Duration::from_secs(7)), "a 429 inside the batch pauses everyone");
+        assert_eq!(
+            d.verdicts[1],
+            Verdict::Rejected("Dataverse 400 (0x1): m".into())
+        );
+        assert!(
+            retry(false)(&d.verdicts[2]),
+            "a throttled part was not applied"
+        );
+        assert!(
+            retry(true)(&d.verdicts[3]),
+            "a 5xx part may have been applied"
+        );
+        assert_eq!(
+            d.verdicts[4],
+            Verdict::Rejected("Dataverse 404 (0x1): m".into())
+        );
+        assert_eq!(
+            d.verdicts[5],
+            Verdict::Rejected("Dataverse 412 (0x1): m".into())
+        );
+        assert_eq!(
+            d.throttle,
+            Some(Duration::from_secs(7)),
+            "a 429 inside the batch pauses everyone"
+        );
         assert!(!d.refresh_token && d.fatal.is_none());
     }
 
     #[test]
     fn top_level_refusals() {
         let ops = [upsert(); 2];
-        let all = [PartOutcome::NotProcessed(NotProcessed::BatchRejected), PartOutcome::NotProcessed(NotProcessed::BatchRejected)];
-        let reject = |code: &str| Some(BatchRejection { error: Some(err(code, "x")), body: String::new() });
+        let all = [
+            PartOutcome::NotProcessed(NotProcessed::BatchRejected),
+            PartOutcome::NotProcessed(NotProcessed::BatchRejected),
+        ];
+        let reject = |code: &str| {
+            Some(BatchRejection {
+                error: Some(err(code, "x")),
+                body: String::new(),
+            })
+        };
         let d = answered(&ops, &all, 429, reject("0x80072322"), Some(3));
         assert!(d.verdicts.iter().all(retry(false)));
         assert_eq!(d.throttle, Some(Duration::from_secs(3)));
         let d = answered(&ops, &all, 429, reject("0x80072322"), None);
-        assert_eq!(d.throttle, Some(Duration::from_secs(5)), "no Retry-After: the default pause");
+        assert_eq!(
+            d.throttle,
+            Some(Duration::from_secs(5)),
+            "no Retry-After: the default pause"
+        );
         let d = answered(&ops, &all, 401, None, None);
         assert!(d.refresh_token && d.verdicts.iter().all(retry(false)));
         let d = answered(&ops, &all, 403, reject("0x80040220"), None);
         assert_eq!(d.fatal.as_ref().map(|f| f.status), Some(403));
         assert!(matches!(&d.verdicts[0], Verdict::Rejected(_)));
         let d = answered(&ops, &all, 503, None, None);
-        assert!(d.verdicts.iter().all(retry(false)), "a 503 gateway refusal was not applied");
+        assert!(
+            d.verdicts.iter().all(retry(false)),
+            "a 503 gateway refusal was not applied"
+        );
         let d = answered(&ops, &all, 500, None, None);
         assert!(d.verdicts.iter().all(retry(true)));
         let d = answered(&ops, &all, 400, reject(""), None);
-        assert!(matches!(&d.verdicts[0], Verdict::Rejected(r) if r.starts_with("the whole batch was refused: Dataverse 400")));
+        assert!(
+            matches!(&d.verdicts[0], Verdict::Rejected(r) if r.starts_with("the whole batch was refused: Dataverse 400"))
+        );
     }
 
     #[test]
     fn lost_answers_and_idempotency() {
-        let create_by_key = OpInfo { maybe_applied: true, ..op(Method::Patch, Precondition::IfNoneMatchAny) };
-        let delete = OpInfo { maybe_applied: true, ..op(Method::Delete, Precondition::None) };
-        let d = answered(&[create_by_key, delete], &[failed(412, None), failed(404, None)], 200, None, None);
-        assert_eq!(d.verdicts, [Verdict::Written, Verdict::Written], "an earlier lost attempt did the work");
+        let create_by_key = OpInfo {
+            maybe_applied: true,
+            ..op(Method::Patch, Precondition::IfNoneMatchAny)
+        };
+        let delete = OpInfo {
+            maybe_applied: true,
+            ..op(Method::Delete, Precondition::None)
+        };
+        let d = answered(
+            &[create_by_key, delete],
+            &[failed(412, None), failed(404, None)],
+            200,
+            None,
+            None,
+        );
+        assert_eq!(
+            d.verdicts,
+            [Verdict::Written, Verdict::Written],
+            "an earlier lost attempt did the work"
+        );
         // Without an earlier lost attempt the same answers are real refusals.
-        let fresh = [op(Method::Patch, Precondition::IfNoneMatchAny), op(Method::Delete, Precondition::None)];
-        let d = answered(&fresh, &[failed(412, None), failed(404, None)], 200, None, None);
+        let fresh = [
+            op(Method::Patch, Precondition::IfNoneMatchAny),
+            op(Method::Delete, Precondition::None),
+        ];
+        let d = answered(
+            &fresh,
+            &[failed(412, None), failed(404, None)],
+            200,
+            None,
+            None,
+        );
         assert!(d.verdicts.iter().all(|v| matches!(v, Verdict::Rejected(_))));
 
         let policy = RetryPolicy::default();
         let ops = [upsert(), op(Method::Post, Precondition::None)];
-        let d = decide(&Attempt::Lost("timed out"), &ops, false, Duration::ZERO, &policy);
+        let d = decide(
+            &Attempt::Lost("timed out"),
+            &ops,
+            false,
+            Duration::ZERO,
+            &policy,
+        );
         assert!(retry(true)(&d.verdicts[0]), "an upsert is safe to resend");
         assert!(
             matches!(&d.verdicts[1], Verdict::Rejected(r) if r.starts_with("outcome unknown (no answer: timed out); not sent again")),
             "{:?}",
             d.verdicts[1]
         );
-        let d = decide(&Attempt::NotSent("connection refused"), &ops, false, Duration::ZERO, &policy);
-        assert!(d.verdicts.iter().all(retry(false)), "nothing reached the server: even a POST is safe");
+        let d = decide(
+            &Attempt::NotSent("connection refused"),
+            &ops,
+            false,
+            Duration::ZERO,
+            &policy,
+        );
+        assert!(
+            d.verdicts.iter().all(retry(false)),
+            "nothing reached the server: even a POST is safe"
+        );
     }
 
     #[test]
     fn missing_lookup_targets_are_deferred_once() {
-        let binds = OpInfo { binds: true, ..upsert() };
+        let binds = OpInfo {
+            binds: true,
+            ..upsert()
+        };
         let d = answered(&[binds], &[failed(404, None)], 200, None, None);
-        assert_eq!(d.verdicts, [Verdict::Defer("Dataverse 404 (0x1): m".into())]);
-        let again = OpInfo { deferred: true, ..binds };
+        assert_eq!(
+            d.verdicts,
+            [Verdict::Defer("Dataverse 404 (0x1): m".into())]
+        );
+        let again = OpInfo {
+            deferred: true,
+            ..binds
+        };
         let d = answered(&[again], &[failed(404, None)], 200, None, None);
-        assert_eq!(d.verdicts, [Verdict::Rejected("Dataverse 404 (0x1): m".into())]);
+        assert_eq!(
+            d.verdicts,
+            [Verdict::Rejected("Dataverse 404 (0x1): m".into())]
+        );
     }
 
     #[test]
     fn attempts_and_time_are_bounded() {
-        let policy = RetryPolicy { max_attempts: 3, ..RetryPolicy::default() };
-        let tired = OpInfo { attempts: 3, ..upsert() };
-        let d = decide(&Attempt::NotSent("refused"), &[tired, upsert()], false, Duration::from_secs(9), &policy);
-        assert_eq!(d.verdicts[0], Verdict::Rejected("gave up after 3 attempts over 9 s: not sent: refused".into()));
+        let policy = RetryPolicy {
+            max_attempts: 3,
+            ..RetryPolicy::default()
+        };
+        let tired = OpInfo {
+            attempts: 3,
+            ..upsert()
+        };
+        let d = decide(
+            &Attempt::NotSent("refused"),
+            &[tired, upsert()],
+            false,
+            Duration::from_secs(9),
+            &policy,
+        );
+        assert_eq!(
+            d.verdicts[0],
+            Verdict::Rejected("gave up after 3 attempts over 9 s: not sent: refused".into())
+        );
         assert!(retry(false)(&d.verdicts[1]));
-        let d = decide(&Attempt::NotSent("refused"), &[upsert()], false, policy.max_elapsed, &policy);
-        assert!(matches!(&d.verdicts[0], Verdict::Rejected(r) if r.starts_with("gave up after 1 attempt over")));
+        let d = decide(
+            &Attempt::NotSent("refused"),
+            &[upsert()],
+            false,
+            policy.max_elapsed,
+            &policy,
+        );
+        assert!(
+            matches!(&d.verdicts[0], Verdict::Rejected(r) if r.starts_with("gave up after 1 attempt over"))
+        );
     }
 
     #[test]
@@ -426,15 +666,56 @@ mod tests {
             failed(400, None),
             PartOutcome::NotProcessed(NotProcessed::RolledBack { failed_op: Some(1) }),
         ];
-        let response = BatchResponse { status: 200, parts: Vec::new(), rejection: None };
-        let attempt = Attempt::Answered { response: &response, retry_after: None, outcomes: &outcomes };
-        let d = decide(&attempt, &ops, true, Duration::ZERO, &RetryPolicy::default());
-        assert_eq!(d.verdicts[0], Verdict::Rejected("rolled back with its batch (--atomic): operation 2 failed: Dataverse 400 (0x1): m".into()));
-        assert_eq!(d.verdicts[1], Verdict::Rejected("Dataverse 400 (0x1): m".into()));
-        let unknown = [PartOutcome::ChangeSetFailed { status: 400, error: err("", "bad") }; 1];
-        let attempt = Attempt::Answered { response: &response, retry_after: None, outcomes: &unknown };
-        let d = decide(&attempt, &ops[..1], true, Duration::ZERO, &RetryPolicy::default());
-        assert_eq!(d.verdicts[0], Verdict::Rejected("the change set failed, nothing in it was written: Dataverse 400: bad".into()));
+        let response = BatchResponse {
+            status: 200,
+            parts: Vec::new(),
+            rejection: None,
+        };
+        let attempt = Attempt::Answered {
+            response: &response,
+            retry_after: None,
+            outcomes: &outcomes,
+        };
+        let d = decide(
+            &attempt,
+            &ops,
+            true,
+            Duration::ZERO,
+            &RetryPolicy::default(),
+        );
+        assert_eq!(
+            d.verdicts[0],
+            Verdict::Rejected(
+                "rolled back with its batch (--atomic): operation 2 failed: Dataverse 400 (0x1): m"
+                    .into()
+            )
+        );
+        assert_eq!(
+            d.verdicts[1],
+            Verdict::Rejected("Dataverse 400 (0x1): m".into())
+        );
+        let unknown = [PartOutcome::ChangeSetFailed {
+            status: 400,
+            error: err("", "bad"),
+        }; 1];
+        let attempt = Attempt::Answered {
+            response: &response,
+            retry_after: None,
+            outcomes: &unknown,
+        };
+        let d = decide(
+            &attempt,
+            &ops[..1],
+            true,
+            Duration::ZERO,
+            &RetryPolicy::default(),
+        );
+        assert_eq!(
+            d.verdicts[0],
+            Verdict::Rejected(
+                "the change set failed, nothing in it was written: Dataverse 400: bad".into()
+            )
+        );
     }
 
     #[test]

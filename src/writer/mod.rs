@@ -87,7 +87,13 @@ impl Progress for () {
 
 impl Writer {
     /// A writer; `max_rps` limits requests per second across all workers.
-    pub fn new(client: Client, start_concurrency: usize, ceiling: usize, max_rps: Option<NonZeroU32>, options: WriterOptions) -> Writer {
+    pub fn new(
+        client: Client,
+        start_concurrency: usize,
+        ceiling: usize,
+        max_rps: Option<NonZeroU32>,
+        options: WriterOptions,
+    ) -> Writer {
         Writer {
             client,
             pacing: Arc::new(Pacing::new(start_concurrency, ceiling, max_rps)),
@@ -98,9 +104,15 @@ impl Writer {
     }
 
     /// Writes one job; rejects go to `rejects`.
-    pub async fn write_job(&self, mut job: Job, rejects: &mut RejectsWriter, progress: &mut dyn Progress) -> anyhow::Result<JobOutcome> {
+    pub async fn write_job(
+        &self,
+        mut job: Job,
+        rejects: &mut RejectsWriter,
+        progress: &mut dyn Progress,
+    ) -> anyhow::Result<JobOutcome> {
         let (events_tx, mut events_rx) = mpsc::channel::<Event>(4096);
-        let (batches_tx, batches_rx) = mpsc::channel::<Vec<PendingOp>>(self.pacing.limit().max(2) * 2);
+        let (batches_tx, batches_rx) =
+            mpsc::channel::<Vec<PendingOp>>(self.pacing.limit().max(2) * 2);
         let batch_size = self.options.batch_size.max(1);
         let stop = self.stop.clone();
 
@@ -118,7 +130,8 @@ impl Writer {
                     Step::Operation(op, record) => {
                         batch.push(PendingOp::new(op, record));
                         if batch.len() == batch_size {
-                            let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
+                            let full =
+                                std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
                             if batches_tx.blocking_send(full).is_err() {
                                 break;
                             }
@@ -143,7 +156,14 @@ impl Writer {
 
         let mut outcome = JobOutcome::default();
         let mut deferred = Vec::new();
-        self.record(&mut events_rx, rejects, progress, &mut outcome, &mut deferred).await?;
+        self.record(
+            &mut events_rx,
+            rejects,
+            progress,
+            &mut outcome,
+            &mut deferred,
+        )
+        .await?;
         dispatcher.await?;
         outcome.source_error = reader.await?;
 
@@ -163,7 +183,8 @@ impl Writer {
                 }
             });
             let mut none = Vec::new();
-            self.record(&mut events_rx, rejects, progress, &mut outcome, &mut none).await?;
+            self.record(&mut events_rx, rejects, progress, &mut outcome, &mut none)
+                .await?;
             dispatcher.await?;
             feeder.await?;
             debug_assert!(none.is_empty(), "deferred rows are deferred once only");
@@ -176,7 +197,11 @@ impl Writer {
             client: self.client.clone(),
             pacing: self.pacing.clone(),
             policy: self.options.policy,
-            batch: BatchOptions { atomic: self.options.atomic, part_headers: self.options.part_headers.clone(), ..BatchOptions::default() },
+            batch: BatchOptions {
+                atomic: self.options.atomic,
+                part_headers: self.options.part_headers.clone(),
+                ..BatchOptions::default()
+            },
             events,
             stop: self.stop.clone(),
             stats: self.stats.clone(),
@@ -224,18 +249,33 @@ impl Writer {
             for op in deferred.drain(..) {
                 outcome.counts.read += 1;
                 outcome.counts.rejected += 1;
-                let reject = Reject::Service(op.record, "not written: the run stopped before its lookup could be retried".into());
+                let reject = Reject::Service(
+                    op.record,
+                    "not written: the run stopped before its lookup could be retried".into(),
+                );
                 self.note_reject(&reject, rejects, outcome)?;
             }
         }
         Ok(())
     }
 
-    fn note_reject(&self, reject: &Reject, rejects: &mut RejectsWriter, outcome: &mut JobOutcome) -> anyhow::Result<()> {
+    fn note_reject(
+        &self,
+        reject: &Reject,
+        rejects: &mut RejectsWriter,
+        outcome: &mut JobOutcome,
+    ) -> anyhow::Result<()> {
         if outcome.first_errors.len() < 20 {
-            outcome.first_errors.push(format!("{}: {}", reject.pos(), reject.reason()));
+            outcome
+                .first_errors
+                .push(format!("{}: {}", reject.pos(), reject.reason()));
         }
-        reject.write_to(rejects).map_err(|e| anyhow::anyhow!("cannot write the rejects file {}: {e}", rejects.path().display()))?;
+        reject.write_to(rejects).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot write the rejects file {}: {e}",
+                rejects.path().display()
+            )
+        })?;
         if let Some(max) = self.options.max_errors {
             if outcome.counts.rejected > max && !self.stop.swap(true, Ordering::Relaxed) {
                 outcome.too_many_errors = true;

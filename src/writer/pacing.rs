@@ -52,7 +52,11 @@ impl Pacing {
             *guard = Some(until);
         }
         drop(guard);
-        let _ = self.limit.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| Some((l / 2).max(1)));
+        let _ = self
+            .limit
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| {
+                Some((l / 2).max(1))
+            });
         self.clean.store(0, Ordering::Relaxed);
     }
 
@@ -62,7 +66,9 @@ impl Pacing {
         let limit = self.limit();
         if clean >= limit && limit < self.ceiling {
             self.clean.store(0, Ordering::Relaxed);
-            let _ = self.limit.compare_exchange(limit, limit + 1, Ordering::Relaxed, Ordering::Relaxed);
+            let _ =
+                self.limit
+                    .compare_exchange(limit, limit + 1, Ordering::Relaxed, Ordering::Relaxed);
         }
     }
 
@@ -80,7 +86,8 @@ impl Pacing {
             rate.until_ready().await;
         }
         let waited = start.elapsed();
-        self.waited_ms.fetch_add(waited.as_millis() as u64, Ordering::Relaxed);
+        self.waited_ms
+            .fetch_add(waited.as_millis() as u64, Ordering::Relaxed);
         waited
     }
 

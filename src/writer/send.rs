@@ -31,7 +31,10 @@ impl PendingOp {
         let info = OpInfo {
             method: op.method,
             precondition: op.precondition,
-            binds: op.body.as_deref().is_some_and(|b| b.contains("@odata.bind\":\"")),
+            binds: op
+                .body
+                .as_deref()
+                .is_some_and(|b| b.contains("@odata.bind\":\"")),
             maybe_applied: false,
             deferred: false,
             attempts: 0,
@@ -90,8 +93,13 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
     while !pending.is_empty() {
         if ctx.stop.load(Ordering::Relaxed) {
             for p in pending {
-                let reason = "not sent: the run stopped before this row's turn (replay it from this file)".to_string();
-                let _ = ctx.events.send(Event::Rejected(Reject::Service(p.record, reason))).await;
+                let reason =
+                    "not sent: the run stopped before this row's turn (replay it from this file)"
+                        .to_string();
+                let _ = ctx
+                    .events
+                    .send(Event::Rejected(Reject::Service(p.record, reason)))
+                    .await;
             }
             return;
         }
@@ -111,30 +119,66 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
                 // No token at all: the set-up is wrong, every row of the run would fail alike.
                 let fatal = Fatal {
                     status: 401,
-                    error: crate::odata::ODataError { code: String::new(), message: e.to_string() },
+                    error: crate::odata::ODataError {
+                        code: String::new(),
+                        message: e.to_string(),
+                    },
                 };
-                let verdicts = infos.iter().map(|_| Verdict::Rejected(format!("not written: {e}"))).collect();
-                (Decision { verdicts, throttle: None, refresh_token: false, fatal: Some(fatal) }, None)
+                let verdicts = infos
+                    .iter()
+                    .map(|_| Verdict::Rejected(format!("not written: {e}")))
+                    .collect();
+                (
+                    Decision {
+                        verdicts,
+                        throttle: None,
+                        refresh_token: false,
+                        fatal: Some(fatal),
+                    },
+                    None,
+                )
             }
-            Err(SendFailure::NotSent(why)) => {
-                (decide(&Attempt::NotSent(why), &infos, ctx.batch.atomic, elapsed, &ctx.policy), None)
-            }
-            Err(SendFailure::Lost(why)) => {
-                (decide(&Attempt::Lost(why), &infos, ctx.batch.atomic, elapsed, &ctx.policy), None)
-            }
+            Err(SendFailure::NotSent(why)) => (
+                decide(
+                    &Attempt::NotSent(why),
+                    &infos,
+                    ctx.batch.atomic,
+                    elapsed,
+                    &ctx.policy,
+                ),
+                None,
+            ),
+            Err(SendFailure::Lost(why)) => (
+                decide(
+                    &Attempt::Lost(why),
+                    &infos,
+                    ctx.batch.atomic,
+                    elapsed,
+                    &ctx.policy,
+                ),
+                None,
+            ),
             Ok(r) => {
-                let decided = match decode_batch_response(r.status, r.content_type.as_deref(), &r.body) {
-                    Ok(response) => {
-                        let outcomes = response.outcomes_of(&encoded);
-                        let attempt = Attempt::Answered { response: &response, retry_after: r.retry_after, outcomes: &outcomes };
-                        decide(&attempt, &infos, ctx.batch.atomic, elapsed, &ctx.policy)
-                    }
-                    Err(e) => {
-                        let reason = e.to_string();
-                        let attempt = Attempt::Unreadable { status: r.status, reason: &reason };
-                        decide(&attempt, &infos, ctx.batch.atomic, elapsed, &ctx.policy)
-                    }
-                };
+                let decided =
+                    match decode_batch_response(r.status, r.content_type.as_deref(), &r.body) {
+                        Ok(response) => {
+                            let outcomes = response.outcomes_of(&encoded);
+                            let attempt = Attempt::Answered {
+                                response: &response,
+                                retry_after: r.retry_after,
+                                outcomes: &outcomes,
+                            };
+                            decide(&attempt, &infos, ctx.batch.atomic, elapsed, &ctx.policy)
+                        }
+                        Err(e) => {
+                            let reason = e.to_string();
+                            let attempt = Attempt::Unreadable {
+                                status: r.status,
+                                reason: &reason,
+                            };
+                            decide(&attempt, &infos, ctx.batch.atomic, elapsed, &ctx.policy)
+                        }
+                    };
                 (decided, Some(r.token.clone()))
             }
         };
@@ -173,10 +217,14 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
                 Verdict::Written => Event::Written(p.record.pos),
                 Verdict::Rejected(reason) => Event::Rejected(Reject::Service(p.record, reason)),
                 Verdict::Defer(reason) => Event::Deferred(p, reason),
-                Verdict::Retry { reason, maybe_applied } => {
+                Verdict::Retry {
+                    reason,
+                    maybe_applied,
+                } => {
                     p.info.maybe_applied |= maybe_applied;
                     if stopping {
-                        let reason = format!("not written: the run stopped while retrying ({reason})");
+                        let reason =
+                            format!("not written: the run stopped while retrying ({reason})");
                         Event::Rejected(Reject::Service(p.record, reason))
                     } else {
                         again.push(p);
@@ -189,7 +237,9 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
         if again.is_empty() {
             return;
         }
-        ctx.stats.retries.fetch_add(again.len() as u64, Ordering::Relaxed);
+        ctx.stats
+            .retries
+            .fetch_add(again.len() as u64, Ordering::Relaxed);
         // A throttle pause is waited out in `wait_turn`; a refreshed token is tried at once;
         // anything else backs off.
         if decision.throttle.is_none() && !skip_backoff {

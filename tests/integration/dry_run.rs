@@ -139,13 +139,3 @@ fn several_mappings_run_in_order_and_a_broken_one_stops_everything_first() {
     assert_eq!(report["jobs"].as_array().unwrap().len(), 2);
     assert_eq!(report["read"], 2);
 }
-
-#[test]
-fn without_dry_run_the_unbuilt_writer_says_so() {
-    let w = Workdir::new();
-    w.write("m.toml", accounts_mapping(""));
-    w.write("accounts.csv", "Account No,Company\nA-1,Acme\n");
-    w.dvload(&["run", "m.toml"])
-        .expect_code(2)
-        .stderr_has("use --dry-run");
-}

@@ -1,0 +1,267 @@
+//! The sending half of `dvload run` (without `--dry-run`): connect, then write each mapping's rows
+//! in the order given, and report.
+
+use std::io::IsTerminal as _;
+use std::time::{Duration, Instant};
+
+use super::run::Args;
+use crate::exit::{Exit, ExitError};
+use crate::job::Job;
+use crate::ledger::{Counts, JobReport, RunReport};
+use crate::writer::{JobOutcome, Progress, RetryPolicy, Writer, WriterOptions};
+
+/// Runs `dvload run` for real.
+pub fn run(args: Args) -> anyhow::Result<Exit> {
+    // Open every job first: a broken mapping or source stops the run before anything is sent.
+    let mut jobs = Vec::with_capacity(args.mappings.len());
+    for m in &args.mappings {
+        jobs.push(Job::open(m, args.source.as_deref())?);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(write_all(args, jobs))
+}
+
+async fn write_all(args: Args, jobs: Vec<Job>) -> anyhow::Result<Exit> {
+    let started_at = super::now_rfc3339();
+    let start = Instant::now();
+    let conn = super::connect::connect(&args.connect).await?;
+    let hint = conn.dop_hint.unwrap_or(4).max(1);
+    let ceiling = args.concurrency.map_or(hint, usize::from);
+    println!(
+        "connected to {} as application user {} ({}); {} batch{} in flight at most",
+        conn.url,
+        conn.whoami.user_id,
+        conn.origin,
+        ceiling,
+        if ceiling == 1 { "" } else { "es" }
+    );
+    let mut part_headers = Vec::new();
+    if args.bypass_plugins {
+        part_headers.push((
+            "MSCRM.BypassCustomPluginExecution".to_string(),
+            "true".to_string(),
+        ));
+    }
+    if let Some(what) = &args.bypass_logic {
+        part_headers.push((
+            "MSCRM.BypassBusinessLogicExecution".to_string(),
+            what.clone(),
+        ));
+    }
+    if args.duplicate_detection {
+        part_headers.push((
+            "MSCRM.SuppressDuplicateDetection".to_string(),
+            "false".to_string(),
+        ));
+    }
+    let policy = RetryPolicy {
+        max_attempts: args.max_attempts.max(1),
+        base_delay: Duration::from_millis(args.retry_base_ms),
+        ..RetryPolicy::default()
+    };
+    let options = WriterOptions {
+        batch_size: usize::from(args.batch_size),
+        atomic: args.atomic,
+        part_headers,
+        max_errors: args.max_errors,
+        policy,
+    };
+    let writer = Writer::new(
+        conn.client.clone(),
+        hint.min(ceiling),
+        ceiling,
+        args.max_rps,
+        options,
+    );
+
+    let several = jobs.len() > 1;
+    let mut reports = Vec::new();
+    let mut exit = Exit::Success;
+    let mut stop_message = None;
+    for job in jobs {
+        let job_start = Instant::now();
+        println!("{}", super::describe_job(&job));
+        let rejects_path = match &args.rejects {
+            Some(p) if several => p.join(job.default_rejects_path()),
+            Some(p) => p.clone(),
+            None => job.default_rejects_path(),
+        };
+        let mut rejects = job.rejects_writer(rejects_path);
+        let (mapping, source, entity_set, operation) = (
+            job.mapping.clone(),
+            job.source_path.clone(),
+            job.plan.entity_set.clone(),
+            job.plan.operation.name().to_string(),
+        );
+        let mut progress = TerminalProgress::new(&source);
+        let requests_before = writer
+            .stats
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let outcome: JobOutcome = writer.write_job(job, &mut rejects, &mut progress).await?;
+        progress.finish();
+        let rejects_file = rejects.finish()?;
+        let secs = job_start.elapsed().as_secs_f64();
+        println!("{}", super::summary_line(&outcome.counts, "written", secs));
+        if outcome.deferred > 0 {
+            println!(
+                "{} rows whose lookup target was not there yet were sent again at the end",
+                super::thousands(outcome.deferred)
+            );
+        }
+        if !outcome.first_errors.is_empty() {
+            println!("first row errors:");
+            for e in outcome.first_errors.iter().take(5) {
+                println!("  {e}");
+            }
+        }
+        if let Some(p) = &rejects_file {
+            println!("rejected rows written to {}", p.display());
+        }
+        if outcome.counts.rejected > 0 && exit == Exit::Success {
+            exit = Exit::Rejected;
+        }
+        let requests = writer
+            .stats
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed)
+            - requests_before;
+        reports.push(JobReport {
+            mapping,
+            source,
+            entity_set,
+            operation,
+            counts: outcome.counts,
+            batches: requests,
+            rejects_file,
+            duration_ms: job_start.elapsed().as_millis() as u64,
+            first_errors: outcome.first_errors.clone(),
+        });
+        if let Some(f) = &outcome.fatal {
+            exit = Exit::Auth;
+            stop_message = Some(format!(
+                "stopped: {} — the application user's set-up is wrong (run `dvload whoami` to check it)",
+                crate::writer::decide::describe(f.status, &f.error)
+            ));
+            break;
+        }
+        if outcome.too_many_errors {
+            exit = Exit::Stopped;
+            stop_message = Some(format!(
+                "stopped early: more than {} rows were rejected (--max-errors); everything written so far is reported above",
+                args.max_errors.unwrap_or_default()
+            ));
+            break;
+        }
+        if let Some(e) = &outcome.source_error {
+            exit = Exit::Unusable;
+            stop_message = Some(format!("stopped: the source is broken: {e}"));
+            break;
+        }
+    }
+    let stats = &writer.stats;
+    let mut totals = Counts::default();
+    for r in &reports {
+        totals.add(&r.counts);
+    }
+    println!(
+        "total: {}; {} $batch requests, {} operations retried, {} throttling pauses ({:.1} s waited)",
+        super::summary_line(&totals, "written", start.elapsed().as_secs_f64()),
+        super::thousands(stats.requests.load(std::sync::atomic::Ordering::Relaxed)),
+        super::thousands(stats.retries.load(std::sync::atomic::Ordering::Relaxed)),
+        writer.pacing.throttles(),
+        writer.pacing.waited_ms() as f64 / 1000.0
+    );
+    if let Some(emulator) = &conn.emulator {
+        print!("the emulator at {} now holds", emulator.base_url());
+        for table in ["account", "contact", "lead", "task"] {
+            print!(
+                " {} {table}s",
+                super::thousands(emulator.state.count(table) as u64)
+            );
+        }
+        println!(
+            ".\nIt stops with this process. To look at loaded data, serve one yourself and point dvload at it:\n  \
+             dvload emulator --port 8085 --data demo-state.json   (then, in another shell)\n  \
+             DATAVERSE_URL=http://127.0.0.1:8085 AZURE_AUTHORITY_HOST=http://127.0.0.1:8085 \
+             AZURE_TENANT_ID={} AZURE_CLIENT_ID={} AZURE_CLIENT_SECRET=... dvload run MAPPING...\n  \
+             and read it back: GET http://127.0.0.1:8085/api/data/v9.2/accounts?$select=name,accountnumber&$top=5",
+            dataverse_emulator::defaults::TENANT_ID,
+            dataverse_emulator::defaults::CLIENT_ID
+        );
+    }
+    let report = RunReport::new(
+        "run",
+        false,
+        started_at,
+        start.elapsed().as_millis() as u64,
+        exit.code(),
+        reports,
+    )
+    .with_writer_stats(
+        stats.retries.load(std::sync::atomic::Ordering::Relaxed),
+        writer.pacing.throttles(),
+        writer.pacing.waited_ms(),
+    );
+    super::write_report(args.report.as_deref(), &report)?;
+    if let Some(message) = stop_message {
+        return Err(ExitError { exit, message }.into());
+    }
+    Ok(exit)
+}
+
+/// A progress bar on stderr when it is a terminal; nothing otherwise (cron, CI, pipes).
+struct TerminalProgress {
+    bar: Option<indicatif::ProgressBar>,
+    last: Instant,
+}
+
+impl TerminalProgress {
+    fn new(source: &std::path::Path) -> TerminalProgress {
+        if !std::io::stderr().is_terminal() {
+            return TerminalProgress {
+                bar: None,
+                last: Instant::now(),
+            };
+        }
+        // The total is estimated from the file's line count (fast, and close for CSV and JSON
+        // Lines); the bar shows rows/s and the time left.
+        let total = std::fs::read(source)
+            .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64)
+            .unwrap_or(0);
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(total),
+            indicatif::ProgressDrawTarget::stderr_with_hz(5),
+        );
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} rows  {per_sec}  ETA {eta}  {msg}",
+            )
+            .expect("valid template"),
+        );
+        TerminalProgress {
+            bar: Some(bar),
+            last: Instant::now(),
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Progress for TerminalProgress {
+    fn update(&mut self, counts: &Counts) {
+        if let Some(bar) = &self.bar {
+            if self.last.elapsed() >= Duration::from_millis(100) {
+                self.last = Instant::now();
+                bar.set_position(counts.read);
+                bar.set_message(format!("rejected {}", counts.rejected));
+            }
+        }
+    }
+}
