@@ -29,6 +29,7 @@ async fn main() {
     config.limits.enabled = false;
     let emu = start(config, StartOptions::default()).await.expect("start");
     let base = emu.base_url().to_string();
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(CONNECTIONS)
         .build()

@@ -16,6 +16,9 @@ pub async fn emulator_with(config: Config) -> RunningEmulator {
 }
 
 pub fn client() -> reqwest::Client {
+    // In a workspace build reqwest's features are unified with dvload's (`rustls-no-provider`),
+    // which needs a process-wide crypto provider before a client is built.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
 }
 
