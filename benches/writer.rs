@@ -16,14 +16,19 @@ const MAX_EXEC_MS: u64 = 10_000;
 const OP_COST_MS: u64 = 1;
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let mut config = Config::default();
     config.limits.enabled = true;
     config.limits.window_secs = WINDOW_SECS;
     config.limits.max_exec_ms = MAX_EXEC_MS;
     config.limits.max_requests = 1_000_000;
     config.limits.op_cost_ms = OP_COST_MS;
-    let emulator = runtime.block_on(start(config, StartOptions::default())).expect("emulator");
+    let emulator = runtime
+        .block_on(start(config, StartOptions::default()))
+        .expect("emulator");
     let base = emulator.base_url().to_string();
 
     let dir = tempfile::tempdir().unwrap();
@@ -54,7 +59,14 @@ fn main() {
     for batch_size in ["100", "250"] {
         let start_time = Instant::now();
         let out = Command::new(env!("CARGO_BIN_EXE_dvload"))
-            .args(["run", "m.toml", "--batch-size", batch_size, "--report", "r.json"])
+            .args([
+                "run",
+                "m.toml",
+                "--batch-size",
+                batch_size,
+                "--report",
+                "r.json",
+            ])
             .current_dir(dir.path())
             .env("DATAVERSE_URL", &base)
             .env("AZURE_AUTHORITY_HOST", &base)
@@ -64,8 +76,14 @@ fn main() {
             .output()
             .unwrap();
         let secs = start_time.elapsed().as_secs_f64();
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-        let report: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("r.json")).unwrap()).unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("r.json")).unwrap()).unwrap();
         let held = emulator.state.count("account") as u64;
         println!(
             "batch size {batch_size:>4}: {:>7.0} rows/s in {secs:.1} s = {:.0}% of the best possible; written {}, held {held} (lost or doubled: {}), \

@@ -1,6 +1,8 @@
-//! Pacing: how many batches may be in flight, the shared pause after a 429, and the optional
-//! requests-per-second limit. One `Pacing` per run, shared by every worker of the application user.
+//! Pacing: how many batches may be in flight, how many operations per second go out, the shared
+//! pause after a 429, and the optional requests-per-second limit. One `Pacing` per run, shared by
+//! every worker of the application user.
 
+use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -9,15 +11,49 @@ use std::time::Duration;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::time::Instant;
 
-/// Concurrency control: additive increase, multiplicative decrease. A 429 halves the number of
-/// batches in flight and pauses everyone until `Retry-After` has passed; every `limit` batches that
-/// come back unthrottled raise it by one again, up to the ceiling.
+/// Clean batches per unit of concurrency before it climbs by one.
+const CLIMB: usize = 2;
+/// How far back the throughput that got through before a 429 is measured.
+const LOOKBACK: Duration = Duration::from_secs(10);
+/// The learned rate rises by this factor per `RAISE_EVERY` without a 429.
+const RAISE: f64 = 1.03;
+/// See `RAISE`.
+const RAISE_EVERY: Duration = Duration::from_secs(1);
+/// After a 429, the rate is set to this share of what got through over `LOOKBACK`.
+const BACK_OFF: f64 = 0.95;
+
+/// What `Pacing` learns about the service's tolerance.
+struct Learned {
+    /// A pause in force until then (a 429's `Retry-After`).
+    paused_until: Option<Instant>,
+    /// Operations per second not to exceed, once a 429 taught one.
+    rate: Option<f64>,
+    /// The earliest time the next operation may go out under `rate`.
+    next_free: Instant,
+    /// When `rate` last rose.
+    last_raise: Instant,
+    /// Operations that got through, by time (the last `LOOKBACK`).
+    done: VecDeque<(Instant, usize)>,
+    /// When pacing began (the start of the first throughput measurement).
+    started: Instant,
+}
+
+/// Concurrency and rate control.
+///
+/// Concurrency is additive increase, multiplicative decrease: a 429 halves the batches in flight
+/// (once per wave: the other batches throttled at the same time do not halve it again) and pauses
+/// everyone until `Retry-After` has passed; every `CLIMB` × `limit` clean batches raise it by one,
+/// up to the ceiling. Concurrency alone is too coarse against an execution-time budget (one batch
+/// more in flight can be half the budget again), so a 429 also sets an operations-per-second rate
+/// just under what got through before it, which then rises slowly while no 429 comes. The writer
+/// settles just under what the service tolerates instead of overshooting and pausing for whole
+/// seconds again and again (measured with `cargo bench --bench writer`).
 pub struct Pacing {
     limit: AtomicUsize,
     ceiling: usize,
     clean: AtomicUsize,
-    paused_until: Mutex<Option<Instant>>,
-    rate: Option<DefaultDirectRateLimiter>,
+    learned: Mutex<Learned>,
+    rps: Option<DefaultDirectRateLimiter>,
     throttles: AtomicU64,
     waited_ms: AtomicU64,
 }
@@ -27,12 +63,20 @@ impl Pacing {
     /// `--concurrency`), never above `ceiling`; `max_rps` limits requests per second.
     pub fn new(start: usize, ceiling: usize, max_rps: Option<NonZeroU32>) -> Pacing {
         let ceiling = ceiling.max(1);
+        let now = Instant::now();
         Pacing {
             limit: AtomicUsize::new(start.clamp(1, ceiling)),
             ceiling,
             clean: AtomicUsize::new(0),
-            paused_until: Mutex::new(None),
-            rate: max_rps.map(|n| RateLimiter::direct(Quota::per_second(n))),
+            learned: Mutex::new(Learned {
+                paused_until: None,
+                rate: None,
+                next_free: now,
+                last_raise: now,
+                done: VecDeque::new(),
+                started: now,
+            }),
+            rps: max_rps.map(|n| RateLimiter::direct(Quota::per_second(n))),
             throttles: AtomicU64::new(0),
             waited_ms: AtomicU64::new(0),
         }
@@ -43,28 +87,73 @@ impl Pacing {
         self.limit.load(Ordering::Relaxed)
     }
 
-    /// A 429: everyone waits `pause`, and fewer batches go out at once.
+    /// The learned operations-per-second rate, if a 429 taught one.
+    pub fn rate(&self) -> Option<f64> {
+        self.lock().rate
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Learned> {
+        self.learned.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A 429: everyone waits `pause`, fewer batches go out at once, and a rate is learned.
     pub fn throttled(&self, pause: Duration) {
         self.throttles.fetch_add(1, Ordering::Relaxed);
-        let until = Instant::now() + pause;
-        let mut guard = self.paused_until.lock().expect("pacing lock");
-        if guard.is_none_or(|u| u < until) {
-            *guard = Some(until);
+        let now = Instant::now();
+        let until = now + pause;
+        let mut l = self.lock();
+        let new_wave = l.paused_until.is_none_or(|u| u <= now);
+        if l.paused_until.is_none_or(|u| u < until) {
+            l.paused_until = Some(until);
         }
-        drop(guard);
-        let _ = self
-            .limit
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| {
-                Some((l / 2).max(1))
-            });
+        if new_wave {
+            while l
+                .done
+                .front()
+                .is_some_and(|(t, _)| now.duration_since(*t) > LOOKBACK)
+            {
+                l.done.pop_front();
+            }
+            let span = now.duration_since(l.started).min(LOOKBACK);
+            let ops: usize = l.done.iter().map(|(_, n)| n).sum();
+            if ops > 0 && span > Duration::ZERO {
+                let through = ops as f64 / span.as_secs_f64() * BACK_OFF;
+                l.rate = Some(l.rate.map_or(through, |r| r.min(through)).max(1.0));
+            }
+            l.last_raise = until;
+            drop(l);
+            let _ = self
+                .limit
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+                    Some((c / 2).max(1))
+                });
+        }
         self.clean.store(0, Ordering::Relaxed);
     }
 
-    /// A batch came back without throttling.
-    pub fn succeeded(&self) {
+    /// A batch of `ops` operations came back without throttling.
+    pub fn succeeded(&self, ops: usize) {
+        let now = Instant::now();
+        {
+            let mut l = self.lock();
+            l.done.push_back((now, ops));
+            while l
+                .done
+                .front()
+                .is_some_and(|(t, _)| now.duration_since(*t) > LOOKBACK)
+            {
+                l.done.pop_front();
+            }
+            if let Some(rate) = l.rate {
+                if now.saturating_duration_since(l.last_raise) >= RAISE_EVERY {
+                    l.rate = Some(rate * RAISE);
+                    l.last_raise = now;
+                }
+            }
+        }
         let clean = self.clean.fetch_add(1, Ordering::Relaxed) + 1;
         let limit = self.limit();
-        if clean >= limit && limit < self.ceiling {
+        if clean >= limit * CLIMB && limit < self.ceiling {
             self.clean.store(0, Ordering::Relaxed);
             let _ =
                 self.limit
@@ -72,18 +161,34 @@ impl Pacing {
         }
     }
 
-    /// Waits out a pause in force and the requests-per-second limit; returns the time waited.
-    pub async fn wait_turn(&self) -> Duration {
+    /// Waits out a pause in force, the learned rate for `ops` operations, and the
+    /// requests-per-second limit; returns the time waited.
+    pub async fn wait_turn(&self, ops: usize) -> Duration {
         let start = Instant::now();
         loop {
-            let until = *self.paused_until.lock().expect("pacing lock");
+            let until = self.lock().paused_until;
             match until {
                 Some(u) if u > Instant::now() => tokio::time::sleep_until(u).await,
                 _ => break,
             }
         }
-        if let Some(rate) = &self.rate {
-            rate.until_ready().await;
+        let slot = {
+            let mut l = self.lock();
+            match l.rate {
+                Some(rate) => {
+                    let now = Instant::now();
+                    let slot = l.next_free.max(now);
+                    l.next_free = slot + Duration::from_secs_f64(ops as f64 / rate);
+                    Some(slot)
+                }
+                None => None,
+            }
+        };
+        if let Some(slot) = slot {
+            tokio::time::sleep_until(slot).await;
+        }
+        if let Some(rps) = &self.rps {
+            rps.until_ready().await;
         }
         let waited = start.elapsed();
         self.waited_ms
@@ -106,26 +211,56 @@ impl Pacing {
 mod tests {
     use super::*;
 
-    #[test]
-    fn throttling_halves_and_clean_batches_climb_back() {
+    #[tokio::test(start_paused = true)]
+    async fn throttling_halves_once_per_wave_and_clean_batches_climb_back() {
         let p = Pacing::new(8, 8, None);
         p.throttled(Duration::from_secs(1));
         assert_eq!(p.limit(), 4);
         p.throttled(Duration::from_secs(1));
-        p.throttled(Duration::from_secs(1));
-        p.throttled(Duration::from_secs(1));
-        assert_eq!(p.limit(), 1, "never below one");
-        p.succeeded();
-        assert_eq!(p.limit(), 2);
-        for _ in 0..2 {
-            p.succeeded();
+        p.throttled(Duration::from_secs(2));
+        assert_eq!(
+            p.limit(),
+            4,
+            "batches throttled in the same wave halve it once"
+        );
+        for _ in 0..3 {
+            tokio::time::advance(Duration::from_secs(3)).await;
+            p.throttled(Duration::from_secs(1));
         }
-        assert_eq!(p.limit(), 3);
-        for _ in 0..100 {
-            p.succeeded();
+        assert_eq!(p.limit(), 1, "never below one");
+        p.succeeded(1);
+        assert_eq!(p.limit(), 1);
+        p.succeeded(1);
+        assert_eq!(p.limit(), 2);
+        for _ in 0..1000 {
+            p.succeeded(1);
         }
         assert_eq!(p.limit(), 8, "never above the ceiling");
-        assert_eq!(p.throttles(), 4);
+        assert_eq!(p.throttles(), 6);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_teaches_a_rate_just_under_what_got_through_which_then_rises() {
+        let p = Pacing::new(4, 4, None);
+        assert_eq!(p.rate(), None, "no rate until the service pushes back");
+        for _ in 0..10 {
+            tokio::time::advance(Duration::from_millis(100)).await;
+            p.succeeded(100);
+        }
+        // 1,000 operations got through in one second.
+        p.throttled(Duration::from_secs(2));
+        let rate = p.rate().unwrap();
+        assert!((rate - 950.0).abs() < 1.0, "{rate}");
+        // The pause is waited out, then 100 operations take 1/9.5 s of the rate's time.
+        assert_eq!(p.wait_turn(100).await, Duration::from_secs(2));
+        let second = p.wait_turn(100).await;
+        assert!(
+            (second.as_secs_f64() - 100.0 / 950.0).abs() < 0.01,
+            "{second:?}"
+        );
+        tokio::time::advance(Duration::from_secs(2)).await;
+        p.succeeded(100);
+        assert!(p.rate().unwrap() > rate, "a clean second raises it");
     }
 
     #[test]
@@ -138,9 +273,9 @@ mod tests {
     async fn everyone_waits_out_a_pause() {
         let p = Pacing::new(4, 4, None);
         p.throttled(Duration::from_secs(3));
-        let waited = p.wait_turn().await;
+        let waited = p.wait_turn(1).await;
         assert_eq!(waited, Duration::from_secs(3));
-        assert_eq!(p.wait_turn().await, Duration::ZERO, "the pause is over");
+        assert_eq!(p.wait_turn(1).await, Duration::ZERO, "the pause is over");
         assert!(p.waited_ms() >= 3000);
     }
 }

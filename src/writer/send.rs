@@ -103,7 +103,7 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
             }
             return;
         }
-        ctx.pacing.wait_turn().await;
+        ctx.pacing.wait_turn(pending.len()).await;
         for p in &mut pending {
             p.info.attempts += 1;
         }
@@ -203,7 +203,13 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
         }
         match decision.throttle {
             Some(pause) => ctx.pacing.throttled(pause),
-            None if reply.is_ok() => ctx.pacing.succeeded(),
+            None if reply.is_ok() => ctx.pacing.succeeded(
+                decision
+                    .verdicts
+                    .iter()
+                    .filter(|v| matches!(v, Verdict::Written))
+                    .count(),
+            ),
             None => {}
         }
         if let Some(f) = fatal {
