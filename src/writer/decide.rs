@@ -137,6 +137,32 @@ pub struct Decision {
     pub fatal: Option<Fatal>,
 }
 
+/// Refusals (401) in a row of one batch, with tokens Dataverse never accepted, after which the
+/// run stops: new tokens refused as soon as they are issued mean the set-up is wrong (the
+/// application user was removed, or the tokens are for another environment). A refused token
+/// that was accepted before expired or was revoked: it is refreshed and does not count.
+pub const MAX_TOKEN_REFUSALS: u32 = 3;
+
+/// What to do after Dataverse refused a batch's token (401).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRefused {
+    /// Get a new token and resend at once.
+    Refresh,
+    /// Stop the run: the set-up, not the token, is wrong.
+    Stop,
+}
+
+/// Decides on a 401, given how many attempts of this batch in a row were refused with a token
+/// never accepted, this one included. An accepted attempt starts the count again: over a long
+/// run every token expires in turn, and a batch may meet several of those expiries.
+pub fn token_refused(in_a_row: u32) -> TokenRefused {
+    if in_a_row >= MAX_TOKEN_REFUSALS {
+        TokenRefused::Stop
+    } else {
+        TokenRefused::Refresh
+    }
+}
+
 /// HTTP statuses worth another attempt (PROTOCOL.md §10, §15).
 pub fn retryable(status: u16) -> bool {
     matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
@@ -716,6 +742,25 @@ mod tests {
                 "the change set failed, nothing in it was written: Dataverse 400: bad".into()
             )
         );
+    }
+
+    #[test]
+    fn a_refused_token_is_refreshed_until_refusals_in_a_row_show_the_setup_is_wrong() {
+        // The bug this guards against: a batch stopped the run ("Dataverse refused a freshly
+        // issued token") the second time it met a 401 in its life, even when the new token had
+        // been accepted and then revoked or expired in turn.
+        assert_eq!(
+            token_refused(1),
+            TokenRefused::Refresh,
+            "expired or revoked in use"
+        );
+        assert_eq!(
+            token_refused(2),
+            TokenRefused::Refresh,
+            "the new token may have been revoked in turn"
+        );
+        assert_eq!(token_refused(MAX_TOKEN_REFUSALS), TokenRefused::Stop);
+        assert_eq!(token_refused(MAX_TOKEN_REFUSALS + 1), TokenRefused::Stop);
     }
 
     #[test]

@@ -56,6 +56,8 @@ pub struct Writer {
     pub stats: Arc<SendStats>,
     /// Set when the run must stop.
     pub stop: Arc<AtomicBool>,
+    /// The last access token Dataverse accepted.
+    accepted_token: Arc<std::sync::Mutex<Option<crate::auth::AccessToken>>>,
 }
 
 /// What writing one job came to.
@@ -100,6 +102,7 @@ impl Writer {
             options,
             stats: Arc::new(SendStats::default()),
             stop: Arc::new(AtomicBool::new(false)),
+            accepted_token: Arc::default(),
         }
     }
 
@@ -205,6 +208,7 @@ impl Writer {
             events,
             stop: self.stop.clone(),
             stats: self.stats.clone(),
+            accepted_token: self.accepted_token.clone(),
         })
     }
 
