@@ -251,7 +251,7 @@ pub fn decide(
                         false,
                     ),
                     PartOutcome::NotProcessed(NotProcessed::RolledBack { failed_op }) => {
-                        rolled_back(*failed_op, outcomes, atomic)
+                        rolled_back(*failed_op, outcomes, atomic, op, ops)
                     }
                     PartOutcome::NotProcessed(NotProcessed::Missing) => {
                         retry("the answer has no part for this operation".into(), true)
@@ -334,13 +334,7 @@ fn part_verdict(
             reason: describe(status, error),
             maybe_applied: true,
         },
-        // A create-only upsert that finds its record: when an earlier attempt may have made it,
-        // that attempt succeeded.
-        412 if op.precondition == Precondition::IfNoneMatchAny && op.maybe_applied => {
-            Verdict::Written
-        }
-        // A delete that finds nothing, after an attempt that may have deleted it.
-        404 if op.method == Method::Delete && op.maybe_applied => Verdict::Written,
+        s if already_applied(s, op) => Verdict::Written,
         // A lookup whose target is not there (yet): try once more after the rest of the job.
         404 if op.binds && !op.deferred && op.method != Method::Delete => {
             Verdict::Defer(describe(status, error))
@@ -349,9 +343,33 @@ fn part_verdict(
     }
 }
 
-fn rolled_back(failed_op: Option<usize>, outcomes: &[PartOutcome], atomic: bool) -> Verdict {
+/// A refusal that shows an earlier attempt, whose answer was lost, did the work: a create-only
+/// upsert that finds its record, or a delete that finds nothing.
+fn already_applied(status: u16, op: &OpInfo) -> bool {
+    op.maybe_applied
+        && match status {
+            412 => op.precondition == Precondition::IfNoneMatchAny,
+            404 => op.method == Method::Delete,
+            _ => false,
+        }
+}
+
+fn rolled_back(
+    failed_op: Option<usize>,
+    outcomes: &[PartOutcome],
+    atomic: bool,
+    op: &OpInfo,
+    ops: &[OpInfo],
+) -> Verdict {
     let culprit = failed_op.and_then(|i| outcomes.get(i).map(|o| (i, o)));
     match culprit {
+        // The culprit's earlier attempt was applied, and that attempt was the same change set
+        // (all or nothing): every operation of it was applied with it.
+        Some((i, PartOutcome::Failed { status, .. }))
+            if op.maybe_applied && ops.get(i).is_some_and(|c| already_applied(*status, c)) =>
+        {
+            Verdict::Written
+        }
         Some((i, PartOutcome::Failed { status, error, .. })) if !retryable(*status) && atomic => {
             Verdict::Rejected(format!(
                 "rolled back with its batch (--atomic): operation {} failed: {}",
@@ -761,6 +779,50 @@ mod tests {
         );
         assert_eq!(token_refused(MAX_TOKEN_REFUSALS), TokenRefused::Stop);
         assert_eq!(token_refused(MAX_TOKEN_REFUSALS + 1), TokenRefused::Stop);
+    }
+
+    #[test]
+    fn a_change_set_applied_by_a_lost_attempt_is_written_whole() {
+        // The bug this guards against: with --atomic and create by key, a change set applied by
+        // an attempt whose answer was lost came back on the resend as "412 on operation 1, the
+        // rest rolled back"; operation 1 counted as written and the others were rejected, though
+        // the whole change set was in Dataverse.
+        let lost = OpInfo {
+            maybe_applied: true,
+            ..op(Method::Patch, Precondition::IfNoneMatchAny)
+        };
+        let rolled = PartOutcome::NotProcessed(NotProcessed::RolledBack { failed_op: Some(0) });
+        let outcomes = [failed(412, None), rolled.clone(), rolled];
+        let response = BatchResponse {
+            status: 200,
+            parts: Vec::new(),
+            rejection: None,
+        };
+        let attempt = Attempt::Answered {
+            response: &response,
+            retry_after: None,
+            outcomes: &outcomes,
+        };
+        let policy = RetryPolicy::default();
+        let d = decide(&attempt, &[lost; 3], true, Duration::ZERO, &policy);
+        assert_eq!(
+            d.verdicts,
+            [Verdict::Written, Verdict::Written, Verdict::Written]
+        );
+        // Never sent before: the 412 is a real conflict, and the change set is rejected whole.
+        let fresh = op(Method::Patch, Precondition::IfNoneMatchAny);
+        let d = decide(&attempt, &[fresh; 3], true, Duration::ZERO, &policy);
+        assert_eq!(
+            d.verdicts[0],
+            Verdict::Rejected("Dataverse 412 (0x1): m".into())
+        );
+        assert!(
+            d.verdicts[1..]
+                .iter()
+                .all(|v| matches!(v, Verdict::Rejected(r) if r.starts_with("rolled back with its batch (--atomic): operation 1 failed: Dataverse 412"))),
+            "{:?}",
+            d.verdicts
+        );
     }
 
     #[test]

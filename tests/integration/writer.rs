@@ -677,6 +677,11 @@ fn resets_exactly_once(operation: &str) {
     let s = emu.stats();
     assert!(s.fault_reset_before > 0 && s.fault_reset_after > 0, "{s:?}");
     assert!(report.stat("retries") > 0);
+    if operation == "create" {
+        // The only operations that can fail here are the create-only PATCHes resent after a lost
+        // answer that had been applied: their 412 is the row written.
+        assert!(s.operations_failed > 0, "a 412 after a lost attempt: {s:?}");
+    }
 }
 
 #[test]
@@ -788,6 +793,104 @@ fn service_protection_limits_on_a_small_window_are_honoured() {
 
 // ---------------------------------------------------------------------------------------------
 // 10.–11. Stopping early and all-or-nothing batches.
+
+#[test]
+fn max_errors_counts_dataverses_rejects_and_rows_in_flight_end_rejected() {
+    let emu = emulator_with_faults(FaultsConfig {
+        latency_ms: 30,
+        ..FaultsConfig::default()
+    });
+    let w = Workdir::new();
+    // Every fifth name is too long for Dataverse (the mapping does not know).
+    write_accounts(&w, 300, |i| (i % 5 == 0).then(|| "q".repeat(170)));
+    w.write("m.toml", accounts_mapping("upsert", true));
+    let (out, report) = run(
+        &w,
+        &emu,
+        &[
+            "--batch-size",
+            "5",
+            "--concurrency",
+            "4",
+            "--max-errors",
+            "2",
+        ],
+    );
+    out.expect_code(4).stderr_has("stopped early");
+    assert!(report.read < 300, "stopped before the end: {}", report.json);
+    let mut seen = BTreeSet::new();
+    for r in emu.state.rows("account") {
+        assert!(seen.insert(row_of(&r)));
+    }
+    assert_eq!(seen.len() as u64, report.written);
+    let rejects = read_rejects_csv(&w.path().join("rejects.csv"), b',');
+    assert_eq!(rejects.len() as u64, report.rejected);
+    for r in &rejects {
+        assert!(seen.insert(r.row), "row {} twice", r.row);
+        assert!(
+            r.error.starts_with("Dataverse 400 (0x80044331)") || r.error.starts_with("not "),
+            "row {}: {}",
+            r.row,
+            r.error
+        );
+    }
+    assert_eq!(seen.len() as u64, report.read);
+    assert_eq!(
+        seen,
+        (1..=report.read).collect(),
+        "the rows read are the first ones"
+    );
+}
+
+#[test]
+fn children_before_their_parents_in_the_same_file_are_sent_again_at_the_end() {
+    let emu = Emu::start();
+    let w = Workdir::new();
+    let mut csv = String::from("Account No,Company,Employees,Parent No\n");
+    for i in 1..=60 {
+        // Rows 1-20 point at rows 41-60, which come later in the file.
+        let parent = if i <= 20 {
+            format!("A-{:05}", i + 40)
+        } else {
+            String::new()
+        };
+        csv.push_str(&format!("A-{i:05},Company {i:05},{i},{parent}\n"));
+    }
+    w.write("accounts.csv", csv);
+    w.write(
+        "m.toml",
+        accounts_mapping("upsert", true)
+            + "parentaccountid = { lookup = \"accounts\", key = { accountnumber = \"Parent No\" } }\n",
+    );
+    let (out, report) = run(&w, &emu, &["--batch-size", "10", "--concurrency", "1"]);
+    out.expect_code(0).stdout_has("were sent again at the end");
+    check_accounts(&emu, &w, &report, 60);
+    let rows = emu.state.rows("account");
+    let id_of: HashMap<u64, uuid::Uuid> = rows.iter().map(|r| (row_of(r), r.id)).collect();
+    for r in &rows {
+        let row = row_of(r);
+        let expected = (row <= 20).then(|| (id_of[&(row + 40)], "account"));
+        assert_eq!(r.lookup("parentaccountid"), expected, "row {row}");
+    }
+}
+
+#[test]
+fn atomic_batches_under_faults_are_written_exactly_once() {
+    let emu = emulator_with_faults(FaultsConfig {
+        fail_rate: 0.15,
+        reset_rate: 0.15,
+        throttle_rate: 0.05,
+        throttle_retry_after_secs: 1,
+        ..FaultsConfig::default()
+    });
+    let w = Workdir::new();
+    write_accounts(&w, 150, |_| None);
+    w.write("m.toml", accounts_mapping("create", true));
+    let (out, report) = run(&w, &emu, &["--batch-size", "10", "--atomic"]);
+    out.expect_code(0);
+    check_accounts(&emu, &w, &report, 150);
+    assert!(report.stat("retries") > 0);
+}
 
 #[test]
 fn max_errors_stops_early_with_exit_4_and_counts_that_add_up() {
