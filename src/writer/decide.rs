@@ -336,9 +336,7 @@ fn part_verdict(
         },
         s if already_applied(s, op) => Verdict::Written,
         // A lookup whose target is not there (yet): try once more after the rest of the job.
-        404 if op.binds && !op.deferred && op.method != Method::Delete => {
-            Verdict::Defer(describe(status, error))
-        }
+        s if defers(s, op) => Verdict::Defer(describe(status, error)),
         _ => Verdict::Rejected(describe(status, error)),
     }
 }
@@ -352,6 +350,12 @@ fn already_applied(status: u16, op: &OpInfo) -> bool {
             404 => op.method == Method::Delete,
             _ => false,
         }
+}
+
+/// A 404 on an operation that binds a lookup, not yet deferred: its target may come later in
+/// the same job.
+fn defers(status: u16, op: &OpInfo) -> bool {
+    status == 404 && op.binds && !op.deferred && op.method != Method::Delete
 }
 
 fn rolled_back(
@@ -369,6 +373,16 @@ fn rolled_back(
             if op.maybe_applied && ops.get(i).is_some_and(|c| already_applied(*status, c)) =>
         {
             Verdict::Written
+        }
+        // The culprit waits for its lookup target: the change set waits with it, all or nothing.
+        Some((i, PartOutcome::Failed { status, error, .. }))
+            if atomic && ops.get(i).is_some_and(|c| defers(*status, c)) =>
+        {
+            Verdict::Defer(format!(
+                "rolled back with its batch (--atomic): operation {} failed: {}",
+                i + 1,
+                describe(*status, error)
+            ))
         }
         Some((i, PartOutcome::Failed { status, error, .. })) if !retryable(*status) && atomic => {
             Verdict::Rejected(format!(
@@ -820,6 +834,58 @@ mod tests {
             d.verdicts[1..]
                 .iter()
                 .all(|v| matches!(v, Verdict::Rejected(r) if r.starts_with("rolled back with its batch (--atomic): operation 1 failed: Dataverse 412"))),
+            "{:?}",
+            d.verdicts
+        );
+    }
+
+    #[test]
+    fn an_atomic_change_set_waits_with_its_deferred_lookup() {
+        // The bug this guards against: with --atomic, a child row before its parent in the file
+        // was deferred and written at the end, while the rest of its change set was rejected.
+        let binds = OpInfo {
+            binds: true,
+            ..upsert()
+        };
+        let rolled = PartOutcome::NotProcessed(NotProcessed::RolledBack { failed_op: Some(1) });
+        let outcomes = [rolled.clone(), failed(404, None), rolled];
+        let response = BatchResponse {
+            status: 200,
+            parts: Vec::new(),
+            rejection: None,
+        };
+        let attempt = Attempt::Answered {
+            response: &response,
+            retry_after: None,
+            outcomes: &outcomes,
+        };
+        let policy = RetryPolicy::default();
+        let d = decide(
+            &attempt,
+            &[upsert(), binds, upsert()],
+            true,
+            Duration::ZERO,
+            &policy,
+        );
+        assert!(
+            d.verdicts.iter().all(|v| matches!(v, Verdict::Defer(_))),
+            "{:?}",
+            d.verdicts
+        );
+        // Sent again at the end and still missing: the whole change set is rejected.
+        let again = |o: OpInfo| OpInfo {
+            deferred: true,
+            ..o
+        };
+        let d = decide(
+            &attempt,
+            &[again(upsert()), again(binds), again(upsert())],
+            true,
+            Duration::ZERO,
+            &policy,
+        );
+        assert!(
+            d.verdicts.iter().all(|v| matches!(v, Verdict::Rejected(_))),
             "{:?}",
             d.verdicts
         );

@@ -696,6 +696,91 @@ fn connection_resets_with_create_by_key_write_every_row_once() {
 }
 
 #[test]
+fn connection_resets_with_delete_remove_every_row_once() {
+    let emu = Emu::start();
+    let w = Workdir::new();
+    write_accounts(&w, 150, |_| None);
+    w.write("m.toml", accounts_mapping("upsert", true));
+    run(&w, &emu, &["--batch-size", "10"]).0.expect_code(0);
+    assert_eq!(emu.state.count("account"), 150);
+    emu.set_faults(FaultsConfig {
+        reset_rate: 0.3,
+        ..FaultsConfig::default()
+    });
+    w.write(
+        "m.toml",
+        "[source]\npath = \"accounts.csv\"\n\n[target]\nentity_set = \"accounts\"\noperation = \"delete\"\n\
+         key = { accountnumber = \"Account No\" }\n",
+    );
+    let (out, report) = run(&w, &emu, &["--batch-size", "10"]);
+    out.expect_code(0);
+    assert_eq!(
+        (report.read, report.written, report.rejected),
+        (150, 150, 0)
+    );
+    assert_eq!(emu.state.count("account"), 0, "every row deleted");
+    let s = emu.stats();
+    assert!(s.fault_reset_after > 0, "{s:?}");
+    assert!(report.stat("retries") > 0);
+}
+
+#[test]
+fn rows_that_never_get_through_are_rejected_after_max_attempts() {
+    let faults = FaultsConfig {
+        fail_rate: 0.5,
+        ..FaultsConfig::default()
+    };
+    // A seed whose first draw (WhoAmI's) is clean: the set-up must get through for the rows to
+    // meet the faults.
+    let seed = (0..)
+        .find(|&seed| {
+            dataverse_emulator::faults::Faults::new(faults.clone(), seed)
+                .draw()
+                .fault
+                == dataverse_emulator::faults::Fault::None
+        })
+        .unwrap();
+    let emu = Emu::start_with(Config {
+        seed,
+        faults,
+        ..Config::default()
+    });
+    let w = Workdir::new();
+    write_accounts(&w, 100, |_| None);
+    w.write("m.toml", accounts_mapping("upsert", true));
+    let mut args = vec![
+        "run",
+        "m.toml",
+        "--report",
+        "report.json",
+        "--rejects",
+        "rejects.csv",
+        "--batch-size",
+        "5",
+        "--retry-base-ms",
+        "1",
+        "--max-attempts",
+        "2",
+    ];
+    args.push("--concurrency");
+    args.push("2");
+    let out = w.dvload_env(&args, &emu.env());
+    out.expect_code(1);
+    let report = Report::load(&w, "report.json");
+    let (_, rejects) = check_accounts(&emu, &w, &report, 100);
+    assert!(!rejects.is_empty());
+    for r in &rejects {
+        assert!(
+            r.error.starts_with("gave up after 2 attempts over ")
+                && r.error.contains("Dataverse 50"),
+            "row {}: {}",
+            r.row,
+            r.error
+        );
+    }
+}
+
+#[test]
 fn slow_answers_past_the_timeout_are_retried_once_written() {
     let emu = emulator_with_faults(FaultsConfig {
         slow_rate: 0.2,
@@ -872,6 +957,52 @@ fn children_before_their_parents_in_the_same_file_are_sent_again_at_the_end() {
         let expected = (row <= 20).then(|| (id_of[&(row + 40)], "account"));
         assert_eq!(r.lookup("parentaccountid"), expected, "row {row}");
     }
+}
+
+#[test]
+fn atomic_batches_with_children_before_their_parents_are_deferred_whole() {
+    let emu = Emu::start();
+    let w = Workdir::new();
+    let mut csv = String::from("Account No,Company,Employees,Parent No\n");
+    for i in 1..=40 {
+        // Row 3 points at row 35, later in the file; row 13 at an account that never comes.
+        let parent = match i {
+            3 => "A-00035",
+            13 => "A-99999",
+            _ => "",
+        };
+        csv.push_str(&format!("A-{i:05},Company {i:05},{i},{parent}\n"));
+    }
+    w.write("accounts.csv", csv);
+    w.write(
+        "m.toml",
+        accounts_mapping("upsert", true)
+            + "parentaccountid = { lookup = \"accounts\", key = { accountnumber = \"Parent No\" } }\n",
+    );
+    let (out, report) = run(
+        &w,
+        &emu,
+        &["--batch-size", "10", "--concurrency", "1", "--atomic"],
+    );
+    out.expect_code(1);
+    let (written, rejects) = check_accounts(&emu, &w, &report, 40);
+    assert_eq!(
+        written,
+        (1..=10).chain(21..=40).collect(),
+        "row 3's change set waited for its parent and was written whole"
+    );
+    for r in &rejects {
+        assert!(
+            r.error.contains("Dataverse 404 (0x80040217)"),
+            "row {}: {}",
+            r.row,
+            r.error
+        );
+    }
+    let rows = emu.state.rows("account");
+    let parent = rows.iter().find(|r| row_of(r) == 35).unwrap().id;
+    let child = rows.iter().find(|r| row_of(r) == 3).unwrap();
+    assert_eq!(child.lookup("parentaccountid"), Some((parent, "account")));
 }
 
 #[test]
