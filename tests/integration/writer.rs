@@ -876,6 +876,47 @@ fn service_protection_limits_on_a_small_window_are_honoured() {
     assert!(report.stat("throttle_waits") > 0);
 }
 
+#[test]
+fn the_concurrency_limit_is_honoured() {
+    let emu = Emu::start();
+    emu.set_limits(LimitsConfig {
+        max_concurrent: 2,
+        op_cost_ms: 5,
+        ..LimitsConfig::default()
+    });
+    let w = Workdir::new();
+    write_accounts(&w, 80, |_| None);
+    w.write("m.toml", accounts_mapping("upsert", true));
+    let (out, report) = run(&w, &emu, &["--batch-size", "10", "--concurrency", "4"]);
+    out.expect_code(0);
+    check_accounts(&emu, &w, &report, 80);
+    assert!(emu.stats().throttled_concurrency > 0, "{:?}", emu.stats());
+    assert!(report.stat("throttle_waits") > 0);
+}
+
+#[test]
+fn the_execution_time_limit_is_honoured() {
+    let emu = Emu::start();
+    emu.set_limits(LimitsConfig {
+        window_secs: 1.0,
+        max_exec_ms: 150,
+        op_cost_ms: 2,
+        ..LimitsConfig::default()
+    });
+    let w = Workdir::new();
+    write_accounts(&w, 200, |_| None);
+    w.write("m.toml", accounts_mapping("upsert", true));
+    let (out, report) = run(&w, &emu, &["--batch-size", "10"]);
+    out.expect_code(0);
+    check_accounts(&emu, &w, &report, 200);
+    assert!(
+        emu.stats().throttled_execution_time > 0,
+        "{:?}",
+        emu.stats()
+    );
+    assert!(report.stat("throttle_waits") > 0);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 10.–11. Stopping early and all-or-nothing batches.
 
@@ -1168,6 +1209,29 @@ fn no_secret_or_token_in_any_output_even_at_trace_level() {
     wrong.expect_code(3);
     texts.push(("stdout (wrong secret)", wrong.stdout.clone()));
     texts.push(("stderr (wrong secret)", wrong.stderr.clone()));
+    // JSON logs carry fields a text formatter might shorten.
+    let json = w.dvload_env(
+        &[
+            "--log-level",
+            "trace",
+            "--log-format",
+            "json",
+            "run",
+            "m.toml",
+            "--rejects",
+            "rejects-json.csv",
+            "--retry-base-ms",
+            "5",
+        ],
+        &emu.env_with(&[("RUST_LOG", "trace")]),
+    );
+    json.expect_code(1);
+    assert!(
+        json.stderr.contains("\"level\":\"TRACE\"") || json.stderr.contains("\"level\":\"DEBUG\"")
+    );
+    texts.push(("stdout (json logs)", json.stdout.clone()));
+    texts.push(("stderr (json logs)", json.stderr.clone()));
+    texts.push(("rejects (json logs)", w.read("rejects-json.csv")));
     for (what, text) in &texts {
         for secret in ["emulator-secret", "eyJ", &token[..40]] {
             assert!(!text.contains(secret), "{what} holds {secret:?}:\n{text}");
