@@ -12,7 +12,8 @@ use crate::auth::{
     process_env,
 };
 use crate::exit::{Exit, ExitError};
-use crate::writer::{Client, WhoAmI};
+use crate::writer::decide::retryable;
+use crate::writer::{Client, RetryPolicy, SendFailure, WhoAmI};
 
 /// Connection options common to the commands that talk to Dataverse.
 #[derive(Debug, Clone, clap::Args)]
@@ -56,7 +57,10 @@ pub struct Connection {
 
 /// Resolves the settings, gets a token and calls `WhoAmI`. Every failure of the set-up is an
 /// exit-3 error that says which step is wrong and how to fix it.
-pub async fn connect(args: &ConnectArgs) -> anyhow::Result<Connection> {
+/// A transient failure of the first request (a 5xx, a 429, a lost answer, a token that expired
+/// or was revoked in between) is retried within `policy`, as the writer retries batches: one
+/// unlucky answer must not fail a nightly run as if its set-up were wrong.
+pub async fn connect(args: &ConnectArgs, policy: &RetryPolicy) -> anyhow::Result<Connection> {
     let (settings, emulator) = if args.emulator {
         let running =
             dataverse_emulator::start(dataverse_emulator::Config::default(), Default::default())
@@ -103,12 +107,7 @@ pub async fn connect(args: &ConnectArgs) -> anyhow::Result<Connection> {
         .get()
         .await
         .map_err(|e| auth_exit(explain(&e)))?;
-    let reply = client.get("WhoAmI").await.map_err(|e| match e {
-        crate::writer::SendFailure::Auth(e) => auth_exit(explain(&e)),
-        other => auth_exit(format!(
-            "cannot reach Dataverse at {url}: {other}\n  check DATAVERSE_URL (the environment URL, e.g. https://contoso.crm4.dynamics.com) and the network"
-        )),
-    })?;
+    let reply = whoami(&client, &url, policy).await?;
     if reply.status != 200 {
         let error = crate::odata::ODataError::from_response(reply.status, &reply.body);
         return Err(auth_exit(explain_dataverse(reply.status, &error, &url)));
@@ -123,6 +122,53 @@ pub async fn connect(args: &ConnectArgs) -> anyhow::Result<Connection> {
         dop_hint: reply.dop_hint,
         emulator,
     })
+}
+
+/// Calls `WhoAmI`, retrying what is transient: a lost answer (timeout, reset), 408/429/5xx
+/// (waiting `Retry-After` when given), and one 401 with a refreshed token. A connection that
+/// cannot be made at all is not retried: the URL is most likely wrong.
+async fn whoami(
+    client: &Client,
+    url: &str,
+    policy: &RetryPolicy,
+) -> anyhow::Result<crate::writer::client::Reply> {
+    let unreachable = |why: &dyn std::fmt::Display| {
+        auth_exit(format!(
+            "cannot reach Dataverse at {url}: {why}\n  check DATAVERSE_URL (the environment URL, e.g. https://contoso.crm4.dynamics.com) and the network"
+        ))
+    };
+    let mut refreshed = false;
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let last = attempt >= policy.max_attempts.max(1);
+        let pause = match client.get("WhoAmI").await {
+            Err(SendFailure::Auth(e)) => return Err(auth_exit(explain(&e))),
+            Err(SendFailure::NotSent(why)) => return Err(unreachable(&why)),
+            Err(SendFailure::Lost(why)) if last => return Err(unreachable(&why)),
+            Err(SendFailure::Lost(why)) => {
+                tracing::warn!(attempt, reason = %why, "WhoAmI got no answer; trying again");
+                None
+            }
+            Ok(reply) if reply.status == 401 && !refreshed => {
+                tracing::warn!("WhoAmI refused the token (401); trying once with a new one");
+                client.tokens().invalidate(&reply.token).await;
+                refreshed = true;
+                continue;
+            }
+            Ok(reply) if retryable(reply.status) && !last => {
+                tracing::warn!(
+                    attempt,
+                    status = reply.status,
+                    "WhoAmI answered a transient error; trying again"
+                );
+                reply.retry_after.map(|d| d.min(policy.max_delay))
+            }
+            Ok(reply) => return Ok(reply),
+        };
+        let delay = pause.unwrap_or_else(|| policy.backoff(attempt - 1, rand::random::<f64>()));
+        tokio::time::sleep(delay).await;
+    }
 }
 
 fn auth_exit(message: String) -> anyhow::Error {

@@ -26,7 +26,12 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
 async fn write_all(args: Args, jobs: Vec<Job>) -> anyhow::Result<Exit> {
     let started_at = super::now_rfc3339();
     let start = Instant::now();
-    let conn = super::connect::connect(&args.connect).await?;
+    let policy = RetryPolicy {
+        max_attempts: args.max_attempts.max(1),
+        base_delay: Duration::from_millis(args.retry_base_ms),
+        ..RetryPolicy::default()
+    };
+    let conn = super::connect::connect(&args.connect, &policy).await?;
     let hint = conn.dop_hint.unwrap_or(4).max(1);
     let ceiling = args.concurrency.map_or(hint, usize::from);
     println!(
@@ -56,11 +61,6 @@ async fn write_all(args: Args, jobs: Vec<Job>) -> anyhow::Result<Exit> {
             "false".to_string(),
         ));
     }
-    let policy = RetryPolicy {
-        max_attempts: args.max_attempts.max(1),
-        base_delay: Duration::from_millis(args.retry_base_ms),
-        ..RetryPolicy::default()
-    };
     let options = WriterOptions {
         batch_size: usize::from(args.batch_size),
         atomic: args.atomic,

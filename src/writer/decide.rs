@@ -137,6 +137,32 @@ pub struct Decision {
     pub fatal: Option<Fatal>,
 }
 
+/// Refusals (401) in a row of one batch, with tokens Dataverse never accepted, after which the
+/// run stops: new tokens refused as soon as they are issued mean the set-up is wrong (the
+/// application user was removed, or the tokens are for another environment). A refused token
+/// that was accepted before expired or was revoked: it is refreshed and does not count.
+pub const MAX_TOKEN_REFUSALS: u32 = 3;
+
+/// What to do after Dataverse refused a batch's token (401).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRefused {
+    /// Get a new token and resend at once.
+    Refresh,
+    /// Stop the run: the set-up, not the token, is wrong.
+    Stop,
+}
+
+/// Decides on a 401, given how many attempts of this batch in a row were refused with a token
+/// never accepted, this one included. An accepted attempt starts the count again: over a long
+/// run every token expires in turn, and a batch may meet several of those expiries.
+pub fn token_refused(in_a_row: u32) -> TokenRefused {
+    if in_a_row >= MAX_TOKEN_REFUSALS {
+        TokenRefused::Stop
+    } else {
+        TokenRefused::Refresh
+    }
+}
+
 /// HTTP statuses worth another attempt (PROTOCOL.md §10, §15).
 pub fn retryable(status: u16) -> bool {
     matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
@@ -225,7 +251,7 @@ pub fn decide(
                         false,
                     ),
                     PartOutcome::NotProcessed(NotProcessed::RolledBack { failed_op }) => {
-                        rolled_back(*failed_op, outcomes, atomic)
+                        rolled_back(*failed_op, outcomes, atomic, op, ops)
                     }
                     PartOutcome::NotProcessed(NotProcessed::Missing) => {
                         retry("the answer has no part for this operation".into(), true)
@@ -308,24 +334,56 @@ fn part_verdict(
             reason: describe(status, error),
             maybe_applied: true,
         },
-        // A create-only upsert that finds its record: when an earlier attempt may have made it,
-        // that attempt succeeded.
-        412 if op.precondition == Precondition::IfNoneMatchAny && op.maybe_applied => {
-            Verdict::Written
-        }
-        // A delete that finds nothing, after an attempt that may have deleted it.
-        404 if op.method == Method::Delete && op.maybe_applied => Verdict::Written,
+        s if already_applied(s, op) => Verdict::Written,
         // A lookup whose target is not there (yet): try once more after the rest of the job.
-        404 if op.binds && !op.deferred && op.method != Method::Delete => {
-            Verdict::Defer(describe(status, error))
-        }
+        s if defers(s, op) => Verdict::Defer(describe(status, error)),
         _ => Verdict::Rejected(describe(status, error)),
     }
 }
 
-fn rolled_back(failed_op: Option<usize>, outcomes: &[PartOutcome], atomic: bool) -> Verdict {
+/// A refusal that shows an earlier attempt, whose answer was lost, did the work: a create-only
+/// upsert that finds its record, or a delete that finds nothing.
+fn already_applied(status: u16, op: &OpInfo) -> bool {
+    op.maybe_applied
+        && match status {
+            412 => op.precondition == Precondition::IfNoneMatchAny,
+            404 => op.method == Method::Delete,
+            _ => false,
+        }
+}
+
+/// A 404 on an operation that binds a lookup, not yet deferred: its target may come later in
+/// the same job.
+fn defers(status: u16, op: &OpInfo) -> bool {
+    status == 404 && op.binds && !op.deferred && op.method != Method::Delete
+}
+
+fn rolled_back(
+    failed_op: Option<usize>,
+    outcomes: &[PartOutcome],
+    atomic: bool,
+    op: &OpInfo,
+    ops: &[OpInfo],
+) -> Verdict {
     let culprit = failed_op.and_then(|i| outcomes.get(i).map(|o| (i, o)));
     match culprit {
+        // The culprit's earlier attempt was applied, and that attempt was the same change set
+        // (all or nothing): every operation of it was applied with it.
+        Some((i, PartOutcome::Failed { status, .. }))
+            if op.maybe_applied && ops.get(i).is_some_and(|c| already_applied(*status, c)) =>
+        {
+            Verdict::Written
+        }
+        // The culprit waits for its lookup target: the change set waits with it, all or nothing.
+        Some((i, PartOutcome::Failed { status, error, .. }))
+            if atomic && ops.get(i).is_some_and(|c| defers(*status, c)) =>
+        {
+            Verdict::Defer(format!(
+                "rolled back with its batch (--atomic): operation {} failed: {}",
+                i + 1,
+                describe(*status, error)
+            ))
+        }
         Some((i, PartOutcome::Failed { status, error, .. })) if !retryable(*status) && atomic => {
             Verdict::Rejected(format!(
                 "rolled back with its batch (--atomic): operation {} failed: {}",
@@ -715,6 +773,121 @@ mod tests {
             Verdict::Rejected(
                 "the change set failed, nothing in it was written: Dataverse 400: bad".into()
             )
+        );
+    }
+
+    #[test]
+    fn a_refused_token_is_refreshed_until_refusals_in_a_row_show_the_setup_is_wrong() {
+        // The bug this guards against: a batch stopped the run ("Dataverse refused a freshly
+        // issued token") the second time it met a 401 in its life, even when the new token had
+        // been accepted and then revoked or expired in turn.
+        assert_eq!(
+            token_refused(1),
+            TokenRefused::Refresh,
+            "expired or revoked in use"
+        );
+        assert_eq!(
+            token_refused(2),
+            TokenRefused::Refresh,
+            "the new token may have been revoked in turn"
+        );
+        assert_eq!(token_refused(MAX_TOKEN_REFUSALS), TokenRefused::Stop);
+        assert_eq!(token_refused(MAX_TOKEN_REFUSALS + 1), TokenRefused::Stop);
+    }
+
+    #[test]
+    fn a_change_set_applied_by_a_lost_attempt_is_written_whole() {
+        // The bug this guards against: with --atomic and create by key, a change set applied by
+        // an attempt whose answer was lost came back on the resend as "412 on operation 1, the
+        // rest rolled back"; operation 1 counted as written and the others were rejected, though
+        // the whole change set was in Dataverse.
+        let lost = OpInfo {
+            maybe_applied: true,
+            ..op(Method::Patch, Precondition::IfNoneMatchAny)
+        };
+        let rolled = PartOutcome::NotProcessed(NotProcessed::RolledBack { failed_op: Some(0) });
+        let outcomes = [failed(412, None), rolled.clone(), rolled];
+        let response = BatchResponse {
+            status: 200,
+            parts: Vec::new(),
+            rejection: None,
+        };
+        let attempt = Attempt::Answered {
+            response: &response,
+            retry_after: None,
+            outcomes: &outcomes,
+        };
+        let policy = RetryPolicy::default();
+        let d = decide(&attempt, &[lost; 3], true, Duration::ZERO, &policy);
+        assert_eq!(
+            d.verdicts,
+            [Verdict::Written, Verdict::Written, Verdict::Written]
+        );
+        // Never sent before: the 412 is a real conflict, and the change set is rejected whole.
+        let fresh = op(Method::Patch, Precondition::IfNoneMatchAny);
+        let d = decide(&attempt, &[fresh; 3], true, Duration::ZERO, &policy);
+        assert_eq!(
+            d.verdicts[0],
+            Verdict::Rejected("Dataverse 412 (0x1): m".into())
+        );
+        assert!(
+            d.verdicts[1..]
+                .iter()
+                .all(|v| matches!(v, Verdict::Rejected(r) if r.starts_with("rolled back with its batch (--atomic): operation 1 failed: Dataverse 412"))),
+            "{:?}",
+            d.verdicts
+        );
+    }
+
+    #[test]
+    fn an_atomic_change_set_waits_with_its_deferred_lookup() {
+        // The bug this guards against: with --atomic, a child row before its parent in the file
+        // was deferred and written at the end, while the rest of its change set was rejected.
+        let binds = OpInfo {
+            binds: true,
+            ..upsert()
+        };
+        let rolled = PartOutcome::NotProcessed(NotProcessed::RolledBack { failed_op: Some(1) });
+        let outcomes = [rolled.clone(), failed(404, None), rolled];
+        let response = BatchResponse {
+            status: 200,
+            parts: Vec::new(),
+            rejection: None,
+        };
+        let attempt = Attempt::Answered {
+            response: &response,
+            retry_after: None,
+            outcomes: &outcomes,
+        };
+        let policy = RetryPolicy::default();
+        let d = decide(
+            &attempt,
+            &[upsert(), binds, upsert()],
+            true,
+            Duration::ZERO,
+            &policy,
+        );
+        assert!(
+            d.verdicts.iter().all(|v| matches!(v, Verdict::Defer(_))),
+            "{:?}",
+            d.verdicts
+        );
+        // Sent again at the end and still missing: the whole change set is rejected.
+        let again = |o: OpInfo| OpInfo {
+            deferred: true,
+            ..o
+        };
+        let d = decide(
+            &attempt,
+            &[again(upsert()), again(binds), again(upsert())],
+            true,
+            Duration::ZERO,
+            &policy,
+        );
+        assert!(
+            d.verdicts.iter().all(|v| matches!(v, Verdict::Rejected(_))),
+            "{:?}",
+            d.verdicts
         );
     }
 

@@ -56,6 +56,8 @@ pub struct Writer {
     pub stats: Arc<SendStats>,
     /// Set when the run must stop.
     pub stop: Arc<AtomicBool>,
+    /// The last access token Dataverse accepted.
+    accepted_token: Arc<std::sync::Mutex<Option<crate::auth::AccessToken>>>,
 }
 
 /// What writing one job came to.
@@ -100,6 +102,7 @@ impl Writer {
             options,
             stats: Arc::new(SendStats::default()),
             stop: Arc::new(AtomicBool::new(false)),
+            accepted_token: Arc::default(),
         }
     }
 
@@ -170,6 +173,9 @@ impl Writer {
         // Second pass: rows whose lookup target was missing, now that the rest of the job is in.
         if !deferred.is_empty() && !self.stop.load(Ordering::Relaxed) {
             outcome.deferred = deferred.len() as u64;
+            // In source order: a batch holds consecutive rows, so an --atomic change set deferred
+            // whole stays one change set (every batch but the job's last is full).
+            deferred.sort_by_key(|op| op.record.pos.row);
             let (events_tx, mut events_rx) = mpsc::channel::<Event>(4096);
             let (batches_tx, batches_rx) = mpsc::channel::<Vec<PendingOp>>(4);
             let dispatcher = tokio::spawn(dispatch(self.context(events_tx), batches_rx));
@@ -205,6 +211,7 @@ impl Writer {
             events,
             stop: self.stop.clone(),
             stats: self.stats.clone(),
+            accepted_token: self.accepted_token.clone(),
         })
     }
 

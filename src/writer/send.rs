@@ -8,8 +8,11 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::client::{Client, SendFailure};
-use super::decide::{Attempt, Decision, Fatal, OpInfo, RetryPolicy, Verdict, decide};
+use super::decide::{
+    Attempt, Decision, Fatal, OpInfo, RetryPolicy, TokenRefused, Verdict, decide, token_refused,
+};
 use super::pacing::Pacing;
+use crate::auth::AccessToken;
 use crate::job::Reject;
 use crate::odata::{BatchOptions, Operation, decode_batch_response, encode_batch};
 use crate::source::{Record, RowPos};
@@ -83,13 +86,17 @@ pub struct SendContext {
     pub stop: Arc<AtomicBool>,
     /// Counters.
     pub stats: Arc<SendStats>,
+    /// The last token Dataverse accepted, shared by every batch: a refusal of a token that was
+    /// accepted before is an expiry or a revocation, never a sign of a wrong set-up.
+    pub accepted_token: Arc<std::sync::Mutex<Option<AccessToken>>>,
 }
 
 /// Sends one batch until each of its operations has an outcome.
 pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
     let first = Instant::now();
     let mut attempt = 0u32;
-    let mut refreshed = false;
+    // Attempts of this batch in a row refused (401) with a token Dataverse never accepted.
+    let mut refused_in_a_row = 0u32;
     while !pending.is_empty() {
         if ctx.stop.load(Ordering::Relaxed) {
             for p in pending {
@@ -185,20 +192,38 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
         drop(encoded);
         let mut fatal = decision.fatal.clone();
         let mut skip_backoff = false;
+        let accepted_before = |t: &Option<AccessToken>| {
+            let last = ctx.accepted_token.lock().unwrap_or_else(|e| e.into_inner());
+            t.is_some() && *last == *t
+        };
         if decision.refresh_token {
-            if refreshed {
-                // Refreshed once already and still refused: the token is not the problem.
-                fatal.get_or_insert(Fatal {
-                    status: 401,
-                    error: crate::odata::ODataError {
-                        code: String::new(),
-                        message: "Dataverse refused a freshly issued token (401)".into(),
-                    },
-                });
-            } else if let Some(token) = &token {
-                ctx.client.tokens().invalidate(token).await;
-                refreshed = true;
-                skip_backoff = true;
+            if !accepted_before(&token) {
+                refused_in_a_row += 1;
+            }
+            match token_refused(refused_in_a_row) {
+                TokenRefused::Stop => {
+                    // New tokens refused again and again: the token is not the problem.
+                    fatal.get_or_insert(Fatal {
+                        status: 401,
+                        error: crate::odata::ODataError {
+                            code: String::new(),
+                            message: format!(
+                                "Dataverse refused {refused_in_a_row} access tokens in a row, freshly issued ones included (401)"
+                            ),
+                        },
+                    });
+                }
+                TokenRefused::Refresh => {
+                    if let Some(token) = &token {
+                        ctx.client.tokens().invalidate(token).await;
+                        skip_backoff = true;
+                    }
+                }
+            }
+        } else if reply.is_ok() {
+            refused_in_a_row = 0;
+            if token.is_some() && !accepted_before(&token) {
+                *ctx.accepted_token.lock().unwrap_or_else(|e| e.into_inner()) = token.clone();
             }
         }
         match decision.throttle {
