@@ -263,13 +263,20 @@ pub async fn probe(http: &reqwest::Client, client: &Client) -> Probe {
         Ok(r) => r,
         Err(e) if e.is_timeout() => return Probe::Unreachable("no answer in time".into()),
         Err(e) => {
-            let mut reason = e.to_string();
+            // reqwest's own text repeats the URL; its causes say what failed.
+            let mut parts: Vec<String> = Vec::new();
             let mut source = std::error::Error::source(&e);
             while let Some(s) = source {
-                reason = format!("{reason}: {s}");
+                let text = s.to_string();
+                if !parts.iter().any(|p| p.contains(&text)) {
+                    parts.push(text);
+                }
                 source = s.source();
             }
-            return Probe::Unreachable(reason);
+            if parts.is_empty() {
+                parts.push(e.without_url().to_string());
+            }
+            return Probe::Unreachable(parts.join(": "));
         }
     };
     let status = response.status().as_u16();
