@@ -35,8 +35,8 @@ use crate::mapping::{MappingSpec, OperationKind};
     the privileges its operation needs, and writes nothing; row-level access, plug-ins, field \
     security and data values can only be proven by writing (try `dvload run --dry-run`, then a \
     small --source file).\n\n\
-    Exit codes: 0 all is well, 2 a mapping is unusable (unknown table, column or key), \
-    3 the set-up failed or a privilege is missing.")]
+    Exit codes: 0 all is well, 2 a mapping is unusable (unknown table, column or key; this wins \
+    over 3), 3 the set-up failed or a privilege is missing.")]
 pub struct Args {
     /// Check these mappings against the environment (tables, columns, keys, privileges); writes nothing.
     #[arg(long, value_name = "MAPPING", num_args = 1..)]
@@ -560,7 +560,11 @@ async fn check_one(
             let mut present = Vec::new();
             for (name, purpose) in &needed {
                 match held.get(&name.to_lowercase()) {
-                    Some(depth) => present.push(format!("{name} ({depth})")),
+                    Some(depth) => present.push(match depth.as_str() {
+                        "Basic" => format!("{name} (Basic: only rows the user owns)"),
+                        "Local" => format!("{name} (Local: only rows of its business unit)"),
+                        _ => format!("{name} ({depth})"),
+                    }),
                     None => v.missing.push(format!("{name} (to {purpose})")),
                 }
             }

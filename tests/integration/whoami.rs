@@ -307,3 +307,29 @@ fn help_shows_a_worked_example() {
         .stdout_has("business unit  ded5a64f")
         .stdout_has("--check <MAPPING>");
 }
+
+#[test]
+fn check_reports_an_unreadable_mapping_and_a_lookup_to_an_unknown_table() {
+    let w = Workdir::new();
+    w.write(
+        "lookup.toml",
+        accounts_mapping(
+            "parentaccountid = { lookup = \"acount\", key = { accountnumber = \"Company\" } }\n",
+        ),
+    );
+    let out = w.dvload_env(
+        &[
+            "whoami",
+            "--emulator",
+            "--check",
+            "missing.toml",
+            "lookup.toml",
+        ],
+        &[],
+    );
+    out.expect_code(2)
+        .stdout_has("the mapping cannot be read")
+        .stdout_has(
+            "lookup 'parentaccountid': unknown entity set 'acount' (did you mean 'accounts'?)",
+        );
+}
