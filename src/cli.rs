@@ -12,7 +12,8 @@ use crate::commands;
     about = "Load CSV and JSON data into Microsoft Dataverse through its Web API",
     after_help = "Exit codes: 0 every row written (or mapped), 1 some rows rejected, 2 mapping/source/command line \
                   unusable, 3 authentication failed, 4 stopped early.\n\nStart with:\n  dvload validate mappings/accounts.toml\n  \
-                  dvload run mappings/accounts.toml --dry-run --emit-batches out/"
+                  dvload run mappings/accounts.toml --dry-run --emit-batches out/\n  \
+                  dvload whoami --emulator --check mappings/accounts.toml"
 )]
 pub struct Cli {
     /// The command to run.
@@ -42,6 +43,8 @@ pub enum Command {
     Validate(commands::validate::Args),
     /// Load rows into Dataverse (with --dry-run: build the $batch requests without sending them).
     Run(commands::run::Args),
+    /// Check the connection set-up and show who dvload is in the environment (--check: a mapping's privileges).
+    Whoami(commands::whoami::Args),
     /// Serve the local Dataverse + Entra ID emulator on 127.0.0.1 (for rehearsals and tests).
     Emulator(commands::emulator::Args),
 }

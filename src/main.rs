@@ -17,6 +17,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => dvload::commands::validate::run(args),
         Command::Run(args) => dvload::commands::run::run(args),
+        Command::Whoami(args) => dvload::commands::whoami::run(args),
         Command::Emulator(args) => dvload::commands::emulator::run(args),
     };
     match result {

@@ -101,19 +101,48 @@ pub async fn connect(args: &ConnectArgs, policy: &RetryPolicy) -> anyhow::Result
     let tokens =
         TokenProvider::from_settings(&settings, &options).map_err(|e| auth_exit(explain(&e)))?;
     let url = settings.url.as_str().to_string();
-    let client = Client::new(http, settings.url.api_base(), Arc::new(tokens), &[])?;
-    client
-        .tokens()
-        .get()
-        .await
-        .map_err(|e| auth_exit(explain(&e)))?;
+    let tenant_id = match &settings.credential {
+        CredentialSettings::Entra(e) => Some(e.tenant_id.clone()),
+        CredentialSettings::AccessToken(_) => None,
+    };
+    let client = Client::new(http.clone(), settings.url.api_base(), Arc::new(tokens), &[])?;
+    if let Err(e) = client.tokens().get().await {
+        // Entra refuses a scope naming no environment it knows: say first whether DATAVERSE_URL
+        // is a Dataverse environment at all, and whose.
+        if matches!(
+            e,
+            AuthError::ResourceNotFound(_) | AuthError::InvalidScope(_)
+        ) {
+            let probe = probe(&http, &client).await;
+            if let Some(problem) = probe.problem(&url, tenant_id.as_deref()) {
+                return Err(auth_exit(format!(
+                    "{problem}
+  (Entra ID refused the token too: {e})"
+                )));
+            }
+        }
+        return Err(auth_exit(explain(&e)));
+    }
     let reply = whoami(&client, &url, policy).await?;
     if reply.status != 200 {
         let error = crate::odata::ODataError::from_response(reply.status, &reply.body);
-        return Err(auth_exit(explain_dataverse(reply.status, &error, &url)));
+        let mut message = explain_dataverse(reply.status, &error, &url);
+        if reply.status == 401 {
+            let probe = probe(&http, &client).await;
+            message.push_str(&explain_401(
+                &url,
+                reply.token.expose(),
+                &probe,
+                tenant_id.as_deref(),
+            ));
+        }
+        return Err(auth_exit(message));
     }
-    let whoami: WhoAmI = serde_json::from_slice(&reply.body)
-        .map_err(|e| auth_exit(format!("WhoAmI at {url} did not answer as Dataverse does ({e}); is DATAVERSE_URL a Dataverse environment?")))?;
+    let whoami: WhoAmI = serde_json::from_slice(&reply.body).map_err(|e| {
+        auth_exit(format!(
+            "WhoAmI at {url} did not answer as Dataverse does ({e}): DATAVERSE_URL is not a Dataverse environment\n  {URL_HINT}"
+        ))
+    })?;
     Ok(Connection {
         client,
         url,
@@ -134,7 +163,12 @@ async fn whoami(
 ) -> anyhow::Result<crate::writer::client::Reply> {
     let unreachable = |why: &dyn std::fmt::Display| {
         auth_exit(format!(
-            "cannot reach Dataverse at {url}: {why}\n  check DATAVERSE_URL (the environment URL, e.g. https://contoso.crm4.dynamics.com) and the network"
+            "nothing answers at DATAVERSE_URL {url}: {why}\n  {URL_HINT}"
+        ))
+    };
+    let lost = |why: &dyn std::fmt::Display| {
+        auth_exit(format!(
+            "no answer from Dataverse at {url}: {why}\n  {URL_HINT}; if the network is slow, raise --timeout"
         ))
     };
     let mut refreshed = false;
@@ -145,7 +179,7 @@ async fn whoami(
         let pause = match client.get("WhoAmI").await {
             Err(SendFailure::Auth(e)) => return Err(auth_exit(explain(&e))),
             Err(SendFailure::NotSent(why)) => return Err(unreachable(&why)),
-            Err(SendFailure::Lost(why)) if last => return Err(unreachable(&why)),
+            Err(SendFailure::Lost(why)) if last => return Err(lost(&why)),
             Err(SendFailure::Lost(why)) => {
                 tracing::warn!(attempt, reason = %why, "WhoAmI got no answer; trying again");
                 None
@@ -154,6 +188,10 @@ async fn whoami(
                 tracing::warn!("WhoAmI refused the token (401); trying once with a new one");
                 client.tokens().invalidate(&reply.token).await;
                 refreshed = true;
+                if client.tokens().get().await.is_err() {
+                    // No new token to be had (a ready token cannot be refreshed): explain the 401.
+                    return Ok(reply);
+                }
                 continue;
             }
             Ok(reply) if retryable(reply.status) && !last => {
@@ -188,7 +226,8 @@ fn explain(e: &AuthError) -> String {
 fn explain_dataverse(status: u16, error: &crate::odata::ODataError, url: &str) -> String {
     let hint = match status {
         401 => {
-            "Dataverse refused the token: check that DATAVERSE_URL is the environment the token was issued for (the scope is <DATAVERSE_URL>/.default), and that the tenant is the environment's"
+            "Dataverse refused the token: check that DATAVERSE_URL is the environment the token was issued for \
+             (the scope is <DATAVERSE_URL>/.default), and that AZURE_TENANT_ID is the environment's tenant"
         }
         403 if error.code == "0x80072560"
             || error.message.contains("not a member of the organization") =>
@@ -196,14 +235,16 @@ fn explain_dataverse(status: u16, error: &crate::odata::ODataError, url: &str) -
             "the application has no application user in this environment: in the Power Platform admin centre, \
              Environments > <environment> > Settings > Users + permissions > Application users, add the app and give it a security role"
         }
-        403 if error.message.to_lowercase().contains("disabled") => {
-            "the application user is disabled: enable it under Settings > Users + permissions > Application users"
+        403 if error.code == "0x80040225" || error.message.to_lowercase().contains("disabled") => {
+            "the application user is disabled: in the Power Platform admin centre, Environments > <environment> > \
+             Settings > Users + permissions > Application users, select the app's user and Activate it"
         }
         403 => {
             "the application user lacks a privilege: give its security role the privileges the mappings need (create, read, write, append, append to on each table)"
         }
         404 => {
-            "no Web API at this address: check DATAVERSE_URL (e.g. https://contoso.crm4.dynamics.com, without /api/data)"
+            "no Dataverse Web API at this address, so DATAVERSE_URL is not a Dataverse environment: check it \
+             (e.g. https://contoso.crm4.dynamics.com, without /api/data)"
         }
         _ => "Dataverse refused the first request; see the message above",
     };
@@ -211,4 +252,164 @@ fn explain_dataverse(status: u16, error: &crate::odata::ODataError, url: &str) -
         "WhoAmI at {url} answered {status}: {}\n  {hint}",
         crate::writer::decide::describe(status, error)
     )
+}
+
+const URL_HINT: &str = "check DATAVERSE_URL: it is the environment URL from the Power Platform admin centre \
+     (e.g. https://contoso.crm4.dynamics.com, without /api/data), and the network or proxy on the way";
+
+/// What an unauthenticated `GET` of the Web API root says about the environment URL: Dataverse
+/// answers 401 with `WWW-Authenticate: Bearer authorization_uri=<authority>/<tenant>/oauth2/authorize,
+/// resource_id=<url>` (PROTOCOL.md §13.1).
+#[derive(Debug)]
+pub enum Probe {
+    /// Nothing answered (connection refused, name not resolved, TLS refused, timeout).
+    Unreachable(String),
+    /// Something answered, but not as Dataverse does.
+    NotDataverse(String),
+    /// A Dataverse challenge, with the tenant its sign-in URL names.
+    Dataverse {
+        /// The tenant (GUID) of the environment, when the challenge names one.
+        tenant: Option<String>,
+    },
+}
+
+impl Probe {
+    /// The set-up problem this probe reveals, if any: the URL is wrong, or belongs to another
+    /// tenant than `tenant_id` (compared only when both are GUIDs).
+    pub fn problem(&self, url: &str, tenant_id: Option<&str>) -> Option<String> {
+        match self {
+            Probe::Unreachable(reason) => Some(format!(
+                "nothing answers at DATAVERSE_URL {url}: {reason}\n  {URL_HINT}"
+            )),
+            Probe::NotDataverse(what) => Some(format!(
+                "DATAVERSE_URL {url} is not a Dataverse environment: {what}\n  {URL_HINT}"
+            )),
+            Probe::Dataverse {
+                tenant: Some(env_tenant),
+            } => match tenant_id {
+                Some(mine)
+                    if uuid::Uuid::parse_str(mine).is_ok()
+                        && !mine.eq_ignore_ascii_case(env_tenant) =>
+                {
+                    Some(format!(
+                        "the environment {url} belongs to tenant {env_tenant} (its sign-in challenge says so), \
+                         but AZURE_TENANT_ID is {mine}\n  use the environment's tenant, with an app registered there, \
+                         or check that DATAVERSE_URL is the environment you meant"
+                    ))
+                }
+                _ => None,
+            },
+            Probe::Dataverse { tenant: None } => None,
+        }
+    }
+}
+
+/// Probes the Web API root without a token.
+pub async fn probe(http: &reqwest::Client, client: &Client) -> Probe {
+    let response = match http
+        .get(client.api_base())
+        .header("Accept", "application/json")
+        .send()
+        .await
+    {
+        Ok(r) => r,
+        Err(e) if e.is_timeout() => return Probe::Unreachable("no answer in time".into()),
+        Err(e) => {
+            // reqwest's own text repeats the URL; its causes say what failed.
+            let mut parts: Vec<String> = Vec::new();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                let text = s.to_string();
+                if !parts.iter().any(|p| p.contains(&text)) {
+                    parts.push(text);
+                }
+                source = s.source();
+            }
+            if parts.is_empty() {
+                parts.push(e.without_url().to_string());
+            }
+            return Probe::Unreachable(parts.join(": "));
+        }
+    };
+    let status = response.status().as_u16();
+    let challenge = response
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.to_ascii_lowercase().contains("authorization_uri="))
+        .map(str::to_string);
+    match (status, challenge) {
+        (401, Some(c)) => Probe::Dataverse {
+            tenant: challenge_tenant(&c),
+        },
+        (status, _) => Probe::NotDataverse(format!(
+            "its Web API root answered HTTP {status} without Dataverse's sign-in challenge \
+             (401 with WWW-Authenticate: Bearer authorization_uri=...)"
+        )),
+    }
+}
+
+/// The tenant segment of `authorization_uri=https://login.microsoftonline.com/<tenant>/oauth2/authorize`.
+fn challenge_tenant(header: &str) -> Option<String> {
+    let lower = header.to_ascii_lowercase();
+    let start = lower.find("authorization_uri=")? + "authorization_uri=".len();
+    let value = header[start..].split([',', ' ']).next()?.trim_matches('"');
+    let url = url::Url::parse(value).ok()?;
+    let tenant = url.path_segments()?.find(|s| !s.is_empty())?;
+    Some(tenant.to_string())
+}
+
+/// The claims of a JWT, decoded without checking its signature (only to explain a refusal).
+pub fn token_claims(token: &str) -> Option<serde_json::Value> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Why Dataverse refused the token, from the token's own claims and the environment's challenge.
+fn explain_401(url: &str, token: &str, probe: &Probe, tenant_id: Option<&str>) -> String {
+    let claims = token_claims(token);
+    let claim = |name: &str| {
+        claims
+            .as_ref()
+            .and_then(|c| c.get(name))
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    let mut out = String::new();
+    if let Some(aud) = claim("aud")
+        && aud.trim_end_matches('/') != url.trim_end_matches('/')
+    {
+        out.push_str(&format!(
+            "\n  the token is for the environment {aud}, not for DATAVERSE_URL {url}: a different environment \
+             than the token's audience; get a token for {url} (or set DATAVERSE_URL to {aud})"
+        ));
+    }
+    if let (Some(tid), Probe::Dataverse { tenant: Some(env) }) = (claim("tid"), probe)
+        && uuid::Uuid::parse_str(env).is_ok()
+        && !tid.eq_ignore_ascii_case(env)
+    {
+        out.push_str(&format!(
+            "\n  the token was issued by tenant {tid}, but the environment belongs to tenant {env}"
+        ));
+    } else if let Some(p) = probe.problem(url, tenant_id) {
+        out.push_str(&format!("\n  {p}"));
+    }
+    if claim("exp")
+        .or_else(|| {
+            claims
+                .as_ref()
+                .and_then(|c| c.get("exp"))
+                .map(|v| v.to_string())
+        })
+        .and_then(|e| e.parse::<i64>().ok())
+        .is_some_and(|exp| exp <= jiff::Timestamp::now().as_second())
+    {
+        out.push_str("\n  the token has expired: get a new one");
+    }
+    out
 }

@@ -4,6 +4,7 @@ pub mod connect;
 pub mod emulator;
 pub mod run;
 pub mod validate;
+pub mod whoami;
 pub mod write;
 
 use std::path::Path;

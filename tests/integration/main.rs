@@ -7,4 +7,5 @@ mod bad_input;
 mod dry_run;
 mod support;
 mod validate;
+mod whoami;
 mod writer;

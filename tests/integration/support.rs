@@ -193,6 +193,7 @@ const CLEARED_ENV: &[&str] = &[
     "AZURE_CLIENT_CERTIFICATE_PATH",
     "AZURE_CLIENT_CERTIFICATE_PASSWORD",
     "DVLOAD_CA_CERT",
+    "DVLOAD_TOKEN_ENDPOINT",
     "HTTP_PROXY",
     "HTTPS_PROXY",
     "http_proxy",
@@ -337,4 +338,78 @@ pub fn read_rejects_csv(path: &Path, delimiter: u8) -> Vec<RejectRow> {
         out.push(RejectRow { row, error, fields });
     }
     out
+}
+
+/// An in-process emulator on a loopback port, served by its own runtime while the test runs the
+/// binary.
+pub struct Emulator {
+    pub runtime: tokio::runtime::Runtime,
+    pub running: dataverse_emulator::RunningEmulator,
+}
+
+impl Emulator {
+    /// Starts the emulator with `config`.
+    pub fn start(config: dataverse_emulator::Config) -> Emulator {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let running = runtime
+            .block_on(dataverse_emulator::start(config, Default::default()))
+            .expect("emulator starts");
+        Emulator { runtime, running }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        self.running.base_url().to_string()
+    }
+
+    /// The environment variables of the built-in app registration, pointing at this emulator.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        use dataverse_emulator::defaults;
+        vec![
+            ("DATAVERSE_URL", self.url()),
+            ("AZURE_AUTHORITY_HOST", self.url()),
+            ("AZURE_TENANT_ID", defaults::TENANT_ID.into()),
+            ("AZURE_CLIENT_ID", defaults::CLIENT_ID.into()),
+            ("AZURE_CLIENT_SECRET", defaults::CLIENT_SECRET.into()),
+        ]
+    }
+
+    /// A token of the built-in app for this emulator's environment.
+    pub fn token(&self) -> String {
+        use dataverse_emulator::defaults;
+        dvload::auth::install_crypto_provider();
+        let url = self.url();
+        self.runtime.block_on(async {
+            let form = [
+                ("grant_type", "client_credentials"),
+                ("client_id", defaults::CLIENT_ID),
+                ("client_secret", defaults::CLIENT_SECRET),
+                ("scope", &format!("{url}/.default")),
+            ];
+            let v: serde_json::Value = reqwest::Client::new()
+                .post(format!("{url}/{}/oauth2/v2.0/token", defaults::TENANT_ID))
+                .form(&form)
+                .send()
+                .await
+                .expect("token request")
+                .json()
+                .await
+                .expect("token JSON");
+            v["access_token"].as_str().expect("a token").to_string()
+        })
+    }
+}
+
+/// Replaces (or adds) the variable `name` in `env`.
+pub fn set_var(
+    env: &mut Vec<(&'static str, String)>,
+    name: &'static str,
+    value: impl Into<String>,
+) {
+    env.retain(|(k, _)| *k != name);
+    env.push((name, value.into()));
 }

@@ -1284,7 +1284,7 @@ fn wrong_credentials_exit_3_naming_the_step_to_fix() {
     );
     out.expect_code(3)
         .stderr_has("AADSTS500011")
-        .stderr_has("Check DATAVERSE_URL");
+        .stderr_has("nothing answers at DATAVERSE_URL");
     // ... and with a ready token, the environment itself cannot be reached.
     let token = token_from(&emu);
     let out = w.dvload_env(
@@ -1295,7 +1295,7 @@ fn wrong_credentials_exit_3_naming_the_step_to_fix() {
         ],
     );
     out.expect_code(3)
-        .stderr_has(&format!("cannot reach Dataverse at {nowhere}"))
+        .stderr_has(&format!("nothing answers at DATAVERSE_URL {nowhere}"))
         .stderr_has("check DATAVERSE_URL");
     assert_eq!(emu.state.count("account"), 0, "nothing was written");
     assert!(!Path::new(&w.path().join("accounts.rejects.csv")).exists());

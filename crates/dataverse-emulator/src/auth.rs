@@ -17,6 +17,9 @@ pub struct AppUser {
     pub systemuser_id: Uuid,
     /// The app registration's client id.
     pub app_id: String,
+    /// `fullname`: the app registration's display name, as the admin centre names application
+    /// users after their app.
+    pub name: String,
     /// Rights per table logical name.
     pub privileges: HashMap<String, HashSet<Right>>,
     /// Number of roles.
@@ -31,6 +34,7 @@ impl AppUser {
         AppUser {
             systemuser_id: Uuid::nil(),
             app_id: String::new(),
+            name: String::new(),
             privileges: config
                 .tables
                 .iter()
@@ -103,6 +107,11 @@ pub fn build_users(config: &Config) -> Result<HashMap<String, AppUser>, String> 
             AppUser {
                 systemuser_id: id,
                 app_id: u.app_id.clone(),
+                name: config
+                    .apps
+                    .iter()
+                    .find(|a| a.client_id.eq_ignore_ascii_case(&u.app_id))
+                    .map_or_else(|| u.app_id.clone(), |a| a.name.clone()),
                 privileges,
                 role_count: u.roles.len(),
                 disabled: u.disabled,
@@ -142,7 +151,7 @@ pub fn challenge(shared: &Shared) -> OpResponse {
 pub enum Refusal {
     /// 401 with the challenge.
     Unauthorized,
-    /// 403 (unknown or disabled application user).
+    /// 403 (no application user, or a disabled one).
     Forbidden(ApiError),
 }
 
@@ -184,9 +193,16 @@ pub fn authenticate(
     }
     match shared.users.get(&claims.appid.to_lowercase()) {
         Some(u) if !u.disabled => Ok((claims, u.clone())),
-        // An app with no (enabled) application user: 0x80072560 "The user is not a member of
+        // A disabled user: 403, 0x80040225 "The specified user is disabled." (a Web API answer
+        // quoted in microsoft/coe-starter-kit#8177).
+        Some(_) => Err(Refusal::Forbidden(ApiError::new(
+            403,
+            "0x80040225",
+            "The specified user is disabled.",
+        ))),
+        // An app with no application user: 0x80072560 "The user is not a member of
         // the organization." (seen in microsoft/powercat-business-approvals-kit#135, #293).
-        _ => Err(Refusal::Forbidden(ApiError::new(
+        None => Err(Refusal::Forbidden(ApiError::new(
             403,
             "0x80072560",
             "The user is not a member of the organization.",

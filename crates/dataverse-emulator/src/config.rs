@@ -240,7 +240,7 @@ pub struct ApplicationUserConfig {
     /// Names of the security roles assigned.
     #[serde(default)]
     pub roles: Vec<String>,
-    /// A disabled user is refused like an unknown one.
+    /// A disabled user is refused (403 0x80040225, "The specified user is disabled.").
     #[serde(default)]
     pub disabled: bool,
 }

@@ -7,6 +7,7 @@ pub mod bulk;
 pub mod crud;
 pub mod metadata;
 pub mod query;
+pub mod users;
 
 use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value, json};
@@ -189,6 +190,9 @@ fn route(
     }
     let (name, key) = keys::split_segment(first).map_err(|e| ApiError::bad_uri(e.0))?;
     let Some(table) = ctx.catalog.by_set(name) else {
+        if users::serves(name) {
+            return users::route(ctx, req, name, key, &segs);
+        }
         return Err(ApiError::resource_not_found(name));
     };
     match (key, segs.len()) {

@@ -1,0 +1,177 @@
+//! The calling application user's own records: `systemusers(<id>)`, its business unit
+//! `businessunits(<id>)`, and the bound function `RetrieveUserPrivileges`.
+//!
+//! Only what a client needs to introspect its own identity is served: the caller's
+//! `systemuser` row (fullname, applicationid, isdisabled, businessunitid) and its business unit
+//! (the root one, named like the organization). Reading other users answers 404 as for a row that
+//! does not exist. The privileges are those of the caller's roles; the emulator's roles have no
+//! depth, so every privilege is reported at `Global` depth.
+//!
+//! Shapes: RetrieveUserPrivileges function (bound to systemuser, no parameters) returns
+//! RetrieveUserPrivilegesResponse `{ RolePrivileges: [RolePrivilege] }`, and RolePrivilege is
+//! `{ BusinessUnitId, Depth (PrivilegeDepth: Basic|Local|Deep|Global), PrivilegeId, PrivilegeName }`
+//! (learn.microsoft.com/power-apps/developer/data-platform/webapi/reference/retrieveuserprivileges,
+//! …/retrieveuserprivilegesresponse, …/roleprivilege).
+
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::{Ctx, OpRequest};
+use crate::config::Right;
+use crate::error::{ApiError, OpResponse};
+
+/// Whether `name` is an entity set this module serves (when the catalogue has no such table).
+pub fn serves(name: &str) -> bool {
+    matches!(name, "systemusers" | "businessunits")
+}
+
+/// Routes `systemusers(…)[/function]` and `businessunits(…)`.
+pub fn route(
+    ctx: &Ctx,
+    req: &OpRequest,
+    set: &str,
+    key: Option<&str>,
+    segs: &[String],
+) -> Result<OpResponse, ApiError> {
+    if req.method != "GET" {
+        return Err(ApiError::method_not_allowed(&req.method));
+    }
+    let Some(key) = key else {
+        return Err(ApiError::bad_uri(format!(
+            "The emulator serves {set} only by id: {set}(<guid>)."
+        )));
+    };
+    let id: Uuid = key.trim().parse().map_err(|_| {
+        ApiError::bad_uri(format!("'{key}' is not a valid value of type 'Edm.Guid'."))
+    })?;
+    match (set, segs.len()) {
+        ("systemusers", 1) => systemuser(ctx, req, id),
+        ("systemusers", 2)
+            if matches!(
+                segs[1].as_str(),
+                "Microsoft.Dynamics.CRM.RetrieveUserPrivileges()"
+                    | "Microsoft.Dynamics.CRM.RetrieveUserPrivileges"
+            ) =>
+        {
+            own(ctx, "systemuser", id)?;
+            Ok(privileges(ctx))
+        }
+        ("businessunits", 1) => businessunit(ctx, req, id),
+        _ => Err(ApiError::resource_not_found(
+            segs.last().map_or("", String::as_str),
+        )),
+    }
+}
+
+fn own(ctx: &Ctx, logical: &str, id: Uuid) -> Result<(), ApiError> {
+    let mine = match logical {
+        "systemuser" => ctx.user.systemuser_id == id,
+        _ => ctx
+            .org
+            .business_unit_id
+            .parse::<Uuid>()
+            .is_ok_and(|b| b == id),
+    };
+    if mine {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            404,
+            "",
+            format!("{logical} With Id = {id} Does Not Exist"),
+        ))
+    }
+}
+
+/// Projects `row` on `$select` (all columns when absent); an unknown name is Dataverse's 400.
+fn select(
+    ctx: &Ctx,
+    req: &OpRequest,
+    logical: &str,
+    set: &str,
+    id: Uuid,
+    row: Map<String, Value>,
+) -> Result<OpResponse, ApiError> {
+    let chosen: Option<Vec<String>> = req.query_pairs().into_iter().find_map(|(k, v)| {
+        (k == "$select").then(|| v.split(',').map(|s| s.trim().to_string()).collect())
+    });
+    let mut body = Map::new();
+    let names = chosen.clone().unwrap_or_default();
+    body.insert(
+        "@odata.context".into(),
+        json!(ctx.context(&format!("{set}({})/$entity", names.join(",")))),
+    );
+    body.insert("@odata.etag".into(), json!("W/\"1\""));
+    match chosen {
+        None => body.extend(row),
+        Some(names) => {
+            for n in &names {
+                let Some(v) = row.get(n) else {
+                    return Err(ApiError::new(
+                        400,
+                        "0x0",
+                        format!(
+                            "Could not find a property named '{n}' on type 'Microsoft.Dynamics.CRM.{logical}'."
+                        ),
+                    ));
+                };
+                body.insert(n.clone(), v.clone());
+            }
+        }
+    }
+    let pk = format!("{logical}id");
+    body.insert(pk, json!(id.to_string()));
+    Ok(OpResponse::json(200, &Value::Object(body)))
+}
+
+fn systemuser(ctx: &Ctx, req: &OpRequest, id: Uuid) -> Result<OpResponse, ApiError> {
+    own(ctx, "systemuser", id)?;
+    let row = json!({
+        "fullname": ctx.user.name,
+        "applicationid": ctx.user.app_id,
+        "isdisabled": ctx.user.disabled,
+        "_businessunitid_value": ctx.org.business_unit_id,
+    });
+    let row = row.as_object().cloned().unwrap_or_default();
+    select(ctx, req, "systemuser", "systemusers", id, row)
+}
+
+fn businessunit(ctx: &Ctx, req: &OpRequest, id: Uuid) -> Result<OpResponse, ApiError> {
+    own(ctx, "businessunit", id)?;
+    // The root business unit carries the organization's name.
+    let row = json!({ "name": ctx.org.name, "_parentbusinessunitid_value": null });
+    let row = row.as_object().cloned().unwrap_or_default();
+    select(ctx, req, "businessunit", "businessunits", id, row)
+}
+
+fn privileges(ctx: &Ctx) -> OpResponse {
+    let mut list: Vec<(String, Value)> = Vec::new();
+    for (table, rights) in &ctx.user.privileges {
+        let Some(t) = ctx.catalog.table(table) else {
+            continue;
+        };
+        for right in Right::ALL {
+            if rights.contains(&right) {
+                let name = format!("{}{}", right.prefix(), t.cfg.schema_name);
+                let id = super::metadata::metadata_id(&["privilege", &name]);
+                list.push((
+                    name.clone(),
+                    json!({
+                        "BusinessUnitId": ctx.org.business_unit_id,
+                        "Depth": "Global",
+                        "PrivilegeId": id.to_string(),
+                        "PrivilegeName": name,
+                    }),
+                ));
+            }
+        }
+    }
+    list.sort_by(|a, b| a.0.cmp(&b.0));
+    OpResponse::json(
+        200,
+        &json!({
+            "@odata.context": ctx.context("Microsoft.Dynamics.CRM.RetrieveUserPrivilegesResponse"),
+            "RolePrivileges": list.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
+        }),
+    )
+}
