@@ -68,6 +68,8 @@ async fn write_all(
     started_at: String,
 ) -> anyhow::Result<Exit> {
     let start = Instant::now();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let interrupted = super::signals::watch(stop.clone());
     let conn = super::connect::connect(&args.connect).await?;
     let hint = conn.dop_hint.unwrap_or(4).max(1);
     let ceiling = args.concurrency.map_or(hint, usize::from);
@@ -110,7 +112,7 @@ async fn write_all(
         max_errors: args.max_errors,
         policy,
     };
-    let writer = Writer::new(
+    let mut writer = Writer::new(
         conn.client.clone(),
         hint.min(ceiling),
         ceiling,
@@ -118,7 +120,7 @@ async fn write_all(
         options,
     );
 
-    let interrupted = super::signals::watch(writer.stop.clone());
+    writer.stop = stop;
     let several = jobs.len() > 1;
     let mut reports = Vec::new();
     let mut exit = Exit::Success;

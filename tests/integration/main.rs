@@ -5,5 +5,6 @@
 
 mod bad_input;
 mod dry_run;
+mod ledger;
 mod support;
 mod validate;
