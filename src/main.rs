@@ -17,6 +17,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => dvload::commands::validate::run(args),
         Command::Run(args) => dvload::commands::run::run(args),
+        Command::Runs(args) => dvload::commands::runs::run(args),
+        Command::Undo(args) => dvload::commands::undo::run(args),
         Command::Emulator(args) => dvload::commands::emulator::run(args),
     };
     match result {

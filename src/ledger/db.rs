@@ -592,8 +592,13 @@ impl Ledger {
         Ok(rows)
     }
 
-    /// Marks a created row as taken back by `undo` (its outcome stays, `created` becomes 2).
-    pub fn mark_undone(&mut self, run_id: i64, rows: &[(usize, u64)]) -> Result<()> {
+    /// Marks created rows as taken back by `undo` (`created` becomes 2) and forgets their keys'
+    /// content, so that `--changed-only` sends them again: (seq, row, entity set, key).
+    pub fn mark_undone(
+        &mut self,
+        run_id: i64,
+        rows: &[(usize, u64, String, String)],
+    ) -> Result<()> {
         let path = self.path.clone();
         let wrap = move |source| LedgerError {
             path: path.clone(),
@@ -607,9 +612,13 @@ impl Ledger {
                     "UPDATE rows SET created = 2 WHERE run_id = ?1 AND seq = ?2 AND row = ?3",
                 )
                 .map_err(&wrap)?;
-            for (seq, row) in rows {
+            let mut forget = tx
+                .prepare_cached("DELETE FROM content WHERE entity_set = ?1 AND key = ?2")
+                .map_err(&wrap)?;
+            for (seq, row, entity_set, key) in rows {
                 stmt.execute(params![run_id, *seq as i64, *row as i64])
                     .map_err(&wrap)?;
+                forget.execute(params![entity_set, key]).map_err(&wrap)?;
             }
         }
         tx.commit().map_err(&wrap)

@@ -43,7 +43,11 @@ fn spawn(dir: &Path, emu: &RunningEmulator, args: &[&str]) -> Child {
     let err = std::fs::File::create(dir.join("stderr.txt")).unwrap();
     Command::new(env!("CARGO_BIN_EXE_dvload"))
         .args(args)
-        .args(["--retry-base-ms", "10"])
+        .args(if matches!(args[0], "run" | "undo") {
+            &["--retry-base-ms", "10"][..]
+        } else {
+            &[]
+        })
         .current_dir(dir)
         .env_remove("RUST_LOG")
         .env("DATAVERSE_URL", emu.base_url())
@@ -373,4 +377,71 @@ async fn changed_only_sends_only_the_rows_that_changed() {
         .expect_code(0)
         .stdout_has("written 0")
         .stdout_has("unchanged 300");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_lists_the_history_and_undo_deletes_only_what_a_run_created() {
+    let wd = Workdir::new();
+    wd.write("accounts.csv", accounts_csv(120, &[]));
+    // Keyless creates (POST): the record ids come back in OData-EntityId.
+    wd.write(
+        "accounts.toml",
+        "[source]\npath = \"accounts.csv\"\n[target]\nentity_set = \"accounts\"\noperation = \"create\"\n\
+         [fields]\nname = \"Company\"\naccountnumber = \"Account No\"\n",
+    );
+    wd.write(
+        "upsert.toml",
+        mapping("upsert").replace("accounts.csv", "more.csv"),
+    );
+    wd.write("more.csv", accounts_csv(130, &[]).replace("ACC-", "UPS-"));
+    let emu = emulator().await;
+    run(wd.path(), &emu, &["run", "accounts.toml"])
+        .await
+        .expect_code(0);
+    run(wd.path(), &emu, &["run", "upsert.toml"])
+        .await
+        .expect_code(0);
+    assert_eq!(emu.state.count("account"), 250);
+
+    let list = run(wd.path(), &emu, &["runs"]).await;
+    list.expect_code(0)
+        .stdout_has("accounts.toml")
+        .stdout_has("upsert.toml");
+    assert_eq!(list.stdout.lines().count(), 3, "{}", list.stdout);
+    run(wd.path(), &emu, &["runs", "show", "1"])
+        .await
+        .expect_code(0)
+        .stdout_has("120 records created (`dvload undo 1` deletes them)");
+
+    // Not at a terminal and no --yes: nothing happens.
+    run(wd.path(), &emu, &["undo", "1"])
+        .await
+        .expect_code(2)
+        .stdout_has("run #1 created 120 records that are still there: 120 from accounts")
+        .stderr_has("add --yes");
+    assert_eq!(emu.state.count("account"), 250);
+    run(
+        wd.path(),
+        &emu,
+        &["undo", "1", "--yes", "--batch-size", "50"],
+    )
+    .await
+    .expect_code(0)
+    .stdout_has("deleted 120 of 120 records");
+    assert_eq!(
+        emu.state.count("account"),
+        130,
+        "the upserted accounts stay"
+    );
+    // Upserts are never undone; an undone run has nothing left to undo.
+    run(wd.path(), &emu, &["undo", "2", "--yes"])
+        .await
+        .expect_code(0)
+        .stdout_has("created 0 records")
+        .stdout_has("130 rows it updated or upserted are left as they are");
+    run(wd.path(), &emu, &["undo", "1", "--yes"])
+        .await
+        .expect_code(0)
+        .stdout_has("120 records were deleted by an earlier undo");
+    assert_eq!(emu.state.count("account"), 130);
 }
