@@ -240,10 +240,14 @@ async fn write_all(
     }
     if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
         exit = Exit::Stopped;
-        stop_message = Some(format!(
-            "interrupted: the batches in flight were recorded; continue with:\n  {}",
-            super::signals::resume_command()
-        ));
+        stop_message = Some(if session.is_some() {
+            format!(
+                "interrupted: the batches in flight were recorded; continue with:\n  {}",
+                super::signals::resume_command()
+            )
+        } else {
+            "interrupted: the batches in flight finished; later rows were not sent (--no-ledger: no resume)".into()
+        });
     } else if exit == Exit::Stopped && session.is_some() {
         if let Some(m) = stop_message.as_mut() {
             m.push_str(&format!(

@@ -188,3 +188,117 @@ impl Sink for JobJournal<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::{Record, RecordData, RowPos};
+    use crate::writer::Written;
+
+    fn op(
+        row: u64,
+        method: Method,
+        precondition: Precondition,
+        key: &str,
+        body: &str,
+    ) -> Operation {
+        Operation {
+            row: RowPos { row, line: row + 1 },
+            method,
+            url: if key.is_empty() {
+                "accounts".into()
+            } else {
+                format!("accounts({key})")
+            },
+            precondition,
+            body: Some(body.into()),
+            key: key.into(),
+        }
+    }
+
+    fn step(o: Operation) -> Step {
+        let record = Record {
+            pos: o.row,
+            data: RecordData::Json(serde_json::json!({})),
+        };
+        Step::Operation(o, record)
+    }
+
+    #[test]
+    fn resumed_rows_are_passed_over_unchanged_rows_left_out_and_the_rest_sent_as_maybe_applied() {
+        let same = op(2, Method::Patch, Precondition::None, "n='B'", "{\"x\":1}");
+        let plan = AdmitPlan {
+            done: Some(HashMap::from([
+                (1, key_id("n='A'")),
+                (3, key_id("n='OLD'")),
+            ])),
+            hashes: Some(HashMap::from([(key_id("n='B'"), content_hash(&same))])),
+            key_mismatches: Arc::new(AtomicU64::new(0)),
+        };
+        let mismatches = plan.key_mismatches.clone();
+        let mut admit = plan.into_fn();
+        let a = op(1, Method::Patch, Precondition::None, "n='A'", "{}");
+        assert_eq!(admit(&step(a)), Admit::PassOver);
+        assert_eq!(admit(&step(same.clone())), Admit::Unchanged);
+        let mut changed = same;
+        changed.body = Some("{\"x\":2}".into());
+        assert_eq!(
+            admit(&step(changed)),
+            Admit::Send {
+                maybe_applied: true
+            }
+        );
+        // Row 3 was recorded under another key: the source moved under us (--force); send it.
+        let moved = op(3, Method::Patch, Precondition::None, "n='NEW'", "{}");
+        assert_eq!(
+            admit(&step(moved)),
+            Admit::Send {
+                maybe_applied: true
+            }
+        );
+        assert_eq!(mismatches.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn creates_are_recorded_with_the_address_undo_deletes() {
+        let post = Event::Written(Written {
+            pos: RowPos { row: 1, line: 2 },
+            op: op(1, Method::Post, Precondition::None, "", "{}"),
+            entity_id: Some(
+                "http://127.0.0.1:1/api/data/v9.2/accounts(0b7e0a52-7c1e-4f0e-9d55-0d1c8a6f3a11)"
+                    .into(),
+            ),
+        });
+        let o = row_outcome(&post).unwrap();
+        assert!(o.created);
+        assert_eq!(
+            o.record_url.as_deref(),
+            Some("accounts(0b7e0a52-7c1e-4f0e-9d55-0d1c8a6f3a11)")
+        );
+        let by_key = Event::Written(Written {
+            pos: RowPos { row: 2, line: 3 },
+            op: op(
+                2,
+                Method::Patch,
+                Precondition::IfNoneMatchAny,
+                "n='A'",
+                "{}",
+            ),
+            entity_id: None,
+        });
+        let o = row_outcome(&by_key).unwrap();
+        assert_eq!(
+            (o.created, o.record_url.as_deref()),
+            (true, Some("accounts(n='A')"))
+        );
+        let upsert = Event::Written(Written {
+            pos: RowPos { row: 3, line: 4 },
+            op: op(3, Method::Patch, Precondition::None, "n='A'", "{}"),
+            entity_id: None,
+        });
+        let o = row_outcome(&upsert).unwrap();
+        assert_eq!((o.created, o.record_url), (false, None));
+        assert_eq!(o.state, RowState::Written);
+        assert!(o.hash.is_some());
+    }
+}
