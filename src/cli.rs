@@ -11,7 +11,7 @@ use crate::commands;
     version,
     about = "Load CSV and JSON data into Microsoft Dataverse through its Web API",
     after_help = "Exit codes: 0 every row written (or mapped), 1 some rows rejected, 2 mapping/source/command line \
-                  unusable, 3 authentication failed, 4 stopped early.\n\nStart with:\n  dvload validate mappings/accounts.toml\n  \
+                  unusable, 3 authentication failed, 4 stopped early (resumable), 5 another run holds the job's state directory.\n\nStart with:\n  dvload validate mappings/accounts.toml\n  \
                   dvload run mappings/accounts.toml --dry-run --emit-batches out/\n  \
                   dvload whoami --emulator --check mappings/accounts.toml"
 )]
@@ -45,6 +45,10 @@ pub enum Command {
     Run(commands::run::Args),
     /// Check the connection set-up and show who dvload is in the environment (--check: a mapping's privileges).
     Whoami(commands::whoami::Args),
+    /// List the runs of a job from its ledger; `runs show RUN_ID` prints one run and its rejects.
+    Runs(commands::runs::Args),
+    /// Delete the records a run created (asks first, or --yes).
+    Undo(commands::undo::Args),
     /// Serve the local Dataverse + Entra ID emulator on 127.0.0.1 (for rehearsals and tests).
     Emulator(commands::emulator::Args),
 }

@@ -15,6 +15,8 @@ pub enum Exit {
     Auth = 3,
     /// 4: the run stopped early (too many errors, interrupted) and can be resumed.
     Stopped = 4,
+    /// 5: another run holds the job's state directory (an overlapping cron); nothing was done.
+    Busy = 5,
 }
 
 impl Exit {

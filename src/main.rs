@@ -18,6 +18,8 @@ fn main() -> ExitCode {
         Command::Validate(args) => dvload::commands::validate::run(args),
         Command::Run(args) => dvload::commands::run::run(args),
         Command::Whoami(args) => dvload::commands::whoami::run(args),
+        Command::Runs(args) => dvload::commands::runs::run(args),
+        Command::Undo(args) => dvload::commands::undo::run(args),
         Command::Emulator(args) => dvload::commands::emulator::run(args),
     };
     match result {

@@ -3,6 +3,9 @@
 pub mod connect;
 pub mod emulator;
 pub mod run;
+pub mod runs;
+pub mod signals;
+pub mod undo;
 pub mod validate;
 pub mod whoami;
 pub mod write;
@@ -32,11 +35,16 @@ pub fn summary_line(counts: &Counts, written_word: &str, secs: f64) -> String {
         0.0
     };
     format!(
-        "read {}  {written_word} {}  rejected {}  skipped {}  in {secs:.2} s ({} rows/s)",
+        "read {}  {written_word} {}  rejected {}  skipped {}{}  in {secs:.2} s ({} rows/s)",
         thousands(counts.read),
         thousands(counts.written),
         thousands(counts.rejected),
         thousands(counts.skipped),
+        if counts.unchanged > 0 {
+            format!("  unchanged {}", thousands(counts.unchanged))
+        } else {
+            String::new()
+        },
         thousands(rate as u64)
     )
 }

@@ -22,7 +22,11 @@ use crate::odata::batch::{BatchOptions, encode_batch};
     <source name>.rejects.csv (or .jsonl) in the current directory; with several mappings, --rejects \
     names a directory.\n\n\
     Exit codes: 0 every row written, 1 some rows rejected, 2 mapping/source/command line unusable, \
-    3 authentication failed, 4 stopped early.")]
+    3 authentication failed, 4 stopped early (resume it with --resume), 5 another run of this job \
+    holds its state directory.\n\n\
+    Runs that send keep a ledger in --state DIR (default .dvload/ beside the first mapping): \
+    dvload run MAPPING --resume continues an interrupted run, --changed-only sends only what changed, \
+    dvload runs lists the history, dvload undo RUN_ID deletes what a run created. Dry runs keep no ledger.")]
 pub struct Args {
     /// Mapping files (TOML), run in this order.
     #[arg(required = true, value_name = "MAPPING")]
@@ -66,6 +70,24 @@ pub struct Args {
     /// Run duplicate detection rules (the Web API skips them unless asked): duplicates are rejected.
     #[arg(long)]
     pub duplicate_detection: bool,
+    /// The job's state directory, holding the run ledger and its lock (default: .dvload/ beside the first mapping).
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// Continue the last run of this job if it did not finish: rows it wrote, rejected or skipped are
+    /// passed over. Refused when the mapping or the source changed since (unless --force). Starts
+    /// from the first row when the last run finished, so cron can always pass it.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub resume: bool,
+    /// With --resume: continue even though the mapping or the source changed (rows are matched by number).
+    #[arg(long, requires = "resume")]
+    pub force: bool,
+    /// Send only rows whose payload differs from what the ledger last wrote for the same key
+    /// (the others are counted as unchanged).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub changed_only: bool,
+    /// Keep no ledger for this run (no lock, no resume, no history).
+    #[arg(long, conflicts_with_all = ["resume", "changed_only", "state"])]
+    pub no_ledger: bool,
     /// Connection options.
     #[command(flatten)]
     pub connect: super::connect::ConnectArgs,

@@ -7,25 +7,69 @@ use std::time::{Duration, Instant};
 use super::run::Args;
 use crate::exit::{Exit, ExitError};
 use crate::job::Job;
+use crate::ledger::session::{RunSession, StartOptions};
 use crate::ledger::{Counts, JobReport, RunReport};
 use crate::writer::{JobOutcome, Progress, RetryPolicy, Writer, WriterOptions};
 
 /// Runs `dvload run` for real.
 pub fn run(args: Args) -> anyhow::Result<Exit> {
+    // The ledger's lock comes first: a second run of the same job stops here, having touched nothing.
+    let state = (!args.no_ledger).then(|| {
+        args.state
+            .clone()
+            .unwrap_or_else(|| crate::ledger::session::default_state_dir(&args.mappings[0]))
+    });
+    let lock = state
+        .as_deref()
+        .map(crate::ledger::session::lock)
+        .transpose()?;
     // Open every job first: a broken mapping or source stops the run before anything is sent.
     let mut jobs = Vec::with_capacity(args.mappings.len());
     for m in &args.mappings {
         jobs.push(Job::open(m, args.source.as_deref())?);
     }
+    let started_at = super::now_rfc3339();
+    let session = match (lock, &state) {
+        (Some(lock), Some(dir)) => {
+            let session = RunSession::start(
+                lock,
+                dir,
+                &args.mappings,
+                &jobs,
+                StartOptions {
+                    resume: args.resume,
+                    force: args.force,
+                    changed_only: args.changed_only,
+                },
+                &started_at,
+            )?;
+            for note in &session.notes {
+                println!("{note}");
+            }
+            println!(
+                "run ledger {} (run #{})",
+                crate::ledger::Ledger::file(dir).display(),
+                session.run_id
+            );
+            Some(session)
+        }
+        _ => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(write_all(args, jobs))
+    runtime.block_on(write_all(args, jobs, session, started_at))
 }
 
-async fn write_all(args: Args, jobs: Vec<Job>) -> anyhow::Result<Exit> {
-    let started_at = super::now_rfc3339();
+async fn write_all(
+    args: Args,
+    jobs: Vec<Job>,
+    mut session: Option<RunSession>,
+    started_at: String,
+) -> anyhow::Result<Exit> {
     let start = Instant::now();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let interrupted = super::signals::watch(stop.clone());
     let policy = RetryPolicy {
         max_attempts: args.max_attempts.max(1),
         base_delay: Duration::from_millis(args.retry_base_ms),
@@ -68,7 +112,7 @@ async fn write_all(args: Args, jobs: Vec<Job>) -> anyhow::Result<Exit> {
         max_errors: args.max_errors,
         policy,
     };
-    let writer = Writer::new(
+    let mut writer = Writer::new(
         conn.client.clone(),
         hint.min(ceiling),
         ceiling,
@@ -76,11 +120,15 @@ async fn write_all(args: Args, jobs: Vec<Job>) -> anyhow::Result<Exit> {
         options,
     );
 
+    writer.stop = stop;
     let several = jobs.len() > 1;
     let mut reports = Vec::new();
     let mut exit = Exit::Success;
     let mut stop_message = None;
-    for job in jobs {
+    for (seq, job) in jobs.into_iter().enumerate() {
+        if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
+            break;
+        }
         let job_start = Instant::now();
         println!("{}", super::describe_job(&job));
         let rejects_path = match &args.rejects {
@@ -100,8 +148,37 @@ async fn write_all(args: Args, jobs: Vec<Job>) -> anyhow::Result<Exit> {
             .stats
             .requests
             .load(std::sync::atomic::Ordering::Relaxed);
-        let outcome: JobOutcome = writer.write_job(job, &mut rejects, &mut progress).await?;
+        let outcome: JobOutcome = match session.as_mut() {
+            Some(s) => {
+                let (plan, mismatches) = s.begin_job(seq)?;
+                let mut journal = s.journal(seq, usize::from(args.batch_size));
+                let hooks = crate::writer::Hooks {
+                    admit: plan.map(|p| p.into_fn()),
+                    sink: Some(&mut journal),
+                };
+                let outcome = writer
+                    .write_job_with(job, &mut rejects, &mut progress, hooks)
+                    .await?;
+                drop(journal);
+                s.end_job(seq, &outcome.counts, outcome.passed_over)?;
+                let mismatches = mismatches.load(std::sync::atomic::Ordering::Relaxed);
+                if mismatches > 0 {
+                    println!(
+                        "warning: {} rows have another key than the interrupted run recorded for them; they were sent",
+                        super::thousands(mismatches)
+                    );
+                }
+                outcome
+            }
+            None => writer.write_job(job, &mut rejects, &mut progress).await?,
+        };
         progress.finish();
+        if outcome.passed_over > 0 {
+            println!(
+                "{} rows done by the interrupted run were passed over",
+                super::thousands(outcome.passed_over)
+            );
+        }
         let rejects_file = rejects.finish()?;
         let secs = job_start.elapsed().as_secs_f64();
         println!("{}", super::summary_line(&outcome.counts, "written", secs));
@@ -160,6 +237,27 @@ async fn write_all(args: Args, jobs: Vec<Job>) -> anyhow::Result<Exit> {
             stop_message = Some(format!("stopped: the source is broken: {e}"));
             break;
         }
+    }
+    if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
+        exit = Exit::Stopped;
+        stop_message = Some(if session.is_some() {
+            format!(
+                "interrupted: the batches in flight were recorded; continue with:\n  {}",
+                super::signals::resume_command()
+            )
+        } else {
+            "interrupted: the batches in flight finished; later rows were not sent (--no-ledger: no resume)".into()
+        });
+    } else if exit == Exit::Stopped && session.is_some() {
+        if let Some(m) = stop_message.as_mut() {
+            m.push_str(&format!(
+                "; continue with:\n  {}",
+                super::signals::resume_command()
+            ));
+        }
+    }
+    if let Some(s) = session.as_mut() {
+        s.finish(exit, &super::now_rfc3339())?;
     }
     let stats = &writer.stats;
     let mut totals = Counts::default();

@@ -1,7 +1,14 @@
-//! What a run leaves behind: the rejects file (`rejects`) and the JSON run report (`report`).
+//! What a run leaves behind: the rejects file (`rejects`), the JSON run report (`report`) and the
+//! SQLite run ledger (`db`, locked by `lock`, fed by `journal`) behind resume, `--changed-only`, `runs` and `undo`.
 
+pub mod db;
+pub mod journal;
+pub mod lock;
 pub mod rejects;
 pub mod report;
+pub mod session;
 
+pub use db::{Ledger, RowState};
+pub use lock::StateLock;
 pub use rejects::{RejectContent, RejectsWriter};
 pub use report::{Counts, JobReport, RunReport};

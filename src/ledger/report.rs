@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-/// Row counts. Invariant: `read = written + rejected + skipped`.
+/// Row counts. Invariant: `read = written + rejected + skipped + unchanged`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
     /// Records read from the source (readable or not).
@@ -16,12 +16,15 @@ pub struct Counts {
     pub rejected: u64,
     /// Rows skipped by the mapping's `[filter]`.
     pub skipped: u64,
+    /// `--changed-only`: rows whose payload is the one the ledger last wrote for their key
+    /// (not sent).
+    pub unchanged: u64,
 }
 
 impl Counts {
     /// True when every row read has exactly one outcome.
     pub fn balanced(&self) -> bool {
-        self.read == self.written + self.rejected + self.skipped
+        self.read == self.written + self.rejected + self.skipped + self.unchanged
     }
 
     /// Adds another job's counts.
@@ -30,6 +33,7 @@ impl Counts {
         self.written += other.written;
         self.rejected += other.rejected;
         self.skipped += other.skipped;
+        self.unchanged += other.unchanged;
     }
 }
 
@@ -170,6 +174,7 @@ mod tests {
                 written: 7,
                 rejected: 2,
                 skipped: 1,
+                unchanged: 0,
             },
             batches: 1,
             rejects_file: None,

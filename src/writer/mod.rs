@@ -23,7 +23,7 @@ use tokio::task::JoinSet;
 pub use client::{Client, SendFailure, WhoAmI};
 pub use decide::{Fatal, RetryPolicy};
 pub use pacing::Pacing;
-use send::{Event, PendingOp, SendContext, SendStats};
+pub use send::{Event, PendingOp, SendContext, SendStats, Written};
 
 use crate::job::{Job, Reject, Step};
 use crate::ledger::{Counts, RejectsWriter};
@@ -75,6 +75,43 @@ pub struct JobOutcome {
     pub source_error: Option<String>,
     /// Rows sent again after their lookup target was not found.
     pub deferred: u64,
+    /// Rows not sent because an earlier run of a resumed chain did them.
+    pub passed_over: u64,
+}
+
+/// What the run ledger decides for a row before it is sent (see `ledger::journal`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    /// Send it (or count it, for a skip or a reject); `maybe_applied`: an earlier, interrupted
+    /// run may have sent it already (a 412 on create or 404 on delete then means written).
+    Send {
+        /// See above.
+        maybe_applied: bool,
+    },
+    /// An earlier run of the resumed chain did it: leave it out of this run.
+    PassOver,
+    /// `--changed-only`: the ledger holds the same payload for its key: do not send it.
+    Unchanged,
+}
+
+/// Decides, on the reader thread, what each row becomes before it is sent.
+pub type AdmitFn = Box<dyn FnMut(&Step) -> Admit + Send>;
+
+/// Told every row's outcome on the recorder's task, once Dataverse has answered for it.
+pub trait Sink {
+    /// One event (written, rejected, skipped, unchanged, passed over).
+    fn note(&mut self, event: &Event) -> anyhow::Result<()>;
+    /// Everything noted so far must be durable.
+    fn flush(&mut self) -> anyhow::Result<()>;
+}
+
+/// The run ledger's hooks into a job; `Hooks::default()` is a run without a ledger.
+#[derive(Default)]
+pub struct Hooks<'a> {
+    /// See [`Admit`].
+    pub admit: Option<AdmitFn>,
+    /// See [`Sink`].
+    pub sink: Option<&'a mut dyn Sink>,
 }
 
 /// Something that shows progress (a terminal bar, or nothing).
@@ -109,10 +146,26 @@ impl Writer {
     /// Writes one job; rejects go to `rejects`.
     pub async fn write_job(
         &self,
-        mut job: Job,
+        job: Job,
         rejects: &mut RejectsWriter,
         progress: &mut dyn Progress,
     ) -> anyhow::Result<JobOutcome> {
+        self.write_job_with(job, rejects, progress, Hooks::default())
+            .await
+    }
+
+    /// Writes one job with the run ledger's hooks.
+    pub async fn write_job_with(
+        &self,
+        mut job: Job,
+        rejects: &mut RejectsWriter,
+        progress: &mut dyn Progress,
+        hooks: Hooks<'_>,
+    ) -> anyhow::Result<JobOutcome> {
+        let Hooks {
+            mut admit,
+            mut sink,
+        } = hooks;
         let (events_tx, mut events_rx) = mpsc::channel::<Event>(4096);
         let (batches_tx, batches_rx) =
             mpsc::channel::<Vec<PendingOp>>(self.pacing.limit().max(2) * 2);
@@ -129,9 +182,21 @@ impl Writer {
                     Some(Err(e)) => return Some(e.to_string()),
                     Some(Ok(step)) => step,
                 };
-                let event = match step {
-                    Step::Operation(op, record) => {
-                        batch.push(PendingOp::new(op, record));
+                let admitted = admit.as_mut().map_or(
+                    Admit::Send {
+                        maybe_applied: false,
+                    },
+                    |f| f(&step),
+                );
+                let event = match (admitted, step) {
+                    (Admit::PassOver, step) => Event::PassedOver(step_pos(&step)),
+                    (Admit::Unchanged, Step::Operation(op, record)) => {
+                        Event::Unchanged(record.pos, op.key)
+                    }
+                    (Admit::Send { maybe_applied }, Step::Operation(op, record)) => {
+                        let mut pending = PendingOp::new(op, record);
+                        pending.info.maybe_applied |= maybe_applied;
+                        batch.push(pending);
                         if batch.len() == batch_size {
                             let full =
                                 std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
@@ -141,8 +206,8 @@ impl Writer {
                         }
                         continue;
                     }
-                    Step::Skipped(pos, _) => Event::Skipped(pos),
-                    Step::Rejected(reject) => Event::Rejected(reject),
+                    (_, Step::Skipped(pos, _)) => Event::Skipped(pos),
+                    (_, Step::Rejected(reject)) => Event::Rejected(reject),
                 };
                 if reader_events.blocking_send(event).is_err() {
                     break;
@@ -165,6 +230,7 @@ impl Writer {
             progress,
             &mut outcome,
             &mut deferred,
+            sink.as_mut().map(|s| &mut **s as &mut dyn Sink),
         )
         .await?;
         dispatcher.await?;
@@ -189,8 +255,15 @@ impl Writer {
                 }
             });
             let mut none = Vec::new();
-            self.record(&mut events_rx, rejects, progress, &mut outcome, &mut none)
-                .await?;
+            self.record(
+                &mut events_rx,
+                rejects,
+                progress,
+                &mut outcome,
+                &mut none,
+                sink.as_mut().map(|s| &mut **s as &mut dyn Sink),
+            )
+            .await?;
             dispatcher.await?;
             feeder.await?;
             debug_assert!(none.is_empty(), "deferred rows are deferred once only");
@@ -198,7 +271,8 @@ impl Writer {
         Ok(outcome)
     }
 
-    fn context(&self, events: mpsc::Sender<Event>) -> Arc<SendContext> {
+    /// What the batch tasks of this writer share, sending outcomes to `events`.
+    pub fn context(&self, events: mpsc::Sender<Event>) -> Arc<SendContext> {
         Arc::new(SendContext {
             client: self.client.clone(),
             pacing: self.pacing.clone(),
@@ -223,9 +297,18 @@ impl Writer {
         progress: &mut dyn Progress,
         outcome: &mut JobOutcome,
         deferred: &mut Vec<PendingOp>,
+        mut sink: Option<&mut dyn Sink>,
     ) -> anyhow::Result<()> {
         while let Some(event) = events.recv().await {
+            if let Some(sink) = sink.as_deref_mut() {
+                sink.note(&event)?;
+            }
             match event {
+                Event::Unchanged(..) => {
+                    outcome.counts.read += 1;
+                    outcome.counts.unchanged += 1;
+                }
+                Event::PassedOver(_) => outcome.passed_over += 1,
                 Event::Written(_) => {
                     outcome.counts.read += 1;
                     outcome.counts.written += 1;
@@ -261,7 +344,13 @@ impl Writer {
                     "not written: the run stopped before its lookup could be retried".into(),
                 );
                 self.note_reject(&reject, rejects, outcome)?;
+                if let Some(sink) = sink.as_deref_mut() {
+                    sink.note(&Event::Rejected(reject))?;
+                }
             }
+        }
+        if let Some(sink) = sink {
+            sink.flush()?;
         }
         Ok(())
     }
@@ -289,6 +378,15 @@ impl Writer {
             }
         }
         Ok(())
+    }
+}
+
+/// The position of a row, whatever it became.
+fn step_pos(step: &Step) -> crate::source::RowPos {
+    match step {
+        Step::Operation(_, record) => record.pos,
+        Step::Skipped(pos, _) => *pos,
+        Step::Rejected(reject) => reject.pos(),
     }
 }
 

@@ -14,6 +14,7 @@ use super::decide::{
 use super::pacing::Pacing;
 use crate::auth::AccessToken;
 use crate::job::Reject;
+use crate::odata::batch::PartOutcome;
 use crate::odata::{BatchOptions, Operation, decode_batch_response, encode_batch};
 use crate::source::{Record, RowPos};
 
@@ -46,11 +47,27 @@ impl PendingOp {
     }
 }
 
+/// A row Dataverse accepted: its operation, and the record's URI when the response gave one
+/// (`OData-EntityId`). The run ledger keeps both (undo, `--changed-only`).
+#[derive(Debug)]
+pub struct Written {
+    /// The row.
+    pub pos: RowPos,
+    /// What was sent.
+    pub op: Operation,
+    /// `OData-EntityId` (or `Location`) of the part, when given.
+    pub entity_id: Option<String>,
+}
+
 /// What happened to a row, for the recorder.
 #[derive(Debug)]
 pub enum Event {
     /// Written.
-    Written(RowPos),
+    Written(Written),
+    /// Not sent: the run ledger holds the same payload for its key (`--changed-only`).
+    Unchanged(RowPos, String),
+    /// Not sent: an earlier run of a resumed chain did this row.
+    PassedOver(RowPos),
     /// Skipped by the filter.
     Skipped(RowPos),
     /// Rejected (by the mapping, the reader or Dataverse).
@@ -121,6 +138,7 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
         let infos: Vec<OpInfo> = pending.iter().map(|p| p.info).collect();
         let elapsed = first.elapsed();
         let reply = ctx.client.post_batch(&encoded).await;
+        let mut entity_ids: Vec<Option<String>> = Vec::new();
         let (decision, token) = match &reply {
             Err(SendFailure::Auth(e)) => {
                 // No token at all: the set-up is wrong, every row of the run would fail alike.
@@ -170,6 +188,7 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
                     match decode_batch_response(r.status, r.content_type.as_deref(), &r.body) {
                         Ok(response) => {
                             let outcomes = response.outcomes_of(&encoded);
+                            entity_ids = outcomes.iter().map(entity_id).collect();
                             let attempt = Attempt::Answered {
                                 response: &response,
                                 retry_after: r.retry_after,
@@ -243,9 +262,13 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
         }
         let stopping = ctx.stop.load(Ordering::Relaxed);
         let mut again = Vec::new();
-        for (mut p, verdict) in pending.into_iter().zip(decision.verdicts) {
+        for (i, (mut p, verdict)) in pending.into_iter().zip(decision.verdicts).enumerate() {
             let event = match verdict {
-                Verdict::Written => Event::Written(p.record.pos),
+                Verdict::Written => Event::Written(Written {
+                    pos: p.record.pos,
+                    entity_id: entity_ids.get_mut(i).and_then(Option::take),
+                    op: p.op,
+                }),
                 Verdict::Rejected(reason) => Event::Rejected(Reject::Service(p.record, reason)),
                 Verdict::Defer(reason) => Event::Deferred(p, reason),
                 Verdict::Retry {
@@ -279,5 +302,13 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
         }
         attempt += 1;
         pending = again;
+    }
+}
+
+/// The record URI a successful part reported.
+fn entity_id(outcome: &PartOutcome) -> Option<String> {
+    match outcome {
+        PartOutcome::Succeeded { entity_id, .. } => entity_id.clone(),
+        _ => None,
     }
 }

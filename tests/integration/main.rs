@@ -5,6 +5,7 @@
 
 mod bad_input;
 mod dry_run;
+mod ledger;
 mod support;
 mod validate;
 mod whoami;

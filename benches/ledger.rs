@@ -1,0 +1,113 @@
+//! The run ledger's cost: `dvload run` on 1,000,000 generated rows against the built-in emulator
+//! (`--emulator`, in the same process), without the ledger (`--no-ledger`), with it (fresh state
+//! directory), and with it again under `--changed-only` (nothing changed: nothing sent), plus the
+//! dry run for reference (dry runs keep no ledger). Run with `cargo bench --bench ledger`
+//! (`LEDGER_BENCH_ROWS=N` for another size). Timings are printed, never asserted.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+const MAPPING: &str = r#"
+[source]
+path = "bench.csv"
+
+[target]
+entity_set = "accounts"
+operation = "upsert"
+key = { accountnumber = "Account No" }
+
+[fields]
+name = "Company"
+numberofemployees = { from = "Employees", type = "int" }
+address1_city = "City"
+"#;
+
+fn generate(path: &Path, rows: u64) {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    writeln!(out, "Account No,Company,Employees,City").unwrap();
+    for i in 1..=rows {
+        writeln!(
+            out,
+            "ACC-{i:07},Company {i} Ltd,{},City {}",
+            i % 5000,
+            i % 97
+        )
+        .unwrap();
+    }
+}
+
+fn time(dir: &Path, label: &str, args: &[&str], rows: u64) -> f64 {
+    let start = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_dvload"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run dvload");
+    let secs = start.elapsed().as_secs_f64();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{label}: exit {:?}\n{stdout}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = stdout
+        .lines()
+        .find(|l| l.starts_with("read "))
+        .unwrap_or_default();
+    println!(
+        "{label:<40} {secs:>7.2} s  {:>9.0} rows/s   {summary}",
+        rows as f64 / secs
+    );
+    secs
+}
+
+fn main() {
+    let rows: u64 = std::env::var("LEDGER_BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    generate(&dir.path().join("bench.csv"), rows);
+    std::fs::write(dir.path().join("bench.toml"), MAPPING).unwrap();
+    println!("{rows} rows, batch size 1000");
+    let b = ["run", "bench.toml", "--batch-size", "1000"];
+    let with = |extra: &[&'static str]| -> Vec<&'static str> {
+        b.iter().copied().chain(extra.iter().copied()).collect()
+    };
+    time(
+        dir.path(),
+        "dry run (never a ledger)",
+        &with(&["--dry-run"]),
+        rows,
+    );
+    let without = time(
+        dir.path(),
+        "emulator, --no-ledger",
+        &with(&["--emulator", "--no-ledger"]),
+        rows,
+    );
+    let ledger = time(
+        dir.path(),
+        "emulator, ledger",
+        &with(&["--emulator", "--state", "state"]),
+        rows,
+    );
+    time(
+        dir.path(),
+        "emulator, ledger, --changed-only (same data)",
+        &with(&["--emulator", "--state", "state", "--changed-only"]),
+        rows,
+    );
+    println!(
+        "ledger cost against the emulator: {:+.1}% run time",
+        (ledger / without - 1.0) * 100.0
+    );
+    let size = std::fs::metadata(dir.path().join("state/ledger.sqlite"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    println!("ledger file: {:.1} MB", size as f64 / 1e6);
+}

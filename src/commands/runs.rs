@@ -1,0 +1,209 @@
+//! `dvload runs`: the history of a job from its run ledger; `dvload runs show RUN_ID`: one run's
+//! report and its rejected rows.
+
+use std::path::{Path, PathBuf};
+
+use crate::exit::Exit;
+use crate::ledger::{Ledger, RowState};
+
+/// Where a job's state directory is, for commands that read the ledger.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StateArgs {
+    /// The job's state directory (as given to `dvload run --state`).
+    #[arg(long, value_name = "DIR", global = true)]
+    pub state: Option<PathBuf>,
+    /// Or: a mapping file of the job; its state directory is .dvload/ beside it (the default of `dvload run`).
+    #[arg(long, value_name = "FILE", global = true, conflicts_with = "state")]
+    pub mapping: Option<PathBuf>,
+}
+
+impl StateArgs {
+    /// The state directory: --state, .dvload/ beside --mapping, or ./.dvload.
+    pub fn dir(&self) -> PathBuf {
+        match (&self.state, &self.mapping) {
+            (Some(s), _) => s.clone(),
+            (None, Some(m)) => crate::ledger::session::default_state_dir(m),
+            (None, None) => Path::new(".dvload").to_path_buf(),
+        }
+    }
+}
+
+/// Arguments of `dvload runs`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    dvload runs --mapping mappings/accounts.toml\n  \
+    dvload runs show 12 --state /var/lib/dvload/nightly\n\n\
+    The ledger is a SQLite file (STATE_DIR/ledger.sqlite) that the sqlite3 shell opens too; the README \
+    documents its tables.")]
+pub struct Args {
+    /// `show RUN_ID`: one run in detail.
+    #[command(subcommand)]
+    pub command: Option<Sub>,
+    /// Where the ledger is.
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// How many runs to list (newest first).
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub limit: usize,
+}
+
+/// `dvload runs` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum Sub {
+    /// Print one run's report (per mapping: source, hashes, counts) and its rejected rows.
+    Show {
+        /// The run id (see `dvload runs`).
+        run_id: i64,
+        /// How many rejected rows to print.
+        #[arg(long, default_value_t = 100, value_name = "N")]
+        rejects: usize,
+    },
+}
+
+fn status(r: &crate::ledger::db::RunRow) -> String {
+    match (r.exit_code, &r.ended_at) {
+        (Some(c), _) => format!("exit {c}"),
+        (None, _) => "did not finish".into(),
+    }
+}
+
+/// Runs `dvload runs`.
+pub fn run(args: Args) -> anyhow::Result<Exit> {
+    let dir = args.state.dir();
+    let ledger = Ledger::open_existing(&dir)?;
+    match args.command {
+        None => {
+            let runs = ledger.runs(args.limit)?;
+            if runs.is_empty() {
+                println!("no runs in {}", Ledger::file(&dir).display());
+                return Ok(Exit::Success);
+            }
+            println!(
+                "{:>5}  {:<20}  {:<14}  {:>10}  {:>10}  {:>9}  {:>8}  {:>10}  {:>11}  note",
+                "run",
+                "started",
+                "status",
+                "read",
+                "written",
+                "rejected",
+                "skipped",
+                "unchanged",
+                "passed over"
+            );
+            for r in &runs {
+                let mut note = Vec::new();
+                if let Some(from) = r.resumed_from {
+                    note.push(format!("resumed #{from}"));
+                }
+                if r.changed_only {
+                    note.push("changed-only".into());
+                }
+                let jobs: Vec<String> = r
+                    .job
+                    .lines()
+                    .map(|l| {
+                        Path::new(l)
+                            .file_name()
+                            .map_or(l.to_string(), |f| f.to_string_lossy().into_owned())
+                    })
+                    .collect();
+                note.push(jobs.join(" "));
+                println!(
+                    "{:>5}  {:<20}  {:<14}  {:>10}  {:>10}  {:>9}  {:>8}  {:>10}  {:>11}  {}",
+                    r.id,
+                    r.started_at,
+                    status(r),
+                    super::thousands(r.counts.read),
+                    super::thousands(r.counts.written),
+                    super::thousands(r.counts.rejected),
+                    super::thousands(r.counts.skipped),
+                    super::thousands(r.counts.unchanged),
+                    super::thousands(r.passed_over),
+                    note.join(", ")
+                );
+            }
+        }
+        Some(Sub::Show { run_id, rejects }) => {
+            let Some(r) = ledger.run(run_id)? else {
+                anyhow::bail!("no run #{run_id} in {}", Ledger::file(&dir).display());
+            };
+            println!(
+                "run #{}: started {}, {}{}",
+                r.id,
+                r.started_at,
+                match &r.ended_at {
+                    Some(e) => format!("ended {e}, {}", status(&r)),
+                    None => "did not finish (killed, or still running); `dvload run ... --resume` continues it".into(),
+                },
+                r.resumed_from
+                    .map(|f| format!(", resumed run #{f}"))
+                    .unwrap_or_default()
+            );
+            if r.changed_only {
+                println!("--changed-only");
+            }
+            for (info, counts, passed_over) in ledger.jobs(run_id)? {
+                println!(
+                    "{} -> {} ({})\n  mapping sha256 {}\n  source {} ({} bytes, sha256 {})\n  {}{}",
+                    info.mapping,
+                    info.entity_set,
+                    info.operation,
+                    info.mapping_hash,
+                    info.source,
+                    super::thousands(info.source_size),
+                    info.source_hash,
+                    super::summary_line(&counts, "written", 0.0)
+                        .split("  in ")
+                        .next()
+                        .unwrap_or_default(),
+                    if passed_over > 0 {
+                        format!("  passed over {}", super::thousands(passed_over))
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            let created = ledger
+                .rows_of(run_id, RowState::Written)?
+                .iter()
+                .filter(|d| d.created == 1)
+                .count();
+            if created > 0 {
+                println!(
+                    "{} records created (`dvload undo {run_id}` deletes them)",
+                    super::thousands(created as u64)
+                );
+            }
+            let rejected = ledger.rows_of(run_id, RowState::Rejected)?;
+            let unsent = ledger.rows_of(run_id, RowState::Unsent)?;
+            if !rejected.is_empty() {
+                println!(
+                    "rejected rows ({}):",
+                    super::thousands(rejected.len() as u64)
+                );
+                for d in rejected.iter().take(rejects) {
+                    println!(
+                        "  row {} (line {}){}: {}",
+                        d.row,
+                        d.line,
+                        d.key
+                            .as_deref()
+                            .map(|k| format!(" [{k}]"))
+                            .unwrap_or_default(),
+                        d.error.as_deref().unwrap_or_default()
+                    );
+                }
+                if rejected.len() > rejects {
+                    println!("  ... {} more", rejected.len() - rejects);
+                }
+            }
+            if !unsent.is_empty() {
+                println!(
+                    "{} rows were not sent before the run stopped (a resume sends them)",
+                    super::thousands(unsent.len() as u64)
+                );
+            }
+        }
+    }
+    Ok(Exit::Success)
+}

@@ -1,0 +1,256 @@
+//! `dvload undo RUN_ID`: deletes the records a run created (never those it only updated), in
+//! `$batch` requests with the writer's limits and retries, after saying what it will do.
+
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::exit::{Exit, ExitError};
+use crate::ledger::db::RowDetail;
+use crate::ledger::{Ledger, RowState};
+use crate::odata::{Method, Operation, Precondition};
+use crate::source::{Record, RecordData, RowPos};
+use crate::writer::{Event, PendingOp, RetryPolicy, Writer, WriterOptions};
+
+/// Arguments of `dvload undo`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    dvload undo 12 --mapping mappings/accounts.toml\n  \
+    dvload undo 12 --state /var/lib/dvload/nightly --yes\n\n\
+    Only records the run created are deleted: rows of `create` mappings (POST, or PATCH with \
+    If-None-Match). Upserts are not undone: Dataverse answers 204 whether an upsert created or \
+    updated, so the ledger cannot tell. A record already gone counts as deleted.")]
+pub struct Args {
+    /// The run whose records to delete (see `dvload runs`).
+    pub run_id: i64,
+    /// Where the ledger is.
+    #[command(flatten)]
+    pub state: super::runs::StateArgs,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+    /// Deletes per $batch request (1 to 1000).
+    #[arg(long, default_value_t = 100, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub batch_size: u16,
+    /// Batches in flight at most (default: the server's x-ms-dop-hint).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=52))]
+    pub concurrency: Option<u16>,
+    /// Connection options.
+    #[command(flatten)]
+    pub connect: super::connect::ConnectArgs,
+    /// Attempts per operation before it is given up (tests lower it).
+    #[arg(long, value_name = "N", default_value_t = 8, hide = true)]
+    pub max_attempts: u32,
+    /// First retry delay in milliseconds (tests lower it).
+    #[arg(long, value_name = "MS", default_value_t = 1000, hide = true)]
+    pub retry_base_ms: u64,
+}
+
+/// Runs `dvload undo`.
+pub fn run(args: Args) -> anyhow::Result<Exit> {
+    let dir = args.state.dir();
+    let _lock = crate::ledger::session::lock(&dir)?;
+    let mut ledger = Ledger::open_existing(&dir)?;
+    if ledger.run(args.run_id)?.is_none() {
+        anyhow::bail!(
+            "no run #{} in {}",
+            args.run_id,
+            Ledger::file(&dir).display()
+        );
+    }
+    let written = ledger.rows_of(args.run_id, RowState::Written)?;
+    let (created, updated): (Vec<RowDetail>, Vec<RowDetail>) =
+        written.into_iter().partition(|d| d.created != 0);
+    let undone = created.iter().filter(|d| d.created == 2).count();
+    let (todo, no_id): (Vec<RowDetail>, Vec<RowDetail>) = created
+        .into_iter()
+        .filter(|d| d.created == 1)
+        .partition(|d| d.record_url.is_some());
+    let mut per_set: std::collections::BTreeMap<&str, u64> = Default::default();
+    for d in &todo {
+        *per_set.entry(&d.entity_set).or_default() += 1;
+    }
+    let what: Vec<String> = per_set
+        .iter()
+        .map(|(s, n)| format!("{} from {s}", super::thousands(*n)))
+        .collect();
+    println!(
+        "run #{} created {} records that are still there: {}",
+        args.run_id,
+        super::thousands(todo.len() as u64),
+        if what.is_empty() {
+            "none".into()
+        } else {
+            what.join(", ")
+        }
+    );
+    if !updated.is_empty() {
+        println!(
+            "{} rows it updated or upserted are left as they are (an upsert does not say whether it created)",
+            super::thousands(updated.len() as u64)
+        );
+    }
+    if undone > 0 {
+        println!(
+            "{} records were deleted by an earlier undo",
+            super::thousands(undone as u64)
+        );
+    }
+    if !no_id.is_empty() {
+        println!(
+            "{} created records cannot be deleted: the response gave no record id",
+            super::thousands(no_id.len() as u64)
+        );
+    }
+    if todo.is_empty() {
+        return Ok(Exit::Success);
+    }
+    if !args.yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(ExitError {
+                exit: Exit::Unusable,
+                message: "nothing deleted: add --yes to confirm when not at a terminal".into(),
+            }
+            .into());
+        }
+        print!("delete them? [y/N] ");
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            println!("nothing deleted");
+            return Ok(Exit::Success);
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(delete_all(&args, &mut ledger, todo))
+}
+
+async fn delete_all(
+    args: &Args,
+    ledger: &mut Ledger,
+    mut todo: Vec<RowDetail>,
+) -> anyhow::Result<Exit> {
+    let conn = super::connect::connect(&args.connect, &RetryPolicy::default()).await?;
+    let hint = conn.dop_hint.unwrap_or(4).max(1);
+    let ceiling = args.concurrency.map_or(hint, usize::from);
+    let writer = Writer::new(
+        conn.client.clone(),
+        hint.min(ceiling),
+        ceiling,
+        None,
+        WriterOptions {
+            batch_size: usize::from(args.batch_size),
+            atomic: false,
+            part_headers: Vec::new(),
+            max_errors: None,
+            policy: RetryPolicy {
+                max_attempts: args.max_attempts.max(1),
+                base_delay: Duration::from_millis(args.retry_base_ms),
+                ..RetryPolicy::default()
+            },
+        },
+    );
+    // Children before parents: the last mapping of the run first, the last row first.
+    todo.sort_by_key(|d| std::cmp::Reverse((d.seq, d.row)));
+    let (events_tx, mut events_rx) = mpsc::channel::<Event>(4096);
+    let ctx = writer.context(events_tx);
+    let total = todo.len();
+    // Each operation carries the index of its ledger row as its row number.
+    let details = todo;
+    let ops: Vec<PendingOp> = details
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let pos = RowPos {
+                row: i as u64,
+                line: d.line,
+            };
+            let url = d.record_url.clone().unwrap_or_default();
+            let op = Operation {
+                row: pos,
+                method: Method::Delete,
+                url: url.clone(),
+                precondition: Precondition::None,
+                body: None,
+                key: d.key.clone().unwrap_or_default(),
+            };
+            let record = Record {
+                pos,
+                data: RecordData::Json(serde_json::json!({ "delete": url, "source_row": d.row })),
+            };
+            let mut p = PendingOp::new(op, record);
+            // Already gone (deleted by hand, or by an undo whose answer was lost): counts as deleted.
+            p.info.maybe_applied = true;
+            p
+        })
+        .collect();
+    let batch_size = usize::from(args.batch_size);
+    let sender = tokio::spawn(async move {
+        let mut tasks = JoinSet::new();
+        let mut ops = ops.into_iter().peekable();
+        while ops.peek().is_some() {
+            let batch: Vec<PendingOp> = ops.by_ref().take(batch_size).collect();
+            while tasks.len() >= ctx.pacing.limit() {
+                tasks.join_next().await;
+            }
+            tasks.spawn(crate::writer::send::send_batch(batch, ctx.clone()));
+        }
+        while tasks.join_next().await.is_some() {}
+    });
+    let mut deleted: Vec<(usize, u64, String, String)> = Vec::new();
+    let mut failed = Vec::new();
+    let flush = |ledger: &mut Ledger, deleted: &mut Vec<(usize, u64, String, String)>| {
+        let r = ledger.mark_undone(args.run_id, deleted);
+        deleted.clear();
+        r
+    };
+    while let Some(event) = events_rx.recv().await {
+        match event {
+            Event::Written(w) => {
+                let d = &details[w.pos.row as usize];
+                deleted.push((
+                    d.seq,
+                    d.row,
+                    d.entity_set.clone(),
+                    d.key.clone().unwrap_or_default(),
+                ));
+                if deleted.len() >= batch_size {
+                    flush(ledger, &mut deleted)?;
+                }
+            }
+            Event::Rejected(r) => {
+                let d = &details[r.pos().row as usize];
+                failed.push(format!(
+                    "row {} ({}): {}",
+                    d.row,
+                    d.record_url.as_deref().unwrap_or_default(),
+                    r.reason()
+                ));
+            }
+            Event::Fatal(f) => {
+                failed.push(crate::writer::decide::describe(f.status, &f.error));
+            }
+            _ => {}
+        }
+    }
+    flush(ledger, &mut deleted)?;
+    sender.await?;
+    println!(
+        "deleted {} of {} records",
+        super::thousands((total - failed.len()) as u64),
+        super::thousands(total as u64)
+    );
+    if failed.is_empty() {
+        return Ok(Exit::Success);
+    }
+    println!("not deleted:");
+    for f in failed.iter().take(20) {
+        println!("  {f}");
+    }
+    Ok(Exit::Rejected)
+}

@@ -1,0 +1,304 @@
+//! The ledger's side of a job: decides which rows a resumed or `--changed-only` run sends
+//! (`admit`, on the reader thread) and records every outcome in batched transactions (`JobJournal`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use super::db::{Ledger, RowOutcome, RowState, hash16, key_id};
+use crate::job::Step;
+use crate::odata::{Method, Operation, Precondition};
+use crate::writer::{Admit, AdmitFn, Event, Sink};
+
+/// The content hash of an operation: what `--changed-only` compares.
+pub fn content_hash(op: &Operation) -> [u8; 16] {
+    hash16(&[
+        op.method.as_str().as_bytes(),
+        op.url.as_bytes(),
+        op.body.as_deref().unwrap_or_default().as_bytes(),
+    ])
+}
+
+/// True for a reject that only says the run stopped before the row was written: it is recorded
+/// as `unsent`, so that a resume sends it. (The writer words these reasons; see `writer/send.rs`.)
+pub fn is_stop_reason(reason: &str) -> bool {
+    reason.contains("the run stopped")
+}
+
+/// What the reader thread needs to decide each row.
+pub struct AdmitPlan {
+    /// Rows done by earlier runs of the chain (resume): row → key identity.
+    pub done: Option<HashMap<u64, u64>>,
+    /// Last written content per key identity (`--changed-only`).
+    pub hashes: Option<HashMap<u64, [u8; 16]>>,
+    /// Rows whose key differs from the one recorded (`--force` after a source change): sent again.
+    pub key_mismatches: Arc<AtomicU64>,
+}
+
+impl AdmitPlan {
+    /// The decision function for the writer's reader thread.
+    pub fn into_fn(self) -> AdmitFn {
+        let AdmitPlan {
+            done,
+            hashes,
+            key_mismatches,
+        } = self;
+        let resumed = done.is_some();
+        Box::new(move |step: &Step| {
+            if let Some(done) = &done {
+                let (row, key) = match step {
+                    Step::Operation(op, record) => (record.pos.row, Some(op.key.as_str())),
+                    Step::Skipped(pos, _) => (pos.row, None),
+                    Step::Rejected(r) => (r.pos().row, None),
+                };
+                if let Some(&recorded) = done.get(&row) {
+                    match key {
+                        Some(k) if recorded != 0 && !k.is_empty() && key_id(k) != recorded => {
+                            key_mismatches.fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => return Admit::PassOver,
+                    }
+                }
+            }
+            if let (Some(hashes), Step::Operation(op, _)) = (&hashes, step) {
+                if !op.key.is_empty() && hashes.get(&key_id(&op.key)) == Some(&content_hash(op)) {
+                    return Admit::Unchanged;
+                }
+            }
+            // In a resumed run, any row not recorded may have been sent by the interrupted run.
+            Admit::Send {
+                maybe_applied: resumed,
+            }
+        })
+    }
+}
+
+/// Records one job's outcomes into the ledger, a transaction every `every` rows (or
+/// `max_delay`), always after Dataverse has answered for them.
+pub struct JobJournal<'a> {
+    ledger: &'a mut Ledger,
+    run_id: i64,
+    seq: usize,
+    entity_set: String,
+    buffer: Vec<RowOutcome>,
+    every: usize,
+    max_delay: Duration,
+    last: Instant,
+}
+
+impl<'a> JobJournal<'a> {
+    /// A journal for job `seq` of run `run_id`.
+    pub fn new(
+        ledger: &'a mut Ledger,
+        run_id: i64,
+        seq: usize,
+        entity_set: &str,
+        every: usize,
+    ) -> JobJournal<'a> {
+        JobJournal {
+            ledger,
+            run_id,
+            seq,
+            entity_set: entity_set.to_string(),
+            buffer: Vec::with_capacity(every),
+            every: every.max(1),
+            max_delay: Duration::from_millis(200),
+            last: Instant::now(),
+        }
+    }
+}
+
+/// The ledger row of an event (`None` for events that are not a row's outcome).
+pub fn row_outcome(event: &Event) -> Option<RowOutcome> {
+    let blank = |pos: crate::source::RowPos, state| RowOutcome {
+        row: pos.row,
+        line: pos.line,
+        state,
+        key: None,
+        created: false,
+        record_url: None,
+        error: None,
+        hash: None,
+    };
+    Some(match event {
+        Event::Written(w) => {
+            let created =
+                w.op.method == Method::Post || w.op.precondition == Precondition::IfNoneMatchAny;
+            let record_url = if !created {
+                None
+            } else if w.op.method == Method::Patch {
+                Some(w.op.url.clone())
+            } else {
+                // POST: the record's id comes back in OData-EntityId: `…/accounts(guid)`.
+                w.entity_id.as_deref().and_then(|uri| {
+                    let tail = uri.rsplit('/').next()?;
+                    tail.ends_with(')').then(|| tail.to_string())
+                })
+            };
+            RowOutcome {
+                key: Some(w.op.key.clone()),
+                created,
+                record_url,
+                hash: Some(content_hash(&w.op)),
+                ..blank(w.pos, RowState::Written)
+            }
+        }
+        Event::Unchanged(pos, key) => RowOutcome {
+            key: Some(key.clone()),
+            ..blank(*pos, RowState::Unchanged)
+        },
+        Event::Skipped(pos) => blank(*pos, RowState::Skipped),
+        Event::Rejected(reject) => {
+            let reason = reject.reason();
+            let state =
+                if matches!(reject, crate::job::Reject::Service(..)) && is_stop_reason(&reason) {
+                    RowState::Unsent
+                } else {
+                    RowState::Rejected
+                };
+            RowOutcome {
+                error: Some(reason),
+                ..blank(reject.pos(), state)
+            }
+        }
+        Event::PassedOver(_) | Event::Deferred(..) | Event::Fatal(_) => return None,
+    })
+}
+
+impl Sink for JobJournal<'_> {
+    fn note(&mut self, event: &Event) -> anyhow::Result<()> {
+        if let Some(o) = row_outcome(event) {
+            self.buffer.push(o);
+        }
+        if self.buffer.len() >= self.every || self.last.elapsed() >= self.max_delay {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        self.last = Instant::now();
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        self.ledger
+            .record(self.run_id, self.seq, &self.entity_set, &self.buffer)?;
+        self.buffer.clear();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::{Record, RecordData, RowPos};
+    use crate::writer::Written;
+
+    fn op(
+        row: u64,
+        method: Method,
+        precondition: Precondition,
+        key: &str,
+        body: &str,
+    ) -> Operation {
+        Operation {
+            row: RowPos { row, line: row + 1 },
+            method,
+            url: if key.is_empty() {
+                "accounts".into()
+            } else {
+                format!("accounts({key})")
+            },
+            precondition,
+            body: Some(body.into()),
+            key: key.into(),
+        }
+    }
+
+    fn step(o: Operation) -> Step {
+        let record = Record {
+            pos: o.row,
+            data: RecordData::Json(serde_json::json!({})),
+        };
+        Step::Operation(o, record)
+    }
+
+    #[test]
+    fn resumed_rows_are_passed_over_unchanged_rows_left_out_and_the_rest_sent_as_maybe_applied() {
+        let same = op(2, Method::Patch, Precondition::None, "n='B'", "{\"x\":1}");
+        let plan = AdmitPlan {
+            done: Some(HashMap::from([
+                (1, key_id("n='A'")),
+                (3, key_id("n='OLD'")),
+            ])),
+            hashes: Some(HashMap::from([(key_id("n='B'"), content_hash(&same))])),
+            key_mismatches: Arc::new(AtomicU64::new(0)),
+        };
+        let mismatches = plan.key_mismatches.clone();
+        let mut admit = plan.into_fn();
+        let a = op(1, Method::Patch, Precondition::None, "n='A'", "{}");
+        assert_eq!(admit(&step(a)), Admit::PassOver);
+        assert_eq!(admit(&step(same.clone())), Admit::Unchanged);
+        let mut changed = same;
+        changed.body = Some("{\"x\":2}".into());
+        assert_eq!(
+            admit(&step(changed)),
+            Admit::Send {
+                maybe_applied: true
+            }
+        );
+        // Row 3 was recorded under another key: the source moved under us (--force); send it.
+        let moved = op(3, Method::Patch, Precondition::None, "n='NEW'", "{}");
+        assert_eq!(
+            admit(&step(moved)),
+            Admit::Send {
+                maybe_applied: true
+            }
+        );
+        assert_eq!(mismatches.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn creates_are_recorded_with_the_address_undo_deletes() {
+        let post = Event::Written(Written {
+            pos: RowPos { row: 1, line: 2 },
+            op: op(1, Method::Post, Precondition::None, "", "{}"),
+            entity_id: Some(
+                "http://127.0.0.1:1/api/data/v9.2/accounts(0b7e0a52-7c1e-4f0e-9d55-0d1c8a6f3a11)"
+                    .into(),
+            ),
+        });
+        let o = row_outcome(&post).unwrap();
+        assert!(o.created);
+        assert_eq!(
+            o.record_url.as_deref(),
+            Some("accounts(0b7e0a52-7c1e-4f0e-9d55-0d1c8a6f3a11)")
+        );
+        let by_key = Event::Written(Written {
+            pos: RowPos { row: 2, line: 3 },
+            op: op(
+                2,
+                Method::Patch,
+                Precondition::IfNoneMatchAny,
+                "n='A'",
+                "{}",
+            ),
+            entity_id: None,
+        });
+        let o = row_outcome(&by_key).unwrap();
+        assert_eq!(
+            (o.created, o.record_url.as_deref()),
+            (true, Some("accounts(n='A')"))
+        );
+        let upsert = Event::Written(Written {
+            pos: RowPos { row: 3, line: 4 },
+            op: op(3, Method::Patch, Precondition::None, "n='A'", "{}"),
+            entity_id: None,
+        });
+        let o = row_outcome(&upsert).unwrap();
+        assert_eq!((o.created, o.record_url), (false, None));
+        assert_eq!(o.state, RowState::Written);
+        assert!(o.hash.is_some());
+    }
+}

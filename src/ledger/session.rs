@@ -1,0 +1,216 @@
+//! One `dvload run` as the ledger sees it: the lock, the run record, the resume decision (with its
+//! refusal when the mapping or the source changed) and each job's hooks.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use super::Counts;
+use super::db::{JobInfo, Ledger, RunRow, file_sha256};
+use super::journal::{AdmitPlan, JobJournal};
+use super::lock::StateLock;
+use crate::exit::{Exit, ExitError};
+use crate::job::Job;
+
+/// The default state directory: `.dvload/` beside the first mapping file.
+pub fn default_state_dir(first_mapping: &Path) -> PathBuf {
+    first_mapping
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(".dvload")
+}
+
+/// Takes the state directory's lock; a held lock is exit 5 and changes nothing.
+pub fn lock(dir: &Path) -> anyhow::Result<StateLock> {
+    StateLock::acquire(dir).map_err(|e| match e {
+        super::lock::LockError::Busy { .. } => ExitError {
+            exit: Exit::Busy,
+            message: e.to_string(),
+        }
+        .into(),
+        other => anyhow::Error::from(other),
+    })
+}
+
+/// The identity of a job in the ledger: its mapping files (as given, made absolute), one per line.
+pub fn job_identity(mappings: &[PathBuf]) -> String {
+    mappings
+        .iter()
+        .map(|m| {
+            std::fs::canonicalize(m)
+                .unwrap_or_else(|_| m.clone())
+                .display()
+                .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// How the run was asked to start.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StartOptions {
+    /// `--resume`.
+    pub resume: bool,
+    /// `--force`.
+    pub force: bool,
+    /// `--changed-only`.
+    pub changed_only: bool,
+}
+
+/// A run being recorded.
+pub struct RunSession {
+    _lock: StateLock,
+    /// The ledger.
+    pub ledger: Ledger,
+    /// This run's id.
+    pub run_id: i64,
+    /// The run this one continues.
+    pub resumed: Option<RunRow>,
+    /// What each job looked like when the run started.
+    pub infos: Vec<JobInfo>,
+    changed_only: bool,
+    /// Notes for the user (resume, an unfinished earlier run).
+    pub notes: Vec<String>,
+}
+
+impl RunSession {
+    /// Opens the ledger under `lock`, decides whether to resume, and records the run's start.
+    pub fn start(
+        lock: StateLock,
+        dir: &Path,
+        mappings: &[PathBuf],
+        jobs: &[Job],
+        options: StartOptions,
+        started_at: &str,
+    ) -> anyhow::Result<RunSession> {
+        let mut ledger = Ledger::open(dir)?;
+        let mut infos = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let (_, mapping_hash) = file_sha256(&job.mapping)?;
+            let (source_size, source_hash) = file_sha256(&job.source_path)?;
+            infos.push(JobInfo {
+                mapping: job.mapping.display().to_string(),
+                mapping_hash,
+                source: job.source_path.display().to_string(),
+                source_size,
+                source_hash,
+                entity_set: job.plan.entity_set.clone(),
+                operation: job.plan.operation.name().to_string(),
+            });
+        }
+        let identity = job_identity(mappings);
+        let last = ledger.last_run(&identity)?;
+        let mut notes = Vec::new();
+        let resumed = match last {
+            Some(last) if last.unfinished() && options.resume => {
+                for (seq, (before, _, _)) in ledger.jobs(last.id)?.iter().enumerate() {
+                    let Some(now) = infos.get(seq) else { break };
+                    let changed = if before.mapping_hash != now.mapping_hash {
+                        Some(format!("the mapping {} changed", now.mapping))
+                    } else if before.source_hash != now.source_hash {
+                        Some(format!(
+                            "the source {} changed ({} bytes then, {} now)",
+                            now.source, before.source_size, now.source_size
+                        ))
+                    } else {
+                        None
+                    };
+                    if let Some(what) = changed {
+                        if options.force {
+                            notes.push(format!(
+                                "warning: {what} since run #{}; resuming anyway (--force): rows are matched by number",
+                                last.id
+                            ));
+                        } else {
+                            return Err(ExitError {
+                                exit: Exit::Unusable,
+                                message: format!(
+                                    "cannot resume run #{}: {what} since it started; run without --resume to start \
+                                     from the first row, or add --force to resume anyway (rows are matched by number)",
+                                    last.id
+                                ),
+                            }
+                            .into());
+                        }
+                    }
+                }
+                Some(last)
+            }
+            Some(last) if last.unfinished() => {
+                notes.push(format!(
+                    "note: the last run of this job (#{}) did not finish; this run starts from the first row \
+                     (add --resume to continue it instead)",
+                    last.id
+                ));
+                None
+            }
+            Some(_) | None => {
+                if options.resume {
+                    notes.push("note: --resume: the last run of this job finished; starting from the first row".into());
+                }
+                None
+            }
+        };
+        let run_id = ledger.begin_run(
+            &identity,
+            resumed.as_ref(),
+            options.changed_only,
+            started_at,
+        )?;
+        if let Some(r) = &resumed {
+            notes.push(format!("resuming run #{} (run #{run_id})", r.id));
+        }
+        Ok(RunSession {
+            _lock: lock,
+            ledger,
+            run_id,
+            resumed,
+            infos,
+            changed_only: options.changed_only,
+            notes,
+        })
+    }
+
+    /// Records the start of job `seq` and returns what its reader thread needs (None: send every row).
+    pub fn begin_job(&mut self, seq: usize) -> anyhow::Result<(Option<AdmitPlan>, Arc<AtomicU64>)> {
+        let info = self.infos[seq].clone();
+        self.ledger.begin_job(self.run_id, seq, &info)?;
+        let mismatches = Arc::new(AtomicU64::new(0));
+        let done = match &self.resumed {
+            Some(r) => Some(self.ledger.done_rows(r.chain, seq)?),
+            None => None,
+        };
+        let hashes = if self.changed_only {
+            Some(self.ledger.content_hashes(&info.entity_set)?)
+        } else {
+            None
+        };
+        if done.is_none() && hashes.is_none() {
+            return Ok((None, mismatches));
+        }
+        Ok((
+            Some(AdmitPlan {
+                done,
+                hashes,
+                key_mismatches: mismatches.clone(),
+            }),
+            mismatches,
+        ))
+    }
+
+    /// The recorder of job `seq`.
+    pub fn journal(&mut self, seq: usize, every: usize) -> JobJournal<'_> {
+        let entity_set = self.infos[seq].entity_set.clone();
+        JobJournal::new(&mut self.ledger, self.run_id, seq, &entity_set, every)
+    }
+
+    /// Records job `seq`'s counts.
+    pub fn end_job(&mut self, seq: usize, counts: &Counts, passed_over: u64) -> anyhow::Result<()> {
+        Ok(self.ledger.end_job(self.run_id, seq, counts, passed_over)?)
+    }
+
+    /// Records the end of the run.
+    pub fn finish(&mut self, exit: Exit, ended_at: &str) -> anyhow::Result<()> {
+        Ok(self.ledger.end_run(self.run_id, exit.code(), ended_at)?)
+    }
+}
