@@ -214,7 +214,11 @@ fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
 /// pass a random id in production and a fixed one in tests.
 ///
 /// Callers keep batches within Dataverse's limit of 1000 operations (PROTOCOL.md §7.2).
-pub fn encode_batch(ops: &[Operation], opts: &BatchOptions, batch_id: Uuid) -> EncodedBatch {
+pub fn encode_batch<O: std::borrow::Borrow<Operation>>(
+    ops: &[O],
+    opts: &BatchOptions,
+    batch_id: Uuid,
+) -> EncodedBatch {
     let mut id_buf = Uuid::encode_buffer();
     let id = batch_id.hyphenated().encode_lower(&mut id_buf);
     let batch_delim = format!("--batch_{id}");
@@ -244,7 +248,10 @@ pub fn encode_batch(ops: &[Operation], opts: &BatchOptions, batch_id: Uuid) -> E
     let per_part = delim.len() + 2 + 102 + 8 + api_path.len() + 11 + 45 + 18 + extra + 4;
     let variable: usize = ops
         .iter()
-        .map(|op| op.url.len() + op.body.as_ref().map_or(0, String::len))
+        .map(|op| {
+            let op = op.borrow();
+            op.url.len() + op.body.as_ref().map_or(0, String::len)
+        })
         .sum();
     let mut out = Vec::with_capacity(variable + ops.len() * per_part + 3 * batch_delim.len() + 96);
     let mut content_ids = Vec::with_capacity(ops.len());
@@ -260,6 +267,7 @@ pub fn encode_batch(ops: &[Operation], opts: &BatchOptions, batch_id: Uuid) -> E
         push(&mut out, "\"\r\n\r\n");
     }
     for (i, op) in ops.iter().enumerate() {
+        let op: &Operation = op.borrow();
         let cid = n.format(i + 1);
         push(&mut out, delim);
         push(

@@ -131,7 +131,7 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
         for p in &mut pending {
             p.info.attempts += 1;
         }
-        let ops: Vec<Operation> = pending.iter().map(|p| p.op.clone()).collect();
+        let ops: Vec<&Operation> = pending.iter().map(|p| &p.op).collect();
         let encoded = encode_batch(&ops, &ctx.batch, uuid::Uuid::new_v4());
         drop(ops);
         ctx.stats.requests.fetch_add(1, Ordering::Relaxed);
