@@ -667,7 +667,7 @@ fn unencoded_url_bytes_cannot_break_the_request_line() {
 #[test]
 fn empty_batch() {
     let encoded = encode_batch(
-        &[],
+        &[] as &[Operation],
         &BatchOptions {
             atomic: true,
             ..BatchOptions::default()
