@@ -470,11 +470,8 @@ fn tls_acceptor(files: &TlsFiles) -> Result<tokio_rustls::TlsAcceptor, StartErro
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
-async fn serve_connection<IO>(
-    io: IO,
-    app: Router,
-    graceful: &hyper_util::server::graceful::GracefulShutdown,
-) where
+async fn serve_connection<IO>(io: IO, app: Router, watcher: hyper_util::server::graceful::Watcher)
+where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let kill = Arc::new(Notify::new());
@@ -487,7 +484,7 @@ async fn serve_connection<IO>(
     let conn = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
         .serve_connection(TokioIo::new(io), svc);
-    let conn = graceful.watch(conn);
+    let conn = watcher.watch(conn);
     tokio::spawn(async move {
         tokio::select! {
             _ = conn => {}
@@ -533,16 +530,16 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<RunningEmulator
                             let acc = acc.clone();
                             let app = app.clone();
                             // The TLS handshake runs in its own task so that a slow client cannot stall accepts.
+                            // The connection is watched by the server's graceful shutdown (a
+                            // per-connection one, dropped at once, closed every connection unanswered).
                             let watcher = graceful.watcher();
                             tokio::spawn(async move {
                                 if let Ok(tls) = acc.accept(stream).await {
-                                    let g = hyper_util::server::graceful::GracefulShutdown::new();
-                                    serve_connection(tls, app, &g).await;
-                                    drop(watcher);
+                                    serve_connection(tls, app, watcher).await;
                                 }
                             });
                         }
-                        None => serve_connection(stream, app.clone(), &graceful).await,
+                        None => serve_connection(stream, app.clone(), graceful.watcher()).await,
                     }
                 }
                 _ = persist_tick.tick() => {

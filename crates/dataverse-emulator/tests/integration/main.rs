@@ -7,3 +7,4 @@ mod batch;
 mod crud;
 mod faults;
 mod limits;
+mod tls;
