@@ -2,6 +2,7 @@
 
 mod support;
 
+mod assertion;
 mod auth;
 mod batch;
 mod crud;
