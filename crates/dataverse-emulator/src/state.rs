@@ -135,11 +135,17 @@ impl Store {
         self.changes
     }
 
-    /// A new random (seeded) v4 GUID.
+    /// A new random (seeded) v4 GUID, never one already in use (after rows are restored from a
+    /// data file, the seeded sequence starts over and would repeat their ids).
     pub fn new_id(&mut self) -> Uuid {
-        let mut bytes = [0u8; 16];
-        self.rng.fill_bytes(&mut bytes);
-        uuid::Builder::from_random_bytes(bytes).into_uuid()
+        loop {
+            let mut bytes = [0u8; 16];
+            self.rng.fill_bytes(&mut bytes);
+            let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
+            if !self.tables.values().any(|t| t.records.contains_key(&id)) {
+                return id;
+            }
+        }
     }
 
     /// The next row version.

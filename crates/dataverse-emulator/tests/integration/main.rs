@@ -8,4 +8,5 @@ mod batch;
 mod crud;
 mod faults;
 mod limits;
+mod persist;
 mod tls;
