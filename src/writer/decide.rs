@@ -300,28 +300,29 @@ fn throttle(d: &mut Decision, after: Option<Duration>, policy: &RetryPolicy) {
     d.throttle = Some(d.throttle.map_or(pause, |p| p.max(pause)));
 }
 
-fn part_verdict(
+/// The verdict a status gets wherever it came from (one part, or the whole batch): throttled,
+/// token refused, not allowed, or worth another attempt (`applied_if_retried` says whether the
+/// failed attempt may have been applied). `None` for the other refusals, which the caller decides.
+fn common_verdict(
     status: u16,
     error: &ODataError,
     retry_after: Option<Duration>,
-    op: &OpInfo,
+    applied_if_retried: bool,
     d: &mut Decision,
     policy: &RetryPolicy,
-) -> Verdict {
-    match status {
+) -> Option<Verdict> {
+    let retry = |maybe_applied| Verdict::Retry {
+        reason: describe(status, error),
+        maybe_applied,
+    };
+    Some(match status {
         429 => {
             throttle(d, retry_after, policy);
-            Verdict::Retry {
-                reason: describe(status, error),
-                maybe_applied: false,
-            }
+            retry(false)
         }
         401 => {
             d.refresh_token = true;
-            Verdict::Retry {
-                reason: describe(status, error),
-                maybe_applied: false,
-            }
+            retry(false)
         }
         403 => {
             d.fatal = Some(Fatal {
@@ -330,10 +331,23 @@ fn part_verdict(
             });
             Verdict::Rejected(describe(status, error))
         }
-        s if retryable(s) => Verdict::Retry {
-            reason: describe(status, error),
-            maybe_applied: true,
-        },
+        s if retryable(s) => retry(applied_if_retried),
+        _ => return None,
+    })
+}
+
+fn part_verdict(
+    status: u16,
+    error: &ODataError,
+    retry_after: Option<Duration>,
+    op: &OpInfo,
+    d: &mut Decision,
+    policy: &RetryPolicy,
+) -> Verdict {
+    if let Some(v) = common_verdict(status, error, retry_after, true, d, policy) {
+        return v;
+    }
+    match status {
         s if already_applied(s, op) => Verdict::Written,
         // A lookup whose target is not there (yet): try once more after the rest of the job.
         s if defers(s, op) => Verdict::Defer(describe(status, error)),
@@ -405,37 +419,13 @@ fn batch_rejected(
     d: &mut Decision,
     policy: &RetryPolicy,
 ) -> Verdict {
-    match status {
-        429 => {
-            throttle(d, retry_after, policy);
-            Verdict::Retry {
-                reason: describe(status, error),
-                maybe_applied: false,
-            }
-        }
-        401 => {
-            d.refresh_token = true;
-            Verdict::Retry {
-                reason: describe(status, error),
-                maybe_applied: false,
-            }
-        }
-        403 => {
-            d.fatal = Some(Fatal {
-                status,
-                error: error.clone(),
-            });
-            Verdict::Rejected(describe(status, error))
-        }
-        s if retryable(s) => Verdict::Retry {
-            reason: describe(status, error),
-            maybe_applied: s != 503,
-        },
-        _ => Verdict::Rejected(format!(
+    // A 503 refusal of the whole batch comes from the gateway: nothing in it ran.
+    common_verdict(status, error, retry_after, status != 503, d, policy).unwrap_or_else(|| {
+        Verdict::Rejected(format!(
             "the whole batch was refused: {}",
             describe(status, error)
-        )),
-    }
+        ))
+    })
 }
 
 #[cfg(test)]
