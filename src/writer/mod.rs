@@ -176,10 +176,15 @@ impl Writer {
         let reader_events = events_tx.clone();
         let reader = tokio::task::spawn_blocking(move || -> Option<String> {
             let mut batch = Vec::with_capacity(batch_size);
+            let mut source_error = None;
             while !stop.load(Ordering::Relaxed) {
                 let step = match job.next_step() {
                     None => break,
-                    Some(Err(e)) => return Some(e.to_string()),
+                    Some(Err(e)) => {
+                        // The rows before the break are still sent: the partial batch below.
+                        source_error = Some(e.to_string());
+                        break;
+                    }
                     Some(Ok(step)) => step,
                 };
                 let admitted = admit.as_mut().map_or(
@@ -216,7 +221,7 @@ impl Writer {
             if !batch.is_empty() {
                 let _ = batches_tx.blocking_send(batch);
             }
-            None
+            source_error
         });
 
         let dispatcher = tokio::spawn(dispatch(self.context(events_tx.clone()), batches_rx));

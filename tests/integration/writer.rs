@@ -1300,3 +1300,40 @@ fn wrong_credentials_exit_3_naming_the_step_to_fix() {
     assert_eq!(emu.state.count("account"), 0, "nothing was written");
     assert!(!Path::new(&w.path().join("accounts.rejects.csv")).exists());
 }
+
+// ---------------------------------------------------------------------------------------------
+// A source that breaks in the middle: the rows before the break are still written.
+
+#[test]
+fn a_json_document_cut_short_mid_run_still_writes_the_rows_before_it() {
+    let emu = Emu::start();
+    let w = Workdir::new();
+    let mut json = String::from("{\"value\":[");
+    for i in 1..=25 {
+        json.push_str(&format!(
+            "{{\"no\":\"J-{i:03}\",\"name\":\"Company {i}\"}},"
+        ));
+    }
+    json.push_str("{\"no\":\"J-026\",\"na"); // cut short
+    w.write("a.json", json);
+    w.write(
+        "m.toml",
+        "[source]\npath = \"a.json\"\nrecords = \"/value\"\n[target]\nentity_set = \"accounts\"\n\
+         operation = \"upsert\"\nkey = { accountnumber = \"no\" }\n[fields]\nname = \"name\"\n",
+    );
+    let out = w.dvload_env(
+        &["run", "m.toml", "--batch-size", "10", "--report", "r.json"],
+        &emu.env(),
+    );
+    out.expect_code(2).stderr_has("the source is broken");
+    assert_eq!(
+        emu.state.count("account"),
+        25,
+        "all 25 rows before the break are written, including the last partial batch"
+    );
+    let report: serde_json::Value = serde_json::from_str(&w.read("r.json")).unwrap();
+    assert_eq!(
+        (report["read"].as_u64(), report["written"].as_u64()),
+        (Some(25), Some(25))
+    );
+}
