@@ -95,3 +95,30 @@ pub fn write_report(path: Option<&Path>, report: &crate::ledger::RunReport) -> a
     }
     Ok(())
 }
+
+/// Where a job's rejects go: `--rejects FILE`, a directory when several mappings run, or the
+/// default `<source name>.rejects.csv|jsonl` in the current directory.
+pub fn rejects_path(
+    rejects: Option<&Path>,
+    several: bool,
+    job: &crate::job::Job,
+) -> std::path::PathBuf {
+    match rejects {
+        Some(p) if several => p.join(job.default_rejects_path()),
+        Some(p) => p.to_path_buf(),
+        None => job.default_rejects_path(),
+    }
+}
+
+/// Prints a job's first row errors (up to five) and where its rejects went.
+pub fn print_rejects(first_errors: &[String], rejects_file: Option<&Path>) {
+    if !first_errors.is_empty() {
+        println!("first row errors:");
+        for e in first_errors.iter().take(5) {
+            println!("  {e}");
+        }
+    }
+    if let Some(p) = rejects_file {
+        println!("rejected rows written to {}", p.display());
+    }
+}

@@ -133,12 +133,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     for mut job in jobs {
         let job_start = Instant::now();
         println!("{}", super::describe_job(&job));
-        let rejects_path = match &args.rejects {
-            Some(p) if several => p.join(job.default_rejects_path()),
-            Some(p) => p.clone(),
-            None => job.default_rejects_path(),
-        };
-        let mut rejects = job.rejects_writer(rejects_path);
+        let mut rejects =
+            job.rejects_writer(super::rejects_path(args.rejects.as_deref(), several, &job));
         let mut pending: Vec<Operation> = Vec::with_capacity(args.batch_size as usize);
         let mut batches = 0u64;
         let mut bytes = 0u64;
@@ -178,15 +174,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             args.batch_size,
             bytes as f64 / 1e6
         );
-        if !tally.first_errors.is_empty() {
-            println!("first row errors:");
-            for e in tally.first_errors.iter().take(5) {
-                println!("  {e}");
-            }
-        }
-        if let Some(p) = &rejects_file {
-            println!("rejected rows written to {}", p.display());
-        }
+        super::print_rejects(&tally.first_errors, rejects_file.as_deref());
         reports.push(JobReport {
             mapping: job.mapping.clone(),
             source: job.source_path.clone(),

@@ -131,12 +131,8 @@ async fn write_all(
         }
         let job_start = Instant::now();
         println!("{}", super::describe_job(&job));
-        let rejects_path = match &args.rejects {
-            Some(p) if several => p.join(job.default_rejects_path()),
-            Some(p) => p.clone(),
-            None => job.default_rejects_path(),
-        };
-        let mut rejects = job.rejects_writer(rejects_path);
+        let mut rejects =
+            job.rejects_writer(super::rejects_path(args.rejects.as_deref(), several, &job));
         let (mapping, source, entity_set, operation) = (
             job.mapping.clone(),
             job.source_path.clone(),
@@ -188,15 +184,7 @@ async fn write_all(
                 super::thousands(outcome.deferred)
             );
         }
-        if !outcome.first_errors.is_empty() {
-            println!("first row errors:");
-            for e in outcome.first_errors.iter().take(5) {
-                println!("  {e}");
-            }
-        }
-        if let Some(p) = &rejects_file {
-            println!("rejected rows written to {}", p.display());
-        }
+        super::print_rejects(&outcome.first_errors, rejects_file.as_deref());
         if outcome.counts.rejected > 0 && exit == Exit::Success {
             exit = Exit::Rejected;
         }
@@ -326,9 +314,7 @@ impl TerminalProgress {
         }
         // The total is estimated from the file's line count (fast, and close for CSV and JSON
         // Lines); the bar shows rows/s and the time left.
-        let total = std::fs::read(source)
-            .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64)
-            .unwrap_or(0);
+        let total = count_lines(source).unwrap_or(0);
         let bar = indicatif::ProgressBar::with_draw_target(
             Some(total),
             indicatif::ProgressDrawTarget::stderr_with_hz(5),
@@ -361,5 +347,20 @@ impl Progress for TerminalProgress {
                 bar.set_message(format!("rejected {}", counts.rejected));
             }
         }
+    }
+}
+
+/// Counts `\n` bytes through a fixed buffer (never the whole file in memory).
+fn count_lines(path: &std::path::Path) -> std::io::Result<u64> {
+    use std::io::Read as _;
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut lines = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(lines);
+        }
+        lines += buf[..n].iter().filter(|&&c| c == b'\n').count() as u64;
     }
 }

@@ -586,12 +586,8 @@ pub fn parse_date(s: &str, formats: &[String]) -> Result<Date, String> {
     }
     let date = if formats.is_empty() {
         let head = s.split(['T', ' ']).next().unwrap_or(s);
-        head.parse::<Date>().map_err(|e| {
-            format!(
-                "'{s}' is not a valid date (expected YYYY-MM-DD): {}",
-                reason(&e)
-            )
-        })?
+        head.parse::<Date>()
+            .map_err(|e| format!("'{s}' is not a valid date (expected YYYY-MM-DD): {}", e))?
     } else {
         let mut last = String::new();
         let mut found = None;
@@ -601,7 +597,7 @@ pub fn parse_date(s: &str, formats: &[String]) -> Result<Date, String> {
                     found = Some(d);
                     break;
                 }
-                Err(e) => last = reason(&e),
+                Err(e) => last = e.to_string(),
             }
         }
         found.ok_or_else(|| {
@@ -629,7 +625,7 @@ pub fn parse_datetime(
         } else {
             let dt = s
                 .parse::<DateTime>()
-                .map_err(|e| format!("'{s}' is not a valid date and time (expected ISO 8601 such as 2024-03-31T14:05:00Z): {}", reason(&e)))?;
+                .map_err(|e| format!("'{s}' is not a valid date and time (expected ISO 8601 such as 2024-03-31T14:05:00Z): {}", e))?;
             local_to_timestamp(dt, tz, s)?
         }
     } else {
@@ -652,7 +648,7 @@ pub fn parse_datetime(
                     found = Some(local_to_timestamp(dt, tz, s)?);
                     break;
                 }
-                Err(e) => last = reason(&e),
+                Err(e) => last = e.to_string(),
             }
         }
         found.ok_or_else(|| {
@@ -677,7 +673,7 @@ fn local_to_timestamp(dt: DateTime, tz: &TimeZone, s: &str) -> Result<jiff::Time
     }
     ambiguous
         .earlier()
-        .map_err(|e| format!("'{s}' cannot be placed in time zone: {}", reason(&e)))
+        .map_err(|e| format!("'{s}' cannot be placed in time zone: {}", e))
 }
 
 /// Splits a multi-select value and resolves each label; duplicates are dropped.
@@ -696,11 +692,6 @@ pub fn parse_choices(s: &str, map: &ChoiceMap, separator: &str) -> Result<Vec<i6
         ));
     }
     Ok(values)
-}
-
-/// jiff's error text, shortened to its last clause, which names the cause.
-fn reason(e: &jiff::Error) -> String {
-    e.to_string()
 }
 
 #[cfg(test)]

@@ -169,7 +169,6 @@ impl Plan {
             source_name,
         };
         let key = binder.key(
-            &spec.target.entity_set,
             &spec.target.key,
             spec.target.operation == OperationKind::Create,
         )?;
@@ -670,7 +669,6 @@ impl Binder<'_> {
 
     fn key(
         &self,
-        entity_set: &str,
         parts: &[super::spec::KeyPart],
         optional: bool,
     ) -> Result<BoundKey, MappingError> {
@@ -683,7 +681,6 @@ impl Binder<'_> {
             && !parts[0].column.starts_with('_')
         {
             // A single GUID column is the primary id: `accounts(<guid>)` (PROTOCOL.md §4).
-            let _ = entity_set;
             return Ok(BoundKey::Id(
                 Box::new(self.value(&parts[0].value)?),
                 parts[0].column.clone(),

@@ -176,7 +176,7 @@ fn classify(e: reqwest::Error) -> SendFailure {
 
 /// The error and its causes, without the URL (which reqwest repeats) and never a header.
 fn reason(e: &reqwest::Error) -> String {
-    let mut parts = vec![e.without_url_ref().to_string()];
+    let mut parts = vec![without_url(e)];
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         let text = s.to_string();
@@ -188,18 +188,13 @@ fn reason(e: &reqwest::Error) -> String {
     parts.join(": ")
 }
 
-trait WithoutUrl {
-    fn without_url_ref(&self) -> String;
-}
-
-impl WithoutUrl for reqwest::Error {
-    fn without_url_ref(&self) -> String {
-        let text = self.to_string();
-        match self.url() {
-            Some(url) => text
-                .replace(&format!(" ({url})"), "")
-                .replace(url.as_str(), "the server"),
-            None => text,
-        }
+/// The error's own text with its URL taken out.
+fn without_url(e: &reqwest::Error) -> String {
+    let text = e.to_string();
+    match e.url() {
+        Some(url) => text
+            .replace(&format!(" ({url})"), "")
+            .replace(url.as_str(), "the server"),
+        None => text,
     }
 }
