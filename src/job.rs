@@ -33,13 +33,17 @@ pub enum Reject {
     Unreadable(BadRecord),
     /// Dataverse refused it, or it could not be written (the reason says which).
     Service(Record, String),
+    /// The run stopped (interrupted, too many errors, a fatal set-up error) before this row was
+    /// written: in the rejects file like any reject, but the ledger records it `unsent`, so that a
+    /// resume sends it.
+    Unsent(Record, String),
 }
 
 impl Reject {
     /// The row's position.
     pub fn pos(&self) -> RowPos {
         match self {
-            Reject::Mapping(r, _) | Reject::Service(r, _) => r.pos,
+            Reject::Mapping(r, _) | Reject::Service(r, _) | Reject::Unsent(r, _) => r.pos,
             Reject::Unreadable(b) => b.pos,
         }
     }
@@ -49,7 +53,7 @@ impl Reject {
         match self {
             Reject::Mapping(_, e) => row_error_reason(e),
             Reject::Unreadable(b) => b.reason.clone(),
-            Reject::Service(_, reason) => reason.clone(),
+            Reject::Service(_, reason) | Reject::Unsent(_, reason) => reason.clone(),
         }
     }
 
@@ -57,7 +61,7 @@ impl Reject {
     pub fn write_to(&self, rejects: &mut RejectsWriter) -> std::io::Result<()> {
         let reason = self.reason();
         match self {
-            Reject::Mapping(record, _) | Reject::Service(record, _) => {
+            Reject::Mapping(record, _) | Reject::Service(record, _) | Reject::Unsent(record, _) => {
                 rejects.write(record.pos, &reason, content(record))
             }
             Reject::Unreadable(b) => rejects.write(b.pos, &reason, RejectContent::Raw(&b.raw)),

@@ -182,6 +182,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             operation: job.plan.operation.name().into(),
             counts: tally.counts,
             batches,
+            passed_over: 0,
             rejects_file,
             duration_ms: job_start.elapsed().as_millis() as u64,
             first_errors: tally.first_errors,

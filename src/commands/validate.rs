@@ -76,6 +76,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             operation: job.plan.operation.name().into(),
             counts: tally.counts,
             batches: 0,
+            passed_over: 0,
             rejects_file,
             duration_ms,
             first_errors: tally.first_errors,

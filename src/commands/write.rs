@@ -200,6 +200,7 @@ async fn write_all(
             operation,
             counts: outcome.counts,
             batches: requests,
+            passed_over: outcome.passed_over,
             rejects_file,
             duration_ms: job_start.elapsed().as_millis() as u64,
             first_errors: outcome.first_errors.clone(),

@@ -20,12 +20,6 @@ pub fn content_hash(op: &Operation) -> [u8; 16] {
     ])
 }
 
-/// True for a reject that only says the run stopped before the row was written: it is recorded
-/// as `unsent`, so that a resume sends it. (The writer words these reasons; see `writer/send.rs`.)
-pub fn is_stop_reason(reason: &str) -> bool {
-    reason.contains("the run stopped")
-}
-
 /// What the reader thread needs to decide each row.
 pub struct AdmitPlan {
     /// Rows done by earlier runs of the chain (resume): row → key identity.
@@ -151,12 +145,11 @@ pub fn row_outcome(event: &Event) -> Option<RowOutcome> {
         Event::Skipped(pos) => blank(*pos, RowState::Skipped),
         Event::Rejected(reject) => {
             let reason = reject.reason();
-            let state =
-                if matches!(reject, crate::job::Reject::Service(..)) && is_stop_reason(&reason) {
-                    RowState::Unsent
-                } else {
-                    RowState::Rejected
-                };
+            // A row the run stopped before writing is `unsent`: a resume sends it.
+            let state = match reject {
+                crate::job::Reject::Unsent(..) => RowState::Unsent,
+                _ => RowState::Rejected,
+            };
             RowOutcome {
                 error: Some(reason),
                 ..blank(reject.pos(), state)
@@ -192,6 +185,7 @@ impl Sink for JobJournal<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::job::Reject;
     use crate::source::{Record, RecordData, RowPos};
     use crate::writer::Written;
 
@@ -300,5 +294,25 @@ mod tests {
         assert_eq!((o.created, o.record_url), (false, None));
         assert_eq!(o.state, RowState::Written);
         assert!(o.hash.is_some());
+    }
+
+    #[test]
+    fn rows_the_run_stopped_before_are_unsent_whatever_the_reason_says() {
+        let record = |row| Record {
+            pos: RowPos { row, line: row + 1 },
+            data: RecordData::Json(serde_json::json!({})),
+        };
+        let unsent = Event::Rejected(Reject::Unsent(record(1), "interrupted".into()));
+        let o = row_outcome(&unsent).unwrap();
+        assert_eq!(
+            (o.state, o.error.as_deref()),
+            (RowState::Unsent, Some("interrupted"))
+        );
+        // A Dataverse refusal stays rejected, even when its message happens to say "the run stopped".
+        let refused = Event::Rejected(Reject::Service(
+            record(2),
+            "Dataverse 400 (0x1): the run stopped".into(),
+        ));
+        assert_eq!(row_outcome(&refused).unwrap().state, RowState::Rejected);
     }
 }

@@ -53,6 +53,9 @@ pub struct JobReport {
     pub counts: Counts,
     /// `$batch` requests built (dry run) or sent.
     pub batches: u64,
+    /// `--resume`: rows an earlier run of the resumed chain already did, not read again (outside
+    /// `read` and its invariant).
+    pub passed_over: u64,
     /// Where rejected rows were written, if any were.
     pub rejects_file: Option<PathBuf>,
     /// Wall time of this job.
@@ -73,6 +76,8 @@ pub struct RunReport {
     pub counts: Counts,
     /// Total `$batch` requests.
     pub batches: u64,
+    /// Total rows passed over by `--resume` (see [`JobReport::passed_over`]).
+    pub passed_over: u64,
     /// Wall time of the run.
     pub duration_ms: u64,
     /// Start time, RFC 3339 UTC.
@@ -101,15 +106,18 @@ impl RunReport {
     ) -> RunReport {
         let mut counts = Counts::default();
         let mut batches = 0;
+        let mut passed_over = 0;
         for j in &jobs {
             counts.add(&j.counts);
             batches += j.batches;
+            passed_over += j.passed_over;
         }
         RunReport {
             command: command.into(),
             dry_run,
             counts,
             batches,
+            passed_over,
             duration_ms,
             started_at,
             exit_code,
@@ -177,6 +185,7 @@ mod tests {
                 unchanged: 0,
             },
             batches: 1,
+            passed_over: 3,
             rejects_file: None,
             duration_ms: 5,
             first_errors: vec![],
@@ -198,6 +207,7 @@ mod tests {
             ("skipped", 2),
             ("duration_ms", 6),
             ("batches", 2),
+            ("passed_over", 6),
         ] {
             assert_eq!(v[k], n, "{k}");
         }

@@ -344,7 +344,7 @@ impl Writer {
             for op in deferred.drain(..) {
                 outcome.counts.read += 1;
                 outcome.counts.rejected += 1;
-                let reject = Reject::Service(
+                let reject = Reject::Unsent(
                     op.record,
                     "not written: the run stopped before its lookup could be retried".into(),
                 );

@@ -122,7 +122,7 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
                         .to_string();
                 let _ = ctx
                     .events
-                    .send(Event::Rejected(Reject::Service(p.record, reason)))
+                    .send(Event::Rejected(Reject::Unsent(p.record, reason)))
                     .await;
             }
             return;
@@ -279,7 +279,7 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
                     if stopping {
                         let reason =
                             format!("not written: the run stopped while retrying ({reason})");
-                        Event::Rejected(Reject::Service(p.record, reason))
+                        Event::Rejected(Reject::Unsent(p.record, reason))
                     } else {
                         again.push(p);
                         continue;
