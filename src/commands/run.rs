@@ -85,6 +85,11 @@ pub struct Args {
     /// (the others are counted as unchanged).
     #[arg(long, conflicts_with = "dry_run")]
     pub changed_only: bool,
+    /// Upserts ask Dataverse whether they created their record (Prefer: return=representation with
+    /// $select of one key column: 201 created, 200 updated), so that the ledger records the creates
+    /// and `dvload undo` can delete them. Costs Dataverse a read per upsert.
+    #[arg(long)]
+    pub track_creates: bool,
     /// Keep no ledger for this run (no lock, no resume, no history).
     #[arg(long, conflicts_with_all = ["resume", "changed_only", "state"])]
     pub no_ledger: bool,
@@ -121,8 +126,9 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     if let Some(dir) = &args.emit_batches {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let options = BatchOptions {
+    let mut options = BatchOptions {
         atomic: args.atomic,
+        part_headers: part_headers(&args),
         ..BatchOptions::default()
     };
     let org_url = std::env::var("DATAVERSE_URL")
@@ -133,6 +139,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     for mut job in jobs {
         let job_start = Instant::now();
         println!("{}", super::describe_job(&job));
+        options.upsert_select = crate::writer::upsert_select(args.track_creates, &job.plan);
         let mut rejects =
             job.rejects_writer(super::rejects_path(args.rejects.as_deref(), several, &job));
         let mut pending: Vec<Operation> = Vec::with_capacity(args.batch_size as usize);
@@ -211,4 +218,20 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
 
 fn display_dir(dir: &Path) -> String {
     dir.join("batch-*.http").display().to_string()
+}
+
+/// The headers every part carries for the Dataverse options of `args` (`--bypass-plugins`,
+/// `--bypass-logic`, `--duplicate-detection`): the same in a dry run as in a real one.
+pub fn part_headers(args: &Args) -> Vec<(String, String)> {
+    let mut headers = Vec::new();
+    if args.bypass_plugins {
+        headers.push(("MSCRM.BypassCustomPluginExecution".into(), "true".into()));
+    }
+    if let Some(what) = &args.bypass_logic {
+        headers.push(("MSCRM.BypassBusinessLogicExecution".into(), what.clone()));
+    }
+    if args.duplicate_detection {
+        headers.push(("MSCRM.SuppressDuplicateDetection".into(), "false".into()));
+    }
+    headers
 }

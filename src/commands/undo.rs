@@ -20,8 +20,9 @@ use crate::writer::{Event, PendingOp, RetryPolicy, Writer, WriterOptions};
     dvload undo 12 --mapping mappings/accounts.toml\n  \
     dvload undo 12 --state /var/lib/dvload/nightly --yes\n\n\
     Only records the run created are deleted: rows of `create` mappings (POST, or PATCH with \
-    If-None-Match). Upserts are not undone: Dataverse answers 204 whether an upsert created or \
-    updated, so the ledger cannot tell. A record already gone counts as deleted.")]
+    If-None-Match), and upserts that created their record when the run had --track-creates. \
+    Without it Dataverse answers 204 whether an upsert created or updated, so the ledger cannot \
+    tell and upserts are left alone. A record already gone counts as deleted.")]
 pub struct Args {
     /// The run whose records to delete (see `dvload runs`).
     pub run_id: i64,
@@ -88,7 +89,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     );
     if !updated.is_empty() {
         println!(
-            "{} rows it updated or upserted are left as they are (an upsert does not say whether it created)",
+            "{} rows it updated or upserted are left as they are (updates, and upserts that did not say \
+             they created: run upserts with --track-creates to make them undoable)",
             super::thousands(updated.len() as u64)
         );
     }
@@ -147,6 +149,7 @@ async fn delete_all(
             batch_size: usize::from(args.batch_size),
             atomic: false,
             part_headers: Vec::new(),
+            track_creates: false,
             max_errors: None,
             policy: RetryPolicy {
                 max_attempts: args.max_attempts.max(1),

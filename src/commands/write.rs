@@ -86,31 +86,13 @@ async fn write_all(
         ceiling,
         if ceiling == 1 { "" } else { "es" }
     );
-    let mut part_headers = Vec::new();
-    if args.bypass_plugins {
-        part_headers.push((
-            "MSCRM.BypassCustomPluginExecution".to_string(),
-            "true".to_string(),
-        ));
-    }
-    if let Some(what) = &args.bypass_logic {
-        part_headers.push((
-            "MSCRM.BypassBusinessLogicExecution".to_string(),
-            what.clone(),
-        ));
-    }
-    if args.duplicate_detection {
-        part_headers.push((
-            "MSCRM.SuppressDuplicateDetection".to_string(),
-            "false".to_string(),
-        ));
-    }
     let options = WriterOptions {
         batch_size: usize::from(args.batch_size),
         atomic: args.atomic,
-        part_headers,
+        part_headers: super::run::part_headers(&args),
         max_errors: args.max_errors,
         policy,
+        track_creates: args.track_creates,
     };
     let mut writer = Writer::new(
         conn.client.clone(),

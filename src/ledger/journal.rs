@@ -117,8 +117,13 @@ pub fn row_outcome(event: &Event) -> Option<RowOutcome> {
     };
     Some(match event {
         Event::Written(w) => {
-            let created =
-                w.op.method == Method::Post || w.op.precondition == Precondition::IfNoneMatchAny;
+            // Creates, and upserts that said they created (`201`, only with --track-creates;
+            // a retried upsert whose first answer was lost says `200` and counts as updated).
+            let created = w.op.method == Method::Post
+                || w.op.precondition == Precondition::IfNoneMatchAny
+                || (w.op.method == Method::Patch
+                    && w.op.precondition == Precondition::None
+                    && w.status == 201);
             let record_url = if !created {
                 None
             } else if w.op.method == Method::Patch {
@@ -262,6 +267,7 @@ mod tests {
                 "http://127.0.0.1:1/api/data/v9.2/accounts(0b7e0a52-7c1e-4f0e-9d55-0d1c8a6f3a11)"
                     .into(),
             ),
+            status: 204,
         });
         let o = row_outcome(&post).unwrap();
         assert!(o.created);
@@ -279,21 +285,34 @@ mod tests {
                 "{}",
             ),
             entity_id: None,
+            status: 204,
         });
         let o = row_outcome(&by_key).unwrap();
         assert_eq!(
             (o.created, o.record_url.as_deref()),
             (true, Some("accounts(n='A')"))
         );
-        let upsert = Event::Written(Written {
-            pos: RowPos { row: 3, line: 4 },
-            op: op(3, Method::Patch, Precondition::None, "n='A'", "{}"),
-            entity_id: None,
-        });
-        let o = row_outcome(&upsert).unwrap();
-        assert_eq!((o.created, o.record_url), (false, None));
-        assert_eq!(o.state, RowState::Written);
-        assert!(o.hash.is_some());
+        let upsert = |status| {
+            Event::Written(Written {
+                pos: RowPos { row: 3, line: 4 },
+                op: op(3, Method::Patch, Precondition::None, "n='A'", "{}"),
+                entity_id: None,
+                status,
+            })
+        };
+        // 204: created or updated, nobody knows; 200: updated (--track-creates).
+        for status in [204, 200] {
+            let o = row_outcome(&upsert(status)).unwrap();
+            assert_eq!((o.created, o.record_url), (false, None));
+            assert_eq!(o.state, RowState::Written);
+            assert!(o.hash.is_some());
+        }
+        // 201: the upsert created its record (--track-creates): undo may delete it.
+        let o = row_outcome(&upsert(201)).unwrap();
+        assert_eq!(
+            (o.created, o.record_url.as_deref()),
+            (true, Some("accounts(n='A')"))
+        );
     }
 
     #[test]

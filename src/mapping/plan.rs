@@ -232,6 +232,16 @@ impl Plan {
         })
     }
 
+    /// The column that identifies a record of this mapping: the primary id column, or the first
+    /// column of the alternate key; `None` for keyless creates.
+    pub fn key_column(&self) -> Option<&str> {
+        match &self.key {
+            BoundKey::None => None,
+            BoundKey::Id(_, column) => Some(column),
+            BoundKey::Alternate(parts) => parts.first().map(|p| p.column.as_str()),
+        }
+    }
+
     /// Turns one record into an operation, a skip, or an error. Pure.
     pub fn apply(&self, record: &Record) -> Result<Mapped, RowError> {
         let row = record.pos;

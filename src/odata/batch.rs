@@ -25,7 +25,7 @@ use super::error::{ODataError, parse_retry_after};
 use super::multipart::{
     MediaType, header, sniff_boundary, split_headers, split_multipart, split_status_line,
 };
-use super::operation::{Operation, Precondition};
+use super::operation::{Method, Operation, Precondition};
 
 /// Headers that must never appear inside a batch part (RFC 7230 hop/auth headers, OData §11.7:
 /// the outer request's token applies to every part).
@@ -59,6 +59,13 @@ pub struct BatchOptions {
     /// inner ones is UNVERIFIED, PROTOCOL.md §16, so they go on each part). Headers that must not
     /// be in a part (`Authorization`, …, see [`BatchOptions::check`]) are left out.
     pub part_headers: Vec<(String, String)>,
+    /// Ask each upsert (a `PATCH` without precondition) for its record back, with only this
+    /// column (`?$select=col` + `Prefer: return=representation`), so that its status tells a
+    /// created record (`201`) from an updated one (`200`); a plain upsert answers `204` either
+    /// way (PROTOCOL.md §3 item 6, from Microsoft's "Use Upsert to Create or Update a record":
+    /// "only with `Prefer: return=representation` do you get `201` (created) vs `200` (updated)").
+    /// It costs Dataverse a read per upsert, hence an option.
+    pub upsert_select: Option<String>,
 }
 
 impl Default for BatchOptions {
@@ -71,6 +78,7 @@ impl Default for BatchOptions {
             atomic: false,
             api_path: "/api/data/v9.2/".to_owned(),
             part_headers: Vec::new(),
+            upsert_select: None,
         }
     }
 }
@@ -91,6 +99,9 @@ pub enum BatchOptionsError {
     /// The API path is not an absolute path.
     #[error("api path '{0}' must start with '/' and contain no spaces, line breaks or '?'")]
     InvalidApiPath(String),
+    /// The column named for upserts to return is not a column name.
+    #[error("'{0}' is not a column name (letters, digits and '_')")]
+    InvalidSelect(String),
 }
 
 impl BatchOptions {
@@ -100,6 +111,11 @@ impl BatchOptions {
         let p = &self.api_path;
         if !p.starts_with('/') || p.contains([' ', '\r', '\n', '?', '#']) {
             return Err(BatchOptionsError::InvalidApiPath(p.clone()));
+        }
+        if let Some(col) = &self.upsert_select {
+            if col.is_empty() || !col.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(BatchOptionsError::InvalidSelect(col.clone()));
+            }
         }
         for (name, value) in &self.part_headers {
             if !valid_header(name, value) {
@@ -280,9 +296,20 @@ pub fn encode_batch<O: std::borrow::Borrow<Operation>>(
         push(&mut out, " ");
         push(&mut out, &api_path);
         push_url(&mut out, &op.url);
+        let select = opts
+            .upsert_select
+            .as_deref()
+            .filter(|_| op.method == Method::Patch && op.precondition == Precondition::None);
+        if let Some(col) = select {
+            push(&mut out, "?$select=");
+            push_url(&mut out, col);
+        }
         push(&mut out, " HTTP/1.1\r\n");
         if op.body.is_some() {
             push(&mut out, "Content-Type: application/json; type=entry\r\n");
+        }
+        if select.is_some() {
+            push(&mut out, "Prefer: return=representation\r\n");
         }
         match op.precondition {
             Precondition::None => {}

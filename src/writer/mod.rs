@@ -29,6 +29,15 @@ use crate::job::{Job, Reject, Step};
 use crate::ledger::{Counts, RejectsWriter};
 use crate::odata::BatchOptions;
 
+/// The column an upsert job asks for back with `--track-creates` (its key column), or `None`
+/// (not asked, or not an upsert).
+pub fn upsert_select(track_creates: bool, plan: &crate::mapping::Plan) -> Option<String> {
+    if !track_creates || plan.operation != crate::mapping::OperationKind::Upsert {
+        return None;
+    }
+    plan.key_column().map(str::to_owned)
+}
+
 /// How the writer sends.
 #[derive(Debug, Clone)]
 pub struct WriterOptions {
@@ -42,6 +51,9 @@ pub struct WriterOptions {
     pub max_errors: Option<u64>,
     /// When to give up on an operation.
     pub policy: RetryPolicy,
+    /// `--track-creates`: upserts ask for their record back so that the ledger knows which ones
+    /// created it (see [`BatchOptions::upsert_select`]).
+    pub track_creates: bool,
 }
 
 /// Everything one run shares across its jobs.
@@ -171,6 +183,7 @@ impl Writer {
             mpsc::channel::<Vec<PendingOp>>(self.pacing.limit().max(2) * 2);
         let batch_size = self.options.batch_size.max(1);
         let stop = self.stop.clone();
+        let upsert_select = upsert_select(self.options.track_creates, &job.plan);
 
         // The reader: maps rows into batches on a blocking thread.
         let reader_events = events_tx.clone();
@@ -224,7 +237,10 @@ impl Writer {
             source_error
         });
 
-        let dispatcher = tokio::spawn(dispatch(self.context(events_tx.clone()), batches_rx));
+        let dispatcher = tokio::spawn(dispatch(
+            self.context_selecting(events_tx.clone(), upsert_select.clone()),
+            batches_rx,
+        ));
         drop(events_tx);
 
         let mut outcome = JobOutcome::default();
@@ -249,7 +265,10 @@ impl Writer {
             deferred.sort_by_key(|op| op.record.pos.row);
             let (events_tx, mut events_rx) = mpsc::channel::<Event>(4096);
             let (batches_tx, batches_rx) = mpsc::channel::<Vec<PendingOp>>(4);
-            let dispatcher = tokio::spawn(dispatch(self.context(events_tx), batches_rx));
+            let dispatcher = tokio::spawn(dispatch(
+                self.context_selecting(events_tx, upsert_select),
+                batches_rx,
+            ));
             let feeder = tokio::spawn(async move {
                 let mut rest = deferred.into_iter().peekable();
                 while rest.peek().is_some() {
@@ -278,6 +297,15 @@ impl Writer {
 
     /// What the batch tasks of this writer share, sending outcomes to `events`.
     pub fn context(&self, events: mpsc::Sender<Event>) -> Arc<SendContext> {
+        self.context_selecting(events, None)
+    }
+
+    /// [`Writer::context`] whose upserts ask for their record back (`upsert_select`).
+    fn context_selecting(
+        &self,
+        events: mpsc::Sender<Event>,
+        upsert_select: Option<String>,
+    ) -> Arc<SendContext> {
         Arc::new(SendContext {
             client: self.client.clone(),
             pacing: self.pacing.clone(),
@@ -285,6 +313,7 @@ impl Writer {
             batch: BatchOptions {
                 atomic: self.options.atomic,
                 part_headers: self.options.part_headers.clone(),
+                upsert_select,
                 ..BatchOptions::default()
             },
             events,

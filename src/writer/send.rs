@@ -57,6 +57,8 @@ pub struct Written {
     pub op: Operation,
     /// `OData-EntityId` (or `Location`) of the part, when given.
     pub entity_id: Option<String>,
+    /// The part's status: `201` when an upsert asked for its record back created it.
+    pub status: u16,
 }
 
 /// What happened to a row, for the recorder.
@@ -138,7 +140,7 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
         let infos: Vec<OpInfo> = pending.iter().map(|p| p.info).collect();
         let elapsed = first.elapsed();
         let reply = ctx.client.post_batch(&encoded).await;
-        let mut entity_ids: Vec<Option<String>> = Vec::new();
+        let mut answers: Vec<(Option<String>, u16)> = Vec::new();
         let (decision, token) = match &reply {
             Err(SendFailure::Auth(e)) => {
                 // No token at all: the set-up is wrong, every row of the run would fail alike.
@@ -188,7 +190,7 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
                     match decode_batch_response(r.status, r.content_type.as_deref(), &r.body) {
                         Ok(response) => {
                             let outcomes = response.outcomes_of(&encoded);
-                            entity_ids = outcomes.iter().map(entity_id).collect();
+                            answers = outcomes.iter().map(answer).collect();
                             let attempt = Attempt::Answered {
                                 response: &response,
                                 retry_after: r.retry_after,
@@ -264,11 +266,17 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
         let mut again = Vec::new();
         for (i, (mut p, verdict)) in pending.into_iter().zip(decision.verdicts).enumerate() {
             let event = match verdict {
-                Verdict::Written => Event::Written(Written {
-                    pos: p.record.pos,
-                    entity_id: entity_ids.get_mut(i).and_then(Option::take),
-                    op: p.op,
-                }),
+                Verdict::Written => {
+                    let (entity_id, status) = answers
+                        .get_mut(i)
+                        .map_or((None, 0), |(id, status)| (id.take(), *status));
+                    Event::Written(Written {
+                        pos: p.record.pos,
+                        entity_id,
+                        status,
+                        op: p.op,
+                    })
+                }
                 Verdict::Rejected(reason) => Event::Rejected(Reject::Service(p.record, reason)),
                 Verdict::Defer(reason) => Event::Deferred(p, reason),
                 Verdict::Retry {
@@ -306,9 +314,10 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
 }
 
 /// The record URI a successful part reported.
-fn entity_id(outcome: &PartOutcome) -> Option<String> {
+/// What a written row keeps of its part's answer: `OData-EntityId` and the status.
+fn answer(outcome: &PartOutcome) -> (Option<String>, u16) {
     match outcome {
-        PartOutcome::Succeeded { entity_id, .. } => entity_id.clone(),
-        _ => None,
+        PartOutcome::Succeeded { entity_id, status } => (entity_id.clone(), *status),
+        _ => (None, 0),
     }
 }

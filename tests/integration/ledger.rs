@@ -478,3 +478,74 @@ async fn runs_lists_the_history_and_undo_deletes_only_what_a_run_created() {
         .stdout_has("120 records were deleted by an earlier undo");
     assert_eq!(emu.state.count("account"), 130);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upserts_with_track_creates_are_undone_where_they_created_and_only_there() {
+    let wd = Workdir::new();
+    wd.write("first.csv", accounts_csv(40, &[]));
+    wd.write("accounts.csv", accounts_csv(100, &[3]));
+    wd.write(
+        "first.toml",
+        mapping("upsert").replace("accounts.csv", "first.csv"),
+    );
+    wd.write("accounts.toml", mapping("upsert"));
+    let emu = emulator().await;
+    // 40 accounts exist before; the tracked run updates those and creates 60.
+    run(wd.path(), &emu, &["run", "first.toml", "--no-ledger"])
+        .await
+        .expect_code(0);
+    let dry = run(
+        wd.path(),
+        &emu,
+        &[
+            "run",
+            "accounts.toml",
+            "--dry-run",
+            "--track-creates",
+            "--emit-batches",
+            "out",
+            "--batch-size",
+            "100",
+        ],
+    )
+    .await;
+    dry.expect_code(0);
+    let batch = std::fs::read_to_string(wd.path().join("out/batch-000001.http")).unwrap();
+    assert!(
+        batch.contains("PATCH /api/data/v9.2/accounts(accountnumber='ACC-00001')?$select=accountnumber HTTP/1.1\r\n")
+            && batch.matches("Prefer: return=representation\r\n").count() == 100,
+        "{batch}"
+    );
+    run(
+        wd.path(),
+        &emu,
+        &["run", "accounts.toml", "--track-creates"],
+    )
+    .await
+    .expect_code(0);
+    assert_eq!(emu.state.count("account"), 100);
+    let db = ledger(wd.path());
+    assert_eq!(
+        query_u64(&db, "SELECT count(*) FROM rows WHERE created = 1"),
+        60
+    );
+    assert_eq!(
+        query_u64(&db, "SELECT min(row) FROM rows WHERE created = 1"),
+        41
+    );
+    run(wd.path(), &emu, &["undo", "1", "--yes"])
+        .await
+        .expect_code(0)
+        .stdout_has("run #1 created 60 records that are still there: 60 from accounts")
+        .stdout_has("40 rows it updated or upserted are left as they are")
+        .stdout_has("deleted 60 of 60 records");
+    // The 40 that existed before stay, with what the tracked run wrote (row 3 renamed).
+    assert_each_account_once(&emu, 40);
+    let renamed = emu
+        .state
+        .rows("account")
+        .iter()
+        .filter(|r| r.fields["name"] == "Renamed 3")
+        .count();
+    assert_eq!(renamed, 1);
+}

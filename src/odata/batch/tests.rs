@@ -616,6 +616,7 @@ fn atomic_batch_is_one_changeset() {
         continue_on_error: true,
         api_path: "/api/data/v9.2".into(), // trailing slash added
         part_headers: Vec::new(),
+        upsert_select: None,
     };
     let encoded = encode_batch(&ops, &opts, batch_id());
     let expected = "\
@@ -1090,5 +1091,53 @@ proptest! {
             prop_assert_eq!(r.outcomes(&ids(4), false).len(), 4);
             prop_assert_eq!(r.outcomes(&ids(4), true).len(), 4);
         }
+    }
+}
+
+#[test]
+fn upsert_select_asks_only_plain_upserts_for_their_record() {
+    let ops = vec![
+        op(
+            Method::Patch,
+            "accounts(accountnumber='A 1')",
+            Precondition::None,
+            Some("{}"),
+        ),
+        op(
+            Method::Patch,
+            "accounts(accountnumber='A2')",
+            Precondition::IfNoneMatchAny,
+            Some("{}"),
+        ),
+        op(
+            Method::Patch,
+            "accounts(accountnumber='A3')",
+            Precondition::IfMatchAny,
+            Some("{}"),
+        ),
+        op(Method::Post, "accounts", Precondition::None, Some("{}")),
+    ];
+    let opts = BatchOptions {
+        upsert_select: Some("accountnumber".into()),
+        ..BatchOptions::default()
+    };
+    assert_eq!(opts.check(), Ok(()));
+    let body = String::from_utf8(encode_batch(&ops, &opts, batch_id()).body).unwrap();
+    assert!(body.contains(
+        "PATCH /api/data/v9.2/accounts(accountnumber='A%201')?$select=accountnumber HTTP/1.1\r\n\
+         Content-Type: application/json; type=entry\r\n\
+         Prefer: return=representation\r\n\r\n"
+    ));
+    assert_eq!(body.matches("$select").count(), 1, "{body}");
+    assert_eq!(body.matches("return=representation").count(), 1);
+    for bad in ["", "name,accountid", "a b", "x&$expand=y"] {
+        let opts = BatchOptions {
+            upsert_select: Some(bad.into()),
+            ..BatchOptions::default()
+        };
+        assert_eq!(
+            opts.check(),
+            Err(BatchOptionsError::InvalidSelect(bad.into()))
+        );
     }
 }
