@@ -515,9 +515,17 @@ impl Settings {
         env: EnvLookup<'_>,
     ) -> Result<Settings, SettingsError> {
         let shown_path = path.display().to_string();
+        // The parser's own Display quotes the offending line, which may hold a secret pasted by
+        // mistake: only its message and position are shown.
         let file: ConfigFile = toml::from_str(text).map_err(|e| SettingsError::Syntax {
             path: shown_path.clone(),
-            message: e.to_string().trim_end().to_string(),
+            message: match e.span() {
+                Some(span) => {
+                    let (line, col) = crate::mapping::spec::line_col(text, span.start);
+                    format!("line {line}, column {col}: {}", e.message().trim_end())
+                }
+                None => e.message().trim_end().to_string(),
+            },
         })?;
         let Some(spec) = file.profiles.get(profile) else {
             let available = if file.profiles.is_empty() {
@@ -1340,6 +1348,25 @@ client_secret_file = "secret.txt"
     }
 
     #[test]
+    fn a_malformed_profile_file_never_quotes_its_lines() {
+        // The bug this guards against: the TOML parser's message quotes the offending line,
+        // which printed a secret pasted without quotes (or under a misspelt key).
+        for text in [
+            "[profiles.p]\nurl = \"https://x.crm.dynamics.com\"\nclient_secret_env = S3CR3T~abc\n",
+            "[profiles.p]\nurl = \"https://x.crm.dynamics.com\"\nclientsecret = \"S3CR3T~abc\"\n",
+        ] {
+            let e = profile(text, "p", &[]).unwrap_err();
+            let msg = e.to_string();
+            assert!(!msg.contains("S3CR3T"), "{msg}");
+            assert!(!format!("{e:?}").contains("S3CR3T"), "{e:?}");
+            assert!(
+                msg.starts_with("/etc/dvload/dvload.toml: line 3, column "),
+                "{msg}"
+            );
+        }
+    }
+
+    #[test]
     fn profile_errors() {
         assert_eq!(
             profile(PROFILE, "staging", &[]).unwrap_err().to_string(),
@@ -1359,7 +1386,7 @@ client_secret_file = "secret.txt"
         .unwrap_err()
         .to_string();
         assert!(
-            e.starts_with("/etc/dvload/dvload.toml: TOML parse error at line 3"),
+            e.starts_with("/etc/dvload/dvload.toml: line 3, column 1: unknown field `tenant`"),
             "{e}"
         );
         assert!(e.contains("unknown field `tenant`"), "{e}");

@@ -394,13 +394,15 @@ pub fn parse_token_response(
             )));
         }
     }
+    // A lifetime past what the clock can hold (a proxy's nonsense) counts as the default one.
     let expires_at = if let Some(secs) = seconds(v.get("expires_in")) {
-        now + Duration::from_secs(secs)
+        now.checked_add(Duration::from_secs(secs))
     } else if let Some(at) = seconds(v.get("expires_on")) {
-        UNIX_EPOCH + Duration::from_secs(at)
+        UNIX_EPOCH.checked_add(Duration::from_secs(at))
     } else {
-        now + DEFAULT_TOKEN_LIFETIME
-    };
+        None
+    }
+    .unwrap_or(now + DEFAULT_TOKEN_LIFETIME);
     Ok(Token {
         access_token: AccessToken::new(token),
         issued_at: now,
@@ -727,6 +729,15 @@ pub(crate) mod tests {
         // Neither: the default lifetime.
         let t = parse_token_response(URL, 200, br#"{"access_token":"a"}"#, now()).unwrap();
         assert_eq!(t.expires_at, Some(now() + DEFAULT_TOKEN_LIFETIME));
+        // A lifetime past the clock's range (it used to panic): the default lifetime.
+        for body in [
+            &br#"{"access_token":"a","expires_in":1e20}"#[..],
+            br#"{"access_token":"a","expires_in":18446744073709551615}"#,
+            br#"{"access_token":"a","expires_on":"18446744073709551615"}"#,
+        ] {
+            let t = parse_token_response(URL, 200, body, now()).unwrap();
+            assert_eq!(t.expires_at, Some(now() + DEFAULT_TOKEN_LIFETIME));
+        }
     }
 
     #[test]

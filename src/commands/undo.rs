@@ -188,7 +188,7 @@ async fn delete_all(
             };
             let mut p = PendingOp::new(op, record);
             // Already gone (deleted by hand, or by an undo whose answer was lost): counts as deleted.
-            p.info.maybe_applied = true;
+            p.info.sent_before = true;
             p
         })
         .collect();

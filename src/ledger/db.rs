@@ -511,13 +511,14 @@ impl Ledger {
     }
 
     /// Rows already done (any outcome but `unsent`) by the runs of a resume chain, for one
-    /// mapping: row number → key identity (0 when the row had no key).
+    /// mapping: row number → key identity (0 when the row had no key). A created record that
+    /// `undo` deleted since is not done: a resume creates it again.
     pub fn done_rows(&self, chain: i64, seq: usize) -> Result<HashMap<u64, u64>> {
         let mut stmt = self
             .conn
             .prepare(
                 "SELECT r.row, r.key FROM rows r JOIN runs u ON u.id = r.run_id
-                 WHERE u.chain = ?1 AND r.seq = ?2 AND r.outcome <> 'unsent'",
+                 WHERE u.chain = ?1 AND r.seq = ?2 AND r.outcome <> 'unsent' AND r.created <> 2",
             )
             .map_err(self.err("cannot read the done rows"))?;
         let mut done = HashMap::new();
@@ -723,8 +724,14 @@ mod tests {
         rows.sort();
         assert_eq!(rows, [1, 2, 4], "unsent rows are not done");
         assert_eq!(done[&1], key_id("k1"));
+        // A record undo deleted is not done any more: a resume creates it again.
+        l.mark_undone(first, &[(0, 2, "accounts".into(), "k2".into())])
+            .unwrap();
+        let mut rows: Vec<u64> = l.done_rows(first, 0).unwrap().into_keys().collect();
+        rows.sort();
+        assert_eq!(rows, [1, 4], "undone rows are not done");
         let hashes = l.content_hashes("accounts").unwrap();
-        assert_eq!(hashes.len(), 3);
+        assert_eq!(hashes.len(), 2, "k2 forgotten by the undo");
         assert_eq!(hashes[&key_id("k4")], [4; 16]);
         l.end_job(
             second,

@@ -62,7 +62,7 @@ impl AdmitPlan {
             }
             // In a resumed run, any row not recorded may have been sent by the interrupted run.
             Admit::Send {
-                maybe_applied: resumed,
+                sent_before: resumed,
             }
         })
     }
@@ -117,13 +117,18 @@ pub fn row_outcome(event: &Event) -> Option<RowOutcome> {
     };
     Some(match event {
         Event::Written(w) => {
-            // Creates, and upserts that said they created (`201`, only with --track-creates;
-            // a retried upsert whose first answer was lost says `200` and counts as updated).
-            let created = w.op.method == Method::Post
-                || w.op.precondition == Precondition::IfNoneMatchAny
-                || (w.op.method == Method::Patch
-                    && w.op.precondition == Precondition::None
-                    && w.status == 201);
+            // Creates that Dataverse answered with a success, and upserts that said they
+            // created (`201`, only with --track-creates; a retried upsert whose first answer was
+            // lost says `200` and counts as updated). A create counted written from a refusal
+            // (412: its key was taken, after a lost answer or by an interrupted run) is not
+            // marked: the record may have been someone else's, and undo must not delete it.
+            let answered = (200..300).contains(&w.status);
+            let created = answered
+                && (w.op.method == Method::Post
+                    || w.op.precondition == Precondition::IfNoneMatchAny
+                    || (w.op.method == Method::Patch
+                        && w.op.precondition == Precondition::None
+                        && w.status == 201));
             let record_url = if !created {
                 None
             } else if w.op.method == Method::Patch {
@@ -224,7 +229,7 @@ mod tests {
     }
 
     #[test]
-    fn resumed_rows_are_passed_over_unchanged_rows_left_out_and_the_rest_sent_as_maybe_applied() {
+    fn resumed_rows_are_passed_over_unchanged_rows_left_out_and_the_rest_sent_as_sent_before() {
         let same = op(2, Method::Patch, Precondition::None, "n='B'", "{\"x\":1}");
         let plan = AdmitPlan {
             done: Some(HashMap::from([
@@ -241,20 +246,10 @@ mod tests {
         assert_eq!(admit(&step(same.clone())), Admit::Unchanged);
         let mut changed = same;
         changed.body = Some("{\"x\":2}".into());
-        assert_eq!(
-            admit(&step(changed)),
-            Admit::Send {
-                maybe_applied: true
-            }
-        );
+        assert_eq!(admit(&step(changed)), Admit::Send { sent_before: true });
         // Row 3 was recorded under another key: the source moved under us (--force); send it.
         let moved = op(3, Method::Patch, Precondition::None, "n='NEW'", "{}");
-        assert_eq!(
-            admit(&step(moved)),
-            Admit::Send {
-                maybe_applied: true
-            }
-        );
+        assert_eq!(admit(&step(moved)), Admit::Send { sent_before: true });
         assert_eq!(mismatches.load(Ordering::Relaxed), 1);
     }
 
@@ -291,6 +286,19 @@ mod tests {
         assert_eq!(
             (o.created, o.record_url.as_deref()),
             (true, Some("accounts(n='A')"))
+        );
+        // Counted written from a 412 (its key was taken after a lost answer): maybe not ours.
+        let inferred = Event::Written(Written {
+            status: 0,
+            ..match by_key {
+                Event::Written(w) => w,
+                _ => unreachable!(),
+            }
+        });
+        let o = row_outcome(&inferred).unwrap();
+        assert_eq!(
+            (o.state, o.created, o.record_url),
+            (RowState::Written, false, None)
         );
         let upsert = |status| {
             Event::Written(Written {

@@ -54,8 +54,12 @@ pub struct OpInfo {
     pub precondition: Precondition,
     /// True when its body binds a lookup (`@odata.bind`).
     pub binds: bool,
-    /// True when an earlier attempt may have been applied without our knowing (a lost answer).
+    /// True when an earlier attempt of this run may have been applied without our knowing (a
+    /// lost answer), as the same batch.
     pub maybe_applied: bool,
+    /// True when an earlier run may have sent it (a resumed run: any row not recorded), in a
+    /// batch of unknown make-up; or, for undo, when someone may have deleted it already.
+    pub sent_before: bool,
     /// True when it was already put back once for a missing lookup target.
     pub deferred: bool,
     /// Attempts made so far, this one included.
@@ -232,7 +236,14 @@ pub fn decide(
                         status,
                         error,
                         retry_after: part_after,
-                    } => part_verdict(*status, error, *part_after, op, &mut d, policy),
+                    } => part_verdict(
+                        *status,
+                        error,
+                        *part_after,
+                        &evidence(op, i, atomic),
+                        &mut d,
+                        policy,
+                    ),
                     PartOutcome::ChangeSetFailed { status, error } => {
                         if retryable(*status) {
                             if *status == 429 {
@@ -348,28 +359,46 @@ fn part_verdict(
         return v;
     }
     match status {
-        s if already_applied(s, op) => Verdict::Written,
+        s if already_applied(s, error, op) => Verdict::Written,
         // A lookup whose target is not there (yet): try once more after the rest of the job.
         s if defers(s, op) => Verdict::Defer(describe(status, error)),
         _ => Verdict::Rejected(describe(status, error)),
     }
 }
 
-/// A refusal that shows an earlier attempt, whose answer was lost, did the work: a create-only
-/// upsert that finds its record, or a delete that finds nothing.
-fn already_applied(status: u16, op: &OpInfo) -> bool {
-    op.maybe_applied
+/// A refusal that shows an earlier attempt (whose answer was lost, or of an interrupted run) did
+/// the work: a create-only upsert that finds its key taken, or a delete that finds nothing. A 412
+/// from duplicate detection (`0x80040333`, --duplicate-detection) is a refusal, not a key taken.
+fn already_applied(status: u16, error: &ODataError, op: &OpInfo) -> bool {
+    (op.maybe_applied || op.sent_before)
         && match status {
-            412 => op.precondition == Precondition::IfNoneMatchAny,
+            412 => {
+                op.precondition == Precondition::IfNoneMatchAny
+                    && !error.code.eq_ignore_ascii_case(DUPLICATE_DETECTED)
+            }
             404 => op.method == Method::Delete,
             _ => false,
         }
 }
 
+/// The code of a 412 from a duplicate detection rule (optional-parameters.md, "Suppress
+/// duplicate detection"; SDK -2147220685).
+const DUPLICATE_DETECTED: &str = "0x80040333";
+
 /// A 404 on an operation that binds a lookup, not yet deferred: its target may come later in
 /// the same job.
 fn defers(status: u16, op: &OpInfo) -> bool {
     status == 404 && op.binds && !op.deferred && op.method != Method::Delete
+}
+
+/// What may be inferred from operation `i`'s own refusal: in a change set, the operations before
+/// it have just succeeded, so this batch's earlier attempt was not applied (all or nothing), and
+/// only an earlier run can have done its work.
+fn evidence(op: &OpInfo, i: usize, atomic: bool) -> OpInfo {
+    OpInfo {
+        maybe_applied: op.maybe_applied && !(atomic && i > 0),
+        ..*op
+    }
 }
 
 fn rolled_back(
@@ -381,12 +410,32 @@ fn rolled_back(
 ) -> Verdict {
     let culprit = failed_op.and_then(|i| outcomes.get(i).map(|o| (i, o)));
     match culprit {
-        // The culprit's earlier attempt was applied, and that attempt was the same change set
-        // (all or nothing): every operation of it was applied with it.
-        Some((i, PartOutcome::Failed { status, .. }))
-            if op.maybe_applied && ops.get(i).is_some_and(|c| already_applied(*status, c)) =>
+        // The first operation finds the work done by this batch's earlier attempt, whose answer
+        // was lost: that attempt was the same change set (all or nothing), so every operation
+        // of it was applied with it. (A culprit further in means the ones before it just
+        // succeeded: the earlier attempt was not applied.)
+        Some((0, PartOutcome::Failed { status, error, .. }))
+            if op.maybe_applied
+                && ops
+                    .first()
+                    .is_some_and(|c| already_applied(*status, error, c)) =>
         {
             Verdict::Written
+        }
+        // The culprit was done before (by an interrupted run, in a batch of another make-up):
+        // it counts as written, and the rest are sent again without it.
+        Some((i, PartOutcome::Failed { status, error, .. }))
+            if ops
+                .get(i)
+                .is_some_and(|c| already_applied(*status, error, &evidence(c, i, atomic))) =>
+        {
+            Verdict::Retry {
+                reason: format!(
+                    "rolled back with its change set: operation {} had been written before",
+                    i + 1
+                ),
+                maybe_applied: false,
+            }
         }
         // The culprit waits for its lookup target: the change set waits with it, all or nothing.
         Some((i, PartOutcome::Failed { status, error, .. }))
@@ -439,6 +488,7 @@ mod tests {
             precondition,
             binds: false,
             maybe_applied: false,
+            sent_before: false,
             deferred: false,
             attempts: 1,
         }
@@ -827,6 +877,109 @@ mod tests {
             "{:?}",
             d.verdicts
         );
+    }
+
+    #[test]
+    fn a_change_set_says_nothing_of_the_rest_when_its_culprit_is_further_in() {
+        // The bug this guards against: a 412 at operation 3 of a resent change set marked the
+        // whole change set written, though operations 1-2 had just succeeded (so the earlier
+        // attempt had not been applied) and everything was rolled back.
+        let lost = OpInfo {
+            maybe_applied: true,
+            ..op(Method::Patch, Precondition::IfNoneMatchAny)
+        };
+        let rolled = PartOutcome::NotProcessed(NotProcessed::RolledBack { failed_op: Some(2) });
+        let outcomes = [rolled.clone(), rolled.clone(), failed(412, None), rolled];
+        let response = BatchResponse {
+            status: 200,
+            parts: Vec::new(),
+            rejection: None,
+        };
+        let attempt = Attempt::Answered {
+            response: &response,
+            retry_after: None,
+            outcomes: &outcomes,
+        };
+        let policy = RetryPolicy::default();
+        let d = decide(&attempt, &[lost; 4], true, Duration::ZERO, &policy);
+        assert_eq!(
+            d.verdicts[2],
+            Verdict::Rejected("Dataverse 412 (0x1): m".into()),
+            "a real conflict"
+        );
+        for i in [0, 1, 3] {
+            assert!(
+                matches!(&d.verdicts[i], Verdict::Rejected(r) if r.starts_with("rolled back with its batch (--atomic): operation 3 failed")),
+                "{:?}",
+                d.verdicts
+            );
+        }
+        // Done by an interrupted run (resume), in a batch of another make-up: that operation
+        // counts as written; the others were not applied by this attempt and go again.
+        let resumed = OpInfo {
+            sent_before: true,
+            ..op(Method::Patch, Precondition::IfNoneMatchAny)
+        };
+        let d = decide(&attempt, &[resumed; 4], true, Duration::ZERO, &policy);
+        assert_eq!(d.verdicts[2], Verdict::Written);
+        for i in [0, 1, 3] {
+            assert!(
+                matches!(d.verdicts[i], Verdict::Retry { .. }),
+                "{:?}",
+                d.verdicts
+            );
+        }
+    }
+
+    #[test]
+    fn a_duplicate_detection_412_is_a_refusal_even_after_a_lost_answer() {
+        let lost = OpInfo {
+            maybe_applied: true,
+            sent_before: true,
+            ..op(Method::Patch, Precondition::IfNoneMatchAny)
+        };
+        let duplicate = PartOutcome::Failed {
+            status: 412,
+            error: err(
+                "0x80040333",
+                "A record was not created or updated because a duplicate of the current record already exists.",
+            ),
+            retry_after: None,
+        };
+        let d = answered(
+            &[lost, lost],
+            &[duplicate, failed(412, None)],
+            200,
+            None,
+            None,
+        );
+        assert!(matches!(&d.verdicts[0], Verdict::Rejected(r) if r.contains("duplicate")));
+        assert_eq!(d.verdicts[1], Verdict::Written, "its key was taken: by us");
+    }
+
+    #[test]
+    fn a_resumed_keyless_create_that_is_throttled_is_sent_again() {
+        // The bug this guards against: in a resumed run every row counted as "maybe applied",
+        // so a keyless create throttled (429, never applied) was rejected instead of resent.
+        let resumed = OpInfo {
+            sent_before: true,
+            ..op(Method::Post, Precondition::None)
+        };
+        let d = answered(&[resumed], &[failed(429, Some(2))], 200, None, None);
+        assert!(
+            matches!(d.verdicts[0], Verdict::Retry { .. }),
+            "{:?}",
+            d.verdicts
+        );
+        // Its answer lost in this run: never sent again (a second POST makes a second record).
+        let d = decide(
+            &Attempt::Lost("reset"),
+            &[resumed],
+            false,
+            Duration::ZERO,
+            &RetryPolicy::default(),
+        );
+        assert!(matches!(&d.verdicts[0], Verdict::Rejected(r) if r.starts_with("outcome unknown")));
     }
 
     #[test]

@@ -94,11 +94,11 @@ pub struct JobOutcome {
 /// What the run ledger decides for a row before it is sent (see `ledger::journal`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admit {
-    /// Send it (or count it, for a skip or a reject); `maybe_applied`: an earlier, interrupted
+    /// Send it (or count it, for a skip or a reject); `sent_before`: an earlier, interrupted
     /// run may have sent it already (a 412 on create or 404 on delete then means written).
     Send {
         /// See above.
-        maybe_applied: bool,
+        sent_before: bool,
     },
     /// An earlier run of the resumed chain did it: leave it out of this run.
     PassOver,
@@ -200,20 +200,17 @@ impl Writer {
                     }
                     Some(Ok(step)) => step,
                 };
-                let admitted = admit.as_mut().map_or(
-                    Admit::Send {
-                        maybe_applied: false,
-                    },
-                    |f| f(&step),
-                );
+                let admitted = admit
+                    .as_mut()
+                    .map_or(Admit::Send { sent_before: false }, |f| f(&step));
                 let event = match (admitted, step) {
                     (Admit::PassOver, step) => Event::PassedOver(step_pos(&step)),
                     (Admit::Unchanged, Step::Operation(op, record)) => {
                         Event::Unchanged(record.pos, op.key)
                     }
-                    (Admit::Send { maybe_applied }, Step::Operation(op, record)) => {
+                    (Admit::Send { sent_before }, Step::Operation(op, record)) => {
                         let mut pending = PendingOp::new(op, record);
-                        pending.info.maybe_applied |= maybe_applied;
+                        pending.info.sent_before |= sent_before;
                         batch.push(pending);
                         if batch.len() == batch_size {
                             let full =

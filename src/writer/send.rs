@@ -40,6 +40,7 @@ impl PendingOp {
                 .as_deref()
                 .is_some_and(|b| b.contains("@odata.bind\":\"")),
             maybe_applied: false,
+            sent_before: false,
             deferred: false,
             attempts: 0,
         };
