@@ -97,17 +97,45 @@ pub fn write_report(path: Option<&Path>, report: &crate::ledger::RunReport) -> a
 }
 
 /// Where a job's rejects go: `--rejects FILE`, a directory when several mappings run, or the
-/// default `<source name>.rejects.csv|jsonl` in the current directory.
+/// default `<source name>.rejects.csv|jsonl` in the current directory. `taken` holds the paths
+/// of the run's earlier jobs: two jobs whose sources share a name get `<name>.rejects.csv` and
+/// `<name>-2.rejects.csv` (the second would otherwise replace the first).
 pub fn rejects_path(
     rejects: Option<&Path>,
     several: bool,
     job: &crate::job::Job,
+    taken: &mut Vec<std::path::PathBuf>,
 ) -> std::path::PathBuf {
-    match rejects {
+    let path = match rejects {
         Some(p) if several => p.join(job.default_rejects_path()),
         Some(p) => p.to_path_buf(),
         None => job.default_rejects_path(),
+    };
+    let path = unique_path(path, taken);
+    taken.push(path.clone());
+    path
+}
+
+/// `path`, or `stem-N.rejects.ext` for the first N from 2 not in `taken`.
+fn unique_path(path: std::path::PathBuf, taken: &[std::path::PathBuf]) -> std::path::PathBuf {
+    if !taken.contains(&path) {
+        return path;
     }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (stem, tail) = match name.find(".rejects.") {
+        Some(i) => name.split_at(i),
+        None => match name.rfind('.') {
+            Some(i) => name.split_at(i),
+            None => (name.as_str(), ""),
+        },
+    };
+    (2..)
+        .map(|n| path.with_file_name(format!("{stem}-{n}{tail}")))
+        .find(|p| !taken.contains(p))
+        .expect("a free name")
 }
 
 /// Prints a job's first row errors (up to five) and where its rejects went.
@@ -120,5 +148,31 @@ pub fn print_rejects(first_errors: &[String], rejects_file: Option<&Path>) {
     }
     if let Some(p) = rejects_file {
         println!("rejected rows written to {}", p.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_jobs_never_share_a_rejects_file() {
+        let taken = vec![
+            std::path::PathBuf::from("out/accounts.rejects.csv"),
+            std::path::PathBuf::from("out/accounts-2.rejects.csv"),
+        ];
+        assert_eq!(
+            unique_path("out/accounts.rejects.csv".into(), &taken),
+            Path::new("out/accounts-3.rejects.csv")
+        );
+        assert_eq!(
+            unique_path("leads.rejects.jsonl".into(), &taken),
+            Path::new("leads.rejects.jsonl")
+        );
+        let taken = vec![std::path::PathBuf::from("bad.csv")];
+        assert_eq!(
+            unique_path("bad.csv".into(), &taken),
+            Path::new("bad-2.csv")
+        );
     }
 }

@@ -136,12 +136,17 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let mut batch_no = 0u64;
     let mut reports = Vec::new();
     let several = jobs.len() > 1;
+    let mut rejects_taken = Vec::new();
     for mut job in jobs {
         let job_start = Instant::now();
         println!("{}", super::describe_job(&job));
         options.upsert_select = crate::writer::upsert_select(args.track_creates, &job.plan);
-        let mut rejects =
-            job.rejects_writer(super::rejects_path(args.rejects.as_deref(), several, &job));
+        let mut rejects = job.rejects_writer(super::rejects_path(
+            args.rejects.as_deref(),
+            several,
+            &job,
+            &mut rejects_taken,
+        ));
         let mut pending: Vec<Operation> = Vec::with_capacity(args.batch_size as usize);
         let mut batches = 0u64;
         let mut bytes = 0u64;

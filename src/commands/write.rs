@@ -104,6 +104,7 @@ async fn write_all(
 
     writer.stop = stop;
     let several = jobs.len() > 1;
+    let mut rejects_taken = Vec::new();
     let mut reports = Vec::new();
     let mut exit = Exit::Success;
     let mut stop_message = None;
@@ -113,8 +114,12 @@ async fn write_all(
         }
         let job_start = Instant::now();
         println!("{}", super::describe_job(&job));
-        let mut rejects =
-            job.rejects_writer(super::rejects_path(args.rejects.as_deref(), several, &job));
+        let mut rejects = job.rejects_writer(super::rejects_path(
+            args.rejects.as_deref(),
+            several,
+            &job,
+            &mut rejects_taken,
+        ));
         let (mapping, source, entity_set, operation) = (
             job.mapping.clone(),
             job.source_path.clone(),

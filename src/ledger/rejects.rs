@@ -44,7 +44,8 @@ struct CsvLayout {
 pub struct RejectsWriter {
     path: PathBuf,
     csv: Option<CsvLayout>,
-    out: Option<BufWriter<File>>,
+    /// The temporary file and its path, once the first reject came.
+    out: Option<(BufWriter<File>, PathBuf)>,
     count: u64,
     line: Vec<u8>,
 }
@@ -119,7 +120,8 @@ impl RejectsWriter {
             if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)?;
             }
-            let mut out = BufWriter::new(File::create(&self.path)?);
+            let tmp = temporary_path(&self.path);
+            let mut out = BufWriter::new(File::create(&tmp)?);
             if let Some(layout) = &self.csv {
                 let mut header: Vec<String> = layout.header.clone();
                 if layout.existing.is_none() {
@@ -130,9 +132,9 @@ impl RejectsWriter {
                 csv_line(layout, header.iter().map(String::as_str), &mut line);
                 out.write_all(&encode(layout.encoding, &line))?;
             }
-            self.out = Some(out);
+            self.out = Some((out, tmp));
         }
-        let out = self.out.as_mut().expect("opened above");
+        let (out, _) = self.out.as_mut().expect("opened above");
         self.line.clear();
         match (&self.csv, content) {
             (Some(layout), RejectContent::Csv(row)) => {
@@ -189,17 +191,48 @@ impl RejectsWriter {
         Ok(())
     }
 
-    /// Flushes the file; returns its path when anything was written.
+    /// Flushes the file and puts it in place; returns its path when anything was written.
     pub fn finish(mut self) -> std::io::Result<Option<PathBuf>> {
         match self.out.take() {
-            Some(mut out) => {
-                out.flush()?;
-                out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-                Ok(Some(self.path))
+            Some((out, tmp)) => {
+                settle(out, &tmp, &self.path)?;
+                Ok(Some(self.path.clone()))
             }
             None => Ok(None),
         }
     }
+}
+
+impl Drop for RejectsWriter {
+    /// A writer dropped without `finish` (the run failed) still puts what it has in place:
+    /// rejected rows are never left behind in a temporary file.
+    fn drop(&mut self) {
+        if let Some((out, tmp)) = self.out.take() {
+            if settle(out, &tmp, &self.path).is_err() {
+                tracing::error!(
+                    "rejected rows are in {} (could not be renamed to {})",
+                    tmp.display(),
+                    self.path.display()
+                );
+            }
+        }
+    }
+}
+
+/// `.NAME.PID.tmp` beside `path`.
+fn temporary_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "rejects".into());
+    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+}
+
+/// Flushes and syncs `out` (written at `tmp`) and renames it to `path`.
+fn settle(mut out: BufWriter<File>, tmp: &Path, path: &Path) -> std::io::Result<()> {
+    out.flush()?;
+    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    std::fs::rename(tmp, path)
 }
 
 /// One CSV line (LF-terminated), quoting fields that need it.

@@ -254,8 +254,12 @@ impl Writer {
         dispatcher.await?;
         outcome.source_error = reader.await?;
 
-        // Second pass: rows whose lookup target was missing, now that the rest of the job is in.
-        if !deferred.is_empty() && !self.stop.load(Ordering::Relaxed) {
+        // Second pass: rows whose lookup target was missing, now that the rest of the job is in
+        // (unless the run is stopping: then they are unsent).
+        if !deferred.is_empty() && self.stop.load(Ordering::Relaxed) {
+            let sink = sink.as_mut().map(|s| &mut **s as &mut dyn Sink);
+            self.give_up_deferred(deferred, rejects, &mut outcome, sink)?;
+        } else if !deferred.is_empty() {
             outcome.deferred = deferred.len() as u64;
             // In source order: a batch holds consecutive rows, so an --atomic change set deferred
             // whole stays one change set (every batch but the job's last is full).
@@ -365,19 +369,31 @@ impl Writer {
             }
             progress.update(&outcome.counts);
         }
-        // Deferred rows the run stopped before resending are rejected, never dropped.
-        if self.stop.load(Ordering::Relaxed) {
-            for op in deferred.drain(..) {
-                outcome.counts.read += 1;
-                outcome.counts.rejected += 1;
-                let reject = Reject::Unsent(
-                    op.record,
-                    "not written: the run stopped before its lookup could be retried".into(),
-                );
-                self.note_reject(&reject, rejects, outcome)?;
-                if let Some(sink) = sink.as_deref_mut() {
-                    sink.note(&Event::Rejected(reject))?;
-                }
+        if let Some(sink) = sink {
+            sink.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Deferred rows the run stopped before resending: rejected as unsent (a resume sends
+    /// them), never dropped.
+    fn give_up_deferred(
+        &self,
+        deferred: Vec<PendingOp>,
+        rejects: &mut RejectsWriter,
+        outcome: &mut JobOutcome,
+        mut sink: Option<&mut dyn Sink>,
+    ) -> anyhow::Result<()> {
+        for op in deferred {
+            outcome.counts.read += 1;
+            outcome.counts.rejected += 1;
+            let reject = Reject::Unsent(
+                op.record,
+                "not written: the run stopped before its lookup could be retried".into(),
+            );
+            self.note_reject(&reject, rejects, outcome)?;
+            if let Some(sink) = sink.as_deref_mut() {
+                sink.note(&Event::Rejected(reject))?;
             }
         }
         if let Some(sink) = sink {

@@ -139,3 +139,49 @@ fn several_mappings_run_in_order_and_a_broken_one_stops_everything_first() {
     assert_eq!(report["jobs"].as_array().unwrap().len(), 2);
     assert_eq!(report["read"], 2);
 }
+
+#[test]
+fn replaying_a_rejects_file_in_place_reads_all_of_it() {
+    // The bug this guards against: the default rejects file of `accounts.rejects.csv` is
+    // `accounts.rejects.csv` itself; it was truncated on the first reject while being read, and
+    // every row past the reader's buffer was silently never read.
+    let w = Workdir::new();
+    w.write(
+        "m.toml",
+        accounts_mapping("employees = { from = \"Employees\", type = \"int\" }\n"),
+    );
+    let mut csv = String::from("Account No,Company,Employees\n");
+    for i in 1..=3000 {
+        csv.push_str(&format!(
+            "A-{i:05},Company number {i} with a longer name,many\n"
+        ));
+    }
+    w.write("accounts.csv", csv);
+    w.dvload(&["run", "m.toml", "--dry-run"])
+        .expect_code(1)
+        .stdout_has("read 3,000  would write 0  rejected 3,000");
+    assert!(
+        std::fs::metadata(w.path().join("accounts.rejects.csv"))
+            .unwrap()
+            .len()
+            > 200_000
+    );
+    // Replayed as it is (nothing fixed): every row is read and rejected again, into the same file.
+    w.dvload(&[
+        "run",
+        "m.toml",
+        "--dry-run",
+        "--source",
+        "accounts.rejects.csv",
+    ])
+    .expect_code(1)
+    .stdout_has("read 3,000  would write 0  rejected 3,000");
+    let rows = crate::support::read_rejects_csv(&w.path().join("accounts.rejects.csv"), b',');
+    assert_eq!(rows.len(), 3000);
+    let leftovers: Vec<_> = std::fs::read_dir(w.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
