@@ -224,7 +224,7 @@ async fn write_all(
         } else {
             "interrupted: the batches in flight finished; later rows were not sent (--no-ledger: no resume)".into()
         });
-    } else if exit == Exit::Stopped && session.is_some() {
+    } else if matches!(exit, Exit::Stopped | Exit::Auth | Exit::Unusable) && session.is_some() {
         if let Some(m) = stop_message.as_mut() {
             m.push_str(&format!(
                 "; continue with:\n  {}",

@@ -154,9 +154,11 @@ pub struct RunRow {
 }
 
 impl RunRow {
-    /// True when the run did not finish its rows (killed, interrupted, stopped early): a resume continues it.
+    /// True when the run did not finish its rows: killed (no exit code), stopped early (4:
+    /// interrupted, too many errors), or stopped by a set-up error (3) or a source broken
+    /// mid-file (2). A resume continues it.
     pub fn unfinished(&self) -> bool {
-        matches!(self.exit_code, None | Some(4))
+        matches!(self.exit_code, None | Some(2) | Some(3) | Some(4))
     }
 }
 

@@ -117,6 +117,10 @@ pub enum Verdict {
     /// Its lookup target does not exist yet (it may be later in the same file, or in flight):
     /// send it again once the rest of the job is done.
     Defer(String),
+    /// Refused because the set-up is wrong (403: a privilege missing, the user disabled): the
+    /// run stops (see [`Decision::fatal`]), and the row is not written but not refused for
+    /// itself either: a resume sends it once the set-up is fixed.
+    Unsent(String),
 }
 
 /// A failure that stops the whole run (exit 3): the set-up, not the rows, is wrong.
@@ -245,17 +249,16 @@ pub fn decide(
                         policy,
                     ),
                     PartOutcome::ChangeSetFailed { status, error } => {
-                        if retryable(*status) {
-                            if *status == 429 {
-                                throttle(&mut d, None, policy);
-                            }
-                            retry(describe(*status, error), *status != 429)
-                        } else {
-                            Verdict::Rejected(format!(
-                                "the change set failed, nothing in it was written: {}",
-                                describe(*status, error)
-                            ))
-                        }
+                        // Throttled, token refused, not allowed, worth another attempt: as
+                        // anywhere else; any other refusal sinks the change set.
+                        common_verdict(*status, error, None, true, &mut d, policy).unwrap_or_else(
+                            || {
+                                Verdict::Rejected(format!(
+                                    "the change set failed, nothing in it was written: {}",
+                                    describe(*status, error)
+                                ))
+                            },
+                        )
                     }
                     PartOutcome::NotProcessed(NotProcessed::AfterFailure { .. }) => retry(
                         "not run: the batch stopped at an earlier failure".into(),
@@ -340,7 +343,10 @@ fn common_verdict(
                 status,
                 error: error.clone(),
             });
-            Verdict::Rejected(describe(status, error))
+            Verdict::Unsent(format!(
+                "not written: the run stopped: {}",
+                describe(status, error)
+            ))
         }
         s if retryable(s) => retry(applied_if_retried),
         _ => return None,
@@ -447,6 +453,17 @@ fn rolled_back(
                 describe(*status, error)
             ))
         }
+        // The set-up is wrong (the run stops): not written, and not refused for itself.
+        Some((
+            i,
+            PartOutcome::Failed {
+                status: 403, error, ..
+            },
+        )) => Verdict::Unsent(format!(
+            "not written: the run stopped: rolled back with its batch: operation {} failed: {}",
+            i + 1,
+            describe(403, error)
+        )),
         Some((i, PartOutcome::Failed { status, error, .. })) if !retryable(*status) && atomic => {
             Verdict::Rejected(format!(
                 "rolled back with its batch (--atomic): operation {} failed: {}",
@@ -622,7 +639,9 @@ mod tests {
         assert!(d.refresh_token && d.verdicts.iter().all(retry(false)));
         let d = answered(&ops, &all, 403, reject("0x80040220"), None);
         assert_eq!(d.fatal.as_ref().map(|f| f.status), Some(403));
-        assert!(matches!(&d.verdicts[0], Verdict::Rejected(_)));
+        assert!(
+            matches!(&d.verdicts[0], Verdict::Unsent(r) if r.starts_with("not written: the run stopped: Dataverse 403"))
+        );
         let d = answered(&ops, &all, 503, None, None);
         assert!(
             d.verdicts.iter().all(retry(false)),

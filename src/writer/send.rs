@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::client::{Client, SendFailure};
 use super::decide::{
-    Attempt, Decision, Fatal, OpInfo, RetryPolicy, TokenRefused, Verdict, decide, token_refused,
+    Attempt, Fatal, OpInfo, RetryPolicy, TokenRefused, Verdict, decide, token_refused,
 };
 use super::pacing::Pacing;
 use crate::auth::AccessToken;
@@ -143,8 +143,25 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
         let reply = ctx.client.post_batch(&encoded).await;
         let mut answers: Vec<(Option<String>, u16)> = Vec::new();
         let (decision, token) = match &reply {
+            Err(SendFailure::Auth(e)) if e.is_transient() => {
+                // Entra busy or out of reach: nothing was sent; try again like any such failure.
+                let why = format!("no access token: {e}");
+                (
+                    decide(
+                        &Attempt::NotSent(&why),
+                        &infos,
+                        ctx.batch.atomic,
+                        elapsed,
+                        &ctx.policy,
+                    ),
+                    None,
+                )
+            }
             Err(SendFailure::Auth(e)) => {
                 // No token at all: the set-up is wrong, every row of the run would fail alike.
+                // The run stops; this batch was not sent, so its rows are unsent (a resume, once
+                // the set-up is fixed, sends them).
+                ctx.stop.store(true, Ordering::Relaxed);
                 let fatal = Fatal {
                     status: 401,
                     error: crate::odata::ODataError {
@@ -152,19 +169,15 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
                         message: e.to_string(),
                     },
                 };
-                let verdicts = infos
-                    .iter()
-                    .map(|_| Verdict::Rejected(format!("not written: {e}")))
-                    .collect();
-                (
-                    Decision {
-                        verdicts,
-                        throttle: None,
-                        refresh_token: false,
-                        fatal: Some(fatal),
-                    },
-                    None,
-                )
+                let _ = ctx.events.send(Event::Fatal(fatal)).await;
+                for p in pending {
+                    let reason = format!("not sent: the run stopped: {e}");
+                    let _ = ctx
+                        .events
+                        .send(Event::Rejected(Reject::Unsent(p.record, reason)))
+                        .await;
+                }
+                return;
             }
             Err(SendFailure::NotSent(why)) => (
                 decide(
@@ -279,6 +292,7 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
                     })
                 }
                 Verdict::Rejected(reason) => Event::Rejected(Reject::Service(p.record, reason)),
+                Verdict::Unsent(reason) => Event::Rejected(Reject::Unsent(p.record, reason)),
                 Verdict::Defer(reason) => Event::Deferred(p, reason),
                 Verdict::Retry {
                     reason,

@@ -549,3 +549,82 @@ async fn upserts_with_track_creates_are_undone_where_they_created_and_only_there
         .count();
     assert_eq!(renamed, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stopped_by_a_missing_privilege_resumes_once_the_role_is_fixed() {
+    const ROWS: u64 = 300;
+    let wd = Workdir::new();
+    wd.write("accounts.csv", accounts_csv(ROWS, &[]));
+    wd.write("accounts.toml", mapping("upsert"));
+    let mut contacts = String::from("Email,Last\n");
+    for i in 1..=ROWS {
+        contacts.push_str(&format!("c{i}@example.com,Person {i}\n"));
+    }
+    wd.write("contacts.csv", contacts);
+    wd.write(
+        "contacts.toml",
+        "[source]\npath = \"contacts.csv\"\n[target]\nentity_set = \"contacts\"\noperation = \"upsert\"\n\
+         key = { emailaddress1 = \"Email\" }\n[fields]\nlastname = \"Last\"\n",
+    );
+    // The role cannot create contacts: the second mapping stops the run (exit 3).
+    let mut config = Config::default();
+    for p in &mut config.roles[0].privileges {
+        if p.table == "contact" {
+            p.rights
+                .retain(|r| *r != dataverse_emulator::config::Right::Create);
+        }
+    }
+    let emu = dataverse_emulator::start(config, StartOptions::default())
+        .await
+        .unwrap();
+    let args = [
+        "run",
+        "accounts.toml",
+        "contacts.toml",
+        "--resume",
+        "--batch-size",
+        "20",
+    ];
+    let out = run(wd.path(), &emu, &args).await;
+    out.expect_code(3)
+        .stderr_has("prvCreateContact")
+        .stderr_has("continue with:")
+        .stderr_has("--resume");
+    assert_eq!(emu.state.count("account"), ROWS as usize);
+    assert_eq!(emu.state.count("contact"), 0);
+    let db = ledger(wd.path());
+    assert_eq!(
+        query_u64(
+            &db,
+            "SELECT count(*) FROM rows WHERE seq = 1 AND outcome = 'rejected'"
+        ),
+        0,
+        "the refused rows were not refused for themselves"
+    );
+    assert!(
+        query_u64(
+            &db,
+            "SELECT count(*) FROM rows WHERE seq = 1 AND outcome = 'unsent'"
+        ) > 0
+    );
+    // The role fixed (here: an environment whose role has the privilege), the resume passes over
+    // the accounts and writes every contact.
+    let fixed = emulator().await;
+    let out = run(wd.path(), &fixed, &args).await;
+    out.expect_code(0).stdout_has("resuming run #1");
+    assert_eq!(fixed.state.count("account"), 0, "accounts passed over");
+    assert_eq!(fixed.state.count("contact"), ROWS as usize);
+    let db = ledger(wd.path());
+    for seq in [0, 1] {
+        assert_eq!(
+            query_u64(
+                &db,
+                &format!(
+                    "SELECT count(DISTINCT row) FROM rows WHERE seq = {seq} AND outcome = 'written'"
+                )
+            ),
+            ROWS,
+            "mapping {seq}"
+        );
+    }
+}
