@@ -207,6 +207,7 @@ async fn delete_all(
     });
     let mut deleted: Vec<(usize, u64, String, String)> = Vec::new();
     let mut failed = Vec::new();
+    let mut fatal = None;
     let flush = |ledger: &mut Ledger, deleted: &mut Vec<(usize, u64, String, String)>| {
         let r = ledger.mark_undone(args.run_id, deleted);
         deleted.clear();
@@ -236,7 +237,7 @@ async fn delete_all(
                 ));
             }
             Event::Fatal(f) => {
-                failed.push(crate::writer::decide::describe(f.status, &f.error));
+                fatal.get_or_insert(crate::writer::decide::describe(f.status, &f.error));
             }
             _ => {}
         }
@@ -248,12 +249,26 @@ async fn delete_all(
         super::thousands((total - failed.len()) as u64),
         super::thousands(total as u64)
     );
-    if failed.is_empty() {
-        return Ok(Exit::Success);
+    if !failed.is_empty() {
+        println!("not deleted:");
+        for f in failed.iter().take(20) {
+            println!("  {f}");
+        }
     }
-    println!("not deleted:");
-    for f in failed.iter().take(20) {
-        println!("  {f}");
+    if let Some(why) = fatal {
+        // Not allowed (a missing prvDelete privilege, the user disabled): the set-up is wrong.
+        return Err(ExitError {
+            exit: Exit::Auth,
+            message: format!(
+                "undo stopped: {why} — the application user's set-up is wrong (run `dvload whoami` to check it); \
+                 run the same undo again once it is fixed: records already deleted are recorded"
+            ),
+        }
+        .into());
     }
-    Ok(Exit::Rejected)
+    Ok(if failed.is_empty() {
+        Exit::Success
+    } else {
+        Exit::Rejected
+    })
 }

@@ -446,7 +446,43 @@ impl Ledger {
                 run_row,
             )
             .optional()
-            .map_err(self.err("cannot read the runs"))
+            .map_err(self.err("cannot read the runs"))?
+            .map(|run| self.with_recorded_counts(run))
+            .transpose()
+    }
+
+    /// A run that never ended (killed) never wrote its counts: they are those of its recorded
+    /// rows (unsent rows count as rejected, as in its rejects file).
+    fn with_recorded_counts(&self, mut run: RunRow) -> Result<RunRow> {
+        if run.ended_at.is_some() {
+            return Ok(run);
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT outcome, count(*) FROM rows WHERE run_id = ?1 GROUP BY outcome")
+            .map_err(self.err("cannot read the rows"))?;
+        let pairs = stmt
+            .query_map(params![run.id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })
+            .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
+            .map_err(|source| LedgerError {
+                path: self.path.clone(),
+                what: "cannot read the rows",
+                source,
+            })?;
+        let mut counts = Counts::default();
+        for (outcome, n) in pairs {
+            match outcome.as_str() {
+                "written" => counts.written += n,
+                "skipped" => counts.skipped += n,
+                "unchanged" => counts.unchanged += n,
+                _ => counts.rejected += n,
+            }
+            counts.read += n;
+        }
+        run.counts = counts;
+        Ok(run)
     }
 
     /// The last `limit` runs, newest first.
@@ -468,7 +504,9 @@ impl Ledger {
                 what: "cannot read the runs",
                 source,
             })?;
-        Ok(rows)
+        rows.into_iter()
+            .map(|run| self.with_recorded_counts(run))
+            .collect()
     }
 
     /// The jobs of a run, with their counts.
@@ -717,6 +755,11 @@ mod tests {
         l.record(first, 0, "accounts", &[unsent]).unwrap();
         let last = l.last_run("m.toml").unwrap().unwrap();
         assert!(last.unfinished(), "never ended");
+        assert_eq!(
+            (last.counts.read, last.counts.written, last.counts.rejected),
+            (3, 2, 1),
+            "a killed run's counts are those of its recorded rows"
+        );
         let second = l.begin_run("m.toml", Some(&last), false, "t1").unwrap();
         l.begin_job(second, 0, &info()).unwrap();
         l.record(second, 0, "accounts", &[written(4, "k4", 4)])

@@ -628,3 +628,40 @@ async fn a_run_stopped_by_a_missing_privilege_resumes_once_the_role_is_fixed() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undo_without_the_delete_privilege_exits_3_and_deletes_nothing() {
+    let wd = Workdir::new();
+    wd.write("accounts.csv", accounts_csv(50, &[]));
+    wd.write("accounts.toml", mapping("create"));
+    let mut config = Config::default();
+    for p in &mut config.roles[0].privileges {
+        if p.table == "account" {
+            p.rights
+                .retain(|r| *r != dataverse_emulator::config::Right::Delete);
+        }
+    }
+    let emu = dataverse_emulator::start(config, StartOptions::default())
+        .await
+        .unwrap();
+    run(wd.path(), &emu, &["run", "accounts.toml"])
+        .await
+        .expect_code(0);
+    let out = run(
+        wd.path(),
+        &emu,
+        &["undo", "1", "--yes", "--batch-size", "10"],
+    )
+    .await;
+    out.expect_code(3)
+        .stdout_has("deleted 0 of 50 records")
+        .stderr_has("undo stopped: Dataverse 403")
+        .stderr_has("dvload whoami");
+    assert_eq!(emu.state.count("account"), 50);
+    // Nothing was recorded as undone: the same undo, once allowed, deletes them all.
+    let db = ledger(wd.path());
+    assert_eq!(
+        query_u64(&db, "SELECT count(*) FROM rows WHERE created = 2"),
+        0
+    );
+}
