@@ -75,7 +75,16 @@ async fn write_all(
         base_delay: Duration::from_millis(args.retry_base_ms),
         ..RetryPolicy::default()
     };
-    let conn = super::connect::connect(&args.connect, &policy).await?;
+    let conn = match super::connect::connect(&args.connect, &policy).await {
+        Ok(conn) => conn,
+        Err(e) => {
+            // Nothing was sent: the run ends here, with the exit code the error gets.
+            if let Some(s) = session.as_mut() {
+                s.finish(crate::exit::exit_for(&e), &super::now_rfc3339())?;
+            }
+            return Err(e);
+        }
+    };
     let hint = conn.dop_hint.unwrap_or(4).max(1);
     let ceiling = args.concurrency.map_or(hint, usize::from);
     println!(

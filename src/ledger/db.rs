@@ -550,6 +550,17 @@ impl Ledger {
         Ok(rows)
     }
 
+    /// True when a run of the chain recorded any row.
+    pub fn chain_has_rows(&self, chain: i64) -> Result<bool> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM rows r JOIN runs u ON u.id = r.run_id WHERE u.chain = ?1)",
+                params![chain],
+                |r| r.get(0),
+            )
+            .map_err(self.err("cannot read the rows"))
+    }
+
     /// Rows already done (any outcome but `unsent`) by the runs of a resume chain, for one
     /// mapping: row number → key identity (0 when the row had no key). A created record that
     /// `undo` deleted since is not done: a resume creates it again.

@@ -101,6 +101,18 @@ impl RunSession {
         let identity = job_identity(mappings);
         let last = ledger.last_run(&identity)?;
         let mut notes = Vec::new();
+        // A run that stopped for its set-up or its source (exit 3 or 2) before its chain wrote
+        // anything has nothing to resume: the next run starts afresh (a killed one may have had
+        // batches in flight, so it is always resumable).
+        let last = match last {
+            Some(l)
+                if matches!(l.exit_code, Some(2) | Some(3))
+                    && !ledger.chain_has_rows(l.chain)? =>
+            {
+                None
+            }
+            other => other,
+        };
         let resumed = match last {
             Some(last) if last.unfinished() && options.resume => {
                 for (seq, (before, _, _)) in ledger.jobs(last.id)?.iter().enumerate() {

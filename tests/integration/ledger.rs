@@ -665,3 +665,35 @@ async fn undo_without_the_delete_privilege_exits_3_and_deletes_nothing() {
         0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_refused_at_sign_in_leaves_nothing_to_resume() {
+    let wd = Workdir::new();
+    wd.write("accounts.csv", accounts_csv(30, &[]));
+    wd.write("accounts.toml", mapping("create"));
+    // The app's secret was rotated: the default one is refused at sign-in.
+    let mut config = Config::default();
+    config.apps[0].secrets[0].value = "rotated".into();
+    let refusing = dataverse_emulator::start(config, StartOptions::default())
+        .await
+        .unwrap();
+    let args = ["run", "accounts.toml", "--resume"];
+    run(wd.path(), &refusing, &args).await.expect_code(3);
+    let db = ledger(wd.path());
+    assert_eq!(
+        query_u64(&db, "SELECT exit_code FROM runs WHERE id = 1"),
+        3,
+        "the refused run is recorded as ended"
+    );
+    // Nothing was sent: the next run starts afresh rather than resuming (a resume would count
+    // a create that finds its key taken as its own).
+    let emu = emulator().await;
+    let out = run(wd.path(), &emu, &args).await;
+    out.expect_code(0);
+    assert!(!out.stdout.contains("resuming"), "{}", out.stdout);
+    assert_eq!(
+        query_u64(&ledger(wd.path()), "SELECT chain FROM runs WHERE id = 2"),
+        2
+    );
+    assert_each_account_once(&emu, 30);
+}
