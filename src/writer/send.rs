@@ -9,7 +9,8 @@ use tokio::time::Instant;
 
 use super::client::{Client, SendFailure};
 use super::decide::{
-    Attempt, Decision, Fatal, OpInfo, RetryPolicy, TokenRefused, Verdict, decide, token_refused,
+    Attempt, Decision, Fatal, Limit, OpInfo, RetryPolicy, TokenRefused, Verdict, decide,
+    token_refused,
 };
 use super::pacing::Pacing;
 use crate::auth::AccessToken;
@@ -157,6 +158,7 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
                     Decision {
                         verdicts,
                         throttle: None,
+                        limit: None,
                         refresh_token: false,
                         fatal: Some(fatal),
                     },
@@ -246,7 +248,9 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
             }
         }
         match decision.throttle {
-            Some(pause) => ctx.pacing.throttled(pause),
+            Some(pause) => ctx
+                .pacing
+                .throttled(pause, decision.limit.unwrap_or(Limit::Unknown)),
             None if reply.is_ok() => ctx.pacing.succeeded(
                 decision
                     .verdicts
