@@ -139,10 +139,50 @@ pub struct Decision {
     pub verdicts: Vec<Verdict>,
     /// Pause every worker this long (a 429, at the top or inside the batch).
     pub throttle: Option<Duration>,
+    /// Which service protection limit the 429 named (with `throttle`); when several parts were
+    /// throttled, the one that asks most of the pacing (see [`Limit::fewer_in_flight`]).
+    pub limit: Option<Limit>,
     /// The token was refused (401): refresh it once and resend.
     pub refresh_token: bool,
     /// Stop the run.
     pub fatal: Option<Fatal>,
+}
+
+/// The service protection limit a 429 names by its error code (api-limits.md, PROTOCOL.md §10):
+/// the Web API sends the hex form, the SDK's `ErrorDetails` the decimal one (Microsoft's
+/// ServiceClient compares the decimal form), so both are recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// `0x80072322` / -2147015902: requests per window.
+    Requests,
+    /// `0x80072321` / -2147015903: combined execution time per window.
+    ExecutionTime,
+    /// `0x80072326` / -2147015898: concurrent requests.
+    Concurrency,
+    /// A 429 without one of those codes (a gateway, a change set, an unknown code).
+    Unknown,
+}
+
+impl Limit {
+    /// The limit `error` names.
+    pub fn of(error: &ODataError) -> Limit {
+        match error.code.trim().to_ascii_lowercase().as_str() {
+            "0x80072322" | "-2147015902" => Limit::Requests,
+            "0x80072321" | "-2147015903" => Limit::ExecutionTime,
+            "0x80072326" | "-2147015898" => Limit::Concurrency,
+            _ => Limit::Unknown,
+        }
+    }
+
+    /// True when fewer batches in flight answer this throttle. The request-count and
+    /// execution-time limits are budgets per sliding window: fewer batches at once do not
+    /// enlarge the budget, they only spend it later, so after the `Retry-After` pause the
+    /// writer goes on as before ("depend on the Retry-After value to tell you when to send
+    /// more", api-limits.md, *How to maximize throughput*). Too many concurrent requests, or a
+    /// 429 we cannot place, does call for fewer in flight.
+    pub fn fewer_in_flight(self) -> bool {
+        matches!(self, Limit::Concurrency | Limit::Unknown)
+    }
 }
 
 /// Refusals (401) in a row of one batch, with tokens Dataverse never accepted, after which the
@@ -197,6 +237,7 @@ pub fn decide(
     let mut d = Decision {
         verdicts: Vec::with_capacity(ops.len()),
         throttle: None,
+        limit: None,
         refresh_token: false,
         fatal: None,
     };
@@ -309,9 +350,13 @@ pub fn decide(
     d
 }
 
-fn throttle(d: &mut Decision, after: Option<Duration>, policy: &RetryPolicy) {
+fn throttle(d: &mut Decision, after: Option<Duration>, limit: Limit, policy: &RetryPolicy) {
     let pause = after.unwrap_or(policy.default_throttle);
     d.throttle = Some(d.throttle.map_or(pause, |p| p.max(pause)));
+    d.limit = match d.limit {
+        Some(l) if l.fewer_in_flight() || !limit.fewer_in_flight() => Some(l),
+        _ => Some(limit),
+    };
 }
 
 /// The verdict a status gets wherever it came from (one part, or the whole batch): throttled,
@@ -331,7 +376,7 @@ fn common_verdict(
     };
     Some(match status {
         429 => {
-            throttle(d, retry_after, policy);
+            throttle(d, retry_after, Limit::of(error), policy);
             retry(false)
         }
         401 => {
@@ -614,6 +659,67 @@ mod tests {
     }
 
     #[test]
+    fn a_429_names_its_limit_in_hex_or_decimal() {
+        for (code, limit) in [
+            ("0x80072322", Limit::Requests),
+            ("-2147015902", Limit::Requests),
+            ("0x80072321", Limit::ExecutionTime),
+            ("0X80072321", Limit::ExecutionTime),
+            ("-2147015903", Limit::ExecutionTime),
+            ("0x80072326", Limit::Concurrency),
+            ("-2147015898", Limit::Concurrency),
+            ("", Limit::Unknown),
+            ("0x80040216", Limit::Unknown),
+        ] {
+            assert_eq!(Limit::of(&err(code, "m")), limit, "{code}");
+        }
+        assert!(!Limit::Requests.fewer_in_flight() && !Limit::ExecutionTime.fewer_in_flight());
+        assert!(Limit::Concurrency.fewer_in_flight() && Limit::Unknown.fewer_in_flight());
+    }
+
+    #[test]
+    fn throttled_parts_pause_for_the_longest_and_name_the_most_demanding_limit() {
+        let ops = [upsert(); 3];
+        let part = |code: &str, after: u64| PartOutcome::Failed {
+            status: 429,
+            error: err(code, "m"),
+            retry_after: Some(Duration::from_secs(after)),
+        };
+        let d = answered(
+            &ops,
+            &[part("0x80072321", 2), ok(), part("0x80072321", 3)],
+            200,
+            None,
+            None,
+        );
+        assert_eq!(d.throttle, Some(Duration::from_secs(3)));
+        assert_eq!(d.limit, Some(Limit::ExecutionTime));
+        let d = answered(
+            &ops,
+            &[part("0x80072321", 2), part("0x80072326", 1), ok()],
+            200,
+            None,
+            None,
+        );
+        assert_eq!(d.throttle, Some(Duration::from_secs(2)));
+        assert_eq!(
+            d.limit,
+            Some(Limit::Concurrency),
+            "the concurrency limit wins"
+        );
+        let d = answered(
+            &ops,
+            &[part("0x80072326", 1), part("0x80072322", 2), ok()],
+            200,
+            None,
+            None,
+        );
+        assert_eq!(d.limit, Some(Limit::Concurrency), "and stays");
+        let d = answered(&ops, &[ok(), ok(), ok()], 200, None, None);
+        assert_eq!((d.throttle, d.limit), (None, None));
+    }
+
+    #[test]
     fn top_level_refusals() {
         let ops = [upsert(); 2];
         let all = [
@@ -629,6 +735,7 @@ mod tests {
         let d = answered(&ops, &all, 429, reject("0x80072322"), Some(3));
         assert!(d.verdicts.iter().all(retry(false)));
         assert_eq!(d.throttle, Some(Duration::from_secs(3)));
+        assert_eq!(d.limit, Some(Limit::Requests));
         let d = answered(&ops, &all, 429, reject("0x80072322"), None);
         assert_eq!(
             d.throttle,

@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+use super::decide::Limit;
 use tokio::time::Instant;
 
 /// Clean batches per unit of concurrency before it climbs by one.
@@ -40,14 +42,24 @@ struct Learned {
 
 /// Concurrency and rate control.
 ///
-/// Concurrency is additive increase, multiplicative decrease: a 429 halves the batches in flight
-/// (once per wave: the other batches throttled at the same time do not halve it again) and pauses
-/// everyone until `Retry-After` has passed; every `CLIMB` × `limit` clean batches raise it by one,
-/// up to the ceiling. Concurrency alone is too coarse against an execution-time budget (one batch
-/// more in flight can be half the budget again), so a 429 also sets an operations-per-second rate
-/// just under what got through before it, which then rises slowly while no 429 comes. The writer
-/// settles just under what the service tolerates instead of overshooting and pausing for whole
-/// seconds again and again (measured with `cargo bench --bench writer`).
+/// Every 429 pauses everyone until its `Retry-After` has passed. What else it does depends on the
+/// limit it names ([`Limit`]):
+///
+/// * Request count and execution time are budgets per sliding window. Fewer batches in flight do
+///   not enlarge them, they only spend them later, so the writer keeps its concurrency and rate
+///   and goes on at full speed once the pause is over: Microsoft's advice for throughput is to
+///   "depend on the service protection API limit Retry-After value to tell you when to send
+///   more" (api-limits.md, *How to maximize throughput*). Halving here cost more than it saved:
+///   `cargo bench --bench writer` went from 70–71% to 73–82% of the best possible without it.
+/// * Too many concurrent requests, or a 429 without a known code, is additive increase,
+///   multiplicative decrease: it halves the batches in flight (once per wave: the other batches
+///   throttled at the same time do not halve it again) and sets an operations-per-second rate
+///   just under what got through before it, which then rises slowly while no 429 comes; every
+///   `CLIMB` × `limit` clean batches raise the concurrency by one, up to the ceiling.
+///
+/// The `x-ms-ratelimit-*-remaining-xrm-requests` response headers are not used: Microsoft
+/// documents them as "intended for debugging purposes" and says not to "depend on these values to
+/// control how many requests you send" (api-limits.md, *HTTP response headers*; PROTOCOL.md §10).
 pub struct Pacing {
     limit: AtomicUsize,
     ceiling: usize,
@@ -96,8 +108,12 @@ impl Pacing {
         self.learned.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A 429: everyone waits `pause`, fewer batches go out at once, and a rate is learned.
-    pub fn throttled(&self, pause: Duration) {
+    /// A 429 naming `limit`: everyone waits `pause`. For the limits that fewer batches in flight
+    /// relieve (concurrency, or a 429 we cannot place) the batches in flight are also halved,
+    /// once per wave, and a rate is learned; the budget limits (requests or execution time per
+    /// window, see [`Limit::fewer_in_flight`]) change neither: the pause is the server's own word
+    /// on when budget is back, and a rate learned before is kept.
+    pub fn throttled(&self, pause: Duration, limit: Limit) {
         self.throttles.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
         let until = now + pause;
@@ -105,6 +121,9 @@ impl Pacing {
         let new_wave = l.paused_until.is_none_or(|u| u <= now);
         if l.paused_until.is_none_or(|u| u < until) {
             l.paused_until = Some(until);
+        }
+        if !limit.fewer_in_flight() {
+            return;
         }
         if new_wave {
             while l
@@ -214,10 +233,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn throttling_halves_once_per_wave_and_clean_batches_climb_back() {
         let p = Pacing::new(8, 8, None);
-        p.throttled(Duration::from_secs(1));
+        p.throttled(Duration::from_secs(1), Limit::Unknown);
         assert_eq!(p.limit(), 4);
-        p.throttled(Duration::from_secs(1));
-        p.throttled(Duration::from_secs(2));
+        p.throttled(Duration::from_secs(1), Limit::Unknown);
+        p.throttled(Duration::from_secs(2), Limit::Unknown);
         assert_eq!(
             p.limit(),
             4,
@@ -225,7 +244,7 @@ mod tests {
         );
         for _ in 0..3 {
             tokio::time::advance(Duration::from_secs(3)).await;
-            p.throttled(Duration::from_secs(1));
+            p.throttled(Duration::from_secs(1), Limit::Unknown);
         }
         assert_eq!(p.limit(), 1, "never below one");
         p.succeeded(1);
@@ -248,7 +267,7 @@ mod tests {
             p.succeeded(100);
         }
         // 1,000 operations got through in one second.
-        p.throttled(Duration::from_secs(2));
+        p.throttled(Duration::from_secs(2), Limit::Unknown);
         let rate = p.rate().unwrap();
         assert!((rate - 950.0).abs() < 1.0, "{rate}");
         // The pause is waited out, then 100 operations take 1/9.5 s of the rate's time.
@@ -263,6 +282,39 @@ mod tests {
         assert!(p.rate().unwrap() > rate, "a clean second raises it");
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_budget_429_pauses_everyone_but_keeps_concurrency_and_rate() {
+        let p = Pacing::new(4, 4, None);
+        for limit in [Limit::ExecutionTime, Limit::Requests] {
+            p.throttled(Duration::from_secs(2), limit);
+            assert_eq!(
+                p.limit(),
+                4,
+                "{limit:?}: the window's budget, not concurrency"
+            );
+            assert_eq!(p.rate(), None, "{limit:?}: no rate learned");
+            assert_eq!(p.wait_turn(100).await, Duration::from_secs(2), "{limit:?}");
+            assert_eq!(
+                p.wait_turn(100).await,
+                Duration::ZERO,
+                "{limit:?}: full speed after"
+            );
+        }
+        // A rate learned from a concurrency throttle is kept through budget throttles.
+        for _ in 0..10 {
+            tokio::time::advance(Duration::from_millis(100)).await;
+            p.succeeded(100);
+        }
+        p.throttled(Duration::from_secs(1), Limit::Concurrency);
+        assert_eq!(p.limit(), 2);
+        let rate = p.rate().unwrap();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        p.throttled(Duration::from_secs(1), Limit::ExecutionTime);
+        assert_eq!(p.limit(), 2);
+        assert_eq!(p.rate(), Some(rate));
+        assert_eq!(p.throttles(), 4);
+    }
+
     #[test]
     fn the_start_is_clamped() {
         assert_eq!(Pacing::new(0, 4, None).limit(), 1);
@@ -272,7 +324,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn everyone_waits_out_a_pause() {
         let p = Pacing::new(4, 4, None);
-        p.throttled(Duration::from_secs(3));
+        p.throttled(Duration::from_secs(3), Limit::Unknown);
         let waited = p.wait_turn(1).await;
         assert_eq!(waited, Duration::from_secs(3));
         assert_eq!(p.wait_turn(1).await, Duration::ZERO, "the pause is over");

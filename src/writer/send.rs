@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::client::{Client, SendFailure};
 use super::decide::{
-    Attempt, Fatal, OpInfo, RetryPolicy, TokenRefused, Verdict, decide, token_refused,
+    Attempt, Fatal, Limit, OpInfo, RetryPolicy, TokenRefused, Verdict, decide, token_refused,
 };
 use super::pacing::Pacing;
 use crate::auth::AccessToken;
@@ -262,7 +262,9 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
             }
         }
         match decision.throttle {
-            Some(pause) => ctx.pacing.throttled(pause),
+            Some(pause) => ctx
+                .pacing
+                .throttled(pause, decision.limit.unwrap_or(Limit::Unknown)),
             None if reply.is_ok() => ctx.pacing.succeeded(
                 decision
                     .verdicts
