@@ -609,13 +609,32 @@ fn formats_hint(formats: &[String]) -> String {
 
 /// Appends `YYYY-MM-DD` (years 1753 to 9999, the range Dataverse stores).
 fn write_date(date: Date, out: &mut String) {
+    let (year, month, day) = (date.year(), date.month(), date.day());
+    if (0..=9999).contains(&year) {
+        // Ten ASCII digits and dashes, in one go.
+        let digit = |n: i16| b'0' + (n % 10) as u8;
+        let text = [
+            digit(year / 1000),
+            digit(year / 100),
+            digit(year / 10),
+            digit(year),
+            b'-',
+            digit(i16::from(month) / 10),
+            digit(i16::from(month)),
+            b'-',
+            digit(i16::from(day) / 10),
+            digit(i16::from(day)),
+        ];
+        out.push_str(std::str::from_utf8(&text).expect("ASCII digits"));
+        return;
+    }
     let mut buf = itoa::Buffer::new();
-    let year = buf.format(date.year());
+    let year = buf.format(year);
     for _ in year.len()..4 {
         out.push('0');
     }
     out.push_str(year);
-    for part in [date.month(), date.day()] {
+    for part in [month, day] {
         out.push('-');
         if part < 10 {
             out.push('0');
@@ -1072,6 +1091,20 @@ mod tests {
                 .unwrap_err()
                 .contains("out of range")
         );
+    }
+
+    #[test]
+    fn dates_are_written_with_four_digit_years() {
+        for (y, m, d, text) in [
+            (1753, 1, 1, "1753-01-01"),
+            (2024, 12, 31, "2024-12-31"),
+            (9999, 9, 9, "9999-09-09"),
+            (7, 10, 5, "0007-10-05"),
+        ] {
+            let mut out = String::new();
+            write_date(jiff::civil::date(y, m, d), &mut out);
+            assert_eq!(out, text);
+        }
     }
 
     #[test]

@@ -532,11 +532,28 @@ fn key_value<'r>(
 
 /// Writes a value's JSON; returns false when it wrote `null` (the value was empty).
 fn write_value(record: &Record, v: &BoundValue, out: &mut String) -> Result<bool, String> {
-    if let BoundInput::Constant { json, .. } = &v.input {
-        out.push_str(json);
-        return Ok(true);
-    }
-    match read_text(record, v)? {
+    let text = match (&v.input, &record.data) {
+        (BoundInput::Constant { json, .. }, _) => {
+            out.push_str(json);
+            return Ok(true);
+        }
+        (
+            BoundInput::Field(BoundRef {
+                getter: Getter::Column(i),
+                ..
+            }),
+            RecordData::Csv(row),
+        ) => {
+            // A CSV column (the common case): no `Cow` on the way.
+            if let Some(text) = csv_text(row.get(*i).unwrap_or(""), v) {
+                v.spec.converter.write_json(text, out)?;
+                return Ok(true);
+            }
+            None
+        }
+        _ => read_text(record, v)?,
+    };
+    match text {
         Some(text) => {
             v.spec.converter.write_json(&text, out)?;
             Ok(true)

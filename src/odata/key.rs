@@ -26,8 +26,20 @@ const KEY_ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC
 
 /// True for the bytes that [`KEY_ENCODE_SET`] leaves as they are.
 fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'\'')
+    UNRESERVED[usize::from(b)]
 }
+
+/// [`is_unreserved`] as a table: it is asked of every byte of every key.
+const UNRESERVED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'\'');
+        b += 1;
+    }
+    table
+};
 
 /// Characters that Dataverse cannot address by key even when percent-encoded (PROTOCOL.md §4,
 /// source S9).
@@ -144,7 +156,8 @@ pub struct UnaddressableKey {
 pub fn write_string_literal(s: &str, out: &mut String) {
     out.reserve(s.len() + 2);
     out.push('\'');
-    if !s.as_bytes().contains(&b'\'') {
+    // Key values are short: a plain loop beats a `memchr` call.
+    if !s.bytes().any(|b| b == b'\'') {
         out.push_str(s);
         out.push('\'');
         return;
@@ -162,9 +175,20 @@ pub fn write_string_literal(s: &str, out: &mut String) {
 /// Appends the OData literal of a string key value, percent-encoded for a URL:
 /// `'abc%40example.com'` (what [`KeyValue::write_url_literal`] writes for a string).
 pub fn write_string_url_literal(s: &str, out: &mut String) {
-    if s.bytes().all(is_unreserved) {
+    let mut quote = false;
+    if s.bytes().all(|b| {
+        quote |= b == b'\'';
+        is_unreserved(b)
+    }) {
         // Most string keys need no encoding (`'ACC-00001'`): copy them without the encoder.
-        write_string_literal(s, out);
+        if quote {
+            write_string_literal(s, out);
+        } else {
+            out.reserve(s.len() + 2);
+            out.push('\'');
+            out.push_str(s);
+            out.push('\'');
+        }
     } else {
         let mut literal = String::with_capacity(s.len() + 2);
         write_string_literal(s, &mut literal);
@@ -462,6 +486,15 @@ mod tests {
             assert_eq!(is_unaddressable(b), listed, "byte {b:#04x}");
         }
         assert!(check_addressable("Zoë東京'x'").is_ok());
+    }
+
+    #[test]
+    fn the_unreserved_table_is_the_encode_set_complement() {
+        for b in 0..=255u8 {
+            let kept = percent_encoding::percent_encode(&[b], KEY_ENCODE_SET).to_string()
+                == (b as char).to_string();
+            assert_eq!(is_unreserved(b), b.is_ascii() && kept, "byte {b:#04x}");
+        }
     }
 
     #[test]
