@@ -80,8 +80,9 @@ pub enum Converter {
 pub struct ChoiceMap {
     by_label: HashMap<String, i64>,
     labels: Vec<String>,
-    /// The labels trimmed (compared with each value; `labels` keeps them as written for messages).
-    trimmed: Vec<String>,
+    /// The labels trimmed and ASCII lower-cased (compared with each value; `labels` keeps them
+    /// as written for messages).
+    lowered: Vec<String>,
     values: Vec<i64>,
 }
 
@@ -91,7 +92,7 @@ impl ChoiceMap {
         let mut map = ChoiceMap::default();
         for (label, value) in pairs {
             map.by_label.insert(label.trim().to_lowercase(), value);
-            map.trimmed.push(label.trim().to_string());
+            map.lowered.push(label.trim().to_ascii_lowercase());
             map.labels.push(label);
             map.values.push(value);
         }
@@ -107,7 +108,12 @@ impl ChoiceMap {
     pub fn resolve(&self, s: &str) -> Result<i64, String> {
         // Option sets are small: a scan without allocation beats lower-casing and hashing.
         if s.is_ascii() && self.labels.len() <= 32 {
-            if let Some(i) = self.trimmed.iter().position(|l| l.eq_ignore_ascii_case(s)) {
+            if let Some(i) = self.lowered.iter().position(|l| {
+                l.len() == s.len()
+                    && l.bytes()
+                        .zip(s.bytes())
+                        .all(|(l, c)| l == c.to_ascii_lowercase())
+            }) {
                 return Ok(self.values[i]);
             }
         } else if let Some(v) = self.by_label.get(&s.to_lowercase()) {
