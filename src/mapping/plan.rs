@@ -9,9 +9,7 @@ use super::spec::{
     Ctx, FieldKind, FieldRef, Input, LookupKey, MappingError, MappingSpec, OperationKind,
     TemplatePart, ValueSpec, suggest,
 };
-use crate::odata::key::{
-    KeyValue, check_addressable, encode_key_name, write_string_literal, write_string_url_literal,
-};
+use crate::odata::key::{KeyValue, StringKey, check_addressable, encode_key_name};
 use crate::odata::{Method, Operation, Precondition};
 use crate::source::{Record, RecordData, RowPos};
 
@@ -293,12 +291,10 @@ impl Plan {
             let mut first = true;
             for f in &self.fields {
                 let mark = body.len();
-                if !first {
-                    body.push(',');
-                }
+                let skip = usize::from(first);
                 let written = match &f.kind {
                     BoundKind::Value { json_key, value } => {
-                        body.push_str(json_key);
+                        body.push_str(&json_key[skip..]);
                         write_value(record, value, &mut body).map_err(|reason| RowError {
                             row,
                             column: Some(f.column.clone()),
@@ -311,7 +307,7 @@ impl Plan {
                         entity_set,
                         key,
                     } => {
-                        body.push_str(json_key);
+                        body.push_str(&json_key[skip..]);
                         let start = body.len();
                         body.push_str("\"/");
                         if write_key(record, key, Some(&f.column), entity_set, &mut body, None)? {
@@ -346,8 +342,11 @@ impl Plan {
     }
 }
 
+/// `,"column":`: the separator and the member name, so that both are appended at once (the
+/// first member of a body leaves the comma out).
 fn json_key(column: &str) -> String {
-    let mut s = String::with_capacity(column.len() + 3);
+    let mut s = String::with_capacity(column.len() + 4);
+    s.push(',');
     super::convert::write_json_string(column, &mut s);
     s.push(':');
     s
@@ -373,7 +372,7 @@ fn value_field_name(v: &BoundValue) -> Option<String> {
 /// One key value read from a record.
 enum KeyText<'r> {
     /// A text column's value, as it is (no copy).
-    Text(Cow<'r, str>),
+    Text(StringKey<'r>),
     /// Any other type's value.
     Typed(KeyValue),
 }
@@ -382,7 +381,7 @@ impl KeyText<'_> {
     /// Appends the OData literal, percent-encoded: `'A%201'`.
     fn write_url(&self, out: &mut String) {
         match self {
-            KeyText::Text(s) => write_string_url_literal(s, out),
+            KeyText::Text(s) => s.write_url_literal(out),
             KeyText::Typed(v) => v.write_url_literal(out),
         }
     }
@@ -390,7 +389,7 @@ impl KeyText<'_> {
     /// Appends the OData literal as it reads: `'A 1'`.
     fn write_literal(&self, out: &mut String) {
         match self {
-            KeyText::Text(s) => write_string_literal(s, out),
+            KeyText::Text(s) => s.write_literal(out),
             KeyText::Typed(v) => v.write_literal(out),
         }
     }
@@ -522,8 +521,17 @@ fn key_value<'r>(
     if let Converter::Text { .. } = v.spec.converter {
         // Text keys are checked like `Converter::key_value` checks them, without a copy.
         v.spec.converter.check_text(&text)?;
-        check_addressable(&text).map_err(|e| e.to_string())?;
-        return Ok(Some(KeyText::Text(text)));
+        let text = match text {
+            Cow::Borrowed(text) => text,
+            Cow::Owned(text) => {
+                // A template's text: owned, so kept as a typed value.
+                check_addressable(&text).map_err(|e| e.to_string())?;
+                return Ok(Some(KeyText::Typed(KeyValue::String(text))));
+            }
+        };
+        let key = StringKey::new(text);
+        key.check_addressable().map_err(|e| e.to_string())?;
+        return Ok(Some(KeyText::Text(key)));
     }
     let value = v.spec.converter.key_value(&text)?;
     value.check_addressable().map_err(|e| e.to_string())?;

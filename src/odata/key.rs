@@ -152,6 +152,82 @@ pub struct UnaddressableKey {
     pub ch: char,
 }
 
+/// What a string key value holds, as far as writing its literals goes; found in one pass by
+/// [`StringKey::new`], so that checking and writing a key do not scan it three times.
+#[derive(Debug, Clone, Copy)]
+pub struct StringKey<'a> {
+    value: &'a str,
+    /// `CLASS_*` bits of the bytes it holds.
+    class: u8,
+}
+
+/// A byte that is percent-encoded in URLs.
+const CLASS_ENCODED: u8 = 1;
+/// The quote `'`, doubled in literals.
+const CLASS_QUOTE: u8 = 2;
+/// A byte of [`UNADDRESSABLE_KEY_CHARS`].
+const CLASS_UNADDRESSABLE: u8 = 4;
+
+/// The `CLASS_*` bits of every byte.
+const CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if !UNRESERVED[b] {
+            table[b] |= CLASS_ENCODED;
+        }
+        if c == b'\'' {
+            table[b] |= CLASS_QUOTE;
+        }
+        if is_unaddressable(c) {
+            table[b] |= CLASS_UNADDRESSABLE;
+        }
+        b += 1;
+    }
+    table
+};
+
+impl<'a> StringKey<'a> {
+    /// Reads the value once.
+    pub fn new(value: &'a str) -> StringKey<'a> {
+        let class = value
+            .bytes()
+            .fold(0, |class, b| class | CLASS[usize::from(b)]);
+        StringKey { value, class }
+    }
+
+    /// What [`check_addressable`] says of the value.
+    pub fn check_addressable(&self) -> Result<(), UnaddressableKey> {
+        if self.class & CLASS_UNADDRESSABLE == 0 {
+            Ok(())
+        } else {
+            check_addressable(self.value)
+        }
+    }
+
+    /// Appends what [`write_string_literal`] does.
+    pub fn write_literal(&self, out: &mut String) {
+        if self.class & CLASS_QUOTE == 0 {
+            out.reserve(self.value.len() + 2);
+            out.push('\'');
+            out.push_str(self.value);
+            out.push('\'');
+        } else {
+            write_string_literal(self.value, out);
+        }
+    }
+
+    /// Appends what [`write_string_url_literal`] does.
+    pub fn write_url_literal(&self, out: &mut String) {
+        if self.class & CLASS_ENCODED == 0 {
+            self.write_literal(out);
+        } else {
+            write_string_url_literal(self.value, out);
+        }
+    }
+}
+
 /// Appends the OData literal of a string key value, not percent-encoded: `'O''Neil'`.
 pub fn write_string_literal(s: &str, out: &mut String) {
     out.reserve(s.len() + 2);
@@ -203,7 +279,7 @@ pub fn encode_key_name(name: &str) -> String {
 }
 
 /// True for the bytes of [`UNADDRESSABLE_KEY_CHARS`] (all of them ASCII).
-fn is_unaddressable(b: u8) -> bool {
+const fn is_unaddressable(b: u8) -> bool {
     matches!(
         b,
         b'/' | b'<' | b'>' | b'*' | b'%' | b'&' | b':' | b'\\' | b'?' | b'+'
@@ -486,6 +562,22 @@ mod tests {
             assert_eq!(is_unaddressable(b), listed, "byte {b:#04x}");
         }
         assert!(check_addressable("Zoë東京'x'").is_ok());
+    }
+
+    proptest! {
+        #[test]
+        fn a_classified_key_writes_and_checks_like_the_plain_functions(value in "[a'/ é:%+A-Z0-9~-]{0,12}") {
+            let key = StringKey::new(&value);
+            let (mut fast, mut slow) = (String::new(), String::new());
+            key.write_literal(&mut fast);
+            write_string_literal(&value, &mut slow);
+            prop_assert_eq!(&fast, &slow);
+            let (mut fast, mut slow) = (String::new(), String::new());
+            key.write_url_literal(&mut fast);
+            write_string_url_literal(&value, &mut slow);
+            prop_assert_eq!(&fast, &slow);
+            prop_assert_eq!(key.check_addressable(), check_addressable(&value));
+        }
     }
 
     #[test]
