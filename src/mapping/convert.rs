@@ -284,28 +284,25 @@ pub fn trim(s: &str) -> &str {
 /// True when `s` holds a byte that JSON escapes (`"`, `\\`, control characters). Eight bytes
 /// at a time ("has less than" / "has zero byte" tricks): this runs on every text value.
 fn needs_escape(s: &[u8]) -> bool {
-    let mut chunks = s.chunks_exact(8);
-    for chunk in &mut chunks {
-        if word_needs_escape(u64::from_le_bytes(chunk.try_into().expect("8 bytes"))) {
-            return true;
-        }
-    }
-    let rest = chunks.remainder();
-    if rest.is_empty() {
-        return false;
-    }
-    // The last bytes as one more word: the string's last eight when it has them (bytes already
-    // checked are checked again, harmlessly), else the remainder padded with spaces.
-    let word = if s.len() >= 8 {
-        u64::from_le_bytes(s[s.len() - 8..].try_into().expect("8 bytes"))
-    } else {
+    let word = |i: usize| u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
+    let n = s.len();
+    if n < 8 {
+        // Padded with spaces, which need no escaping.
         let mut last = [b' '; 8];
-        for (d, &b) in last.iter_mut().zip(rest) {
+        for (d, &b) in last.iter_mut().zip(s) {
             *d = b;
         }
-        u64::from_le_bytes(last)
-    };
-    word_needs_escape(word)
+        return word_needs_escape(u64::from_le_bytes(last));
+    }
+    let mut i = 0;
+    while i + 8 < n {
+        if word_needs_escape(word(i)) {
+            return true;
+        }
+        i += 8;
+    }
+    // The last eight bytes (some perhaps checked already, harmlessly).
+    word_needs_escape(word(n - 8))
 }
 
 /// True when one of the eight bytes of `x` is a control character, `"` or `\\`.
@@ -322,6 +319,7 @@ fn word_needs_escape(x: u64) -> bool {
 }
 
 /// Appends `s` as a JSON string literal.
+#[inline]
 pub fn write_json_string(s: &str, out: &mut String) {
     if !needs_escape(s.as_bytes()) {
         // Most values need no escaping: one reservation, one copy.
@@ -617,7 +615,7 @@ fn formats_hint(formats: &[String]) -> String {
 fn write_date(date: Date, out: &mut String) {
     let (year, month, day) = (date.year(), date.month(), date.day());
     if (0..=9999).contains(&year) {
-        // Ten ASCII digits and dashes, in one go.
+        // Ten ASCII digits and dashes, without formatting machinery.
         let digit = |n: i16| b'0' + (n % 10) as u8;
         let text = [
             digit(year / 1000),
@@ -631,7 +629,10 @@ fn write_date(date: Date, out: &mut String) {
             digit(i16::from(day) / 10),
             digit(i16::from(day)),
         ];
-        out.push_str(std::str::from_utf8(&text).expect("ASCII digits"));
+        out.reserve(text.len());
+        for b in text {
+            out.push(char::from(b));
+        }
         return;
     }
     let mut buf = itoa::Buffer::new();
