@@ -80,6 +80,9 @@ pub enum Converter {
 pub struct ChoiceMap {
     by_label: HashMap<String, i64>,
     labels: Vec<String>,
+    /// The labels trimmed and ASCII lower-cased (compared with each value; `labels` keeps them
+    /// as written for messages).
+    lowered: Vec<String>,
     values: Vec<i64>,
 }
 
@@ -89,6 +92,7 @@ impl ChoiceMap {
         let mut map = ChoiceMap::default();
         for (label, value) in pairs {
             map.by_label.insert(label.trim().to_lowercase(), value);
+            map.lowered.push(label.trim().to_ascii_lowercase());
             map.labels.push(label);
             map.values.push(value);
         }
@@ -104,11 +108,12 @@ impl ChoiceMap {
     pub fn resolve(&self, s: &str) -> Result<i64, String> {
         // Option sets are small: a scan without allocation beats lower-casing and hashing.
         if s.is_ascii() && self.labels.len() <= 32 {
-            if let Some(i) = self
-                .labels
-                .iter()
-                .position(|l| l.trim().eq_ignore_ascii_case(s))
-            {
+            if let Some(i) = self.lowered.iter().position(|l| {
+                l.len() == s.len()
+                    && l.bytes()
+                        .zip(s.bytes())
+                        .all(|(l, c)| l == c.to_ascii_lowercase())
+            }) {
                 return Ok(self.values[i]);
             }
         } else if let Some(v) = self.by_label.get(&s.to_lowercase()) {
@@ -137,23 +142,11 @@ impl Converter {
     pub fn write_json(&self, s: &str, out: &mut String) -> Result<(), String> {
         match self {
             Converter::Text { max_length } => {
-                if let Some(max) = max_length {
-                    let n = s.chars().count();
-                    if n > *max {
-                        return Err(format!("is {n} characters long; at most {max} are allowed"));
-                    }
-                }
+                check_length(s, *max_length)?;
                 write_json_string(s, out);
             }
             Converter::Integer { wide, decimal } => {
-                let n = parse_integer(s, *decimal)?;
-                if !*wide && i32::try_from(n).is_err() {
-                    return Err(format!(
-                        "'{s}' is out of range for a whole number ({} to {}); use type = \"bigint\"",
-                        i32::MIN,
-                        i32::MAX
-                    ));
-                }
+                let n = parse_integer_in_range(s, *wide, *decimal)?;
                 out.push_str(itoa::Buffer::new().format(n));
             }
             Converter::Number {
@@ -211,19 +204,25 @@ impl Converter {
         Ok(())
     }
 
+    /// Checks text as [`Converter::write_json`] and [`Converter::key_value`] check a `text`
+    /// value (its length); values of other types are not checked here.
+    pub fn check_text(&self, s: &str) -> Result<(), String> {
+        match self {
+            Converter::Text { max_length } => check_length(s, *max_length),
+            _ => Ok(()),
+        }
+    }
+
     /// The value as a typed key value (rendered by `odata::key` as `'text'` with quotes doubled,
     /// or bare numbers, GUIDs and dates).
     pub fn key_value(&self, s: &str) -> Result<KeyValue, String> {
         Ok(match self {
-            Converter::Text { .. } => {
-                let mut json = String::new();
-                self.write_json(s, &mut json)?;
+            Converter::Text { max_length } => {
+                check_length(s, *max_length)?;
                 KeyValue::String(s.to_string())
             }
-            Converter::Integer { decimal, .. } => {
-                let mut json = String::new();
-                self.write_json(s, &mut json)?;
-                KeyValue::Integer(parse_integer(s, *decimal)?)
+            Converter::Integer { wide, decimal } => {
+                KeyValue::Integer(parse_integer_in_range(s, *wide, *decimal)?)
             }
             Converter::Number { .. } => {
                 let mut json = String::new();
@@ -244,30 +243,83 @@ impl Converter {
     }
 }
 
+/// Refuses text longer than `max` characters.
+fn check_length(s: &str, max: Option<usize>) -> Result<(), String> {
+    if let Some(max) = max {
+        // A character is at least one byte: short text needs no counting.
+        if s.len() > max {
+            let n = s.chars().count();
+            if n > max {
+                return Err(format!("is {n} characters long; at most {max} are allowed"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Parses a whole number and checks that it fits 32 bits unless `wide`.
+fn parse_integer_in_range(s: &str, wide: bool, decimal: char) -> Result<i64, String> {
+    let n = parse_integer(s, decimal)?;
+    if !wide && i32::try_from(n).is_err() {
+        return Err(format!(
+            "'{s}' is out of range for a whole number ({} to {}); use type = \"bigint\"",
+            i32::MIN,
+            i32::MAX
+        ));
+    }
+    Ok(n)
+}
+
+/// `s.trim()`, without decoding characters when both ends are printable ASCII (which
+/// whitespace never is): the common case, checked on every value of every row.
+#[inline]
+pub fn trim(s: &str) -> &str {
+    let plain = |b: u8| b > b' ' && b < 0x80;
+    match (s.as_bytes().first(), s.as_bytes().last()) {
+        (Some(&first), Some(&last)) if plain(first) && plain(last) => s,
+        _ => s.trim(),
+    }
+}
+
 /// True when `s` holds a byte that JSON escapes (`"`, `\\`, control characters). Eight bytes
 /// at a time ("has less than" / "has zero byte" tricks): this runs on every text value.
 fn needs_escape(s: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let mut chunks = s.chunks_exact(8);
-    for chunk in &mut chunks {
-        let x = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-        let control = x.wrapping_sub(ONES * 0x20) & !x;
-        let q = x ^ (ONES * u64::from(b'"'));
-        let quote = q.wrapping_sub(ONES) & !q;
-        let b = x ^ (ONES * u64::from(b'\\'));
-        let backslash = b.wrapping_sub(ONES) & !b;
-        if (control | quote | backslash) & HIGHS != 0 {
+    let word = |i: usize| u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
+    let n = s.len();
+    if n < 8 {
+        // Padded with spaces, which need no escaping.
+        let mut last = [b' '; 8];
+        for (d, &b) in last.iter_mut().zip(s) {
+            *d = b;
+        }
+        return word_needs_escape(u64::from_le_bytes(last));
+    }
+    let mut i = 0;
+    while i + 8 < n {
+        if word_needs_escape(word(i)) {
             return true;
         }
+        i += 8;
     }
-    chunks
-        .remainder()
-        .iter()
-        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+    // The last eight bytes (some perhaps checked already, harmlessly).
+    word_needs_escape(word(n - 8))
+}
+
+/// True when one of the eight bytes of `x` is a control character, `"` or `\\`.
+#[inline]
+fn word_needs_escape(x: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let control = x.wrapping_sub(ONES * 0x20) & !x;
+    let q = x ^ (ONES * u64::from(b'"'));
+    let quote = q.wrapping_sub(ONES) & !q;
+    let b = x ^ (ONES * u64::from(b'\\'));
+    let backslash = b.wrapping_sub(ONES) & !b;
+    (control | quote | backslash) & HIGHS != 0
 }
 
 /// Appends `s` as a JSON string literal.
+#[inline]
 pub fn write_json_string(s: &str, out: &mut String) {
     if !needs_escape(s.as_bytes()) {
         // Most values need no escaping: one reservation, one copy.
@@ -388,7 +440,20 @@ fn write_number_inner(
     } else {
         s.strip_prefix('+').unwrap_or(s)
     };
-    let mut chars = body.chars();
+    // Characters are decoded only when not ASCII: numbers rarely hold anything else.
+    let bytes = body.as_bytes();
+    let mut at = 0usize;
+    let mut next = || -> Option<char> {
+        let b = *bytes.get(at)?;
+        if b < 0x80 {
+            at += 1;
+            Some(char::from(b))
+        } else {
+            let c = body[at..].chars().next()?;
+            at += c.len_utf8();
+            Some(c)
+        }
+    };
     let mut int_digits = 0usize;
     let mut wrote_nonzero = false;
     let mut group_sep: Option<char> = None;
@@ -396,7 +461,7 @@ fn write_number_inner(
     let mut first_group = 0usize;
     let mut frac_digits = 0usize;
     let mut exponent = false;
-    while let Some(c) = chars.next() {
+    while let Some(c) = next() {
         if c.is_ascii_digit() {
             int_digits += 1;
             if c != '0' || wrote_nonzero {
@@ -412,7 +477,7 @@ fn write_number_inner(
                 out.push('0');
                 wrote_nonzero = true;
             }
-            for c in chars.by_ref() {
+            while let Some(c) = next() {
                 if c.is_ascii_digit() {
                     if frac_digits == 0 {
                         out.push('.');
@@ -461,7 +526,7 @@ fn write_number_inner(
         out.push('0');
     }
     if exponent {
-        let rest = chars.as_str();
+        let rest = &body[at..];
         let digits = rest.strip_prefix(['+', '-']).unwrap_or(rest);
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(NumberError::NotNumber);
@@ -474,6 +539,14 @@ fn write_number_inner(
 
 fn strip_currency(s: &str) -> &str {
     const SYMBOLS: &[char] = &['£', '$', '€', '¥', '₹', '₣', 'ƒ'];
+    // `$` is the only ASCII symbol: a value that starts and ends with another printable ASCII
+    // character (a digit, usually) has nothing to strip.
+    let plain = |b: u8| b > b' ' && b < 0x80 && b != b'$';
+    if let (Some(&first), Some(&last)) = (s.as_bytes().first(), s.as_bytes().last()) {
+        if plain(first) && plain(last) {
+            return s;
+        }
+    }
     let t = s
         .trim_start_matches(SYMBOLS)
         .trim_end_matches(SYMBOLS)
@@ -483,6 +556,11 @@ fn strip_currency(s: &str) -> &str {
 
 /// Parses a whole number (thousands separators allowed; a fraction of zeros is accepted).
 pub fn parse_integer(s: &str, decimal: char) -> Result<i64, String> {
+    // Plain digits (with an optional sign) need no normalising; `i64::from_str` accepts exactly
+    // those, and anything else (separators, fractions, overflow) takes the general path.
+    if let Ok(n) = s.parse::<i64>() {
+        return Ok(n);
+    }
     let canonical = normalize_number(s, decimal, false).map_err(|e| match e {
         NumberError::NotNumber => format!("'{s}' is not a whole number"),
         other => number_error(s, decimal, other),
@@ -535,13 +613,35 @@ fn formats_hint(formats: &[String]) -> String {
 
 /// Appends `YYYY-MM-DD` (years 1753 to 9999, the range Dataverse stores).
 fn write_date(date: Date, out: &mut String) {
+    let (year, month, day) = (date.year(), date.month(), date.day());
+    if (0..=9999).contains(&year) {
+        // Ten ASCII digits and dashes, without formatting machinery.
+        let digit = |n: i16| b'0' + (n % 10) as u8;
+        let text = [
+            digit(year / 1000),
+            digit(year / 100),
+            digit(year / 10),
+            digit(year),
+            b'-',
+            digit(i16::from(month) / 10),
+            digit(i16::from(month)),
+            b'-',
+            digit(i16::from(day) / 10),
+            digit(i16::from(day)),
+        ];
+        out.reserve(text.len());
+        for b in text {
+            out.push(char::from(b));
+        }
+        return;
+    }
     let mut buf = itoa::Buffer::new();
-    let year = buf.format(date.year());
+    let year = buf.format(year);
     for _ in year.len()..4 {
         out.push('0');
     }
     out.push_str(year);
-    for part in [date.month(), date.day()] {
+    for part in [month, day] {
         out.push('-');
         if part < 10 {
             out.push('0');
@@ -559,15 +659,24 @@ fn quick_date(format: &str, s: &str) -> Option<Date> {
     if f.len() != 8 || f[0] != b'%' || f[3] != b'%' || f[6] != b'%' || f[2] != f[5] {
         return None;
     }
+    // The separator is ASCII: a multi-byte character at f[2] would spill into f[3].
     let sep = f[2];
-    let mut parts = s.split(sep as char);
-    let (a, b, c) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() {
+    let s = s.as_bytes();
+    let i = s.iter().position(|&b| b == sep)?;
+    let rest = &s[i + 1..];
+    let j = rest.iter().position(|&b| b == sep)?;
+    let (a, b, c) = (&s[..i], &rest[..j], &rest[j + 1..]);
+    if c.contains(&sep) {
         return None;
     }
-    let num = |t: &str, min: usize, max: usize| -> Option<i16> {
-        (t.len() >= min && t.len() <= max && t.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| t.parse().ok())?
+    let num = |t: &[u8], min: usize, max: usize| -> Option<i16> {
+        if t.len() < min || t.len() > max {
+            return None;
+        }
+        // At most four digits: no overflow.
+        t.iter().try_fold(0i16, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + i16::from(d - b'0'))
+        })
     };
     let (y, m, d) = match (f[1], f[4], f[7]) {
         (b'd', b'm', b'Y') => (num(c, 4, 4)?, num(b, 1, 2)?, num(a, 1, 2)?),
@@ -918,6 +1027,99 @@ mod tests {
             let plain = bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
             proptest::prop_assert_eq!(needs_escape(&bytes), plain);
         }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn json_strings_round_trip_through_serde_json(s in "(\\PC|[\\x00-\\x1f\"\\\\\u{2028}\u{2029}\u{7f}é])*") {
+            let mut out = String::new();
+            write_json_string(&s, &mut out);
+            let back: String = serde_json::from_str(&out).unwrap();
+            proptest::prop_assert_eq!(&back, &s);
+            if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+                proptest::prop_assert_eq!(out, format!("\"{s}\""));
+            }
+        }
+
+        #[test]
+        fn fast_trim_is_str_trim(s in "[ \t\r\n\u{a0}\u{2028}\u{3000}\u{85}\u{1f}a-z0-9é]{0,12}") {
+            proptest::prop_assert_eq!(trim(&s), s.trim());
+        }
+
+        #[test]
+        fn quick_dates_agree_with_the_general_parser(s in "[0-9/\\-.]{0,12}") {
+            for format in ["%d/%m/%Y", "%m/%d/%Y", "%Y-%m-%d", "%d.%m.%Y"] {
+                if let Some(fast) = quick_date(format, &s) {
+                    let general = jiff::fmt::strtime::parse(format, &s).and_then(|tm| tm.to_date());
+                    proptest::prop_assert_eq!(Some(fast), general.ok(), "{} {}", format, s);
+                }
+            }
+        }
+
+        #[test]
+        fn plain_integers_parse_like_normalised_ones(s in "[+-]?[0-9]{1,20}") {
+            let general = normalize_number(&s, '.', false)
+                .ok()
+                .and_then(|c| c.parse::<i64>().ok());
+            proptest::prop_assert_eq!(parse_integer(&s, '.').ok(), general);
+        }
+    }
+
+    #[test]
+    fn escaping_of_every_special_byte() {
+        let mut out = String::new();
+        write_json_string("\u{8}\u{c}\u{1f}\u{7f}\u{2028}é\"\\/\t", &mut out);
+        assert_eq!(out, "\"\\u0008\\u000c\\u001f\u{7f}\u{2028}é\\\"\\\\/\\t\"");
+        // Long strings: the special byte in the last, partial word is found.
+        for len in 0..20 {
+            let s = format!("{}\"", "a".repeat(len));
+            assert!(needs_escape(s.as_bytes()), "{len}");
+            assert!(!needs_escape("a".repeat(len).as_bytes()), "{len}");
+        }
+    }
+
+    #[test]
+    fn currency_and_numbers_with_unusual_ends() {
+        let c = Converter::Number {
+            decimal: '.',
+            money: true,
+            float: false,
+        };
+        assert_eq!(json(&c, "$5").unwrap(), "5");
+        assert_eq!(json(&c, "5$").unwrap(), "5");
+        assert_eq!(json(&c, " 5 ").unwrap(), "5");
+        assert_eq!(json(&c, "1\u{a0}234.5").unwrap(), "1234.5");
+        assert!(json(&c, "1 234.5e3").is_err());
+        assert_eq!(strip_currency("12"), "12");
+        assert_eq!(parse_integer("-0", '.'), Ok(0));
+        assert_eq!(parse_integer("+0042", '.'), Ok(42));
+        assert!(
+            parse_integer("99999999999999999999", '.')
+                .unwrap_err()
+                .contains("out of range")
+        );
+    }
+
+    #[test]
+    fn dates_are_written_with_four_digit_years() {
+        for (y, m, d, text) in [
+            (1753, 1, 1, "1753-01-01"),
+            (2024, 12, 31, "2024-12-31"),
+            (9999, 9, 9, "9999-09-09"),
+            (7, 10, 5, "0007-10-05"),
+        ] {
+            let mut out = String::new();
+            write_date(jiff::civil::date(y, m, d), &mut out);
+            assert_eq!(out, text);
+        }
+    }
+
+    #[test]
+    fn text_length_counts_characters_not_bytes() {
+        assert!(check_length(&"é".repeat(160), Some(160)).is_ok());
+        assert!(check_length(&"é".repeat(161), Some(160)).is_err());
+        assert!(check_length(&"a".repeat(161), Some(160)).is_err());
+        assert!(check_length(&"a".repeat(161), None).is_ok());
     }
 
     #[test]

@@ -4,12 +4,12 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use super::convert::Converter;
+use super::convert::{Converter, trim};
 use super::spec::{
     Ctx, FieldKind, FieldRef, Input, LookupKey, MappingError, MappingSpec, OperationKind,
     TemplatePart, ValueSpec, suggest,
 };
-use crate::odata::key::{KeyValue, key_display, primary_key_url, write_alternate_key_url};
+use crate::odata::key::{KeyValue, StringKey, check_addressable, encode_key_name};
 use crate::odata::{Method, Operation, Precondition};
 use crate::source::{Record, RecordData, RowPos};
 
@@ -86,6 +86,8 @@ struct BoundValue {
 #[derive(Debug, Clone)]
 struct BoundKeyPart {
     column: String,
+    /// `column` percent-encoded for key URLs.
+    url_column: String,
     value: BoundValue,
 }
 
@@ -190,6 +192,7 @@ impl Plan {
                                 .map(|p| {
                                     Ok(BoundKeyPart {
                                         column: p.column.clone(),
+                                        url_column: encode_key_name(&p.column),
                                         value: binder.value(&p.value)?,
                                     })
                                 })
@@ -269,14 +272,17 @@ impl Plan {
             }
         }
 
-        let (url, key_text) = match key_parts(record, &self.key, None)? {
-            Some(parts) => {
-                let mut url = String::with_capacity(self.entity_set.len() + 48);
-                parts.write_url(&self.entity_set, &mut url);
-                (Some(url), parts.display())
-            }
-            None => (None, String::new()),
-        };
+        let mut url = String::with_capacity(self.entity_set.len() + 48);
+        let mut key_text = String::with_capacity(url.capacity());
+        let keyed = write_key(
+            record,
+            &self.key,
+            None,
+            &self.entity_set,
+            &mut url,
+            Some(&mut key_text),
+        )?;
+        let url = if keyed { Some(url) } else { None };
         let (method, precondition) = match (self.operation, url.is_some()) {
             (OperationKind::Create, false) => (Method::Post, Precondition::None),
             (OperationKind::Create, true) => (Method::Patch, Precondition::IfNoneMatchAny),
@@ -295,12 +301,10 @@ impl Plan {
             let mut first = true;
             for f in &self.fields {
                 let mark = body.len();
-                if !first {
-                    body.push(',');
-                }
+                let skip = usize::from(first);
                 let written = match &f.kind {
                     BoundKind::Value { json_key, value } => {
-                        body.push_str(json_key);
+                        body.push_str(&json_key[skip..]);
                         write_value(record, value, &mut body).map_err(|reason| RowError {
                             row,
                             column: Some(f.column.clone()),
@@ -313,18 +317,16 @@ impl Plan {
                         entity_set,
                         key,
                     } => {
-                        body.push_str(json_key);
-                        match key_parts(record, key, Some(&f.column))? {
-                            Some(parts) => {
-                                body.push_str("\"/");
-                                parts.write_url(entity_set, &mut body);
-                                body.push('"');
-                                true
-                            }
-                            None => {
-                                body.push_str("null");
-                                false
-                            }
+                        body.push_str(&json_key[skip..]);
+                        let start = body.len();
+                        body.push_str("\"/");
+                        if write_key(record, key, Some(&f.column), entity_set, &mut body, None)? {
+                            body.push('"');
+                            true
+                        } else {
+                            body.truncate(start);
+                            body.push_str("null");
+                            false
                         }
                     }
                 };
@@ -350,8 +352,11 @@ impl Plan {
     }
 }
 
+/// `,"column":`: the separator and the member name, so that both are appended at once (the
+/// first member of a body leaves the comma out).
 fn json_key(column: &str) -> String {
-    let mut s = String::with_capacity(column.len() + 3);
+    let mut s = String::with_capacity(column.len() + 4);
+    s.push(',');
     super::convert::write_json_string(column, &mut s);
     s.push(':');
     s
@@ -374,39 +379,45 @@ fn value_field_name(v: &BoundValue) -> Option<String> {
     }
 }
 
-/// The values of a key, read from a record.
-enum KeyParts<'p> {
-    /// A primary id.
-    Id(&'p str, uuid::Uuid),
-    /// Alternate-key columns and values.
-    Alternate(Vec<(&'p str, KeyValue)>),
+/// One key value read from a record.
+enum KeyText<'r> {
+    /// A text column's value, as it is (no copy).
+    Text(StringKey<'r>),
+    /// Any other type's value.
+    Typed(KeyValue),
 }
 
-impl KeyParts<'_> {
-    /// Appends the percent-encoded URL of the record: `accounts(accountnumber='A%201')`.
-    fn write_url(&self, entity_set: &str, out: &mut String) {
+impl KeyText<'_> {
+    /// Appends the OData literal, percent-encoded: `'A%201'`.
+    fn write_url(&self, out: &mut String) {
         match self {
-            KeyParts::Id(_, id) => out.push_str(&primary_key_url(entity_set, *id)),
-            KeyParts::Alternate(pairs) => write_alternate_key_url(out, entity_set, pairs),
+            KeyText::Text(s) => s.write_url_literal(out),
+            KeyText::Typed(v) => v.write_url_literal(out),
         }
     }
 
-    /// The key as readable text: `accountnumber='A 1'`.
-    fn display(&self) -> String {
+    /// Appends the OData literal as it reads: `'A 1'`.
+    fn write_literal(&self, out: &mut String) {
         match self {
-            KeyParts::Id(column, id) => format!("{column}={id}"),
-            KeyParts::Alternate(pairs) => key_display(pairs),
+            KeyText::Text(s) => s.write_literal(out),
+            KeyText::Typed(v) => v.write_literal(out),
         }
     }
 }
 
-/// Reads a key's values from a record. `None` when they are all empty and the key belongs to a
-/// lookup (`lookup_column`), which then binds to null.
-fn key_parts<'p>(
+/// Reads a key's values from a record and appends the record's URL to `url`
+/// (`accounts(accountnumber='A%201')`, percent-encoded) and, when given, the key as readable
+/// text to `display` (`accountnumber='A 1'`). Returns false, having appended nothing, when
+/// there is no key: none is defined, or its values are all empty and it belongs to a lookup
+/// (`lookup_column`), which then binds to null.
+fn write_key(
     record: &Record,
-    key: &'p BoundKey,
+    key: &BoundKey,
     lookup_column: Option<&str>,
-) -> Result<Option<KeyParts<'p>>, RowError> {
+    entity_set: &str,
+    url: &mut String,
+    mut display: Option<&mut String>,
+) -> Result<bool, RowError> {
     let row = record.pos;
     let err = |column: &str, v: &BoundValue, reason: String| RowError {
         row,
@@ -415,31 +426,71 @@ fn key_parts<'p>(
         reason,
     };
     match key {
-        BoundKey::None => Ok(None),
+        BoundKey::None => Ok(false),
         BoundKey::Id(v, column) => {
             let required = lookup_column.is_none() || v.spec.required;
             match key_value(record, v, required).map_err(|r| err(column, v, r))? {
-                Some(KeyValue::Guid(id)) => Ok(Some(KeyParts::Id(column, id))),
-                Some(other) => Err(err(column, v, format!("{other} is not a GUID"))),
-                None => Ok(None),
+                Some(KeyText::Typed(KeyValue::Guid(id))) => {
+                    let mut buf = uuid::Uuid::encode_buffer();
+                    let id = id.hyphenated().encode_lower(&mut buf);
+                    url.push_str(entity_set);
+                    url.push('(');
+                    url.push_str(id);
+                    url.push(')');
+                    if let Some(d) = display {
+                        d.push_str(column);
+                        d.push('=');
+                        d.push_str(id);
+                    }
+                    Ok(true)
+                }
+                Some(other) => {
+                    let mut literal = String::new();
+                    other.write_literal(&mut literal);
+                    Err(err(column, v, format!("{literal} is not a GUID")))
+                }
+                None => Ok(false),
             }
         }
         BoundKey::Alternate(parts) => {
-            let mut pairs: Vec<(&str, KeyValue)> = Vec::with_capacity(parts.len());
+            let (url_mark, display_mark) = (url.len(), display.as_ref().map_or(0, |d| d.len()));
+            url.push_str(entity_set);
+            url.push('(');
             let mut empty = Vec::new();
+            let mut first = true;
             for p in parts {
                 let required = lookup_column.is_none();
                 match key_value(record, &p.value, required)
                     .map_err(|r| err(&p.column, &p.value, r))?
                 {
-                    Some(v) => pairs.push((p.column.as_str(), v)),
+                    Some(v) => {
+                        if !first {
+                            url.push(',');
+                        }
+                        url.push_str(&p.url_column);
+                        url.push('=');
+                        v.write_url(url);
+                        if let Some(d) = display.as_deref_mut() {
+                            if !first {
+                                d.push(',');
+                            }
+                            d.push_str(&p.column);
+                            d.push('=');
+                            v.write_literal(d);
+                        }
+                        first = false;
+                    }
                     None => empty.push(p.column.as_str()),
                 }
             }
-            if empty.len() == parts.len() {
-                return Ok(None);
-            }
             if !empty.is_empty() {
+                url.truncate(url_mark);
+                if let Some(d) = display {
+                    d.truncate(display_mark);
+                }
+                if empty.len() == parts.len() {
+                    return Ok(false);
+                }
                 return Err(RowError {
                     row,
                     column: Some(lookup_column.unwrap_or(empty[0]).to_string()),
@@ -450,35 +501,77 @@ fn key_parts<'p>(
                     ),
                 });
             }
-            Ok(Some(KeyParts::Alternate(pairs)))
+            url.push(')');
+            Ok(true)
         }
     }
 }
 
-/// The typed key value of one key part, `None` when it is empty and not required.
-fn key_value(record: &Record, v: &BoundValue, required: bool) -> Result<Option<KeyValue>, String> {
+/// The key value of one key part, `None` when it is empty and not required.
+fn key_value<'r>(
+    record: &'r Record,
+    v: &'r BoundValue,
+    required: bool,
+) -> Result<Option<KeyText<'r>>, String> {
     if let BoundInput::Constant { text, .. } = &v.input {
-        return v.spec.converter.key_value(text).map(Some);
+        return v
+            .spec
+            .converter
+            .key_value(text)
+            .map(|k| Some(KeyText::Typed(k)));
     }
-    let value = match read_text(record, v)? {
-        Some(text) => v.spec.converter.key_value(&text)?,
+    let text: Cow<'r, str> = match read_text(record, v)? {
+        Some(text) => text,
         None => match (&v.spec.default_text, required) {
-            (Some(d), _) => v.spec.converter.key_value(d.trim())?,
+            (Some(d), _) => Cow::Borrowed(d.trim()),
             (None, true) => return Err("is empty; a key value is required".to_string()),
             (None, false) => return Ok(None),
         },
     };
+    if let Converter::Text { .. } = v.spec.converter {
+        // Text keys are checked like `Converter::key_value` checks them, without a copy.
+        v.spec.converter.check_text(&text)?;
+        let text = match text {
+            Cow::Borrowed(text) => text,
+            Cow::Owned(text) => {
+                // A template's text: owned, so kept as a typed value.
+                check_addressable(&text).map_err(|e| e.to_string())?;
+                return Ok(Some(KeyText::Typed(KeyValue::String(text))));
+            }
+        };
+        let key = StringKey::new(text);
+        key.check_addressable().map_err(|e| e.to_string())?;
+        return Ok(Some(KeyText::Text(key)));
+    }
+    let value = v.spec.converter.key_value(&text)?;
     value.check_addressable().map_err(|e| e.to_string())?;
-    Ok(Some(value))
+    Ok(Some(KeyText::Typed(value)))
 }
 
 /// Writes a value's JSON; returns false when it wrote `null` (the value was empty).
 fn write_value(record: &Record, v: &BoundValue, out: &mut String) -> Result<bool, String> {
-    if let BoundInput::Constant { json, .. } = &v.input {
-        out.push_str(json);
-        return Ok(true);
-    }
-    match read_text(record, v)? {
+    let text = match (&v.input, &record.data) {
+        (BoundInput::Constant { json, .. }, _) => {
+            out.push_str(json);
+            return Ok(true);
+        }
+        (
+            BoundInput::Field(BoundRef {
+                getter: Getter::Column(i),
+                ..
+            }),
+            RecordData::Csv(row),
+        ) => {
+            // A CSV column (the common case): no `Cow` on the way.
+            if let Some(text) = csv_text(row.get(*i).unwrap_or(""), v) {
+                v.spec.converter.write_json(text, out)?;
+                return Ok(true);
+            }
+            None
+        }
+        _ => read_text(record, v)?,
+    };
+    match text {
         Some(text) => {
             v.spec.converter.write_json(&text, out)?;
             Ok(true)
@@ -499,6 +592,12 @@ fn write_value(record: &Record, v: &BoundValue, out: &mut String) -> Result<bool
 
 /// The value's text after trimming and `null_if`; `None` when empty.
 fn read_text<'r>(record: &'r Record, v: &BoundValue) -> Result<Option<Cow<'r, str>>, String> {
+    if let (BoundInput::Field(r), RecordData::Csv(row)) = (&v.input, &record.data) {
+        if let Getter::Column(i) = r.getter {
+            // A CSV column (the common case): borrowed all along.
+            return Ok(csv_text(row.get(i).unwrap_or(""), v).map(Cow::Borrowed));
+        }
+    }
     let text: Cow<'r, str> = match &v.input {
         BoundInput::Field(r) => get_for(record, &r.getter, &v.spec.converter)?,
         BoundInput::Template(parts) => {
@@ -506,7 +605,7 @@ fn read_text<'r>(record: &'r Record, v: &BoundValue) -> Result<Option<Cow<'r, st
             for p in parts {
                 match p {
                     BoundPart::Literal(l) => s.push_str(l),
-                    BoundPart::Field(r) => s.push_str(get(record, &r.getter)?.trim()),
+                    BoundPart::Field(r) => s.push_str(trim(&get(record, &r.getter)?)),
                 }
             }
             Cow::Owned(s)
@@ -515,8 +614,8 @@ fn read_text<'r>(record: &'r Record, v: &BoundValue) -> Result<Option<Cow<'r, st
     };
     let trimmed = if v.spec.trim {
         match text {
-            Cow::Borrowed(b) => Cow::Borrowed(b.trim()),
-            Cow::Owned(o) => Cow::Owned(o.trim().to_string()),
+            Cow::Borrowed(b) => Cow::Borrowed(trim(b)),
+            Cow::Owned(o) => Cow::Owned(trim(&o).to_string()),
         }
     } else {
         text
@@ -526,15 +625,43 @@ fn read_text<'r>(record: &'r Record, v: &BoundValue) -> Result<Option<Cow<'r, st
     }
     if !v.null_if_lower.is_empty() {
         let probe = if v.spec.trim {
-            trimmed.to_lowercase()
+            &*trimmed
         } else {
-            trimmed.trim().to_lowercase()
+            trim(&trimmed)
         };
-        if v.null_if_lower.contains(&probe) {
+        if null_if_matches(&v.null_if_lower, probe) {
             return Ok(None);
         }
     }
     Ok(Some(trimmed))
+}
+
+/// What [`read_text`] makes of a CSV field's text.
+#[inline]
+fn csv_text<'r>(text: &'r str, v: &BoundValue) -> Option<&'r str> {
+    let trimmed = if v.spec.trim { trim(text) } else { text };
+    if trimmed.is_empty() {
+        return None;
+    }
+    if !v.null_if_lower.is_empty() {
+        let probe = if v.spec.trim { trimmed } else { trim(trimmed) };
+        if null_if_matches(&v.null_if_lower, probe) {
+            return None;
+        }
+    }
+    Some(trimmed)
+}
+
+/// True when `probe` lower-cased is one of `lowered` (values already lower-cased with
+/// `str::to_lowercase`). ASCII text is compared without allocating: lower-casing never yields
+/// an ASCII capital, so comparing ignoring ASCII case is the same test.
+fn null_if_matches(lowered: &[String], probe: &str) -> bool {
+    if probe.is_ascii() {
+        lowered.iter().any(|n| n.eq_ignore_ascii_case(probe))
+    } else {
+        let probe = probe.to_lowercase();
+        lowered.contains(&probe)
+    }
 }
 
 /// A field's text; JSON scalars are rendered as text, JSON null and missing paths are empty.
@@ -702,10 +829,31 @@ impl Binder<'_> {
                 .map(|p| {
                     Ok(BoundKeyPart {
                         column: p.column.clone(),
+                        url_column: encode_key_name(&p.column),
                         value: self.value(&p.value)?,
                     })
                 })
                 .collect::<Result<_, MappingError>>()?,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn null_if_ignores_case_like_to_lowercase() {
+        let lowered: Vec<String> = ["n/a", "K", "İ", "ÉTÉ"]
+            .iter()
+            .map(|s| s.trim().to_lowercase())
+            .collect();
+        for probe in [
+            "n/a", "N/A", "N/a", "k", "K", "\u{212a}", "i̇", "İ", "été", "ÉTÉ",
+        ] {
+            let slow = lowered.contains(&probe.to_lowercase());
+            assert_eq!(null_if_matches(&lowered, probe), slow, "{probe}");
+        }
+        assert!(!null_if_matches(&lowered, "na"));
     }
 }

@@ -198,7 +198,7 @@ fn push(out: &mut Vec<u8>, s: &str) {
 #[inline]
 fn push_url(out: &mut Vec<u8>, url: &str) {
     let safe = |b: u8| b.is_ascii_graphic();
-    if url.bytes().all(safe) {
+    if all_graphic(url.as_bytes()) {
         push(out, url);
         return;
     }
@@ -210,6 +210,23 @@ fn push_url(out: &mut Vec<u8>, url: &str) {
             out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
         }
     }
+}
+
+/// True when every byte is printable ASCII (`!` to `~`); eight bytes at a time, as every URL
+/// of every batch is checked.
+fn all_graphic(s: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut words = s.chunks_exact(8);
+    for word in &mut words {
+        let x = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+        // A byte below `!` borrows, one above `~` carries into its high bit, one above 0x7F
+        // has it set; a borrow or carry crossing into the next byte only follows one of those.
+        if (x.wrapping_sub(ONES * 0x21) | x.wrapping_add(ONES) | x) & HIGHS != 0 {
+            return false;
+        }
+    }
+    words.remainder().iter().all(|b| b.is_ascii_graphic())
 }
 
 #[inline]
@@ -282,44 +299,89 @@ pub fn encode_batch<O: std::borrow::Borrow<Operation>>(
         push(&mut out, id);
         push(&mut out, "\"\r\n\r\n");
     }
+    // The fixed text of a part, built once per batch: what comes before its Content-ID, what
+    // comes between the Content-ID and the URL (per method), and what follows the URL up to the
+    // body (per body presence and precondition).
+    let mut part_start = String::with_capacity(delim.len() + 96);
+    part_start.push_str(delim);
+    part_start.push_str(
+        "\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\nContent-ID: ",
+    );
+    let methods = [Method::Post, Method::Patch, Method::Delete];
+    let line_starts = methods.map(|m| format!("\r\n\r\n{} {api_path}", m.as_str()));
+    let preconditions = [
+        Precondition::None,
+        Precondition::IfMatchAny,
+        Precondition::IfNoneMatchAny,
+    ];
+    let line_ends = [false, true].map(|has_body| {
+        preconditions.map(|precondition| {
+            let mut end = String::from(" HTTP/1.1\r\n");
+            if has_body {
+                end.push_str("Content-Type: application/json; type=entry\r\n");
+            }
+            match precondition {
+                Precondition::None => {}
+                Precondition::IfMatchAny => end.push_str("If-Match: *\r\n"),
+                Precondition::IfNoneMatchAny => end.push_str("If-None-Match: *\r\n"),
+            }
+            for (name, value) in &part_headers {
+                end.push_str(name);
+                end.push_str(": ");
+                end.push_str(value);
+                end.push_str("\r\n");
+            }
+            end.push_str("\r\n");
+            end
+        })
+    });
+    // An upsert asked for its record back (`upsert_select`): `?$select=col` after its URL and
+    // `Prefer: return=representation` among its headers (the column was checked to need no
+    // encoding).
+    let upsert_select = opts.upsert_select.as_deref().map(|col| {
+        let mut end = String::from(
+            " HTTP/1.1\r\nContent-Type: application/json; type=entry\r\nPrefer: return=representation\r\n",
+        );
+        for (name, value) in &part_headers {
+            end.push_str(name);
+            end.push_str(": ");
+            end.push_str(value);
+            end.push_str("\r\n");
+        }
+        end.push_str("\r\n");
+        (format!("?$select={col}"), end)
+    });
     for (i, op) in ops.iter().enumerate() {
         let op: &Operation = op.borrow();
         let cid = n.format(i + 1);
-        push(&mut out, delim);
-        push(
-            &mut out,
-            "\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\nContent-ID: ",
-        );
+        push(&mut out, &part_start);
         push(&mut out, cid);
-        push(&mut out, "\r\n\r\n");
-        push(&mut out, op.method.as_str());
-        push(&mut out, " ");
-        push(&mut out, &api_path);
+        let method = match op.method {
+            Method::Post => 0,
+            Method::Patch => 1,
+            Method::Delete => 2,
+        };
+        push(&mut out, &line_starts[method]);
         push_url(&mut out, &op.url);
-        let select = opts
-            .upsert_select
-            .as_deref()
-            .filter(|_| op.method == Method::Patch && op.precondition == Precondition::None);
-        if let Some(col) = select {
-            push(&mut out, "?$select=");
-            push_url(&mut out, col);
+        let precondition = match op.precondition {
+            Precondition::None => 0,
+            Precondition::IfMatchAny => 1,
+            Precondition::IfNoneMatchAny => 2,
+        };
+        match &upsert_select {
+            Some((query, end))
+                if op.method == Method::Patch
+                    && op.precondition == Precondition::None
+                    && op.body.is_some() =>
+            {
+                push(&mut out, query);
+                push(&mut out, end);
+            }
+            _ => push(
+                &mut out,
+                &line_ends[usize::from(op.body.is_some())][precondition],
+            ),
         }
-        push(&mut out, " HTTP/1.1\r\n");
-        if op.body.is_some() {
-            push(&mut out, "Content-Type: application/json; type=entry\r\n");
-        }
-        if select.is_some() {
-            push(&mut out, "Prefer: return=representation\r\n");
-        }
-        match op.precondition {
-            Precondition::None => {}
-            Precondition::IfMatchAny => push(&mut out, "If-Match: *\r\n"),
-            Precondition::IfNoneMatchAny => push(&mut out, "If-None-Match: *\r\n"),
-        }
-        for (name, value) in &part_headers {
-            push_header(&mut out, name, value);
-        }
-        push(&mut out, "\r\n");
         if let Some(body) = &op.body {
             push(&mut out, body);
         }

@@ -26,8 +26,20 @@ const KEY_ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC
 
 /// True for the bytes that [`KEY_ENCODE_SET`] leaves as they are.
 fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'\'')
+    UNRESERVED[usize::from(b)]
 }
+
+/// [`is_unreserved`] as a table: it is asked of every byte of every key.
+const UNRESERVED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'\'');
+        b += 1;
+    }
+    table
+};
 
 /// Characters that Dataverse cannot address by key even when percent-encoded (PROTOCOL.md §4,
 /// source S9).
@@ -59,16 +71,7 @@ impl KeyValue {
     pub fn write_literal(&self, out: &mut String) {
         use std::fmt::Write as _;
         match self {
-            KeyValue::String(s) => {
-                out.push('\'');
-                for (i, part) in s.split('\'').enumerate() {
-                    if i > 0 {
-                        out.push_str("''");
-                    }
-                    out.push_str(part);
-                }
-                out.push('\'');
-            }
+            KeyValue::String(s) => write_string_literal(s, out),
             KeyValue::Integer(n) => {
                 let mut buf = itoa::Buffer::new();
                 out.push_str(buf.format(*n));
@@ -103,8 +106,7 @@ impl KeyValue {
             KeyValue::Integer(_) | KeyValue::Guid(_) | KeyValue::Bool(_) | KeyValue::Date(_) => {
                 self.write_literal(out)
             }
-            // Most string keys need no encoding (`'ACC-00001'`): copy them without the encoder.
-            KeyValue::String(s) if s.bytes().all(is_unreserved) => self.write_literal(out),
+            KeyValue::String(s) => write_string_url_literal(s, out),
             _ => {
                 let literal = self.literal();
                 out.extend(utf8_percent_encode(&literal, KEY_ENCODE_SET));
@@ -150,15 +152,150 @@ pub struct UnaddressableKey {
     pub ch: char,
 }
 
+/// What a string key value holds, as far as writing its literals goes; found in one pass by
+/// [`StringKey::new`], so that checking and writing a key do not scan it three times.
+#[derive(Debug, Clone, Copy)]
+pub struct StringKey<'a> {
+    value: &'a str,
+    /// `CLASS_*` bits of the bytes it holds.
+    class: u8,
+}
+
+/// A byte that is percent-encoded in URLs.
+const CLASS_ENCODED: u8 = 1;
+/// The quote `'`, doubled in literals.
+const CLASS_QUOTE: u8 = 2;
+/// A byte of [`UNADDRESSABLE_KEY_CHARS`].
+const CLASS_UNADDRESSABLE: u8 = 4;
+
+/// The `CLASS_*` bits of every byte.
+const CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if !UNRESERVED[b] {
+            table[b] |= CLASS_ENCODED;
+        }
+        if c == b'\'' {
+            table[b] |= CLASS_QUOTE;
+        }
+        if is_unaddressable(c) {
+            table[b] |= CLASS_UNADDRESSABLE;
+        }
+        b += 1;
+    }
+    table
+};
+
+impl<'a> StringKey<'a> {
+    /// Reads the value once.
+    pub fn new(value: &'a str) -> StringKey<'a> {
+        let class = value
+            .bytes()
+            .fold(0, |class, b| class | CLASS[usize::from(b)]);
+        StringKey { value, class }
+    }
+
+    /// What [`check_addressable`] says of the value.
+    pub fn check_addressable(&self) -> Result<(), UnaddressableKey> {
+        if self.class & CLASS_UNADDRESSABLE == 0 {
+            Ok(())
+        } else {
+            check_addressable(self.value)
+        }
+    }
+
+    /// Appends what [`write_string_literal`] does.
+    pub fn write_literal(&self, out: &mut String) {
+        if self.class & CLASS_QUOTE == 0 {
+            out.reserve(self.value.len() + 2);
+            out.push('\'');
+            out.push_str(self.value);
+            out.push('\'');
+        } else {
+            write_string_literal(self.value, out);
+        }
+    }
+
+    /// Appends what [`write_string_url_literal`] does.
+    pub fn write_url_literal(&self, out: &mut String) {
+        if self.class & CLASS_ENCODED == 0 {
+            self.write_literal(out);
+        } else {
+            write_string_url_literal(self.value, out);
+        }
+    }
+}
+
+/// Appends the OData literal of a string key value, not percent-encoded: `'O''Neil'`.
+pub fn write_string_literal(s: &str, out: &mut String) {
+    out.reserve(s.len() + 2);
+    out.push('\'');
+    // Key values are short: a plain loop beats a `memchr` call.
+    if !s.bytes().any(|b| b == b'\'') {
+        out.push_str(s);
+        out.push('\'');
+        return;
+    }
+    let mut rest = s;
+    while let Some(i) = rest.find('\'') {
+        out.push_str(&rest[..=i]);
+        out.push('\'');
+        rest = &rest[i + 1..];
+    }
+    out.push_str(rest);
+    out.push('\'');
+}
+
+/// Appends the OData literal of a string key value, percent-encoded for a URL:
+/// `'abc%40example.com'` (what [`KeyValue::write_url_literal`] writes for a string).
+pub fn write_string_url_literal(s: &str, out: &mut String) {
+    let mut quote = false;
+    if s.bytes().all(|b| {
+        quote |= b == b'\'';
+        is_unreserved(b)
+    }) {
+        // Most string keys need no encoding (`'ACC-00001'`): copy them without the encoder.
+        if quote {
+            write_string_literal(s, out);
+        } else {
+            out.reserve(s.len() + 2);
+            out.push('\'');
+            out.push_str(s);
+            out.push('\'');
+        }
+    } else {
+        let mut literal = String::with_capacity(s.len() + 2);
+        write_string_literal(s, &mut literal);
+        out.extend(utf8_percent_encode(&literal, KEY_ENCODE_SET));
+    }
+}
+
+/// A key column's name percent-encoded as it appears in a key URL (`name=` of
+/// `set(name='v')`). Logical names are plain ASCII, so this is usually the name itself.
+pub fn encode_key_name(name: &str) -> String {
+    utf8_percent_encode(name, KEY_ENCODE_SET).to_string()
+}
+
+/// True for the bytes of [`UNADDRESSABLE_KEY_CHARS`] (all of them ASCII).
+const fn is_unaddressable(b: u8) -> bool {
+    matches!(
+        b,
+        b'/' | b'<' | b'>' | b'*' | b'%' | b'&' | b':' | b'\\' | b'?' | b'+'
+    )
+}
+
 /// Checks that a string key value contains none of `/ < > * % & : \ ? +`, which Dataverse cannot
 /// address by key even when percent-encoded (PROTOCOL.md §4). The error names the first such
 /// character, so that the mapping can reject the row with a clear reason.
 pub fn check_addressable(value: &str) -> Result<(), UnaddressableKey> {
-    match value.chars().find(|c| UNADDRESSABLE_KEY_CHARS.contains(c)) {
+    // The characters are ASCII, and no byte of a multi-byte character is: scan bytes.
+    match value.bytes().find(|&b| is_unaddressable(b)) {
         None => Ok(()),
-        Some(ch) => Err(UnaddressableKey {
+        Some(b) => Err(UnaddressableKey {
             value: value.to_owned(),
-            ch,
+            ch: char::from(b),
         }),
     }
 }
@@ -184,7 +321,12 @@ fn write_url_predicate<S: AsRef<str>>(out: &mut String, key: &[(S, KeyValue)]) {
         if i > 0 {
             out.push(',');
         }
-        out.extend(utf8_percent_encode(column.as_ref(), KEY_ENCODE_SET));
+        let column = column.as_ref();
+        if column.bytes().all(is_unreserved) {
+            out.push_str(column);
+        } else {
+            out.extend(utf8_percent_encode(column, KEY_ENCODE_SET));
+        }
         out.push('=');
         value.write_url_literal(out);
     }
@@ -413,6 +555,47 @@ mod tests {
         assert!(KeyValue::Integer(-1).check_addressable().is_ok());
     }
 
+    #[test]
+    fn unaddressable_byte_check_matches_the_list() {
+        for b in 0..=255u8 {
+            let listed = b.is_ascii() && UNADDRESSABLE_KEY_CHARS.contains(&char::from(b));
+            assert_eq!(is_unaddressable(b), listed, "byte {b:#04x}");
+        }
+        assert!(check_addressable("Zoë東京'x'").is_ok());
+    }
+
+    proptest! {
+        #[test]
+        fn a_classified_key_writes_and_checks_like_the_plain_functions(value in "[a'/ é:%+A-Z0-9~-]{0,12}") {
+            let key = StringKey::new(&value);
+            let (mut fast, mut slow) = (String::new(), String::new());
+            key.write_literal(&mut fast);
+            write_string_literal(&value, &mut slow);
+            prop_assert_eq!(&fast, &slow);
+            let (mut fast, mut slow) = (String::new(), String::new());
+            key.write_url_literal(&mut fast);
+            write_string_url_literal(&value, &mut slow);
+            prop_assert_eq!(&fast, &slow);
+            prop_assert_eq!(key.check_addressable(), check_addressable(&value));
+        }
+    }
+
+    #[test]
+    fn the_unreserved_table_is_the_encode_set_complement() {
+        for b in 0..=255u8 {
+            let kept = percent_encoding::percent_encode(&[b], KEY_ENCODE_SET).to_string()
+                == (b as char).to_string();
+            assert_eq!(is_unreserved(b), b.is_ascii() && kept, "byte {b:#04x}");
+        }
+    }
+
+    #[test]
+    fn key_names_are_encoded_like_values() {
+        assert_eq!(encode_key_name("accountnumber"), "accountnumber");
+        assert_eq!(encode_key_name("a b:c"), "a%20b%3Ac");
+        assert_eq!(alternate_key_url("s", &[("a b", s("x"))]), "s(a%20b='x')");
+    }
+
     /// Undoes `url_literal` for a string: percent-decode, strip the quotes, un-double `''`.
     fn decode_string_literal(encoded: &str) -> String {
         let decoded = percent_encoding::percent_decode_str(encoded)
@@ -438,6 +621,14 @@ mod tests {
         #[test]
         fn quote_heavy_values_round_trip(value in "[a' :/%]{0,12}") {
             prop_assert_eq!(decode_string_literal(&s(&value).url_literal()), value);
+        }
+
+        #[test]
+        fn string_literal_doubles_every_quote(value in "[a'é]{0,12}") {
+            let mut fast = String::new();
+            write_string_literal(&value, &mut fast);
+            let slow = format!("'{}'", value.split('\'').collect::<Vec<_>>().join("''"));
+            prop_assert_eq!(fast, slow);
         }
     }
 }

@@ -208,38 +208,39 @@ impl CsvSource {
                 raw: self.tok.take_raw(),
             });
         }
-        let mut ends = Vec::with_capacity(fields);
-        let text = match self.encoding {
+        let (text, spans) = match self.encoding {
+            Encoding::Utf8 if self.tok.delim.is_ascii() && self.tok.quote.is_ascii() => {
+                // Fields are the raw bytes between ASCII delimiters and quotes, so when the
+                // record is valid UTF-8, every field is too and begins and ends at character
+                // boundaries. One check of the whole record then does.
+                if self.tok.complex {
+                    // Doubled quotes or text after a closing quote: the values are rebuilt.
+                    if std::str::from_utf8(&self.tok.raw).is_err() {
+                        return self.invalid_utf8(pos);
+                    }
+                    let mut values = Vec::with_capacity(self.tok.raw.len());
+                    let mut ends = Vec::with_capacity(fields);
+                    self.tok.decode_fields(&mut values, &mut ends);
+                    return self.record(pos, values, &ends);
+                }
+                // A simple record: the text is the raw record, the fields spans of it.
+                match String::from_utf8(self.tok.raw.clone()) {
+                    Ok(text) => (text, self.tok.spans()),
+                    Err(_) => return self.invalid_utf8(pos),
+                }
+            }
             Encoding::Utf8 => {
                 let mut values = Vec::with_capacity(self.tok.raw.len());
+                let mut ends = Vec::with_capacity(fields);
                 self.tok.decode_fields(&mut values, &mut ends);
-                match String::from_utf8(values) {
-                    Ok(text) => text,
-                    Err(e) => {
-                        let values = e.as_bytes();
-                        let at = e.utf8_error().valid_up_to();
-                        let i = ends.partition_point(|&end| end <= at);
-                        let start = if i == 0 { 0 } else { ends[i - 1] };
-                        return SourceItem::Bad(BadRecord {
-                            pos,
-                            reason: format!(
-                                "column '{}': not valid UTF-8 (byte {} of the field is \
-                                 {}); the file may be windows-1252: set encoding = \
-                                 \"windows-1252\" in the mapping's [source]",
-                                self.columns[i],
-                                at - start + 1,
-                                show_byte(values[at])
-                            ),
-                            raw: self.tok.take_raw(),
-                        });
-                    }
-                }
+                return self.record(pos, values, &ends);
             }
             Encoding::Windows1252 => {
                 let values = &mut self.scratch;
                 values.clear();
+                let mut ends = Vec::with_capacity(fields);
                 self.tok.decode_fields(values, &mut ends);
-                if values.is_ascii() {
+                let text = if values.is_ascii() {
                     // ASCII is the same in windows-1252 and UTF-8.
                     String::from_utf8(values.clone()).unwrap_or_default()
                 } else {
@@ -251,16 +252,87 @@ impl CsvSource {
                         *end = text.len();
                     }
                     text
-                }
+                };
+                (text, contiguous_spans(&ends))
             }
         };
         SourceItem::Record(Record {
             pos,
             data: RecordData::Csv(CsvRow {
                 text,
-                ends,
+                spans,
                 raw: self.tok.take_raw(),
             }),
+        })
+    }
+
+    /// The record whose decoded UTF-8 field values are `values`, field `i` ending at `ends[i]`;
+    /// a `BadRecord` naming the column and byte when they are not valid UTF-8.
+    fn record(&mut self, pos: RowPos, values: Vec<u8>, ends: &[usize]) -> SourceItem {
+        match String::from_utf8(values) {
+            Ok(text) => SourceItem::Record(Record {
+                pos,
+                data: RecordData::Csv(CsvRow {
+                    text,
+                    spans: contiguous_spans(ends),
+                    raw: self.tok.take_raw(),
+                }),
+            }),
+            Err(e) => {
+                let at = e.utf8_error().valid_up_to();
+                self.utf8_bad_record(pos, e.as_bytes(), ends, at)
+            }
+        }
+    }
+
+    /// The `BadRecord` of a record whose raw bytes are not valid UTF-8.
+    fn invalid_utf8(&mut self, pos: RowPos) -> SourceItem {
+        let mut values = Vec::with_capacity(self.tok.raw.len());
+        let mut ends = Vec::with_capacity(self.tok.ends.len());
+        self.tok.decode_fields(&mut values, &mut ends);
+        if let Err(e) = std::str::from_utf8(&values) {
+            // Named in the field values, as they would be read.
+            return self.utf8_bad_record(pos, &values, &ends, e.valid_up_to());
+        }
+        // Each field's value is invalid alone but the values happen to join into valid text
+        // (a character cut in two by a delimiter): the first invalid byte of the raw record is
+        // named, in its field.
+        let at = std::str::from_utf8(&self.tok.raw)
+            .err()
+            .map_or(0, |e| e.valid_up_to());
+        let i = self.tok.ends.partition_point(|&end| end <= at);
+        let start = if i == 0 { 0 } else { self.tok.ends[i - 1] + 1 };
+        let quoted = self.tok.raw.get(start) == Some(&self.tok.quote);
+        let offset = at - start - usize::from(quoted);
+        let byte = self.tok.raw[at];
+        self.utf8_bad_field(pos, i, offset, byte)
+    }
+
+    /// The `BadRecord` for the invalid byte `values[at]` of decoded field values.
+    fn utf8_bad_record(
+        &mut self,
+        pos: RowPos,
+        values: &[u8],
+        ends: &[usize],
+        at: usize,
+    ) -> SourceItem {
+        let i = ends.partition_point(|&end| end <= at);
+        let start = if i == 0 { 0 } else { ends[i - 1] };
+        self.utf8_bad_field(pos, i, at - start, values[at])
+    }
+
+    /// The `BadRecord` for byte `offset` (0-based), `byte`, of field `i`, which is not UTF-8.
+    fn utf8_bad_field(&mut self, pos: RowPos, i: usize, offset: usize, byte: u8) -> SourceItem {
+        SourceItem::Bad(BadRecord {
+            pos,
+            reason: format!(
+                "column '{}': not valid UTF-8 (byte {} of the field is {}); the file may be \
+                 windows-1252: set encoding = \"windows-1252\" in the mapping's [source]",
+                self.columns[i],
+                offset + 1,
+                show_byte(byte)
+            ),
+            raw: self.tok.take_raw(),
         })
     }
 
@@ -341,6 +413,18 @@ impl RecordSource for CsvSource {
     fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// The spans of fields stored one after the other, field `i` ending at `ends[i]`.
+fn contiguous_spans(ends: &[usize]) -> Vec<(usize, usize)> {
+    let mut start = 0;
+    ends.iter()
+        .map(|&end| {
+            let span = (start, end);
+            start = end;
+            span
+        })
+        .collect()
 }
 
 fn decode_1252(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
@@ -445,10 +529,6 @@ enum State {
 struct Tokenizer {
     delim: u8,
     quote: u8,
-    /// Bytes that stop a run of unquoted field bytes: the delimiter, `\r`, `\n`.
-    stop_unquoted: [bool; 256],
-    /// Bytes that stop a run of quoted field bytes: the quote, `\r`, `\n`.
-    stop_quoted: [bool; 256],
     /// The current physical line (1-based).
     line: u64,
     /// The last byte consumed was a `\r` (so a following `\n` does not start another line).
@@ -469,19 +549,9 @@ struct Tokenizer {
 
 impl Tokenizer {
     fn new(delim: u8, quote: u8) -> Tokenizer {
-        let mut stop_unquoted = [false; 256];
-        let mut stop_quoted = [false; 256];
-        for b in [b'\r', b'\n'] {
-            stop_unquoted[b as usize] = true;
-            stop_quoted[b as usize] = true;
-        }
-        stop_unquoted[delim as usize] = true;
-        stop_quoted[quote as usize] = true;
         Tokenizer {
             delim,
             quote,
-            stop_unquoted,
-            stop_quoted,
             line: 1,
             after_cr: false,
             start_line: 1,
@@ -496,6 +566,23 @@ impl Tokenizer {
     fn take_raw(&mut self) -> Vec<u8> {
         let capacity = self.raw.len().max(64);
         std::mem::replace(&mut self.raw, Vec::with_capacity(capacity))
+    }
+
+    /// The span in `raw` of each field's value, for a record without doubled quotes or text
+    /// after a closing quote (so a quoted field's value is what is inside its quotes).
+    fn spans(&self) -> Vec<(usize, usize)> {
+        debug_assert!(!self.complex);
+        let mut spans = Vec::with_capacity(self.ends.len());
+        let mut start = 0;
+        for &end in &self.ends {
+            if self.raw.get(start) == Some(&self.quote) {
+                spans.push((start + 1, end - 1));
+            } else {
+                spans.push((start, end));
+            }
+            start = end + 1;
+        }
+        spans
     }
 
     /// Appends the values of the current record's fields to `out` (quotes removed, doubled
@@ -580,9 +667,7 @@ impl Tokenizer {
                         }
                     }
                     State::Unquoted => {
-                        while i < n && !self.stop_unquoted[buf[i] as usize] {
-                            i += 1;
-                        }
+                        i = find_stop(buf, i, self.delim);
                         if i == n {
                             break;
                         }
@@ -599,9 +684,7 @@ impl Tokenizer {
                     }
                     State::Quoted => {
                         let run = i;
-                        while i < n && !self.stop_quoted[buf[i] as usize] {
-                            i += 1;
-                        }
+                        i = find_stop(buf, i, self.quote);
                         if i > run {
                             self.after_cr = false;
                         }
@@ -667,6 +750,42 @@ impl Tokenizer {
     }
 }
 
+/// The index of the first byte of `buf` at or after `i` that is `stop`, `\r` or `\n`;
+/// `buf.len()` when there is none. Eight bytes at a time: this scans every byte of the file.
+#[inline]
+fn find_stop(buf: &[u8], mut i: usize, stop: u8) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let stops = ONES * u64::from(stop);
+    let is_stop = |b: u8| b == stop || b == b'\r' || b == b'\n';
+    loop {
+        while let Some(word) = buf.get(i..i + 8) {
+            let x = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+            // The high bit of each byte equal to `stop`, and of each byte below 0x0E (`\r`,
+            // `\n` and a few other control characters). Borrows can flag a byte above a
+            // flagged one, never below: the lowest flag is exact.
+            let y = x ^ stops;
+            let found = (y.wrapping_sub(ONES) & !y | x.wrapping_sub(ONES * 0x0E) & !x) & HIGHS;
+            if found != 0 {
+                i += (found.trailing_zeros() / 8) as usize;
+                break;
+            }
+            i += 8;
+        }
+        while i < buf.len() && !is_stop(buf[i]) {
+            if buf[i] < 0x0E && i + 8 <= buf.len() {
+                // A control character that does not stop the run: on with the words.
+                break;
+            }
+            i += 1;
+        }
+        if i >= buf.len() || is_stop(buf[i]) {
+            return i;
+        }
+        i += 1;
+    }
+}
+
 /// Appends the value of the quoted field `f` (its raw bytes, starting with the quote).
 fn unquote(f: &[u8], quote: u8, out: &mut Vec<u8>) {
     let mut rest = &f[1..];
@@ -689,6 +808,58 @@ fn unquote(f: &[u8], quote: u8, out: &mut Vec<u8>) {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    proptest::proptest! {
+        #[test]
+        fn word_scan_finds_the_first_stop_byte(
+            buf in proptest::collection::vec(proptest::sample::select(vec![b'a', b',', b'\r', b'\n', b'"', b'-', 0x0C, 0x0E, 0x8D, 0x80, 0xFF, 0x00, 0x01, b'\t']), 0..40),
+            from in 0usize..40,
+        ) {
+            let from = from.min(buf.len());
+            let naive = buf[from..]
+                .iter()
+                .position(|&b| b == b',' || b == b'\r' || b == b'\n')
+                .map_or(buf.len(), |p| from + p);
+            proptest::prop_assert_eq!(find_stop(&buf, from, b','), naive);
+        }
+    }
+
+    #[test]
+    fn a_character_cut_in_two_by_a_delimiter_is_bad_not_a_panic() {
+        let f = write_file(b"a,b,c\nx\xC3,\xA9y,z\n\"\xC3\",\"\xA9\"\"\",3\n2,ok,\xC3\xA9\n");
+        let src = CsvSource::open(f.path(), &opts()).unwrap();
+        let items: Vec<SourceItem> = src.map(Result::unwrap).collect();
+        match &items[0] {
+            SourceItem::Bad(b) => {
+                assert!(
+                    b.reason
+                        .starts_with("column 'a': not valid UTF-8 (byte 2 of the field is 0xC3)"),
+                    "{}",
+                    b.reason
+                );
+                assert_eq!(b.raw, b"x\xC3,\xA9y,z");
+            }
+            other => panic!("{other:?}"),
+        }
+        match &items[1] {
+            SourceItem::Bad(b) => assert!(
+                b.reason
+                    .starts_with("column 'a': not valid UTF-8 (byte 1 of the field is 0xC3)"),
+                "{}",
+                b.reason
+            ),
+            other => panic!("{other:?}"),
+        }
+        match &items[2] {
+            SourceItem::Record(r) => match &r.data {
+                RecordData::Csv(row) => {
+                    assert_eq!(row.iter().collect::<Vec<_>>(), ["2", "ok", "é"]);
+                }
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
+    }
 
     fn write_file(bytes: &[u8]) -> tempfile::NamedTempFile {
         let mut f = tempfile::NamedTempFile::new().unwrap();

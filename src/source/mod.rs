@@ -102,8 +102,10 @@ impl fmt::Display for RowPos {
 /// One CSV record: decoded fields in header order, plus the record's original bytes.
 #[derive(Debug, Clone, Default)]
 pub struct CsvRow {
+    /// The fields' text; it may hold more than the fields (a record's delimiters and quotes).
     text: String,
-    ends: Vec<usize>,
+    /// Start and end offsets in `text` of each field, at character boundaries.
+    spans: Vec<(usize, usize)>,
     /// The record exactly as it was in the file (without its line terminator), in the source's
     /// encoding; written back verbatim to the rejects file.
     pub raw: Vec<u8>,
@@ -124,31 +126,31 @@ impl CsvRow {
 
     /// Appends one decoded field.
     pub fn push_field(&mut self, field: &str) {
+        let start = self.text.len();
         self.text.push_str(field);
-        self.ends.push(self.text.len());
+        self.spans.push((start, self.text.len()));
     }
 
     /// Empties the row, keeping its allocations.
     pub fn clear(&mut self) {
         self.text.clear();
-        self.ends.clear();
+        self.spans.clear();
         self.raw.clear();
     }
 
     /// Number of fields.
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.spans.len()
     }
 
     /// True when the row has no fields.
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.spans.is_empty()
     }
 
     /// Field `i`, if the row has it.
     pub fn get(&self, i: usize) -> Option<&str> {
-        let end = *self.ends.get(i)?;
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        let &(start, end) = self.spans.get(i)?;
         Some(&self.text[start..end])
     }
 

@@ -1141,3 +1141,15 @@ fn upsert_select_asks_only_plain_upserts_for_their_record() {
         );
     }
 }
+
+proptest! {
+    #[test]
+    fn the_word_url_check_agrees_with_the_byte_one(
+        bytes in proptest::collection::vec(
+            prop_oneof![Just(b' '), Just(b'!'), Just(b'~'), Just(0x7F), Just(0x80), Just(0xFF), Just(0x00), Just(b'a'), Just(b'\r')],
+            0..40,
+        )
+    ) {
+        prop_assert_eq!(all_graphic(&bytes), bytes.iter().all(u8::is_ascii_graphic));
+    }
+}
