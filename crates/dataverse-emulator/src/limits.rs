@@ -4,6 +4,7 @@
 //! Time is tokio's clock, so tests can pause and advance it.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -57,6 +58,8 @@ pub struct Remaining {
 pub struct Limits {
     config: Mutex<LimitsConfig>,
     users: Mutex<HashMap<Uuid, Window>>,
+    /// Execution time charged so far, all users, in milliseconds.
+    charged_ms: AtomicU64,
 }
 
 /// Releases the concurrency slot and records execution time when dropped (also when the
@@ -78,6 +81,7 @@ impl Drop for Permit {
             w.exec.push_back((now, ms));
             w.exec_sum += ms;
         }
+        self.limits.charged_ms.fetch_add(ms, Ordering::Relaxed);
     }
 }
 
@@ -111,7 +115,14 @@ impl Limits {
         Limits {
             config: Mutex::new(config),
             users: Mutex::new(HashMap::new()),
+            charged_ms: AtomicU64::new(0),
         }
+    }
+
+    /// Execution time charged against the limits so far (every user), in milliseconds: what a
+    /// benchmark needs to know the real cost of an operation.
+    pub fn charged_ms(&self) -> u64 {
+        self.charged_ms.load(Ordering::Relaxed)
     }
 
     /// The current configuration.
@@ -227,6 +238,19 @@ mod tests {
         );
         tokio::time::advance(Duration::from_secs(6)).await;
         assert!(limits.admit(u, &stats).is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn execution_time_charged_is_counted() {
+        let limits = Arc::new(Limits::new(LimitsConfig::default()));
+        let stats = Stats::default();
+        let permit = limits.admit(Uuid::nil(), &stats).unwrap();
+        tokio::time::advance(Duration::from_millis(250)).await;
+        drop(permit);
+        let permit = limits.admit(Uuid::max(), &stats).unwrap();
+        tokio::time::advance(Duration::from_millis(40)).await;
+        drop(permit);
+        assert_eq!(limits.charged_ms(), 290);
     }
 
     #[test]

@@ -119,6 +119,11 @@ impl RunningEmulator {
         self.shared.faults.set(faults);
     }
 
+    /// Execution time charged against the service protection limits so far, in milliseconds.
+    pub fn charged_exec_ms(&self) -> u64 {
+        self.shared.limits.charged_ms()
+    }
+
     /// Replaces the limits at runtime.
     pub fn set_limits(&self, limits: LimitsConfig) {
         self.shared.limits.set(limits);
