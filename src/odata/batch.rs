@@ -314,6 +314,15 @@ pub fn encode_batch<O: std::borrow::Borrow<Operation>>(
         Precondition::IfMatchAny,
         Precondition::IfNoneMatchAny,
     ];
+    // The options' part headers and the blank line that ends a part's headers.
+    let mut extra_headers = String::with_capacity(extra + 2);
+    for (name, value) in &part_headers {
+        extra_headers.push_str(name);
+        extra_headers.push_str(": ");
+        extra_headers.push_str(value);
+        extra_headers.push_str("\r\n");
+    }
+    extra_headers.push_str("\r\n");
     let line_ends = [false, true].map(|has_body| {
         preconditions.map(|precondition| {
             let mut end = String::from(" HTTP/1.1\r\n");
@@ -325,13 +334,7 @@ pub fn encode_batch<O: std::borrow::Borrow<Operation>>(
                 Precondition::IfMatchAny => end.push_str("If-Match: *\r\n"),
                 Precondition::IfNoneMatchAny => end.push_str("If-None-Match: *\r\n"),
             }
-            for (name, value) in &part_headers {
-                end.push_str(name);
-                end.push_str(": ");
-                end.push_str(value);
-                end.push_str("\r\n");
-            }
-            end.push_str("\r\n");
+            end.push_str(&extra_headers);
             end
         })
     });
@@ -342,13 +345,7 @@ pub fn encode_batch<O: std::borrow::Borrow<Operation>>(
         let mut end = String::from(
             " HTTP/1.1\r\nContent-Type: application/json; type=entry\r\nPrefer: return=representation\r\n",
         );
-        for (name, value) in &part_headers {
-            end.push_str(name);
-            end.push_str(": ");
-            end.push_str(value);
-            end.push_str("\r\n");
-        }
-        end.push_str("\r\n");
+        end.push_str(&extra_headers);
         (format!("?$select={col}"), end)
     });
     for (i, op) in ops.iter().enumerate() {
