@@ -38,10 +38,6 @@ pub fn upsert_select(track_creates: bool, plan: &crate::mapping::Plan) -> Option
     plan.key_column().map(str::to_owned)
 }
 
-fn batch_size_of(options: &WriterOptions) -> usize {
-    options.batch_size.max(1)
-}
-
 /// How the writer sends.
 #[derive(Debug, Clone)]
 pub struct WriterOptions {
@@ -182,13 +178,13 @@ impl Writer {
             mut admit,
             mut sink,
         } = hooks;
+        let batch_size = self.options.batch_size.max(1);
         // Room for the outcomes of every batch in flight and as many again, so that a batch that
         // has its answer never waits for the recorder (whose ledger transactions come in bursts).
-        let events_room = (batch_size_of(&self.options) * (self.pacing.limit() + 1) * 2).max(4096);
+        let events_room = (batch_size * (self.pacing.limit() + 1) * 2).max(4096);
         let (events_tx, mut events_rx) = mpsc::channel::<Event>(events_room);
         let (batches_tx, batches_rx) =
             mpsc::channel::<Vec<PendingOp>>(self.pacing.limit().max(2) * 2);
-        let batch_size = self.options.batch_size.max(1);
         let stop = self.stop.clone();
         let upsert_select = upsert_select(self.options.track_creates, &job.plan);
 
