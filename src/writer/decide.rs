@@ -582,6 +582,21 @@ mod tests {
         }
     }
 
+    /// `decide` for a change set (`--atomic`) answered 200 with these outcomes.
+    fn in_change_set(ops: &[OpInfo], outcomes: &[PartOutcome]) -> Decision {
+        let response = BatchResponse {
+            status: 200,
+            parts: Vec::new(),
+            rejection: None,
+        };
+        let attempt = Attempt::Answered {
+            response: &response,
+            retry_after: None,
+            outcomes,
+        };
+        decide(&attempt, ops, true, Duration::ZERO, &RetryPolicy::default())
+    }
+
     fn answered(
         ops: &[OpInfo],
         outcomes: &[PartOutcome],
@@ -890,23 +905,7 @@ mod tests {
             failed(400, None),
             PartOutcome::NotProcessed(NotProcessed::RolledBack { failed_op: Some(1) }),
         ];
-        let response = BatchResponse {
-            status: 200,
-            parts: Vec::new(),
-            rejection: None,
-        };
-        let attempt = Attempt::Answered {
-            response: &response,
-            retry_after: None,
-            outcomes: &outcomes,
-        };
-        let d = decide(
-            &attempt,
-            &ops,
-            true,
-            Duration::ZERO,
-            &RetryPolicy::default(),
-        );
+        let d = in_change_set(&ops, &outcomes);
         assert_eq!(
             d.verdicts[0],
             Verdict::Rejected(
@@ -922,18 +921,7 @@ mod tests {
             status: 400,
             error: err("", "bad"),
         }; 1];
-        let attempt = Attempt::Answered {
-            response: &response,
-            retry_after: None,
-            outcomes: &unknown,
-        };
-        let d = decide(
-            &attempt,
-            &ops[..1],
-            true,
-            Duration::ZERO,
-            &RetryPolicy::default(),
-        );
+        let d = in_change_set(&ops[..1], &unknown);
         assert_eq!(
             d.verdicts[0],
             Verdict::Rejected(
@@ -973,25 +961,14 @@ mod tests {
         };
         let rolled = PartOutcome::NotProcessed(NotProcessed::RolledBack { failed_op: Some(0) });
         let outcomes = [failed(412, None), rolled.clone(), rolled];
-        let response = BatchResponse {
-            status: 200,
-            parts: Vec::new(),
-            rejection: None,
-        };
-        let attempt = Attempt::Answered {
-            response: &response,
-            retry_after: None,
-            outcomes: &outcomes,
-        };
-        let policy = RetryPolicy::default();
-        let d = decide(&attempt, &[lost; 3], true, Duration::ZERO, &policy);
+        let d = in_change_set(&[lost; 3], &outcomes);
         assert_eq!(
             d.verdicts,
             [Verdict::Written, Verdict::Written, Verdict::Written]
         );
         // Never sent before: the 412 is a real conflict, and the change set is rejected whole.
         let fresh = op(Method::Patch, Precondition::IfNoneMatchAny);
-        let d = decide(&attempt, &[fresh; 3], true, Duration::ZERO, &policy);
+        let d = in_change_set(&[fresh; 3], &outcomes);
         assert_eq!(
             d.verdicts[0],
             Verdict::Rejected("Dataverse 412 (0x1): m".into())
@@ -1016,18 +993,7 @@ mod tests {
         };
         let rolled = PartOutcome::NotProcessed(NotProcessed::RolledBack { failed_op: Some(2) });
         let outcomes = [rolled.clone(), rolled.clone(), failed(412, None), rolled];
-        let response = BatchResponse {
-            status: 200,
-            parts: Vec::new(),
-            rejection: None,
-        };
-        let attempt = Attempt::Answered {
-            response: &response,
-            retry_after: None,
-            outcomes: &outcomes,
-        };
-        let policy = RetryPolicy::default();
-        let d = decide(&attempt, &[lost; 4], true, Duration::ZERO, &policy);
+        let d = in_change_set(&[lost; 4], &outcomes);
         assert_eq!(
             d.verdicts[2],
             Verdict::Rejected("Dataverse 412 (0x1): m".into()),
@@ -1046,7 +1012,7 @@ mod tests {
             sent_before: true,
             ..op(Method::Patch, Precondition::IfNoneMatchAny)
         };
-        let d = decide(&attempt, &[resumed; 4], true, Duration::ZERO, &policy);
+        let d = in_change_set(&[resumed; 4], &outcomes);
         assert_eq!(d.verdicts[2], Verdict::Written);
         for i in [0, 1, 3] {
             assert!(
@@ -1118,24 +1084,7 @@ mod tests {
         };
         let rolled = PartOutcome::NotProcessed(NotProcessed::RolledBack { failed_op: Some(1) });
         let outcomes = [rolled.clone(), failed(404, None), rolled];
-        let response = BatchResponse {
-            status: 200,
-            parts: Vec::new(),
-            rejection: None,
-        };
-        let attempt = Attempt::Answered {
-            response: &response,
-            retry_after: None,
-            outcomes: &outcomes,
-        };
-        let policy = RetryPolicy::default();
-        let d = decide(
-            &attempt,
-            &[upsert(), binds, upsert()],
-            true,
-            Duration::ZERO,
-            &policy,
-        );
+        let d = in_change_set(&[upsert(), binds, upsert()], &outcomes);
         assert!(
             d.verdicts.iter().all(|v| matches!(v, Verdict::Defer(_))),
             "{:?}",
@@ -1146,13 +1095,7 @@ mod tests {
             deferred: true,
             ..o
         };
-        let d = decide(
-            &attempt,
-            &[again(upsert()), again(binds), again(upsert())],
-            true,
-            Duration::ZERO,
-            &policy,
-        );
+        let d = in_change_set(&[again(upsert()), again(binds), again(upsert())], &outcomes);
         assert!(
             d.verdicts.iter().all(|v| matches!(v, Verdict::Rejected(_))),
             "{:?}",

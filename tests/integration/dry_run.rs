@@ -185,3 +185,28 @@ fn replaying_a_rejects_file_in_place_reads_all_of_it() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn two_mappings_whose_sources_share_a_name_get_their_own_rejects_files() {
+    // Without distinct names the second job's rejects file replaced the first one's.
+    let w = Workdir::new();
+    for dir in ["a", "b"] {
+        w.write(
+            &format!("{dir}/m.toml"),
+            accounts_mapping("employees = { from = \"Employees\", type = \"int\" }\n"),
+        );
+        w.write(
+            &format!("{dir}/accounts.csv"),
+            format!("Account No,Company,Employees\n{dir}-1,Company,many\n{dir}-2,Company,3\n"),
+        );
+    }
+    w.dvload(&["run", "a/m.toml", "b/m.toml", "--dry-run"])
+        .expect_code(1)
+        .stdout_has("rejected rows written to accounts.rejects.csv")
+        .stdout_has("rejected rows written to accounts-2.rejects.csv");
+    let first = crate::support::read_rejects_csv(&w.path().join("accounts.rejects.csv"), b',');
+    let second = crate::support::read_rejects_csv(&w.path().join("accounts-2.rejects.csv"), b',');
+    assert_eq!((first.len(), second.len()), (1, 1));
+    assert!(w.read("accounts.rejects.csv").contains("a-1"));
+    assert!(w.read("accounts-2.rejects.csv").contains("b-1"));
+}
