@@ -15,6 +15,28 @@ use crate::exit::{Exit, ExitError};
 use crate::writer::decide::retryable;
 use crate::writer::{Client, RetryPolicy, SendFailure, WhoAmI};
 
+/// Retry options of the commands that write (`run`, `undo`); hidden, for the tests.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RetryArgs {
+    /// Attempts per operation before it is given up (tests lower it).
+    #[arg(long, value_name = "N", default_value_t = 8, hide = true)]
+    pub max_attempts: u32,
+    /// First retry delay in milliseconds (tests lower it).
+    #[arg(long, value_name = "MS", default_value_t = 1000, hide = true)]
+    pub retry_base_ms: u64,
+}
+
+impl RetryArgs {
+    /// The retry policy these options make (the rest as [`RetryPolicy::default`]).
+    pub fn policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.max_attempts.max(1),
+            base_delay: Duration::from_millis(self.retry_base_ms),
+            ..RetryPolicy::default()
+        }
+    }
+}
+
 /// Connection options common to the commands that talk to Dataverse.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConnectArgs {

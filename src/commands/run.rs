@@ -96,12 +96,9 @@ pub struct Args {
     /// Connection options.
     #[command(flatten)]
     pub connect: super::connect::ConnectArgs,
-    /// Attempts per operation before it is rejected (tests lower it).
-    #[arg(long, value_name = "N", default_value_t = 8, hide = true)]
-    pub max_attempts: u32,
-    /// First retry delay in milliseconds (tests lower it).
-    #[arg(long, value_name = "MS", default_value_t = 1000, hide = true)]
-    pub retry_base_ms: u64,
+    /// Retry options.
+    #[command(flatten)]
+    pub retry: super::connect::RetryArgs,
 }
 
 /// Runs `dvload run`.

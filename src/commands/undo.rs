@@ -2,7 +2,6 @@
 //! `$batch` requests with the writer's limits and retries, after saying what it will do.
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -41,12 +40,9 @@ pub struct Args {
     /// Connection options.
     #[command(flatten)]
     pub connect: super::connect::ConnectArgs,
-    /// Attempts per operation before it is given up (tests lower it).
-    #[arg(long, value_name = "N", default_value_t = 8, hide = true)]
-    pub max_attempts: u32,
-    /// First retry delay in milliseconds (tests lower it).
-    #[arg(long, value_name = "MS", default_value_t = 1000, hide = true)]
-    pub retry_base_ms: u64,
+    /// Retry options.
+    #[command(flatten)]
+    pub retry: super::connect::RetryArgs,
 }
 
 /// Runs `dvload undo`.
@@ -151,11 +147,7 @@ async fn delete_all(
             part_headers: Vec::new(),
             track_creates: false,
             max_errors: None,
-            policy: RetryPolicy {
-                max_attempts: args.max_attempts.max(1),
-                base_delay: Duration::from_millis(args.retry_base_ms),
-                ..RetryPolicy::default()
-            },
+            policy: args.retry.policy(),
         },
     );
     // Children before parents: the last mapping of the run first, the last row first.

@@ -9,7 +9,7 @@ use crate::exit::{Exit, ExitError};
 use crate::job::Job;
 use crate::ledger::session::{RunSession, StartOptions};
 use crate::ledger::{Counts, JobReport, RunReport};
-use crate::writer::{JobOutcome, Progress, RetryPolicy, Writer, WriterOptions};
+use crate::writer::{JobOutcome, Progress, Writer, WriterOptions};
 
 /// Runs `dvload run` for real.
 pub fn run(args: Args) -> anyhow::Result<Exit> {
@@ -70,11 +70,7 @@ async fn write_all(
     let start = Instant::now();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let interrupted = super::signals::watch(stop.clone());
-    let policy = RetryPolicy {
-        max_attempts: args.max_attempts.max(1),
-        base_delay: Duration::from_millis(args.retry_base_ms),
-        ..RetryPolicy::default()
-    };
+    let policy = args.retry.policy();
     let conn = match super::connect::connect(&args.connect, &policy).await {
         Ok(conn) => conn,
         Err(e) => {
