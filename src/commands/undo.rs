@@ -57,9 +57,13 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             Ledger::file(&dir).display()
         );
     }
-    let written = ledger.rows_of(args.run_id, RowState::Written)?;
-    let (created, updated): (Vec<RowDetail>, Vec<RowDetail>) =
-        written.into_iter().partition(|d| d.created != 0);
+    let written = ledger.count_outcome(args.run_id, RowState::Written)?;
+    let created: Vec<RowDetail> = ledger
+        .rows_of(args.run_id, RowState::Written)?
+        .into_iter()
+        .filter(|d| d.created != 0)
+        .collect();
+    let updated = written.saturating_sub(created.len() as u64);
     let undone = created.iter().filter(|d| d.created == 2).count();
     let (todo, no_id): (Vec<RowDetail>, Vec<RowDetail>) = created
         .into_iter()
@@ -83,11 +87,11 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             what.join(", ")
         }
     );
-    if !updated.is_empty() {
+    if updated > 0 {
         println!(
             "{} rows it updated or upserted are left as they are (updates, and upserts that did not say \
              they created: run upserts with --track-creates to make them undoable)",
-            super::thousands(updated.len() as u64)
+            super::thousands(updated)
         );
     }
     if undone > 0 {

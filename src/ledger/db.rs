@@ -7,8 +7,11 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension as _, params};
 
 use super::Counts;
+use super::packed::{self, ContentIndex, needs_own_row};
 
-/// The ledger's schema (also in the README). Version 1.
+/// The ledger's schema (also in the README). Version 2: plain outcomes packed into `spans`, the
+/// content hashes kept as a sorted index (version 1 had one `rows` record per row and a `content`
+/// record per key; [`Ledger::open`] migrates it).
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS runs (
   id           INTEGER PRIMARY KEY,           -- the run id shown by `dvload runs`
@@ -38,7 +41,7 @@ CREATE TABLE IF NOT EXISTS run_jobs (
   passed_over  INTEGER NOT NULL DEFAULT 0,    -- rows done by earlier runs of the chain (resume)
   PRIMARY KEY (run_id, seq)
 );
-CREATE TABLE IF NOT EXISTS rows (
+CREATE TABLE IF NOT EXISTS rows (             -- rows that need their own record: rejected, unsent, created
   run_id     INTEGER NOT NULL,
   seq        INTEGER NOT NULL,
   row        INTEGER NOT NULL,                -- source row number (CSV data row, JSON element, JSONL record)
@@ -48,17 +51,43 @@ CREATE TABLE IF NOT EXISTS rows (
   created    INTEGER NOT NULL DEFAULT 0,      -- 1: a create operation (POST, or PATCH with If-None-Match)
   record_url TEXT,                            -- what undo deletes: entity_set(key) or entity_set(guid)
   error      TEXT,                            -- the reason, for rejected and unsent rows
+  hash       BLOB,                            -- written: XXH3-128 of (method, url, body)
   PRIMARY KEY (run_id, seq, row)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS content (
-  entity_set TEXT NOT NULL,
-  key        TEXT NOT NULL,
-  hash       BLOB NOT NULL,                   -- XXH3-128 of (method, url, body)
-  run_id     INTEGER NOT NULL,                -- the run that last wrote it
-  PRIMARY KEY (entity_set, key)
+CREATE TABLE IF NOT EXISTS spans (            -- the other rows: consecutive rows with one outcome
+  run_id     INTEGER NOT NULL,
+  seq        INTEGER NOT NULL,
+  first_row  INTEGER NOT NULL,
+  last_row   INTEGER NOT NULL,                -- inclusive: every row between has the outcome
+  outcome    TEXT NOT NULL,                   -- written (not created) | skipped | unchanged
+  keys       BLOB,                            -- per row, 8 bytes: its key's identity (u64 LE; 0 none)
+  hashes     BLOB,                            -- written: per row, 16 bytes: XXH3-128 of (method, url, body)
+  PRIMARY KEY (run_id, seq, first_row)
 ) WITHOUT ROWID;
-PRAGMA user_version = 1;
+CREATE TABLE IF NOT EXISTS content (          -- --changed-only: the last written hash of every key
+  entity_set TEXT NOT NULL,
+  part       INTEGER NOT NULL,                -- top 4 bits of the key identity (0-15)
+  data       BLOB NOT NULL,                   -- 24-byte entries sorted by key: identity (u64 LE), hash
+  PRIMARY KEY (entity_set, part)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS content_folded (
+  entity_set  TEXT PRIMARY KEY,
+  through_run INTEGER NOT NULL                -- the written rows of runs up to this id are in content
+);
+CREATE VIEW IF NOT EXISTS row_outcomes AS     -- one line per row and run, spans expanded
+  WITH RECURSIVE expanded(run_id, seq, row, last_row, outcome) AS (
+    SELECT run_id, seq, first_row, last_row, outcome FROM spans
+    UNION ALL
+    SELECT run_id, seq, row + 1, last_row, outcome FROM expanded WHERE row < last_row
+  )
+  SELECT run_id, seq, row, outcome, key, created, record_url, error FROM rows
+  UNION ALL
+  SELECT run_id, seq, row, outcome, NULL, 0, NULL, NULL FROM expanded;
+PRAGMA user_version = 2;
 ";
+
+/// The schema version this build writes.
+const VERSION: i64 = 2;
 
 /// What became of one row, as the ledger keeps it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,7 +265,7 @@ impl Ledger {
             move |source| LedgerError { path, what, source }
         };
         let _ = std::fs::create_dir_all(dir);
-        let conn = Connection::open(&path).map_err(err("cannot open"))?;
+        let mut conn = Connection::open(&path).map_err(err("cannot open"))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(err("cannot configure"))?;
         // Larger pages for a new file (ignored for an existing one): fewer B-tree splits per row.
@@ -249,8 +278,25 @@ impl Ledger {
             .map_err(err("cannot configure"))?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err("cannot configure"))?;
-        conn.execute_batch(SCHEMA)
-            .map_err(err("cannot create the schema"))?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(err("cannot read the schema version"))?;
+        match version {
+            0 => conn
+                .execute_batch(SCHEMA)
+                .map_err(err("cannot create the schema"))?,
+            1 => migrate_v1(&mut conn).map_err(err("cannot upgrade the ledger from version 1"))?,
+            VERSION => {}
+            newer => {
+                return Err(err("cannot use it")(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
+                    Some(format!(
+                        "its schema version is {newer}, newer than this dvload's ({VERSION}): \
+                         use a newer dvload, or another --state directory"
+                    )),
+                )));
+            }
+        }
         Ok(Ledger { conn, path })
     }
 
@@ -366,15 +412,9 @@ impl Ledger {
             .map_err(self.err("cannot record the end of the run"))
     }
 
-    /// Records a batch of row outcomes in one transaction; written rows with a key and a hash
-    /// update the key's content hash.
-    pub fn record(
-        &mut self,
-        run_id: i64,
-        seq: usize,
-        entity_set: &str,
-        outcomes: &[RowOutcome],
-    ) -> Result<()> {
+    /// Records a batch of row outcomes in one transaction: rows with a reason or a created
+    /// record each get a `rows` record, the others are packed into `spans`.
+    pub fn record(&mut self, run_id: i64, seq: usize, outcomes: &[RowOutcome]) -> Result<()> {
         let path = self.path.clone();
         let wrap = move |source| LedgerError {
             path: path.clone(),
@@ -385,17 +425,11 @@ impl Ledger {
         {
             let mut row_stmt = tx
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO rows (run_id, seq, row, line, outcome, key, created, record_url, error)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    "INSERT OR REPLACE INTO rows (run_id, seq, row, line, outcome, key, created, record_url, error, hash)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 )
                 .map_err(&wrap)?;
-            let mut content_stmt = tx
-                .prepare_cached(
-                    "INSERT INTO content (entity_set, key, hash, run_id) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (entity_set, key) DO UPDATE SET hash = excluded.hash, run_id = excluded.run_id",
-                )
-                .map_err(&wrap)?;
-            for o in outcomes {
+            for o in outcomes.iter().filter(|o| needs_own_row(o)) {
                 row_stmt
                     .execute(params![
                         run_id,
@@ -406,16 +440,29 @@ impl Ledger {
                         o.key,
                         o.created,
                         o.record_url,
-                        o.error
+                        o.error,
+                        o.hash.as_ref().map(|h| &h[..])
                     ])
                     .map_err(&wrap)?;
-                if let (RowState::Written, Some(key), Some(hash)) = (o.state, &o.key, &o.hash) {
-                    if !key.is_empty() {
-                        content_stmt
-                            .execute(params![entity_set, key, &hash[..], run_id])
-                            .map_err(&wrap)?;
-                    }
-                }
+            }
+            let mut span_stmt = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO spans (run_id, seq, first_row, last_row, outcome, keys, hashes)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(&wrap)?;
+            for span in packed::spans(outcomes.iter().filter(|o| !needs_own_row(o))) {
+                span_stmt
+                    .execute(params![
+                        run_id,
+                        seq as i64,
+                        span.first_row as i64,
+                        span.last_row as i64,
+                        span.state.as_str(),
+                        span.keys,
+                        span.hashes
+                    ])
+                    .map_err(&wrap)?;
             }
         }
         tx.commit().map_err(&wrap)
@@ -462,7 +509,11 @@ impl Ledger {
         }
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT outcome, count(*) FROM rows WHERE run_id = ?1 GROUP BY outcome")
+            .prepare_cached(
+                "SELECT outcome, count(*) FROM rows WHERE run_id = ?1 GROUP BY outcome
+                 UNION ALL
+                 SELECT outcome, sum(last_row - first_row + 1) FROM spans WHERE run_id = ?1 GROUP BY outcome",
+            )
             .map_err(self.err("cannot read the rows"))?;
         let pairs = stmt
             .query_map(params![run.id], |r| {
@@ -557,7 +608,8 @@ impl Ledger {
     pub fn chain_has_rows(&self, chain: i64) -> Result<bool> {
         self.conn
             .query_row(
-                "SELECT EXISTS (SELECT 1 FROM rows r JOIN runs u ON u.id = r.run_id WHERE u.chain = ?1)",
+                "SELECT EXISTS (SELECT 1 FROM rows r JOIN runs u ON u.id = r.run_id WHERE u.chain = ?1)
+                     OR EXISTS (SELECT 1 FROM spans s JOIN runs u ON u.id = s.run_id WHERE u.chain = ?1)",
                 params![chain],
                 |r| r.get(0),
             )
@@ -588,34 +640,62 @@ impl Ledger {
             let key: Option<String> = r.get(1).unwrap_or_default();
             done.insert(row as u64, key.as_deref().map_or(0, key_id));
         }
+        drop(rows);
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT s.first_row, s.last_row, s.keys FROM spans s JOIN runs u ON u.id = s.run_id
+                 WHERE u.chain = ?1 AND s.seq = ?2",
+            )
+            .map_err(self.err("cannot read the done rows"))?;
+        let mut spans = stmt
+            .query(params![chain, seq as i64])
+            .map_err(self.err("cannot read the done rows"))?;
+        while let Some(r) = spans.next().map_err(|source| LedgerError {
+            path: self.path.clone(),
+            what: "cannot read the done rows",
+            source,
+        })? {
+            let first = r.get::<_, i64>(0).unwrap_or_default() as u64;
+            let last = r.get::<_, i64>(1).unwrap_or_default() as u64;
+            match r.get::<_, Option<Vec<u8>>>(2).unwrap_or_default() {
+                Some(keys) => done.extend(packed::span_keys(first, &keys)),
+                None => done.extend((first..=last).map(|row| (row, 0))),
+            }
+        }
         Ok(done)
     }
 
-    /// The last written content hash of every key of an entity set: key identity → hash.
-    pub fn content_hashes(&self, entity_set: &str) -> Result<HashMap<u64, [u8; 16]>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT key, hash FROM content WHERE entity_set = ?1")
-            .map_err(self.err("cannot read the content hashes"))?;
-        let mut out = HashMap::new();
-        let mut rows = stmt
-            .query(params![entity_set])
-            .map_err(self.err("cannot read the content hashes"))?;
-        while let Some(r) = rows.next().map_err(|source| LedgerError {
-            path: self.path.clone(),
-            what: "cannot read the content hashes",
+    /// The last written content hash of every key of an entity set (key identity → hash), with
+    /// the written rows of the runs before `before_run` folded in first.
+    pub fn content_index(&mut self, entity_set: &str, before_run: i64) -> Result<ContentIndex> {
+        let path = self.path.clone();
+        let wrap = move |source| LedgerError {
+            path: path.clone(),
+            what: "cannot update the content index",
             source,
-        })? {
-            let key: String = r.get(0).unwrap_or_default();
-            let hash: Vec<u8> = r.get(1).unwrap_or_default();
-            if let Ok(h) = <[u8; 16]>::try_from(hash.as_slice()) {
-                out.insert(key_id(&key), h);
-            }
-        }
-        Ok(out)
+        };
+        let tx = self.conn.transaction().map_err(&wrap)?;
+        let index = fold_content(&tx, entity_set, before_run).map_err(&wrap)?;
+        tx.commit().map_err(&wrap)?;
+        Ok(index)
     }
 
-    /// Rows of a run with a given outcome: (seq, row, line, key, record_url, error).
+    /// How many rows of a run had an outcome (`rows` and `spans`).
+    pub fn count_outcome(&self, run_id: i64, state: RowState) -> Result<u64> {
+        self.conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM rows WHERE run_id = ?1 AND outcome = ?2)
+                      + (SELECT coalesce(sum(last_row - first_row + 1), 0) FROM spans WHERE run_id = ?1 AND outcome = ?2)",
+                params![run_id, state.as_str()],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(self.err("cannot read the rows"))
+    }
+
+    /// The rows of a run with a given outcome that have their own record: rejected, unsent and
+    /// created rows (plain written, skipped and unchanged rows are counted by [`Ledger::count_outcome`]).
     pub fn rows_of(&self, run_id: i64, state: RowState) -> Result<Vec<RowDetail>> {
         let mut stmt = self
             .conn
@@ -667,13 +747,21 @@ impl Ledger {
                     "UPDATE rows SET created = 2 WHERE run_id = ?1 AND seq = ?2 AND row = ?3",
                 )
                 .map_err(&wrap)?;
-            let mut forget = tx
-                .prepare_cached("DELETE FROM content WHERE entity_set = ?1 AND key = ?2")
-                .map_err(&wrap)?;
+            let mut forget: HashMap<&str, Vec<u64>> = HashMap::new();
             for (seq, row, entity_set, key) in rows {
                 stmt.execute(params![run_id, *seq as i64, *row as i64])
                     .map_err(&wrap)?;
-                forget.execute(params![entity_set, key]).map_err(&wrap)?;
+                if !key.is_empty() {
+                    forget.entry(entity_set).or_default().push(key_id(key));
+                }
+            }
+            for (entity_set, ids) in forget {
+                let mut index = fold_content(&tx, entity_set, i64::MAX).map_err(&wrap)?;
+                for id in ids {
+                    index.remove(&id);
+                }
+                let through = folded_through(&tx, entity_set).map_err(&wrap)?;
+                write_content(&tx, entity_set, &index, through).map_err(&wrap)?;
             }
         }
         tx.commit().map_err(&wrap)
@@ -699,6 +787,154 @@ pub struct RowDetail {
     pub error: Option<String>,
     /// Target entity set.
     pub entity_set: String,
+}
+
+/// The run up to which an entity set's written rows are in its content index (0: none).
+fn folded_through(conn: &Connection, entity_set: &str) -> rusqlite::Result<i64> {
+    Ok(conn
+        .query_row(
+            "SELECT through_run FROM content_folded WHERE entity_set = ?1",
+            params![entity_set],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Reads an entity set's content index and folds into it the written rows of the runs not in it
+/// yet, up to the last run before `before_run`, in run and row order (a later write of a key
+/// wins); stores it again when anything was folded. Runs are folded lazily, when a
+/// `--changed-only` run or `undo` needs the index: a run pays nothing for it.
+fn fold_content(
+    conn: &Connection,
+    entity_set: &str,
+    before_run: i64,
+) -> rusqlite::Result<ContentIndex> {
+    let through = folded_through(conn, entity_set)?;
+    let upto: i64 = conn.query_row(
+        "SELECT coalesce(max(id), 0) FROM runs WHERE id < ?1",
+        params![before_run],
+        |r| r.get(0),
+    )?;
+    let mut index = ContentIndex::new();
+    {
+        let mut stmt = conn.prepare("SELECT data FROM content WHERE entity_set = ?1")?;
+        let mut parts = stmt.query(params![entity_set])?;
+        while let Some(r) = parts.next()? {
+            let data: Vec<u8> = r.get(0)?;
+            packed::decode_part(&data, &mut index).map_err(|e| {
+                rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+                    Some(format!("entity set {entity_set}: {e}")),
+                )
+            })?;
+        }
+    }
+    if upto <= through {
+        return Ok(index);
+    }
+    // (run, row, key identity, hash) of every written row to fold.
+    let mut writes: Vec<(i64, u64, u64, [u8; 16])> = Vec::new();
+    {
+        let mut stmt = conn.prepare(
+            "SELECT s.run_id, s.first_row, s.keys, s.hashes FROM spans s
+             JOIN run_jobs j ON j.run_id = s.run_id AND j.seq = s.seq
+             WHERE j.entity_set = ?1 AND s.run_id > ?2 AND s.run_id <= ?3 AND s.outcome = 'written'
+               AND s.keys IS NOT NULL AND s.hashes IS NOT NULL",
+        )?;
+        let mut spans = stmt.query(params![entity_set, through, upto])?;
+        while let Some(r) = spans.next()? {
+            let run: i64 = r.get(0)?;
+            let first = r.get::<_, i64>(1)? as u64;
+            let keys: Vec<u8> = r.get(2)?;
+            let hashes: Vec<u8> = r.get(3)?;
+            writes.extend(
+                packed::span_contents(first, &keys, &hashes)
+                    .map(|(row, id, hash)| (run, row, id, hash)),
+            );
+        }
+        let mut stmt = conn.prepare(
+            "SELECT r.run_id, r.row, r.key, r.hash FROM rows r
+             JOIN run_jobs j ON j.run_id = r.run_id AND j.seq = r.seq
+             WHERE j.entity_set = ?1 AND r.run_id > ?2 AND r.run_id <= ?3 AND r.outcome = 'written'
+               AND r.created <> 2 AND r.key <> '' AND r.hash IS NOT NULL",
+        )?;
+        let mut rows = stmt.query(params![entity_set, through, upto])?;
+        while let Some(r) = rows.next()? {
+            let key: String = r.get(2)?;
+            let hash: Vec<u8> = r.get(3)?;
+            if let Ok(hash) = <[u8; 16]>::try_from(hash.as_slice()) {
+                writes.push((r.get(0)?, r.get::<_, i64>(1)? as u64, key_id(&key), hash));
+            }
+        }
+    }
+    if writes.is_empty() {
+        conn.execute(
+            "INSERT OR REPLACE INTO content_folded (entity_set, through_run) VALUES (?1, ?2)",
+            params![entity_set, upto],
+        )?;
+        return Ok(index);
+    }
+    writes.sort_unstable_by_key(|&(run, row, _, _)| (run, row));
+    for (_, _, id, hash) in writes {
+        if id != 0 {
+            index.insert(id, hash);
+        }
+    }
+    write_content(conn, entity_set, &index, upto)?;
+    Ok(index)
+}
+
+/// Stores an entity set's content index, folded through run `through`.
+fn write_content(
+    conn: &Connection,
+    entity_set: &str,
+    index: &ContentIndex,
+    through: i64,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "DELETE FROM content WHERE entity_set = ?1",
+        params![entity_set],
+    )?;
+    let mut insert =
+        conn.prepare_cached("INSERT INTO content (entity_set, part, data) VALUES (?1, ?2, ?3)")?;
+    for (part, data) in packed::encode_parts(index) {
+        insert.execute(params![entity_set, part, data])?;
+    }
+    conn.execute(
+        "INSERT OR REPLACE INTO content_folded (entity_set, through_run) VALUES (?1, ?2)",
+        params![entity_set, through],
+    )?;
+    Ok(())
+}
+
+/// Upgrades a version 1 ledger: its per-key `content` records become the content index (every
+/// run folded), and `rows` gains the `hash` column; its rows stay where they are.
+fn migrate_v1(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    let mut indexes: HashMap<String, ContentIndex> = HashMap::new();
+    {
+        let mut stmt = tx.prepare("SELECT entity_set, key, hash FROM content")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let entity_set: String = r.get(0)?;
+            let key: String = r.get(1)?;
+            let hash: Vec<u8> = r.get(2)?;
+            if let Ok(hash) = <[u8; 16]>::try_from(hash.as_slice()) {
+                indexes
+                    .entry(entity_set)
+                    .or_default()
+                    .insert(key_id(&key), hash);
+            }
+        }
+    }
+    tx.execute_batch("DROP TABLE content; ALTER TABLE rows ADD COLUMN hash BLOB;")?;
+    tx.execute_batch(SCHEMA)?;
+    let through: i64 = tx.query_row("SELECT coalesce(max(id), 0) FROM runs", [], |r| r.get(0))?;
+    for (entity_set, index) in &indexes {
+        write_content(&tx, entity_set, index, through)?;
+    }
+    tx.commit()
 }
 
 fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
@@ -757,16 +993,16 @@ mod tests {
         let mut l = Ledger::open(dir.path()).unwrap();
         let first = l.begin_run("m.toml", None, false, "t0").unwrap();
         l.begin_job(first, 0, &info()).unwrap();
-        l.record(
-            first,
-            0,
-            "accounts",
-            &[written(1, "k1", 1), written(2, "k2", 2)],
-        )
-        .unwrap();
+        // Row 2 created its record (an `If-None-Match` create): it gets its own `rows` record.
+        let created = RowOutcome {
+            created: true,
+            record_url: Some("accounts(k2)".into()),
+            ..written(2, "k2", 2)
+        };
+        l.record(first, 0, &[written(1, "k1", 1), created]).unwrap();
         let mut unsent = written(3, "k3", 3);
         unsent.state = RowState::Unsent;
-        l.record(first, 0, "accounts", &[unsent]).unwrap();
+        l.record(first, 0, &[unsent]).unwrap();
         let last = l.last_run("m.toml").unwrap().unwrap();
         assert!(last.unfinished(), "never ended");
         assert_eq!(
@@ -776,8 +1012,7 @@ mod tests {
         );
         let second = l.begin_run("m.toml", Some(&last), false, "t1").unwrap();
         l.begin_job(second, 0, &info()).unwrap();
-        l.record(second, 0, "accounts", &[written(4, "k4", 4)])
-            .unwrap();
+        l.record(second, 0, &[written(4, "k4", 4)]).unwrap();
         let done = l.done_rows(first, 0).unwrap();
         let mut rows: Vec<u64> = done.keys().copied().collect();
         rows.sort();
@@ -789,7 +1024,7 @@ mod tests {
         let mut rows: Vec<u64> = l.done_rows(first, 0).unwrap().into_keys().collect();
         rows.sort();
         assert_eq!(rows, [1, 4], "undone rows are not done");
-        let hashes = l.content_hashes("accounts").unwrap();
+        let hashes = l.content_index("accounts", i64::MAX).unwrap();
         assert_eq!(hashes.len(), 2, "k2 forgotten by the undo");
         assert_eq!(hashes[&key_id("k4")], [4; 16]);
         l.end_job(
@@ -812,5 +1047,142 @@ mod tests {
         assert_eq!((run.counts.written, run.passed_over), (1, 2));
         assert!(!run.unfinished());
         assert_eq!(l.runs(10).unwrap().len(), 2);
+    }
+
+    fn query_u64(l: &Ledger, sql: &str) -> u64 {
+        l.conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap() as u64
+    }
+
+    #[test]
+    fn plain_rows_are_packed_into_spans_and_the_view_lists_every_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(dir.path()).unwrap();
+        let run = l.begin_run("m.toml", None, false, "t0").unwrap();
+        l.begin_job(run, 0, &info()).unwrap();
+        let mut outcomes: Vec<RowOutcome> = (1..=1000)
+            .map(|i| written(i, &format!("k{i}"), 1))
+            .collect();
+        outcomes[499] = RowOutcome {
+            state: RowState::Rejected,
+            error: Some("Dataverse 400".into()),
+            hash: None,
+            ..outcomes[499].clone()
+        };
+        outcomes.reverse(); // answers come back in any order
+        l.record(run, 0, &outcomes).unwrap();
+        assert_eq!(
+            query_u64(&l, "SELECT count(*) FROM spans"),
+            2,
+            "rows 1-499 and 501-1000"
+        );
+        assert_eq!(
+            query_u64(&l, "SELECT count(*) FROM rows"),
+            1,
+            "the rejected row"
+        );
+        assert_eq!(
+            query_u64(
+                &l,
+                "SELECT count(*) FROM row_outcomes WHERE outcome = 'written'"
+            ),
+            999
+        );
+        assert_eq!(
+            query_u64(&l, "SELECT count(DISTINCT row) FROM row_outcomes"),
+            1000
+        );
+        assert_eq!(l.count_outcome(run, RowState::Written).unwrap(), 999);
+        assert_eq!(
+            l.run(run).unwrap().unwrap().counts.rejected,
+            1,
+            "a killed run's counts"
+        );
+        let done = l.done_rows(run, 0).unwrap();
+        assert_eq!(done.len(), 1000);
+        assert_eq!(done[&1000], key_id("k1000"));
+    }
+
+    #[test]
+    fn the_content_index_folds_runs_in_order_and_only_before_the_current_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(dir.path()).unwrap();
+        let first = l.begin_run("m.toml", None, false, "t0").unwrap();
+        l.begin_job(first, 0, &info()).unwrap();
+        l.record(first, 0, &[written(1, "k1", 1), written(2, "k2", 2)])
+            .unwrap();
+        let second = l.begin_run("m.toml", None, true, "t1").unwrap();
+        l.begin_job(second, 0, &info()).unwrap();
+        // The index a run sees is that of the runs before it.
+        let seen = l.content_index("accounts", second).unwrap();
+        assert_eq!((seen.len(), seen[&key_id("k1")]), (2, [1; 16]));
+        l.record(second, 0, &[written(1, "k1", 9)]).unwrap();
+        let other = JobInfo {
+            entity_set: "contacts".into(),
+            ..info()
+        };
+        l.begin_job(second, 1, &other).unwrap();
+        l.record(second, 1, &[written(1, "k1", 7)]).unwrap();
+        let after = l.content_index("accounts", i64::MAX).unwrap();
+        assert_eq!(after[&key_id("k1")], [9; 16], "the later write wins");
+        assert_eq!(after[&key_id("k2")], [2; 16]);
+        assert_eq!(
+            l.content_index("contacts", i64::MAX).unwrap().len(),
+            1,
+            "per entity set"
+        );
+        // Folded once: reading it again changes nothing.
+        assert_eq!(l.content_index("accounts", i64::MAX).unwrap(), after);
+    }
+
+    #[test]
+    fn a_version_1_ledger_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(Ledger::file(dir.path())).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE runs (id INTEGER PRIMARY KEY, job TEXT NOT NULL, chain INTEGER NOT NULL,
+                   resumed_from INTEGER, changed_only INTEGER NOT NULL DEFAULT 0, started_at TEXT NOT NULL,
+                   ended_at TEXT, exit_code INTEGER);
+                 CREATE TABLE run_jobs (run_id INTEGER NOT NULL, seq INTEGER NOT NULL, mapping TEXT NOT NULL,
+                   mapping_hash TEXT NOT NULL, source TEXT NOT NULL, source_size INTEGER NOT NULL,
+                   source_hash TEXT NOT NULL, entity_set TEXT NOT NULL, operation TEXT NOT NULL,
+                   read INTEGER NOT NULL DEFAULT 0, written INTEGER NOT NULL DEFAULT 0,
+                   rejected INTEGER NOT NULL DEFAULT 0, skipped INTEGER NOT NULL DEFAULT 0,
+                   unchanged INTEGER NOT NULL DEFAULT 0, passed_over INTEGER NOT NULL DEFAULT 0,
+                   PRIMARY KEY (run_id, seq));
+                 CREATE TABLE rows (run_id INTEGER NOT NULL, seq INTEGER NOT NULL, row INTEGER NOT NULL,
+                   line INTEGER NOT NULL, outcome TEXT NOT NULL, key TEXT, created INTEGER NOT NULL DEFAULT 0,
+                   record_url TEXT, error TEXT, PRIMARY KEY (run_id, seq, row)) WITHOUT ROWID;
+                 CREATE TABLE content (entity_set TEXT NOT NULL, key TEXT NOT NULL, hash BLOB NOT NULL,
+                   run_id INTEGER NOT NULL, PRIMARY KEY (entity_set, key)) WITHOUT ROWID;
+                 INSERT INTO runs VALUES (1, 'm.toml', 1, NULL, 0, 't0', NULL, NULL);
+                 INSERT INTO run_jobs (run_id, seq, mapping, mapping_hash, source, source_size, source_hash, entity_set, operation)
+                   VALUES (1, 0, 'm.toml', 'mh', 's.csv', 10, 'sh', 'accounts', 'upsert');
+                 INSERT INTO rows VALUES (1, 0, 1, 2, 'written', 'k1', 0, NULL, NULL);
+                 INSERT INTO content VALUES ('accounts', 'k1', x'01010101010101010101010101010101', 1);
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        let mut l = Ledger::open(dir.path()).unwrap();
+        assert_eq!(query_u64(&l, "PRAGMA user_version"), 2);
+        let index = l.content_index("accounts", i64::MAX).unwrap();
+        assert_eq!(index[&key_id("k1")], [1; 16]);
+        assert_eq!(
+            l.done_rows(1, 0).unwrap()[&1],
+            key_id("k1"),
+            "its rows stay"
+        );
+        assert!(l.last_run("m.toml").unwrap().unwrap().unfinished());
+        let run = l.begin_run("m.toml", None, false, "t1").unwrap();
+        l.record(run, 0, &[written(2, "k2", 2)]).unwrap();
+        assert_eq!(query_u64(&l, "SELECT count(*) FROM row_outcomes"), 2);
+        drop(l);
+        // A ledger from a newer dvload is refused, not damaged.
+        let conn = Connection::open(Ledger::file(dir.path())).unwrap();
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        drop(conn);
+        let err = Ledger::open(dir.path()).err().unwrap().to_string();
+        assert!(err.contains("schema version is 3"), "{err}");
     }
 }

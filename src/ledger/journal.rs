@@ -74,7 +74,6 @@ pub struct JobJournal<'a> {
     ledger: &'a mut Ledger,
     run_id: i64,
     seq: usize,
-    entity_set: String,
     buffer: Vec<RowOutcome>,
     every: usize,
     max_delay: Duration,
@@ -83,18 +82,11 @@ pub struct JobJournal<'a> {
 
 impl<'a> JobJournal<'a> {
     /// A journal for job `seq` of run `run_id`.
-    pub fn new(
-        ledger: &'a mut Ledger,
-        run_id: i64,
-        seq: usize,
-        entity_set: &str,
-        every: usize,
-    ) -> JobJournal<'a> {
+    pub fn new(ledger: &'a mut Ledger, run_id: i64, seq: usize, every: usize) -> JobJournal<'a> {
         JobJournal {
             ledger,
             run_id,
             seq,
-            entity_set: entity_set.to_string(),
             buffer: Vec::with_capacity(every),
             every: every.max(1),
             max_delay: Duration::from_millis(200),
@@ -185,8 +177,7 @@ impl Sink for JobJournal<'_> {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        self.ledger
-            .record(self.run_id, self.seq, &self.entity_set, &self.buffer)?;
+        self.ledger.record(self.run_id, self.seq, &self.buffer)?;
         self.buffer.clear();
         Ok(())
     }

@@ -1,9 +1,10 @@
 //! What a run leaves behind: the rejects file (`rejects`), the JSON run report (`report`) and the
-//! SQLite run ledger (`db`, locked by `lock`, fed by `journal`) behind resume, `--changed-only`, `runs` and `undo`.
+//! SQLite run ledger (`db`, its packed forms in `packed`, locked by `lock`, fed by `journal`) behind resume, `--changed-only`, `runs` and `undo`.
 
 pub mod db;
 pub mod journal;
 pub mod lock;
+pub mod packed;
 pub mod rejects;
 pub mod report;
 pub mod session;

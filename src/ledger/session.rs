@@ -193,7 +193,7 @@ impl RunSession {
             None => None,
         };
         let hashes = if self.changed_only {
-            Some(self.ledger.content_hashes(&info.entity_set)?)
+            Some(self.ledger.content_index(&info.entity_set, self.run_id)?)
         } else {
             None
         };
@@ -212,8 +212,7 @@ impl RunSession {
 
     /// The recorder of job `seq`.
     pub fn journal(&mut self, seq: usize, every: usize) -> JobJournal<'_> {
-        let entity_set = self.infos[seq].entity_set.clone();
-        JobJournal::new(&mut self.ledger, self.run_id, seq, &entity_set, every)
+        JobJournal::new(&mut self.ledger, self.run_id, seq, every)
     }
 
     /// Records job `seq`'s counts.

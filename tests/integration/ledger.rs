@@ -114,7 +114,7 @@ fn assert_ledger_has_each_row_written_once(dir: &Path, rows: u64) {
     let db = ledger(dir);
     let chain = query_u64(&db, "SELECT chain FROM runs ORDER BY id DESC LIMIT 1");
     let done = format!(
-        "FROM rows r JOIN runs u ON u.id = r.run_id WHERE u.chain = {chain} AND r.outcome <> 'unsent'"
+        "FROM row_outcomes r JOIN runs u ON u.id = r.run_id WHERE u.chain = {chain} AND r.outcome <> 'unsent'"
     );
     assert_eq!(
         query_u64(&db, &format!("SELECT count(*) {done}")),
@@ -203,7 +203,7 @@ async fn kill_9_at_random_moments_then_resume_writes_every_row_exactly_once() {
     assert_each_account_once(&emu, ROWS);
     assert_ledger_has_each_row_written_once(wd.path(), ROWS);
     let db = ledger(wd.path());
-    let runs_with_rows = query_u64(&db, "SELECT count(DISTINCT run_id) FROM rows");
+    let runs_with_rows = query_u64(&db, "SELECT count(DISTINCT run_id) FROM row_outcomes");
     let killed = query_u64(&db, "SELECT count(*) FROM runs WHERE ended_at IS NULL");
     assert!(
         runs_with_rows >= 10 && killed >= 10,
@@ -357,7 +357,7 @@ async fn sigterm_stops_with_exit_4_and_the_resume_command_then_resume_finishes()
         serde_json::from_str(&std::fs::read_to_string(wd.path().join("r.json")).unwrap()).unwrap();
     let done_before = query_u64(
         &ledger(wd.path()),
-        "SELECT count(*) FROM rows WHERE run_id = 1 AND outcome <> 'unsent'",
+        "SELECT count(*) FROM row_outcomes WHERE run_id = 1 AND outcome <> 'unsent'",
     );
     assert!(done_before > 0);
     assert_eq!(report["passed_over"].as_u64(), Some(done_before));
@@ -526,11 +526,11 @@ async fn upserts_with_track_creates_are_undone_where_they_created_and_only_there
     assert_eq!(emu.state.count("account"), 100);
     let db = ledger(wd.path());
     assert_eq!(
-        query_u64(&db, "SELECT count(*) FROM rows WHERE created = 1"),
+        query_u64(&db, "SELECT count(*) FROM row_outcomes WHERE created = 1"),
         60
     );
     assert_eq!(
-        query_u64(&db, "SELECT min(row) FROM rows WHERE created = 1"),
+        query_u64(&db, "SELECT min(row) FROM row_outcomes WHERE created = 1"),
         41
     );
     run(wd.path(), &emu, &["undo", "1", "--yes"])
@@ -596,7 +596,7 @@ async fn a_run_stopped_by_a_missing_privilege_resumes_once_the_role_is_fixed() {
     assert_eq!(
         query_u64(
             &db,
-            "SELECT count(*) FROM rows WHERE seq = 1 AND outcome = 'rejected'"
+            "SELECT count(*) FROM row_outcomes WHERE seq = 1 AND outcome = 'rejected'"
         ),
         0,
         "the refused rows were not refused for themselves"
@@ -604,7 +604,7 @@ async fn a_run_stopped_by_a_missing_privilege_resumes_once_the_role_is_fixed() {
     assert!(
         query_u64(
             &db,
-            "SELECT count(*) FROM rows WHERE seq = 1 AND outcome = 'unsent'"
+            "SELECT count(*) FROM row_outcomes WHERE seq = 1 AND outcome = 'unsent'"
         ) > 0
     );
     // The role fixed (here: an environment whose role has the privilege), the resume passes over
@@ -620,7 +620,7 @@ async fn a_run_stopped_by_a_missing_privilege_resumes_once_the_role_is_fixed() {
             query_u64(
                 &db,
                 &format!(
-                    "SELECT count(DISTINCT row) FROM rows WHERE seq = {seq} AND outcome = 'written'"
+                    "SELECT count(DISTINCT row) FROM row_outcomes WHERE seq = {seq} AND outcome = 'written'"
                 )
             ),
             ROWS,
@@ -661,7 +661,7 @@ async fn undo_without_the_delete_privilege_exits_3_and_deletes_nothing() {
     // Nothing was recorded as undone: the same undo, once allowed, deletes them all.
     let db = ledger(wd.path());
     assert_eq!(
-        query_u64(&db, "SELECT count(*) FROM rows WHERE created = 2"),
+        query_u64(&db, "SELECT count(*) FROM row_outcomes WHERE created = 2"),
         0
     );
 }
