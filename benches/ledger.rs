@@ -2,7 +2,9 @@
 //! (`--emulator`, in the same process), without the ledger (`--no-ledger`), with it (fresh state
 //! directory), and with it again under `--changed-only` (nothing changed: nothing sent), plus the
 //! dry run for reference (dry runs keep no ledger). Run with `cargo bench --bench ledger`
-//! (`LEDGER_BENCH_ROWS=N` for another size). Timings are printed, never asserted.
+//! (`LEDGER_BENCH_ROWS=N` for another size, `LEDGER_BENCH_PAIRS=N` for more pairs of runs
+//! without and with the ledger; the median of the pairs is the figure). Timings are printed,
+//! never asserted.
 
 use std::io::Write;
 use std::path::Path;
@@ -84,29 +86,74 @@ fn main() {
         &with(&["--dry-run"]),
         rows,
     );
-    let without = time(
-        dir.path(),
-        "emulator, --no-ledger",
-        &with(&["--emulator", "--no-ledger"]),
-        rows,
-    );
-    let ledger = time(
-        dir.path(),
-        "emulator, ledger",
-        &with(&["--emulator", "--state", "state"]),
-        rows,
-    );
+    // Pairs of runs without and with the ledger, in alternating order, each with a fresh state
+    // directory: the host's speed drifts from minute to minute, so each pair is compared on its
+    // own and the median of the pairs is the figure.
+    let pairs: usize = std::env::var("LEDGER_BENCH_PAIRS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    let mut ratios = Vec::with_capacity(pairs);
+    for pair in 0..pairs {
+        let state = format!("state-{pair}");
+        let state_args = ["--emulator", "--state", state.as_str()];
+        let run_without = || {
+            time(
+                dir.path(),
+                "emulator, --no-ledger",
+                &with(&["--emulator", "--no-ledger"]),
+                rows,
+            )
+        };
+        let run_with = || {
+            let args: Vec<&str> = b.iter().copied().chain(state_args).collect();
+            time(
+                dir.path(),
+                "emulator, ledger (fresh state directory)",
+                &args,
+                rows,
+            )
+        };
+        let (without, ledger) = if pair % 2 == 0 {
+            let w = run_without();
+            (w, run_with())
+        } else {
+            let l = run_with();
+            (run_without(), l)
+        };
+        let cost = (ledger / without - 1.0) * 100.0;
+        println!("  pair {}: ledger cost {cost:+.1}% run time", pair + 1);
+        ratios.push(cost);
+    }
+    let last_state = format!("state-{}", pairs - 1);
+    let changed_args: Vec<&str> = b
+        .iter()
+        .copied()
+        .chain([
+            "--emulator",
+            "--state",
+            last_state.as_str(),
+            "--changed-only",
+        ])
+        .collect();
     time(
         dir.path(),
         "emulator, ledger, --changed-only (same data)",
-        &with(&["--emulator", "--state", "state", "--changed-only"]),
+        &changed_args,
         rows,
     );
+    ratios.sort_by(f64::total_cmp);
     println!(
-        "ledger cost against the emulator: {:+.1}% run time",
-        (ledger / without - 1.0) * 100.0
+        "ledger cost against the emulator: median {:+.1}% run time over {pairs} pairs (each: {})",
+        ratios[ratios.len() / 2],
+        ratios
+            .iter()
+            .map(|r| format!("{r:+.1}%"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
-    let size = std::fs::metadata(dir.path().join("state/ledger.sqlite"))
+    let size = std::fs::metadata(dir.path().join(&last_state).join("ledger.sqlite"))
         .map(|m| m.len())
         .unwrap_or(0);
     println!("ledger file: {:.1} MB", size as f64 / 1e6);
