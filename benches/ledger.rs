@@ -1,11 +1,10 @@
 //! The run ledger's cost: `dvload run` on 1,000,000 generated rows against the built-in emulator
 //! (`--emulator`, in the same process), without the ledger (`--no-ledger`), with it (fresh state
-//! directory), and with it again under `--changed-only` (nothing changed: nothing sent), plus the
-//! dry run for reference (dry runs keep no ledger). Run with `cargo bench --bench ledger`
-//! (`LEDGER_BENCH_ROWS=N` for another size, `LEDGER_BENCH_PAIRS=N` for more pairs of runs
-//! without and with the ledger; the median of the pairs is the figure). Timings are printed,
-//! never asserted.
-
+//! directory), with it again under `--changed-only` (nothing changed: nothing sent), and with the
+//! rows shuffled (keys in no order), plus the dry run for reference (dry runs keep no ledger).
+//! Run with `cargo bench --bench ledger` (`LEDGER_BENCH_ROWS=N` for another size,
+//! `LEDGER_BENCH_PAIRS=N` for more pairs of runs without and with the ledger; the median of the
+//! pairs is the figure). Timings are printed, never asserted.
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;
@@ -37,6 +36,26 @@ fn generate(path: &Path, rows: u64) {
             i % 97
         )
         .unwrap();
+    }
+}
+
+/// The rows of `from` (after its header) in a fixed pseudo-random order: keys in no order.
+fn shuffle(from: &Path, to: &Path) {
+    let text = std::fs::read_to_string(from).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let mut rows: Vec<&str> = lines.collect();
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    for i in (1..rows.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        rows.swap(i, (state % (i as u64 + 1)) as usize);
+    }
+    let mut out = std::io::BufWriter::new(std::fs::File::create(to).unwrap());
+    writeln!(out, "{header}").unwrap();
+    for row in rows {
+        writeln!(out, "{row}").unwrap();
     }
 }
 
@@ -141,6 +160,29 @@ fn main() {
         dir.path(),
         "emulator, ledger, --changed-only (same data)",
         &changed_args,
+        rows,
+    );
+    shuffle(
+        &dir.path().join("bench.csv"),
+        &dir.path().join("shuffled.csv"),
+    );
+    std::fs::write(
+        dir.path().join("shuffled.toml"),
+        MAPPING.replace("bench.csv", "shuffled.csv"),
+    )
+    .unwrap();
+    time(
+        dir.path(),
+        "emulator, ledger, rows in shuffled order",
+        &[
+            "run",
+            "shuffled.toml",
+            "--batch-size",
+            "1000",
+            "--emulator",
+            "--state",
+            "state-shuffled",
+        ],
         rows,
     );
     ratios.sort_by(f64::total_cmp);
