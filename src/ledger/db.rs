@@ -60,7 +60,7 @@ CREATE TABLE IF NOT EXISTS spans (            -- the other rows: consecutive row
   first_row  INTEGER NOT NULL,
   last_row   INTEGER NOT NULL,                -- inclusive: every row between has the outcome
   outcome    TEXT NOT NULL,                   -- written (not created) | skipped | unchanged
-  keys       BLOB,                            -- per row, 8 bytes: its key's identity (u64 LE; 0 none)
+  rows       TEXT NOT NULL,                   -- JSON array, per row: [key, record] (null: none), or null (skipped)
   hashes     BLOB,                            -- written: per row, 16 bytes: XXH3-128 of (method, url, body)
   PRIMARY KEY (run_id, seq, first_row)
 ) WITHOUT ROWID;
@@ -74,15 +74,11 @@ CREATE TABLE IF NOT EXISTS content_folded (
   entity_set  TEXT PRIMARY KEY,
   through_run INTEGER NOT NULL                -- the written rows of runs up to this id are in content
 );
-CREATE VIEW IF NOT EXISTS row_outcomes AS     -- one line per row and run, spans expanded
-  WITH RECURSIVE expanded(run_id, seq, row, last_row, outcome) AS (
-    SELECT run_id, seq, first_row, last_row, outcome FROM spans
-    UNION ALL
-    SELECT run_id, seq, row + 1, last_row, outcome FROM expanded WHERE row < last_row
-  )
-  SELECT run_id, seq, row, outcome, key, created, record_url, error FROM rows
+CREATE VIEW IF NOT EXISTS row_outcomes AS     -- every row of every run, spans unpacked
+  SELECT run_id, seq, row, outcome, key, record_url AS record, created, error FROM rows
   UNION ALL
-  SELECT run_id, seq, row, outcome, NULL, 0, NULL, NULL FROM expanded;
+  SELECT s.run_id, s.seq, s.first_row + e.key, s.outcome, e.value ->> 0, e.value ->> 1, 0, NULL
+  FROM spans s, json_each(s.rows) e;
 PRAGMA user_version = 2;
 ";
 
@@ -448,7 +444,7 @@ impl Ledger {
             }
             let mut span_stmt = tx
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO spans (run_id, seq, first_row, last_row, outcome, keys, hashes)
+                    "INSERT OR REPLACE INTO spans (run_id, seq, first_row, last_row, outcome, rows, hashes)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )
                 .map_err(&wrap)?;
@@ -460,7 +456,7 @@ impl Ledger {
                         span.first_row as i64,
                         span.last_row as i64,
                         span.state.as_str(),
-                        span.keys,
+                        span.rows,
                         span.hashes
                     ])
                     .map_err(&wrap)?;
@@ -645,7 +641,7 @@ impl Ledger {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT s.first_row, s.last_row, s.keys FROM spans s JOIN runs u ON u.id = s.run_id
+                "SELECT s.first_row, s.rows FROM spans s JOIN runs u ON u.id = s.run_id
                  WHERE u.chain = ?1 AND s.seq = ?2",
             )
             .map_err(self.err("cannot read the done rows"))?;
@@ -658,11 +654,16 @@ impl Ledger {
             source,
         })? {
             let first = r.get::<_, i64>(0).unwrap_or_default() as u64;
-            let last = r.get::<_, i64>(1).unwrap_or_default() as u64;
-            match r.get::<_, Option<Vec<u8>>>(2).unwrap_or_default() {
-                Some(keys) => done.extend(packed::span_keys(first, &keys)),
-                None => done.extend((first..=last).map(|row| (row, 0))),
-            }
+            let rows: String = r.get(1).unwrap_or_default();
+            let rows = packed::span_rows(first, &rows).map_err(|e| LedgerError {
+                path: self.path.clone(),
+                what: "cannot read the done rows",
+                source: corrupt(e),
+            })?;
+            done.extend(
+                rows.into_iter()
+                    .map(|(row, packed::SpanRow(key, _))| (row, key.as_deref().map_or(0, key_id))),
+            );
         }
         Ok(done)
     }
@@ -790,6 +791,14 @@ pub struct RowDetail {
     pub entity_set: String,
 }
 
+/// A damaged ledger, as an SQLite error.
+fn corrupt(message: String) -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+        Some(message),
+    )
+}
+
 /// The run up to which an entity set's written rows are in its content index (0: none).
 fn folded_through(conn: &Connection, entity_set: &str) -> rusqlite::Result<i64> {
     Ok(conn
@@ -823,12 +832,8 @@ fn fold_content(
         let mut parts = stmt.query(params![entity_set])?;
         while let Some(r) = parts.next()? {
             let data: Vec<u8> = r.get(0)?;
-            packed::decode_part(&data, &mut index).map_err(|e| {
-                rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
-                    Some(format!("entity set {entity_set}: {e}")),
-                )
-            })?;
+            packed::decode_part(&data, &mut index)
+                .map_err(|e| corrupt(format!("entity set {entity_set}: {e}")))?;
         }
     }
     if upto <= through {
@@ -838,19 +843,21 @@ fn fold_content(
     let mut writes: Vec<(i64, u64, u64, [u8; 16])> = Vec::new();
     {
         let mut stmt = conn.prepare(
-            "SELECT s.run_id, s.first_row, s.keys, s.hashes FROM spans s
+            "SELECT s.run_id, s.first_row, s.rows, s.hashes FROM spans s
              JOIN run_jobs j ON j.run_id = s.run_id AND j.seq = s.seq
              WHERE j.entity_set = ?1 AND s.run_id > ?2 AND s.run_id <= ?3 AND s.outcome = 'written'
-               AND s.keys IS NOT NULL AND s.hashes IS NOT NULL",
+               AND s.hashes IS NOT NULL",
         )?;
         let mut spans = stmt.query(params![entity_set, through, upto])?;
         while let Some(r) = spans.next()? {
             let run: i64 = r.get(0)?;
             let first = r.get::<_, i64>(1)? as u64;
-            let keys: Vec<u8> = r.get(2)?;
+            let rows: String = r.get(2)?;
             let hashes: Vec<u8> = r.get(3)?;
             writes.extend(
-                packed::span_contents(first, &keys, &hashes)
+                packed::span_contents(first, &rows, &hashes)
+                    .map_err(corrupt)?
+                    .into_iter()
                     .map(|(row, id, hash)| (run, row, id, hash)),
             );
         }
@@ -1107,6 +1114,16 @@ mod tests {
         assert_eq!(
             query_u64(&l, "SELECT count(DISTINCT row) FROM row_outcomes"),
             1000
+        );
+        let key_of_row_1000: String = l
+            .conn
+            .query_row("SELECT key FROM row_outcomes WHERE row = 1000", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(
+            key_of_row_1000, "k1000",
+            "a person reads each row's key in the view"
         );
         assert_eq!(l.count_outcome(run, RowState::Written).unwrap(), 999);
         assert_eq!(

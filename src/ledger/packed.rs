@@ -9,12 +9,10 @@ use std::collections::HashMap;
 
 use super::db::{RowOutcome, RowState, key_id};
 
-/// Bytes per row in a span's `keys` BLOB: the key identity, u64 little-endian (0: no key).
-pub const KEY_BYTES: usize = 8;
 /// Bytes per row in a span's `hashes` BLOB: the content hash (XXH3-128).
 pub const HASH_BYTES: usize = 16;
-/// Bytes per entry of a content index BLOB: key identity then content hash.
-pub const ENTRY_BYTES: usize = KEY_BYTES + HASH_BYTES;
+/// Bytes per entry of a content index BLOB: key identity (u64 little-endian), then content hash.
+pub const ENTRY_BYTES: usize = 8 + HASH_BYTES;
 
 /// The last written content hash per key identity, for one target table.
 pub type ContentIndex = HashMap<u64, [u8; 16]>;
@@ -29,22 +27,33 @@ pub struct Span {
     pub last_row: u64,
     /// The outcome of every row of the span.
     pub state: RowState,
-    /// Each row's key identity (`KEY_BYTES` each); None for skipped rows.
-    pub keys: Option<Vec<u8>>,
+    /// A JSON array with an element per row: `[key, record]` (each a string or null), or `null`
+    /// for a skipped row.
+    pub rows: String,
     /// Each row's content hash (`HASH_BYTES` each); written spans only.
     pub hashes: Option<Vec<u8>>,
 }
+
+/// One row of a span as read back: its key and the record it wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct SpanRow(pub Option<String>, pub Option<String>);
 
 /// True when an outcome needs its own `rows` record: a reason (rejected, unsent), or a created
 /// record that `undo` may delete. The rest is packed into spans.
 pub fn needs_own_row(o: &RowOutcome) -> bool {
     o.created
-        || o.record_url.is_some()
         || o.error.is_some()
         || !matches!(
             o.state,
             RowState::Written | RowState::Skipped | RowState::Unchanged
         )
+}
+
+fn push_json_str(out: &mut String, s: Option<&str>) {
+    match s.filter(|s| !s.is_empty()) {
+        None => out.push_str("null"),
+        Some(s) => out.push_str(&serde_json::to_string(s).expect("a string serialises")),
+    }
 }
 
 /// Packs plain outcomes into spans of consecutive rows with the same state.
@@ -53,51 +62,70 @@ pub fn spans<'a>(outcomes: impl IntoIterator<Item = &'a RowOutcome>) -> Vec<Span
     plain.sort_by_key(|o| o.row);
     let mut out: Vec<Span> = Vec::new();
     for o in plain {
-        let continues = out
-            .last()
-            .is_some_and(|s| s.state == o.state && o.row == s.last_row + 1);
-        if !continues {
-            out.push(Span {
-                first_row: o.row,
-                last_row: o.row,
-                state: o.state,
-                keys: (o.state != RowState::Skipped).then(Vec::new),
-                hashes: (o.state == RowState::Written).then(Vec::new),
-            });
-        } else if let Some(s) = out.last_mut() {
-            s.last_row = o.row;
+        match out.last_mut() {
+            Some(s) if s.state == o.state && o.row == s.last_row + 1 => {
+                s.last_row = o.row;
+                s.rows.push(',');
+            }
+            _ => {
+                if let Some(done) = out.last_mut() {
+                    done.rows.push(']');
+                }
+                out.push(Span {
+                    first_row: o.row,
+                    last_row: o.row,
+                    state: o.state,
+                    rows: String::from("["),
+                    hashes: (o.state == RowState::Written).then(Vec::new),
+                });
+            }
         }
         let s = out.last_mut().expect("a span was just pushed or extended");
-        if let Some(keys) = &mut s.keys {
-            let id = o.key.as_deref().filter(|k| !k.is_empty()).map_or(0, key_id);
-            keys.extend_from_slice(&id.to_le_bytes());
+        if o.state == RowState::Skipped {
+            s.rows.push_str("null");
+        } else {
+            s.rows.push('[');
+            push_json_str(&mut s.rows, o.key.as_deref());
+            s.rows.push(',');
+            push_json_str(&mut s.rows, o.record_url.as_deref());
+            s.rows.push(']');
         }
         if let Some(hashes) = &mut s.hashes {
             hashes.extend_from_slice(&o.hash.unwrap_or_default());
         }
     }
+    if let Some(last) = out.last_mut() {
+        last.rows.push(']');
+    }
     out
 }
 
-/// The key identity of each row of a span's `keys` BLOB, from `first_row` on.
-pub fn span_keys(first_row: u64, keys: &[u8]) -> impl Iterator<Item = (u64, u64)> + '_ {
-    keys.chunks_exact(KEY_BYTES).enumerate().map(move |(i, k)| {
-        (
-            first_row + i as u64,
-            u64::from_le_bytes(k.try_into().expect("8 bytes")),
-        )
-    })
+/// The rows of a span's `rows` JSON, from `first_row` on (a skipped row reads as no key, no record).
+pub fn span_rows(first_row: u64, rows: &str) -> Result<Vec<(u64, SpanRow)>, String> {
+    let parsed: Vec<Option<SpanRow>> = serde_json::from_str(rows).map_err(|e| {
+        format!("a span from row {first_row} does not hold a JSON array of rows: {e}")
+    })?;
+    Ok(parsed
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| (first_row + i as u64, r.unwrap_or_default()))
+        .collect())
 }
 
-/// The (row, key identity, hash) of each row of a written span's BLOBs.
-pub fn span_contents<'a>(
+/// The (row, key identity, hash) of each row of a written span with a key.
+pub fn span_contents(
     first_row: u64,
-    keys: &'a [u8],
-    hashes: &'a [u8],
-) -> impl Iterator<Item = (u64, u64, [u8; 16])> + 'a {
-    span_keys(first_row, keys)
+    rows: &str,
+    hashes: &[u8],
+) -> Result<Vec<(u64, u64, [u8; 16])>, String> {
+    Ok(span_rows(first_row, rows)?
+        .into_iter()
         .zip(hashes.chunks_exact(HASH_BYTES))
-        .map(|((row, id), h)| (row, id, h.try_into().expect("16 bytes")))
+        .filter_map(|((row, SpanRow(key, _)), h)| {
+            let key = key?;
+            Some((row, key_id(&key), h.try_into().expect("16 bytes")))
+        })
+        .collect())
 }
 
 /// The content index part a key identity belongs to (its top 4 bits): the index is kept as 16
@@ -117,8 +145,8 @@ pub fn decode_part(data: &[u8], index: &mut ContentIndex) -> Result<(), String> 
     }
     index.reserve(data.len() / ENTRY_BYTES);
     for e in data.chunks_exact(ENTRY_BYTES) {
-        let id = u64::from_le_bytes(e[..KEY_BYTES].try_into().expect("8 bytes"));
-        index.insert(id, e[KEY_BYTES..].try_into().expect("16 bytes"));
+        let id = u64::from_le_bytes(e[..8].try_into().expect("8 bytes"));
+        index.insert(id, e[8..].try_into().expect("16 bytes"));
     }
     Ok(())
 }
@@ -159,10 +187,12 @@ mod tests {
 
     #[test]
     fn consecutive_rows_with_one_outcome_share_a_span_whatever_order_they_came_in() {
+        let mut with_record = outcome(2, RowState::Written, Some("n='\"B\"'"));
+        with_record.record_url = Some("accounts(0b7e0a52-7c1e-4f0e-9d55-0d1c8a6f3a11)".into());
         let outcomes = [
             outcome(3, RowState::Written, Some("k3")),
             outcome(1, RowState::Written, Some("k1")),
-            outcome(2, RowState::Written, Some("k2")),
+            with_record,
             outcome(4, RowState::Skipped, None),
             outcome(5, RowState::Written, Some("k5")),
             outcome(7, RowState::Written, Some("k7")),
@@ -184,33 +214,49 @@ mod tests {
             ]
         );
         let first = &s[0];
-        let keys: Vec<(u64, u64)> = span_keys(1, first.keys.as_deref().unwrap()).collect();
+        let rows = span_rows(1, &first.rows).unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0], (1, SpanRow(Some("k1".into()), None)));
         assert_eq!(
-            keys,
-            [(1, key_id("k1")), (2, key_id("k2")), (3, key_id("k3"))]
+            rows[1],
+            (
+                2,
+                SpanRow(
+                    Some("n='\"B\"'".into()),
+                    Some("accounts(0b7e0a52-7c1e-4f0e-9d55-0d1c8a6f3a11)".into())
+                )
+            ),
+            "quotes survive the JSON"
         );
-        let contents: Vec<(u64, u64, [u8; 16])> = span_contents(
-            1,
-            first.keys.as_deref().unwrap(),
-            first.hashes.as_deref().unwrap(),
-        )
-        .collect();
+        let contents = span_contents(1, &first.rows, first.hashes.as_deref().unwrap()).unwrap();
         assert_eq!(contents[2], (3, key_id("k3"), [3; 16]));
         assert_eq!(
-            (s[1].keys.as_ref(), s[1].hashes.as_ref()),
-            (None, None),
-            "skipped: no key"
+            (s[1].rows.as_str(), s[1].hashes.as_ref()),
+            ("[null]", None),
+            "skipped"
         );
-        assert!(
-            s[4].keys.is_some() && s[4].hashes.is_none(),
-            "unchanged: key, no new hash"
+        assert_eq!(span_rows(4, &s[1].rows).unwrap(), [(4, SpanRow::default())]);
+        assert!(s[4].hashes.is_none(), "unchanged: no new hash");
+        assert_eq!(
+            span_rows(8, &s[4].rows).unwrap()[0].1.0.as_deref(),
+            Some("k8")
         );
+        let err = span_rows(9, "[[\"k\"").unwrap_err();
+        assert!(err.contains("from row 9"), "{err}");
     }
 
     #[test]
     fn rows_with_a_reason_or_a_created_record_keep_their_own_record() {
         let plain = outcome(1, RowState::Written, Some("k"));
         assert!(!needs_own_row(&plain));
+        let with_record = RowOutcome {
+            record_url: Some("accounts(0b7e0a52-7c1e-4f0e-9d55-0d1c8a6f3a11)".into()),
+            ..plain.clone()
+        };
+        assert!(
+            !needs_own_row(&with_record),
+            "the record it wrote fits in a span"
+        );
         let created = RowOutcome {
             created: true,
             record_url: Some("accounts(k)".into()),
