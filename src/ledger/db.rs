@@ -60,7 +60,7 @@ CREATE TABLE IF NOT EXISTS spans (            -- the other rows: consecutive row
   first_row  INTEGER NOT NULL,
   last_row   INTEGER NOT NULL,                -- inclusive: every row between has the outcome
   outcome    TEXT NOT NULL,                   -- written (not created) | skipped | unchanged
-  rows       TEXT NOT NULL,                   -- JSON array, per row: [key, record] (null: none), or null (skipped)
+  keys       TEXT NOT NULL,                   -- JSON array: each row's key (Operation.key), or null
   hashes     BLOB,                            -- written: per row, 16 bytes: XXH3-128 of (method, url, body)
   PRIMARY KEY (run_id, seq, first_row)
 ) WITHOUT ROWID;
@@ -77,8 +77,8 @@ CREATE TABLE IF NOT EXISTS content_folded (
 CREATE VIEW IF NOT EXISTS row_outcomes AS     -- every row of every run, spans unpacked
   SELECT run_id, seq, row, outcome, key, record_url AS record, created, error FROM rows
   UNION ALL
-  SELECT s.run_id, s.seq, s.first_row + e.key, s.outcome, e.value ->> 0, e.value ->> 1, 0, NULL
-  FROM spans s, json_each(s.rows) e;
+  SELECT s.run_id, s.seq, s.first_row + e.key, s.outcome, e.value, NULL, 0, NULL
+  FROM spans s, json_each(s.keys) e;
 PRAGMA user_version = 2;
 ";
 
@@ -444,7 +444,7 @@ impl Ledger {
             }
             let mut span_stmt = tx
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO spans (run_id, seq, first_row, last_row, outcome, rows, hashes)
+                    "INSERT OR REPLACE INTO spans (run_id, seq, first_row, last_row, outcome, keys, hashes)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )
                 .map_err(&wrap)?;
@@ -456,7 +456,7 @@ impl Ledger {
                         span.first_row as i64,
                         span.last_row as i64,
                         span.state.as_str(),
-                        span.rows,
+                        span.keys,
                         span.hashes
                     ])
                     .map_err(&wrap)?;
@@ -641,7 +641,7 @@ impl Ledger {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT s.first_row, s.rows FROM spans s JOIN runs u ON u.id = s.run_id
+                "SELECT s.first_row, s.keys FROM spans s JOIN runs u ON u.id = s.run_id
                  WHERE u.chain = ?1 AND s.seq = ?2",
             )
             .map_err(self.err("cannot read the done rows"))?;
@@ -654,15 +654,15 @@ impl Ledger {
             source,
         })? {
             let first = r.get::<_, i64>(0).unwrap_or_default() as u64;
-            let rows: String = r.get(1).unwrap_or_default();
-            let rows = packed::span_rows(first, &rows).map_err(|e| LedgerError {
+            let keys: String = r.get(1).unwrap_or_default();
+            let keys = packed::span_keys(first, &keys).map_err(|e| LedgerError {
                 path: self.path.clone(),
                 what: "cannot read the done rows",
                 source: corrupt(e),
             })?;
             done.extend(
-                rows.into_iter()
-                    .map(|(row, packed::SpanRow(key, _))| (row, key.as_deref().map_or(0, key_id))),
+                keys.into_iter()
+                    .map(|(row, key)| (row, key.as_deref().map_or(0, key_id))),
             );
         }
         Ok(done)
@@ -843,7 +843,7 @@ fn fold_content(
     let mut writes: Vec<(i64, u64, u64, [u8; 16])> = Vec::new();
     {
         let mut stmt = conn.prepare(
-            "SELECT s.run_id, s.first_row, s.rows, s.hashes FROM spans s
+            "SELECT s.run_id, s.first_row, s.keys, s.hashes FROM spans s
              JOIN run_jobs j ON j.run_id = s.run_id AND j.seq = s.seq
              WHERE j.entity_set = ?1 AND s.run_id > ?2 AND s.run_id <= ?3 AND s.outcome = 'written'
                AND s.hashes IS NOT NULL",
@@ -852,10 +852,10 @@ fn fold_content(
         while let Some(r) = spans.next()? {
             let run: i64 = r.get(0)?;
             let first = r.get::<_, i64>(1)? as u64;
-            let rows: String = r.get(2)?;
+            let keys: String = r.get(2)?;
             let hashes: Vec<u8> = r.get(3)?;
             writes.extend(
-                packed::span_contents(first, &rows, &hashes)
+                packed::span_contents(first, &keys, &hashes)
                     .map_err(corrupt)?
                     .into_iter()
                     .map(|(row, id, hash)| (run, row, id, hash)),

@@ -121,11 +121,12 @@ pub fn row_outcome(event: &Event) -> Option<RowOutcome> {
                     || (w.op.method == Method::Patch
                         && w.op.precondition == Precondition::None
                         && w.status == 201));
-            let record_url = if created && w.op.method == Method::Patch {
-                // A create by key: undo deletes it by the same key.
+            let record_url = if !created {
+                None
+            } else if w.op.method == Method::Patch {
                 Some(w.op.url.clone())
             } else {
-                // The record's address comes back in OData-EntityId: `…/accounts(guid)`.
+                // POST: the record's id comes back in OData-EntityId: `…/accounts(guid)`.
                 w.entity_id.as_deref().and_then(|uri| {
                     let tail = uri.rsplit('/').next()?;
                     tail.ends_with(')').then(|| tail.to_string())

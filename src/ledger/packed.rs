@@ -27,16 +27,13 @@ pub struct Span {
     pub last_row: u64,
     /// The outcome of every row of the span.
     pub state: RowState,
-    /// A JSON array with an element per row: `[key, record]` (each a string or null), or `null`
-    /// for a skipped row.
-    pub rows: String,
+    /// A JSON array with an element per row: its key (`Operation.key`), or null (skipped, or
+    /// no key). The record a plain row wrote is the one its key names (`OData-EntityId` echoes
+    /// the key of an update or upsert), so it is not kept again.
+    pub keys: String,
     /// Each row's content hash (`HASH_BYTES` each); written spans only.
     pub hashes: Option<Vec<u8>>,
 }
-
-/// One row of a span as read back: its key and the record it wrote.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
-pub struct SpanRow(pub Option<String>, pub Option<String>);
 
 /// True when an outcome needs its own `rows` record: a reason (rejected, unsent), or a created
 /// record that `undo` may delete. The rest is packed into spans.
@@ -49,9 +46,16 @@ pub fn needs_own_row(o: &RowOutcome) -> bool {
         )
 }
 
+/// Appends `s` as a JSON string (null when absent or empty).
 fn push_json_str(out: &mut String, s: Option<&str>) {
     match s.filter(|s| !s.is_empty()) {
         None => out.push_str("null"),
+        // Most keys need no escaping: copy them as they are.
+        Some(s) if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) => {
+            out.push('"');
+            out.push_str(s);
+            out.push('"');
+        }
         Some(s) => out.push_str(&serde_json::to_string(s).expect("a string serialises")),
     }
 }
@@ -65,63 +69,55 @@ pub fn spans<'a>(outcomes: impl IntoIterator<Item = &'a RowOutcome>) -> Vec<Span
         match out.last_mut() {
             Some(s) if s.state == o.state && o.row == s.last_row + 1 => {
                 s.last_row = o.row;
-                s.rows.push(',');
+                s.keys.push(',');
             }
             _ => {
                 if let Some(done) = out.last_mut() {
-                    done.rows.push(']');
+                    done.keys.push(']');
                 }
                 out.push(Span {
                     first_row: o.row,
                     last_row: o.row,
                     state: o.state,
-                    rows: String::from("["),
+                    keys: String::from("["),
                     hashes: (o.state == RowState::Written).then(Vec::new),
                 });
             }
         }
         let s = out.last_mut().expect("a span was just pushed or extended");
-        if o.state == RowState::Skipped {
-            s.rows.push_str("null");
-        } else {
-            s.rows.push('[');
-            push_json_str(&mut s.rows, o.key.as_deref());
-            s.rows.push(',');
-            push_json_str(&mut s.rows, o.record_url.as_deref());
-            s.rows.push(']');
-        }
+        push_json_str(&mut s.keys, o.key.as_deref());
         if let Some(hashes) = &mut s.hashes {
             hashes.extend_from_slice(&o.hash.unwrap_or_default());
         }
     }
     if let Some(last) = out.last_mut() {
-        last.rows.push(']');
+        last.keys.push(']');
     }
     out
 }
 
-/// The rows of a span's `rows` JSON, from `first_row` on (a skipped row reads as no key, no record).
-pub fn span_rows(first_row: u64, rows: &str) -> Result<Vec<(u64, SpanRow)>, String> {
-    let parsed: Vec<Option<SpanRow>> = serde_json::from_str(rows).map_err(|e| {
-        format!("a span from row {first_row} does not hold a JSON array of rows: {e}")
+/// Each row of a span with its key, from a span's `keys` JSON array, from `first_row` on.
+pub fn span_keys(first_row: u64, keys: &str) -> Result<Vec<(u64, Option<String>)>, String> {
+    let parsed: Vec<Option<String>> = serde_json::from_str(keys).map_err(|e| {
+        format!("the span from row {first_row} does not hold a JSON array of keys: {e}")
     })?;
     Ok(parsed
         .into_iter()
         .enumerate()
-        .map(|(i, r)| (first_row + i as u64, r.unwrap_or_default()))
+        .map(|(i, key)| (first_row + i as u64, key))
         .collect())
 }
 
 /// The (row, key identity, hash) of each row of a written span with a key.
 pub fn span_contents(
     first_row: u64,
-    rows: &str,
+    keys: &str,
     hashes: &[u8],
 ) -> Result<Vec<(u64, u64, [u8; 16])>, String> {
-    Ok(span_rows(first_row, rows)?
+    Ok(span_keys(first_row, keys)?
         .into_iter()
         .zip(hashes.chunks_exact(HASH_BYTES))
-        .filter_map(|((row, SpanRow(key, _)), h)| {
+        .filter_map(|((row, key), h)| {
             let key = key?;
             Some((row, key_id(&key), h.try_into().expect("16 bytes")))
         })
@@ -187,12 +183,11 @@ mod tests {
 
     #[test]
     fn consecutive_rows_with_one_outcome_share_a_span_whatever_order_they_came_in() {
-        let mut with_record = outcome(2, RowState::Written, Some("n='\"B\"'"));
-        with_record.record_url = Some("accounts(0b7e0a52-7c1e-4f0e-9d55-0d1c8a6f3a11)".into());
+        let quoted = outcome(2, RowState::Written, Some("n='\"B\"'"));
         let outcomes = [
             outcome(3, RowState::Written, Some("k3")),
             outcome(1, RowState::Written, Some("k1")),
-            with_record,
+            quoted,
             outcome(4, RowState::Skipped, None),
             outcome(5, RowState::Written, Some("k5")),
             outcome(7, RowState::Written, Some("k7")),
@@ -214,34 +209,26 @@ mod tests {
             ]
         );
         let first = &s[0];
-        let rows = span_rows(1, &first.rows).unwrap();
-        assert_eq!(rows.len(), 3);
-        assert_eq!(rows[0], (1, SpanRow(Some("k1".into()), None)));
+        let keys = span_keys(1, &first.keys).unwrap();
         assert_eq!(
-            rows[1],
-            (
-                2,
-                SpanRow(
-                    Some("n='\"B\"'".into()),
-                    Some("accounts(0b7e0a52-7c1e-4f0e-9d55-0d1c8a6f3a11)".into())
-                )
-            ),
+            keys,
+            [
+                (1, Some("k1".into())),
+                (2, Some("n='\"B\"'".into())),
+                (3, Some("k3".into()))
+            ],
             "quotes survive the JSON"
         );
-        let contents = span_contents(1, &first.rows, first.hashes.as_deref().unwrap()).unwrap();
+        let contents = span_contents(1, &first.keys, first.hashes.as_deref().unwrap()).unwrap();
         assert_eq!(contents[2], (3, key_id("k3"), [3; 16]));
         assert_eq!(
-            (s[1].rows.as_str(), s[1].hashes.as_ref()),
+            (s[1].keys.as_str(), s[1].hashes.as_ref()),
             ("[null]", None),
             "skipped"
         );
-        assert_eq!(span_rows(4, &s[1].rows).unwrap(), [(4, SpanRow::default())]);
         assert!(s[4].hashes.is_none(), "unchanged: no new hash");
-        assert_eq!(
-            span_rows(8, &s[4].rows).unwrap()[0].1.0.as_deref(),
-            Some("k8")
-        );
-        let err = span_rows(9, "[[\"k\"").unwrap_err();
+        assert_eq!(span_keys(8, &s[4].keys).unwrap(), [(8, Some("k8".into()))]);
+        let err = span_keys(9, "[\"k\"").unwrap_err();
         assert!(err.contains("from row 9"), "{err}");
     }
 
@@ -249,14 +236,6 @@ mod tests {
     fn rows_with_a_reason_or_a_created_record_keep_their_own_record() {
         let plain = outcome(1, RowState::Written, Some("k"));
         assert!(!needs_own_row(&plain));
-        let with_record = RowOutcome {
-            record_url: Some("accounts(0b7e0a52-7c1e-4f0e-9d55-0d1c8a6f3a11)".into()),
-            ..plain.clone()
-        };
-        assert!(
-            !needs_own_row(&with_record),
-            "the record it wrote fits in a span"
-        );
         let created = RowOutcome {
             created: true,
             record_url: Some("accounts(k)".into()),
