@@ -504,17 +504,36 @@ impl Ledger {
         if run.ended_at.is_some() {
             return Ok(run);
         }
+        let mut counts = Counts::default();
+        for c in self.recorded_counts(run.id)?.values() {
+            counts.read += c.read;
+            counts.written += c.written;
+            counts.rejected += c.rejected;
+            counts.skipped += c.skipped;
+            counts.unchanged += c.unchanged;
+        }
+        run.counts = counts;
+        Ok(run)
+    }
+
+    /// The counts of a run's recorded rows, per mapping (unsent rows count as rejected, as in its
+    /// rejects file).
+    fn recorded_counts(&self, run_id: i64) -> Result<HashMap<usize, Counts>> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT outcome, count(*) FROM rows WHERE run_id = ?1 GROUP BY outcome
+                "SELECT seq, outcome, count(*) FROM rows WHERE run_id = ?1 GROUP BY seq, outcome
                  UNION ALL
-                 SELECT outcome, sum(last_row - first_row + 1) FROM spans WHERE run_id = ?1 GROUP BY outcome",
+                 SELECT seq, outcome, sum(last_row - first_row + 1) FROM spans WHERE run_id = ?1 GROUP BY seq, outcome",
             )
             .map_err(self.err("cannot read the rows"))?;
-        let pairs = stmt
-            .query_map(params![run.id], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+        let triples = stmt
+            .query_map(params![run_id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as usize,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)? as u64,
+                ))
             })
             .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
             .map_err(|source| LedgerError {
@@ -522,8 +541,9 @@ impl Ledger {
                 what: "cannot read the rows",
                 source,
             })?;
-        let mut counts = Counts::default();
-        for (outcome, n) in pairs {
+        let mut per_seq: HashMap<usize, Counts> = HashMap::new();
+        for (seq, outcome, n) in triples {
+            let counts = per_seq.entry(seq).or_default();
             match outcome.as_str() {
                 "written" => counts.written += n,
                 "skipped" => counts.skipped += n,
@@ -532,8 +552,7 @@ impl Ledger {
             }
             counts.read += n;
         }
-        run.counts = counts;
-        Ok(run)
+        Ok(per_seq)
     }
 
     /// The last `limit` runs, newest first.
@@ -560,7 +579,8 @@ impl Ledger {
             .collect()
     }
 
-    /// The jobs of a run, with their counts.
+    /// The jobs of a run, with their counts (for a job that a killed run never ended: those of
+    /// its recorded rows).
     pub fn jobs(&self, run_id: i64) -> Result<Vec<(JobInfo, Counts, u64)>> {
         let mut stmt = self
             .conn
@@ -598,7 +618,22 @@ impl Ledger {
                 what: "cannot read the jobs",
                 source,
             })?;
-        Ok(rows)
+        let ended = self.run(run_id)?.is_some_and(|run| run.ended_at.is_some());
+        if ended {
+            return Ok(rows);
+        }
+        let mut recorded = self.recorded_counts(run_id)?;
+        Ok(rows
+            .into_iter()
+            .enumerate()
+            .map(|(seq, (info, counts, passed_over))| {
+                let never_ended = counts.read == 0;
+                match recorded.remove(&seq) {
+                    Some(from_rows) if never_ended => (info, from_rows, passed_over),
+                    _ => (info, counts, passed_over),
+                }
+            })
+            .collect())
     }
 
     /// True when a run of the chain recorded any row.
@@ -1033,6 +1068,12 @@ mod tests {
             (last.counts.read, last.counts.written, last.counts.rejected),
             (3, 2, 1),
             "a killed run's counts are those of its recorded rows"
+        );
+        let (_, job_counts, _) = &l.jobs(first).unwrap()[0];
+        assert_eq!(
+            (job_counts.read, job_counts.written),
+            (3, 2),
+            "and so are those of the mapping it died in"
         );
         let second = l.begin_run("m.toml", Some(&last), false, "t1").unwrap();
         l.begin_job(second, 0, &info()).unwrap();
