@@ -8,7 +8,9 @@ use anyhow::Context as _;
 
 use crate::exit::Exit;
 use crate::job::Job;
-use crate::ledger::{JobReport, RunReport};
+use crate::ledger::db::key_id;
+use crate::ledger::journal::content_hash;
+use crate::ledger::{JobReport, Ledger, RunReport};
 use crate::odata::Operation;
 use crate::odata::batch::{BatchOptions, encode_batch};
 
@@ -82,8 +84,9 @@ pub struct Args {
     #[arg(long, requires = "resume")]
     pub force: bool,
     /// Send only rows whose payload differs from what the ledger last wrote for the same key
-    /// (the others are counted as unchanged).
-    #[arg(long, conflicts_with = "dry_run")]
+    /// (the others are counted as unchanged). With --dry-run: count what would be sent, reading
+    /// the ledger without writing it.
+    #[arg(long)]
     pub changed_only: bool,
     /// Upserts ask Dataverse whether they created their record (Prefer: return=representation with
     /// $select of one key column: 201 created, 200 updated), so that the ledger records the creates
@@ -130,6 +133,24 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     };
     let org_url = std::env::var("DATAVERSE_URL")
         .unwrap_or_else(|_| "https://yourorg.crm.dynamics.com".into());
+    // --changed-only: compare with the ledger, read only (no lock, no run recorded).
+    let ledger = if args.changed_only {
+        let dir = args
+            .state
+            .clone()
+            .unwrap_or_else(|| crate::ledger::session::default_state_dir(&args.mappings[0]));
+        if Ledger::file(&dir).exists() {
+            Some(Ledger::open(&dir)?)
+        } else {
+            println!(
+                "note: no run ledger in {}: every row would be sent (--state DIR names another)",
+                dir.display()
+            );
+            None
+        }
+    } else {
+        None
+    };
     let mut batch_no = 0u64;
     let mut reports = Vec::new();
     let several = jobs.len() > 1;
@@ -144,6 +165,11 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             &job,
             &mut rejects_taken,
         ));
+        let hashes = match &ledger {
+            Some(l) => Some(l.content_index_preview(&job.plan.entity_set)?),
+            None => None,
+        };
+        let mut unchanged = 0u64;
         let mut pending: Vec<Operation> = Vec::with_capacity(args.batch_size as usize);
         let mut batches = 0u64;
         let mut bytes = 0u64;
@@ -163,7 +189,13 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             pending.clear();
             Ok(())
         };
-        let tally = job.run_offline(Some(&mut rejects), 20, |op, _record| {
+        let mut tally = job.run_offline(Some(&mut rejects), 20, |op, _record| {
+            if let Some(hashes) = &hashes {
+                if !op.key.is_empty() && hashes.get(&key_id(&op.key)) == Some(&content_hash(&op)) {
+                    unchanged += 1;
+                    return Ok(());
+                }
+            }
             pending.push(op);
             if pending.len() == args.batch_size as usize {
                 flush(&mut pending)?;
@@ -171,6 +203,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             Ok(())
         })?;
         flush(&mut pending)?;
+        tally.counts.written -= unchanged;
+        tally.counts.unchanged += unchanged;
         let rejects_file = rejects.finish()?;
         let secs = job_start.elapsed().as_secs_f64();
         println!(

@@ -713,9 +713,16 @@ impl Ledger {
             source,
         };
         let tx = self.conn.transaction().map_err(&wrap)?;
-        let index = fold_content(&tx, entity_set, before_run).map_err(&wrap)?;
+        let index = fold_content(&tx, entity_set, before_run, true).map_err(&wrap)?;
         tx.commit().map_err(&wrap)?;
         Ok(index)
+    }
+
+    /// The content index of an entity set as the next `--changed-only` run would see it, with
+    /// every run folded in, in memory only (`--dry-run --changed-only`: the ledger is not written).
+    pub fn content_index_preview(&self, entity_set: &str) -> Result<ContentIndex> {
+        fold_content(&self.conn, entity_set, i64::MAX, false)
+            .map_err(self.err("cannot read the content index"))
     }
 
     /// How many rows of a run had an outcome (`rows` and `spans`).
@@ -793,7 +800,7 @@ impl Ledger {
                 }
             }
             for (entity_set, ids) in forget {
-                let mut index = fold_content(&tx, entity_set, i64::MAX).map_err(&wrap)?;
+                let mut index = fold_content(&tx, entity_set, i64::MAX, true).map_err(&wrap)?;
                 for id in ids {
                     index.remove(&id);
                 }
@@ -848,12 +855,13 @@ fn folded_through(conn: &Connection, entity_set: &str) -> rusqlite::Result<i64> 
 
 /// Reads an entity set's content index and folds into it the written rows of the runs not in it
 /// yet, up to the last run before `before_run`, in run and row order (a later write of a key
-/// wins); stores it again when anything was folded. Runs are folded lazily, when a
-/// `--changed-only` run or `undo` needs the index: a run pays nothing for it.
+/// wins); stores it again when anything was folded and `store` is set. Runs are folded lazily,
+/// when a `--changed-only` run or `undo` needs the index: a run pays nothing for it.
 fn fold_content(
     conn: &Connection,
     entity_set: &str,
     before_run: i64,
+    store: bool,
 ) -> rusqlite::Result<ContentIndex> {
     let through = folded_through(conn, entity_set)?;
     let upto: i64 = conn.query_row(
@@ -912,6 +920,9 @@ fn fold_content(
         }
     }
     if writes.is_empty() {
+        if !store {
+            return Ok(index);
+        }
         conn.execute(
             "INSERT OR REPLACE INTO content_folded (entity_set, through_run) VALUES (?1, ?2)",
             params![entity_set, upto],
@@ -924,7 +935,9 @@ fn fold_content(
             index.insert(id, hash);
         }
     }
-    write_content(conn, entity_set, &index, upto)?;
+    if store {
+        write_content(conn, entity_set, &index, upto)?;
+    }
     Ok(index)
 }
 

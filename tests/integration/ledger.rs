@@ -375,6 +375,27 @@ async fn changed_only_sends_only_the_rows_that_changed() {
         .await
         .expect_code(0);
     wd.write("accounts.csv", accounts_csv(300, &[5, 150, 299]));
+    // A dry run tells what --changed-only would send, and leaves the ledger as it was.
+    let runs_before = query_u64(&ledger(wd.path()), "SELECT count(*) FROM runs");
+    run(
+        wd.path(),
+        &emu,
+        &["run", "accounts.toml", "--dry-run", "--changed-only"],
+    )
+    .await
+    .expect_code(0)
+    .stdout_has("would write 3")
+    .stdout_has("unchanged 297");
+    assert_eq!(
+        query_u64(&ledger(wd.path()), "SELECT count(*) FROM runs"),
+        runs_before,
+        "no run recorded"
+    );
+    assert_eq!(
+        query_u64(&ledger(wd.path()), "SELECT count(*) FROM content_folded"),
+        0,
+        "the content index is folded in memory only"
+    );
     let report = wd.path().join("report.json");
     let out = run(
         wd.path(),
