@@ -1,10 +1,12 @@
 //! The run ledger's cost: `dvload run` on 1,000,000 generated rows against the built-in emulator
 //! (`--emulator`, in the same process), without the ledger (`--no-ledger`), with it (fresh state
 //! directory), with it again under `--changed-only` (nothing changed: nothing sent), and with the
-//! rows shuffled (keys in no order), plus the dry run for reference (dry runs keep no ledger).
+//! rows shuffled (keys in no order); and the dry run without the ledger and reading it
+//! (`--dry-run --changed-only`: nothing changed, so nothing would be sent).
 //! Run with `cargo bench --bench ledger` (`LEDGER_BENCH_ROWS=N` for another size,
 //! `LEDGER_BENCH_PAIRS=N` for more pairs of runs without and with the ledger; the median of the
 //! pairs is the figure). Timings are printed, never asserted.
+
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;
@@ -99,9 +101,9 @@ fn main() {
     let with = |extra: &[&'static str]| -> Vec<&'static str> {
         b.iter().copied().chain(extra.iter().copied()).collect()
     };
-    time(
+    let dry = time(
         dir.path(),
-        "dry run (never a ledger)",
+        "dry run (no ledger)",
         &with(&["--dry-run"]),
         rows,
     );
@@ -161,6 +163,26 @@ fn main() {
         "emulator, ledger, --changed-only (same data)",
         &changed_args,
         rows,
+    );
+    let dry_changed: Vec<&str> = b
+        .iter()
+        .copied()
+        .chain([
+            "--dry-run",
+            "--changed-only",
+            "--state",
+            last_state.as_str(),
+        ])
+        .collect();
+    let dry_with = time(
+        dir.path(),
+        "dry run reading the ledger (--changed-only)",
+        &dry_changed,
+        rows,
+    );
+    println!(
+        "  dry run: reading the ledger costs {:+.1}% run time",
+        (dry_with / dry - 1.0) * 100.0
     );
     shuffle(
         &dir.path().join("bench.csv"),
