@@ -1,6 +1,7 @@
 //! `dvload run`: load rows into Dataverse; with `--dry-run`, build the `$batch` requests exactly as
 //! they would be sent, count and optionally write them, and send nothing.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -10,6 +11,7 @@ use crate::exit::Exit;
 use crate::job::Job;
 use crate::ledger::db::key_id;
 use crate::ledger::journal::content_hash;
+use crate::ledger::packed::ContentIndex;
 use crate::ledger::{JobReport, Ledger, RunReport};
 use crate::odata::Operation;
 use crate::odata::batch::{BatchOptions, encode_batch};
@@ -151,6 +153,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     } else {
         None
     };
+    let mut previews: HashMap<String, ContentIndex> = HashMap::new();
     let mut batch_no = 0u64;
     let mut reports = Vec::new();
     let several = jobs.len() > 1;
@@ -165,10 +168,15 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             &job,
             &mut rejects_taken,
         ));
-        let hashes = match &ledger {
-            Some(l) => Some(l.content_index_preview(&job.plan.entity_set)?),
+        // The index as the job would see it: earlier runs, then this run's earlier mappings.
+        let mut hashes = match &ledger {
+            Some(l) => Some(match previews.remove(&job.plan.entity_set) {
+                Some(index) => index,
+                None => l.content_index_preview(&job.plan.entity_set)?,
+            }),
             None => None,
         };
+        let mut would_write: Vec<(u64, [u8; 16])> = Vec::new();
         let mut unchanged = 0u64;
         let mut pending: Vec<Operation> = Vec::with_capacity(args.batch_size as usize);
         let mut batches = 0u64;
@@ -190,11 +198,13 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             Ok(())
         };
         let mut tally = job.run_offline(Some(&mut rejects), 20, |op, _record| {
-            if let Some(hashes) = &hashes {
-                if !op.key.is_empty() && hashes.get(&key_id(&op.key)) == Some(&content_hash(&op)) {
+            if let (Some(hashes), false) = (&hashes, op.key.is_empty()) {
+                let (id, hash) = (key_id(&op.key), content_hash(&op));
+                if hashes.get(&id) == Some(&hash) {
                     unchanged += 1;
                     return Ok(());
                 }
+                would_write.push((id, hash));
             }
             pending.push(op);
             if pending.len() == args.batch_size as usize {
@@ -205,6 +215,10 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         flush(&mut pending)?;
         tally.counts.written -= unchanged;
         tally.counts.unchanged += unchanged;
+        if let Some(mut index) = hashes.take() {
+            index.extend(would_write);
+            previews.insert(job.plan.entity_set.clone(), index);
+        }
         let rejects_file = rejects.finish()?;
         let secs = job_start.elapsed().as_secs_f64();
         println!(

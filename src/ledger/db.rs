@@ -275,15 +275,28 @@ impl Ledger {
             .map_err(err("cannot configure"))?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err("cannot configure"))?;
-        let version: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(err("cannot read the schema version"))?;
-        match version {
-            0 => conn
-                .execute_batch(SCHEMA)
-                .map_err(err("cannot create the schema"))?,
-            1 => migrate_v1(&mut conn).map_err(err("cannot upgrade the ledger from version 1"))?,
-            VERSION => {}
+        let version = |conn: &Connection| -> rusqlite::Result<i64> {
+            conn.pragma_query_value(None, "user_version", |r| r.get(0))
+        };
+        let mut found = version(&conn).map_err(err("cannot read the schema version"))?;
+        if found < VERSION {
+            // Create or upgrade under SQLite's write lock, deciding again once it is held: another
+            // dvload (`runs`, a dry run, which take no state lock) may be doing the same.
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(err("cannot lock the ledger to set up its schema"))?;
+            found = version(&tx).map_err(err("cannot read the schema version"))?;
+            match found {
+                0 => tx
+                    .execute_batch(SCHEMA)
+                    .map_err(err("cannot create the schema"))?,
+                1 => migrate_v1(&tx).map_err(err("cannot upgrade the ledger from version 1"))?,
+                _ => {}
+            }
+            tx.commit().map_err(err("cannot set up the schema"))?;
+        }
+        match found {
+            0..=VERSION => {}
             newer => {
                 return Err(err("cannot use it")(rusqlite::Error::SqliteFailure(
                     rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
@@ -670,7 +683,8 @@ impl Ledger {
         })? {
             let row: i64 = r.get(0).unwrap_or_default();
             let key: Option<String> = r.get(1).unwrap_or_default();
-            done.insert(row as u64, key.as_deref().map_or(0, key_id));
+            let key = key.as_deref().filter(|k| !k.is_empty());
+            done.insert(row as u64, key.map_or(0, key_id));
         }
         drop(rows);
         let mut stmt = self
@@ -703,9 +717,15 @@ impl Ledger {
         Ok(done)
     }
 
-    /// The last written content hash of every key of an entity set (key identity → hash), with
-    /// the written rows of the runs before `before_run` folded in first.
-    pub fn content_index(&mut self, entity_set: &str, before_run: i64) -> Result<ContentIndex> {
+    /// The last written content hash of every key of an entity set (key identity → hash), as
+    /// job `seq` of run `run_id` compares with: the written rows of the runs before it folded in
+    /// (and stored), then those of the run's own earlier mappings (in memory: the run is not over).
+    pub fn content_index(
+        &mut self,
+        entity_set: &str,
+        run_id: i64,
+        seq: usize,
+    ) -> Result<ContentIndex> {
         let path = self.path.clone();
         let wrap = move |source| LedgerError {
             path: path.clone(),
@@ -713,7 +733,8 @@ impl Ledger {
             source,
         };
         let tx = self.conn.transaction().map_err(&wrap)?;
-        let index = fold_content(&tx, entity_set, before_run, true).map_err(&wrap)?;
+        let mut index = fold_content(&tx, entity_set, run_id, true).map_err(&wrap)?;
+        apply_run_writes(&tx, &mut index, entity_set, run_id, seq as i64).map_err(&wrap)?;
         tx.commit().map_err(&wrap)?;
         Ok(index)
     }
@@ -882,63 +903,81 @@ fn fold_content(
     if upto <= through {
         return Ok(index);
     }
-    // (run, row, key identity, hash) of every written row to fold.
-    let mut writes: Vec<(i64, u64, u64, [u8; 16])> = Vec::new();
-    {
+    // One run at a time, in order: memory holds the index and one run's writes.
+    let runs: Vec<i64> = {
         let mut stmt = conn.prepare(
-            "SELECT s.run_id, s.first_row, s.keys, s.hashes FROM spans s
-             JOIN run_jobs j ON j.run_id = s.run_id AND j.seq = s.seq
-             WHERE j.entity_set = ?1 AND s.run_id > ?2 AND s.run_id <= ?3 AND s.outcome = 'written'
-               AND s.hashes IS NOT NULL",
+            "SELECT DISTINCT run_id FROM run_jobs
+             WHERE entity_set = ?1 AND run_id > ?2 AND run_id <= ?3 ORDER BY run_id",
         )?;
-        let mut spans = stmt.query(params![entity_set, through, upto])?;
-        while let Some(r) = spans.next()? {
-            let run: i64 = r.get(0)?;
-            let first = r.get::<_, i64>(1)? as u64;
-            let keys: String = r.get(2)?;
-            let hashes: Vec<u8> = r.get(3)?;
-            writes.extend(
-                packed::span_contents(first, &keys, &hashes)
-                    .map_err(corrupt)?
-                    .into_iter()
-                    .map(|(row, id, hash)| (run, row, id, hash)),
-            );
-        }
-        let mut stmt = conn.prepare(
-            "SELECT r.run_id, r.row, r.key, r.hash FROM rows r
-             JOIN run_jobs j ON j.run_id = r.run_id AND j.seq = r.seq
-             WHERE j.entity_set = ?1 AND r.run_id > ?2 AND r.run_id <= ?3 AND r.outcome = 'written'
-               AND r.created <> 2 AND r.key <> '' AND r.hash IS NOT NULL",
-        )?;
-        let mut rows = stmt.query(params![entity_set, through, upto])?;
-        while let Some(r) = rows.next()? {
-            let key: String = r.get(2)?;
-            let hash: Vec<u8> = r.get(3)?;
-            if let Ok(hash) = <[u8; 16]>::try_from(hash.as_slice()) {
-                writes.push((r.get(0)?, r.get::<_, i64>(1)? as u64, key_id(&key), hash));
-            }
-        }
+        let ids = stmt.query_map(params![entity_set, through, upto], |r| r.get(0))?;
+        ids.collect::<rusqlite::Result<_>>()?
+    };
+    let mut applied = 0;
+    for run in runs {
+        applied += apply_run_writes(conn, &mut index, entity_set, run, i64::MAX)?;
     }
-    if writes.is_empty() {
-        if !store {
-            return Ok(index);
-        }
+    if store && applied > 0 {
+        write_content(conn, entity_set, &index, upto)?;
+    } else if store {
         conn.execute(
             "INSERT OR REPLACE INTO content_folded (entity_set, through_run) VALUES (?1, ?2)",
             params![entity_set, upto],
         )?;
-        return Ok(index);
-    }
-    writes.sort_unstable_by_key(|&(run, row, _, _)| (run, row));
-    for (_, _, id, hash) in writes {
-        if id != 0 {
-            index.insert(id, hash);
-        }
-    }
-    if store {
-        write_content(conn, entity_set, &index, upto)?;
     }
     Ok(index)
+}
+
+/// Applies to `index` the written rows of run `run` for an entity set, from its mappings before
+/// `before_seq`, in the order they were written (mapping, then row: a later write of a key wins);
+/// returns how many.
+fn apply_run_writes(
+    conn: &Connection,
+    index: &mut ContentIndex,
+    entity_set: &str,
+    run: i64,
+    before_seq: i64,
+) -> rusqlite::Result<usize> {
+    // (seq, row, key identity, hash)
+    let mut writes: Vec<(i64, u64, u64, [u8; 16])> = Vec::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT s.seq, s.first_row, s.keys, s.hashes FROM spans s
+         JOIN run_jobs j ON j.run_id = s.run_id AND j.seq = s.seq
+         WHERE j.entity_set = ?1 AND s.run_id = ?2 AND s.seq < ?3 AND s.outcome = 'written'
+           AND s.hashes IS NOT NULL",
+    )?;
+    let mut spans = stmt.query(params![entity_set, run, before_seq])?;
+    while let Some(r) = spans.next()? {
+        let seq: i64 = r.get(0)?;
+        let first = r.get::<_, i64>(1)? as u64;
+        let keys: String = r.get(2)?;
+        let hashes: Vec<u8> = r.get(3)?;
+        writes.extend(
+            packed::span_contents(first, &keys, &hashes)
+                .map_err(corrupt)?
+                .into_iter()
+                .map(|(row, id, hash)| (seq, row, id, hash)),
+        );
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT r.seq, r.row, r.key, r.hash FROM rows r
+         JOIN run_jobs j ON j.run_id = r.run_id AND j.seq = r.seq
+         WHERE j.entity_set = ?1 AND r.run_id = ?2 AND r.seq < ?3 AND r.outcome = 'written'
+           AND r.created <> 2 AND r.key <> '' AND r.hash IS NOT NULL",
+    )?;
+    let mut rows = stmt.query(params![entity_set, run, before_seq])?;
+    while let Some(r) = rows.next()? {
+        let key: String = r.get(2)?;
+        let hash: Vec<u8> = r.get(3)?;
+        if let Ok(hash) = <[u8; 16]>::try_from(hash.as_slice()) {
+            writes.push((r.get(0)?, r.get::<_, i64>(1)? as u64, key_id(&key), hash));
+        }
+    }
+    writes.sort_unstable_by_key(|&(seq, row, _, _)| (seq, row));
+    let n = writes.len();
+    for (_, _, id, hash) in writes {
+        index.insert(id, hash);
+    }
+    Ok(n)
 }
 
 /// Stores an entity set's content index, folded through run `through`.
@@ -966,8 +1005,7 @@ fn write_content(
 
 /// Upgrades a version 1 ledger: its per-key `content` records become the content index (every
 /// run folded), and `rows` gains the `hash` column; its rows stay where they are.
-fn migrate_v1(conn: &mut Connection) -> rusqlite::Result<()> {
-    let tx = conn.transaction()?;
+fn migrate_v1(tx: &Connection) -> rusqlite::Result<()> {
     let mut indexes: HashMap<String, ContentIndex> = HashMap::new();
     {
         let mut stmt = tx.prepare("SELECT entity_set, key, hash FROM content")?;
@@ -988,9 +1026,9 @@ fn migrate_v1(conn: &mut Connection) -> rusqlite::Result<()> {
     tx.execute_batch(SCHEMA)?;
     let through: i64 = tx.query_row("SELECT coalesce(max(id), 0) FROM runs", [], |r| r.get(0))?;
     for (entity_set, index) in &indexes {
-        write_content(&tx, entity_set, index, through)?;
+        write_content(tx, entity_set, index, through)?;
     }
-    tx.commit()
+    Ok(())
 }
 
 fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
@@ -1102,7 +1140,7 @@ mod tests {
         let mut rows: Vec<u64> = l.done_rows(first, 0).unwrap().into_keys().collect();
         rows.sort();
         assert_eq!(rows, [1, 4], "undone rows are not done");
-        let hashes = l.content_index("accounts", i64::MAX).unwrap();
+        let hashes = l.content_index("accounts", i64::MAX, 0).unwrap();
         assert_eq!(hashes.len(), 2, "k2 forgotten by the undo");
         assert_eq!(hashes[&key_id("k4")], [4; 16]);
         l.end_job(
@@ -1201,7 +1239,7 @@ mod tests {
         let second = l.begin_run("m.toml", None, true, "t1").unwrap();
         l.begin_job(second, 0, &info()).unwrap();
         // The index a run sees is that of the runs before it.
-        let seen = l.content_index("accounts", second).unwrap();
+        let seen = l.content_index("accounts", second, 0).unwrap();
         assert_eq!((seen.len(), seen[&key_id("k1")]), (2, [1; 16]));
         l.record(second, 0, &[written(1, "k1", 9)]).unwrap();
         let other = JobInfo {
@@ -1210,16 +1248,31 @@ mod tests {
         };
         l.begin_job(second, 1, &other).unwrap();
         l.record(second, 1, &[written(1, "k1", 7)]).unwrap();
-        let after = l.content_index("accounts", i64::MAX).unwrap();
+        let after = l.content_index("accounts", i64::MAX, 0).unwrap();
         assert_eq!(after[&key_id("k1")], [9; 16], "the later write wins");
         assert_eq!(after[&key_id("k2")], [2; 16]);
         assert_eq!(
-            l.content_index("contacts", i64::MAX).unwrap().len(),
+            l.content_index("contacts", i64::MAX, 0).unwrap().len(),
             1,
             "per entity set"
         );
+        // Two mappings of one run write the same key: the later mapping wins, whatever the row
+        // numbers, and the later mapping already compares with the earlier one's write.
+        let third = l.begin_run("m.toml", None, true, "t2").unwrap();
+        l.begin_job(third, 0, &info()).unwrap();
+        l.record(third, 0, &[written(5, "k2", 5)]).unwrap();
+        l.begin_job(third, 1, &info()).unwrap();
+        let seen = l.content_index("accounts", third, 1).unwrap();
+        assert_eq!(
+            seen[&key_id("k2")],
+            [5; 16],
+            "mapping 1 sees mapping 0's write"
+        );
+        l.record(third, 1, &[written(1, "k2", 6)]).unwrap();
+        let after = l.content_index("accounts", i64::MAX, 0).unwrap();
+        assert_eq!(after[&key_id("k2")], [6; 16], "the later mapping wins");
         // Folded once: reading it again changes nothing.
-        assert_eq!(l.content_index("accounts", i64::MAX).unwrap(), after);
+        assert_eq!(l.content_index("accounts", i64::MAX, 0).unwrap(), after);
     }
 
     #[test]
@@ -1254,7 +1307,7 @@ mod tests {
         }
         let mut l = Ledger::open(dir.path()).unwrap();
         assert_eq!(query_u64(&l, "PRAGMA user_version"), 2);
-        let index = l.content_index("accounts", i64::MAX).unwrap();
+        let index = l.content_index("accounts", i64::MAX, 0).unwrap();
         assert_eq!(index[&key_id("k1")], [1; 16]);
         assert_eq!(
             l.done_rows(1, 0).unwrap()[&1],

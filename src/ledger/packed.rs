@@ -66,6 +66,11 @@ pub fn spans<'a>(outcomes: impl IntoIterator<Item = &'a RowOutcome>) -> Vec<Span
     plain.sort_by_key(|o| o.row);
     let mut out: Vec<Span> = Vec::new();
     for o in plain {
+        // A row recorded twice in one transaction (the writer gives each row one outcome, so
+        // this is a defence): the first stays, as spans cannot overlap.
+        if out.last().is_some_and(|s| o.row == s.last_row) {
+            continue;
+        }
         match out.last_mut() {
             Some(s) if s.state == o.state && o.row == s.last_row + 1 => {
                 s.last_row = o.row;
@@ -230,6 +235,21 @@ mod tests {
         assert_eq!(span_keys(8, &s[4].keys).unwrap(), [(8, Some("k8".into()))]);
         let err = span_keys(9, "[\"k\"").unwrap_err();
         assert!(err.contains("from row 9"), "{err}");
+    }
+
+    #[test]
+    fn a_row_recorded_twice_keeps_its_first_outcome_and_spans_never_overlap() {
+        let outcomes = [
+            outcome(1, RowState::Written, Some("k1")),
+            outcome(2, RowState::Written, Some("k2")),
+            outcome(2, RowState::Skipped, None),
+            outcome(3, RowState::Written, Some("k3")),
+        ];
+        let s = spans(&outcomes);
+        assert_eq!(s.len(), 1);
+        assert_eq!((s[0].first_row, s[0].last_row), (1, 3));
+        assert_eq!(span_keys(1, &s[0].keys).unwrap().len(), 3);
+        assert_eq!(s[0].hashes.as_ref().unwrap().len(), 3 * HASH_BYTES);
     }
 
     #[test]

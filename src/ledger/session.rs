@@ -193,7 +193,10 @@ impl RunSession {
             None => None,
         };
         let hashes = if self.changed_only {
-            Some(self.ledger.content_index(&info.entity_set, self.run_id)?)
+            Some(
+                self.ledger
+                    .content_index(&info.entity_set, self.run_id, seq)?,
+            )
         } else {
             None
         };
