@@ -425,12 +425,7 @@ impl Ledger {
     /// Records a batch of row outcomes in one transaction: rows with a reason or a created
     /// record each get a `rows` record, the others are packed into `spans`.
     pub fn record(&mut self, run_id: i64, seq: usize, outcomes: &[RowOutcome]) -> Result<()> {
-        let path = self.path.clone();
-        let wrap = move |source| LedgerError {
-            path: path.clone(),
-            what: "cannot record row outcomes",
-            source,
-        };
+        let wrap = wrapper(&self.path, "cannot record row outcomes");
         let tx = self.conn.transaction().map_err(&wrap)?;
         {
             let mut row_stmt = tx
@@ -726,12 +721,7 @@ impl Ledger {
         run_id: i64,
         seq: usize,
     ) -> Result<ContentIndex> {
-        let path = self.path.clone();
-        let wrap = move |source| LedgerError {
-            path: path.clone(),
-            what: "cannot update the content index",
-            source,
-        };
+        let wrap = wrapper(&self.path, "cannot update the content index");
         let tx = self.conn.transaction().map_err(&wrap)?;
         let mut index = fold_content(&tx, entity_set, run_id, true).map_err(&wrap)?;
         apply_run_writes(&tx, &mut index, entity_set, run_id, seq as i64).map_err(&wrap)?;
@@ -799,12 +789,7 @@ impl Ledger {
         run_id: i64,
         rows: &[(usize, u64, String, String)],
     ) -> Result<()> {
-        let path = self.path.clone();
-        let wrap = move |source| LedgerError {
-            path: path.clone(),
-            what: "cannot record the undo",
-            source,
-        };
+        let wrap = wrapper(&self.path, "cannot record the undo");
         let tx = self.conn.transaction().map_err(&wrap)?;
         {
             let mut stmt = tx
@@ -852,6 +837,17 @@ pub struct RowDetail {
     pub error: Option<String>,
     /// Target entity set.
     pub entity_set: String,
+}
+
+/// What turns an SQLite error into a [`LedgerError`] about `path`, owning its own copy of the
+/// path (usable while a transaction borrows the connection).
+fn wrapper(path: &Path, what: &'static str) -> impl Fn(rusqlite::Error) -> LedgerError {
+    let path = path.to_path_buf();
+    move |source| LedgerError {
+        path: path.clone(),
+        what,
+        source,
+    }
 }
 
 /// A damaged ledger, as an SQLite error.
@@ -1099,10 +1095,7 @@ mod tests {
 
     #[test]
     fn a_resume_chain_sees_the_rows_of_every_earlier_run() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut l = Ledger::open(dir.path()).unwrap();
-        let first = l.begin_run("m.toml", None, false, "t0").unwrap();
-        l.begin_job(first, 0, &info()).unwrap();
+        let (_dir, mut l, first) = ledger_with_a_run();
         // Row 2 created its record (an `If-None-Match` create): it gets its own `rows` record.
         let created = RowOutcome {
             created: true,
@@ -1165,16 +1158,22 @@ mod tests {
         assert_eq!(l.runs(10).unwrap().len(), 2);
     }
 
+    /// A new ledger with run 1 started and its job 0 begun.
+    fn ledger_with_a_run() -> (tempfile::TempDir, Ledger, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(dir.path()).unwrap();
+        let run = l.begin_run("m.toml", None, false, "t0").unwrap();
+        l.begin_job(run, 0, &info()).unwrap();
+        (dir, l, run)
+    }
+
     fn query_u64(l: &Ledger, sql: &str) -> u64 {
         l.conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap() as u64
     }
 
     #[test]
     fn plain_rows_are_packed_into_spans_and_the_view_lists_every_row() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut l = Ledger::open(dir.path()).unwrap();
-        let run = l.begin_run("m.toml", None, false, "t0").unwrap();
-        l.begin_job(run, 0, &info()).unwrap();
+        let (_dir, mut l, run) = ledger_with_a_run();
         let mut outcomes: Vec<RowOutcome> = (1..=1000)
             .map(|i| written(i, &format!("k{i}"), 1))
             .collect();
@@ -1230,10 +1229,7 @@ mod tests {
 
     #[test]
     fn the_content_index_folds_runs_in_order_and_only_before_the_current_run() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut l = Ledger::open(dir.path()).unwrap();
-        let first = l.begin_run("m.toml", None, false, "t0").unwrap();
-        l.begin_job(first, 0, &info()).unwrap();
+        let (_dir, mut l, first) = ledger_with_a_run();
         l.record(first, 0, &[written(1, "k1", 1), written(2, "k2", 2)])
             .unwrap();
         let second = l.begin_run("m.toml", None, true, "t1").unwrap();
