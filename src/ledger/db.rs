@@ -886,7 +886,7 @@ fn fold_content(
         params![before_run],
         |r| r.get(0),
     )?;
-    let mut index = ContentIndex::new();
+    let mut index = ContentIndex::default();
     {
         let mut stmt = conn.prepare("SELECT data FROM content WHERE entity_set = ?1")?;
         let mut parts = stmt.query(params![entity_set])?;

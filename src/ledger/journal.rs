@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::db::{Ledger, RowOutcome, RowState, hash16, key_id};
+use super::packed::ContentIndex;
 use crate::job::Step;
 use crate::odata::{Method, Operation, Precondition};
 use crate::writer::{Admit, AdmitFn, Event, Sink};
@@ -25,7 +26,7 @@ pub struct AdmitPlan {
     /// Rows done by earlier runs of the chain (resume): row → key identity.
     pub done: Option<HashMap<u64, u64>>,
     /// Last written content per key identity (`--changed-only`).
-    pub hashes: Option<HashMap<u64, [u8; 16]>>,
+    pub hashes: Option<ContentIndex>,
     /// Rows whose key differs from the one recorded (`--force` after a source change): sent again.
     pub key_mismatches: Arc<AtomicU64>,
 }
@@ -227,7 +228,11 @@ mod tests {
                 (1, key_id("n='A'")),
                 (3, key_id("n='OLD'")),
             ])),
-            hashes: Some(HashMap::from([(key_id("n='B'"), content_hash(&same))])),
+            hashes: Some(
+                [(key_id("n='B'"), content_hash(&same))]
+                    .into_iter()
+                    .collect(),
+            ),
             key_mismatches: Arc::new(AtomicU64::new(0)),
         };
         let mismatches = plan.key_mismatches.clone();
