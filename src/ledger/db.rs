@@ -889,9 +889,12 @@ fn fold_content(
     let mut index = ContentIndex::default();
     {
         let mut stmt = conn.prepare("SELECT data FROM content WHERE entity_set = ?1")?;
-        let mut parts = stmt.query(params![entity_set])?;
-        while let Some(r) = parts.next()? {
-            let data: Vec<u8> = r.get(0)?;
+        let parts = stmt
+            .query_map(params![entity_set], |r| r.get::<_, Vec<u8>>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        // Room for every entry at once: growing a table of millions rehashes it each time.
+        index.reserve(parts.iter().map(|p| p.len() / packed::ENTRY_BYTES).sum());
+        for data in parts {
             packed::decode_part(&data, &mut index)
                 .map_err(|e| corrupt(format!("entity set {entity_set}: {e}")))?;
         }

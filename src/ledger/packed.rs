@@ -167,7 +167,6 @@ pub fn decode_part(data: &[u8], index: &mut ContentIndex) -> Result<(), String> 
             data.len()
         ));
     }
-    index.reserve(data.len() / ENTRY_BYTES);
     for e in data.chunks_exact(ENTRY_BYTES) {
         let id = u64::from_le_bytes(e[..8].try_into().expect("8 bytes"));
         index.insert(id, e[8..].try_into().expect("16 bytes"));
