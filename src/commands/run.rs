@@ -9,8 +9,7 @@ use anyhow::Context as _;
 
 use crate::exit::Exit;
 use crate::job::Job;
-use crate::ledger::db::key_id;
-use crate::ledger::journal::content_hash;
+use crate::ledger::journal::keyed_content;
 use crate::ledger::packed::ContentIndex;
 use crate::ledger::{JobReport, Ledger, RunReport};
 use crate::odata::Operation;
@@ -198,8 +197,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             Ok(())
         };
         let mut tally = job.run_offline(Some(&mut rejects), 20, |op, _record| {
-            if let (Some(hashes), false) = (&hashes, op.key.is_empty()) {
-                let (id, hash) = (key_id(&op.key), content_hash(&op));
+            if let (Some(hashes), Some((id, hash))) = (&hashes, keyed_content(&op)) {
                 if hashes.get(&id) == Some(&hash) {
                     unchanged += 1;
                     return Ok(());

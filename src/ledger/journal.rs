@@ -21,6 +21,12 @@ pub fn content_hash(op: &Operation) -> [u8; 16] {
     ])
 }
 
+/// The key identity and content hash of an operation with a key (`None` for a keyless create,
+/// which `--changed-only` always sends).
+pub fn keyed_content(op: &Operation) -> Option<(u64, [u8; 16])> {
+    (!op.key.is_empty()).then(|| (key_id(&op.key), content_hash(op)))
+}
+
 /// What the reader thread needs to decide each row.
 pub struct AdmitPlan {
     /// Rows done by earlier runs of the chain (resume): row → key identity.
@@ -57,7 +63,7 @@ impl AdmitPlan {
                 }
             }
             if let (Some(hashes), Step::Operation(op, _)) = (&hashes, step) {
-                if !op.key.is_empty() && hashes.get(&key_id(&op.key)) == Some(&content_hash(op)) {
+                if keyed_content(op).is_some_and(|(id, hash)| hashes.get(&id) == Some(&hash)) {
                     return Admit::Unchanged;
                 }
             }
