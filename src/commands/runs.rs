@@ -58,6 +58,16 @@ pub enum Sub {
         #[arg(long, default_value_t = 100, value_name = "N")]
         rejects: usize,
     },
+    /// Delete the per-row outcomes of all runs but the newest N (their summaries stay in the
+    /// history; they can no longer be undone). Runs a resume may continue keep their rows.
+    Prune {
+        /// How many of the newest runs keep their rows.
+        #[arg(long, value_name = "N")]
+        keep: usize,
+        /// Then shrink the file (VACUUM: rewrites it; without it the space is reused by later runs).
+        #[arg(long)]
+        vacuum: bool,
+    },
 }
 
 fn status(r: &crate::ledger::db::RunRow) -> String {
@@ -70,6 +80,32 @@ fn status(r: &crate::ledger::db::RunRow) -> String {
 /// Runs `dvload runs`.
 pub fn run(args: Args) -> anyhow::Result<Exit> {
     let dir = args.state.dir();
+    if let Some(Sub::Prune { keep, vacuum }) = args.command {
+        // Like a run and undo: one at a time per state directory.
+        let _lock = crate::ledger::session::lock(&dir)?;
+        let mut ledger = Ledger::open_existing(&dir)?;
+        let (runs, deleted) = ledger.prune(keep)?;
+        if runs.is_empty() {
+            println!(
+                "nothing to prune: every run but the newest {keep} already has no rows, or a resume may still need them"
+            );
+        } else {
+            let which = match runs.as_slice() {
+                [one] => format!("run #{one}"),
+                [first, .., last] => format!("{} runs (#{first} to #{last})", runs.len()),
+                [] => unreachable!("not empty"),
+            };
+            println!(
+                "pruned the row outcomes of {which}: {} records deleted; the history keeps its summary",
+                super::thousands(deleted)
+            );
+        }
+        if vacuum {
+            ledger.vacuum()?;
+            println!("{} vacuumed", Ledger::file(&dir).display());
+        }
+        return Ok(Exit::Success);
+    }
     let ledger = Ledger::open_existing(&dir)?;
     match args.command {
         None => {
@@ -123,10 +159,16 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                 );
             }
         }
+        Some(Sub::Prune { .. }) => unreachable!("handled above"),
         Some(Sub::Show { run_id, rejects }) => {
             let Some(r) = ledger.run(run_id)? else {
                 anyhow::bail!("no run #{run_id} in {}", Ledger::file(&dir).display());
             };
+            if ledger.pruned(&r)? {
+                println!(
+                    "run #{run_id}'s row outcomes were pruned (dvload runs prune): its summary follows"
+                );
+            }
             println!(
                 "run #{}: started {}, {}{}",
                 r.id,

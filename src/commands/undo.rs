@@ -57,6 +57,18 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             Ledger::file(&dir).display()
         );
     }
+    if let Some(run) = ledger.run(args.run_id)? {
+        if ledger.pruned(&run)? {
+            return Err(ExitError {
+                exit: Exit::Unusable,
+                message: format!(
+                    "run #{}'s row outcomes were pruned (dvload runs prune): what it created is no longer known; nothing deleted",
+                    args.run_id
+                ),
+            }
+            .into());
+        }
+    }
     let written = ledger.count_outcome(args.run_id, RowState::Written)?;
     let created: Vec<RowDetail> = ledger
         .rows_of(args.run_id, RowState::Written)?

@@ -736,6 +736,91 @@ impl Ledger {
             .map_err(self.err("cannot read the content index"))
     }
 
+    /// Deletes the row outcomes of all runs but the newest `keep`, keeping each run's summary
+    /// (`runs`, `run_jobs`: the history and its counts). Runs that never ended, and the runs of a
+    /// resume chain that a resume may still continue, keep their rows. The content index is
+    /// brought up to date first, so `--changed-only` loses nothing. Returns (runs pruned, outcome
+    /// records deleted).
+    pub fn prune(&mut self, keep: usize) -> Result<(Vec<i64>, u64)> {
+        let wrap = wrapper(&self.path, "cannot prune the ledger");
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(&wrap)?;
+        let prunable: Vec<i64> = {
+            // A chain is still resumable when its last run did not finish (exit 2, 3, 4 or none).
+            let mut stmt = tx
+                .prepare(
+                    "SELECT r.id FROM runs r
+                     WHERE r.id NOT IN (SELECT id FROM runs ORDER BY id DESC LIMIT ?1)
+                       AND r.ended_at IS NOT NULL
+                       AND NOT EXISTS (
+                         SELECT 1 FROM runs l WHERE l.chain = r.chain
+                           AND l.id = (SELECT max(id) FROM runs WHERE chain = r.chain)
+                           AND (l.exit_code IS NULL OR l.exit_code IN (2, 3, 4)))
+                       AND (EXISTS (SELECT 1 FROM rows WHERE run_id = r.id)
+                            OR EXISTS (SELECT 1 FROM spans WHERE run_id = r.id))
+                     ORDER BY r.id",
+                )
+                .map_err(&wrap)?;
+            let ids = stmt
+                .query_map(params![keep as i64], |r| r.get(0))
+                .map_err(&wrap)?;
+            ids.collect::<rusqlite::Result<_>>().map_err(&wrap)?
+        };
+        if prunable.is_empty() {
+            return Ok((prunable, 0));
+        }
+        let entity_sets: Vec<String> = {
+            let mut stmt = tx
+                .prepare("SELECT DISTINCT entity_set FROM run_jobs")
+                .map_err(&wrap)?;
+            let sets = stmt.query_map([], |r| r.get(0)).map_err(&wrap)?;
+            sets.collect::<rusqlite::Result<_>>().map_err(&wrap)?
+        };
+        for entity_set in &entity_sets {
+            fold_content(&tx, entity_set, i64::MAX, true).map_err(&wrap)?;
+        }
+        let mut deleted = 0u64;
+        {
+            let mut rows = tx
+                .prepare_cached("DELETE FROM rows WHERE run_id = ?1")
+                .map_err(&wrap)?;
+            let mut spans = tx
+                .prepare_cached("DELETE FROM spans WHERE run_id = ?1")
+                .map_err(&wrap)?;
+            for id in &prunable {
+                deleted += rows.execute(params![id]).map_err(&wrap)? as u64;
+                deleted += spans.execute(params![id]).map_err(&wrap)? as u64;
+            }
+        }
+        tx.commit().map_err(&wrap)?;
+        Ok((prunable, deleted))
+    }
+
+    /// Gives the free pages back to the file system (`VACUUM`: rewrites the file).
+    pub fn vacuum(&mut self) -> Result<()> {
+        self.conn
+            .execute_batch("VACUUM")
+            .map_err(self.err("cannot vacuum the ledger"))
+    }
+
+    /// True when a finished run's row outcomes were deleted by [`Ledger::prune`]: it read rows
+    /// but none is recorded.
+    pub fn pruned(&self, run: &RunRow) -> Result<bool> {
+        if run.ended_at.is_none() || run.counts.read == 0 {
+            return Ok(false);
+        }
+        self.conn
+            .query_row(
+                "SELECT NOT EXISTS (SELECT 1 FROM rows WHERE run_id = ?1)
+                    AND NOT EXISTS (SELECT 1 FROM spans WHERE run_id = ?1)",
+                params![run.id],
+                |r| r.get(0),
+            )
+            .map_err(self.err("cannot read the rows"))
+    }
+
     /// How many rows of a run had an outcome (`rows` and `spans`).
     pub fn count_outcome(&self, run_id: i64, state: RowState) -> Result<u64> {
         self.conn
@@ -1272,6 +1357,51 @@ mod tests {
         assert_eq!(after[&key_id("k2")], [6; 16], "the later mapping wins");
         // Folded once: reading it again changes nothing.
         assert_eq!(l.content_index("accounts", i64::MAX, 0).unwrap(), after);
+    }
+
+    #[test]
+    fn pruning_keeps_the_newest_runs_resumable_chains_and_the_content_index() {
+        let (_dir, mut l, first) = ledger_with_a_run();
+        l.record(first, 0, &[written(1, "k1", 1)]).unwrap();
+        let one = Counts {
+            read: 1,
+            written: 1,
+            ..Counts::default()
+        };
+        l.end_job(first, 0, &one, 0).unwrap();
+        l.end_run(first, 0, "t1").unwrap();
+        // A run stopped early (exit 4): a resume may continue it, so its rows stay.
+        let stopped = l.begin_run("m.toml", None, false, "t2").unwrap();
+        l.begin_job(stopped, 0, &info()).unwrap();
+        l.record(stopped, 0, &[written(1, "k1", 2)]).unwrap();
+        l.end_run(stopped, 4, "t3").unwrap();
+        let newest = l.begin_run("other.toml", None, false, "t4").unwrap();
+        l.begin_job(newest, 0, &info()).unwrap();
+        l.record(newest, 0, &[written(1, "k9", 9)]).unwrap();
+        l.end_run(newest, 0, "t5").unwrap();
+
+        let (pruned, deleted) = l.prune(1).unwrap();
+        assert_eq!((pruned, deleted), (vec![first], 1));
+        let gone = l.run(first).unwrap().unwrap();
+        assert!(l.pruned(&gone).unwrap());
+        assert_eq!(gone.counts.written, 1, "its summary stays");
+        assert!(!l.pruned(&l.run(newest).unwrap().unwrap()).unwrap());
+        assert_eq!(
+            l.done_rows(stopped, 0).unwrap().len(),
+            1,
+            "the stopped run's rows stay"
+        );
+        // What the pruned run wrote is still in the content index.
+        let index = l.content_index("accounts", i64::MAX, 0).unwrap();
+        assert_eq!(index[&key_id("k1")], [2; 16]);
+        assert_eq!(index[&key_id("k9")], [9; 16]);
+        assert_eq!(l.runs(10).unwrap().len(), 3, "the history stays");
+        assert_eq!(
+            l.prune(1).unwrap().0,
+            Vec::<i64>::new(),
+            "nothing left to prune"
+        );
+        l.vacuum().unwrap();
     }
 
     #[test]

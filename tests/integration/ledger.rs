@@ -718,3 +718,49 @@ async fn a_run_refused_at_sign_in_leaves_nothing_to_resume() {
     );
     assert_each_account_once(&emu, 30);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_keeps_the_history_drops_old_row_outcomes_and_refuses_to_undo_them() {
+    let wd = Workdir::new();
+    wd.write("accounts.csv", accounts_csv(40, &[]));
+    wd.write("accounts.toml", mapping("upsert"));
+    let emu = emulator().await;
+    for _ in 0..2 {
+        run(wd.path(), &emu, &["run", "accounts.toml"])
+            .await
+            .expect_code(0);
+    }
+    run(
+        wd.path(),
+        &emu,
+        &["runs", "prune", "--keep", "1", "--vacuum"],
+    )
+    .await
+    .expect_code(0)
+    .stdout_has("pruned the row outcomes of run #1");
+    let db = ledger(wd.path());
+    assert_eq!(
+        query_u64(&db, "SELECT count(DISTINCT run_id) FROM row_outcomes"),
+        1
+    );
+    assert_eq!(query_u64(&db, "SELECT min(run_id) FROM row_outcomes"), 2);
+    assert_eq!(
+        query_u64(&db, "SELECT count(*) FROM runs"),
+        2,
+        "history kept"
+    );
+    run(wd.path(), &emu, &["runs", "show", "1"])
+        .await
+        .expect_code(0)
+        .stdout_has("were pruned")
+        .stdout_has("written 40");
+    run(wd.path(), &emu, &["undo", "1", "--yes"])
+        .await
+        .expect_code(2)
+        .stderr_has("pruned");
+    // Nothing changed since run 1's rows were pruned: the content index still knows them.
+    run(wd.path(), &emu, &["run", "accounts.toml", "--changed-only"])
+        .await
+        .expect_code(0)
+        .stdout_has("unchanged 40");
+}
