@@ -183,8 +183,13 @@ impl RunRow {
     /// interrupted, too many errors), or stopped by a set-up error (3) or a source broken
     /// mid-file (2). A resume continues it.
     pub fn unfinished(&self) -> bool {
-        matches!(self.exit_code, None | Some(2) | Some(3) | Some(4))
+        unfinished_exit(self.exit_code)
     }
+}
+
+/// [`RunRow::unfinished`] from a run's exit code alone.
+fn unfinished_exit(exit_code: Option<i64>) -> bool {
+    matches!(exit_code, None | Some(2) | Some(3) | Some(4))
 }
 
 /// A ledger error (rusqlite's, with what was being done).
@@ -514,11 +519,7 @@ impl Ledger {
         }
         let mut counts = Counts::default();
         for c in self.recorded_counts(run.id)?.values() {
-            counts.read += c.read;
-            counts.written += c.written;
-            counts.rejected += c.rejected;
-            counts.skipped += c.skipped;
-            counts.unchanged += c.unchanged;
+            counts.add(c);
         }
         run.counts = counts;
         Ok(run)
@@ -748,25 +749,46 @@ impl Ledger {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(&wrap)?;
         let prunable: Vec<i64> = {
-            // A chain is still resumable when its last run did not finish (exit 2, 3, 4 or none).
+            // (id, chain, ended, exit code), oldest first.
             let mut stmt = tx
+                .prepare("SELECT id, chain, ended_at IS NOT NULL, exit_code FROM runs ORDER BY id")
+                .map_err(&wrap)?;
+            let runs = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, bool>(2)?,
+                        r.get::<_, Option<i64>>(3)?,
+                    ))
+                })
+                .map_err(&wrap)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(&wrap)?;
+            // A chain a resume may still continue: its last run did not finish.
+            let mut resumable: HashMap<i64, bool> = HashMap::new();
+            for &(_, chain, _, exit_code) in &runs {
+                resumable.insert(chain, unfinished_exit(exit_code));
+            }
+            let mut has_rows = tx
                 .prepare(
-                    "SELECT r.id FROM runs r
-                     WHERE r.id NOT IN (SELECT id FROM runs ORDER BY id DESC LIMIT ?1)
-                       AND r.ended_at IS NOT NULL
-                       AND NOT EXISTS (
-                         SELECT 1 FROM runs l WHERE l.chain = r.chain
-                           AND l.id = (SELECT max(id) FROM runs WHERE chain = r.chain)
-                           AND (l.exit_code IS NULL OR l.exit_code IN (2, 3, 4)))
-                       AND (EXISTS (SELECT 1 FROM rows WHERE run_id = r.id)
-                            OR EXISTS (SELECT 1 FROM spans WHERE run_id = r.id))
-                     ORDER BY r.id",
+                    "SELECT EXISTS (SELECT 1 FROM rows WHERE run_id = ?1)
+                         OR EXISTS (SELECT 1 FROM spans WHERE run_id = ?1)",
                 )
                 .map_err(&wrap)?;
-            let ids = stmt
-                .query_map(params![keep as i64], |r| r.get(0))
-                .map_err(&wrap)?;
-            ids.collect::<rusqlite::Result<_>>().map_err(&wrap)?
+            let old = runs.len().saturating_sub(keep);
+            let mut prunable = Vec::new();
+            for &(id, chain, ended, _) in &runs[..old] {
+                if ended
+                    && !resumable[&chain]
+                    && has_rows
+                        .query_row(params![id], |r| r.get::<_, bool>(0))
+                        .map_err(&wrap)?
+                {
+                    prunable.push(id);
+                }
+            }
+            prunable
         };
         if prunable.is_empty() {
             return Ok((prunable, 0));
