@@ -197,12 +197,12 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             Ok(())
         };
         let mut tally = job.run_offline(Some(&mut rejects), 20, |op, _record| {
-            if let (Some(hashes), Some((id, hash))) = (&hashes, keyed_content(&op)) {
-                if hashes.get(&id) == Some(&hash) {
+            if let Some(hashes) = &mut hashes {
+                if crate::ledger::journal::unchanged(hashes, &op) {
                     unchanged += 1;
                     return Ok(());
                 }
-                would_write.push((id, hash));
+                would_write.extend(keyed_content(&op));
             }
             pending.push(op);
             if pending.len() == args.batch_size as usize {

@@ -2,6 +2,7 @@
 //! in the order given, and report.
 
 use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::run::Args;
@@ -13,7 +14,37 @@ use crate::writer::{JobOutcome, Progress, Writer, WriterOptions};
 
 /// Runs `dvload run` for real.
 pub fn run(args: Args) -> anyhow::Result<Exit> {
-    // The ledger's lock comes first: a second run of the same job stops here, having touched nothing.
+    // Open every job first: a broken mapping or source stops the run before anything is recorded
+    // or sent. A source is opened once and read once (a pipe too); opening a named pipe waits for
+    // its writer, as `cat` would, and it does so before the state lock is taken, so that a
+    // waiting run never blocks the next one.
+    let mut jobs = Vec::with_capacity(args.mappings.len());
+    for m in &args.mappings {
+        jobs.push(Job::open(m, args.source.as_deref())?);
+    }
+    // Every file the run will write, checked before anything is recorded or sent: a run must not
+    // fail at its first reject, or at its report, after rows went out.
+    let several = jobs.len() > 1;
+    let mut taken = Vec::new();
+    let rejects_paths: Vec<PathBuf> = jobs
+        .iter()
+        .map(|job| super::rejects_path(args.rejects.as_deref(), several, job, &mut taken))
+        .collect();
+    for path in &rejects_paths {
+        check_writable(
+            path,
+            if args.rejects.is_some() {
+                "--rejects"
+            } else {
+                "the rejects file"
+            },
+        )?;
+    }
+    if let Some(report) = &args.report {
+        check_writable(report, "--report")?;
+    }
+    // The ledger's lock: a second run of the same job stops here, having touched neither the
+    // ledger nor Dataverse.
     let state = (!args.no_ledger).then(|| {
         args.state
             .clone()
@@ -23,11 +54,6 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         .as_deref()
         .map(crate::ledger::session::lock)
         .transpose()?;
-    // Open every job first: a broken mapping or source stops the run before anything is sent.
-    let mut jobs = Vec::with_capacity(args.mappings.len());
-    for m in &args.mappings {
-        jobs.push(Job::open(m, args.source.as_deref())?);
-    }
     let started_at = super::now_rfc3339();
     let session = match (lock, &state) {
         (Some(lock), Some(dir)) => {
@@ -58,12 +84,77 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(write_all(args, jobs, session, started_at))
+    runtime.block_on(write_all(args, jobs, rejects_paths, session, started_at))
+}
+
+/// Checks that `path` can be written as the run will write it (a temporary file beside it,
+/// renamed into place): its folder exists or can be made, and takes a new file. `what` names
+/// the option in the message. Nothing is left behind but the folder.
+fn check_writable(path: &Path, what: &str) -> anyhow::Result<()> {
+    let unusable = |why: String| ExitError {
+        exit: Exit::Unusable,
+        message: format!("{what} {}: {why}; nothing was sent", path.display()),
+    };
+    if path.is_dir() {
+        return Err(unusable("is a directory, not a file".into()).into());
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        let why = match e.kind() {
+            std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::NotADirectory => {
+                format!("{} is not a folder", first_file_on_the_way(dir).display())
+            }
+            _ => format!(
+                "cannot make its folder {}: {}",
+                dir.display(),
+                io_reason(&e)
+            ),
+        };
+        return Err(unusable(why).into());
+    }
+    let probe = dir.join(format!(".dvload-probe.{}.tmp", std::process::id()));
+    match std::fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(unusable(format!(
+            "cannot write in {}: {}",
+            dir.display(),
+            io_reason(&e)
+        ))
+        .into()),
+    }
+}
+
+/// The first ancestor of `dir` that exists and is not a folder (the file that blocks the path).
+fn first_file_on_the_way(dir: &Path) -> PathBuf {
+    dir.ancestors()
+        .filter(|a| !a.as_os_str().is_empty())
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .find(|a| a.exists() && !a.is_dir())
+        .unwrap_or(dir)
+        .to_path_buf()
+}
+
+/// An I/O error's reason without Rust's "(os error N)" suffix.
+fn io_reason(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
 }
 
 async fn write_all(
     args: Args,
     jobs: Vec<Job>,
+    rejects_paths: Vec<PathBuf>,
     mut session: Option<RunSession>,
     started_at: String,
 ) -> anyhow::Result<Exit> {
@@ -74,10 +165,21 @@ async fn write_all(
     let conn = match super::connect::connect(&args.connect, &policy).await {
         Ok(conn) => conn,
         Err(e) => {
-            // Nothing was sent: the run ends here, with the exit code the error gets.
+            // Nothing was sent: the run ends here, with the exit code the error gets, and its
+            // report says so (a cron wrapper reads it on every exit).
+            let exit = crate::exit::exit_for(&e);
             if let Some(s) = session.as_mut() {
-                s.finish(crate::exit::exit_for(&e), &super::now_rfc3339())?;
+                s.finish(exit, &super::now_rfc3339())?;
             }
+            let report = RunReport::new(
+                "run",
+                false,
+                started_at,
+                start.elapsed().as_millis() as u64,
+                exit.code(),
+                Vec::new(),
+            );
+            super::write_report(args.report.as_deref(), &report)?;
             return Err(e);
         }
     };
@@ -108,116 +210,39 @@ async fn write_all(
     );
 
     writer.stop = stop;
-    let several = jobs.len() > 1;
-    let mut rejects_taken = Vec::new();
+    let resumed = session.as_ref().and_then(|s| s.resumed.as_ref()).is_some();
+    writer.provenance = crate::writer::decide::Provenance {
+        since: match session.as_ref() {
+            Some(s) if resumed => s
+                .chain_started_at
+                .parse()
+                .unwrap_or_else(|_| jiff::Timestamp::now()),
+            _ => writes_start(&conn.client, &jobs).await,
+        },
+        user_id: Some(conn.whoami.user_id.clone()),
+    };
     let mut reports = Vec::new();
     let mut exit = Exit::Success;
     let mut stop_message = None;
-    for (seq, job) in jobs.into_iter().enumerate() {
-        if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
-            break;
-        }
-        let job_start = Instant::now();
-        println!("{}", super::describe_job(&job));
-        let mut rejects = job.rejects_writer(super::rejects_path(
-            args.rejects.as_deref(),
-            several,
-            &job,
-            &mut rejects_taken,
-        ));
-        let (mapping, source, entity_set, operation) = (
-            job.mapping.clone(),
-            job.source_path.clone(),
-            job.plan.entity_set.clone(),
-            job.plan.operation.name().to_string(),
-        );
-        let mut progress = TerminalProgress::new(&source);
-        let requests_before = writer
-            .stats
-            .requests
-            .load(std::sync::atomic::Ordering::Relaxed);
-        let outcome: JobOutcome = match session.as_mut() {
-            Some(s) => {
-                let (plan, mismatches) = s.begin_job(seq)?;
-                let mut journal = s.journal(seq, usize::from(args.batch_size));
-                let hooks = crate::writer::Hooks {
-                    admit: plan.map(|p| p.into_fn()),
-                    sink: Some(&mut journal),
-                };
-                let outcome = writer
-                    .write_job_with(job, &mut rejects, &mut progress, hooks)
-                    .await?;
-                drop(journal);
-                s.end_job(seq, &outcome.counts, outcome.passed_over)?;
-                let mismatches = mismatches.load(std::sync::atomic::Ordering::Relaxed);
-                if mismatches > 0 {
-                    println!(
-                        "warning: {} rows have another key than the interrupted run recorded for them; they were sent",
-                        super::thousands(mismatches)
-                    );
-                }
-                outcome
-            }
-            None => writer.write_job(job, &mut rejects, &mut progress).await?,
+    let written = write_jobs(
+        &args,
+        &writer,
+        jobs,
+        rejects_paths,
+        session.as_mut(),
+        &interrupted,
+        &mut reports,
+        &mut exit,
+        &mut stop_message,
+    )
+    .await;
+    if let Err(e) = &written {
+        // The run cannot go on (its ledger or an output failed): it ends as stopped, and what it
+        // did is reported all the same.
+        exit = match crate::exit::exit_for(e) {
+            Exit::Unusable => Exit::Stopped,
+            other => other,
         };
-        progress.finish();
-        if outcome.passed_over > 0 {
-            println!(
-                "{} rows done by the interrupted run were passed over",
-                super::thousands(outcome.passed_over)
-            );
-        }
-        let rejects_file = rejects.finish()?;
-        let secs = job_start.elapsed().as_secs_f64();
-        println!("{}", super::summary_line(&outcome.counts, "written", secs));
-        if outcome.deferred > 0 {
-            println!(
-                "{} rows whose lookup target was not there yet were sent again at the end",
-                super::thousands(outcome.deferred)
-            );
-        }
-        super::print_rejects(&outcome.first_errors, rejects_file.as_deref());
-        if outcome.counts.rejected > 0 && exit == Exit::Success {
-            exit = Exit::Rejected;
-        }
-        let requests = writer
-            .stats
-            .requests
-            .load(std::sync::atomic::Ordering::Relaxed)
-            - requests_before;
-        reports.push(JobReport {
-            mapping,
-            source,
-            entity_set,
-            operation,
-            counts: outcome.counts,
-            batches: requests,
-            passed_over: outcome.passed_over,
-            rejects_file,
-            duration_ms: job_start.elapsed().as_millis() as u64,
-            first_errors: outcome.first_errors.clone(),
-        });
-        if let Some(f) = &outcome.fatal {
-            exit = Exit::Auth;
-            stop_message = Some(format!(
-                "stopped: {} — the application user's set-up is wrong (run `dvload whoami` to check it)",
-                crate::writer::decide::describe(f.status, &f.error)
-            ));
-            break;
-        }
-        if outcome.too_many_errors {
-            exit = Exit::Stopped;
-            stop_message = Some(format!(
-                "stopped early: more than {} rows were rejected (--max-errors); everything written so far is reported above",
-                args.max_errors.unwrap_or_default()
-            ));
-            break;
-        }
-        if let Some(e) = &outcome.source_error {
-            exit = Exit::Unusable;
-            stop_message = Some(format!("stopped: the source is broken: {e}"));
-            break;
-        }
     }
     if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
         exit = Exit::Stopped;
@@ -237,9 +262,10 @@ async fn write_all(
             ));
         }
     }
-    if let Some(s) = session.as_mut() {
-        s.finish(exit, &super::now_rfc3339())?;
-    }
+    let finished = match session.as_mut() {
+        Some(s) => s.finish(exit, &super::now_rfc3339()),
+        None => Ok(()),
+    };
     let stats = &writer.stats;
     let mut totals = Counts::default();
     for r in &reports {
@@ -285,10 +311,177 @@ async fn write_all(
         writer.pacing.waited_ms(),
     );
     super::write_report(args.report.as_deref(), &report)?;
+    written?;
+    finished?;
     if let Some(message) = stop_message {
         return Err(ExitError { exit, message }.into());
     }
     Ok(exit)
+}
+
+/// Writes each job in turn, pushing its report; sets `exit` and `stop_message` when a job stops
+/// the run. An error means the run cannot go on (the ledger or an output failed).
+#[allow(clippy::too_many_arguments)]
+async fn write_jobs(
+    args: &Args,
+    writer: &Writer,
+    jobs: Vec<Job>,
+    rejects_paths: Vec<PathBuf>,
+    mut session: Option<&mut RunSession>,
+    interrupted: &std::sync::atomic::AtomicBool,
+    reports: &mut Vec<JobReport>,
+    exit: &mut Exit,
+    stop_message: &mut Option<String>,
+) -> anyhow::Result<()> {
+    for ((seq, job), rejects_path) in jobs.into_iter().enumerate().zip(rejects_paths) {
+        if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
+            break;
+        }
+        let job_start = Instant::now();
+        println!("{}", super::describe_job(&job));
+        let mut rejects = job.rejects_writer(rejects_path);
+        let (mapping, source, entity_set, operation) = (
+            job.mapping.clone(),
+            job.source_path.clone(),
+            job.plan.entity_set.clone(),
+            job.plan.operation.name().to_string(),
+        );
+        let mut progress = TerminalProgress::new(&source);
+        let requests_before = writer
+            .stats
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let outcome: JobOutcome = match session.as_deref_mut() {
+            Some(s) => {
+                let (plan, mismatches) = s.begin_job(seq)?;
+                let mut journal = s.journal(seq, usize::from(args.batch_size));
+                let hooks = crate::writer::Hooks {
+                    admit: plan.map(|p| p.into_fn()),
+                    sink: Some(&mut journal),
+                };
+                let outcome = writer
+                    .write_job_with(job, &mut rejects, &mut progress, hooks)
+                    .await?;
+                drop(journal);
+                s.end_job(seq, &outcome.counts, outcome.passed_over)?;
+                let mismatches = mismatches.load(std::sync::atomic::Ordering::Relaxed);
+                if mismatches > 0 {
+                    println!(
+                        "warning: {} rows have another key than the interrupted run recorded for them; they were sent",
+                        super::thousands(mismatches)
+                    );
+                }
+                outcome
+            }
+            None => writer.write_job(job, &mut rejects, &mut progress).await?,
+        };
+        progress.finish();
+        if outcome.passed_over > 0 {
+            println!(
+                "{} rows done by the interrupted run were passed over",
+                super::thousands(outcome.passed_over)
+            );
+        }
+        if outcome.carried > 0 {
+            println!(
+                "{} of them had been rejected: they are in this run's rejects file again",
+                super::thousands(outcome.carried)
+            );
+        }
+        let rejects_file = match rejects.finish() {
+            Ok(file) => file,
+            Err(e) => {
+                *exit = Exit::Stopped;
+                *stop_message = Some(format!(
+                    "stopped: cannot write the rejects file: {}",
+                    io_reason(&e)
+                ));
+                None
+            }
+        };
+        let secs = job_start.elapsed().as_secs_f64();
+        println!("{}", super::summary_line(&outcome.counts, "written", secs));
+        if outcome.deferred > 0 {
+            println!(
+                "{} rows whose lookup target was not there yet were sent again at the end",
+                super::thousands(outcome.deferred)
+            );
+        }
+        super::print_rejects(&outcome.first_errors, rejects_file.as_deref());
+        if (outcome.counts.rejected > 0 || outcome.carried > 0) && *exit == Exit::Success {
+            *exit = Exit::Rejected;
+        }
+        let requests = writer
+            .stats
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed)
+            - requests_before;
+        reports.push(JobReport {
+            mapping,
+            source,
+            entity_set,
+            operation,
+            counts: outcome.counts,
+            batches: requests,
+            passed_over: outcome.passed_over,
+            rejects_file,
+            duration_ms: job_start.elapsed().as_millis() as u64,
+            first_errors: outcome.first_errors.clone(),
+        });
+        if stop_message.is_some() {
+            break;
+        }
+        if let Some(e) = &outcome.output_error {
+            *exit = Exit::Stopped;
+            *stop_message = Some(format!("stopped: {e}"));
+            break;
+        }
+        if let Some(f) = &outcome.fatal {
+            *exit = Exit::Auth;
+            *stop_message = Some(format!(
+                "stopped: {} — the application user's set-up is wrong (run `dvload whoami` to check it)",
+                crate::writer::decide::describe(f.status, &f.error)
+            ));
+            break;
+        }
+        if outcome.too_many_errors {
+            *exit = Exit::Stopped;
+            *stop_message = Some(format!(
+                "stopped early: more than {} rows were rejected (--max-errors); everything written so far is reported above",
+                args.max_errors.unwrap_or_default()
+            ));
+            break;
+        }
+        if let Some(e) = &outcome.source_error {
+            *exit = Exit::Unusable;
+            *stop_message = Some(format!("stopped: the source is broken: {e}"));
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The instant from which a record created by this run's user is this run's: the second after
+/// the server's clock (`Date`) now, when a job creates by key (its 412s are settled by reading
+/// the record back, `writer::decide::read_back`); the run then waits for that second to begin,
+/// so that every record it creates has a `createdon` at or after it and every record created
+/// before has one before it (`createdon` has whole seconds). Other jobs need no wait.
+async fn writes_start(client: &crate::writer::Client, jobs: &[Job]) -> jiff::Timestamp {
+    let creates_by_key = jobs.iter().any(|j| {
+        j.plan.operation == crate::mapping::OperationKind::Create && j.plan.key_column().is_some()
+    });
+    if !creates_by_key {
+        return jiff::Timestamp::now();
+    }
+    let server_now = match client.get("WhoAmI").await {
+        Ok(reply) => reply.date,
+        Err(_) => None,
+    };
+    let now = server_now.unwrap_or_else(jiff::Timestamp::now);
+    let next = jiff::Timestamp::from_second(now.as_second() + 1).unwrap_or(now);
+    // The server's second ends at most a second after it answered.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    next
 }
 
 /// A progress bar on stderr when it is a terminal; nothing otherwise (cron, CI, pipes).
@@ -299,14 +492,14 @@ struct TerminalProgress {
 
 impl TerminalProgress {
     fn new(source: &std::path::Path) -> TerminalProgress {
-        if !std::io::stderr().is_terminal() {
+        if !std::io::stderr().is_terminal() || !crate::ledger::db::is_regular_file(source) {
             return TerminalProgress {
                 bar: None,
                 last: Instant::now(),
             };
         }
         // The total is estimated from the file's line count (fast, and close for CSV and JSON
-        // Lines); the bar shows rows/s and the time left.
+        // Lines); the bar shows rows/s and the time left. A pipe is never read twice: no bar.
         let total = count_lines(source).unwrap_or(0);
         let bar = indicatif::ProgressBar::with_draw_target(
             Some(total),

@@ -229,6 +229,27 @@ pub fn key_id(key: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(key.as_bytes()).max(1)
 }
 
+/// What the ledger records as the hash of a source that is not a regular file (a pipe, a
+/// terminal, a device): it can be read only once, by the run itself, so it is not hashed.
+pub const UNHASHED: &str = "-";
+
+/// True when `path` is a regular file (following links: `/dev/stdin` redirected from a file is
+/// one; a pipe, `<(...)` or a FIFO is not).
+pub fn is_regular_file(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file())
+}
+
+/// The size and SHA-256 (hex) of a source, taken before the run reads it, so that a resume can
+/// refuse a changed source before anything is sent; `(0, UNHASHED)` for a source that is not a
+/// regular file, which is never opened a second time (that would consume a pipe).
+pub fn source_fingerprint(path: &Path) -> std::io::Result<(u64, String)> {
+    if is_regular_file(path) {
+        file_sha256(path)
+    } else {
+        Ok((0, UNHASHED.to_string()))
+    }
+}
+
 /// SHA-256 (hex) of a file, streamed.
 pub fn file_sha256(path: &Path) -> std::io::Result<(u64, String)> {
     use std::io::Read as _;
@@ -711,6 +732,30 @@ impl Ledger {
             );
         }
         Ok(done)
+    }
+
+    /// Rows that the runs of a resume chain rejected, for one mapping: row number → reason. A
+    /// resume passes them over and writes them again to its rejects file, so that the chain's
+    /// last rejects file holds every row the chain rejected.
+    pub fn rejected_rows(&self, chain: i64, seq: usize) -> Result<HashMap<u64, String>> {
+        let what = "cannot read the rejected rows";
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT r.row, r.error FROM rows r JOIN runs u ON u.id = r.run_id
+                 WHERE u.chain = ?1 AND r.seq = ?2 AND r.outcome = 'rejected'",
+            )
+            .map_err(self.err(what))?;
+        let rows = stmt
+            .query_map(params![chain, seq as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as u64,
+                    r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                ))
+            })
+            .map_err(self.err(what))?;
+        rows.collect::<rusqlite::Result<HashMap<u64, String>>>()
+            .map_err(self.err(what))
     }
 
     /// The last written content hash of every key of an entity set (key identity → hash), as

@@ -27,10 +27,32 @@ pub fn keyed_content(op: &Operation) -> Option<(u64, [u8; 16])> {
     (!op.key.is_empty()).then(|| (key_id(&op.key), content_hash(op)))
 }
 
+/// What the content index holds for a key this run sends: it matches no content, so a later
+/// row of the same key in the same run is always sent (it supersedes this one, whatever becomes
+/// of it), instead of being compared with what an earlier run wrote.
+const SENT_THIS_RUN: [u8; 16] = [0; 16];
+
+/// `--changed-only`: true when `op` writes exactly what the index holds for its key, so it is
+/// left out. Otherwise the row will be sent, and the index remembers that (see
+/// [`SENT_THIS_RUN`]). Keyless operations are always sent. Shared by the run and the dry run.
+pub fn unchanged(index: &mut ContentIndex, op: &Operation) -> bool {
+    let Some((id, hash)) = keyed_content(op) else {
+        return false;
+    };
+    if index.get(&id) == Some(&hash) {
+        return true;
+    }
+    index.insert(id, SENT_THIS_RUN);
+    false
+}
+
 /// What the reader thread needs to decide each row.
 pub struct AdmitPlan {
     /// Rows done by earlier runs of the chain (resume): row → key identity.
     pub done: Option<HashMap<u64, u64>>,
+    /// Of those, the rows rejected, with their reasons: passed over, and written again to this
+    /// run's rejects file.
+    pub rejected: HashMap<u64, String>,
     /// Last written content per key identity (`--changed-only`).
     pub hashes: Option<ContentIndex>,
     /// Rows whose key differs from the one recorded (`--force` after a source change): sent again.
@@ -42,7 +64,8 @@ impl AdmitPlan {
     pub fn into_fn(self) -> AdmitFn {
         let AdmitPlan {
             done,
-            hashes,
+            rejected,
+            mut hashes,
             key_mismatches,
         } = self;
         let resumed = done.is_some();
@@ -58,12 +81,17 @@ impl AdmitPlan {
                         Some(k) if recorded != 0 && !k.is_empty() && key_id(k) != recorded => {
                             key_mismatches.fetch_add(1, Ordering::Relaxed);
                         }
-                        _ => return Admit::PassOver,
+                        _ => {
+                            return match rejected.get(&row) {
+                                Some(reason) => Admit::PassOverRejected(reason.clone()),
+                                None => Admit::PassOver,
+                            };
+                        }
                     }
                 }
             }
-            if let (Some(hashes), Step::Operation(op, _)) = (&hashes, step) {
-                if keyed_content(op).is_some_and(|(id, hash)| hashes.get(&id) == Some(&hash)) {
+            if let (Some(hashes), Step::Operation(op, _)) = (&mut hashes, step) {
+                if unchanged(hashes, op) {
                     return Admit::Unchanged;
                 }
             }
@@ -122,12 +150,13 @@ pub fn row_outcome(event: &Event) -> Option<RowOutcome> {
             // (412: its key was taken, after a lost answer or by an interrupted run) is not
             // marked: the record may have been someone else's, and undo must not delete it.
             let answered = (200..300).contains(&w.status);
-            let created = answered
-                && (w.op.method == Method::Post
-                    || w.op.precondition == Precondition::IfNoneMatchAny
-                    || (w.op.method == Method::Patch
-                        && w.op.precondition == Precondition::None
-                        && w.status == 201));
+            let created = w.created
+                || answered
+                    && (w.op.method == Method::Post
+                        || w.op.precondition == Precondition::IfNoneMatchAny
+                        || (w.op.method == Method::Patch
+                            && w.op.precondition == Precondition::None
+                            && w.status == 201));
             let record_url = if !created {
                 None
             } else if w.op.method == Method::Patch {
@@ -164,7 +193,9 @@ pub fn row_outcome(event: &Event) -> Option<RowOutcome> {
                 ..blank(reject.pos(), state)
             }
         }
-        Event::PassedOver(_) | Event::Deferred(..) | Event::Fatal(_) => return None,
+        Event::PassedOver(_) | Event::Carried(_) | Event::Deferred(..) | Event::Fatal(_) => {
+            return None;
+        }
     })
 }
 
@@ -233,7 +264,9 @@ mod tests {
             done: Some(HashMap::from([
                 (1, key_id("n='A'")),
                 (3, key_id("n='OLD'")),
+                (4, key_id("n='R'")),
             ])),
+            rejected: HashMap::from([(4, "Dataverse 400: no".to_string())]),
             hashes: Some(
                 [(key_id("n='B'"), content_hash(&same))]
                     .into_iter()
@@ -253,6 +286,13 @@ mod tests {
         let moved = op(3, Method::Patch, Precondition::None, "n='NEW'", "{}");
         assert_eq!(admit(&step(moved)), Admit::Send { sent_before: true });
         assert_eq!(mismatches.load(Ordering::Relaxed), 1);
+        // Row 4 was rejected by the interrupted run: passed over, with its reason for the
+        // rejects file.
+        let r = op(4, Method::Patch, Precondition::None, "n='R'", "{}");
+        assert_eq!(
+            admit(&step(r)),
+            Admit::PassOverRejected("Dataverse 400: no".into())
+        );
     }
 
     #[test]
@@ -265,6 +305,7 @@ mod tests {
                     .into(),
             ),
             status: 204,
+            created: false,
         });
         let o = row_outcome(&post).unwrap();
         assert!(o.created);
@@ -283,6 +324,7 @@ mod tests {
             ),
             entity_id: None,
             status: 204,
+            created: false,
         });
         let o = row_outcome(&by_key).unwrap();
         assert_eq!(
@@ -299,8 +341,21 @@ mod tests {
         });
         let o = row_outcome(&inferred).unwrap();
         assert_eq!(
-            (o.state, o.created, o.record_url),
+            (o.state, o.created, o.record_url.clone()),
             (RowState::Written, false, None)
+        );
+        // Settled by reading the record back: this run created it, undo may delete it.
+        let verified = Event::Written(Written {
+            created: true,
+            ..match inferred {
+                Event::Written(w) => w,
+                _ => unreachable!(),
+            }
+        });
+        let o = row_outcome(&verified).unwrap();
+        assert_eq!(
+            (o.created, o.record_url.as_deref()),
+            (true, Some("accounts(n='A')"))
         );
         let upsert = |status| {
             Event::Written(Written {
@@ -308,6 +363,7 @@ mod tests {
                 op: op(3, Method::Patch, Precondition::None, "n='A'", "{}"),
                 entity_id: None,
                 status,
+                created: false,
             })
         };
         // 204: created or updated, nobody knows; 200: updated (--track-creates).

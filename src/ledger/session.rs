@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use super::Counts;
-use super::db::{JobInfo, Ledger, RunRow, file_sha256};
+use super::db::{JobInfo, Ledger, RunRow, UNHASHED, file_sha256, source_fingerprint};
 use super::journal::{AdmitPlan, JobJournal};
 use super::lock::StateLock;
 use crate::exit::{Exit, ExitError};
@@ -71,6 +71,9 @@ pub struct RunSession {
     changed_only: bool,
     /// Notes for the user (resume, an unfinished earlier run).
     pub notes: Vec<String>,
+    /// When the first run of this run's resume chain started (RFC 3339): records created since
+    /// then by the run's user may be the chain's own (see `writer::decide::read_back`).
+    pub chain_started_at: String,
 }
 
 impl RunSession {
@@ -87,7 +90,7 @@ impl RunSession {
         let mut infos = Vec::with_capacity(jobs.len());
         for job in jobs {
             let (_, mapping_hash) = file_sha256(&job.mapping)?;
-            let (source_size, source_hash) = file_sha256(&job.source_path)?;
+            let (source_size, source_hash) = source_fingerprint(&job.source_path)?;
             infos.push(JobInfo {
                 mapping: job.mapping.display().to_string(),
                 mapping_hash,
@@ -118,10 +121,22 @@ impl RunSession {
                 for (seq, (before, _, _)) in ledger.jobs(last.id)?.iter().enumerate() {
                     let Some(now) = infos.get(seq) else { break };
                     let changed = if before.mapping_hash != now.mapping_hash {
-                        Some(format!("the mapping {} changed", now.mapping))
+                        Some(format!(
+                            "the mapping {} changed since it started",
+                            now.mapping
+                        ))
+                    } else if now.source_hash == UNHASHED || before.source_hash == UNHASHED {
+                        // A pipe is read once, by the run: nothing can show that it holds the
+                        // rows the interrupted run read.
+                        Some(format!(
+                            "the source {} is not a regular file (a pipe or a device), so nothing \
+                             shows it holds the rows that run read (write it to a file to make runs \
+                             resumable)",
+                            now.source
+                        ))
                     } else if before.source_hash != now.source_hash {
                         Some(format!(
-                            "the source {} changed ({} bytes then, {} now)",
+                            "the source {} changed since it started ({} bytes then, {} now)",
                             now.source, before.source_size, now.source_size
                         ))
                     } else {
@@ -130,14 +145,14 @@ impl RunSession {
                     if let Some(what) = changed {
                         if options.force {
                             notes.push(format!(
-                                "warning: {what} since run #{}; resuming anyway (--force): rows are matched by number",
+                                "warning: run #{}: {what}; resuming anyway (--force): rows are matched by number",
                                 last.id
                             ));
                         } else {
                             return Err(ExitError {
                                 exit: Exit::Unusable,
                                 message: format!(
-                                    "cannot resume run #{}: {what} since it started; run without --resume to start \
+                                    "cannot resume run #{}: {what}; run without --resume to start \
                                      from the first row, or add --force to resume anyway (rows are matched by number)",
                                     last.id
                                 ),
@@ -172,6 +187,12 @@ impl RunSession {
         if let Some(r) = &resumed {
             notes.push(format!("resuming run #{} (run #{run_id})", r.id));
         }
+        let chain_started_at = match &resumed {
+            Some(r) => ledger
+                .run(r.chain)?
+                .map_or_else(|| r.started_at.clone(), |first| first.started_at),
+            None => started_at.to_string(),
+        };
         Ok(RunSession {
             _lock: lock,
             ledger,
@@ -180,6 +201,7 @@ impl RunSession {
             infos,
             changed_only: options.changed_only,
             notes,
+            chain_started_at,
         })
     }
 
@@ -188,9 +210,12 @@ impl RunSession {
         let info = self.infos[seq].clone();
         self.ledger.begin_job(self.run_id, seq, &info)?;
         let mismatches = Arc::new(AtomicU64::new(0));
-        let done = match &self.resumed {
-            Some(r) => Some(self.ledger.done_rows(r.chain, seq)?),
-            None => None,
+        let (done, rejected) = match &self.resumed {
+            Some(r) => (
+                Some(self.ledger.done_rows(r.chain, seq)?),
+                self.ledger.rejected_rows(r.chain, seq)?,
+            ),
+            None => (None, Default::default()),
         };
         let hashes = if self.changed_only {
             Some(
@@ -206,6 +231,7 @@ impl RunSession {
         Ok((
             Some(AdmitPlan {
                 done,
+                rejected,
                 hashes,
                 key_mismatches: mismatches.clone(),
             }),

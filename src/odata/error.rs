@@ -95,9 +95,25 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
     Some(Duration::from_secs_f64(seconds))
 }
 
+/// Parses an HTTP date (`Date`, RFC 9110 §5.6.7: `Fri, 04 Dec 2026 10:00:00 GMT`), as servers
+/// send it; `None` for anything else.
+pub fn parse_http_date(value: &str) -> Option<jiff::Timestamp> {
+    jiff::fmt::rfc2822::parse(value.trim())
+        .ok()
+        .map(|z| z.timestamp())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_dates_parse_to_their_instant() {
+        let t = parse_http_date("Fri, 04 Dec 2026 10:00:00 GMT").unwrap();
+        assert_eq!(t.to_string(), "2026-12-04T10:00:00Z");
+        assert_eq!(parse_http_date("yesterday"), None);
+        assert_eq!(parse_http_date(""), None);
+    }
 
     #[test]
     fn parses_dataverse_error() {

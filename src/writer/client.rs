@@ -20,6 +20,8 @@ pub struct Reply {
     pub retry_after: Option<Duration>,
     /// `x-ms-dop-hint`: the degree of parallelism the server recommends.
     pub dop_hint: Option<usize>,
+    /// `Date`: the server's clock when it answered (whole seconds).
+    pub date: Option<jiff::Timestamp>,
     /// The body.
     pub body: Vec<u8>,
     /// The token the request carried (to refresh it once if it was refused).
@@ -147,6 +149,7 @@ async fn read_reply(response: reqwest::Response, token: AccessToken) -> Result<R
     let content_type = text("content-type");
     let retry_after = text("retry-after").and_then(|v| crate::odata::parse_retry_after(&v));
     let dop_hint = text("x-ms-dop-hint").and_then(|v| v.trim().parse().ok());
+    let date = text("date").and_then(|v| crate::odata::parse_http_date(&v));
     let body = response
         .bytes()
         .await
@@ -157,6 +160,7 @@ async fn read_reply(response: reqwest::Response, token: AccessToken) -> Result<R
         content_type,
         retry_after,
         dop_hint,
+        date,
         body,
         token,
     })

@@ -117,6 +117,11 @@ pub enum Verdict {
     /// Its lookup target does not exist yet (it may be later in the same file, or in flight):
     /// send it again once the rest of the job is done.
     Defer(String),
+    /// The answer says the record exists (412 on a create by key), and an earlier attempt of
+    /// this run, or an interrupted run of its chain, may have created it: only the record itself
+    /// can tell whether this row was written or refused. The writer reads it back
+    /// ([`read_back`]) before anything is counted.
+    Verify(String),
     /// Refused because the set-up is wrong (403: a privilege missing, the user disabled): the
     /// run stops (see [`Decision::fatal`]), and the row is not written but not refused for
     /// itself either: a resume sends it once the set-up is fixed.
@@ -146,6 +151,16 @@ pub struct Decision {
     pub refresh_token: bool,
     /// Stop the run.
     pub fatal: Option<Fatal>,
+    /// `--atomic`: the read-back of this operation (a [`Verdict::Verify`]) settles the whole
+    /// change set, whose earlier attempt was lost: the record created by this run means that
+    /// attempt was applied (every operation in it is written); the record there before the run
+    /// means it was not (the change set fails on that operation, as it would have without the
+    /// fault).
+    pub settle_with: Option<usize>,
+    /// `--atomic`: an operation of a rolled-back change set was settled on its own (found done),
+    /// and the others are sent again without it. That resend is progress, not a failure: it does
+    /// not count as an attempt and waits for no backoff.
+    pub peeled: bool,
 }
 
 /// The service protection limit a 429 names by its error code (api-limits.md, PROTOCOL.md §10):
@@ -240,6 +255,8 @@ pub fn decide(
         limit: None,
         refresh_token: false,
         fatal: None,
+        settle_with: None,
+        peeled: false,
     };
     let retry = |reason: String, maybe_applied: bool| Verdict::Retry {
         reason,
@@ -306,7 +323,7 @@ pub fn decide(
                         false,
                     ),
                     PartOutcome::NotProcessed(NotProcessed::RolledBack { failed_op }) => {
-                        rolled_back(*failed_op, outcomes, atomic, op, ops)
+                        rolled_back(*failed_op, outcomes, atomic, op, ops, &mut d)
                     }
                     PartOutcome::NotProcessed(NotProcessed::Missing) => {
                         retry("the answer has no part for this operation".into(), true)
@@ -337,7 +354,9 @@ pub fn decide(
                     "outcome unknown ({reason}); not sent again because a repeated create without a key could make a \
                      second record: check whether it exists, then replay the row (or give the mapping a key)"
                 ));
-            } else if op.attempts >= policy.max_attempts || elapsed >= policy.max_elapsed {
+            } else if (op.attempts >= policy.max_attempts && !d.peeled)
+                || elapsed >= policy.max_elapsed
+            {
                 *v = Verdict::Rejected(format!(
                     "gave up after {} attempt{} over {} s: {reason}",
                     op.attempts,
@@ -410,26 +429,43 @@ fn part_verdict(
         return v;
     }
     match status {
-        s if already_applied(s, error, op) => Verdict::Written,
+        // The record exists: created by an earlier attempt, or there before the run? Read it.
+        s if found_existing(s, error, op) => Verdict::Verify(describe(status, error)),
+        // The record is absent, as the delete asked: done, by the lost attempt or before it.
+        s if found_absent(s, op) => Verdict::Written,
         // A lookup whose target is not there (yet): try once more after the rest of the job.
         s if defers(s, op) => Verdict::Defer(describe(status, error)),
         _ => Verdict::Rejected(describe(status, error)),
     }
 }
 
-/// A refusal that shows an earlier attempt (whose answer was lost, or of an interrupted run) did
-/// the work: a create-only upsert that finds its key taken, or a delete that finds nothing. A 412
-/// from duplicate detection (`0x80040333`, --duplicate-detection) is a refusal, not a key taken.
-fn already_applied(status: u16, error: &ODataError, op: &OpInfo) -> bool {
-    (op.maybe_applied || op.sent_before)
-        && match status {
-            412 => {
-                op.precondition == Precondition::IfNoneMatchAny
-                    && !error.code.eq_ignore_ascii_case(DUPLICATE_DETECTED)
-            }
-            404 => op.method == Method::Delete,
-            _ => false,
-        }
+/// True when an earlier attempt may have done this operation's work: this run's, whose answer
+/// was lost, or an interrupted run's (resume).
+fn maybe_done(op: &OpInfo) -> bool {
+    op.maybe_applied || op.sent_before
+}
+
+/// A create by key that finds its key taken after an attempt that may have created it. The 412
+/// alone cannot tell "created by that attempt" from "there before the run", so it is never
+/// counted written on its own: the record is read back (see [`read_back`]). A 412 from duplicate
+/// detection (`0x80040333`, --duplicate-detection) is a refusal, not a key taken.
+fn found_existing(status: u16, error: &ODataError, op: &OpInfo) -> bool {
+    maybe_done(op)
+        && status == 412
+        && op.precondition == Precondition::IfNoneMatchAny
+        && !error.code.eq_ignore_ascii_case(DUPLICATE_DETECTED)
+}
+
+/// A delete that finds nothing after an attempt that may have deleted it: the record is absent,
+/// which is what the row asked; counted done whoever removed it (nothing can tell which).
+fn found_absent(status: u16, op: &OpInfo) -> bool {
+    maybe_done(op) && status == 404 && op.method == Method::Delete
+}
+
+/// Either of the above: the culprit of a rolled-back change set that an earlier attempt may
+/// have done.
+fn found_done(status: u16, error: &ODataError, op: &OpInfo) -> bool {
+    found_existing(status, error, op) || found_absent(status, op)
 }
 
 /// The code of a 412 from a duplicate detection rule (optional-parameters.md, "Suppress
@@ -458,31 +494,54 @@ fn rolled_back(
     atomic: bool,
     op: &OpInfo,
     ops: &[OpInfo],
+    d: &mut Decision,
 ) -> Verdict {
     let culprit = failed_op.and_then(|i| outcomes.get(i).map(|o| (i, o)));
     match culprit {
-        // The first operation finds the work done by this batch's earlier attempt, whose answer
-        // was lost: that attempt was the same change set (all or nothing), so every operation
-        // of it was applied with it. (A culprit further in means the ones before it just
-        // succeeded: the earlier attempt was not applied.)
+        // The first operation finds its work done, and this batch's earlier attempt, the same
+        // change set, was lost: either that attempt was applied whole (all or nothing), or it
+        // failed on this very operation because its record was there before the run. A create's
+        // read-back tells which, for the whole change set. A delete's cannot (absent either
+        // way): it counts as done and the others go again without it, each settled by its own
+        // answer. (A culprit further in means the ones before it just succeeded: the earlier
+        // attempt was not applied.)
         Some((0, PartOutcome::Failed { status, error, .. }))
             if op.maybe_applied
                 && ops
                     .first()
-                    .is_some_and(|c| already_applied(*status, error, c)) =>
+                    .is_some_and(|c| !c.sent_before && found_done(*status, error, c)) =>
         {
-            Verdict::Written
+            if ops
+                .first()
+                .is_some_and(|c| found_existing(*status, error, c))
+            {
+                d.settle_with = Some(0);
+                Verdict::Retry {
+                    reason: "rolled back with its change set, whose earlier attempt was lost: \
+                             settled by operation 1's record"
+                        .into(),
+                    maybe_applied: true,
+                }
+            } else {
+                d.peeled = true;
+                Verdict::Retry {
+                    reason: "rolled back with its change set: operation 1 was found done".into(),
+                    maybe_applied: true,
+                }
+            }
         }
-        // The culprit was done before (by an interrupted run, in a batch of another make-up):
-        // it counts as written, and the rest are sent again without it.
+        // The culprit may have been done by an interrupted run (resume), in a batch of another
+        // make-up: it is settled on its own (read back, or found absent), and the rest are sent
+        // again without it.
         Some((i, PartOutcome::Failed { status, error, .. }))
             if ops
                 .get(i)
-                .is_some_and(|c| already_applied(*status, error, &evidence(c, i, atomic))) =>
+                .is_some_and(|c| found_done(*status, error, &evidence(c, i, atomic))) =>
         {
+            d.peeled = true;
             Verdict::Retry {
                 reason: format!(
-                    "rolled back with its change set: operation {} had been written before",
+                    "rolled back with its change set: operation {} may have been written before",
                     i + 1
                 ),
                 maybe_applied: false,
@@ -521,6 +580,141 @@ fn rolled_back(
             maybe_applied: false,
         },
     }
+}
+
+/// What tells a record this run created from one that was there before it: its `createdon`
+/// (Dataverse's clock, whole seconds) at or after the start of the run's resume chain, and its
+/// `createdby` the run's application user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provenance {
+    /// When the first run of the chain started (this run's start without a resume).
+    pub since: jiff::Timestamp,
+    /// The application user's `systemuserid` (`WhoAmI`), when known.
+    pub user_id: Option<String>,
+}
+
+/// The columns a read-back asks for.
+pub const READ_BACK_SELECT: &str = "$select=createdon,_createdby_value";
+
+/// What a record read back after an ambiguous 412 says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// Created by this run (or an interrupted run of its chain): the row was written.
+    Ours,
+    /// There before the run: the create is refused, as it would have been without the fault.
+    Theirs(String),
+    /// The read gave no verdict (no answer, throttled, a server error, the record gone since):
+    /// the create is sent again, and its answer decides.
+    Unknown(String),
+}
+
+/// Decides from the read-back of a record (`GET set(key)?$select=createdon,_createdby_value`)
+/// whether this run created it. Pure.
+pub fn read_back(status: u16, body: &[u8], provenance: &Provenance) -> Found {
+    if status != 200 {
+        return Found::Unknown(format!("reading the record back answered HTTP {status}"));
+    }
+    let Ok(record) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Found::Unknown("the record read back was not JSON".into());
+    };
+    let created_on = record.get("createdon").and_then(|v| v.as_str());
+    let Some(created) = created_on.and_then(|t| t.parse::<jiff::Timestamp>().ok()) else {
+        return Found::Unknown("the record read back has no createdon".into());
+    };
+    // createdon has whole seconds: compare with the second the chain started in.
+    let since =
+        jiff::Timestamp::from_second(provenance.since.as_second()).unwrap_or(provenance.since);
+    let by = record.get("_createdby_value").and_then(|v| v.as_str());
+    let by_us = match (by, &provenance.user_id) {
+        (Some(by), Some(us)) => by.eq_ignore_ascii_case(us),
+        _ => true,
+    };
+    if created >= since && by_us {
+        Found::Ours
+    } else {
+        let who = match by {
+            Some(by) if !by_us => format!(" by user {by}"),
+            _ => String::new(),
+        };
+        let when = created_on.unwrap_or_default();
+        Found::Theirs(if created < since {
+            format!("the record already exists: it was created {when}{who}, before this run")
+        } else {
+            format!(
+                "the record already exists: it was created {when}{who}, not by this run's application user"
+            )
+        })
+    }
+}
+
+/// A verdict after the read-backs, and whether the row's record was created by this run (a
+/// create settled by its record, for undo).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settled {
+    /// The verdict; never [`Verdict::Verify`].
+    pub verdict: Verdict,
+    /// True when a read-back showed this run created the record.
+    pub created: bool,
+}
+
+/// Turns an attempt's verdicts and the read-backs of its [`Verdict::Verify`] operations (`found`,
+/// by index) into final verdicts. With `settle_with` (see [`Decision::settle_with`]) the one
+/// read-back settles the whole change set. Pure.
+pub fn settle(
+    verdicts: Vec<Verdict>,
+    found: &[(usize, Found)],
+    settle_with: Option<usize>,
+) -> Vec<Settled> {
+    let found_at = |i: usize| found.iter().find(|(j, _)| *j == i).map(|(_, f)| f);
+    let culprit = settle_with.and_then(|c| found_at(c).map(|f| (c, f)));
+    let culprit_reason = settle_with.and_then(|c| match verdicts.get(c) {
+        Some(Verdict::Verify(reason)) => Some(reason.clone()),
+        _ => None,
+    });
+    verdicts
+        .into_iter()
+        .enumerate()
+        .map(|(i, verdict)| {
+            let plain = |verdict| Settled {
+                verdict,
+                created: false,
+            };
+            match (verdict, culprit) {
+                (Verdict::Verify(reason), _) => match found_at(i) {
+                    Some(Found::Ours) => Settled {
+                        verdict: Verdict::Written,
+                        created: true,
+                    },
+                    Some(Found::Theirs(why)) => {
+                        plain(Verdict::Rejected(format!("{reason}: {why}")))
+                    }
+                    Some(Found::Unknown(why)) => plain(Verdict::Retry {
+                        reason: format!("{reason}; {why}"),
+                        maybe_applied: true,
+                    }),
+                    None => plain(Verdict::Retry {
+                        reason: format!("{reason}; not read back"),
+                        maybe_applied: true,
+                    }),
+                },
+                // The change set's lost attempt was applied whole: this operation was created
+                // with the culprit.
+                (Verdict::Retry { .. }, Some((_, Found::Ours))) => Settled {
+                    verdict: Verdict::Written,
+                    created: true,
+                },
+                // It was not: the change set fails on its culprit, as without the fault.
+                (Verdict::Retry { .. }, Some((c, Found::Theirs(why)))) => {
+                    plain(Verdict::Rejected(format!(
+                        "rolled back with its batch (--atomic): operation {} failed: {}: {why}",
+                        c + 1,
+                        culprit_reason.as_deref().unwrap_or("Dataverse 412")
+                    )))
+                }
+                (verdict, _) => plain(verdict),
+            }
+        })
+        .collect()
 }
 
 fn batch_rejected(
@@ -794,10 +988,14 @@ mod tests {
             None,
             None,
         );
+        assert!(
+            matches!(d.verdicts[0], Verdict::Verify(_)),
+            "a 412 after a lost attempt: created by it, or there before the run? read it back"
+        );
         assert_eq!(
-            d.verdicts,
-            [Verdict::Written, Verdict::Written],
-            "an earlier lost attempt did the work"
+            d.verdicts[1],
+            Verdict::Written,
+            "a 404 after a lost attempt: the record is absent, as the delete asked"
         );
         // Without an earlier lost attempt the same answers are real refusals.
         let fresh = [
@@ -950,11 +1148,10 @@ mod tests {
     }
 
     #[test]
-    fn a_change_set_applied_by_a_lost_attempt_is_written_whole() {
-        // The bug this guards against: with --atomic and create by key, a change set applied by
-        // an attempt whose answer was lost came back on the resend as "412 on operation 1, the
-        // rest rolled back"; operation 1 counted as written and the others were rejected, though
-        // the whole change set was in Dataverse.
+    fn a_lost_change_set_is_settled_by_its_first_records_read_back() {
+        // Issue 10 item 2: with --atomic, a change set whose first attempt was lost and whose
+        // first create then met 412 was counted written whole, although the 412 could come from
+        // a record that existed before the run (then nothing of the change set was written).
         let lost = OpInfo {
             maybe_applied: true,
             ..op(Method::Patch, Precondition::IfNoneMatchAny)
@@ -962,9 +1159,55 @@ mod tests {
         let rolled = PartOutcome::NotProcessed(NotProcessed::RolledBack { failed_op: Some(0) });
         let outcomes = [failed(412, None), rolled.clone(), rolled];
         let d = in_change_set(&[lost; 3], &outcomes);
+        assert!(
+            matches!(d.verdicts[0], Verdict::Verify(_)),
+            "{:?}",
+            d.verdicts
+        );
+        assert!(d.verdicts[1..].iter().all(retry(true)), "{:?}", d.verdicts);
+        assert_eq!(d.settle_with, Some(0));
+        assert!(
+            d.verdicts.iter().all(|v| *v != Verdict::Written),
+            "nothing is counted before the record is read back"
+        );
+        // The record was created by this run: the lost attempt was applied whole.
+        let ours = settle(d.verdicts.clone(), &[(0, Found::Ours)], d.settle_with);
+        assert!(
+            ours.iter()
+                .all(|s| s.verdict == Verdict::Written && s.created),
+            "{ours:?}"
+        );
+        // It was there before: nothing was applied, and the change set fails on it.
+        let theirs = settle(
+            d.verdicts.clone(),
+            &[(
+                0,
+                Found::Theirs("created 2020-01-01T00:00:00Z, before this run".into()),
+            )],
+            d.settle_with,
+        );
         assert_eq!(
+            theirs[0].verdict,
+            Verdict::Rejected(
+                "Dataverse 412 (0x1): m: created 2020-01-01T00:00:00Z, before this run".into()
+            )
+        );
+        for s in &theirs[1..] {
+            assert!(
+                matches!(&s.verdict, Verdict::Rejected(r) if r.starts_with("rolled back with its batch (--atomic): operation 1 failed: Dataverse 412")),
+                "{theirs:?}"
+            );
+            assert!(!s.created);
+        }
+        // The read failed: everything is sent again (still maybe applied).
+        let unknown = settle(
             d.verdicts,
-            [Verdict::Written, Verdict::Written, Verdict::Written]
+            &[(0, Found::Unknown("HTTP 503".into()))],
+            d.settle_with,
+        );
+        assert!(
+            unknown.iter().all(|s| retry(true)(&s.verdict)),
+            "{unknown:?}"
         );
         // Never sent before: the 412 is a real conflict, and the change set is rejected whole.
         let fresh = op(Method::Patch, Precondition::IfNoneMatchAny);
@@ -980,6 +1223,75 @@ mod tests {
             "{:?}",
             d.verdicts
         );
+    }
+
+    #[test]
+    fn a_lost_change_set_of_deletes_is_peeled_one_absent_record_at_a_time() {
+        // Issue 10 item 2: with --atomic, deletes whose change set's first attempt was lost and
+        // whose first record was absent on the retry were counted deleted whole, though the
+        // record may never have existed and nothing else was deleted.
+        let lost = OpInfo {
+            maybe_applied: true,
+            attempts: 8,
+            ..op(Method::Delete, Precondition::None)
+        };
+        let rolled = PartOutcome::NotProcessed(NotProcessed::RolledBack { failed_op: Some(0) });
+        let d = in_change_set(&[lost; 3], &[failed(404, None), rolled.clone(), rolled]);
+        assert_eq!(d.verdicts[0], Verdict::Written, "its record is absent");
+        assert!(d.verdicts[1..].iter().all(retry(true)), "{:?}", d.verdicts);
+        assert!(d.peeled, "the resend without it is progress");
+        assert!(
+            d.verdicts[1..]
+                .iter()
+                .all(|v| !matches!(v, Verdict::Rejected(_))),
+            "a peel never uses up the attempts (8 of 8 made here)"
+        );
+    }
+
+    #[test]
+    fn a_record_read_back_tells_who_created_it() {
+        let since: jiff::Timestamp = "2026-12-04T10:00:00.700Z".parse().unwrap();
+        let us = "00000000-0000-0000-0000-0000000000aa";
+        let p = Provenance {
+            since,
+            user_id: Some(us.into()),
+        };
+        let body = |on: &str, by: &str| {
+            serde_json::json!({ "createdon": on, "_createdby_value": by }).to_string()
+        };
+        let cases: &[(u16, String, &str)] = &[
+            (200, body("2026-12-04T10:00:00Z", us), "ours"),
+            (
+                200,
+                body("2026-12-04T10:05:00Z", &us.to_uppercase()),
+                "ours",
+            ),
+            (200, body("2026-12-04T09:59:59Z", us), "theirs"),
+            (
+                200,
+                body(
+                    "2026-12-04T10:05:00Z",
+                    "00000000-0000-0000-0000-0000000000bb",
+                ),
+                "theirs",
+            ),
+            (404, String::new(), "unknown"),
+            (503, String::new(), "unknown"),
+            (200, "{}".into(), "unknown"),
+            (200, "not json".into(), "unknown"),
+        ];
+        for (status, body, want) in cases {
+            let got = match read_back(*status, body.as_bytes(), &p) {
+                Found::Ours => "ours",
+                Found::Theirs(_) => "theirs",
+                Found::Unknown(_) => "unknown",
+            };
+            assert_eq!(got, *want, "{status} {body}");
+        }
+        match read_back(200, body("2026-12-04T09:00:00Z", us).as_bytes(), &p) {
+            Found::Theirs(why) => assert!(why.contains("before this run"), "{why}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -1013,7 +1325,12 @@ mod tests {
             ..op(Method::Patch, Precondition::IfNoneMatchAny)
         };
         let d = in_change_set(&[resumed; 4], &outcomes);
-        assert_eq!(d.verdicts[2], Verdict::Written);
+        assert!(
+            matches!(d.verdicts[2], Verdict::Verify(_)),
+            "{:?}",
+            d.verdicts
+        );
+        assert!(d.peeled && d.settle_with.is_none());
         for i in [0, 1, 3] {
             assert!(
                 matches!(d.verdicts[i], Verdict::Retry { .. }),
@@ -1046,7 +1363,10 @@ mod tests {
             None,
         );
         assert!(matches!(&d.verdicts[0], Verdict::Rejected(r) if r.contains("duplicate")));
-        assert_eq!(d.verdicts[1], Verdict::Written, "its key was taken: by us");
+        assert!(
+            matches!(d.verdicts[1], Verdict::Verify(_)),
+            "its key was taken: by us, or before the run? the record tells"
+        );
     }
 
     #[test]

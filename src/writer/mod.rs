@@ -10,6 +10,7 @@
 
 pub mod client;
 pub mod decide;
+pub mod order;
 pub mod pacing;
 pub mod send;
 
@@ -28,6 +29,7 @@ pub use send::{Event, PendingOp, SendContext, SendStats, Written};
 use crate::job::{Job, Reject, Step};
 use crate::ledger::{Counts, RejectsWriter};
 use crate::odata::BatchOptions;
+use order::{KeyGate, Turn, key_identity};
 
 /// The column an upsert job asks for back with `--track-creates` (its key column), or `None`
 /// (not asked, or not an upsert).
@@ -70,6 +72,9 @@ pub struct Writer {
     pub stop: Arc<AtomicBool>,
     /// The last access token Dataverse accepted.
     accepted_token: Arc<std::sync::Mutex<Option<crate::auth::AccessToken>>>,
+    /// What tells a record this run created from one there before it (see
+    /// [`decide::read_back`]); by default, created since this writer was made, by anyone.
+    pub provenance: decide::Provenance,
 }
 
 /// What writing one job came to.
@@ -89,10 +94,15 @@ pub struct JobOutcome {
     pub deferred: u64,
     /// Rows not sent because an earlier run of a resumed chain did them.
     pub passed_over: u64,
+    /// Of those, rows the chain rejected, written again to this run's rejects file.
+    pub carried: u64,
+    /// The rejects file could not be written: the run stopped (the rows' outcomes are in the
+    /// ledger, and a resume writes them to its rejects file).
+    pub output_error: Option<String>,
 }
 
 /// What the run ledger decides for a row before it is sent (see `ledger::journal`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admit {
     /// Send it (or count it, for a skip or a reject); `sent_before`: an earlier, interrupted
     /// run may have sent it already (a 412 on create or 404 on delete then means written).
@@ -102,6 +112,10 @@ pub enum Admit {
     },
     /// An earlier run of the resumed chain did it: leave it out of this run.
     PassOver,
+    /// An earlier run of the resumed chain rejected it, for this reason: leave it out of this
+    /// run, but write it to this run's rejects file again (the chain's rejects file holds every
+    /// row the chain rejected).
+    PassOverRejected(String),
     /// `--changed-only`: the ledger holds the same payload for its key: do not send it.
     Unchanged,
 }
@@ -152,6 +166,10 @@ impl Writer {
             stats: Arc::new(SendStats::default()),
             stop: Arc::new(AtomicBool::new(false)),
             accepted_token: Arc::default(),
+            provenance: decide::Provenance {
+                since: jiff::Timestamp::now(),
+                user_id: None,
+            },
         }
     }
 
@@ -188,10 +206,18 @@ impl Writer {
         let stop = self.stop.clone();
         let upsert_select = upsert_select(self.options.track_creates, &job.plan);
 
-        // The reader: maps rows into batches on a blocking thread.
-        let reader_events = events_tx.clone();
+        // The reader: maps rows into batches on a blocking thread, in key order (see `order`).
+        let gate = Arc::new(KeyGate::default());
+        let mut batcher = Batcher {
+            size: batch_size,
+            batch: Vec::with_capacity(batch_size),
+            batches: batches_tx,
+            events: events_tx.clone(),
+            gate: gate.clone(),
+            stop: stop.clone(),
+            second_pass: false,
+        };
         let reader = tokio::task::spawn_blocking(move || -> Option<String> {
-            let mut batch = Vec::with_capacity(batch_size);
             let mut source_error = None;
             while !stop.load(Ordering::Relaxed) {
                 let step = match job.next_step() {
@@ -208,37 +234,35 @@ impl Writer {
                     .map_or(Admit::Send { sent_before: false }, |f| f(&step));
                 let event = match (admitted, step) {
                     (Admit::PassOver, step) => Event::PassedOver(step_pos(&step)),
+                    (Admit::PassOverRejected(reason), Step::Operation(_, record)) => {
+                        Event::Carried(Reject::Service(record, reason))
+                    }
+                    (Admit::PassOverRejected(_), Step::Rejected(reject)) => Event::Carried(reject),
+                    (Admit::PassOverRejected(_), step) => Event::PassedOver(step_pos(&step)),
                     (Admit::Unchanged, Step::Operation(op, record)) => {
                         Event::Unchanged(record.pos, op.key)
                     }
                     (Admit::Send { sent_before }, Step::Operation(op, record)) => {
                         let mut pending = PendingOp::new(op, record);
                         pending.info.sent_before |= sent_before;
-                        batch.push(pending);
-                        if batch.len() == batch_size {
-                            let full =
-                                std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
-                            if batches_tx.blocking_send(full).is_err() {
-                                break;
-                            }
+                        if batcher.push(pending) {
+                            continue;
                         }
-                        continue;
+                        break;
                     }
                     (_, Step::Skipped(pos, _)) => Event::Skipped(pos),
                     (_, Step::Rejected(reject)) => Event::Rejected(reject),
                 };
-                if reader_events.blocking_send(event).is_err() {
+                if batcher.events.blocking_send(event).is_err() {
                     break;
                 }
             }
-            if !batch.is_empty() {
-                let _ = batches_tx.blocking_send(batch);
-            }
+            batcher.finish();
             source_error
         });
 
         let dispatcher = tokio::spawn(dispatch(
-            self.context_selecting(events_tx.clone(), upsert_select.clone()),
+            self.context_selecting(events_tx.clone(), upsert_select.clone(), gate.clone()),
             batches_rx,
         ));
         drop(events_tx);
@@ -269,39 +293,61 @@ impl Writer {
             deferred.sort_by_key(|op| op.record.pos.row);
             let (events_tx, mut events_rx) = mpsc::channel::<Event>(4096);
             let (batches_tx, batches_rx) = mpsc::channel::<Vec<PendingOp>>(4);
+            // Nothing is in flight any more; the deferred rows go in source order, one row per
+            // key at a time again.
+            gate.clear();
             let dispatcher = tokio::spawn(dispatch(
-                self.context_selecting(events_tx, upsert_select),
+                self.context_selecting(events_tx.clone(), upsert_select, gate.clone()),
                 batches_rx,
             ));
-            let feeder = tokio::spawn(async move {
-                let mut rest = deferred.into_iter().peekable();
-                while rest.peek().is_some() {
-                    let chunk: Vec<PendingOp> = rest.by_ref().take(batch_size).collect();
-                    if batches_tx.send(chunk).await.is_err() {
+            let mut batcher = Batcher {
+                size: batch_size,
+                batch: Vec::with_capacity(batch_size),
+                batches: batches_tx,
+                events: events_tx,
+                gate,
+                stop: self.stop.clone(),
+                second_pass: true,
+            };
+            let feeder = tokio::task::spawn_blocking(move || {
+                let mut rest = deferred.into_iter();
+                for op in rest.by_ref() {
+                    if !batcher.push(op) {
                         break;
                     }
                 }
+                // The run stopped: what was not sent has an outcome all the same.
+                for op in rest {
+                    let reason = "not sent: the run stopped before this row's turn (replay it from this file)";
+                    let event = Event::Rejected(Reject::Unsent(op.record, reason.into()));
+                    let _ = batcher.events.blocking_send(event);
+                }
+                batcher.finish();
             });
-            let mut none = Vec::new();
+            let mut again = Vec::new();
             self.record(
                 &mut events_rx,
                 rejects,
                 progress,
                 &mut outcome,
-                &mut none,
+                &mut again,
                 sink.as_mut().map(|s| &mut **s as &mut dyn Sink),
             )
             .await?;
             dispatcher.await?;
             feeder.await?;
-            debug_assert!(none.is_empty(), "deferred rows are deferred once only");
+            // Deferred rows are deferred once only; should one come back, it is not dropped.
+            if !again.is_empty() {
+                let sink = sink.as_mut().map(|s| &mut **s as &mut dyn Sink);
+                self.give_up_deferred(again, rejects, &mut outcome, sink)?;
+            }
         }
         Ok(outcome)
     }
 
     /// What the batch tasks of this writer share, sending outcomes to `events`.
     pub fn context(&self, events: mpsc::Sender<Event>) -> Arc<SendContext> {
-        self.context_selecting(events, None)
+        self.context_selecting(events, None, Arc::default())
     }
 
     /// [`Writer::context`] whose upserts ask for their record back (`upsert_select`).
@@ -309,6 +355,7 @@ impl Writer {
         &self,
         events: mpsc::Sender<Event>,
         upsert_select: Option<String>,
+        gate: Arc<KeyGate>,
     ) -> Arc<SendContext> {
         Arc::new(SendContext {
             client: self.client.clone(),
@@ -324,6 +371,8 @@ impl Writer {
             stop: self.stop.clone(),
             stats: self.stats.clone(),
             accepted_token: self.accepted_token.clone(),
+            provenance: self.provenance.clone(),
+            gate,
         })
     }
 
@@ -347,6 +396,11 @@ impl Writer {
                     outcome.counts.unchanged += 1;
                 }
                 Event::PassedOver(_) => outcome.passed_over += 1,
+                Event::Carried(reject) => {
+                    outcome.passed_over += 1;
+                    outcome.carried += 1;
+                    self.keep_reject(&reject, rejects, outcome);
+                }
                 Event::Written(_) => {
                     outcome.counts.read += 1;
                     outcome.counts.written += 1;
@@ -358,7 +412,7 @@ impl Writer {
                 Event::Rejected(reject) => {
                     outcome.counts.read += 1;
                     outcome.counts.rejected += 1;
-                    self.note_reject(&reject, rejects, outcome)?;
+                    self.note_reject(&reject, rejects, outcome);
                 }
                 Event::Deferred(mut op, reason) => {
                     tracing::debug!(row = op.record.pos.row, %reason, "lookup target not found yet; will send again at the end");
@@ -394,7 +448,7 @@ impl Writer {
                 op.record,
                 "not written: the run stopped before its lookup could be retried".into(),
             );
-            self.note_reject(&reject, rejects, outcome)?;
+            self.note_reject(&reject, rejects, outcome);
             if let Some(sink) = sink.as_deref_mut() {
                 sink.note(&Event::Rejected(reject))?;
             }
@@ -405,30 +459,110 @@ impl Writer {
         Ok(())
     }
 
-    fn note_reject(
-        &self,
-        reject: &Reject,
-        rejects: &mut RejectsWriter,
-        outcome: &mut JobOutcome,
-    ) -> anyhow::Result<()> {
+    fn note_reject(&self, reject: &Reject, rejects: &mut RejectsWriter, outcome: &mut JobOutcome) {
         if outcome.first_errors.len() < 20 {
             outcome
                 .first_errors
                 .push(format!("{}: {}", reject.pos(), reject.reason()));
         }
-        reject.write_to(rejects).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot write the rejects file {}: {e}",
-                rejects.path().display()
-            )
-        })?;
+        self.keep_reject(reject, rejects, outcome);
         if let Some(max) = self.options.max_errors {
             if outcome.counts.rejected > max && !self.stop.swap(true, Ordering::Relaxed) {
                 outcome.too_many_errors = true;
             }
         }
-        Ok(())
     }
+
+    /// Writes a reject to the rejects file. When that fails, the run stops, and the rows still
+    /// on their way are recorded as ever (the ledger has every outcome; the rejects file of a
+    /// resume holds them all again).
+    fn keep_reject(&self, reject: &Reject, rejects: &mut RejectsWriter, outcome: &mut JobOutcome) {
+        if outcome.output_error.is_some() {
+            return;
+        }
+        if let Err(e) = write_reject(reject, rejects) {
+            outcome.output_error = Some(e.to_string());
+            self.stop.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Groups operations into batches in key order: an operation whose key an earlier row holds
+/// waits for it (after the batch so far is sent, so that the earlier row can go out), or, when
+/// that row waits for the second pass, is deferred behind it. Runs on a blocking thread.
+struct Batcher {
+    size: usize,
+    batch: Vec<PendingOp>,
+    batches: mpsc::Sender<Vec<PendingOp>>,
+    events: mpsc::Sender<Event>,
+    gate: Arc<KeyGate>,
+    stop: Arc<AtomicBool>,
+    /// The second pass defers nothing: a key found deferred is taken over.
+    second_pass: bool,
+}
+
+impl Batcher {
+    /// Puts `op` in a batch (sending the batch when full); false when the run is over.
+    fn push(&mut self, op: PendingOp) -> bool {
+        if !op.op.key.is_empty() {
+            let id = key_identity(&op.op.key);
+            let row = op.record.pos.row;
+            loop {
+                match self.gate.try_take(id, row) {
+                    Turn::Go => break,
+                    Turn::Behind { .. } if self.second_pass => {
+                        self.gate.release(id);
+                    }
+                    Turn::Behind { row: earlier } => {
+                        let reason =
+                            format!("row {earlier} has the same key and waits for the second pass");
+                        return self
+                            .events
+                            .blocking_send(Event::Deferred(op, reason))
+                            .is_ok();
+                    }
+                    Turn::Busy => {
+                        if !self.send() {
+                            return false;
+                        }
+                        self.gate.wait(id, &self.stop);
+                        if self.stop.load(Ordering::Relaxed) {
+                            let reason = "not sent: the run stopped before this row's turn (replay it from this file)";
+                            let event = Event::Rejected(Reject::Unsent(op.record, reason.into()));
+                            let _ = self.events.blocking_send(event);
+                            return false;
+                        }
+                    }
+                }
+            }
+        }
+        self.batch.push(op);
+        self.batch.len() < self.size || self.send()
+    }
+
+    /// Sends the batch so far; false when nobody takes batches any more.
+    fn send(&mut self) -> bool {
+        if self.batch.is_empty() {
+            return true;
+        }
+        let full = std::mem::replace(&mut self.batch, Vec::with_capacity(self.size));
+        self.batches.blocking_send(full).is_ok()
+    }
+
+    /// Sends the last, partial batch.
+    fn finish(mut self) {
+        self.send();
+    }
+}
+
+/// Writes a reject to the rejects file.
+fn write_reject(reject: &Reject, rejects: &mut RejectsWriter) -> anyhow::Result<()> {
+    reject.write_to(rejects).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot write the rejects file {}: {e}",
+            rejects.path().display()
+        )
+    })
 }
 
 /// The position of a row, whatever it became.

@@ -9,8 +9,10 @@ use tokio::time::Instant;
 
 use super::client::{Client, SendFailure};
 use super::decide::{
-    Attempt, Fatal, Limit, OpInfo, RetryPolicy, TokenRefused, Verdict, decide, token_refused,
+    Attempt, Fatal, Found, Limit, OpInfo, Provenance, READ_BACK_SELECT, RetryPolicy, TokenRefused,
+    Verdict, decide, read_back, settle, token_refused,
 };
+use super::order::{KeyGate, key_identity};
 use super::pacing::Pacing;
 use crate::auth::AccessToken;
 use crate::job::Reject;
@@ -58,8 +60,12 @@ pub struct Written {
     pub op: Operation,
     /// `OData-EntityId` (or `Location`) of the part, when given.
     pub entity_id: Option<String>,
-    /// The part's status: `201` when an upsert asked for its record back created it.
+    /// The part's status: `201` when an upsert asked for its record back created it; `412` for
+    /// a create settled by reading its record back.
     pub status: u16,
+    /// True when the record was read back after an ambiguous answer and shows this run (or an
+    /// interrupted run of its chain) created it.
+    pub created: bool,
 }
 
 /// What happened to a row, for the recorder.
@@ -71,6 +77,9 @@ pub enum Event {
     Unchanged(RowPos, String),
     /// Not sent: an earlier run of a resumed chain did this row.
     PassedOver(RowPos),
+    /// Not sent: an earlier run of a resumed chain rejected this row; it goes to this run's
+    /// rejects file again (with the reason recorded then), and is counted passed over.
+    Carried(Reject),
     /// Skipped by the filter.
     Skipped(RowPos),
     /// Rejected (by the mapping, the reader or Dataverse).
@@ -109,6 +118,27 @@ pub struct SendContext {
     /// The last token Dataverse accepted, shared by every batch: a refusal of a token that was
     /// accepted before is an expiry or a revocation, never a sign of a wrong set-up.
     pub accepted_token: Arc<std::sync::Mutex<Option<AccessToken>>>,
+    /// What tells a record this run created from one that was there before (read-backs).
+    pub provenance: Provenance,
+    /// The keys in flight: each row's final outcome releases its key (see `order`).
+    pub gate: Arc<KeyGate>,
+}
+
+impl SendContext {
+    /// Hands a row's outcome to the recorder, then lets the next row of its key go (or holds
+    /// the key for the second pass when the row is deferred). The outcome goes first, so that the
+    /// ledger records this row before any later row of its key can be sent.
+    async fn emit(&self, key: Option<u64>, row: u64, event: Event) {
+        let deferred = matches!(event, Event::Deferred(..));
+        let _ = self.events.send(event).await;
+        if let Some(id) = key {
+            if deferred {
+                self.gate.defer(id, row);
+            } else {
+                self.gate.release(id);
+            }
+        }
+    }
 }
 
 /// Sends one batch until each of its operations has an outcome.
@@ -123,9 +153,8 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
                 let reason =
                     "not sent: the run stopped before this row's turn (replay it from this file)"
                         .to_string();
-                let _ = ctx
-                    .events
-                    .send(Event::Rejected(Reject::Unsent(p.record, reason)))
+                let (key, row) = (gate_key(&p.op), p.record.pos.row);
+                ctx.emit(key, row, Event::Rejected(Reject::Unsent(p.record, reason)))
                     .await;
             }
             return;
@@ -172,9 +201,8 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
                 let _ = ctx.events.send(Event::Fatal(fatal)).await;
                 for p in pending {
                     let reason = format!("not sent: the run stopped: {e}");
-                    let _ = ctx
-                        .events
-                        .send(Event::Rejected(Reject::Unsent(p.record, reason)))
+                    let (key, row) = (gate_key(&p.op), p.record.pos.row);
+                    ctx.emit(key, row, Event::Rejected(Reject::Unsent(p.record, reason)))
                         .await;
                 }
                 return;
@@ -278,10 +306,26 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
             ctx.stop.store(true, Ordering::Relaxed);
             let _ = ctx.events.send(Event::Fatal(f)).await;
         }
+        // Ambiguous answers (a create by key finding its key taken after an attempt that may
+        // have created it) are settled by reading the record back before anything is counted.
+        let mut found = Vec::new();
+        for (i, v) in decision.verdicts.iter().enumerate() {
+            if matches!(v, Verdict::Verify(_)) {
+                found.push((i, read_record_back(&ctx, &pending[i].op).await));
+            }
+        }
+        let settled = settle(decision.verdicts, &found, decision.settle_with);
+        if decision.peeled {
+            // Resending without the operation found done is progress, not another attempt.
+            for p in &mut pending {
+                p.info.attempts = p.info.attempts.saturating_sub(1);
+            }
+        }
         let stopping = ctx.stop.load(Ordering::Relaxed);
         let mut again = Vec::new();
-        for (i, (mut p, verdict)) in pending.into_iter().zip(decision.verdicts).enumerate() {
-            let event = match verdict {
+        for (i, (mut p, settled)) in pending.into_iter().zip(settled).enumerate() {
+            let (key, row) = (gate_key(&p.op), p.record.pos.row);
+            let event = match settled.verdict {
                 Verdict::Written => {
                     let (entity_id, status) = answers
                         .get_mut(i)
@@ -291,7 +335,11 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
                         entity_id,
                         status,
                         op: p.op,
+                        created: settled.created,
                     })
+                }
+                Verdict::Verify(reason) => {
+                    unreachable!("settle() resolves every read-back ({reason})")
                 }
                 Verdict::Rejected(reason) => Event::Rejected(Reject::Service(p.record, reason)),
                 Verdict::Unsent(reason) => Event::Rejected(Reject::Unsent(p.record, reason)),
@@ -311,7 +359,7 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
                     }
                 }
             };
-            let _ = ctx.events.send(event).await;
+            ctx.emit(key, row, event).await;
         }
         if again.is_empty() {
             return;
@@ -321,16 +369,36 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
             .fetch_add(again.len() as u64, Ordering::Relaxed);
         // A throttle pause is waited out in `wait_turn`; a refreshed token is tried at once;
         // anything else backs off.
-        if decision.throttle.is_none() && !skip_backoff {
+        if decision.throttle.is_none() && !skip_backoff && !decision.peeled {
             let delay = ctx.policy.backoff(attempt, rand::random::<f64>());
             tokio::time::sleep(delay).await;
         }
-        attempt += 1;
+        if !decision.peeled {
+            attempt += 1;
+        }
         pending = again;
     }
 }
 
-/// The record URI a successful part reported.
+/// Reads back the record of a create by key that found its key taken, to tell whether this run
+/// created it. Any failure to read gives [`Found::Unknown`]: the create is sent again.
+async fn read_record_back(ctx: &SendContext, op: &Operation) -> Found {
+    ctx.stats.requests.fetch_add(1, Ordering::Relaxed);
+    match ctx
+        .client
+        .get(&format!("{}?{READ_BACK_SELECT}", op.url))
+        .await
+    {
+        Ok(reply) => read_back(reply.status, &reply.body, &ctx.provenance),
+        Err(e) => Found::Unknown(format!("reading the record back failed: {e}")),
+    }
+}
+
+/// The identity under which the gate holds an operation's key (none for a keyless create).
+fn gate_key(op: &Operation) -> Option<u64> {
+    (!op.key.is_empty()).then(|| key_identity(&op.key))
+}
+
 /// What a written row keeps of its part's answer: `OData-EntityId` and the status.
 fn answer(outcome: &PartOutcome) -> (Option<String>, u16) {
     match outcome {

@@ -197,7 +197,12 @@ fn bind(
 }
 
 /// Fills computed columns (fullname) and system columns.
-fn finish_fields(table: &Table, fields: &mut Map<String, Value>, created: bool, version: u64) {
+fn finish_fields(
+    table: &Table,
+    fields: &mut Map<String, Value>,
+    created: Option<Uuid>,
+    version: u64,
+) {
     if table.columns.get("fullname").is_some_and(|c| c.read_only) {
         let part = |n: &str| {
             fields
@@ -219,8 +224,14 @@ fn finish_fields(table: &Table, fields: &mut Map<String, Value>, created: bool, 
         );
     }
     let ts = now();
-    if created && table.columns.contains_key("createdon") {
+    let creator = created;
+    let created = creator.is_some();
+    if let (Some(user), true) = (creator, table.columns.contains_key("createdon")) {
         fields.insert("createdon".into(), Value::String(ts.clone()));
+        fields.insert(
+            "createdby".into(),
+            serde_json::json!({ "id": user.to_string(), "table": "systemuser" }),
+        );
     }
     if table.columns.contains_key("modifiedon") {
         fields.insert("modifiedon".into(), Value::String(ts));
@@ -282,7 +293,7 @@ pub fn create_row(
     }
     check_required(ctx, table, &fields)?;
     let version = store.bump_version();
-    finish_fields(table, &mut fields, true, version);
+    finish_fields(table, &mut fields, Some(ctx.user.systemuser_id), version);
     let record = Record {
         id,
         seq: store.next_seq(),
@@ -360,7 +371,7 @@ pub fn update_row(
         row.fields.insert(k, v);
     }
     row.version = store.bump_version();
-    finish_fields(table, &mut row.fields, false, row.version);
+    finish_fields(table, &mut row.fields, None, row.version);
     undo.push(store.replace(table, row)?);
     apply_collection_binds(ctx, store, table, id, &changes.collection_binds, undo)?;
     Ok(())
@@ -391,6 +402,11 @@ pub fn no_such_property(table: &Table, name: &str) -> ApiError {
 
 /// The stored column behind a readable property name: a column, or `_x_value` for lookup `x`.
 pub fn property_value_name<'a>(table: &Table, name: &'a str) -> Option<&'a str> {
+    // `createdby` is on every table that has the system columns; the emulator keeps it as a
+    // plain reference to the creating application user (there is no `systemuser` table).
+    if name == "_createdby_value" && table.columns.contains_key("createdon") {
+        return Some("createdby");
+    }
     if let Some(inner) = name
         .strip_prefix('_')
         .and_then(|n| n.strip_suffix("_value"))

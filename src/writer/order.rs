@@ -1,0 +1,152 @@
+//! Per-key order: at most one operation per record key is in flight at a time, so that for the
+//! same key the later row of the source wins, whatever the retries and concurrency do.
+//!
+//! The reader thread holds a key before it puts an operation in a batch, and waits while the key
+//! is held by an earlier row (after sending its own batch, so that the earlier row can go out).
+//! The batch tasks release a key when its row has its final outcome (written or rejected), and
+//! mark it deferred when the row waits for the second pass (a lookup target not there yet): a
+//! later row of that key is then deferred behind it instead of overtaking it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+/// The identity of a record key in the gate (a collision only makes two keys wait for each
+/// other).
+pub fn key_identity(key: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(key.as_bytes())
+}
+
+/// What the gate knows of a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    /// A row of this key is on its way (in a batch, or being retried); `row` is its source row.
+    InFlight {
+        /// The source row.
+        row: u64,
+    },
+    /// A row of this key waits for the second pass.
+    Deferred {
+        /// The source row.
+        row: u64,
+    },
+}
+
+/// What the reader may do with a row of a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Turn {
+    /// The key is now held for this row: put it in a batch.
+    Go,
+    /// An earlier row of this key is still on its way: send what is batched, then
+    /// [`KeyGate::wait`].
+    Busy,
+    /// An earlier row of this key waits for the second pass (`row`): this one goes after it.
+    Behind {
+        /// The earlier row.
+        row: u64,
+    },
+}
+
+/// The keys in flight or deferred, by [`key_identity`].
+#[derive(Debug, Default)]
+pub struct KeyGate {
+    held: Mutex<HashMap<u64, Held>>,
+    released: Condvar,
+}
+
+/// How often a waiting reader looks at the run's stop flag.
+const STOP_POLL: Duration = Duration::from_millis(50);
+
+impl KeyGate {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Held>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes key `id` for `row` if nothing holds it.
+    pub fn try_take(&self, id: u64, row: u64) -> Turn {
+        let mut held = self.lock();
+        match held.get(&id) {
+            None => {
+                held.insert(id, Held::InFlight { row });
+                Turn::Go
+            }
+            Some(Held::InFlight { .. }) => Turn::Busy,
+            Some(Held::Deferred { row }) => Turn::Behind { row: *row },
+        }
+    }
+
+    /// Marks key `id` deferred behind `row` (a row that waits for the second pass).
+    pub fn defer(&self, id: u64, row: u64) {
+        self.lock().insert(id, Held::Deferred { row });
+        self.released.notify_all();
+    }
+
+    /// Releases key `id`: its row has its final outcome.
+    pub fn release(&self, id: u64) {
+        self.lock().remove(&id);
+        self.released.notify_all();
+    }
+
+    /// Blocks until key `id` is no longer in flight (released or deferred), or `stop` is set.
+    /// Call [`KeyGate::try_take`] again afterwards.
+    pub fn wait(&self, id: u64, stop: &AtomicBool) {
+        let mut held = self.lock();
+        while matches!(held.get(&id), Some(Held::InFlight { .. })) && !stop.load(Ordering::Relaxed)
+        {
+            held = self
+                .released
+                .wait_timeout(held, STOP_POLL)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Forgets every key (the second pass starts with nothing in flight).
+    pub fn clear(&self) {
+        self.lock().clear();
+        self.released.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_key_is_held_by_one_row_at_a_time() {
+        let gate = KeyGate::default();
+        assert_eq!(gate.try_take(7, 1), Turn::Go);
+        assert_eq!(gate.try_take(7, 2), Turn::Busy);
+        assert_eq!(gate.try_take(8, 3), Turn::Go, "other keys are free");
+        gate.defer(7, 1);
+        assert_eq!(gate.try_take(7, 2), Turn::Behind { row: 1 });
+        gate.release(7);
+        assert_eq!(gate.try_take(7, 2), Turn::Go);
+        gate.clear();
+        assert_eq!(gate.try_take(8, 4), Turn::Go);
+    }
+
+    #[test]
+    fn a_waiting_reader_wakes_when_the_key_is_released_or_the_run_stops() {
+        let gate = Arc::new(KeyGate::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        assert_eq!(gate.try_take(1, 1), Turn::Go);
+        let (g, s) = (gate.clone(), stop.clone());
+        let waiter = std::thread::spawn(move || {
+            g.wait(1, &s);
+            g.try_take(1, 2)
+        });
+        gate.release(1);
+        assert_eq!(waiter.join().unwrap(), Turn::Go);
+        // Held again by row 2; a stop wakes a waiter without the key.
+        let (g, s) = (gate.clone(), stop.clone());
+        let waiter = std::thread::spawn(move || {
+            g.wait(1, &s);
+            g.try_take(1, 3)
+        });
+        stop.store(true, Ordering::Relaxed);
+        assert_eq!(waiter.join().unwrap(), Turn::Busy);
+    }
+}
