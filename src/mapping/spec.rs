@@ -1181,10 +1181,16 @@ fn parse_value_spec_table(
         "choice" => Converter::Choice(map),
         "choices" => Converter::Choices {
             map,
-            separator: t
-                .string("separator")?
-                .map(Spanned::into_inner)
-                .unwrap_or_else(|| ",".into()),
+            separator: match t.string("separator")? {
+                Some(sep) if sep.get_ref().is_empty() => {
+                    return Err(ctx.err(
+                        sep.span(),
+                        format!("{what}: separator must not be empty; give the text between labels, such as \",\" (the default), \";\" or \"|\""),
+                    ));
+                }
+                Some(sep) => sep.into_inner(),
+                None => ",".into(),
+            },
         },
         _ => unreachable!("checked against TYPES"),
     };

@@ -352,3 +352,18 @@ fn a_misspelt_source_field_is_an_error_before_any_row() {
         "m/accounts.toml:5:8: source field 'Compnay' is not a column of accounts.csv; did you mean 'Company'? the columns are: 'Account No', 'Company', 'Parent No', 'Industry', 'Revenue', 'Employees', 'Since'"
     );
 }
+
+#[test]
+fn an_empty_choices_separator_is_a_mapping_error_at_its_position() {
+    let base = "[target]\nentity_set = \"accounts\"\noperation = \"create\"\n[fields]\n";
+    assert_eq!(
+        spec_err(&format!(
+            "{base}x = {{ from = \"R\", type = \"choices\", separator = \"\" }}\n"
+        )),
+        "m/accounts.toml:5:49: field 'x': separator must not be empty; give the text between labels, such as \",\" (the default), \";\" or \"|\""
+    );
+    let ok = spec(&format!(
+        "{base}x = {{ from = \"R\", type = \"choices\", separator = \" \" }}\n"
+    ));
+    assert!(ok.is_ok(), "a space is a separator: {ok:?}");
+}
