@@ -21,8 +21,9 @@ pub const TRUE_WORDS: &[&str] = &["true", "yes", "y", "1"];
 /// Words accepted as `false` by a `bool` field (case-insensitive).
 pub const FALSE_WORDS: &[&str] = &["false", "no", "n", "0"];
 
-/// A column type of the mapping language, with its options, ready to convert values.
-#[derive(Debug, Clone)]
+/// A column type of the mapping language, with its options, ready to convert values. Two equal
+/// converters convert every text the same way.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Converter {
     /// Text, optionally limited in length (characters).
     Text {
@@ -77,7 +78,7 @@ pub enum Converter {
 }
 
 /// Choice labels to option values, matched case-insensitively.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ChoiceMap {
     by_label: HashMap<String, i64>,
     labels: Vec<String>,

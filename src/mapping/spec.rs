@@ -128,6 +128,8 @@ pub struct ValueSpec {
 pub struct KeyPart {
     /// The key column's logical name.
     pub column: String,
+    /// Where the column was written.
+    pub span: Range<usize>,
     /// Its value.
     pub value: ValueSpec,
 }
@@ -501,7 +503,7 @@ impl MappingSpec {
                         "a delete mapping takes no [fields]: the key alone says which record to delete",
                     ));
                 }
-                parse_fields(&ctx, &t, &defaults)?
+                parse_fields(&ctx, &t, &defaults, &target)?
             }
             None if target.operation == OperationKind::Delete => Vec::new(),
             None => {
@@ -514,6 +516,7 @@ impl MappingSpec {
         if target.operation != OperationKind::Delete && fields.is_empty() {
             return Err(ctx.err(0..0, "[fields] is empty: map at least one column"));
         }
+        check_key_columns_in_fields(&ctx, &target, &fields)?;
         Ok(MappingSpec {
             file: file.to_path_buf(),
             text: text.clone(),
@@ -523,6 +526,70 @@ impl MappingSpec {
             fields,
         })
     }
+}
+
+/// Refuses a `[fields]` entry for a key column unless it is written as the key's entry is (same
+/// `from`, `value` or `template`, type and options): the key addresses the record in the URL,
+/// and a body giving the column another value would contradict it. An identical entry is
+/// allowed, as Dataverse accepts a key column in the body when it holds the key's value.
+fn check_key_columns_in_fields(
+    ctx: &Ctx<'_>,
+    target: &TargetSpec,
+    fields: &[FieldSpec],
+) -> Result<(), MappingError> {
+    for part in &target.key {
+        let Some(field) = fields.iter().find(|f| f.column == part.column) else {
+            continue;
+        };
+        let same = match &field.kind {
+            FieldKind::Value(v) => same_value(&part.value, v),
+            FieldKind::Lookup { .. } => false,
+        };
+        if !same {
+            let (line, column) = line_col(ctx.text, part.span.start);
+            return Err(ctx.err(
+                field.span.clone(),
+                format!(
+                    "field '{}' maps the key column '{}' differently from [target] key (line {line}, column {column}): \
+                     the URL would name one record and the body give the column another value; \
+                     leave it out of [fields] (the key sets it) or write it exactly as in the key (same from, type and options)",
+                    field.column, part.column
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// True when two value specs give every record the same value (positions aside; `required`
+/// aside too, as a key value is always required).
+fn same_value(a: &ValueSpec, b: &ValueSpec) -> bool {
+    fn parts_eq(a: &[TemplatePart], b: &[TemplatePart]) -> bool {
+        a.len() == b.len()
+            && a.iter().zip(b).all(|pair| match pair {
+                (TemplatePart::Literal(x), TemplatePart::Literal(y)) => x == y,
+                (TemplatePart::Field(x), TemplatePart::Field(y)) => x.name == y.name,
+                _ => false,
+            })
+    }
+    let inputs = match (&a.input, &b.input) {
+        (Input::Field(x), Input::Field(y)) => x.name == y.name,
+        (Input::Template(x), Input::Template(y)) => parts_eq(x, y),
+        (Input::Constant { json: x, .. }, Input::Constant { json: y, .. }) => x == y,
+        _ => false,
+    };
+    let null_if = |v: &ValueSpec| {
+        let mut list: Vec<String> = v.null_if.iter().map(|s| s.trim().to_lowercase()).collect();
+        list.sort();
+        list.dedup();
+        list
+    };
+    let default = |v: &ValueSpec| v.default_text.as_deref().map(str::trim).map(str::to_string);
+    inputs
+        && a.converter == b.converter
+        && a.trim == b.trim
+        && null_if(a) == null_if(b)
+        && default(a) == default(b)
 }
 
 /// Removes `.` and `name/..` pairs from a path without touching the file system, so that
@@ -812,6 +879,7 @@ fn parse_key(
         }
         parts.push(KeyPart {
             column: col.get_ref().to_string(),
+            span: col.span(),
             value,
         });
     }
@@ -858,6 +926,7 @@ fn parse_fields(
     ctx: &Ctx<'_>,
     t: &TableReader<'_, '_, '_>,
     defaults: &FieldDefaults,
+    target: &TargetSpec,
 ) -> Result<Vec<FieldSpec>, MappingError> {
     let mut fields = Vec::new();
     for (col, val) in t.table.iter() {
@@ -879,8 +948,20 @@ fn parse_fields(
         let kind = if lookup.is_some() || is_lookup_type {
             parse_lookup(ctx, &column, val, &what, defaults)?
         } else {
+            // A key column's ids are derived in the entity set's namespace, wherever written.
+            let derive_prefix = target
+                .key
+                .iter()
+                .any(|k| k.column == column)
+                .then_some(target.entity_set.as_str());
             FieldKind::Value(Box::new(parse_value_spec(
-                ctx, &column, val, &what, defaults, None, false,
+                ctx,
+                &column,
+                val,
+                &what,
+                defaults,
+                derive_prefix,
+                false,
             )?))
         };
         fields.push(FieldSpec {

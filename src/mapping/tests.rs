@@ -367,3 +367,51 @@ fn an_empty_choices_separator_is_a_mapping_error_at_its_position() {
     ));
     assert!(ok.is_ok(), "a space is a separator: {ok:?}");
 }
+
+const KEYED: &str = "[target]\nentity_set = \"accounts\"\noperation = \"upsert\"\n\
+                     key = { accountnumber = \"Account No\" }\n[fields]\nname = \"Company\"\n";
+
+#[test]
+fn a_key_column_mapped_differently_in_fields_is_a_mapping_error_naming_both_places() {
+    assert_eq!(
+        spec_err(&format!("{KEYED}accountnumber = \"Parent No\"\n")),
+        "m/accounts.toml:7:1: field 'accountnumber' maps the key column 'accountnumber' differently from \
+         [target] key (line 4, column 9): the URL would name one record and the body give the column \
+         another value; leave it out of [fields] (the key sets it) or write it exactly as in the key \
+         (same from, type and options)"
+    );
+    for field in [
+        "accountnumber = { from = \"Account No\", type = \"int\" }",
+        "accountnumber = { from = \"Account No\", null_if = [\"n/a\"] }",
+        "accountnumber = { from = \"Account No\", trim = false }",
+        "accountnumber = { from = \"Account No\", default = \"X\" }",
+        "accountnumber = { template = \"{Account No}-1\" }",
+        "accountnumber = { value = \"A-1\" }",
+        "accountnumber = { lookup = \"accounts\", from = \"Account No\" }",
+    ] {
+        let err = spec_err(&format!("{KEYED}{field}\n"));
+        assert!(
+            err.starts_with("m/accounts.toml:7:1: field 'accountnumber' maps the key column"),
+            "{field}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_key_column_mapped_the_same_way_in_fields_is_sent_in_the_body_too() {
+    let p = plan(&format!(
+        "{KEYED}accountnumber = {{ from = \"Account No\", required = true }}\n"
+    ));
+    let o = op(&p, &csv(&["A-1", "Acme", "", "", "", "", ""]));
+    assert_eq!(o.url, "accounts(accountnumber='A-1')");
+    assert_eq!(o.body.unwrap(), r#"{"name":"Acme","accountnumber":"A-1"}"#);
+    // A derived primary id is derived the same way in the URL and in the body.
+    let p = plan(
+        "[target]\nentity_set = \"accounts\"\noperation = \"create\"\n\
+         key = { accountid = { from = \"Account No\", type = \"guid\", derive_uuid = true } }\n\
+         [fields]\naccountid = { from = \"Account No\", type = \"guid\", derive_uuid = true }\n",
+    );
+    let o = op(&p, &csv(&["A-1", "Acme", "", "", "", "", ""]));
+    let id = o.url.trim_start_matches("accounts(").trim_end_matches(')');
+    assert_eq!(o.body.unwrap(), format!(r#"{{"accountid":"{id}"}}"#));
+}
