@@ -617,25 +617,73 @@ pub fn normalize(path: &Path) -> PathBuf {
     }
 }
 
-fn one_char(
-    ctx: &Ctx<'_>,
-    v: &Spanned<String>,
-    what: &str,
-    allowed: &str,
-) -> Result<u8, MappingError> {
-    let s = v.get_ref().as_str();
-    let c = match s {
+/// The delimiters a CSV source may use, and how to write them in `[source] delimiter`.
+const DELIMITERS: &[(u8, &str)] = &[
+    (b',', "\",\""),
+    (b';', "\";\""),
+    (b'\t', "\"\\t\" (or \"tab\")"),
+    (b'|', "\"|\""),
+];
+
+/// Reads `[source] delimiter`: one of [`DELIMITERS`].
+fn parse_delimiter(ctx: &Ctx<'_>, d: &Spanned<String>) -> Result<u8, MappingError> {
+    let c = match d.get_ref().as_str() {
         "tab" | "\\t" => "\t",
         other => other,
     };
-    if c.len() == 1 && c.is_ascii() {
-        Ok(c.as_bytes()[0])
-    } else {
-        Err(ctx.err(
-            v.span(),
-            format!("{what} '{s}' must be one ASCII character; allowed: {allowed}"),
-        ))
+    match DELIMITERS.iter().find(|(b, _)| c.as_bytes() == [*b]) {
+        Some((b, _)) => Ok(*b),
+        None => {
+            let allowed: Vec<&str> = DELIMITERS.iter().map(|(_, name)| *name).collect();
+            let why = if c.is_empty() {
+                "is empty"
+            } else if c.chars().count() > 1 {
+                "is more than one character"
+            } else {
+                "is not supported"
+            };
+            Err(ctx.err(
+                d.span(),
+                format!(
+                    "[source] delimiter {:?} {why}; allowed: {}",
+                    d.get_ref(),
+                    allowed.join(", ")
+                ),
+            ))
+        }
     }
+}
+
+/// Reads `[source] quote`: one ASCII punctuation character other than the delimiter (whose
+/// position, when written, `delimiter_at` gives).
+fn parse_quote(
+    ctx: &Ctx<'_>,
+    q: &Spanned<String>,
+    delimiter: u8,
+    delimiter_at: Option<Range<usize>>,
+) -> Result<u8, MappingError> {
+    const ALLOWED: &str =
+        "one ASCII punctuation character other than the delimiter, such as '\"' (the default) or \"'\"";
+    let s = q.get_ref().as_str();
+    let why = match s.as_bytes() {
+        [] => "is empty".to_string(),
+        [b] if *b == delimiter => match &delimiter_at {
+            Some(at) => {
+                let (line, column) = line_col(ctx.text, at.start);
+                format!("is also the delimiter (line {line}, column {column})")
+            }
+            None => format!("is also the delimiter (the default {:?})", char::from(delimiter)),
+        },
+        [b] if b.is_ascii_punctuation() => return Ok(*b),
+        [b] if b.is_ascii_alphanumeric() => "is a letter or digit".to_string(),
+        [_] => "is a space, line break or control character".to_string(),
+        _ if s.chars().count() > 1 => "is more than one character".to_string(),
+        _ => "is not an ASCII character".to_string(),
+    };
+    Err(ctx.err(
+        q.span(),
+        format!("[source] quote {s:?} {why}; allowed: {ALLOWED}"),
+    ))
 }
 
 fn parse_source(
@@ -670,23 +718,13 @@ fn parse_source(
         }),
         None => path.as_deref().and_then(Format::from_extension),
     };
-    let delimiter = match t.string("delimiter")? {
-        Some(d) => {
-            let b = one_char(
-                ctx,
-                &d,
-                "delimiter",
-                "\",\", \";\", \"\\t\" (or \"tab\"), \"|\"",
-            )?;
-            if !matches!(b, b',' | b';' | b'\t' | b'|') {
-                return Err(ctx.err(d.span(), format!("delimiter '{}' is not supported; allowed: \",\", \";\", \"\\t\" (or \"tab\"), \"|\"", d.get_ref())));
-            }
-            b
-        }
+    let delimiter_text = t.string("delimiter")?;
+    let delimiter = match &delimiter_text {
+        Some(d) => parse_delimiter(ctx, d)?,
         None => b',',
     };
     let quote = match t.string("quote")? {
-        Some(q) => one_char(ctx, &q, "quote", "one character such as '\"' or \"'\"")?,
+        Some(q) => parse_quote(ctx, &q, delimiter, delimiter_text.map(|d| d.span()))?,
         None => b'"',
     };
     let encoding = match t.string("encoding")? {

@@ -415,3 +415,68 @@ fn a_key_column_mapped_the_same_way_in_fields_is_sent_in_the_body_too() {
     let id = o.url.trim_start_matches("accounts(").trim_end_matches(')');
     assert_eq!(o.body.unwrap(), format!(r#"{{"accountid":"{id}"}}"#));
 }
+
+/// The error of a mapping whose `[source]` holds `source_lines`.
+fn source_err(source_lines: &str) -> String {
+    spec_err(&format!(
+        "[source]\n{source_lines}\n[target]\nentity_set = \"accounts\"\noperation = \"create\"\n[fields]\nname = \"Company\"\n"
+    ))
+}
+
+#[test]
+fn a_bad_quote_is_a_mapping_error_at_the_quote_saying_what_is_accepted() {
+    let allowed = "allowed: one ASCII punctuation character other than the delimiter, such as '\"' (the default) or \"'\"";
+    for (line, why) in [
+        ("quote = \"ab\"", "\"ab\" is more than one character"),
+        ("quote = \"\"", "\"\" is empty"),
+        ("quote = \",\"", "\",\" is also the delimiter (the default ',')"),
+        ("quote = \"\\n\"", "\"\\n\" is a space, line break or control character"),
+        ("quote = \" \"", "\" \" is a space, line break or control character"),
+        ("quote = \"x\"", "\"x\" is a letter or digit"),
+        ("quote = \"«\"", "\"«\" is not an ASCII character"),
+    ] {
+        assert_eq!(
+            source_err(line),
+            format!("m/accounts.toml:2:9: [source] quote {why}; {allowed}"),
+            "{line}"
+        );
+    }
+    assert_eq!(
+        source_err("delimiter = \"|\"\nquote = \"|\""),
+        format!(
+            "m/accounts.toml:3:9: [source] quote \"|\" is also the delimiter (line 2, column 13); {allowed}"
+        )
+    );
+    for (line, quote) in [("quote = \"'\"", b'\''), ("quote = '\"'", b'"'), ("quote = \"~\"", b'~')] {
+        assert_eq!(spec(&format!("[source]\n{line}\n{KEYED}")).unwrap().source.quote, quote);
+    }
+}
+
+#[test]
+fn a_bad_delimiter_is_a_mapping_error_at_the_delimiter_saying_what_is_accepted() {
+    let allowed = "allowed: \",\", \";\", \"\\t\" (or \"tab\"), \"|\"";
+    for (line, why) in [
+        ("delimiter = \"\"", "\"\" is empty"),
+        ("delimiter = \";;\"", "\";;\" is more than one character"),
+        ("delimiter = \"\\n\"", "\"\\n\" is not supported"),
+        ("delimiter = '\"'", "\"\\\"\" is not supported"),
+        ("delimiter = \"tabs\"", "\"tabs\" is more than one character"),
+    ] {
+        assert_eq!(
+            source_err(line),
+            format!("m/accounts.toml:2:13: [source] delimiter {why}; {allowed}"),
+            "{line}"
+        );
+    }
+    for (line, delimiter) in [
+        ("delimiter = \"tab\"", b'\t'),
+        ("delimiter = '\\t'", b'\t'),
+        ("delimiter = \"\\t\"", b'\t'),
+        ("delimiter = \";\"", b';'),
+    ] {
+        assert_eq!(
+            spec(&format!("[source]\n{line}\n{KEYED}")).unwrap().source.delimiter,
+            delimiter
+        );
+    }
+}

@@ -6,6 +6,7 @@
 mod bad_input;
 mod dry_run;
 mod ledger;
+mod mapping_checks;
 mod support;
 mod validate;
 mod whoami;
