@@ -82,8 +82,8 @@ pub enum Converter {
 pub struct ChoiceMap {
     by_label: HashMap<String, i64>,
     labels: Vec<String>,
-    /// The labels trimmed and ASCII lower-cased (compared with each value; `labels` keeps them
-    /// as written for messages).
+    /// The labels trimmed and lower-cased as `by_label`'s keys are (compared with ASCII values
+    /// ignoring ASCII case, which is the same test; `labels` keeps them as written for messages).
     lowered: Vec<String>,
     values: Vec<i64>,
 }
@@ -94,7 +94,7 @@ impl ChoiceMap {
         let mut map = ChoiceMap::default();
         for (label, value) in pairs {
             map.by_label.insert(label.trim().to_lowercase(), value);
-            map.lowered.push(label.trim().to_ascii_lowercase());
+            map.lowered.push(label.trim().to_lowercase());
             map.labels.push(label);
             map.values.push(value);
         }
@@ -622,7 +622,10 @@ fn write_money_general(s: &str, decimal: char, out: &mut String) -> Result<(), N
             t = rest;
         }
     }
-    let starts_plain = t.chars().next().is_some_and(|c| c.is_ascii_digit() || c == decimal);
+    let starts_plain = t
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_digit() || c == decimal);
     if !starts_plain || (parenthesised && negative.is_some()) {
         // Empty, a second sign or symbol, a space after the sign, a sign inside parentheses.
         return Err(NumberError::NotNumber);
@@ -647,7 +650,11 @@ fn money_error(s: &str, decimal: char, e: NumberError) -> String {
         NumberError::NotNumber => format!(
             "'{s}' is not an amount of money; accepted: a number with at most one currency symbol \
              ({}) and one sign, such as 1250.50, £1,250.50, -£5, £-5, 5 €, or (£5) for a negative amount",
-            CURRENCY_SYMBOLS.iter().map(char::to_string).collect::<Vec<_>>().join(" ")
+            CURRENCY_SYMBOLS
+                .iter()
+                .map(char::to_string)
+                .collect::<Vec<_>>()
+                .join(" ")
         ),
         other => number_error(s, decimal, other),
     }
@@ -998,8 +1005,8 @@ mod tests {
     fn money_refuses_two_signs_two_symbols_and_trailing_signs() {
         let c = money();
         for s in [
-            "-£-5", "--5", "£5£", "££5", "$5€", "(-5)", "(£-5)", "-(5)", "5-", "£5-", "- 5",
-            "£", "()", "-", "(5", "5)", "£ ", "1e3",
+            "-£-5", "--5", "£5£", "££5", "$5€", "(-5)", "(£-5)", "-(5)", "5-", "£5-", "- 5", "£",
+            "()", "-", "(5", "5)", "£ ", "1e3",
         ] {
             let err = json(&c, s).unwrap_err();
             assert!(err.contains("is not an amount of money"), "{s}: {err}");
@@ -1010,7 +1017,11 @@ mod tests {
              (£ $ € ¥ ₹ ₣ ƒ) and one sign, such as 1250.50, £1,250.50, -£5, £-5, 5 €, or (£5) for a negative amount"
         );
         // A grouping mistake still says how to set the decimal separator.
-        assert!(json(&c, "-£1.234,5").unwrap_err().contains("set decimal = \",\""));
+        assert!(
+            json(&c, "-£1.234,5")
+                .unwrap_err()
+                .contains("set decimal = \",\"")
+        );
     }
 
     #[test]
@@ -1170,6 +1181,22 @@ mod tests {
         let bare = Converter::Choice(ChoiceMap::default());
         assert_eq!(json(&bare, "3").unwrap(), "3");
         assert!(json(&bare, "Hot").unwrap_err().contains("map"));
+    }
+
+    #[test]
+    fn labels_resolve_alike_in_small_and_large_maps() {
+        // Small maps of ASCII values are scanned, large ones hashed: both fold case alike, even
+        // for a label whose lower case is ASCII although it is not (the Kelvin sign).
+        let label = |i: usize| (format!("Option {i}"), i as i64);
+        let small = ChoiceMap::new([("\u{212a}elvin".to_string(), 99)]);
+        let large = ChoiceMap::new(
+            std::iter::once(("\u{212a}elvin".to_string(), 99)).chain((0..40).map(label)),
+        );
+        for s in ["kelvin", "KELVIN", "\u{212a}elvin"] {
+            assert_eq!(small.resolve(s), Ok(99), "{s}");
+            assert_eq!(large.resolve(s), Ok(99), "{s}");
+        }
+        assert_eq!(large.resolve("option 7"), Ok(7));
     }
 
     proptest::proptest! {

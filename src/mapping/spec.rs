@@ -9,6 +9,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::convert::{ChoiceMap, Converter};
+use crate::odata::KeyValue;
 use crate::source::{Encoding, Format};
 
 /// An error in a mapping file, with its position.
@@ -381,6 +382,11 @@ impl<'c, 't, 'i> TableReader<'c, 't, 'i> {
     }
 }
 
+/// A TOML integer's value (in any radix: `0x10` is 16); `None` when it does not fit 64 bits.
+fn toml_integer(i: &toml::de::DeInteger<'_>) -> Option<i64> {
+    i64::from_str_radix(i.as_str(), i.radix()).ok()
+}
+
 fn describe(v: &DeValue<'_>) -> &'static str {
     match v {
         DeValue::String(_) => "a string",
@@ -662,8 +668,7 @@ fn parse_quote(
     delimiter: u8,
     delimiter_at: Option<Range<usize>>,
 ) -> Result<u8, MappingError> {
-    const ALLOWED: &str =
-        "one ASCII punctuation character other than the delimiter, such as '\"' (the default) or \"'\"";
+    const ALLOWED: &str = "one ASCII punctuation character other than the delimiter, such as '\"' (the default) or \"'\"";
     let s = q.get_ref().as_str();
     let why = match s.as_bytes() {
         [] => "is empty".to_string(),
@@ -672,7 +677,10 @@ fn parse_quote(
                 let (line, column) = line_col(ctx.text, at.start);
                 format!("is also the delimiter (line {line}, column {column})")
             }
-            None => format!("is also the delimiter (the default {:?})", char::from(delimiter)),
+            None => format!(
+                "is also the delimiter (the default {:?})",
+                char::from(delimiter)
+            ),
         },
         [b] if b.is_ascii_punctuation() => return Ok(*b),
         [b] if b.is_ascii_alphanumeric() => "is a letter or digit".to_string(),
@@ -802,6 +810,22 @@ fn check_tz(ctx: &Ctx<'_>, tz: &Spanned<String>) -> Result<jiff::tz::TimeZone, M
     })
 }
 
+/// Refuses a name that cannot be an entity set's (`what` names the key it was written in).
+fn check_entity_set_name(
+    ctx: &Ctx<'_>,
+    name: &Spanned<String>,
+    what: &str,
+) -> Result<(), MappingError> {
+    let n = name.get_ref();
+    if n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(ctx.err(
+            name.span(),
+            format!("{what} '{n}' is not an entity set name (letters, digits and _)"),
+        ));
+    }
+    Ok(())
+}
+
 fn parse_target(
     ctx: &Ctx<'_>,
     t: &TableReader<'_, '_, '_>,
@@ -814,20 +838,7 @@ fn parse_target(
             "[target] needs entity_set, the table's entity set name (e.g. \"accounts\")",
         )
     })?;
-    if entity_set.get_ref().is_empty()
-        || !entity_set
-            .get_ref()
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
-    {
-        return Err(ctx.err(
-            entity_set.span(),
-            format!(
-                "entity_set '{}' is not an entity set name (letters, digits and _)",
-                entity_set.get_ref()
-            ),
-        ));
-    }
+    check_entity_set_name(ctx, &entity_set, "entity_set")?;
     let op = t.string("operation")?.ok_or_else(|| {
         ctx.err(
             t.span.clone(),
@@ -899,6 +910,7 @@ fn parse_key(
     }
     let mut parts = Vec::new();
     for (col, val) in table.iter() {
+        check_column_name(ctx, col)?;
         let what = format!("key column '{}'", col.get_ref());
         let value = parse_value_spec(
             ctx,
@@ -960,6 +972,20 @@ fn parse_filter(ctx: &Ctx<'_>, t: &TableReader<'_, '_, '_>) -> Result<FilterSpec
     Ok(filter)
 }
 
+/// Refuses an empty (or blank) column name: `"" = "Company"` names no column.
+fn check_column_name(
+    ctx: &Ctx<'_>,
+    col: &Spanned<toml::de::DeString<'_>>,
+) -> Result<(), MappingError> {
+    if col.get_ref().trim().is_empty() {
+        return Err(ctx.err(
+            col.span(),
+            format!("column name {:?} is empty; write the column's logical name, such as name or accountnumber", col.get_ref()),
+        ));
+    }
+    Ok(())
+}
+
 fn parse_fields(
     ctx: &Ctx<'_>,
     t: &TableReader<'_, '_, '_>,
@@ -969,6 +995,7 @@ fn parse_fields(
     let mut fields = Vec::new();
     for (col, val) in t.table.iter() {
         let column = col.get_ref().to_string();
+        check_column_name(ctx, col)?;
         let what = format!("field '{column}'");
         let lookup = val.get_ref().as_table().and_then(|tbl| tbl.get("lookup"));
         let is_lookup_type = val
@@ -1035,7 +1062,25 @@ fn parse_lookup(
     let set = t.string("lookup")?.ok_or_else(|| {
         ctx.err(val.span(), format!("{what}: a lookup needs lookup = \"<entity set of the target>\", e.g. lookup = \"accounts\""))
     })?;
+    check_entity_set_name(ctx, &set, &format!("{what}: lookup"))?;
     let entity_set = set.get_ref().to_string();
+    if let Some(ty) = t.string("type")? {
+        let allowed: &[&str] = if t.get("key").is_some() {
+            &["lookup"]
+        } else {
+            &["lookup", "guid"]
+        };
+        if !allowed.contains(&ty.get_ref().to_ascii_lowercase().as_str()) {
+            return Err(ctx.err(
+                ty.span(),
+                format!(
+                    "{what}: a lookup's type is \"lookup\"{}, not '{}': it binds the target record by its key",
+                    if allowed.len() > 1 { " (or \"guid\", the target's id)" } else { "" },
+                    ty.get_ref()
+                ),
+            ));
+        }
+    }
     let key = match (t.get("key"), t.get("from")) {
         (Some(_), Some(from)) => {
             return Err(ctx.err(from.span(), format!("{what}: a lookup takes either from (a GUID field) or key (alternate key), not both")));
@@ -1208,6 +1253,11 @@ fn parse_value_spec_table(
         .strings("format")?
         .map(Spanned::into_inner)
         .unwrap_or_default();
+    if formats.is_empty() {
+        if let Some(v) = t.get("format") {
+            return Err(ctx.err(v.span(), format!("{what}: format is an empty list; give one or more strftime formats such as \"%d/%m/%Y\", or leave format out for ISO 8601")));
+        }
+    }
     for f in &formats {
         if !f.contains('%') {
             let v = t.get("format").expect("read above");
@@ -1219,22 +1269,43 @@ fn parse_value_spec_table(
             let Some(tbl) = v.get_ref().as_table() else {
                 return Err(ctx.err(v.span(), format!("{what}: map must be a table of label = value, e.g. {{ \"Agriculture\" = 2 }}")));
             };
-            let mut pairs = Vec::new();
+            if tbl.is_empty() {
+                return Err(ctx.err(v.span(), format!("{what}: map is empty; list label = value pairs such as {{ \"Hot\" = 1 }}, or leave map out to accept option values only")));
+            }
+            let mut pairs: Vec<(String, i64)> = Vec::new();
             for (label, value) in tbl.iter() {
+                let name = label.get_ref();
                 let Some(n) = value
                     .get_ref()
                     .as_integer()
-                    .and_then(|i| i64::from_str_radix(i.as_str(), i.radix()).ok())
+                    .and_then(toml_integer)
+                    .filter(|n| i32::try_from(*n).is_ok())
                 else {
                     return Err(ctx.err(
                         value.span(),
                         format!(
-                            "{what}: map value for '{}' must be an integer option value",
-                            label.get_ref()
+                            "{what}: map value for '{name}' must be an integer option value ({} to {})",
+                            i32::MIN,
+                            i32::MAX
                         ),
                     ));
                 };
-                pairs.push((label.get_ref().to_string(), n));
+                // Labels are matched trimmed and ignoring case: two that read the same there
+                // would make the option depend on which one the lookup meets first.
+                let folded = name.trim().to_lowercase();
+                if folded.is_empty() {
+                    return Err(ctx.err(label.span(), format!("{what}: a map label is empty; an empty value is sent as null (or its default)")));
+                }
+                if let Some((other, _)) = pairs
+                    .iter()
+                    .find(|(l, _)| l.trim().to_lowercase() == folded)
+                {
+                    return Err(ctx.err(
+                        label.span(),
+                        format!("{what}: map label '{name}' is the same as '{other}' (labels are matched trimmed and ignoring case); keep one"),
+                    ));
+                }
+                pairs.push((name.to_string(), n));
             }
             ChoiceMap::new(pairs)
         }
@@ -1246,7 +1317,8 @@ fn parse_value_spec_table(
                 Some(v) => Some(
                     v.get_ref()
                         .as_integer()
-                        .and_then(|i| i.as_str().parse::<usize>().ok())
+                        .and_then(toml_integer)
+                        .and_then(|n| usize::try_from(n).ok())
                         .filter(|n| *n > 0)
                         .ok_or_else(|| {
                             ctx.err(
@@ -1347,9 +1419,19 @@ fn parse_value_spec_table(
             let v = t.get("value").expect("present");
             let text = match v.get_ref() {
                 DeValue::String(s) => s.to_string(),
-                DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
-                    .map(|n| n.to_string())
-                    .unwrap_or_default(),
+                DeValue::Integer(i) => match toml_integer(i) {
+                    Some(n) => n.to_string(),
+                    None => {
+                        return Err(ctx.err(
+                            v.span(),
+                            format!(
+                                "{what}: value is out of range for a whole number ({} to {})",
+                                i64::MIN,
+                                i64::MAX
+                            ),
+                        ));
+                    }
+                },
                 DeValue::Float(f) => f.as_str().to_string(),
                 DeValue::Boolean(b) => b.to_string(),
                 other => {
@@ -1368,8 +1450,7 @@ fn parse_value_spec_table(
                 .write_json(&text, &mut json)
                 .map_err(|e| ctx.err(v.span(), format!("{what}: constant value {e}")))?;
             if is_key {
-                converter
-                    .key_value(&text)
+                check_key_constant(&converter, &text)
                     .map_err(|e| ctx.err(v.span(), format!("{what}: constant value {e}")))?;
             }
             Input::Constant { text, json }
@@ -1382,8 +1463,7 @@ fn parse_value_spec_table(
                 .write_json(d.get_ref().trim(), &mut json)
                 .map_err(|e| ctx.err(d.span(), format!("{what}: default {e}")))?;
             if is_key {
-                converter
-                    .key_value(d.get_ref().trim())
+                check_key_constant(&converter, d.get_ref().trim())
                     .map_err(|e| ctx.err(d.span(), format!("{what}: default {e}")))?;
             }
             (Some(json), Some(d.into_inner()))
@@ -1394,6 +1474,23 @@ fn parse_value_spec_table(
     if required_default && !required {
         let v = t.get("required").expect("read above");
         return Err(ctx.err(v.span(), format!("{what}: key columns are always required")));
+    }
+    if let (Some(true), Some(d)) = (t.bool("required")?, t.get("default")) {
+        return Err(ctx.err(
+            d.span(),
+            format!("{what}: required = true and a default contradict each other (an empty value would take the default, never reject the row); keep one"),
+        ));
+    }
+    if matches!(input, Input::Constant { .. }) {
+        // A constant is never empty and never read from the source.
+        for key in ["trim", "null_if", "default", "required"] {
+            if let Some(v) = t.get(key) {
+                return Err(ctx.err(
+                    v.span(),
+                    format!("{what}: '{key}' applies to values read from the source (from or template), not to a constant value"),
+                ));
+            }
+        }
     }
     Ok(ValueSpec {
         input,
@@ -1408,6 +1505,16 @@ fn parse_value_spec_table(
         default_text,
         required,
     })
+}
+
+/// Checks a key part's constant or default text as [`super::plan`] checks each row's key value:
+/// it converts, is not empty, and can be addressed in a key URL.
+fn check_key_constant(converter: &Converter, text: &str) -> Result<(), String> {
+    let value = converter.key_value(text)?;
+    if matches!(&value, KeyValue::String(s) if s.is_empty()) {
+        return Err("is empty; a key value cannot be empty".to_string());
+    }
+    value.check_addressable().map_err(|e| e.to_string())
 }
 
 fn parse_template(

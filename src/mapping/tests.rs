@@ -429,9 +429,18 @@ fn a_bad_quote_is_a_mapping_error_at_the_quote_saying_what_is_accepted() {
     for (line, why) in [
         ("quote = \"ab\"", "\"ab\" is more than one character"),
         ("quote = \"\"", "\"\" is empty"),
-        ("quote = \",\"", "\",\" is also the delimiter (the default ',')"),
-        ("quote = \"\\n\"", "\"\\n\" is a space, line break or control character"),
-        ("quote = \" \"", "\" \" is a space, line break or control character"),
+        (
+            "quote = \",\"",
+            "\",\" is also the delimiter (the default ',')",
+        ),
+        (
+            "quote = \"\\n\"",
+            "\"\\n\" is a space, line break or control character",
+        ),
+        (
+            "quote = \" \"",
+            "\" \" is a space, line break or control character",
+        ),
         ("quote = \"x\"", "\"x\" is a letter or digit"),
         ("quote = \"«\"", "\"«\" is not an ASCII character"),
     ] {
@@ -447,8 +456,18 @@ fn a_bad_quote_is_a_mapping_error_at_the_quote_saying_what_is_accepted() {
             "m/accounts.toml:3:9: [source] quote \"|\" is also the delimiter (line 2, column 13); {allowed}"
         )
     );
-    for (line, quote) in [("quote = \"'\"", b'\''), ("quote = '\"'", b'"'), ("quote = \"~\"", b'~')] {
-        assert_eq!(spec(&format!("[source]\n{line}\n{KEYED}")).unwrap().source.quote, quote);
+    for (line, quote) in [
+        ("quote = \"'\"", b'\''),
+        ("quote = '\"'", b'"'),
+        ("quote = \"~\"", b'~'),
+    ] {
+        assert_eq!(
+            spec(&format!("[source]\n{line}\n{KEYED}"))
+                .unwrap()
+                .source
+                .quote,
+            quote
+        );
     }
 }
 
@@ -460,7 +479,10 @@ fn a_bad_delimiter_is_a_mapping_error_at_the_delimiter_saying_what_is_accepted()
         ("delimiter = \";;\"", "\";;\" is more than one character"),
         ("delimiter = \"\\n\"", "\"\\n\" is not supported"),
         ("delimiter = '\"'", "\"\\\"\" is not supported"),
-        ("delimiter = \"tabs\"", "\"tabs\" is more than one character"),
+        (
+            "delimiter = \"tabs\"",
+            "\"tabs\" is more than one character",
+        ),
     ] {
         assert_eq!(
             source_err(line),
@@ -475,8 +497,147 @@ fn a_bad_delimiter_is_a_mapping_error_at_the_delimiter_saying_what_is_accepted()
         ("delimiter = \";\"", b';'),
     ] {
         assert_eq!(
-            spec(&format!("[source]\n{line}\n{KEYED}")).unwrap().source.delimiter,
+            spec(&format!("[source]\n{line}\n{KEYED}"))
+                .unwrap()
+                .source
+                .delimiter,
             delimiter
         );
     }
+}
+
+/// The error of a mapping whose one field is `field` (on line 5).
+fn field_err(field: &str) -> String {
+    spec_err(&format!(
+        "[target]\nentity_set = \"accounts\"\noperation = \"create\"\n[fields]\n{field}\n"
+    ))
+}
+
+#[test]
+fn choice_maps_that_cannot_work_are_mapping_errors() {
+    assert_eq!(
+        field_err("x = { from = \"R\", type = \"choice\", map = {} }"),
+        "m/accounts.toml:5:42: field 'x': map is empty; list label = value pairs such as { \"Hot\" = 1 }, or leave map out to accept option values only"
+    );
+    assert_eq!(
+        field_err("x = { from = \"R\", type = \"choice\", map = { Hot = 1, \" hot\" = 2 } }"),
+        "m/accounts.toml:5:53: field 'x': map label ' hot' is the same as 'Hot' (labels are matched trimmed and ignoring case); keep one"
+    );
+    assert_eq!(
+        field_err("x = { from = \"R\", type = \"choices\", map = { Hot = 3000000000 } }"),
+        "m/accounts.toml:5:51: field 'x': map value for 'Hot' must be an integer option value (-2147483648 to 2147483647)"
+    );
+    assert!(
+        field_err("x = { from = \"R\", type = \"choice\", map = { \" \" = 1 } }")
+            .contains("a map label is empty")
+    );
+}
+
+#[test]
+fn toml_integers_are_read_in_their_radix_and_range() {
+    let s = spec(
+        "[target]\nentity_set = \"accounts\"\noperation = \"create\"\n[fields]\n\
+         x = { value = 0x10, type = \"int\" }\ny = { from = \"R\", max_length = 0x10 }\n",
+    )
+    .unwrap();
+    let spec::FieldKind::Value(x) = &s.fields[0].kind else {
+        panic!("a value")
+    };
+    assert!(matches!(&x.input, spec::Input::Constant { json, .. } if json == "16"));
+    let spec::FieldKind::Value(y) = &s.fields[1].kind else {
+        panic!("a value")
+    };
+    assert!(matches!(
+        y.converter,
+        convert::Converter::Text {
+            max_length: Some(16)
+        }
+    ));
+    assert_eq!(
+        field_err("x = { value = 99999999999999999999, type = \"bigint\" }"),
+        "m/accounts.toml:5:15: field 'x': value is out of range for a whole number (-9223372036854775808 to 9223372036854775807)"
+    );
+}
+
+#[test]
+fn lookups_check_their_entity_set_and_type() {
+    assert_eq!(
+        field_err("x = { lookup = \"acc ounts\", from = \"R\" }"),
+        "m/accounts.toml:5:16: field 'x': lookup 'acc ounts' is not an entity set name (letters, digits and _)"
+    );
+    assert_eq!(
+        field_err("x = { lookup = \"accounts\", from = \"R\", type = \"int\" }"),
+        "m/accounts.toml:5:47: field 'x': a lookup's type is \"lookup\" (or \"guid\", the target's id), not 'int': it binds the target record by its key"
+    );
+    assert!(
+        field_err(
+            "x = { lookup = \"accounts\", key = { accountnumber = \"R\" }, type = \"guid\" }"
+        )
+        .contains("a lookup's type is \"lookup\", not 'guid'")
+    );
+    for ok in [
+        "x = { lookup = \"accounts\", from = \"R\", type = \"lookup\" }",
+        "x = { lookup = \"accounts\", from = \"R\", type = \"guid\" }",
+        "x = { type = \"lookup\", lookup = \"accounts\", key = { accountnumber = \"R\" } }",
+    ] {
+        let text = format!(
+            "[target]\nentity_set = \"accounts\"\noperation = \"create\"\n[fields]\n{ok}\n"
+        );
+        assert!(spec(&text).is_ok(), "{ok}");
+    }
+}
+
+#[test]
+fn options_that_cannot_apply_are_mapping_errors() {
+    assert_eq!(
+        field_err("x = { from = \"R\", required = true, default = \"n/a\" }"),
+        "m/accounts.toml:5:46: field 'x': required = true and a default contradict each other (an empty value would take the default, never reject the row); keep one"
+    );
+    for (field, key) in [
+        ("x = { value = \"v\", trim = false }", "trim"),
+        ("x = { value = \"v\", null_if = [\"v\"] }", "null_if"),
+        ("x = { value = \"v\", default = \"d\" }", "default"),
+        ("x = { value = \"v\", required = true }", "required"),
+    ] {
+        assert!(
+            field_err(field).contains(&format!(
+                "field 'x': '{key}' applies to values read from the source (from or template), not to a constant value"
+            )),
+            "{field}"
+        );
+    }
+    assert_eq!(
+        field_err("x = { from = \"R\", type = \"dateonly\", format = [] }"),
+        "m/accounts.toml:5:47: field 'x': format is an empty list; give one or more strftime formats such as \"%d/%m/%Y\", or leave format out for ISO 8601"
+    );
+    assert_eq!(
+        field_err("\"\" = \"R\""),
+        "m/accounts.toml:5:1: column name \"\" is empty; write the column's logical name, such as name or accountnumber"
+    );
+}
+
+#[test]
+fn key_constants_and_defaults_are_checked_like_row_keys() {
+    let keyed = |key: &str| {
+        spec_err(&format!(
+            "[target]\nentity_set = \"accounts\"\noperation = \"upsert\"\nkey = {{ accountnumber = {key} }}\n[fields]\nname = \"Company\"\n"
+        ))
+    };
+    assert!(
+        keyed("{ from = \"R\", default = \" \" }")
+            .contains("key column 'accountnumber': default is empty; a key value cannot be empty"),
+    );
+    assert!(
+        keyed("{ value = \"A/1\" }")
+            .contains("key column 'accountnumber': constant value key value 'A/1' contains '/'"),
+        "{}",
+        keyed("{ value = \"A/1\" }")
+    );
+    assert!(keyed("{ from = \"R\", default = \"A:1\" }").contains("contains ':'"));
+    assert_eq!(
+        spec_err(
+            "[target]\nentity_set = \"accounts\"\noperation = \"upsert\"\nkey = { \"\" = \"R\" }\n[fields]\nname = \"Company\"\n"
+        ),
+        "m/accounts.toml:4:9: column name \"\" is empty; write the column's logical name, such as name or accountnumber"
+    );
 }
