@@ -648,8 +648,8 @@ fn write_money_general(s: &str, decimal: char, out: &mut String) -> Result<(), N
 fn money_error(s: &str, decimal: char, e: NumberError) -> String {
     match e {
         NumberError::NotNumber => format!(
-            "'{s}' is not an amount of money; accepted: a number with at most one currency symbol \
-             ({}) and one sign, such as 1250.50, £1,250.50, -£5, £-5, 5 €, or (£5) for a negative amount",
+            "'{s}' is not a number; an amount of money is a number with at most one currency symbol \
+             ({}) and one sign (such as £1250.50 or -£5 or £-5 or 5 €) or in parentheses when negative: (£5)",
             CURRENCY_SYMBOLS
                 .iter()
                 .map(char::to_string)
@@ -1009,12 +1009,15 @@ mod tests {
             "()", "-", "(5", "5)", "£ ", "1e3",
         ] {
             let err = json(&c, s).unwrap_err();
-            assert!(err.contains("is not an amount of money"), "{s}: {err}");
+            assert!(
+                err.contains("is not a number; an amount of money is"),
+                "{s}: {err}"
+            );
         }
         assert_eq!(
             json(&c, "£5£").unwrap_err(),
-            "'£5£' is not an amount of money; accepted: a number with at most one currency symbol \
-             (£ $ € ¥ ₹ ₣ ƒ) and one sign, such as 1250.50, £1,250.50, -£5, £-5, 5 €, or (£5) for a negative amount"
+            "'£5£' is not a number; an amount of money is a number with at most one currency symbol \
+             (£ $ € ¥ ₹ ₣ ƒ) and one sign (such as £1250.50 or -£5 or £-5 or 5 €) or in parentheses when negative: (£5)"
         );
         // A grouping mistake still says how to set the decimal separator.
         assert!(

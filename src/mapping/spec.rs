@@ -955,11 +955,24 @@ fn parse_filter(ctx: &Ctx<'_>, t: &TableReader<'_, '_, '_>) -> Result<FilterSpec
             return Err(ctx.err(v.span(), "skip_equal must be a table of field = value or [values], e.g. { Status = [\"Closed\"] }"));
         };
         let inner = TableReader::new(ctx, table, v.span(), "skip_equal");
-        for (name, _) in table.iter() {
-            let values = inner
+        for (name, value) in table.iter() {
+            // Values are compared with the trimmed field, so they are trimmed too.
+            let values: Vec<String> = inner
                 .strings(name.get_ref())?
                 .map(Spanned::into_inner)
-                .unwrap_or_default();
+                .unwrap_or_default()
+                .iter()
+                .map(|v| v.trim().to_string())
+                .collect();
+            if values.is_empty() {
+                return Err(ctx.err(
+                    value.span(),
+                    format!(
+                        "skip_equal for '{}' is an empty list, which skips nothing; give the values that skip a row, e.g. [\"Closed\"]",
+                        name.get_ref()
+                    ),
+                ));
+            }
             filter.skip_equal.push((
                 FieldRef {
                     name: name.get_ref().to_string(),
@@ -1264,6 +1277,16 @@ fn parse_value_spec_table(
             return Err(ctx.err(v.span(), format!("{what}: format '{f}' has no % directives; use strftime codes such as \"%d/%m/%Y\" or \"%d/%m/%Y %H:%M\"")));
         }
     }
+    let separator = match t.string("separator")? {
+        Some(sep) if sep.get_ref().is_empty() => {
+            return Err(ctx.err(
+                sep.span(),
+                format!("{what}: separator must not be empty; give the text between labels, such as \",\" (the default), \";\" or \"|\""),
+            ));
+        }
+        Some(sep) => sep.into_inner(),
+        None => ",".into(),
+    };
     let map = match t.get("map") {
         Some(v) => {
             let Some(tbl) = v.get_ref().as_table() else {
@@ -1295,6 +1318,12 @@ fn parse_value_spec_table(
                 let folded = name.trim().to_lowercase();
                 if folded.is_empty() {
                     return Err(ctx.err(label.span(), format!("{what}: a map label is empty; an empty value is sent as null (or its default)")));
+                }
+                if type_name == "choices" && name.contains(separator.as_str()) {
+                    return Err(ctx.err(
+                        label.span(),
+                        format!("{what}: map label '{name}' contains the separator {separator:?}, so no value can select it; set separator to text no label holds, such as \"|\" or \";\""),
+                    ));
                 }
                 if let Some((other, _)) = pairs
                     .iter()
@@ -1370,19 +1399,7 @@ fn parse_value_spec_table(
             }
         }
         "choice" => Converter::Choice(map),
-        "choices" => Converter::Choices {
-            map,
-            separator: match t.string("separator")? {
-                Some(sep) if sep.get_ref().is_empty() => {
-                    return Err(ctx.err(
-                        sep.span(),
-                        format!("{what}: separator must not be empty; give the text between labels, such as \",\" (the default), \";\" or \"|\""),
-                    ));
-                }
-                Some(sep) => sep.into_inner(),
-                None => ",".into(),
-            },
-        },
+        "choices" => Converter::Choices { map, separator },
         _ => unreachable!("checked against TYPES"),
     };
 
@@ -1444,7 +1461,19 @@ fn parse_value_spec_table(
                     ));
                 }
             };
-            let text = text.trim().to_string();
+            let mut text = text.trim().to_string();
+            let numeric = matches!(v.get_ref(), DeValue::Integer(_) | DeValue::Float(_));
+            if numeric
+                && decimal == ','
+                && matches!(
+                    converter,
+                    Converter::Number { .. } | Converter::Integer { .. }
+                )
+            {
+                // A TOML number is written with a decimal point whatever the field's notation:
+                // `1.500` is one and a half, not the "1.500" (1500) of decimal = ",".
+                text = text.replace('.', ",");
+            }
             let mut json = String::new();
             converter
                 .write_json(&text, &mut json)

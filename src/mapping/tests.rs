@@ -641,3 +641,50 @@ fn key_constants_and_defaults_are_checked_like_row_keys() {
         "m/accounts.toml:4:9: column name \"\" is empty; write the column's logical name, such as name or accountnumber"
     );
 }
+
+#[test]
+fn a_choices_label_holding_the_separator_is_a_mapping_error() {
+    assert_eq!(
+        field_err("x = { from = \"R\", type = \"choices\", map = { \"Food, Drink\" = 1 } }"),
+        "m/accounts.toml:5:45: field 'x': map label 'Food, Drink' contains the separator \",\", so no value can select it; set separator to text no label holds, such as \"|\" or \";\""
+    );
+    let ok = "[target]\nentity_set = \"accounts\"\noperation = \"create\"\n[fields]\n\
+              x = { from = \"R\", type = \"choices\", separator = \"|\", map = { \"Food, Drink\" = 1 } }\n\
+              y = { from = \"R\", type = \"choice\", map = { \"Food, Drink\" = 1 } }\n";
+    assert!(spec(ok).is_ok());
+}
+
+#[test]
+fn numeric_constants_keep_their_value_under_a_comma_decimal() {
+    let p = plan(
+        "[source]\ndecimal = \",\"\n[target]\nentity_set = \"accounts\"\noperation = \"upsert\"\n\
+         key = { new_rate = { value = 2.5, type = \"decimal\" } }\n[fields]\n\
+         revenue = { value = 1.500, type = \"money\" }\nexchangerate = { value = 1.5e3, type = \"float\" }\n\
+         numberofemployees = { value = 1000 }\nname = { value = 1.5, type = \"text\" }\n\
+         description = { from = \"Revenue\", type = \"decimal\" }\n",
+    );
+    let o = op(&p, &csv(&["", "", "", "", "1.234,5", "", ""]));
+    assert_eq!(o.url, "accounts(new_rate=2.5)");
+    assert_eq!(
+        o.body.unwrap(),
+        r#"{"revenue":1.500,"exchangerate":1500,"numberofemployees":1000,"name":"1.5","description":1234.5}"#
+    );
+}
+
+#[test]
+fn skip_equal_values_are_trimmed_and_not_empty() {
+    let p = plan(&format!(
+        "{ACCOUNTS}\n[filter]\nskip_equal = {{ Industry = [\" Closed \"] }}\n"
+    ));
+    assert_eq!(
+        p.apply(&csv(&["A", "X", "", "Closed", "", "", ""]))
+            .unwrap(),
+        Mapped::Skipped("'Industry' is 'Closed'".into())
+    );
+    assert!(
+        spec_err(&format!(
+            "{ACCOUNTS}\n[filter]\nskip_equal = {{ Industry = [] }}\n"
+        ))
+        .contains("skip_equal for 'Industry' is an empty list, which skips nothing")
+    );
+}
