@@ -848,7 +848,8 @@ pub fn parse_datetime(
         let mut found = None;
         for f in formats {
             let parsed = jiff::fmt::strtime::parse(f, s).and_then(|tm| {
-                if tm.offset().is_some() {
+                // An offset or a Unix timestamp (`%s`) places the value; otherwise `tz` does.
+                if tm.offset().is_some() || tm.timestamp().is_some() {
                     tm.to_timestamp().map(Ok)
                 } else {
                     tm.to_datetime().map(Err)
@@ -1142,6 +1143,14 @@ mod tests {
         assert_eq!(
             json(&iso, "2026-07-01T12:00:00Z").unwrap(),
             "\"2026-07-01T12:00:00Z\""
+        );
+        let unix = Converter::DateTime {
+            formats: vec!["%s".into()],
+            tz: TimeZone::get("Europe/London").unwrap(),
+        };
+        assert_eq!(
+            json(&unix, "981173106").unwrap(),
+            "\"2001-02-03T04:05:06Z\""
         );
     }
 

@@ -1276,6 +1276,9 @@ fn parse_value_spec_table(
             let v = t.get("format").expect("read above");
             return Err(ctx.err(v.span(), format!("{what}: format '{f}' has no % directives; use strftime codes such as \"%d/%m/%Y\" or \"%d/%m/%Y %H:%M\"")));
         }
+        let v = t.get("format").expect("read above");
+        check_format(f, type_name == "datetime")
+            .map_err(|e| ctx.err(v.span(), format!("{what}: format '{f}' {e}")))?;
     }
     let separator = match t.string("separator")? {
         Some(sep) if sep.get_ref().is_empty() => {
@@ -1533,6 +1536,30 @@ fn parse_value_spec_table(
         default,
         default_text,
         required,
+    })
+}
+
+/// Refuses a date format that cannot read back what it writes: every value would be rejected
+/// (a directive that does not exist, no year, a weekday in place of the day, ...). A date and
+/// time (2001-02-03 04:05:06 in London, every part distinct) is written with it and read back as the
+/// field reads its values.
+fn check_format(format: &str, datetime: bool) -> Result<(), String> {
+    // In a named zone, so that a zone directive (`%Q`) writes a name it can read back.
+    let zone = jiff::tz::TimeZone::get("Europe/London").unwrap_or(jiff::tz::TimeZone::UTC);
+    let sample = jiff::civil::date(2001, 2, 3)
+        .at(4, 5, 6, 0)
+        .to_zoned_datetime(zone)
+        .map_err(|e| e.to_string())?;
+    let text = jiff::fmt::strtime::format(format, &sample)
+        .map_err(|e| format!("is not a strftime format ({e}); use codes such as %d %m %Y %H %M"))?;
+    let formats = [format.to_string()];
+    let read = if datetime {
+        super::convert::parse_datetime(&text, &formats, &jiff::tz::TimeZone::UTC).map(drop)
+    } else {
+        super::convert::parse_date(&text, &formats).map(drop)
+    };
+    read.map_err(|e| {
+        format!("cannot read back the dates it writes ({e}); a date format needs the year, month and day, such as \"%d/%m/%Y\"")
     })
 }
 

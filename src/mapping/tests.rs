@@ -688,3 +688,48 @@ fn skip_equal_values_are_trimmed_and_not_empty() {
         .contains("skip_equal for 'Industry' is an empty list, which skips nothing")
     );
 }
+
+#[test]
+fn a_date_format_that_cannot_read_a_date_is_a_mapping_error() {
+    for (ty, format) in [
+        ("dateonly", "%d/%m"),
+        ("dateonly", "%J/%m/%Y"),
+        ("datetime", "%H:%M"),
+        ("datetime", "%d/%m/%Y %H:%M %Z"),
+        ("dateonly", "%A %m %Y"),
+    ] {
+        let err = field_err(&format!(
+            "x = {{ from = \"R\", type = \"{ty}\", format = \"{format}\" }}"
+        ));
+        assert!(
+            err.contains(&format!("field 'x': format '{format}' ")),
+            "{ty} {format}: {err}"
+        );
+        eprintln!("{err}");
+    }
+    for (ty, format) in [
+        ("dateonly", "%d/%m/%Y"),
+        ("dateonly", "%d.%m.%y"),
+        ("dateonly", "%B %d, %Y"),
+        ("dateonly", "%d %b %Y %H:%M"),
+        ("datetime", "%d/%m/%Y"),
+        ("datetime", "%m/%d/%Y %I:%M %p"),
+        ("datetime", "%Y-%m-%dT%H:%M:%S%.f%z"),
+        ("datetime", "%d/%m/%Y %H:%M %Q"),
+        ("datetime", "%s"),
+        ("dateonly", "%Y%m%d"),
+        ("dateonly", "%e/%m/%Y"),
+        ("dateonly", "%-d/%-m/%Y"),
+        ("dateonly", "%Y-%j"),
+    ] {
+        let text = format!(
+            "[target]\nentity_set = \"accounts\"\noperation = \"create\"\n[fields]\n\
+             x = {{ from = \"R\", type = \"{ty}\", format = \"{format}\" }}\n"
+        );
+        assert!(
+            spec(&text).is_ok(),
+            "{ty} {format}: {:?}",
+            spec(&text).err()
+        );
+    }
+}
