@@ -93,7 +93,10 @@ impl ChoiceMap {
     pub fn new(pairs: impl IntoIterator<Item = (String, i64)>) -> ChoiceMap {
         let mut map = ChoiceMap::default();
         for (label, value) in pairs {
-            map.by_label.insert(label.trim().to_lowercase(), value);
+            // The first of two labels that fold alike wins, as in the scan of `resolve`.
+            map.by_label
+                .entry(label.trim().to_lowercase())
+                .or_insert(value);
             map.lowered.push(label.trim().to_lowercase());
             map.labels.push(label);
             map.values.push(value);
@@ -1209,6 +1212,16 @@ mod tests {
             assert_eq!(large.resolve(s), Ok(99), "{s}");
         }
         assert_eq!(large.resolve("option 7"), Ok(7));
+        // Labels that fold alike (refused in mapping files): the first wins either way.
+        let twice = |n: usize| {
+            ChoiceMap::new(
+                [("Hot".to_string(), 1), ("HOT".to_string(), 2)]
+                    .into_iter()
+                    .chain((0..n).map(label)),
+            )
+        };
+        assert_eq!(twice(0).resolve("hot"), Ok(1));
+        assert_eq!(twice(40).resolve("hot"), Ok(1));
     }
 
     proptest::proptest! {
