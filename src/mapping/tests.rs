@@ -553,6 +553,13 @@ fn toml_integers_are_read_in_their_radix_and_range() {
             max_length: Some(16)
         }
     ));
+    for bad in ["0", "-1", "\"5\"", "1.5"] {
+        assert!(
+            field_err(&format!("x = {{ from = \"R\", max_length = {bad} }}"))
+                .contains("max_length must be a positive integer"),
+            "{bad}"
+        );
+    }
     assert_eq!(
         field_err("x = { value = 99999999999999999999, type = \"bigint\" }"),
         "m/accounts.toml:5:15: field 'x': value is out of range for a whole number (-9223372036854775808 to 9223372036854775807)"
