@@ -740,3 +740,23 @@ fn a_date_format_that_cannot_read_a_date_is_a_mapping_error() {
         );
     }
 }
+
+#[test]
+fn a_json_path_with_an_empty_part_is_a_mapping_error() {
+    for path in ["", " ", "person..first", "person.", ".first"] {
+        let s = spec(&format!(
+            "[source]\nformat = \"jsonl\"\n[target]\nentity_set = \"leads\"\noperation = \"create\"\n\
+             [fields]\nfirstname = {{ from = \"{path}\" }}\n"
+        ))
+        .unwrap();
+        let err = Plan::compile(&s, None, "leads.jsonl")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "m/accounts.toml:7:22: source field '{path}' is not a JSON path: it has an empty part; write member names joined by dots, such as \"address.city\" or \"items.0.sku\""
+            )
+        );
+    }
+}
