@@ -760,3 +760,19 @@ fn a_json_path_with_an_empty_part_is_a_mapping_error() {
         );
     }
 }
+
+#[test]
+fn defaults_and_constants_are_converted_when_the_mapping_is_read() {
+    assert_eq!(
+        field_err("x = { from = \"R\", type = \"int\", default = \"many\" }"),
+        "m/accounts.toml:5:43: field 'x': default 'many' is not a whole number"
+    );
+    assert!(
+        field_err("x = { value = \"31/02/2024\", type = \"dateonly\", format = \"%d/%m/%Y\" }")
+            .starts_with("m/accounts.toml:5:15: field 'x': constant value '31/02/2024' is not a valid date (format '%d/%m/%Y')")
+    );
+    assert!(
+        field_err("x = { from = \"R\", max_length = 3, default = \"four\" }")
+            .contains("field 'x': default is 4 characters long; at most 3 are allowed")
+    );
+}
