@@ -21,8 +21,9 @@ pub const TRUE_WORDS: &[&str] = &["true", "yes", "y", "1"];
 /// Words accepted as `false` by a `bool` field (case-insensitive).
 pub const FALSE_WORDS: &[&str] = &["false", "no", "n", "0"];
 
-/// A column type of the mapping language, with its options, ready to convert values.
-#[derive(Debug, Clone)]
+/// A column type of the mapping language, with its options, ready to convert values. Two equal
+/// converters convert every text the same way.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Converter {
     /// Text, optionally limited in length (characters).
     Text {
@@ -40,7 +41,8 @@ pub enum Converter {
     Number {
         /// Decimal separator (`.` or `,`).
         decimal: char,
-        /// True for `money`: a leading or trailing currency symbol is dropped.
+        /// True for `money`: a currency symbol and accounting parentheses are accepted (see
+        /// [`write_money`]).
         money: bool,
         /// True for `float`: an exponent is accepted.
         float: bool,
@@ -76,12 +78,12 @@ pub enum Converter {
 }
 
 /// Choice labels to option values, matched case-insensitively.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ChoiceMap {
     by_label: HashMap<String, i64>,
     labels: Vec<String>,
-    /// The labels trimmed and ASCII lower-cased (compared with each value; `labels` keeps them
-    /// as written for messages).
+    /// The labels trimmed and lower-cased as `by_label`'s keys are (compared with ASCII values
+    /// ignoring ASCII case, which is the same test; `labels` keeps them as written for messages).
     lowered: Vec<String>,
     values: Vec<i64>,
 }
@@ -91,8 +93,11 @@ impl ChoiceMap {
     pub fn new(pairs: impl IntoIterator<Item = (String, i64)>) -> ChoiceMap {
         let mut map = ChoiceMap::default();
         for (label, value) in pairs {
-            map.by_label.insert(label.trim().to_lowercase(), value);
-            map.lowered.push(label.trim().to_ascii_lowercase());
+            // The first of two labels that fold alike wins, as in the scan of `resolve`.
+            map.by_label
+                .entry(label.trim().to_lowercase())
+                .or_insert(value);
+            map.lowered.push(label.trim().to_lowercase());
             map.labels.push(label);
             map.values.push(value);
         }
@@ -154,9 +159,8 @@ impl Converter {
                 money,
                 float,
             } => {
-                let text = if *money { strip_currency(s) } else { s };
                 if *float {
-                    let canonical = normalize_number(text, *decimal, true)
+                    let canonical = normalize_number(s, *decimal, true)
                         .map_err(|e| number_error(s, *decimal, e))?;
                     let f: f64 = canonical
                         .parse()
@@ -165,8 +169,10 @@ impl Converter {
                         return Err(format!("'{s}' is not a finite number"));
                     }
                     let _ = write!(out, "{f}");
+                } else if *money {
+                    write_money(s, *decimal, out).map_err(|e| money_error(s, *decimal, e))?;
                 } else {
-                    write_number(text, *decimal, false, out)
+                    write_number(s, *decimal, false, out)
                         .map_err(|e| number_error(s, *decimal, e))?;
                 }
             }
@@ -422,10 +428,18 @@ pub fn write_number(
     let result = write_number_inner(s, decimal, allow_exponent, out);
     if result.is_err() {
         out.truncate(mark);
-    } else if &out[mark..] == "-0" {
-        out.remove(mark);
+    } else {
+        drop_negative_zero(out, mark);
     }
     result
+}
+
+/// Removes the minus of a negative zero (`-0`, `-0.00`) written at `mark`.
+#[inline]
+fn drop_negative_zero(out: &mut String, mark: usize) {
+    if out[mark..].starts_with('-') && out[mark + 1..].bytes().all(|b| b == b'0' || b == b'.') {
+        out.remove(mark);
+    }
 }
 
 fn write_number_inner(
@@ -537,21 +551,116 @@ fn write_number_inner(
     Ok(())
 }
 
-fn strip_currency(s: &str) -> &str {
-    const SYMBOLS: &[char] = &['£', '$', '€', '¥', '₹', '₣', 'ƒ'];
-    // `$` is the only ASCII symbol: a value that starts and ends with another printable ASCII
-    // character (a digit, usually) has nothing to strip.
-    let plain = |b: u8| b > b' ' && b < 0x80 && b != b'$';
-    if let (Some(&first), Some(&last)) = (s.as_bytes().first(), s.as_bytes().last()) {
-        if plain(first) && plain(last) {
-            return s;
+/// The currency symbols a `money` value may carry.
+pub const CURRENCY_SYMBOLS: &[char] = &['£', '$', '€', '¥', '₹', '₣', 'ƒ'];
+
+/// Appends the JSON number of an amount of money to `out`; on error `out` is left as it was.
+///
+/// An amount is a number (as [`write_number`] reads it, without exponent) with at most one
+/// currency symbol of [`CURRENCY_SYMBOLS`], before or after it, spaces allowed beside the symbol
+/// (`£5`, `£ 5`, `5 €`, `- £5`), and at most one sign, before or after a leading symbol (`-£5`, `£-5`,
+/// `-5 €`). A negative amount may instead be written the accounting way, in parentheses, with
+/// the symbol inside or outside them (`(£5)`, `£ (5)`, `(5 €)`), but then without a sign.
+/// Not accepted: two symbols (`£5£`), two signs (`-£-5`), a trailing sign (`5-`), a sign apart
+/// from the number by a space (`- 5`).
+pub fn write_money(s: &str, decimal: char, out: &mut String) -> Result<(), NumberError> {
+    // Most amounts are plain numbers: digits at both ends, perhaps a leading minus. No symbol,
+    // parenthesis or space can be at the ends then, and the general path would hand the same
+    // text to `write_number` (the property test `plain_amounts_take_the_general_path_s_answer`
+    // checks that the two agree).
+    if is_plain_amount(s) {
+        return write_number(s, decimal, false, out);
+    }
+    write_money_general(s, decimal, out)
+}
+
+/// True when [`write_money`] may hand `s` to [`write_number`] as it is.
+#[inline]
+fn is_plain_amount(s: &str) -> bool {
+    let b = s.as_bytes();
+    let unsigned = b.strip_prefix(b"-").unwrap_or(b);
+    matches!((unsigned.first(), b.last()), (Some(f), Some(l)) if f.is_ascii_digit() && l.is_ascii_digit())
+}
+
+/// [`write_money`] for any text: takes the symbol, parentheses and sign apart, then writes the
+/// unsigned number.
+fn write_money_general(s: &str, decimal: char, out: &mut String) -> Result<(), NumberError> {
+    fn symbol(t: &str) -> Option<&str> {
+        if let Some(rest) = t.strip_prefix(CURRENCY_SYMBOLS) {
+            Some(rest.trim_start())
+        } else {
+            t.strip_suffix(CURRENCY_SYMBOLS).map(str::trim_end)
         }
     }
-    let t = s
-        .trim_start_matches(SYMBOLS)
-        .trim_end_matches(SYMBOLS)
-        .trim();
-    if t.len() == s.len() { s } else { t }
+    fn sign(t: &str) -> Option<(bool, &str)> {
+        let negative = t.starts_with('-');
+        t.strip_prefix(['-', '+']).map(|rest| (negative, rest))
+    }
+    let mut t = s.trim();
+    // A symbol outside parentheses (or the only one): `£ (5)`, `£5`, `5 €`.
+    let mut has_symbol = false;
+    if let Some(rest) = symbol(t) {
+        t = rest;
+        has_symbol = true;
+    }
+    let parenthesised = t.len() >= 2 && t.starts_with('(') && t.ends_with(')');
+    if parenthesised {
+        t = t[1..t.len() - 1].trim();
+    }
+    // A sign before the symbol (`-£5`), then the symbol (inside parentheses: `(£5)`).
+    let mut negative = None;
+    if let Some((neg, rest)) = sign(t) {
+        negative = Some(neg);
+        t = rest;
+    }
+    if !has_symbol {
+        if let Some(rest) = symbol(t.trim_start()) {
+            t = rest;
+        }
+    }
+    // A sign after the symbol: `£-5`.
+    if negative.is_none() {
+        if let Some((neg, rest)) = sign(t) {
+            negative = Some(neg);
+            t = rest;
+        }
+    }
+    let starts_plain = t
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_digit() || c == decimal);
+    if !starts_plain || (parenthesised && negative.is_some()) {
+        // Empty, a second sign or symbol, a space after the sign, a sign inside parentheses.
+        return Err(NumberError::NotNumber);
+    }
+    let negative = parenthesised || negative == Some(true);
+    let mark = out.len();
+    if negative {
+        out.push('-');
+    }
+    let result = write_number(t, decimal, false, out);
+    if result.is_err() {
+        out.truncate(mark);
+    } else {
+        drop_negative_zero(out, mark);
+    }
+    result
+}
+
+/// The message for an amount of money [`write_money`] refused.
+fn money_error(s: &str, decimal: char, e: NumberError) -> String {
+    match e {
+        NumberError::NotNumber => format!(
+            "'{s}' is not a number; an amount of money is a number with at most one currency symbol \
+             ({}) and one sign (such as £1250.50 or -£5 or £-5 or 5 €) or in parentheses when negative: (£5)",
+            CURRENCY_SYMBOLS
+                .iter()
+                .map(char::to_string)
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        other => number_error(s, decimal, other),
+    }
 }
 
 /// Parses a whole number (thousands separators allowed; a fraction of zeros is accepted).
@@ -742,7 +851,8 @@ pub fn parse_datetime(
         let mut found = None;
         for f in formats {
             let parsed = jiff::fmt::strtime::parse(f, s).and_then(|tm| {
-                if tm.offset().is_some() {
+                // An offset or a Unix timestamp (`%s`) places the value; otherwise `tz` does.
+                if tm.offset().is_some() || tm.timestamp().is_some() {
                     tm.to_timestamp().map(Ok)
                 } else {
                     tm.to_datetime().map(Err)
@@ -828,6 +938,7 @@ mod tests {
         assert_eq!(json(&dec('.'), "-0042.10").unwrap(), "-42.10");
         assert_eq!(json(&dec('.'), ".5").unwrap(), "0.5");
         assert_eq!(json(&dec('.'), "-0").unwrap(), "0");
+        assert_eq!(json(&dec('.'), "-0.00").unwrap(), "0.00");
         assert_eq!(json(&dec('.'), "+7").unwrap(), "7");
     }
 
@@ -860,6 +971,64 @@ mod tests {
         };
         assert_eq!(json(&c, "£1,250.50").unwrap(), "1250.50");
         assert_eq!(json(&c, "99 €").unwrap(), "99");
+    }
+
+    fn money() -> Converter {
+        Converter::Number {
+            decimal: '.',
+            money: true,
+            float: false,
+        }
+    }
+
+    #[test]
+    fn money_takes_a_sign_before_or_after_the_symbol() {
+        let c = money();
+        for s in [
+            "-£5", "£-5", "-5£", "-5 £", "-$5", "$-5", "- $5", "$ -5", "-€ 5", "(£5)", "£(5)",
+            "£ (5)", "(5 €)", "(5) €", "($5)", "-5", "(5)",
+        ] {
+            assert_eq!(json(&c, s).as_deref(), Ok("-5"), "{s}");
+        }
+        for s in ["+£5", "£+5", "+5 €", "£5", "$ 5"] {
+            assert_eq!(json(&c, s).as_deref(), Ok("5"), "{s}");
+        }
+        assert_eq!(json(&c, "-£1,250.50").unwrap(), "-1250.50");
+        assert_eq!(json(&c, "(£0.00)").unwrap(), "0.00");
+        assert_eq!(json(&c, "-£0").unwrap(), "0");
+        let comma = Converter::Number {
+            decimal: ',',
+            money: true,
+            float: false,
+        };
+        assert_eq!(json(&comma, "-1.234,50 €").unwrap(), "-1234.50");
+        assert_eq!(json(&comma, "(,5 €)").unwrap(), "-0.5");
+    }
+
+    #[test]
+    fn money_refuses_two_signs_two_symbols_and_trailing_signs() {
+        let c = money();
+        for s in [
+            "-£-5", "--5", "£5£", "££5", "$5€", "(-5)", "(£-5)", "-(5)", "5-", "£5-", "- 5", "£",
+            "()", "-", "(5", "5)", "£ ", "1e3",
+        ] {
+            let err = json(&c, s).unwrap_err();
+            assert!(
+                err.contains("is not a number; an amount of money is"),
+                "{s}: {err}"
+            );
+        }
+        assert_eq!(
+            json(&c, "£5£").unwrap_err(),
+            "'£5£' is not a number; an amount of money is a number with at most one currency symbol \
+             (£ $ € ¥ ₹ ₣ ƒ) and one sign (such as £1250.50 or -£5 or £-5 or 5 €) or in parentheses when negative: (£5)"
+        );
+        // A grouping mistake still says how to set the decimal separator.
+        assert!(
+            json(&c, "-£1.234,5")
+                .unwrap_err()
+                .contains("set decimal = \",\"")
+        );
     }
 
     #[test]
@@ -978,6 +1147,14 @@ mod tests {
             json(&iso, "2026-07-01T12:00:00Z").unwrap(),
             "\"2026-07-01T12:00:00Z\""
         );
+        let unix = Converter::DateTime {
+            formats: vec!["%s".into()],
+            tz: TimeZone::get("Europe/London").unwrap(),
+        };
+        assert_eq!(
+            json(&unix, "981173106").unwrap(),
+            "\"2001-02-03T04:05:06Z\""
+        );
     }
 
     #[test]
@@ -1021,6 +1198,32 @@ mod tests {
         assert!(json(&bare, "Hot").unwrap_err().contains("map"));
     }
 
+    #[test]
+    fn labels_resolve_alike_in_small_and_large_maps() {
+        // Small maps of ASCII values are scanned, large ones hashed: both fold case alike, even
+        // for a label whose lower case is ASCII although it is not (the Kelvin sign).
+        let label = |i: usize| (format!("Option {i}"), i as i64);
+        let small = ChoiceMap::new([("\u{212a}elvin".to_string(), 99)]);
+        let large = ChoiceMap::new(
+            std::iter::once(("\u{212a}elvin".to_string(), 99)).chain((0..40).map(label)),
+        );
+        for s in ["kelvin", "KELVIN", "\u{212a}elvin"] {
+            assert_eq!(small.resolve(s), Ok(99), "{s}");
+            assert_eq!(large.resolve(s), Ok(99), "{s}");
+        }
+        assert_eq!(large.resolve("option 7"), Ok(7));
+        // Labels that fold alike (refused in mapping files): the first wins either way.
+        let twice = |n: usize| {
+            ChoiceMap::new(
+                [("Hot".to_string(), 1), ("HOT".to_string(), 2)]
+                    .into_iter()
+                    .chain((0..n).map(label)),
+            )
+        };
+        assert_eq!(twice(0).resolve("hot"), Ok(1));
+        assert_eq!(twice(40).resolve("hot"), Ok(1));
+    }
+
     proptest::proptest! {
         #[test]
         fn the_escape_check_agrees_with_the_plain_one(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..40)) {
@@ -1053,6 +1256,41 @@ mod tests {
                     let general = jiff::fmt::strtime::parse(format, &s).and_then(|tm| tm.to_date());
                     proptest::prop_assert_eq!(Some(fast), general.ok(), "{} {}", format, s);
                 }
+            }
+        }
+
+        #[test]
+        fn plain_amounts_take_the_general_path_s_answer(s in "[-+ ()£$€0-9.,]{0,10}") {
+            if is_plain_amount(&s) {
+                for decimal in ['.', ','] {
+                    let (mut fast, mut general) = (String::from("x"), String::from("x"));
+                    let fast_result = write_number(&s, decimal, false, &mut fast);
+                    let general_result = write_money_general(&s, decimal, &mut general);
+                    proptest::prop_assert_eq!(fast_result, general_result, "{}", s);
+                    proptest::prop_assert_eq!(fast, general, "{}", s);
+                }
+            }
+        }
+
+        #[test]
+        fn every_way_of_writing_an_amount_gives_the_number(
+            n in "[0-9]{1,7}(\\.[0-9]{1,2})?",
+            symbol in proptest::sample::select(CURRENCY_SYMBOLS),
+        ) {
+            let positive = normalize_number(&n, '.', false).unwrap();
+            let negative = if positive.bytes().all(|b| b == b'0' || b == b'.') {
+                positive.clone()
+            } else {
+                format!("-{positive}")
+            };
+            let c = money();
+            for form in ["{n}", "{s}{n}", "{s} {n}", "{n}{s}", "{n} {s}", "+{s}{n}", "{s}+{n}"] {
+                let text = form.replace("{s}", &symbol.to_string()).replace("{n}", &n);
+                proptest::prop_assert_eq!(json(&c, &text), Ok(positive.clone()), "{}", text);
+            }
+            for form in ["-{n}", "-{s}{n}", "{s}-{n}", "-{n}{s}", "-{n} {s}", "({s}{n})", "{s}({n})", "{s} ({n})", "({n} {s})", "({n})"] {
+                let text = form.replace("{s}", &symbol.to_string()).replace("{n}", &n);
+                proptest::prop_assert_eq!(json(&c, &text), Ok(negative.clone()), "{}", text);
             }
         }
 
@@ -1090,7 +1328,6 @@ mod tests {
         assert_eq!(json(&c, " 5 ").unwrap(), "5");
         assert_eq!(json(&c, "1\u{a0}234.5").unwrap(), "1234.5");
         assert!(json(&c, "1 234.5e3").is_err());
-        assert_eq!(strip_currency("12"), "12");
         assert_eq!(parse_integer("-0", '.'), Ok(0));
         assert_eq!(parse_integer("+0042", '.'), Ok(42));
         assert!(

@@ -744,7 +744,20 @@ struct Binder<'a> {
 impl Binder<'_> {
     fn field(&self, r: &FieldRef) -> Result<BoundRef, MappingError> {
         let getter = match self.columns {
-            None => Getter::Path(r.name.split('.').map(str::to_string).collect()),
+            None => {
+                // A JSON path: an empty segment (`a..b`, `a.`, or an empty name) names no member,
+                // so every record would read as empty.
+                if r.name.split('.').any(|seg| seg.trim().is_empty()) {
+                    return Err(self.ctx.err(
+                        r.span.clone(),
+                        format!(
+                            "source field '{}' is not a JSON path: it has an empty part; write member names joined by dots, such as \"address.city\" or \"items.0.sku\"",
+                            r.name
+                        ),
+                    ));
+                }
+                Getter::Path(r.name.split('.').map(str::to_string).collect())
+            }
             Some(columns) => {
                 let idx = columns
                     .iter()

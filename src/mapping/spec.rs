@@ -9,6 +9,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::convert::{ChoiceMap, Converter};
+use crate::odata::KeyValue;
 use crate::source::{Encoding, Format};
 
 /// An error in a mapping file, with its position.
@@ -128,6 +129,8 @@ pub struct ValueSpec {
 pub struct KeyPart {
     /// The key column's logical name.
     pub column: String,
+    /// Where the column was written.
+    pub span: Range<usize>,
     /// Its value.
     pub value: ValueSpec,
 }
@@ -379,6 +382,11 @@ impl<'c, 't, 'i> TableReader<'c, 't, 'i> {
     }
 }
 
+/// A TOML integer's value (in any radix: `0x10` is 16); `None` when it does not fit 64 bits.
+fn toml_integer(i: &toml::de::DeInteger<'_>) -> Option<i64> {
+    i64::from_str_radix(i.as_str(), i.radix()).ok()
+}
+
 fn describe(v: &DeValue<'_>) -> &'static str {
     match v {
         DeValue::String(_) => "a string",
@@ -501,7 +509,7 @@ impl MappingSpec {
                         "a delete mapping takes no [fields]: the key alone says which record to delete",
                     ));
                 }
-                parse_fields(&ctx, &t, &defaults)?
+                parse_fields(&ctx, &t, &defaults, &target)?
             }
             None if target.operation == OperationKind::Delete => Vec::new(),
             None => {
@@ -514,6 +522,7 @@ impl MappingSpec {
         if target.operation != OperationKind::Delete && fields.is_empty() {
             return Err(ctx.err(0..0, "[fields] is empty: map at least one column"));
         }
+        check_key_columns_in_fields(&ctx, &target, &fields)?;
         Ok(MappingSpec {
             file: file.to_path_buf(),
             text: text.clone(),
@@ -523,6 +532,70 @@ impl MappingSpec {
             fields,
         })
     }
+}
+
+/// Refuses a `[fields]` entry for a key column unless it is written as the key's entry is (same
+/// `from`, `value` or `template`, type and options): the key addresses the record in the URL,
+/// and a body giving the column another value would contradict it. An identical entry is
+/// allowed, as Dataverse accepts a key column in the body when it holds the key's value.
+fn check_key_columns_in_fields(
+    ctx: &Ctx<'_>,
+    target: &TargetSpec,
+    fields: &[FieldSpec],
+) -> Result<(), MappingError> {
+    for part in &target.key {
+        let Some(field) = fields.iter().find(|f| f.column == part.column) else {
+            continue;
+        };
+        let same = match &field.kind {
+            FieldKind::Value(v) => same_value(&part.value, v),
+            FieldKind::Lookup { .. } => false,
+        };
+        if !same {
+            let (line, column) = line_col(ctx.text, part.span.start);
+            return Err(ctx.err(
+                field.span.clone(),
+                format!(
+                    "field '{}' maps the key column '{}' differently from [target] key (line {line}, column {column}): \
+                     the URL would name one record and the body give the column another value; \
+                     leave it out of [fields] (the key sets it) or write it exactly as in the key (same from, type and options)",
+                    field.column, part.column
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// True when two value specs give every record the same value (positions aside; `required`
+/// aside too, as a key value is always required).
+fn same_value(a: &ValueSpec, b: &ValueSpec) -> bool {
+    fn parts_eq(a: &[TemplatePart], b: &[TemplatePart]) -> bool {
+        a.len() == b.len()
+            && a.iter().zip(b).all(|pair| match pair {
+                (TemplatePart::Literal(x), TemplatePart::Literal(y)) => x == y,
+                (TemplatePart::Field(x), TemplatePart::Field(y)) => x.name == y.name,
+                _ => false,
+            })
+    }
+    let inputs = match (&a.input, &b.input) {
+        (Input::Field(x), Input::Field(y)) => x.name == y.name,
+        (Input::Template(x), Input::Template(y)) => parts_eq(x, y),
+        (Input::Constant { json: x, .. }, Input::Constant { json: y, .. }) => x == y,
+        _ => false,
+    };
+    let null_if = |v: &ValueSpec| {
+        let mut list: Vec<String> = v.null_if.iter().map(|s| s.trim().to_lowercase()).collect();
+        list.sort();
+        list.dedup();
+        list
+    };
+    let default = |v: &ValueSpec| v.default_text.as_deref().map(str::trim).map(str::to_string);
+    inputs
+        && a.converter == b.converter
+        && a.trim == b.trim
+        && null_if(a) == null_if(b)
+        && default(a) == default(b)
 }
 
 /// Removes `.` and `name/..` pairs from a path without touching the file system, so that
@@ -550,25 +623,75 @@ pub fn normalize(path: &Path) -> PathBuf {
     }
 }
 
-fn one_char(
-    ctx: &Ctx<'_>,
-    v: &Spanned<String>,
-    what: &str,
-    allowed: &str,
-) -> Result<u8, MappingError> {
-    let s = v.get_ref().as_str();
-    let c = match s {
+/// The delimiters a CSV source may use, and how to write them in `[source] delimiter`.
+const DELIMITERS: &[(u8, &str)] = &[
+    (b',', "\",\""),
+    (b';', "\";\""),
+    (b'\t', "\"\\t\" (or \"tab\")"),
+    (b'|', "\"|\""),
+];
+
+/// Reads `[source] delimiter`: one of [`DELIMITERS`].
+fn parse_delimiter(ctx: &Ctx<'_>, d: &Spanned<String>) -> Result<u8, MappingError> {
+    let c = match d.get_ref().as_str() {
         "tab" | "\\t" => "\t",
         other => other,
     };
-    if c.len() == 1 && c.is_ascii() {
-        Ok(c.as_bytes()[0])
-    } else {
-        Err(ctx.err(
-            v.span(),
-            format!("{what} '{s}' must be one ASCII character; allowed: {allowed}"),
-        ))
+    match DELIMITERS.iter().find(|(b, _)| c.as_bytes() == [*b]) {
+        Some((b, _)) => Ok(*b),
+        None => {
+            let allowed: Vec<&str> = DELIMITERS.iter().map(|(_, name)| *name).collect();
+            let why = if c.is_empty() {
+                "is empty"
+            } else if c.chars().count() > 1 {
+                "is more than one character"
+            } else {
+                "is not supported"
+            };
+            Err(ctx.err(
+                d.span(),
+                format!(
+                    "[source] delimiter {:?} {why}; allowed: {}",
+                    d.get_ref(),
+                    allowed.join(", ")
+                ),
+            ))
+        }
     }
+}
+
+/// Reads `[source] quote`: one ASCII punctuation character other than the delimiter (whose
+/// position, when written, `delimiter_at` gives).
+fn parse_quote(
+    ctx: &Ctx<'_>,
+    q: &Spanned<String>,
+    delimiter: u8,
+    delimiter_at: Option<Range<usize>>,
+) -> Result<u8, MappingError> {
+    const ALLOWED: &str = "one ASCII punctuation character other than the delimiter, such as '\"' (the default) or \"'\"";
+    let s = q.get_ref().as_str();
+    let why = match s.as_bytes() {
+        [] => "is empty".to_string(),
+        [b] if *b == delimiter => match &delimiter_at {
+            Some(at) => {
+                let (line, column) = line_col(ctx.text, at.start);
+                format!("is also the delimiter (line {line}, column {column})")
+            }
+            None => format!(
+                "is also the delimiter (the default {:?})",
+                char::from(delimiter)
+            ),
+        },
+        [b] if b.is_ascii_punctuation() => return Ok(*b),
+        [b] if b.is_ascii_alphanumeric() => "is a letter or digit".to_string(),
+        [_] => "is a space, line break or control character".to_string(),
+        _ if s.chars().count() > 1 => "is more than one character".to_string(),
+        _ => "is not an ASCII character".to_string(),
+    };
+    Err(ctx.err(
+        q.span(),
+        format!("[source] quote {s:?} {why}; allowed: {ALLOWED}"),
+    ))
 }
 
 fn parse_source(
@@ -603,23 +726,13 @@ fn parse_source(
         }),
         None => path.as_deref().and_then(Format::from_extension),
     };
-    let delimiter = match t.string("delimiter")? {
-        Some(d) => {
-            let b = one_char(
-                ctx,
-                &d,
-                "delimiter",
-                "\",\", \";\", \"\\t\" (or \"tab\"), \"|\"",
-            )?;
-            if !matches!(b, b',' | b';' | b'\t' | b'|') {
-                return Err(ctx.err(d.span(), format!("delimiter '{}' is not supported; allowed: \",\", \";\", \"\\t\" (or \"tab\"), \"|\"", d.get_ref())));
-            }
-            b
-        }
+    let delimiter_text = t.string("delimiter")?;
+    let delimiter = match &delimiter_text {
+        Some(d) => parse_delimiter(ctx, d)?,
         None => b',',
     };
     let quote = match t.string("quote")? {
-        Some(q) => one_char(ctx, &q, "quote", "one character such as '\"' or \"'\"")?,
+        Some(q) => parse_quote(ctx, &q, delimiter, delimiter_text.map(|d| d.span()))?,
         None => b'"',
     };
     let encoding = match t.string("encoding")? {
@@ -697,6 +810,22 @@ fn check_tz(ctx: &Ctx<'_>, tz: &Spanned<String>) -> Result<jiff::tz::TimeZone, M
     })
 }
 
+/// Refuses a name that cannot be an entity set's (`what` names the key it was written in).
+fn check_entity_set_name(
+    ctx: &Ctx<'_>,
+    name: &Spanned<String>,
+    what: &str,
+) -> Result<(), MappingError> {
+    let n = name.get_ref();
+    if n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(ctx.err(
+            name.span(),
+            format!("{what} '{n}' is not an entity set name (letters, digits and _)"),
+        ));
+    }
+    Ok(())
+}
+
 fn parse_target(
     ctx: &Ctx<'_>,
     t: &TableReader<'_, '_, '_>,
@@ -709,20 +838,7 @@ fn parse_target(
             "[target] needs entity_set, the table's entity set name (e.g. \"accounts\")",
         )
     })?;
-    if entity_set.get_ref().is_empty()
-        || !entity_set
-            .get_ref()
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
-    {
-        return Err(ctx.err(
-            entity_set.span(),
-            format!(
-                "entity_set '{}' is not an entity set name (letters, digits and _)",
-                entity_set.get_ref()
-            ),
-        ));
-    }
+    check_entity_set_name(ctx, &entity_set, "entity_set")?;
     let op = t.string("operation")?.ok_or_else(|| {
         ctx.err(
             t.span.clone(),
@@ -794,6 +910,7 @@ fn parse_key(
     }
     let mut parts = Vec::new();
     for (col, val) in table.iter() {
+        check_column_name(ctx, col)?;
         let what = format!("key column '{}'", col.get_ref());
         let value = parse_value_spec(
             ctx,
@@ -812,6 +929,7 @@ fn parse_key(
         }
         parts.push(KeyPart {
             column: col.get_ref().to_string(),
+            span: col.span(),
             value,
         });
     }
@@ -837,11 +955,24 @@ fn parse_filter(ctx: &Ctx<'_>, t: &TableReader<'_, '_, '_>) -> Result<FilterSpec
             return Err(ctx.err(v.span(), "skip_equal must be a table of field = value or [values], e.g. { Status = [\"Closed\"] }"));
         };
         let inner = TableReader::new(ctx, table, v.span(), "skip_equal");
-        for (name, _) in table.iter() {
-            let values = inner
+        for (name, value) in table.iter() {
+            // Values are compared with the trimmed field, so they are trimmed too.
+            let values: Vec<String> = inner
                 .strings(name.get_ref())?
                 .map(Spanned::into_inner)
-                .unwrap_or_default();
+                .unwrap_or_default()
+                .iter()
+                .map(|v| v.trim().to_string())
+                .collect();
+            if values.is_empty() {
+                return Err(ctx.err(
+                    value.span(),
+                    format!(
+                        "skip_equal for '{}' is an empty list, which skips nothing; give the values that skip a row, e.g. [\"Closed\"]",
+                        name.get_ref()
+                    ),
+                ));
+            }
             filter.skip_equal.push((
                 FieldRef {
                     name: name.get_ref().to_string(),
@@ -854,14 +985,30 @@ fn parse_filter(ctx: &Ctx<'_>, t: &TableReader<'_, '_, '_>) -> Result<FilterSpec
     Ok(filter)
 }
 
+/// Refuses an empty (or blank) column name: `"" = "Company"` names no column.
+fn check_column_name(
+    ctx: &Ctx<'_>,
+    col: &Spanned<toml::de::DeString<'_>>,
+) -> Result<(), MappingError> {
+    if col.get_ref().trim().is_empty() {
+        return Err(ctx.err(
+            col.span(),
+            format!("column name {:?} is empty; write the column's logical name, such as name or accountnumber", col.get_ref()),
+        ));
+    }
+    Ok(())
+}
+
 fn parse_fields(
     ctx: &Ctx<'_>,
     t: &TableReader<'_, '_, '_>,
     defaults: &FieldDefaults,
+    target: &TargetSpec,
 ) -> Result<Vec<FieldSpec>, MappingError> {
     let mut fields = Vec::new();
     for (col, val) in t.table.iter() {
         let column = col.get_ref().to_string();
+        check_column_name(ctx, col)?;
         let what = format!("field '{column}'");
         let lookup = val.get_ref().as_table().and_then(|tbl| tbl.get("lookup"));
         let is_lookup_type = val
@@ -879,8 +1026,20 @@ fn parse_fields(
         let kind = if lookup.is_some() || is_lookup_type {
             parse_lookup(ctx, &column, val, &what, defaults)?
         } else {
+            // A key column's ids are derived in the entity set's namespace, wherever written.
+            let derive_prefix = target
+                .key
+                .iter()
+                .any(|k| k.column == column)
+                .then_some(target.entity_set.as_str());
             FieldKind::Value(Box::new(parse_value_spec(
-                ctx, &column, val, &what, defaults, None, false,
+                ctx,
+                &column,
+                val,
+                &what,
+                defaults,
+                derive_prefix,
+                false,
             )?))
         };
         fields.push(FieldSpec {
@@ -916,7 +1075,25 @@ fn parse_lookup(
     let set = t.string("lookup")?.ok_or_else(|| {
         ctx.err(val.span(), format!("{what}: a lookup needs lookup = \"<entity set of the target>\", e.g. lookup = \"accounts\""))
     })?;
+    check_entity_set_name(ctx, &set, &format!("{what}: lookup"))?;
     let entity_set = set.get_ref().to_string();
+    if let Some(ty) = t.string("type")? {
+        let allowed: &[&str] = if t.get("key").is_some() {
+            &["lookup"]
+        } else {
+            &["lookup", "guid"]
+        };
+        if !allowed.contains(&ty.get_ref().to_ascii_lowercase().as_str()) {
+            return Err(ctx.err(
+                ty.span(),
+                format!(
+                    "{what}: a lookup's type is \"lookup\"{}, not '{}': it binds the target record by its key",
+                    if allowed.len() > 1 { " (or \"guid\", the target's id)" } else { "" },
+                    ty.get_ref()
+                ),
+            ));
+        }
+    }
     let key = match (t.get("key"), t.get("from")) {
         (Some(_), Some(from)) => {
             return Err(ctx.err(from.span(), format!("{what}: a lookup takes either from (a GUID field) or key (alternate key), not both")));
@@ -1089,33 +1266,78 @@ fn parse_value_spec_table(
         .strings("format")?
         .map(Spanned::into_inner)
         .unwrap_or_default();
+    if formats.is_empty() {
+        if let Some(v) = t.get("format") {
+            return Err(ctx.err(v.span(), format!("{what}: format is an empty list; give one or more strftime formats such as \"%d/%m/%Y\", or leave format out for ISO 8601")));
+        }
+    }
     for f in &formats {
         if !f.contains('%') {
             let v = t.get("format").expect("read above");
             return Err(ctx.err(v.span(), format!("{what}: format '{f}' has no % directives; use strftime codes such as \"%d/%m/%Y\" or \"%d/%m/%Y %H:%M\"")));
         }
+        let v = t.get("format").expect("read above");
+        check_format(f, type_name == "datetime")
+            .map_err(|e| ctx.err(v.span(), format!("{what}: format '{f}' {e}")))?;
     }
+    let separator = match t.string("separator")? {
+        Some(sep) if sep.get_ref().is_empty() => {
+            return Err(ctx.err(
+                sep.span(),
+                format!("{what}: separator must not be empty; give the text between labels, such as \",\" (the default), \";\" or \"|\""),
+            ));
+        }
+        Some(sep) => sep.into_inner(),
+        None => ",".into(),
+    };
     let map = match t.get("map") {
         Some(v) => {
             let Some(tbl) = v.get_ref().as_table() else {
                 return Err(ctx.err(v.span(), format!("{what}: map must be a table of label = value, e.g. {{ \"Agriculture\" = 2 }}")));
             };
-            let mut pairs = Vec::new();
+            if tbl.is_empty() {
+                return Err(ctx.err(v.span(), format!("{what}: map is empty; list label = value pairs such as {{ \"Hot\" = 1 }}, or leave map out to accept option values only")));
+            }
+            let mut pairs: Vec<(String, i64)> = Vec::new();
             for (label, value) in tbl.iter() {
+                let name = label.get_ref();
                 let Some(n) = value
                     .get_ref()
                     .as_integer()
-                    .and_then(|i| i64::from_str_radix(i.as_str(), i.radix()).ok())
+                    .and_then(toml_integer)
+                    .filter(|n| i32::try_from(*n).is_ok())
                 else {
                     return Err(ctx.err(
                         value.span(),
                         format!(
-                            "{what}: map value for '{}' must be an integer option value",
-                            label.get_ref()
+                            "{what}: map value for '{name}' must be an integer option value ({} to {})",
+                            i32::MIN,
+                            i32::MAX
                         ),
                     ));
                 };
-                pairs.push((label.get_ref().to_string(), n));
+                // Labels are matched trimmed and ignoring case: two that read the same there
+                // would make the option depend on which one the lookup meets first.
+                let folded = name.trim().to_lowercase();
+                if folded.is_empty() {
+                    return Err(ctx.err(label.span(), format!("{what}: a map label is empty; an empty value is sent as null (or its default)")));
+                }
+                if type_name == "choices" && name.contains(separator.as_str()) {
+                    return Err(ctx.err(
+                        label.span(),
+                        format!("{what}: map label '{name}' contains the separator {separator:?}, so no value can select it; set separator to text no label holds, such as \"|\" or \";\""),
+                    ));
+                }
+                if let Some((other, _)) = pairs
+                    .iter()
+                    .find(|(l, _)| l.trim().to_lowercase() == folded)
+                {
+                    return Err(ctx.err(
+                        label.span(),
+                        format!("{what}: map label '{name}' is the same as '{other}' (labels are matched trimmed and ignoring case); keep one"),
+                    ));
+                }
+                pairs.push((name.to_string(), n));
             }
             ChoiceMap::new(pairs)
         }
@@ -1127,7 +1349,8 @@ fn parse_value_spec_table(
                 Some(v) => Some(
                     v.get_ref()
                         .as_integer()
-                        .and_then(|i| i.as_str().parse::<usize>().ok())
+                        .and_then(toml_integer)
+                        .and_then(|n| usize::try_from(n).ok())
                         .filter(|n| *n > 0)
                         .ok_or_else(|| {
                             ctx.err(
@@ -1179,13 +1402,7 @@ fn parse_value_spec_table(
             }
         }
         "choice" => Converter::Choice(map),
-        "choices" => Converter::Choices {
-            map,
-            separator: t
-                .string("separator")?
-                .map(Spanned::into_inner)
-                .unwrap_or_else(|| ",".into()),
-        },
+        "choices" => Converter::Choices { map, separator },
         _ => unreachable!("checked against TYPES"),
     };
 
@@ -1222,9 +1439,19 @@ fn parse_value_spec_table(
             let v = t.get("value").expect("present");
             let text = match v.get_ref() {
                 DeValue::String(s) => s.to_string(),
-                DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
-                    .map(|n| n.to_string())
-                    .unwrap_or_default(),
+                DeValue::Integer(i) => match toml_integer(i) {
+                    Some(n) => n.to_string(),
+                    None => {
+                        return Err(ctx.err(
+                            v.span(),
+                            format!(
+                                "{what}: value is out of range for a whole number ({} to {})",
+                                i64::MIN,
+                                i64::MAX
+                            ),
+                        ));
+                    }
+                },
                 DeValue::Float(f) => f.as_str().to_string(),
                 DeValue::Boolean(b) => b.to_string(),
                 other => {
@@ -1237,14 +1464,25 @@ fn parse_value_spec_table(
                     ));
                 }
             };
-            let text = text.trim().to_string();
+            let mut text = text.trim().to_string();
+            let numeric = matches!(v.get_ref(), DeValue::Integer(_) | DeValue::Float(_));
+            if numeric
+                && decimal == ','
+                && matches!(
+                    converter,
+                    Converter::Number { .. } | Converter::Integer { .. }
+                )
+            {
+                // A TOML number is written with a decimal point whatever the field's notation:
+                // `1.500` is one and a half, not the "1.500" (1500) of decimal = ",".
+                text = text.replace('.', ",");
+            }
             let mut json = String::new();
             converter
                 .write_json(&text, &mut json)
                 .map_err(|e| ctx.err(v.span(), format!("{what}: constant value {e}")))?;
             if is_key {
-                converter
-                    .key_value(&text)
+                check_key_constant(&converter, &text)
                     .map_err(|e| ctx.err(v.span(), format!("{what}: constant value {e}")))?;
             }
             Input::Constant { text, json }
@@ -1257,8 +1495,7 @@ fn parse_value_spec_table(
                 .write_json(d.get_ref().trim(), &mut json)
                 .map_err(|e| ctx.err(d.span(), format!("{what}: default {e}")))?;
             if is_key {
-                converter
-                    .key_value(d.get_ref().trim())
+                check_key_constant(&converter, d.get_ref().trim())
                     .map_err(|e| ctx.err(d.span(), format!("{what}: default {e}")))?;
             }
             (Some(json), Some(d.into_inner()))
@@ -1269,6 +1506,23 @@ fn parse_value_spec_table(
     if required_default && !required {
         let v = t.get("required").expect("read above");
         return Err(ctx.err(v.span(), format!("{what}: key columns are always required")));
+    }
+    if let (Some(true), Some(d)) = (t.bool("required")?, t.get("default")) {
+        return Err(ctx.err(
+            d.span(),
+            format!("{what}: required = true and a default contradict each other (an empty value would take the default, never reject the row); keep one"),
+        ));
+    }
+    if matches!(input, Input::Constant { .. }) {
+        // A constant is never empty and never read from the source.
+        for key in ["trim", "null_if", "default", "required"] {
+            if let Some(v) = t.get(key) {
+                return Err(ctx.err(
+                    v.span(),
+                    format!("{what}: '{key}' applies to values read from the source (from or template), not to a constant value"),
+                ));
+            }
+        }
     }
     Ok(ValueSpec {
         input,
@@ -1283,6 +1537,40 @@ fn parse_value_spec_table(
         default_text,
         required,
     })
+}
+
+/// Refuses a date format that cannot read back what it writes: every value would be rejected
+/// (a directive that does not exist, no year, a weekday in place of the day, ...). A date and
+/// time (2001-02-03 04:05:06 in London, every part distinct) is written with it and read back as the
+/// field reads its values.
+fn check_format(format: &str, datetime: bool) -> Result<(), String> {
+    // In a named zone, so that a zone directive (`%Q`) writes a name it can read back.
+    let zone = jiff::tz::TimeZone::get("Europe/London").unwrap_or(jiff::tz::TimeZone::UTC);
+    let sample = jiff::civil::date(2001, 2, 3)
+        .at(4, 5, 6, 0)
+        .to_zoned_datetime(zone)
+        .map_err(|e| e.to_string())?;
+    let text = jiff::fmt::strtime::format(format, &sample)
+        .map_err(|e| format!("is not a strftime format ({e}); use codes such as %d %m %Y %H %M"))?;
+    let formats = [format.to_string()];
+    let read = if datetime {
+        super::convert::parse_datetime(&text, &formats, &jiff::tz::TimeZone::UTC).map(drop)
+    } else {
+        super::convert::parse_date(&text, &formats).map(drop)
+    };
+    read.map_err(|e| {
+        format!("cannot read back the dates it writes ({e}); a date format needs the year, month and day, such as \"%d/%m/%Y\"")
+    })
+}
+
+/// Checks a key part's constant or default text as [`super::plan`] checks each row's key value:
+/// it converts, is not empty, and can be addressed in a key URL.
+fn check_key_constant(converter: &Converter, text: &str) -> Result<(), String> {
+    let value = converter.key_value(text)?;
+    if matches!(&value, KeyValue::String(s) if s.is_empty()) {
+        return Err("is empty; a key value cannot be empty".to_string());
+    }
+    value.check_addressable().map_err(|e| e.to_string())
 }
 
 fn parse_template(

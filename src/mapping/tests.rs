@@ -352,3 +352,427 @@ fn a_misspelt_source_field_is_an_error_before_any_row() {
         "m/accounts.toml:5:8: source field 'Compnay' is not a column of accounts.csv; did you mean 'Company'? the columns are: 'Account No', 'Company', 'Parent No', 'Industry', 'Revenue', 'Employees', 'Since'"
     );
 }
+
+#[test]
+fn an_empty_choices_separator_is_a_mapping_error_at_its_position() {
+    let base = "[target]\nentity_set = \"accounts\"\noperation = \"create\"\n[fields]\n";
+    assert_eq!(
+        spec_err(&format!(
+            "{base}x = {{ from = \"R\", type = \"choices\", separator = \"\" }}\n"
+        )),
+        "m/accounts.toml:5:49: field 'x': separator must not be empty; give the text between labels, such as \",\" (the default), \";\" or \"|\""
+    );
+    let ok = spec(&format!(
+        "{base}x = {{ from = \"R\", type = \"choices\", separator = \" \" }}\n"
+    ));
+    assert!(ok.is_ok(), "a space is a separator: {ok:?}");
+}
+
+const KEYED: &str = "[target]\nentity_set = \"accounts\"\noperation = \"upsert\"\n\
+                     key = { accountnumber = \"Account No\" }\n[fields]\nname = \"Company\"\n";
+
+#[test]
+fn a_key_column_mapped_differently_in_fields_is_a_mapping_error_naming_both_places() {
+    assert_eq!(
+        spec_err(&format!("{KEYED}accountnumber = \"Parent No\"\n")),
+        "m/accounts.toml:7:1: field 'accountnumber' maps the key column 'accountnumber' differently from \
+         [target] key (line 4, column 9): the URL would name one record and the body give the column \
+         another value; leave it out of [fields] (the key sets it) or write it exactly as in the key \
+         (same from, type and options)"
+    );
+    for field in [
+        "accountnumber = { from = \"Account No\", type = \"int\" }",
+        "accountnumber = { from = \"Account No\", null_if = [\"n/a\"] }",
+        "accountnumber = { from = \"Account No\", trim = false }",
+        "accountnumber = { from = \"Account No\", default = \"X\" }",
+        "accountnumber = { template = \"{Account No}-1\" }",
+        "accountnumber = { value = \"A-1\" }",
+        "accountnumber = { lookup = \"accounts\", from = \"Account No\" }",
+    ] {
+        let err = spec_err(&format!("{KEYED}{field}\n"));
+        assert!(
+            err.starts_with("m/accounts.toml:7:1: field 'accountnumber' maps the key column"),
+            "{field}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_key_column_mapped_the_same_way_in_fields_is_sent_in_the_body_too() {
+    let p = plan(&format!(
+        "{KEYED}accountnumber = {{ from = \"Account No\", required = true }}\n"
+    ));
+    let o = op(&p, &csv(&["A-1", "Acme", "", "", "", "", ""]));
+    assert_eq!(o.url, "accounts(accountnumber='A-1')");
+    assert_eq!(o.body.unwrap(), r#"{"name":"Acme","accountnumber":"A-1"}"#);
+    // A derived primary id is derived the same way in the URL and in the body.
+    let p = plan(
+        "[target]\nentity_set = \"accounts\"\noperation = \"create\"\n\
+         key = { accountid = { from = \"Account No\", type = \"guid\", derive_uuid = true } }\n\
+         [fields]\naccountid = { from = \"Account No\", type = \"guid\", derive_uuid = true }\n",
+    );
+    let o = op(&p, &csv(&["A-1", "Acme", "", "", "", "", ""]));
+    let id = o.url.trim_start_matches("accounts(").trim_end_matches(')');
+    assert_eq!(o.body.unwrap(), format!(r#"{{"accountid":"{id}"}}"#));
+}
+
+/// The error of a mapping whose `[source]` holds `source_lines`.
+fn source_err(source_lines: &str) -> String {
+    spec_err(&format!(
+        "[source]\n{source_lines}\n[target]\nentity_set = \"accounts\"\noperation = \"create\"\n[fields]\nname = \"Company\"\n"
+    ))
+}
+
+#[test]
+fn a_bad_quote_is_a_mapping_error_at_the_quote_saying_what_is_accepted() {
+    let allowed = "allowed: one ASCII punctuation character other than the delimiter, such as '\"' (the default) or \"'\"";
+    for (line, why) in [
+        ("quote = \"ab\"", "\"ab\" is more than one character"),
+        ("quote = \"\"", "\"\" is empty"),
+        (
+            "quote = \",\"",
+            "\",\" is also the delimiter (the default ',')",
+        ),
+        (
+            "quote = \"\\n\"",
+            "\"\\n\" is a space, line break or control character",
+        ),
+        (
+            "quote = \" \"",
+            "\" \" is a space, line break or control character",
+        ),
+        ("quote = \"x\"", "\"x\" is a letter or digit"),
+        ("quote = \"«\"", "\"«\" is not an ASCII character"),
+    ] {
+        assert_eq!(
+            source_err(line),
+            format!("m/accounts.toml:2:9: [source] quote {why}; {allowed}"),
+            "{line}"
+        );
+    }
+    assert_eq!(
+        source_err("delimiter = \"|\"\nquote = \"|\""),
+        format!(
+            "m/accounts.toml:3:9: [source] quote \"|\" is also the delimiter (line 2, column 13); {allowed}"
+        )
+    );
+    for (line, quote) in [
+        ("quote = \"'\"", b'\''),
+        ("quote = '\"'", b'"'),
+        ("quote = \"~\"", b'~'),
+    ] {
+        assert_eq!(
+            spec(&format!("[source]\n{line}\n{KEYED}"))
+                .unwrap()
+                .source
+                .quote,
+            quote
+        );
+    }
+}
+
+#[test]
+fn a_bad_delimiter_is_a_mapping_error_at_the_delimiter_saying_what_is_accepted() {
+    let allowed = "allowed: \",\", \";\", \"\\t\" (or \"tab\"), \"|\"";
+    for (line, why) in [
+        ("delimiter = \"\"", "\"\" is empty"),
+        ("delimiter = \";;\"", "\";;\" is more than one character"),
+        ("delimiter = \"\\n\"", "\"\\n\" is not supported"),
+        ("delimiter = '\"'", "\"\\\"\" is not supported"),
+        (
+            "delimiter = \"tabs\"",
+            "\"tabs\" is more than one character",
+        ),
+    ] {
+        assert_eq!(
+            source_err(line),
+            format!("m/accounts.toml:2:13: [source] delimiter {why}; {allowed}"),
+            "{line}"
+        );
+    }
+    for (line, delimiter) in [
+        ("delimiter = \"tab\"", b'\t'),
+        ("delimiter = '\\t'", b'\t'),
+        ("delimiter = \"\\t\"", b'\t'),
+        ("delimiter = \";\"", b';'),
+    ] {
+        assert_eq!(
+            spec(&format!("[source]\n{line}\n{KEYED}"))
+                .unwrap()
+                .source
+                .delimiter,
+            delimiter
+        );
+    }
+}
+
+/// The error of a mapping whose one field is `field` (on line 5).
+fn field_err(field: &str) -> String {
+    spec_err(&format!(
+        "[target]\nentity_set = \"accounts\"\noperation = \"create\"\n[fields]\n{field}\n"
+    ))
+}
+
+#[test]
+fn choice_maps_that_cannot_work_are_mapping_errors() {
+    assert_eq!(
+        field_err("x = { from = \"R\", type = \"choice\", map = {} }"),
+        "m/accounts.toml:5:42: field 'x': map is empty; list label = value pairs such as { \"Hot\" = 1 }, or leave map out to accept option values only"
+    );
+    assert_eq!(
+        field_err("x = { from = \"R\", type = \"choice\", map = { Hot = 1, \" hot\" = 2 } }"),
+        "m/accounts.toml:5:53: field 'x': map label ' hot' is the same as 'Hot' (labels are matched trimmed and ignoring case); keep one"
+    );
+    assert_eq!(
+        field_err("x = { from = \"R\", type = \"choices\", map = { Hot = 3000000000 } }"),
+        "m/accounts.toml:5:51: field 'x': map value for 'Hot' must be an integer option value (-2147483648 to 2147483647)"
+    );
+    assert!(
+        field_err("x = { from = \"R\", type = \"choice\", map = { \" \" = 1 } }")
+            .contains("a map label is empty")
+    );
+}
+
+#[test]
+fn toml_integers_are_read_in_their_radix_and_range() {
+    let s = spec(
+        "[target]\nentity_set = \"accounts\"\noperation = \"create\"\n[fields]\n\
+         x = { value = 0x10, type = \"int\" }\ny = { from = \"R\", max_length = 0x10 }\n",
+    )
+    .unwrap();
+    let spec::FieldKind::Value(x) = &s.fields[0].kind else {
+        panic!("a value")
+    };
+    assert!(matches!(&x.input, spec::Input::Constant { json, .. } if json == "16"));
+    let spec::FieldKind::Value(y) = &s.fields[1].kind else {
+        panic!("a value")
+    };
+    assert!(matches!(
+        y.converter,
+        convert::Converter::Text {
+            max_length: Some(16)
+        }
+    ));
+    for bad in ["0", "-1", "\"5\"", "1.5"] {
+        assert!(
+            field_err(&format!("x = {{ from = \"R\", max_length = {bad} }}"))
+                .contains("max_length must be a positive integer"),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        field_err("x = { value = 99999999999999999999, type = \"bigint\" }"),
+        "m/accounts.toml:5:15: field 'x': value is out of range for a whole number (-9223372036854775808 to 9223372036854775807)"
+    );
+}
+
+#[test]
+fn lookups_check_their_entity_set_and_type() {
+    assert_eq!(
+        field_err("x = { lookup = \"acc ounts\", from = \"R\" }"),
+        "m/accounts.toml:5:16: field 'x': lookup 'acc ounts' is not an entity set name (letters, digits and _)"
+    );
+    assert_eq!(
+        field_err("x = { lookup = \"accounts\", from = \"R\", type = \"int\" }"),
+        "m/accounts.toml:5:47: field 'x': a lookup's type is \"lookup\" (or \"guid\", the target's id), not 'int': it binds the target record by its key"
+    );
+    assert!(
+        field_err(
+            "x = { lookup = \"accounts\", key = { accountnumber = \"R\" }, type = \"guid\" }"
+        )
+        .contains("a lookup's type is \"lookup\", not 'guid'")
+    );
+    for ok in [
+        "x = { lookup = \"accounts\", from = \"R\", type = \"lookup\" }",
+        "x = { lookup = \"accounts\", from = \"R\", type = \"guid\" }",
+        "x = { type = \"lookup\", lookup = \"accounts\", key = { accountnumber = \"R\" } }",
+    ] {
+        let text = format!(
+            "[target]\nentity_set = \"accounts\"\noperation = \"create\"\n[fields]\n{ok}\n"
+        );
+        assert!(spec(&text).is_ok(), "{ok}");
+    }
+}
+
+#[test]
+fn options_that_cannot_apply_are_mapping_errors() {
+    assert_eq!(
+        field_err("x = { from = \"R\", required = true, default = \"n/a\" }"),
+        "m/accounts.toml:5:46: field 'x': required = true and a default contradict each other (an empty value would take the default, never reject the row); keep one"
+    );
+    for (field, key) in [
+        ("x = { value = \"v\", trim = false }", "trim"),
+        ("x = { value = \"v\", null_if = [\"v\"] }", "null_if"),
+        ("x = { value = \"v\", default = \"d\" }", "default"),
+        ("x = { value = \"v\", required = true }", "required"),
+    ] {
+        assert!(
+            field_err(field).contains(&format!(
+                "field 'x': '{key}' applies to values read from the source (from or template), not to a constant value"
+            )),
+            "{field}"
+        );
+    }
+    assert_eq!(
+        field_err("x = { from = \"R\", type = \"dateonly\", format = [] }"),
+        "m/accounts.toml:5:47: field 'x': format is an empty list; give one or more strftime formats such as \"%d/%m/%Y\", or leave format out for ISO 8601"
+    );
+    assert_eq!(
+        field_err("\"\" = \"R\""),
+        "m/accounts.toml:5:1: column name \"\" is empty; write the column's logical name, such as name or accountnumber"
+    );
+}
+
+#[test]
+fn key_constants_and_defaults_are_checked_like_row_keys() {
+    let keyed = |key: &str| {
+        spec_err(&format!(
+            "[target]\nentity_set = \"accounts\"\noperation = \"upsert\"\nkey = {{ accountnumber = {key} }}\n[fields]\nname = \"Company\"\n"
+        ))
+    };
+    assert!(
+        keyed("{ from = \"R\", default = \" \" }")
+            .contains("key column 'accountnumber': default is empty; a key value cannot be empty"),
+    );
+    assert!(
+        keyed("{ value = \"A/1\" }")
+            .contains("key column 'accountnumber': constant value key value 'A/1' contains '/'"),
+        "{}",
+        keyed("{ value = \"A/1\" }")
+    );
+    assert!(keyed("{ from = \"R\", default = \"A:1\" }").contains("contains ':'"));
+    assert_eq!(
+        spec_err(
+            "[target]\nentity_set = \"accounts\"\noperation = \"upsert\"\nkey = { \"\" = \"R\" }\n[fields]\nname = \"Company\"\n"
+        ),
+        "m/accounts.toml:4:9: column name \"\" is empty; write the column's logical name, such as name or accountnumber"
+    );
+}
+
+#[test]
+fn a_choices_label_holding_the_separator_is_a_mapping_error() {
+    assert_eq!(
+        field_err("x = { from = \"R\", type = \"choices\", map = { \"Food, Drink\" = 1 } }"),
+        "m/accounts.toml:5:45: field 'x': map label 'Food, Drink' contains the separator \",\", so no value can select it; set separator to text no label holds, such as \"|\" or \";\""
+    );
+    let ok = "[target]\nentity_set = \"accounts\"\noperation = \"create\"\n[fields]\n\
+              x = { from = \"R\", type = \"choices\", separator = \"|\", map = { \"Food, Drink\" = 1 } }\n\
+              y = { from = \"R\", type = \"choice\", map = { \"Food, Drink\" = 1 } }\n";
+    assert!(spec(ok).is_ok());
+}
+
+#[test]
+fn numeric_constants_keep_their_value_under_a_comma_decimal() {
+    let p = plan(
+        "[source]\ndecimal = \",\"\n[target]\nentity_set = \"accounts\"\noperation = \"upsert\"\n\
+         key = { new_rate = { value = 2.5, type = \"decimal\" } }\n[fields]\n\
+         revenue = { value = 1.500, type = \"money\" }\nexchangerate = { value = 1.5e3, type = \"float\" }\n\
+         numberofemployees = { value = 1000 }\nname = { value = 1.5, type = \"text\" }\n\
+         description = { from = \"Revenue\", type = \"decimal\" }\n",
+    );
+    let o = op(&p, &csv(&["", "", "", "", "1.234,5", "", ""]));
+    assert_eq!(o.url, "accounts(new_rate=2.5)");
+    assert_eq!(
+        o.body.unwrap(),
+        r#"{"revenue":1.500,"exchangerate":1500,"numberofemployees":1000,"name":"1.5","description":1234.5}"#
+    );
+}
+
+#[test]
+fn skip_equal_values_are_trimmed_and_not_empty() {
+    let p = plan(&format!(
+        "{ACCOUNTS}\n[filter]\nskip_equal = {{ Industry = [\" Closed \"] }}\n"
+    ));
+    assert_eq!(
+        p.apply(&csv(&["A", "X", "", "Closed", "", "", ""]))
+            .unwrap(),
+        Mapped::Skipped("'Industry' is 'Closed'".into())
+    );
+    assert!(
+        spec_err(&format!(
+            "{ACCOUNTS}\n[filter]\nskip_equal = {{ Industry = [] }}\n"
+        ))
+        .contains("skip_equal for 'Industry' is an empty list, which skips nothing")
+    );
+}
+
+#[test]
+fn a_date_format_that_cannot_read_a_date_is_a_mapping_error() {
+    for (ty, format) in [
+        ("dateonly", "%d/%m"),
+        ("dateonly", "%J/%m/%Y"),
+        ("datetime", "%H:%M"),
+        ("datetime", "%d/%m/%Y %H:%M %Z"),
+        ("dateonly", "%A %m %Y"),
+    ] {
+        let err = field_err(&format!(
+            "x = {{ from = \"R\", type = \"{ty}\", format = \"{format}\" }}"
+        ));
+        assert!(
+            err.contains(&format!("field 'x': format '{format}' ")),
+            "{ty} {format}: {err}"
+        );
+        eprintln!("{err}");
+    }
+    for (ty, format) in [
+        ("dateonly", "%d/%m/%Y"),
+        ("dateonly", "%d.%m.%y"),
+        ("dateonly", "%B %d, %Y"),
+        ("dateonly", "%d %b %Y %H:%M"),
+        ("datetime", "%d/%m/%Y"),
+        ("datetime", "%m/%d/%Y %I:%M %p"),
+        ("datetime", "%Y-%m-%dT%H:%M:%S%.f%z"),
+        ("datetime", "%d/%m/%Y %H:%M %Q"),
+        ("datetime", "%s"),
+        ("dateonly", "%Y%m%d"),
+        ("dateonly", "%e/%m/%Y"),
+        ("dateonly", "%-d/%-m/%Y"),
+        ("dateonly", "%Y-%j"),
+    ] {
+        let text = format!(
+            "[target]\nentity_set = \"accounts\"\noperation = \"create\"\n[fields]\n\
+             x = {{ from = \"R\", type = \"{ty}\", format = \"{format}\" }}\n"
+        );
+        assert!(
+            spec(&text).is_ok(),
+            "{ty} {format}: {:?}",
+            spec(&text).err()
+        );
+    }
+}
+
+#[test]
+fn a_json_path_with_an_empty_part_is_a_mapping_error() {
+    for path in ["", " ", "person..first", "person.", ".first"] {
+        let s = spec(&format!(
+            "[source]\nformat = \"jsonl\"\n[target]\nentity_set = \"leads\"\noperation = \"create\"\n\
+             [fields]\nfirstname = {{ from = \"{path}\" }}\n"
+        ))
+        .unwrap();
+        let err = Plan::compile(&s, None, "leads.jsonl")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "m/accounts.toml:7:22: source field '{path}' is not a JSON path: it has an empty part; write member names joined by dots, such as \"address.city\" or \"items.0.sku\""
+            )
+        );
+    }
+}
+
+#[test]
+fn defaults_and_constants_are_converted_when_the_mapping_is_read() {
+    assert_eq!(
+        field_err("x = { from = \"R\", type = \"int\", default = \"many\" }"),
+        "m/accounts.toml:5:43: field 'x': default 'many' is not a whole number"
+    );
+    assert!(
+        field_err("x = { value = \"31/02/2024\", type = \"dateonly\", format = \"%d/%m/%Y\" }")
+            .starts_with("m/accounts.toml:5:15: field 'x': constant value '31/02/2024' is not a valid date (format '%d/%m/%Y')")
+    );
+    assert!(
+        field_err("x = { from = \"R\", max_length = 3, default = \"four\" }")
+            .contains("field 'x': default is 4 characters long; at most 3 are allowed")
+    );
+}

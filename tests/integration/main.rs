@@ -7,6 +7,7 @@ mod bad_input;
 mod dry_run;
 mod guarantee;
 mod ledger;
+mod mapping_checks;
 mod support;
 mod validate;
 mod whoami;
