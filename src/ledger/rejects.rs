@@ -485,10 +485,21 @@ mod tests {
             RejectContent::Csv(&row),
         )
         .unwrap();
+        // A missing or garbled row number: the replay's own row.
+        for (i, garbled) in ["", "x7", "0", "-2"].into_iter().enumerate() {
+            let row = CsvRow::new(&["2", garbled, "old"], Vec::new());
+            let pos = RowPos {
+                row: 2 + i as u64,
+                line: 3 + i as u64,
+            };
+            w.write(pos, "again", RejectContent::Csv(&row)).unwrap();
+        }
         w.finish().unwrap();
+        // The first run's row number (3) is kept, not the replay's (1).
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
-            "Id,dvload_row,dvload_error\n1,1,\"new, reason\"\n"
+            "Id,dvload_row,dvload_error\n1,3,\"new, reason\"\n2,2,again\n2,3,again\n2,4,again\n\
+             2,5,again\n"
         );
     }
 

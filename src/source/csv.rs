@@ -590,7 +590,8 @@ impl Input {
     /// once, at the start, for the BOM and the UTF-16 check).
     fn fill_start(&mut self, n: usize) -> io::Result<&[u8]> {
         debug_assert_eq!(self.pos, 0);
-        while self.len < n {
+        // Enough for a byte-order mark and a UTF-16 pattern; more only if one read gives it.
+        while self.len < n.min(4) {
             match self.reader.read(&mut self.buf[self.len..]) {
                 Ok(0) => break,
                 Ok(k) => self.len += k,
@@ -969,6 +970,7 @@ fn unquote(f: &[u8], quote: u8, out: &mut Vec<u8>) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::PREVIEW_BYTES;
     use super::*;
     use std::io::Write;
 
@@ -1386,17 +1388,42 @@ mod tests {
     }
 
     #[test]
-    fn quotes_in_odd_places_are_kept_literally() {
-        let data = b"a,b\nab\"c,x\n\"ab\"c,y\n \"q\",z\n\"ab\"c\"d\",w\n";
+    fn a_quote_inside_an_unquoted_field_is_kept_literally() {
+        let data = b"a,b\nab\"c,x\n \"q\",z\n";
+        assert_eq!(rows(data, &opts()), [["ab\"c", "x"], [" \"q\"", "z"]]);
+    }
+
+    #[test]
+    fn text_after_a_closing_quote_rejects_the_row_naming_column_and_line() {
+        let data = b"a,b\n1,\"B\"x\n\"ab\"c\"d\",w\n2,\"multi\nline\" \n3,ok\n";
+        let (_, items) = read_all(data, &opts());
+        assert_eq!(items.len(), 4);
+        let b = bad(&items[0]);
+        assert_eq!(b.pos, pos(1, 2));
         assert_eq!(
-            rows(data, &opts()),
-            [
-                ["ab\"c", "x"],
-                ["abc", "y"],
-                [" \"q\"", "z"],
-                ["abc\"d\"", "w"]
-            ]
+            b.reason,
+            "column 'b': text after the closing quote ('x' on line 2); a quoted field ends at \
+             its closing quote: write a quote inside it twice (\"\"), or quote the whole field"
         );
+        assert_eq!(b.raw, b"1,\"B\"x");
+        let b = bad(&items[1]);
+        assert!(b.reason.starts_with("column 'a': text after the closing quote ('c' on line 3)"));
+        // The line is the one the stray text is on, in a multi-line field.
+        let b = bad(&items[2]);
+        assert_eq!(b.pos, pos(3, 4));
+        assert!(
+            b.reason
+                .starts_with("column 'b': text after the closing quote (0x20 on line 5)"),
+            "{}",
+            b.reason
+        );
+        assert_eq!(b.raw, b"2,\"multi\nline\" ");
+        // Reading goes on.
+        assert_eq!(record(&items[3]), (pos(4, 6), vec!["3".into(), "ok".into()], b"3,ok".to_vec()));
+        // In the header, it is a header error.
+        let (line, reason) = header_err(b"\"a\"x,b\n", &opts());
+        assert_eq!(line, 1);
+        assert!(reason.starts_with("the name of column 1 has text after its closing quote"));
     }
 
     #[test]
@@ -1596,6 +1623,191 @@ mod tests {
             Err(SourceError::Io { path: p, .. }) => assert_eq!(p, path),
             _ => panic!("expected an I/O error"),
         }
+    }
+
+    fn capped(max: usize) -> SourceOptions {
+        SourceOptions {
+            max_record_bytes: max,
+            ..opts()
+        }
+    }
+
+    fn generated(data: super::super::Generated, options: &SourceOptions) -> CsvSource {
+        CsvSource::from_reader(Path::new("big.csv"), Box::new(data), options).unwrap()
+    }
+
+    const MIB: usize = 1024 * 1024;
+
+    #[test]
+    fn an_over_long_row_is_rejected_with_its_start_and_memory_stays_within_the_cap() {
+        // 20 MiB of one row, read with a 1 MiB cap: rejected, the next row read, and the raw
+        // buffer never grew past the cap.
+        let data = super::super::Generated::new()
+            .then(b"id,text\n1,short\n2,")
+            .repeat("é".repeat(512).as_bytes(), 20 * 1024)
+            .then(b"\n3,after\n");
+        let mut src = generated(data, &capped(MIB));
+        assert_eq!(record(&src.next().unwrap().unwrap()).1, ["1", "short"]);
+        let item = src.next().unwrap().unwrap();
+        let b = bad(&item);
+        assert_eq!(b.pos, pos(2, 3));
+        let len = 2 + 20 * MIB as u64;
+        assert_eq!(
+            b.reason,
+            format!(
+                "the row is {len} bytes long, more than the limit of 1048576 bytes \
+                 (max_record_bytes in the mapping's [source]); it was not read"
+            )
+        );
+        assert_eq!(b.cut, Some(len));
+        // The start is kept, cut at a character boundary.
+        assert!(b.raw.len() <= PREVIEW_BYTES && b.raw.len() > PREVIEW_BYTES - 4);
+        assert!(b.raw.starts_with("2,é".as_bytes()));
+        assert!(std::str::from_utf8(&b.raw).is_ok());
+        assert_eq!(record(&src.next().unwrap().unwrap()), (pos(3, 4), vec!["3".into(), "after".into()], b"3,after".to_vec()));
+        assert!(src.next().is_none());
+        assert!(src.tok.peak <= MIB, "peak {} > cap", src.tok.peak);
+    }
+
+    #[test]
+    fn an_over_long_quoted_field_that_closes_rejects_its_row_and_the_next_line_is_read() {
+        // The field holds line breaks and delimiters: the next record starts where it really
+        // does, not at the first line break after the cap.
+        let data = super::super::Generated::new()
+            .then(b"id,text\r\n1,\"")
+            .repeat(b"a,b\r\nc\"\"d\n", 300_000)
+            .then(b"\"\r\n2,ok\r\n");
+        let mut src = generated(data, &capped(MIB));
+        let item = src.next().unwrap().unwrap();
+        let b = bad(&item);
+        assert_eq!(b.pos, pos(1, 2));
+        assert_eq!(b.cut, Some(3 + 3_000_000 + 1));
+        let item = src.next().unwrap().unwrap();
+        assert_eq!(record(&item).0, pos(2, 2 + 600_001));
+        assert_eq!(record(&item).1, ["2", "ok"]);
+        assert!(src.tok.peak <= MIB);
+    }
+
+    #[test]
+    fn an_unterminated_quote_longer_than_the_cap_stops_with_an_error_naming_its_line() {
+        let data = super::super::Generated::new()
+            .then(b"id,name\n1,ok\n2,\"Bob\n")
+            .repeat(b"3,x\n", 1_000_000);
+        let mut src = generated(data, &capped(MIB));
+        assert_eq!(record(&src.next().unwrap().unwrap()).1, ["1", "ok"]);
+        match src.next() {
+            Some(Err(SourceError::Csv { line, reason, .. })) => {
+                assert_eq!(line, 3);
+                assert_eq!(
+                    reason,
+                    "unterminated quoted field: the quote opened on line 3 (column 'name') is \
+                     never closed, so the rest of the file (4000007 bytes from line 3) would be \
+                     one row, more than the limit of 1048576 bytes (max_record_bytes in the \
+                     mapping's [source]); nothing after line 2 was read. Close the quote (a \
+                     quote inside a quoted field is written twice: \"\") and run again"
+                );
+            }
+            other => panic!("expected a CSV error, got {other:?}"),
+        }
+        assert!(src.next().is_none());
+        assert!(src.tok.peak <= MIB);
+    }
+
+    #[test]
+    fn a_row_of_many_fields_keeps_only_enough_field_ends_to_be_ragged() {
+        let data = super::super::Generated::new()
+            .then(b"a,b\n")
+            .repeat(b",", 500_000)
+            .then(b"\n1,2\n");
+        let mut src = generated(data, &opts());
+        let item = src.next().unwrap().unwrap();
+        assert_eq!(
+            bad(&item).reason,
+            "the row has 500001 fields, the header has 2 columns"
+        );
+        assert!(src.tok.ends.capacity() < 1024, "{}", src.tok.ends.capacity());
+        assert_eq!(record(&src.next().unwrap().unwrap()).1, ["1", "2"]);
+    }
+
+    #[test]
+    fn an_over_long_header_is_a_header_error() {
+        let data = super::super::Generated::new().repeat(b"abcdefgh", 300);
+        match CsvSource::from_reader(Path::new("h.csv"), Box::new(data), &capped(2048)) {
+            Err(SourceError::Header { line: 1, reason, .. }) => assert_eq!(
+                reason,
+                "the header row is 2400 bytes long, more than the limit of 2048 bytes \
+                 (max_record_bytes in the mapping's [source]); is this a CSV file?"
+            ),
+            other => panic!("expected a header error, got {:?}", other.err()),
+        }
+    }
+
+    #[test]
+    fn utf16_files_are_named_as_such_with_what_is_accepted() {
+        let utf16le: Vec<u8> = "Id,Name\r\n1,x\r\n"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        let utf16be: Vec<u8> = "Id,Name\n".encode_utf16().flat_map(u16::to_be_bytes).collect();
+        let cases: [(Vec<u8>, &str); 4] = [
+            (
+                [&[0xFF, 0xFE][..], &utf16le].concat(),
+                "UTF-16 (little-endian, with a byte-order mark FF FE)",
+            ),
+            (
+                [&[0xFE, 0xFF][..], &utf16be].concat(),
+                "UTF-16 (big-endian, with a byte-order mark FE FF)",
+            ),
+            (utf16le.clone(), "UTF-16 (little-endian: every other byte is NUL)"),
+            (utf16be.clone(), "UTF-16 (big-endian: every other byte is NUL)"),
+        ];
+        for (bytes, kind) in cases {
+            for encoding in [Encoding::Utf8, Encoding::Windows1252] {
+                let options = SourceOptions { encoding, ..opts() };
+                let (line, reason) = header_err(&bytes, &options);
+                assert_eq!(line, 1);
+                assert_eq!(
+                    reason,
+                    format!(
+                        "the file is {kind}; dvload reads UTF-8 and windows-1252 only: save it \
+                         as UTF-8 (Excel: \"CSV UTF-8\"), or as windows-1252 and set encoding = \
+                         \"windows-1252\" in the mapping's [source]"
+                    )
+                );
+            }
+        }
+        // Ordinary text with accents is not taken for UTF-16.
+        assert_eq!(rows("Nom\nRené\n".as_bytes(), &opts()), [["René"]]);
+    }
+
+    #[test]
+    fn the_line_ending_is_the_header_lines() {
+        for (data, eol) in [
+            (&b"a,b\r\n1,2\n"[..], &b"\r\n"[..]),
+            (b"a,b\n1,2\r\n", b"\n"),
+            (b"a,b\r1,2\r", b"\r"),
+            (b"a,b", b"\n"),
+        ] {
+            let src = open_with(data, &opts()).unwrap();
+            assert_eq!(src.line_ending(), eol, "{data:?}");
+            assert_eq!(src.count(), usize::from(data.len() > 3), "{data:?}");
+        }
+        // `\r\n` split across reads.
+        struct Two(Vec<Vec<u8>>);
+        impl Read for Two {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.0.is_empty() {
+                    return Ok(0);
+                }
+                let part = self.0.remove(0);
+                buf[..part.len()].copy_from_slice(&part);
+                Ok(part.len())
+            }
+        }
+        let reader = Two(vec![b"a,b\r".to_vec(), b"\n1,2\r\n".to_vec()]);
+        let src = CsvSource::from_reader(Path::new("x.csv"), Box::new(reader), &opts()).unwrap();
+        assert_eq!(src.line_ending(), b"\r\n");
+        assert_eq!(src.map(|i| record(&i.unwrap()).1).collect::<Vec<_>>(), [["1", "2"]]);
     }
 
     mod prop {

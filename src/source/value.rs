@@ -132,7 +132,7 @@ mod tests {
             duplicate_member(&e).as_deref(),
             Some("member 'a' appears twice in the same object")
         );
-        assert_eq!((e.line(), e.column()), (1, 12));
+        assert_eq!((e.line(), e.column()), (1, 13));
         let e = from_slice(br#"{"x": [{"b": 1, "c": 2, "b": 3}]}"#).unwrap_err();
         assert_eq!(
             duplicate_member(&e).as_deref(),
