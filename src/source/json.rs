@@ -350,7 +350,7 @@ impl JsonArraySource {
         );
         let reason = match value::duplicate_member(&e) {
             Some(msg) => format!(
-                "element {}: {msg} ({at}); a record may have each member name once",
+                "element {}: {msg}, {at}; a record may have each member name once",
                 self.index
             ),
             None => {
@@ -1708,6 +1708,104 @@ mod tests {
             let (p, v) = record(item);
             assert_eq!(p, pos(i as u64 + 1, i as u64 + 2));
             assert_eq!(v, json!({"i": i, "s": big, "esc": "é\n"}));
+        }
+    }
+
+    fn generated(data: super::super::Generated, max: usize) -> JsonArraySource {
+        let options = SourceOptions {
+            max_record_bytes: max,
+            ..with_pointer("")
+        };
+        JsonArraySource::from_reader(Path::new("big.json"), Box::new(data), &options).unwrap()
+    }
+
+    const MIB: usize = 1024 * 1024;
+
+    #[test]
+    fn an_over_long_element_is_rejected_and_the_next_one_read_within_the_cap() {
+        // A 30 MB text value (with escapes and brackets inside the string), then more records.
+        let data = super::super::Generated::new()
+            .then(b"[{\"a\": 1},\n {\"big\": \"")
+            .repeat(b"[{\\\"x\\\"}] ", 3_000_000)
+            .then(b"\", \"n\": [1, {\"m\": 2}]},\n \"")
+            .repeat(b"s", 2 * MIB as u64)
+            .then(b"\",\n {\"a\": 3}]");
+        let mut src = generated(data, MIB);
+        assert_eq!(record(&src.next().unwrap()), (pos(1, 1), json!({"a": 1})));
+        let item = src.next().unwrap();
+        let b = bad(&item);
+        assert_eq!(b.pos, pos(2, 2));
+        let len = 9 + 30_000_000 + 22;
+        assert_eq!(
+            b.reason,
+            format!(
+                "element 2 (from byte offset 12) is {len} bytes long, more than the limit of \
+                 1048576 bytes (max_record_bytes in the mapping's [source]); it was not read"
+            )
+        );
+        assert_eq!(b.cut, Some(len));
+        assert!(b.raw.starts_with(b"{\"big\": \"[{"));
+        assert_eq!(b.raw.len(), super::super::PREVIEW_BYTES);
+        // Not an object either: a string element.
+        let item = src.next().unwrap();
+        let b = bad(&item);
+        assert_eq!(b.pos, pos(3, 3));
+        assert_eq!(b.cut, Some(2 * MIB as u64 + 2));
+        assert_eq!(record(&src.next().unwrap()), (pos(4, 4), json!({"a": 3})));
+        assert!(src.next().is_none());
+        assert!(src.sc.peak <= MIB, "peak {}", src.sc.peak);
+    }
+
+    #[test]
+    fn a_document_that_ends_inside_an_over_long_element_stops_naming_where_it_started() {
+        // A quote never closed: the rest of the file is inside the string.
+        let data = super::super::Generated::new()
+            .then(b"[{\"a\": 1}, {\"b\": \"oops}, {\"c\": 2}")
+            .repeat(b", {\"c\": 2}", 200_000);
+        let mut src = generated(data, MIB);
+        record(&src.next().unwrap());
+        let err = src.next().unwrap().unwrap_err();
+        let (offset, line, _, reason) = json_err(&err);
+        assert_eq!(offset, 33 + 10 * 200_000);
+        assert_eq!(line, 1);
+        assert_eq!(
+            reason,
+            "the document ends too soon (is the file cut short?): expected the end of element \
+             2, which starts at byte offset 11 (line 1) and is already longer than the limit \
+             of 1048576 bytes (max_record_bytes in the mapping's [source]); is a closing \
+             bracket or quote missing?"
+        );
+        assert!(src.next().is_none());
+        assert!(src.sc.peak <= MIB);
+    }
+
+    #[test]
+    fn a_duplicate_member_rejects_the_element_naming_it() {
+        let items = read_all(b"[{\"a\": 1, \"a\": 2},\n {\"x\": {\"b\": 1, \"b\": 1}}, {\"a\": 3}]", "");
+        let b = bad(&items[0]);
+        assert_eq!(b.pos, pos(1, 1));
+        assert_eq!(
+            b.reason,
+            "element 1: member 'a' appears twice in the same object, at byte offset 16 (line 1, \
+             column 17); a record may have each member name once"
+        );
+        assert_eq!(b.raw, b"{\"a\": 1, \"a\": 2}");
+        assert!(bad(&items[1]).reason.starts_with("element 2: member 'b' appears twice"));
+        assert_eq!(record(&items[2]).1, json!({"a": 3}));
+    }
+
+    #[test]
+    fn utf16_is_an_encoding_error() {
+        let text: Vec<u8> = "[{\"a\":1}]".encode_utf16().flat_map(u16::to_be_bytes).collect();
+        for bytes in [[&[0xFE, 0xFF][..], &text].concat(), text.clone()] {
+            match open_at(&bytes, "") {
+                Err(SourceError::Encoding { reason, .. }) => assert!(
+                    reason.starts_with("the file is UTF-16 (big-endian")
+                        && reason.ends_with("save it as UTF-8"),
+                    "{reason}"
+                ),
+                other => panic!("expected an encoding error, got {:?}", other.err()),
+            }
         }
     }
 

@@ -437,6 +437,112 @@ mod tests {
         );
     }
 
+    fn generated(data: super::super::Generated, max: usize) -> JsonLinesSource {
+        let options = SourceOptions {
+            format: super::super::Format::JsonLines,
+            max_record_bytes: max,
+            ..SourceOptions::default()
+        };
+        JsonLinesSource::from_reader(Path::new("big.jsonl"), Box::new(data), &options).unwrap()
+    }
+
+    #[test]
+    fn an_over_long_line_is_rejected_and_reading_goes_on_at_the_next_line() {
+        const MIB: usize = 1024 * 1024;
+        let data = super::super::Generated::new()
+            .then(b"{\"a\":1}\n{\"s\":\"")
+            .repeat(&[b'x'; 1000], 30_000)
+            .then(b"\"}\r\n{\"a\":3}\n");
+        let mut src = generated(data, MIB);
+        assert_eq!(record(&src.next().unwrap().unwrap()), (pos(1, 1), json!({"a": 1})));
+        let item = src.next().unwrap().unwrap();
+        let b = bad(&item);
+        assert_eq!(b.pos, pos(2, 2));
+        let len = 30_000_000 + 9;
+        assert_eq!(
+            b.reason,
+            format!(
+                "the line is {len} bytes long, more than the limit of 1048576 bytes \
+                 (max_record_bytes in the mapping's [source]); it was not read"
+            )
+        );
+        assert_eq!(b.cut, Some(len));
+        assert_eq!(b.raw.len(), super::super::PREVIEW_BYTES);
+        assert!(b.raw.starts_with(b"{\"s\":\"xxx"));
+        assert_eq!(record(&src.next().unwrap().unwrap()), (pos(3, 3), json!({"a": 3})));
+        assert!(src.next().is_none());
+        assert!(src.peak <= MIB, "peak {}", src.peak);
+        // A line of nothing but whitespace is blank however long.
+        let data = super::super::Generated::new()
+            .repeat(b"    ", 1000)
+            .then(b"\n{\"a\":1}\n");
+        let items: Vec<_> = generated(data, 1024).map(Result::unwrap).collect();
+        assert_eq!(items.len(), 1);
+        assert_eq!(record(&items[0]), (pos(1, 2), json!({"a": 1})));
+    }
+
+    #[test]
+    fn a_duplicate_member_rejects_the_line_naming_it() {
+        let items = read_all(b"{\"a\":1,\"a\":2}\n{\"b\":{\"c\":1,\"c\":1}}\n{\"a\":{\"a\":1}}\n");
+        let b = bad(&items[0]);
+        assert_eq!(b.pos, pos(1, 1));
+        assert_eq!(
+            b.reason,
+            "member 'a' appears twice in the same object (column 13); a record may have each \
+             member name once"
+        );
+        assert_eq!(b.raw, b"{\"a\":1,\"a\":2}");
+        assert!(bad(&items[1]).reason.starts_with("member 'c' appears twice"));
+        assert_eq!(record(&items[2]).1, json!({"a": {"a": 1}}));
+        // In a rejects file's `raw`, too.
+        let items = read_all(br#"{"row": 4, "error": "x", "raw": "{\"a\":1,\"a\":2}"}"#);
+        assert!(
+            bad(&items[0])
+                .reason
+                .starts_with("member 'a' appears twice in the same object (the 'raw' of a rejects-file line)")
+        );
+    }
+
+    #[test]
+    fn utf16_is_an_encoding_error() {
+        let text: Vec<u8> = "{\"a\":1}\n".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        for bytes in [[&[0xFF, 0xFE][..], &text].concat(), text.clone()] {
+            let mut f = tempfile::NamedTempFile::new().unwrap();
+            f.write_all(&bytes).unwrap();
+            match JsonLinesSource::open(f.path(), &SourceOptions::default()) {
+                Err(SourceError::Encoding { reason, .. }) => assert!(
+                    reason.starts_with("the file is UTF-16 (little-endian")
+                        && reason.ends_with("; JSON is read as UTF-8 only: save it as UTF-8"),
+                    "{reason}"
+                ),
+                other => panic!("expected an encoding error, got {:?}", other.err()),
+            }
+        }
+    }
+
+    #[test]
+    fn envelopes_note_their_original_row() {
+        let data = concat!(
+            "{\"plain\": 1}\n",
+            r#"{"row": 17, "error": "x", "record": {"a": 1}}"#,
+            "\n",
+            r#"{"row": "garbled", "error": "x", "record": {"a": 2}}"#,
+            "\n",
+            r#"{"row": 40, "error": "x", "raw": "{\"a\": "}"#,
+            "\n",
+            "{\"plain\": 2}\n",
+        );
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(data.as_bytes()).unwrap();
+        let src = JsonLinesSource::open(f.path(), &SourceOptions::default()).unwrap();
+        let origins = src.origin_rows().unwrap();
+        assert_eq!(src.count(), 5);
+        assert_eq!(
+            (1..=6).map(|row| origins.get(row)).collect::<Vec<_>>(),
+            [None, Some(17), None, Some(40), None, None]
+        );
+    }
+
     #[test]
     fn long_lines_cross_buffers() {
         let big = "x".repeat(3 * BUF_SIZE);
