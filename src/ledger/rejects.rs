@@ -553,6 +553,164 @@ mod tests {
     }
 
     #[test]
+    fn csv_rejects_use_the_sources_line_ending() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        let header = cols(&["Id", "Name"]);
+        let mut w = RejectsWriter::new(
+            path.clone(),
+            Format::Csv,
+            Some(&header),
+            b',',
+            b'"',
+            Encoding::Utf8,
+        )
+        .with_line_ending(b"\r\n");
+        let row = CsvRow::new(&["1", "two\nlines"], Vec::new());
+        w.write(RowPos { row: 1, line: 2 }, "bad", RejectContent::Csv(&row))
+            .unwrap();
+        w.write(RowPos { row: 2, line: 4 }, "ragged", RejectContent::Raw(b"2"))
+            .unwrap();
+        w.finish().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "Id,Name,dvload_row,dvload_error\r\n1,\"two\nlines\",1,bad\r\n2,2,ragged\r\n"
+        );
+    }
+
+    #[test]
+    fn over_long_records_leave_their_start_and_a_note_that_reads_back_as_bad() {
+        let dir = tempfile::tempdir().unwrap();
+        // CSV: one quoted field (quotes doubled), one more empty field where that would be as
+        // wide as a good row (a one-column source), then the two columns.
+        for (columns, expected) in [
+            (
+                &["Id", "Name"][..],
+                "Id,Name,dvload_row,dvload_error\n\"1,\"\"Bo...[cut by dvload: the first 5 of 9000 \
+                 bytes]\",7,too long\n",
+            ),
+            (
+                &["Id"][..],
+                "Id,dvload_row,dvload_error\n\"1,\"\"Bo...[cut by dvload: the first 5 of 9000 \
+                 bytes]\",,7,too long\n",
+            ),
+        ] {
+            let path = dir.path().join("r.csv");
+            let mut w = RejectsWriter::new(
+                path.clone(),
+                Format::Csv,
+                Some(&cols(columns)),
+                b',',
+                b'"',
+                Encoding::Utf8,
+            );
+            let cut = RejectContent::Cut {
+                preview: b"1,\"Bo",
+                len: 9000,
+            };
+            w.write(RowPos { row: 7, line: 8 }, "too long", cut).unwrap();
+            w.finish().unwrap();
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert_eq!(text, expected);
+            // Read back, the line is ragged: the reader rejects it again.
+            let options = crate::source::SourceOptions::default();
+            let mut src = crate::source::open(&path, &options).unwrap();
+            match src.next() {
+                Some(Ok(crate::source::SourceItem::Bad(b))) => {
+                    assert!(b.reason.starts_with("the row has "), "{}", b.reason)
+                }
+                other => panic!("expected a bad row, got {other:?}"),
+            }
+        }
+        // JSON Lines: the start in `raw`, with the note, so that it never parses.
+        let path = dir.path().join("r.jsonl");
+        let mut w = RejectsWriter::new(
+            path.clone(),
+            Format::JsonLines,
+            None,
+            b',',
+            b'"',
+            Encoding::Utf8,
+        );
+        let cut = RejectContent::Cut {
+            preview: b"{\"a\":1}",
+            len: 20_000_000,
+        };
+        w.write(RowPos { row: 2, line: 2 }, "too long", cut).unwrap();
+        w.finish().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"row\":2,\"error\":\"too long\",\"raw\":\"{\\\"a\\\":1}...[cut by dvload: the \
+             first 7 of 20000000 bytes]\"}\n"
+        );
+    }
+
+    #[test]
+    fn replayed_unreadable_csv_rows_keep_their_row_and_do_not_grow() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        let header = cols(&["Id", "Name", "dvload_row", "dvload_error"]);
+        let mut w = RejectsWriter::new(
+            path.clone(),
+            Format::Csv,
+            Some(&header),
+            b',',
+            b'"',
+            Encoding::Utf8,
+        );
+        // A ragged row as a first run wrote it, then one whose number was garbled, then one
+        // that lost its two fields.
+        for (row, raw) in [
+            (1, &b"A-2,12,\"had 1 field, 2 columns\""[..]),
+            (2, b"A-3,x,y,zz,err"),
+            (3, b"A-4"),
+        ] {
+            let pos = RowPos { row, line: row + 1 };
+            w.write(pos, "ragged again", RejectContent::Raw(raw)).unwrap();
+        }
+        w.finish().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "Id,Name,dvload_row,dvload_error\nA-2,12,ragged again\nA-3,x,y,zz,err,2,ragged again\n\
+             A-4,3,ragged again\n"
+        );
+    }
+
+    #[test]
+    fn replayed_json_lines_rejects_keep_their_original_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.jsonl");
+        let origins = crate::source::OriginRows::default();
+        origins.note(1, Some(40));
+        origins.note(2, None);
+        origins.note(3, Some(97));
+        let mut w = RejectsWriter::new(
+            path.clone(),
+            Format::JsonLines,
+            None,
+            b',',
+            b'"',
+            Encoding::Utf8,
+        )
+        .with_origin_rows(Some(origins));
+        let rec = serde_json::json!({"id": 1});
+        // Out of order, as a writer's rejects come.
+        w.write(RowPos { row: 3, line: 3 }, "x", RejectContent::Json(&rec))
+            .unwrap();
+        w.write(RowPos { row: 2, line: 2 }, "y", RejectContent::Raw(b"{"))
+            .unwrap();
+        w.write(RowPos { row: 1, line: 1 }, "z", RejectContent::Json(&rec))
+            .unwrap();
+        w.finish().unwrap();
+        let rows: Vec<u64> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["row"].as_u64().unwrap())
+            .collect();
+        assert_eq!(rows, [97, 2, 40]);
+    }
+
+    #[test]
     fn nothing_rejected_leaves_no_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.csv");
