@@ -5,6 +5,7 @@
 
 mod bad_input;
 mod dry_run;
+mod input_limits;
 mod ledger;
 mod support;
 mod validate;
