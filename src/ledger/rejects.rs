@@ -569,8 +569,12 @@ mod tests {
         let row = CsvRow::new(&["1", "two\nlines"], Vec::new());
         w.write(RowPos { row: 1, line: 2 }, "bad", RejectContent::Csv(&row))
             .unwrap();
-        w.write(RowPos { row: 2, line: 4 }, "ragged", RejectContent::Raw(b"2"))
-            .unwrap();
+        w.write(
+            RowPos { row: 2, line: 4 },
+            "ragged",
+            RejectContent::Raw(b"2"),
+        )
+        .unwrap();
         w.finish().unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
@@ -608,7 +612,8 @@ mod tests {
                 preview: b"1,\"Bo",
                 len: 9000,
             };
-            w.write(RowPos { row: 7, line: 8 }, "too long", cut).unwrap();
+            w.write(RowPos { row: 7, line: 8 }, "too long", cut)
+                .unwrap();
             w.finish().unwrap();
             let text = std::fs::read_to_string(&path).unwrap();
             assert_eq!(text, expected);
@@ -636,7 +641,8 @@ mod tests {
             preview: b"{\"a\":1}",
             len: 20_000_000,
         };
-        w.write(RowPos { row: 2, line: 2 }, "too long", cut).unwrap();
+        w.write(RowPos { row: 2, line: 2 }, "too long", cut)
+            .unwrap();
         w.finish().unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
@@ -666,7 +672,8 @@ mod tests {
             (3, b"A-4"),
         ] {
             let pos = RowPos { row, line: row + 1 };
-            w.write(pos, "ragged again", RejectContent::Raw(raw)).unwrap();
+            w.write(pos, "ragged again", RejectContent::Raw(raw))
+                .unwrap();
         }
         w.finish().unwrap();
         assert_eq!(
@@ -705,7 +712,11 @@ mod tests {
         let rows: Vec<u64> = std::fs::read_to_string(&path)
             .unwrap()
             .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["row"].as_u64().unwrap())
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["row"]
+                    .as_u64()
+                    .unwrap()
+            })
             .collect();
         assert_eq!(rows, [97, 2, 40]);
     }

@@ -38,8 +38,8 @@
 //! field ends past the header's column count + 1, whatever the file holds.
 
 use super::{
-    BadRecord, CsvRow, Encoding, Record, RecordData, RecordSource, RowPos,
-    SourceError, SourceItem, SourceOptions, cut_at_char, keep_capped, utf16_kind, utf16_reason,
+    BadRecord, CsvRow, Encoding, Record, RecordData, RecordSource, RowPos, SourceError, SourceItem,
+    SourceOptions, cut_at_char, keep_capped, utf16_kind, utf16_reason,
 };
 use std::collections::HashMap;
 use std::fs::File;
@@ -699,7 +699,13 @@ impl Tokenizer {
     /// Appends bytes of the current record to `raw`, up to `max` in all; past that, keeps the
     /// first `PREVIEW_BYTES` only (and no field ends) and counts the rest.
     fn keep(&mut self, bytes: &[u8]) {
-        if keep_capped(&mut self.raw, &mut self.len, &mut self.over, self.max, bytes) {
+        if keep_capped(
+            &mut self.raw,
+            &mut self.len,
+            &mut self.over,
+            self.max,
+            bytes,
+        ) {
             self.ends.clear();
         }
         #[cfg(test)]
@@ -1407,7 +1413,10 @@ mod tests {
         );
         assert_eq!(b.raw, b"1,\"B\"x");
         let b = bad(&items[1]);
-        assert!(b.reason.starts_with("column 'a': text after the closing quote ('c' on line 3)"));
+        assert!(
+            b.reason
+                .starts_with("column 'a': text after the closing quote ('c' on line 3)")
+        );
         // The line is the one the stray text is on, in a multi-line field.
         let b = bad(&items[2]);
         assert_eq!(b.pos, pos(3, 4));
@@ -1419,7 +1428,10 @@ mod tests {
         );
         assert_eq!(b.raw, b"2,\"multi\nline\" ");
         // Reading goes on.
-        assert_eq!(record(&items[3]), (pos(4, 6), vec!["3".into(), "ok".into()], b"3,ok".to_vec()));
+        assert_eq!(
+            record(&items[3]),
+            (pos(4, 6), vec!["3".into(), "ok".into()], b"3,ok".to_vec())
+        );
         // In the header, it is a header error.
         let (line, reason) = header_err(b"\"a\"x,b\n", &opts());
         assert_eq!(line, 1);
@@ -1664,7 +1676,14 @@ mod tests {
         assert!(b.raw.len() <= PREVIEW_BYTES && b.raw.len() > PREVIEW_BYTES - 4);
         assert!(b.raw.starts_with("2,é".as_bytes()));
         assert!(std::str::from_utf8(&b.raw).is_ok());
-        assert_eq!(record(&src.next().unwrap().unwrap()), (pos(3, 4), vec!["3".into(), "after".into()], b"3,after".to_vec()));
+        assert_eq!(
+            record(&src.next().unwrap().unwrap()),
+            (
+                pos(3, 4),
+                vec!["3".into(), "after".into()],
+                b"3,after".to_vec()
+            )
+        );
         assert!(src.next().is_none());
         assert!(src.tok.peak <= MIB, "peak {} > cap", src.tok.peak);
     }
@@ -1725,7 +1744,11 @@ mod tests {
             bad(&item).reason,
             "the row has 500001 fields, the header has 2 columns"
         );
-        assert!(src.tok.ends.capacity() < 1024, "{}", src.tok.ends.capacity());
+        assert!(
+            src.tok.ends.capacity() < 1024,
+            "{}",
+            src.tok.ends.capacity()
+        );
         assert_eq!(record(&src.next().unwrap().unwrap()).1, ["1", "2"]);
     }
 
@@ -1733,7 +1756,9 @@ mod tests {
     fn an_over_long_header_is_a_header_error() {
         let data = super::super::Generated::new().repeat(b"abcdefgh", 300);
         match CsvSource::from_reader(Path::new("h.csv"), Box::new(data), &capped(2048)) {
-            Err(SourceError::Header { line: 1, reason, .. }) => assert_eq!(
+            Err(SourceError::Header {
+                line: 1, reason, ..
+            }) => assert_eq!(
                 reason,
                 "the header row is 2400 bytes long, more than the limit of 2048 bytes \
                  (max_record_bytes in the mapping's [source]); is this a CSV file?"
@@ -1748,7 +1773,10 @@ mod tests {
             .encode_utf16()
             .flat_map(u16::to_le_bytes)
             .collect();
-        let utf16be: Vec<u8> = "Id,Name\n".encode_utf16().flat_map(u16::to_be_bytes).collect();
+        let utf16be: Vec<u8> = "Id,Name\n"
+            .encode_utf16()
+            .flat_map(u16::to_be_bytes)
+            .collect();
         let cases: [(Vec<u8>, &str); 4] = [
             (
                 [&[0xFF, 0xFE][..], &utf16le].concat(),
@@ -1758,8 +1786,14 @@ mod tests {
                 [&[0xFE, 0xFF][..], &utf16be].concat(),
                 "UTF-16 (big-endian, with a byte-order mark FE FF)",
             ),
-            (utf16le.clone(), "UTF-16 (little-endian: every other byte is NUL)"),
-            (utf16be.clone(), "UTF-16 (big-endian: every other byte is NUL)"),
+            (
+                utf16le.clone(),
+                "UTF-16 (little-endian: every other byte is NUL)",
+            ),
+            (
+                utf16be.clone(),
+                "UTF-16 (big-endian: every other byte is NUL)",
+            ),
         ];
         for (bytes, kind) in cases {
             for encoding in [Encoding::Utf8, Encoding::Windows1252] {
@@ -1807,7 +1841,10 @@ mod tests {
         let reader = Two(vec![b"a,b\r".to_vec(), b"\n1,2\r\n".to_vec()]);
         let src = CsvSource::from_reader(Path::new("x.csv"), Box::new(reader), &opts()).unwrap();
         assert_eq!(src.line_ending(), b"\r\n");
-        assert_eq!(src.map(|i| record(&i.unwrap()).1).collect::<Vec<_>>(), [["1", "2"]]);
+        assert_eq!(
+            src.map(|i| record(&i.unwrap()).1).collect::<Vec<_>>(),
+            [["1", "2"]]
+        );
     }
 
     mod prop {

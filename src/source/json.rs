@@ -359,7 +359,11 @@ impl JsonArraySource {
                 format!("element {} is not valid JSON: {msg} {at}", self.index)
             }
         };
-        Ok(Some(SourceItem::Bad(BadRecord::new(pos, reason, raw.clone()))))
+        Ok(Some(SourceItem::Bad(BadRecord::new(
+            pos,
+            reason,
+            raw.clone(),
+        ))))
     }
 
     /// Checks the syntax of the captured element, which started at byte `start`, on `line`, in
@@ -1781,7 +1785,10 @@ mod tests {
 
     #[test]
     fn a_duplicate_member_rejects_the_element_naming_it() {
-        let items = read_all(b"[{\"a\": 1, \"a\": 2},\n {\"x\": {\"b\": 1, \"b\": 1}}, {\"a\": 3}]", "");
+        let items = read_all(
+            b"[{\"a\": 1, \"a\": 2},\n {\"x\": {\"b\": 1, \"b\": 1}}, {\"a\": 3}]",
+            "",
+        );
         let b = bad(&items[0]);
         assert_eq!(b.pos, pos(1, 1));
         assert_eq!(
@@ -1790,13 +1797,20 @@ mod tests {
              column 17); a record may have each member name once"
         );
         assert_eq!(b.raw, b"{\"a\": 1, \"a\": 2}");
-        assert!(bad(&items[1]).reason.starts_with("element 2: member 'b' appears twice"));
+        assert!(
+            bad(&items[1])
+                .reason
+                .starts_with("element 2: member 'b' appears twice")
+        );
         assert_eq!(record(&items[2]).1, json!({"a": 3}));
     }
 
     #[test]
     fn utf16_is_an_encoding_error() {
-        let text: Vec<u8> = "[{\"a\":1}]".encode_utf16().flat_map(u16::to_be_bytes).collect();
+        let text: Vec<u8> = "[{\"a\":1}]"
+            .encode_utf16()
+            .flat_map(u16::to_be_bytes)
+            .collect();
         for bytes in [[&[0xFE, 0xFF][..], &text].concat(), text.clone()] {
             match open_at(&bytes, "") {
                 Err(SourceError::Encoding { reason, .. }) => assert!(

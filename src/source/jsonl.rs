@@ -130,7 +130,13 @@ impl JsonLinesSource {
                 };
                 let bytes = &chunk[..take];
                 let was_over = self.over;
-                keep_capped(&mut self.buf, &mut self.len, &mut self.over, self.max, bytes);
+                keep_capped(
+                    &mut self.buf,
+                    &mut self.len,
+                    &mut self.over,
+                    self.max,
+                    bytes,
+                );
                 if was_over && !dropped_text {
                     dropped_text = bytes.iter().any(|b| !b.is_ascii_whitespace());
                 }
@@ -454,7 +460,10 @@ mod tests {
             .repeat(&[b'x'; 1000], 30_000)
             .then(b"\"}\r\n{\"a\":3}\n");
         let mut src = generated(data, MIB);
-        assert_eq!(record(&src.next().unwrap().unwrap()), (pos(1, 1), json!({"a": 1})));
+        assert_eq!(
+            record(&src.next().unwrap().unwrap()),
+            (pos(1, 1), json!({"a": 1}))
+        );
         let item = src.next().unwrap().unwrap();
         let b = bad(&item);
         assert_eq!(b.pos, pos(2, 2));
@@ -469,7 +478,10 @@ mod tests {
         assert_eq!(b.cut, Some(len));
         assert_eq!(b.raw.len(), super::super::PREVIEW_BYTES);
         assert!(b.raw.starts_with(b"{\"s\":\"xxx"));
-        assert_eq!(record(&src.next().unwrap().unwrap()), (pos(3, 3), json!({"a": 3})));
+        assert_eq!(
+            record(&src.next().unwrap().unwrap()),
+            (pos(3, 3), json!({"a": 3}))
+        );
         assert!(src.next().is_none());
         assert!(src.peak <= MIB, "peak {}", src.peak);
         // A line of nothing but whitespace is blank however long.
@@ -492,20 +504,25 @@ mod tests {
              member name once"
         );
         assert_eq!(b.raw, b"{\"a\":1,\"a\":2}");
-        assert!(bad(&items[1]).reason.starts_with("member 'c' appears twice"));
+        assert!(
+            bad(&items[1])
+                .reason
+                .starts_with("member 'c' appears twice")
+        );
         assert_eq!(record(&items[2]).1, json!({"a": {"a": 1}}));
         // In a rejects file's `raw`, too.
         let items = read_all(br#"{"row": 4, "error": "x", "raw": "{\"a\":1,\"a\":2}"}"#);
-        assert!(
-            bad(&items[0])
-                .reason
-                .starts_with("member 'a' appears twice in the same object (the 'raw' of a rejects-file line)")
-        );
+        assert!(bad(&items[0]).reason.starts_with(
+            "member 'a' appears twice in the same object (the 'raw' of a rejects-file line)"
+        ));
     }
 
     #[test]
     fn utf16_is_an_encoding_error() {
-        let text: Vec<u8> = "{\"a\":1}\n".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let text: Vec<u8> = "{\"a\":1}\n"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
         for bytes in [[&[0xFF, 0xFE][..], &text].concat(), text.clone()] {
             let mut f = tempfile::NamedTempFile::new().unwrap();
             f.write_all(&bytes).unwrap();

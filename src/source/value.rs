@@ -122,7 +122,10 @@ mod tests {
         );
         // Member order is kept.
         let v = from_slice(br#"{"z": 1, "a": 2}"#).unwrap();
-        assert_eq!(v.as_object().unwrap().keys().collect::<Vec<_>>(), ["z", "a"]);
+        assert_eq!(
+            v.as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["z", "a"]
+        );
     }
 
     #[test]

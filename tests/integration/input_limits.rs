@@ -56,7 +56,11 @@ fn an_over_long_csv_row_is_rejected_cut_and_the_rows_after_it_are_read() {
              mapping's [source]); it was not read"
         ));
     // The rejects file holds the row's start and a note, not 12 MB.
-    assert!(file_size(&w, "rejects.csv") < 4096, "{}", file_size(&w, "rejects.csv"));
+    assert!(
+        file_size(&w, "rejects.csv") < 4096,
+        "{}",
+        file_size(&w, "rejects.csv")
+    );
     let rejects = read_rejects_csv(&w.path().join("rejects.csv"), b',');
     assert_eq!(rejects.len(), 1);
     assert_eq!(rejects[0].row, 2);
@@ -64,10 +68,19 @@ fn an_over_long_csv_row_is_rejected_cut_and_the_rows_after_it_are_read() {
     assert!(rejects[0].fields["Account No"].contains("...[cut by dvload: the first "));
     // Replayed as it is, the row is rejected again (and keeps its number).
     let out = w.dvload(&[
-        "validate", "m.toml", "--source", "rejects.csv", "--rejects", "again.csv",
+        "validate",
+        "m.toml",
+        "--source",
+        "rejects.csv",
+        "--rejects",
+        "again.csv",
     ]);
-    out.expect_code(1).stdout_has("read 1  would write 0  rejected 1");
-    assert_eq!(read_rejects_csv(&w.path().join("again.csv"), b',')[0].row, 2);
+    out.expect_code(1)
+        .stdout_has("read 1  would write 0  rejected 1");
+    assert_eq!(
+        read_rejects_csv(&w.path().join("again.csv"), b',')[0].row,
+        2
+    );
 }
 
 #[test]
@@ -101,11 +114,16 @@ fn max_record_bytes_is_set_in_the_mapping_and_checked() {
     );
     w.write("m.toml", &mapping);
     let long = "x".repeat(3000);
-    w.write("accounts.csv", format!("Account No,Company\nA-1,{long}\nA-2,ok\n"));
+    w.write(
+        "accounts.csv",
+        format!("Account No,Company\nA-1,{long}\nA-2,ok\n"),
+    );
     w.dvload(&["validate", "m.toml"])
         .expect_code(1)
         .stdout_has("read 2  would write 1  rejected 1")
-        .stdout_has("row 1 (line 2): the row is 3004 bytes long, more than the limit of 2048 bytes");
+        .stdout_has(
+            "row 1 (line 2): the row is 3004 bytes long, more than the limit of 2048 bytes",
+        );
     w.write("m.toml", mapping.replace("= 2048", "= 100"));
     w.dvload(&["validate", "m.toml"])
         .expect_code(2)
@@ -132,7 +150,10 @@ fn an_over_long_json_lines_line_is_rejected_and_the_next_line_read() {
     let line: serde_json::Value = serde_json::from_str(w.read("rejects.jsonl").trim()).unwrap();
     assert_eq!(line["row"], 2);
     let raw = line["raw"].as_str().unwrap();
-    assert!(raw.starts_with("{\"id\": \"L-2\", \"name\": \"xxx"), "{raw}");
+    assert!(
+        raw.starts_with("{\"id\": \"L-2\", \"name\": \"xxx"),
+        "{raw}"
+    );
     assert!(raw.ends_with(" of 12582937 bytes]"), "{raw}");
 }
 
@@ -178,14 +199,21 @@ fn a_utf16_csv_is_named_as_such_with_what_is_accepted() {
 fn text_after_a_closing_quote_rejects_the_row_and_keeps_it_in_the_rejects_file() {
     let w = Workdir::new();
     w.write("m.toml", accounts_mapping(""));
-    w.write("accounts.csv", "Account No,Company\nA-1,\"B\"x\nA-2,\"Globex\"\n");
+    w.write(
+        "accounts.csv",
+        "Account No,Company\nA-1,\"B\"x\nA-2,\"Globex\"\n",
+    );
     w.dvload(&["validate", "m.toml", "--rejects", "rejects.csv"])
         .expect_code(1)
         .stdout_has("read 2  would write 1  rejected 1")
         .stdout_has(
             "row 1 (line 2): column 'Company': text after the closing quote ('x' on line 2)",
         );
-    assert!(w.read("rejects.csv").contains("\nA-1,\"B\"x,1,"), "{}", w.read("rejects.csv"));
+    assert!(
+        w.read("rejects.csv").contains("\nA-1,\"B\"x,1,"),
+        "{}",
+        w.read("rejects.csv")
+    );
 }
 
 #[test]
@@ -214,7 +242,10 @@ fn duplicate_json_members_reject_the_record_naming_the_member() {
 #[test]
 fn a_replayed_csv_rejects_file_keeps_the_original_row_numbers() {
     let w = Workdir::new();
-    w.write("m.toml", accounts_mapping("numberofemployees = { from = \"Staff\", type = \"int\" }\n"));
+    w.write(
+        "m.toml",
+        accounts_mapping("numberofemployees = { from = \"Staff\", type = \"int\" }\n"),
+    );
     w.write(
         "accounts.csv",
         "Account No,Company,Staff\nA-1,Acme,1\nA-2,Globex,lots\nA-3,Initech,3\nA-4\nA-5,Umbrella,many\n",
@@ -228,10 +259,17 @@ fn a_replayed_csv_rejects_file_keeps_the_original_row_numbers() {
         .collect();
     assert_eq!(first, [2, 4, 5]);
     // The replay reads them as its rows 1, 2 and 3; its rejects keep 2, 4 and 5.
-    w.dvload(&["validate", "m.toml", "--source", "rejects.csv", "--rejects", "again.csv"])
-        .expect_code(1)
-        .stdout_has("row 1 (line 2): ")
-        .stdout_has("read 3  would write 0  rejected 3");
+    w.dvload(&[
+        "validate",
+        "m.toml",
+        "--source",
+        "rejects.csv",
+        "--rejects",
+        "again.csv",
+    ])
+    .expect_code(1)
+    .stdout_has("row 1 (line 2): ")
+    .stdout_has("read 3  would write 0  rejected 3");
     let again = w.read("again.csv");
     let rows: Vec<u64> = read_rejects_csv(&w.path().join("again.csv"), b',')
         .iter()
@@ -248,8 +286,7 @@ fn a_replayed_json_lines_rejects_file_keeps_the_original_row_numbers() {
     let w = Workdir::new();
     w.write(
         "m.toml",
-        json_mapping("leads.jsonl")
-            + "numberofemployees = { from = \"staff\", type = \"int\" }\n",
+        json_mapping("leads.jsonl") + "numberofemployees = { from = \"staff\", type = \"int\" }\n",
     );
     w.write(
         "leads.jsonl",
@@ -262,13 +299,24 @@ fn a_replayed_json_lines_rejects_file_keeps_the_original_row_numbers() {
     let rows = |name: &str| -> Vec<u64> {
         w.read(name)
             .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["row"].as_u64().unwrap())
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["row"]
+                    .as_u64()
+                    .unwrap()
+            })
             .collect()
     };
     assert_eq!(rows("rejects.jsonl"), [2, 4, 5]);
-    w.dvload(&["validate", "m.toml", "--source", "rejects.jsonl", "--rejects", "again.jsonl"])
-        .expect_code(1)
-        .stdout_has("read 3  would write 0  rejected 3");
+    w.dvload(&[
+        "validate",
+        "m.toml",
+        "--source",
+        "rejects.jsonl",
+        "--rejects",
+        "again.jsonl",
+    ])
+    .expect_code(1)
+    .stdout_has("read 3  would write 0  rejected 3");
     assert_eq!(rows("again.jsonl"), [2, 4, 5]);
 }
 
@@ -276,7 +324,10 @@ fn a_replayed_json_lines_rejects_file_keeps_the_original_row_numbers() {
 fn a_crlf_source_gets_a_crlf_rejects_file() {
     let w = Workdir::new();
     w.write("m.toml", accounts_mapping(""));
-    w.write("accounts.csv", "Account No,Company\r\nA-1,Acme\r\nA-2\r\nA-3,\"Multi\nline\"x\r\n");
+    w.write(
+        "accounts.csv",
+        "Account No,Company\r\nA-1,Acme\r\nA-2\r\nA-3,\"Multi\nline\"x\r\n",
+    );
     w.dvload(&["validate", "m.toml", "--rejects", "rejects.csv"])
         .expect_code(1)
         .stdout_has("rejected 2");
@@ -288,5 +339,11 @@ fn a_crlf_source_gets_a_crlf_rejects_file() {
     // Every line ends with CRLF (the line break inside the quoted field is the row's own).
     assert_eq!(rejects.matches("\r\n").count(), 3, "{rejects:?}");
     assert!(rejects.ends_with("\r\n"));
-    assert!(!rejects.replace("\r\n", "").replace("Multi\nline", "").contains('\n'), "{rejects:?}");
+    assert!(
+        !rejects
+            .replace("\r\n", "")
+            .replace("Multi\nline", "")
+            .contains('\n'),
+        "{rejects:?}"
+    );
 }
