@@ -64,7 +64,16 @@ impl Reject {
             Reject::Mapping(record, _) | Reject::Service(record, _) | Reject::Unsent(record, _) => {
                 rejects.write(record.pos, &reason, content(record))
             }
-            Reject::Unreadable(b) => rejects.write(b.pos, &reason, RejectContent::Raw(&b.raw)),
+            Reject::Unreadable(b) => {
+                let content = match b.cut {
+                    Some(len) => RejectContent::Cut {
+                        preview: &b.raw,
+                        len,
+                    },
+                    None => RejectContent::Raw(&b.raw),
+                };
+                rejects.write(b.pos, &reason, content)
+            }
         }
     }
 }
@@ -138,6 +147,7 @@ impl Job {
             } else {
                 String::new()
             },
+            max_record_bytes: spec.source.max_record_bytes,
         };
         let reader = source::open(&source_path, &options)?;
         let plan = Plan::compile(&spec, reader.columns(), &source_path.display().to_string())?;
@@ -151,7 +161,8 @@ impl Job {
         })
     }
 
-    /// A rejects writer in the source's format.
+    /// A rejects writer in the source's format (and line ending), which gives a replayed
+    /// rejects file's rows their original numbers.
     pub fn rejects_writer(&self, path: PathBuf) -> RejectsWriter {
         RejectsWriter::new(
             path,
@@ -161,6 +172,8 @@ impl Job {
             self.options.quote,
             self.options.encoding,
         )
+        .with_line_ending(self.reader.line_ending())
+        .with_origin_rows(self.reader.origin_rows())
     }
 
     /// The default rejects file for this job's source.

@@ -1,17 +1,26 @@
 //! The rejects file: every rejected row in the source's own format, with its row number and
 //! reason, so that a fixed file replays with the same mapping.
 //!
-//! CSV sources give CSV (same delimiter, quote and encoding) with the header plus `dvload_row` and
-//! `dvload_error` columns, which a mapping ignores on replay (a source that already has them, such
-//! as a rejects file being replayed, has their values replaced rather than added again). JSON and
-//! JSON Lines sources give JSON Lines: `{"row":..,"error":"..","record":{..}}`, or `"raw":".."`
-//! instead of `record` for a line that was not valid JSON; the JSON Lines reader unwraps both.
+//! CSV sources give CSV (same delimiter, quote, encoding and line ending) with the header plus
+//! `dvload_row` and `dvload_error` columns, which a mapping ignores on replay (a source that
+//! already has them, such as a rejects file being replayed, has their values replaced rather than
+//! added again). JSON and JSON Lines sources give JSON Lines: `{"row":..,"error":"..","record":{..}}`,
+//! or `"raw":".."` instead of `record` for a line that was not valid JSON; the JSON Lines reader
+//! unwraps both.
+//!
+//! The row number is the row in the source of the first run: a replayed rejects file keeps the
+//! number its `dvload_row` column (CSV) or envelope `row` (JSON Lines) gives, when that is a
+//! positive integer; otherwise (missing, edited, garbled) the row in the file being read.
+//!
+//! A record longer than `max_record_bytes` is not written whole: its first bytes are, as one
+//! quoted field (CSV) or the `raw` string (JSON Lines), followed by a note of how much was cut, so
+//! that the line can never be read back as a good record.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::source::{CsvRow, Encoding, Format, RowPos};
+use crate::source::{CsvRow, Encoding, Format, OriginRows, RowPos};
 
 /// Column names added to a CSV rejects file.
 pub const ROW_COLUMN: &str = "dvload_row";
@@ -27,6 +36,13 @@ pub enum RejectContent<'a> {
     Json(&'a serde_json::Value),
     /// Bytes that could not be read as a record (ragged row, invalid bytes, malformed JSON).
     Raw(&'a [u8]),
+    /// The first bytes of a record too long to read, `len` bytes in all.
+    Cut {
+        /// The record's first bytes.
+        preview: &'a [u8],
+        /// The record's full length.
+        len: u64,
+    },
 }
 
 /// How the CSV rejects file is laid out.
@@ -38,6 +54,15 @@ struct CsvLayout {
     /// Indexes of the source's own `dvload_row` / `dvload_error` columns, if it has them.
     existing: Option<(usize, usize)>,
     header: Vec<String>,
+    /// The line terminator (the source's).
+    eol: &'static [u8],
+}
+
+impl CsvLayout {
+    /// The number of fields of a line of the rejects file.
+    fn width(&self) -> usize {
+        self.header.len() + if self.existing.is_some() { 0 } else { 2 }
+    }
 }
 
 /// Writes rejected rows to a file, created on the first reject.
@@ -48,6 +73,8 @@ pub struct RejectsWriter {
     out: Option<(BufWriter<File>, PathBuf)>,
     count: u64,
     line: Vec<u8>,
+    /// The original row numbers of a replayed JSON Lines rejects file.
+    origins: Option<OriginRows>,
 }
 
 impl RejectsWriter {
@@ -70,6 +97,7 @@ impl RejectsWriter {
                 encoding,
                 existing: row.zip(err),
                 header,
+                eol: b"\n",
             }
         });
         RejectsWriter {
@@ -78,7 +106,23 @@ impl RejectsWriter {
             out: None,
             count: 0,
             line: Vec::with_capacity(256),
+            origins: None,
         }
+    }
+
+    /// Ends CSV lines with `eol` (the source's line terminator) instead of `\n`.
+    pub fn with_line_ending(mut self, eol: &'static [u8]) -> RejectsWriter {
+        if let Some(layout) = &mut self.csv {
+            layout.eol = eol;
+        }
+        self
+    }
+
+    /// Takes the row numbers of rejected rows from `origins` when it has them (a replayed JSON
+    /// Lines rejects file).
+    pub fn with_origin_rows(mut self, origins: Option<OriginRows>) -> RejectsWriter {
+        self.origins = origins;
+        self
     }
 
     /// The default rejects file for a source: `<source stem>.rejects.csv` (or `.jsonl`) in the
@@ -138,7 +182,13 @@ impl RejectsWriter {
         self.line.clear();
         match (&self.csv, content) {
             (Some(layout), RejectContent::Csv(row)) => {
-                let row_text = pos.row.to_string();
+                // A replayed rejects file keeps its first run's row numbers.
+                let row_text = match layout.existing {
+                    Some((r, _)) => original_row(row.get(r).unwrap_or_default().as_bytes()),
+                    None => None,
+                }
+                .unwrap_or(pos.row)
+                .to_string();
                 let fields: Vec<&str> = match layout.existing {
                     Some((r, e)) => row
                         .iter()
@@ -160,11 +210,41 @@ impl RejectsWriter {
             }
             (Some(layout), RejectContent::Raw(raw)) => {
                 // The bytes are written as they were (they may not even decode), then the two
-                // columns are appended.
-                out.write_all(raw)?;
+                // columns are appended; a row of a replayed rejects file that still ends with
+                // its two (ragged, or with invalid bytes) has them replaced instead.
+                let (kept, row) = match replayed_tail(layout, raw) {
+                    Some((start, row)) => (&raw[..start], row),
+                    None => (raw, pos.row),
+                };
+                out.write_all(kept)?;
+                let row_text = row.to_string();
+                let mut tail = Vec::new();
+                if kept.len() == raw.len() {
+                    tail.push(layout.delimiter);
+                }
+                csv_line(layout, [row_text.as_str(), error].into_iter(), &mut tail);
+                out.write_all(&encode(layout.encoding, &tail))?;
+            }
+            (Some(layout), RejectContent::Cut { preview, len }) => {
+                // The first bytes, quoted as one field (the bytes as they were, quotes
+                // doubled), and a note of the cut; one empty field more if that made the line
+                // as wide as a good row, so that it is read back as ragged.
+                self.line.push(layout.quote);
+                for &b in preview {
+                    if b == layout.quote {
+                        self.line.push(layout.quote);
+                    }
+                    self.line.push(b);
+                }
+                self.line.extend_from_slice(&cut_note(preview.len(), len));
+                self.line.push(layout.quote);
+                self.line.push(layout.delimiter);
+                if layout.width() == 3 {
+                    self.line.push(layout.delimiter);
+                }
+                out.write_all(&self.line)?;
                 let row_text = pos.row.to_string();
                 let mut tail = Vec::new();
-                tail.push(layout.delimiter);
                 csv_line(layout, [row_text.as_str(), error].into_iter(), &mut tail);
                 out.write_all(&encode(layout.encoding, &tail))?;
             }
@@ -172,8 +252,13 @@ impl RejectsWriter {
                 unreachable!("the rejects writer is made for the source's format")
             }
             (None, content) => {
+                let row = self
+                    .origins
+                    .as_ref()
+                    .and_then(|o| o.get(pos.row))
+                    .unwrap_or(pos.row);
                 let mut obj = serde_json::Map::new();
-                obj.insert("row".into(), pos.row.into());
+                obj.insert("row".into(), row.into());
                 obj.insert("error".into(), error.into());
                 match content {
                     RejectContent::Json(v) => obj.insert("record".into(), v.clone()),
@@ -181,6 +266,11 @@ impl RejectsWriter {
                         "raw".into(),
                         String::from_utf8_lossy(raw).into_owned().into(),
                     ),
+                    RejectContent::Cut { preview, len } => {
+                        let mut text = String::from_utf8_lossy(preview).into_owned();
+                        text.push_str(&String::from_utf8_lossy(&cut_note(preview.len(), len)));
+                        obj.insert("raw".into(), text.into())
+                    }
                     RejectContent::Csv(_) => unreachable!(),
                 };
                 serde_json::to_writer(&mut *out, &obj)?;
@@ -235,7 +325,68 @@ fn settle(mut out: BufWriter<File>, tmp: &Path, path: &Path) -> std::io::Result<
     std::fs::rename(tmp, path)
 }
 
-/// One CSV line (LF-terminated), quoting fields that need it.
+/// The note after the first `kept` bytes of a record `len` bytes long.
+fn cut_note(kept: usize, len: u64) -> Vec<u8> {
+    format!("...[cut by dvload: the first {kept} of {len} bytes]").into_bytes()
+}
+
+/// A positive row number written in a `dvload_row` field.
+fn original_row(field: &[u8]) -> Option<u64> {
+    std::str::from_utf8(field)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+        .filter(|&row| row > 0)
+}
+
+/// When `raw`, an unreadable row of a replayed rejects file (whose header ends with
+/// `dvload_row`, `dvload_error`), still ends with those two fields as dvload wrote them (a row
+/// number, then the reason): where they start, and the row number.
+fn replayed_tail(layout: &CsvLayout, raw: &[u8]) -> Option<(usize, u64)> {
+    let (r, e) = layout.existing?;
+    let n = layout.header.len();
+    if (r, e) != (n - 2, n - 1) {
+        return None;
+    }
+    let starts = field_starts(raw, layout.delimiter, layout.quote)?;
+    if starts.len() < 3 {
+        return None;
+    }
+    let (row_start, err_start) = (starts[starts.len() - 2], starts[starts.len() - 1]);
+    let row = original_row(&raw[row_start..err_start - 1])?;
+    Some((row_start, row))
+}
+
+/// The offset where each field of the one CSV record `raw` starts (the reader's rules: a field
+/// that starts with the quote is quoted); `None` if a quote is left open.
+fn field_starts(raw: &[u8], delimiter: u8, quote: u8) -> Option<Vec<usize>> {
+    #[derive(PartialEq)]
+    enum S {
+        Start,
+        Unquoted,
+        Quoted,
+        AfterQuote,
+    }
+    let mut starts = vec![0];
+    let mut state = S::Start;
+    for (i, &b) in raw.iter().enumerate() {
+        state = match state {
+            S::Start if b == quote => S::Quoted,
+            S::Quoted if b == quote => S::AfterQuote,
+            S::Quoted => S::Quoted,
+            S::AfterQuote if b == quote => S::Quoted,
+            S::Start | S::Unquoted | S::AfterQuote if b == delimiter => {
+                starts.push(i + 1);
+                S::Start
+            }
+            _ => S::Unquoted,
+        };
+    }
+    (state != S::Quoted).then_some(starts)
+}
+
+/// One CSV line (ended with the layout's terminator), quoting fields that need it.
 fn csv_line<'a>(layout: &CsvLayout, fields: impl Iterator<Item = &'a str>, out: &mut Vec<u8>) {
     for (i, f) in fields.enumerate() {
         if i > 0 {
@@ -259,7 +410,7 @@ fn csv_line<'a>(layout: &CsvLayout, fields: impl Iterator<Item = &'a str>, out: 
             out.extend_from_slice(f.as_bytes());
         }
     }
-    out.push(b'\n');
+    out.extend_from_slice(layout.eol);
 }
 
 fn encode(encoding: Encoding, utf8: &[u8]) -> std::borrow::Cow<'_, [u8]> {
@@ -334,10 +485,21 @@ mod tests {
             RejectContent::Csv(&row),
         )
         .unwrap();
+        // A missing or garbled row number: the replay's own row.
+        for (i, garbled) in ["", "x7", "0", "-2"].into_iter().enumerate() {
+            let row = CsvRow::new(&["2", garbled, "old"], Vec::new());
+            let pos = RowPos {
+                row: 2 + i as u64,
+                line: 3 + i as u64,
+            };
+            w.write(pos, "again", RejectContent::Csv(&row)).unwrap();
+        }
         w.finish().unwrap();
+        // The first run's row number (3) is kept, not the replay's (1).
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
-            "Id,dvload_row,dvload_error\n1,1,\"new, reason\"\n"
+            "Id,dvload_row,dvload_error\n1,3,\"new, reason\"\n2,2,again\n2,3,again\n2,4,again\n\
+             2,5,again\n"
         );
     }
 
@@ -388,6 +550,175 @@ mod tests {
             std::fs::read_to_string(&path).unwrap(),
             "{\"row\":2,\"error\":\"bad\",\"record\":{\"id\":\"L-1\"}}\n{\"row\":3,\"error\":\"not JSON\",\"raw\":\"{\\\"id\\\":\"}\n"
         );
+    }
+
+    #[test]
+    fn csv_rejects_use_the_sources_line_ending() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        let header = cols(&["Id", "Name"]);
+        let mut w = RejectsWriter::new(
+            path.clone(),
+            Format::Csv,
+            Some(&header),
+            b',',
+            b'"',
+            Encoding::Utf8,
+        )
+        .with_line_ending(b"\r\n");
+        let row = CsvRow::new(&["1", "two\nlines"], Vec::new());
+        w.write(RowPos { row: 1, line: 2 }, "bad", RejectContent::Csv(&row))
+            .unwrap();
+        w.write(
+            RowPos { row: 2, line: 4 },
+            "ragged",
+            RejectContent::Raw(b"2"),
+        )
+        .unwrap();
+        w.finish().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "Id,Name,dvload_row,dvload_error\r\n1,\"two\nlines\",1,bad\r\n2,2,ragged\r\n"
+        );
+    }
+
+    #[test]
+    fn over_long_records_leave_their_start_and_a_note_that_reads_back_as_bad() {
+        let dir = tempfile::tempdir().unwrap();
+        // CSV: one quoted field (quotes doubled), one more empty field where that would be as
+        // wide as a good row (a one-column source), then the two columns.
+        for (columns, expected) in [
+            (
+                &["Id", "Name"][..],
+                "Id,Name,dvload_row,dvload_error\n\"1,\"\"Bo...[cut by dvload: the first 5 of 9000 \
+                 bytes]\",7,too long\n",
+            ),
+            (
+                &["Id"][..],
+                "Id,dvload_row,dvload_error\n\"1,\"\"Bo...[cut by dvload: the first 5 of 9000 \
+                 bytes]\",,7,too long\n",
+            ),
+        ] {
+            let path = dir.path().join("r.csv");
+            let mut w = RejectsWriter::new(
+                path.clone(),
+                Format::Csv,
+                Some(&cols(columns)),
+                b',',
+                b'"',
+                Encoding::Utf8,
+            );
+            let cut = RejectContent::Cut {
+                preview: b"1,\"Bo",
+                len: 9000,
+            };
+            w.write(RowPos { row: 7, line: 8 }, "too long", cut)
+                .unwrap();
+            w.finish().unwrap();
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert_eq!(text, expected);
+            // Read back, the line is ragged: the reader rejects it again.
+            let options = crate::source::SourceOptions::default();
+            let mut src = crate::source::open(&path, &options).unwrap();
+            match src.next() {
+                Some(Ok(crate::source::SourceItem::Bad(b))) => {
+                    assert!(b.reason.starts_with("the row has "), "{}", b.reason)
+                }
+                other => panic!("expected a bad row, got {other:?}"),
+            }
+        }
+        // JSON Lines: the start in `raw`, with the note, so that it never parses.
+        let path = dir.path().join("r.jsonl");
+        let mut w = RejectsWriter::new(
+            path.clone(),
+            Format::JsonLines,
+            None,
+            b',',
+            b'"',
+            Encoding::Utf8,
+        );
+        let cut = RejectContent::Cut {
+            preview: b"{\"a\":1}",
+            len: 20_000_000,
+        };
+        w.write(RowPos { row: 2, line: 2 }, "too long", cut)
+            .unwrap();
+        w.finish().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"row\":2,\"error\":\"too long\",\"raw\":\"{\\\"a\\\":1}...[cut by dvload: the \
+             first 7 of 20000000 bytes]\"}\n"
+        );
+    }
+
+    #[test]
+    fn replayed_unreadable_csv_rows_keep_their_row_and_do_not_grow() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        let header = cols(&["Id", "Name", "dvload_row", "dvload_error"]);
+        let mut w = RejectsWriter::new(
+            path.clone(),
+            Format::Csv,
+            Some(&header),
+            b',',
+            b'"',
+            Encoding::Utf8,
+        );
+        // A ragged row as a first run wrote it, then one whose number was garbled, then one
+        // that lost its two fields.
+        for (row, raw) in [
+            (1, &b"A-2,12,\"had 1 field, 2 columns\""[..]),
+            (2, b"A-3,x,y,zz,err"),
+            (3, b"A-4"),
+        ] {
+            let pos = RowPos { row, line: row + 1 };
+            w.write(pos, "ragged again", RejectContent::Raw(raw))
+                .unwrap();
+        }
+        w.finish().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "Id,Name,dvload_row,dvload_error\nA-2,12,ragged again\nA-3,x,y,zz,err,2,ragged again\n\
+             A-4,3,ragged again\n"
+        );
+    }
+
+    #[test]
+    fn replayed_json_lines_rejects_keep_their_original_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.jsonl");
+        let origins = crate::source::OriginRows::default();
+        origins.note(1, Some(40));
+        origins.note(2, None);
+        origins.note(3, Some(97));
+        let mut w = RejectsWriter::new(
+            path.clone(),
+            Format::JsonLines,
+            None,
+            b',',
+            b'"',
+            Encoding::Utf8,
+        )
+        .with_origin_rows(Some(origins));
+        let rec = serde_json::json!({"id": 1});
+        // Out of order, as a writer's rejects come.
+        w.write(RowPos { row: 3, line: 3 }, "x", RejectContent::Json(&rec))
+            .unwrap();
+        w.write(RowPos { row: 2, line: 2 }, "y", RejectContent::Raw(b"{"))
+            .unwrap();
+        w.write(RowPos { row: 1, line: 1 }, "z", RejectContent::Json(&rec))
+            .unwrap();
+        w.finish().unwrap();
+        let rows: Vec<u64> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["row"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(rows, [97, 2, 40]);
     }
 
     #[test]

@@ -195,6 +195,8 @@ pub struct SourceSpec {
     pub encoding: Encoding,
     /// JSON pointer to the records array.
     pub records: String,
+    /// The longest record read, in bytes.
+    pub max_record_bytes: usize,
 }
 
 /// `[target]`.
@@ -481,6 +483,7 @@ impl MappingSpec {
                     quote: b'"',
                     encoding: Encoding::Utf8,
                     records: String::new(),
+                    max_record_bytes: crate::source::DEFAULT_MAX_RECORD_BYTES,
                 },
                 FieldDefaults {
                     timezone: None,
@@ -708,6 +711,7 @@ fn parse_source(
         "records",
         "timezone",
         "decimal",
+        "max_record_bytes",
     ])?;
     let path = t
         .string("path")?
@@ -765,6 +769,25 @@ fn parse_source(
         }
         None => String::new(),
     };
+    let max_record_bytes = match t.get("max_record_bytes") {
+        Some(v) => v
+            .get_ref()
+            .as_integer()
+            .and_then(|i| i64::from_str_radix(i.as_str(), i.radix()).ok())
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|&n| n >= crate::source::MIN_MAX_RECORD_BYTES)
+            .ok_or_else(|| {
+                ctx.err(
+                    v.span(),
+                    format!(
+                        "max_record_bytes must be a number of bytes, at least {}, such as {} (8 MiB, the default)",
+                        crate::source::MIN_MAX_RECORD_BYTES,
+                        crate::source::DEFAULT_MAX_RECORD_BYTES
+                    ),
+                )
+            })?,
+        None => crate::source::DEFAULT_MAX_RECORD_BYTES,
+    };
     let timezone = t.string("timezone")?;
     if let Some(tz) = &timezone {
         check_tz(ctx, tz)?;
@@ -781,6 +804,7 @@ fn parse_source(
             quote,
             encoding,
             records,
+            max_record_bytes,
         },
         FieldDefaults {
             timezone,

@@ -9,12 +9,20 @@
 //!   row, but it is counted as a line. A line of spaces is a record.
 //! - A field that starts with the quote character is quoted: it may hold delimiters, line breaks
 //!   and doubled quotes (`""` is one `"`). A quote anywhere else in an unquoted field is kept
-//!   literally (`ab"c` is `ab"c`). Text after a closing quote is kept literally too, after the
-//!   quoted part (`"ab"c` is `abc`), as the `csv` crate and Python's `csv` module read it.
+//!   literally (`ab"c` is `ab"c`). Text after a closing quote (`"ab"c`) makes the record a
+//!   `BadRecord` naming the column and line: the `csv` crate would silently read it as `abc`,
+//!   which is rarely what the writer of the file meant (a quote that should have been doubled).
 //! - A quote that is never closed runs to the end of the file: that last record is a `BadRecord`
 //!   holding every byte from its start to the end of the file (less one final line terminator),
 //!   so that nothing is lost and the rejects file can be fixed and replayed. The header row with
 //!   an unterminated quote is a `SourceError::Header`.
+//! - A record longer than `max_record_bytes` is a `BadRecord` holding its first `PREVIEW_BYTES`
+//!   (`cut` set to its length): the rest of it is scanned (quotes and line breaks still followed,
+//!   so the next record starts where it really does) but not kept. A quote never closed whose
+//!   rest of the file is longer than that cannot be kept whole for the rejects file, so it is a
+//!   `SourceError::Csv` (the run stops there) rather than a reject that would lose those lines.
+//! - A file that starts with a UTF-16 byte-order mark, or whose first bytes have a NUL every
+//!   other byte, is UTF-16: a header error that says so and what is accepted.
 //! - A UTF-8 byte-order mark at the very start of the file is skipped (it is never part of the
 //!   first column's name). With `encoding = windows-1252` a UTF-8 BOM is a header error: the file
 //!   is UTF-8 and decoding it as windows-1252 would silently garble every accented letter.
@@ -26,11 +34,12 @@
 //!
 //! The file is read through one 64 KiB buffer and each byte is copied once into the record's raw
 //! bytes, once into its text; the only allocations per record are the three of the `CsvRow` it
-//! yields (text, field ends, raw).
+//! yields (text, field ends, raw). The raw buffer never grows past `max_record_bytes`, nor the
+//! field ends past the header's column count + 1, whatever the file holds.
 
 use super::{
     BadRecord, CsvRow, Encoding, Record, RecordData, RecordSource, RowPos, SourceError, SourceItem,
-    SourceOptions,
+    SourceOptions, cut_at_char, keep_capped, utf16_kind, utf16_reason,
 };
 use std::collections::HashMap;
 use std::fs::File;
@@ -55,6 +64,8 @@ pub struct CsvSource {
     done: bool,
     /// Reused buffer for windows-1252 field bytes before decoding.
     scratch: Vec<u8>,
+    /// The header line's terminator (`\r\n`, `\n` or `\r`; `\n` when it has none).
+    eol: &'static [u8],
 }
 
 impl CsvSource {
@@ -90,11 +101,12 @@ impl CsvSource {
             path,
             columns: Vec::new(),
             encoding: options.encoding,
-            tok: Tokenizer::new(delim, quote),
+            tok: Tokenizer::new(delim, quote, options.max_record_bytes),
             input: Input::new(reader),
             row: 0,
             done: false,
             scratch: Vec::new(),
+            eol: b"\n",
         };
         src.read_header()?;
         Ok(src)
@@ -116,7 +128,13 @@ impl CsvSource {
     }
 
     fn read_header(&mut self) -> Result<(), SourceError> {
-        let has_bom = self.input.starts_with(BOM).map_err(|e| self.io_error(e))?;
+        let (utf16, has_bom) = match self.input.fill_start(256) {
+            Ok(start) => (utf16_kind(start), start.starts_with(BOM)),
+            Err(e) => return Err(self.io_error(e)),
+        };
+        if let Some(kind) = utf16 {
+            return Err(self.header_error(utf16_reason(kind, true)));
+        }
         if has_bom {
             self.input.pos += BOM.len();
         }
@@ -139,6 +157,36 @@ impl CsvSource {
             }
             RecordEnd::Record => {}
         }
+        if self.tok.over {
+            return Err(self.header_error(format!(
+                "the header row is {} bytes long, more than the limit of {} bytes \
+                 (max_record_bytes in the mapping's [source]); is this a CSV file?",
+                self.tok.len, self.tok.max
+            )));
+        }
+        if let Some((field, line, b)) = self.tok.stray {
+            return Err(self.header_error(format!(
+                "the name of column {} has text after its closing quote ({} on line {line}); \
+                 a quoted name ends at its closing quote",
+                field + 1,
+                show_byte(b)
+            )));
+        }
+        self.eol = match self.tok.last_end {
+            b'\r' => {
+                let next = if self.input.pos == self.input.len {
+                    self.input.fill().map_err(|e| self.io_error(e))?
+                } else {
+                    true
+                };
+                if next && self.input.buf[self.input.pos] == b'\n' {
+                    b"\r\n"
+                } else {
+                    b"\r"
+                }
+            }
+            _ => b"\n",
+        };
         if has_bom && self.encoding == Encoding::Windows1252 {
             return Err(self.header_error(
                 "the file starts with a UTF-8 byte-order mark, so it is UTF-8, but the mapping \
@@ -190,23 +238,65 @@ impl CsvSource {
             }
         }
         self.columns = columns;
+        // Data rows keep the ends of one field more than the header has (enough to tell a
+        // ragged row); the header's own may have been many.
+        self.tok.max_fields = self.columns.len() + 1;
+        self.tok.ends = Vec::with_capacity(self.tok.max_fields.min(1024));
         Ok(())
+    }
+
+    /// The name of field `i` for a message: the column, or its place beyond the header.
+    fn field_name(&self, i: usize) -> String {
+        match self.columns.get(i) {
+            Some(name) => format!("column '{name}'"),
+            None => format!(
+                "field {}, beyond the header's {} columns",
+                i + 1,
+                self.columns.len()
+            ),
+        }
     }
 
     /// Turns the tokenizer's current record into an item.
     fn make_item(&mut self, pos: RowPos) -> SourceItem {
-        let fields = self.tok.ends.len();
-        if fields != self.columns.len() {
-            return SourceItem::Bad(BadRecord {
+        if self.tok.over {
+            let mut preview = std::mem::take(&mut self.tok.raw);
+            if self.encoding == Encoding::Utf8 {
+                cut_at_char(&mut preview);
+            }
+            return SourceItem::Bad(BadRecord::over_long(
                 pos,
-                reason: format!(
+                self.tok.len,
+                self.tok.max,
+                preview,
+                "the row",
+            ));
+        }
+        if let Some((field, line, b)) = self.tok.stray {
+            return SourceItem::Bad(BadRecord::new(
+                pos,
+                format!(
+                    "{}: text after the closing quote ({} on line {line}); a quoted field \
+                     ends at its closing quote: write a quote inside it twice (\"\"), or \
+                     quote the whole field",
+                    self.field_name(field),
+                    show_byte(b)
+                ),
+                self.tok.take_raw(),
+            ));
+        }
+        let fields = self.tok.nfields;
+        if fields != self.columns.len() {
+            return SourceItem::Bad(BadRecord::new(
+                pos,
+                format!(
                     "the row has {fields} field{}, the header has {} column{}",
                     plural(fields),
                     self.columns.len(),
                     plural(self.columns.len())
                 ),
-                raw: self.tok.take_raw(),
-            });
+                self.tok.take_raw(),
+            ));
         }
         let (text, spans) = match self.encoding {
             Encoding::Utf8 if self.tok.delim.is_ascii() && self.tok.quote.is_ascii() => {
@@ -323,21 +413,41 @@ impl CsvSource {
 
     /// The `BadRecord` for byte `offset` (0-based), `byte`, of field `i`, which is not UTF-8.
     fn utf8_bad_field(&mut self, pos: RowPos, i: usize, offset: usize, byte: u8) -> SourceItem {
-        SourceItem::Bad(BadRecord {
+        SourceItem::Bad(BadRecord::new(
             pos,
-            reason: format!(
+            format!(
                 "column '{}': not valid UTF-8 (byte {} of the field is {}); the file may be \
                  windows-1252: set encoding = \"windows-1252\" in the mapping's [source]",
                 self.columns[i],
                 offset + 1,
                 show_byte(byte)
             ),
-            raw: self.tok.take_raw(),
-        })
+            self.tok.take_raw(),
+        ))
     }
 
-    /// The unterminated quote's record, with all it swallowed.
-    fn unterminated(&mut self, pos: RowPos) -> SourceItem {
+    /// The unterminated quote's record, with all it swallowed; an error when that is more than
+    /// `max_record_bytes` (the rejects file could not hold it, and those lines would be lost).
+    fn unterminated(&mut self, pos: RowPos) -> Result<SourceItem, SourceError> {
+        let column = self.field_name(self.tok.nfields);
+        if self.tok.over {
+            return Err(SourceError::Csv {
+                path: self.path.clone(),
+                line: self.tok.quote_line,
+                reason: format!(
+                    "unterminated quoted field: the quote opened on line {} ({column}) is never \
+                     closed, so the rest of the file ({} bytes from line {}) would be one row, \
+                     more than the limit of {} bytes (max_record_bytes in the mapping's \
+                     [source]); nothing after line {} was read. Close the quote (a quote inside \
+                     a quoted field is written twice: \"\") and run again",
+                    self.tok.quote_line,
+                    self.tok.len,
+                    pos.line,
+                    self.tok.max,
+                    pos.line.saturating_sub(1)
+                ),
+            });
+        }
         let tok = &mut self.tok;
         // The file's final line terminator ends the record, as it would any other.
         let mut last_line = tok.line;
@@ -348,19 +458,10 @@ impl CsvSource {
             tok.raw.pop();
             last_line -= 1;
         }
-        let field = tok.ends.len();
-        let column = match self.columns.get(field) {
-            Some(name) => format!("column '{name}'"),
-            None => format!(
-                "field {}, beyond the header's {} columns",
-                field + 1,
-                self.columns.len()
-            ),
-        };
         let lines = last_line + 1 - tok.quote_line;
-        SourceItem::Bad(BadRecord {
+        Ok(SourceItem::Bad(BadRecord::new(
             pos,
-            reason: format!(
+            format!(
                 "unterminated quoted field: the quote opened on line {} ({column}) is \
                  never closed; the rest of the file (lines {} to {last_line}, {lines} line{}) \
                  was read into it",
@@ -368,8 +469,8 @@ impl CsvSource {
                 tok.quote_line,
                 plural(lines as usize)
             ),
-            raw: std::mem::take(&mut tok.raw),
-        })
+            std::mem::take(&mut tok.raw),
+        )))
     }
 }
 
@@ -396,13 +497,13 @@ impl Iterator for CsvSource {
             row: self.row,
             line: self.tok.start_line,
         };
-        Some(Ok(match end {
+        match end {
             RecordEnd::Unterminated => {
                 self.done = true;
-                self.unterminated(pos)
+                Some(self.unterminated(pos))
             }
-            _ => self.make_item(pos),
-        }))
+            _ => Some(Ok(self.make_item(pos))),
+        }
     }
 }
 
@@ -412,6 +513,9 @@ impl RecordSource for CsvSource {
     }
     fn path(&self) -> &Path {
         &self.path
+    }
+    fn line_ending(&self) -> &'static [u8] {
+        self.eol
     }
 }
 
@@ -482,18 +586,20 @@ impl Input {
         }
     }
 
-    /// True when the unread input starts with `prefix` (used once, at the start, for the BOM).
-    fn starts_with(&mut self, prefix: &[u8]) -> io::Result<bool> {
+    /// The first `n` bytes of the file (fewer if it is shorter), read into the buffer (used
+    /// once, at the start, for the BOM and the UTF-16 check).
+    fn fill_start(&mut self, n: usize) -> io::Result<&[u8]> {
         debug_assert_eq!(self.pos, 0);
-        while self.len < prefix.len() {
+        // Enough for a byte-order mark and a UTF-16 pattern; more only if one read gives it.
+        while self.len < n.min(4) {
             match self.reader.read(&mut self.buf[self.len..]) {
                 Ok(0) => break,
-                Ok(n) => self.len += n,
+                Ok(k) => self.len += k,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
-        Ok(self.buf[..self.len].starts_with(prefix))
+        Ok(&self.buf[..self.len])
     }
 }
 
@@ -538,17 +644,36 @@ struct Tokenizer {
     /// The line on which the last quoted field opened.
     quote_line: u64,
     /// The current record's bytes as in the file, without its terminator. Handed over to the
-    /// `CsvRow` (and replaced by an empty buffer of the same capacity).
+    /// `CsvRow` (and replaced by an empty buffer of the same capacity). Never more than `max`
+    /// bytes: past that, only the first `PREVIEW_BYTES` are kept.
     raw: Vec<u8>,
-    /// End offset in `raw` of each field (the next field starts one byte, the delimiter, later).
+    /// End offset in `raw` of each field (the next field starts one byte, the delimiter, later);
+    /// at most `max_fields` of them, none once the record is over `max`.
     ends: Vec<usize>,
+    /// The number of fields the current record has ended so far.
+    nfields: usize,
+    /// How many field ends are kept.
+    max_fields: usize,
+    /// The current record's length in bytes, kept or not.
+    len: u64,
+    /// The longest record kept, in bytes.
+    max: usize,
+    /// The current record is longer than `max`.
+    over: bool,
+    /// The first text after a closing quote in the current record: field index, line, byte.
+    stray: Option<(usize, u64, u8)>,
+    /// The terminator that ended the last record (`\r` or `\n`), 0 when the file ended it.
+    last_end: u8,
     /// The current record has a doubled quote or text after a closing quote, so its quoted
     /// fields need unescaping (not just their outer quotes removed).
     complex: bool,
+    /// The largest capacity `raw` has had (to check that it stays within `max`).
+    #[cfg(test)]
+    peak: usize,
 }
 
 impl Tokenizer {
-    fn new(delim: u8, quote: u8) -> Tokenizer {
+    fn new(delim: u8, quote: u8, max: usize) -> Tokenizer {
         Tokenizer {
             delim,
             quote,
@@ -558,7 +683,42 @@ impl Tokenizer {
             quote_line: 0,
             raw: Vec::with_capacity(256),
             ends: Vec::with_capacity(32),
+            nfields: 0,
+            max_fields: usize::MAX,
+            len: 0,
+            max,
+            over: false,
+            stray: None,
+            last_end: 0,
             complex: false,
+            #[cfg(test)]
+            peak: 0,
+        }
+    }
+
+    /// Appends bytes of the current record to `raw`, up to `max` in all; past that, keeps the
+    /// first `PREVIEW_BYTES` only (and no field ends) and counts the rest.
+    fn keep(&mut self, bytes: &[u8]) {
+        if keep_capped(
+            &mut self.raw,
+            &mut self.len,
+            &mut self.over,
+            self.max,
+            bytes,
+        ) {
+            self.ends.clear();
+        }
+        #[cfg(test)]
+        {
+            self.peak = self.peak.max(self.raw.capacity());
+        }
+    }
+
+    /// Ends a field at `raw` offset `at`.
+    fn end_field(&mut self, at: usize) {
+        self.nfields += 1;
+        if !self.over && self.ends.len() < self.max_fields {
+            self.ends.push(at);
         }
     }
 
@@ -610,6 +770,11 @@ impl Tokenizer {
     fn read_record(&mut self, input: &mut Input) -> io::Result<RecordEnd> {
         self.raw.clear();
         self.ends.clear();
+        self.nfields = 0;
+        self.len = 0;
+        self.over = false;
+        self.stray = None;
+        self.last_end = 0;
         self.complex = false;
         let mut state = State::RecordStart;
         loop {
@@ -618,7 +783,7 @@ impl Tokenizer {
                     State::RecordStart => RecordEnd::Eof,
                     State::Quoted => RecordEnd::Unterminated,
                     State::FieldStart | State::Unquoted | State::QuoteInQuoted => {
-                        self.ends.push(self.raw.len());
+                        self.end_field(self.raw.len());
                         RecordEnd::Record
                     }
                 });
@@ -672,7 +837,7 @@ impl Tokenizer {
                             break;
                         }
                         let b = buf[i];
-                        self.ends.push(base.wrapping_add(i));
+                        self.end_field(base.wrapping_add(i));
                         if b == self.delim {
                             state = State::FieldStart;
                             i += 1;
@@ -718,14 +883,18 @@ impl Tokenizer {
                             state = State::Quoted;
                             i += 1;
                         } else if b == self.delim {
-                            self.ends.push(base.wrapping_add(i));
+                            self.end_field(base.wrapping_add(i));
                             state = State::FieldStart;
                             i += 1;
                         } else if b == b'\r' || b == b'\n' {
-                            self.ends.push(base.wrapping_add(i));
+                            self.end_field(base.wrapping_add(i));
                             return Ok(self.end_record(input, start, i));
                         } else {
-                            // Text after the closing quote is kept as it is.
+                            // Text after the closing quote: the record is bad. The field goes
+                            // on as an unquoted one, so that the record ends where it would.
+                            if self.stray.is_none() {
+                                self.stray = Some((self.nfields, self.line, b));
+                            }
                             self.complex = true;
                             state = State::Unquoted;
                         }
@@ -734,7 +903,7 @@ impl Tokenizer {
                 }
             }
             // The buffer ends inside the record: keep its part and read on.
-            self.raw.extend_from_slice(&buf[start..]);
+            self.keep(&buf[start..]);
             input.pos = n;
         }
     }
@@ -742,9 +911,10 @@ impl Tokenizer {
     /// Ends the record at the line terminator `input.buf[end]`.
     fn end_record(&mut self, input: &mut Input, start: usize, end: usize) -> RecordEnd {
         let b = input.buf[end];
-        self.raw.extend_from_slice(&input.buf[start..end]);
+        self.keep(&input.buf[start..end]);
         self.line += 1;
         self.after_cr = b == b'\r';
+        self.last_end = b;
         input.pos = end + 1;
         RecordEnd::Record
     }
@@ -806,6 +976,7 @@ fn unquote(f: &[u8], quote: u8, out: &mut Vec<u8>) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::PREVIEW_BYTES;
     use super::*;
     use std::io::Write;
 
@@ -1223,17 +1394,48 @@ mod tests {
     }
 
     #[test]
-    fn quotes_in_odd_places_are_kept_literally() {
-        let data = b"a,b\nab\"c,x\n\"ab\"c,y\n \"q\",z\n\"ab\"c\"d\",w\n";
+    fn a_quote_inside_an_unquoted_field_is_kept_literally() {
+        let data = b"a,b\nab\"c,x\n \"q\",z\n";
+        assert_eq!(rows(data, &opts()), [["ab\"c", "x"], [" \"q\"", "z"]]);
+    }
+
+    #[test]
+    fn text_after_a_closing_quote_rejects_the_row_naming_column_and_line() {
+        let data = b"a,b\n1,\"B\"x\n\"ab\"c\"d\",w\n2,\"multi\nline\" \n3,ok\n";
+        let (_, items) = read_all(data, &opts());
+        assert_eq!(items.len(), 4);
+        let b = bad(&items[0]);
+        assert_eq!(b.pos, pos(1, 2));
         assert_eq!(
-            rows(data, &opts()),
-            [
-                ["ab\"c", "x"],
-                ["abc", "y"],
-                [" \"q\"", "z"],
-                ["abc\"d\"", "w"]
-            ]
+            b.reason,
+            "column 'b': text after the closing quote ('x' on line 2); a quoted field ends at \
+             its closing quote: write a quote inside it twice (\"\"), or quote the whole field"
         );
+        assert_eq!(b.raw, b"1,\"B\"x");
+        let b = bad(&items[1]);
+        assert!(
+            b.reason
+                .starts_with("column 'a': text after the closing quote ('c' on line 3)")
+        );
+        // The line is the one the stray text is on, in a multi-line field.
+        let b = bad(&items[2]);
+        assert_eq!(b.pos, pos(3, 4));
+        assert!(
+            b.reason
+                .starts_with("column 'b': text after the closing quote (0x20 on line 5)"),
+            "{}",
+            b.reason
+        );
+        assert_eq!(b.raw, b"2,\"multi\nline\" ");
+        // Reading goes on.
+        assert_eq!(
+            record(&items[3]),
+            (pos(4, 6), vec!["3".into(), "ok".into()], b"3,ok".to_vec())
+        );
+        // In the header, it is a header error.
+        let (line, reason) = header_err(b"\"a\"x,b\n", &opts());
+        assert_eq!(line, 1);
+        assert!(reason.starts_with("the name of column 1 has text after its closing quote"));
     }
 
     #[test]
@@ -1433,6 +1635,216 @@ mod tests {
             Err(SourceError::Io { path: p, .. }) => assert_eq!(p, path),
             _ => panic!("expected an I/O error"),
         }
+    }
+
+    fn capped(max: usize) -> SourceOptions {
+        SourceOptions {
+            max_record_bytes: max,
+            ..opts()
+        }
+    }
+
+    fn generated(data: super::super::Generated, options: &SourceOptions) -> CsvSource {
+        CsvSource::from_reader(Path::new("big.csv"), Box::new(data), options).unwrap()
+    }
+
+    const MIB: usize = 1024 * 1024;
+
+    #[test]
+    fn an_over_long_row_is_rejected_with_its_start_and_memory_stays_within_the_cap() {
+        // 20 MiB of one row, read with a 1 MiB cap: rejected, the next row read, and the raw
+        // buffer never grew past the cap.
+        let data = super::super::Generated::new()
+            .then(b"id,text\n1,short\n2,")
+            .repeat("é".repeat(512).as_bytes(), 20 * 1024)
+            .then(b"\n3,after\n");
+        let mut src = generated(data, &capped(MIB));
+        assert_eq!(record(&src.next().unwrap().unwrap()).1, ["1", "short"]);
+        let item = src.next().unwrap().unwrap();
+        let b = bad(&item);
+        assert_eq!(b.pos, pos(2, 3));
+        let len = 2 + 20 * MIB as u64;
+        assert_eq!(
+            b.reason,
+            format!(
+                "the row is {len} bytes long, more than the limit of 1048576 bytes \
+                 (max_record_bytes in the mapping's [source]); it was not read"
+            )
+        );
+        assert_eq!(b.cut, Some(len));
+        // The start is kept, cut at a character boundary.
+        assert!(b.raw.len() <= PREVIEW_BYTES && b.raw.len() > PREVIEW_BYTES - 4);
+        assert!(b.raw.starts_with("2,é".as_bytes()));
+        assert!(std::str::from_utf8(&b.raw).is_ok());
+        assert_eq!(
+            record(&src.next().unwrap().unwrap()),
+            (
+                pos(3, 4),
+                vec!["3".into(), "after".into()],
+                b"3,after".to_vec()
+            )
+        );
+        assert!(src.next().is_none());
+        assert!(src.tok.peak <= MIB, "peak {} > cap", src.tok.peak);
+    }
+
+    #[test]
+    fn an_over_long_quoted_field_that_closes_rejects_its_row_and_the_next_line_is_read() {
+        // The field holds line breaks and delimiters: the next record starts where it really
+        // does, not at the first line break after the cap.
+        let data = super::super::Generated::new()
+            .then(b"id,text\r\n1,\"")
+            .repeat(b"a,b\r\nc\"\"d\n", 300_000)
+            .then(b"\"\r\n2,ok\r\n");
+        let mut src = generated(data, &capped(MIB));
+        let item = src.next().unwrap().unwrap();
+        let b = bad(&item);
+        assert_eq!(b.pos, pos(1, 2));
+        assert_eq!(b.cut, Some(3 + 3_000_000 + 1));
+        let item = src.next().unwrap().unwrap();
+        assert_eq!(record(&item).0, pos(2, 2 + 600_001));
+        assert_eq!(record(&item).1, ["2", "ok"]);
+        assert!(src.tok.peak <= MIB);
+    }
+
+    #[test]
+    fn an_unterminated_quote_longer_than_the_cap_stops_with_an_error_naming_its_line() {
+        let data = super::super::Generated::new()
+            .then(b"id,name\n1,ok\n2,\"Bob\n")
+            .repeat(b"3,x\n", 1_000_000);
+        let mut src = generated(data, &capped(MIB));
+        assert_eq!(record(&src.next().unwrap().unwrap()).1, ["1", "ok"]);
+        match src.next() {
+            Some(Err(SourceError::Csv { line, reason, .. })) => {
+                assert_eq!(line, 3);
+                assert_eq!(
+                    reason,
+                    "unterminated quoted field: the quote opened on line 3 (column 'name') is \
+                     never closed, so the rest of the file (4000007 bytes from line 3) would be \
+                     one row, more than the limit of 1048576 bytes (max_record_bytes in the \
+                     mapping's [source]); nothing after line 2 was read. Close the quote (a \
+                     quote inside a quoted field is written twice: \"\") and run again"
+                );
+            }
+            other => panic!("expected a CSV error, got {other:?}"),
+        }
+        assert!(src.next().is_none());
+        assert!(src.tok.peak <= MIB);
+    }
+
+    #[test]
+    fn a_row_of_many_fields_keeps_only_enough_field_ends_to_be_ragged() {
+        let data = super::super::Generated::new()
+            .then(b"a,b\n")
+            .repeat(b",", 500_000)
+            .then(b"\n1,2\n");
+        let mut src = generated(data, &opts());
+        let item = src.next().unwrap().unwrap();
+        assert_eq!(
+            bad(&item).reason,
+            "the row has 500001 fields, the header has 2 columns"
+        );
+        assert!(
+            src.tok.ends.capacity() < 1024,
+            "{}",
+            src.tok.ends.capacity()
+        );
+        assert_eq!(record(&src.next().unwrap().unwrap()).1, ["1", "2"]);
+    }
+
+    #[test]
+    fn an_over_long_header_is_a_header_error() {
+        let data = super::super::Generated::new().repeat(b"abcdefgh", 300);
+        match CsvSource::from_reader(Path::new("h.csv"), Box::new(data), &capped(2048)) {
+            Err(SourceError::Header {
+                line: 1, reason, ..
+            }) => assert_eq!(
+                reason,
+                "the header row is 2400 bytes long, more than the limit of 2048 bytes \
+                 (max_record_bytes in the mapping's [source]); is this a CSV file?"
+            ),
+            other => panic!("expected a header error, got {:?}", other.err()),
+        }
+    }
+
+    #[test]
+    fn utf16_files_are_named_as_such_with_what_is_accepted() {
+        let utf16le: Vec<u8> = "Id,Name\r\n1,x\r\n"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        let utf16be: Vec<u8> = "Id,Name\n"
+            .encode_utf16()
+            .flat_map(u16::to_be_bytes)
+            .collect();
+        let cases: [(Vec<u8>, &str); 4] = [
+            (
+                [&[0xFF, 0xFE][..], &utf16le].concat(),
+                "UTF-16 (little-endian, with a byte-order mark FF FE)",
+            ),
+            (
+                [&[0xFE, 0xFF][..], &utf16be].concat(),
+                "UTF-16 (big-endian, with a byte-order mark FE FF)",
+            ),
+            (
+                utf16le.clone(),
+                "UTF-16 (little-endian: every other byte is NUL)",
+            ),
+            (
+                utf16be.clone(),
+                "UTF-16 (big-endian: every other byte is NUL)",
+            ),
+        ];
+        for (bytes, kind) in cases {
+            for encoding in [Encoding::Utf8, Encoding::Windows1252] {
+                let options = SourceOptions { encoding, ..opts() };
+                let (line, reason) = header_err(&bytes, &options);
+                assert_eq!(line, 1);
+                assert_eq!(
+                    reason,
+                    format!(
+                        "the file is {kind}; dvload reads UTF-8 and windows-1252 only: save it \
+                         as UTF-8 (Excel: \"CSV UTF-8\"), or as windows-1252 and set encoding = \
+                         \"windows-1252\" in the mapping's [source]"
+                    )
+                );
+            }
+        }
+        // Ordinary text with accents is not taken for UTF-16.
+        assert_eq!(rows("Nom\nRené\n".as_bytes(), &opts()), [["René"]]);
+    }
+
+    #[test]
+    fn the_line_ending_is_the_header_lines() {
+        for (data, eol) in [
+            (&b"a,b\r\n1,2\n"[..], &b"\r\n"[..]),
+            (b"a,b\n1,2\r\n", b"\n"),
+            (b"a,b\r1,2\r", b"\r"),
+            (b"a,b", b"\n"),
+        ] {
+            let src = open_with(data, &opts()).unwrap();
+            assert_eq!(src.line_ending(), eol, "{data:?}");
+            assert_eq!(src.count(), usize::from(data.len() > 3), "{data:?}");
+        }
+        // `\r\n` split across reads.
+        struct Two(Vec<Vec<u8>>);
+        impl Read for Two {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.0.is_empty() {
+                    return Ok(0);
+                }
+                let part = self.0.remove(0);
+                buf[..part.len()].copy_from_slice(&part);
+                Ok(part.len())
+            }
+        }
+        let reader = Two(vec![b"a,b\r".to_vec(), b"\n1,2\r\n".to_vec()]);
+        let src = CsvSource::from_reader(Path::new("x.csv"), Box::new(reader), &opts()).unwrap();
+        assert_eq!(src.line_ending(), b"\r\n");
+        assert_eq!(
+            src.map(|i| record(&i.unwrap()).1).collect::<Vec<_>>(),
+            [["1", "2"]]
+        );
     }
 
     mod prop {

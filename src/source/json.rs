@@ -20,11 +20,19 @@
 //!   nowhere or to something other than an array is a `SourceError::Records`.
 //! - After the records array, the rest of the document is read and checked too (the members
 //!   after it, the closing brackets), and only whitespace may follow the document.
-//! - If an object has the same key twice, the pointer follows the first.
+//! - If an object on the way to the records has the same key twice, the pointer follows the
+//!   first. A record with a member name twice (at any depth) is a `BadRecord` naming it.
+//! - An element longer than `max_record_bytes` is a `BadRecord` holding its first
+//!   `PREVIEW_BYTES` (`cut` set to its length). An object is skipped to its end by matching
+//!   brackets outside strings, not kept (its syntax inside is not checked: it is rejected
+//!   anyway), and reading goes on after it; if the document ends inside it, that is a
+//!   `SourceError::Json` at the end, naming where the element started.
 //! - A UTF-8 byte-order mark at the start is skipped (it counts in byte offsets, not in columns).
+//!   A UTF-16 byte-order mark, or a NUL every other byte, is a `SourceError::Encoding`.
 
 use super::{
     BadRecord, Record, RecordData, RecordSource, RowPos, SourceError, SourceItem, SourceOptions,
+    cut_at_char, keep_capped, utf16_kind, utf16_reason, value,
 };
 use std::fs::File;
 use std::io::{self, Read};
@@ -72,7 +80,7 @@ impl JsonArraySource {
     ) -> Result<JsonArraySource, SourceError> {
         let mut src = JsonArraySource {
             path: path.to_path_buf(),
-            sc: Scanner::new(path, reader),
+            sc: Scanner::new(path, reader, options.max_record_bytes),
             enclosing: Vec::new(),
             index: 0,
             state: State::First,
@@ -91,6 +99,13 @@ impl JsonArraySource {
     /// Walks the pointer from the top of the document and consumes the records array's `[`.
     fn find_records(&mut self, pointer: &str) -> Result<(), SourceError> {
         let tokens = parse_pointer(pointer).map_err(|reason| self.records_error(reason))?;
+        self.sc.peek()?;
+        if let Some(kind) = utf16_kind(&self.sc.buf[..self.sc.len]) {
+            return Err(SourceError::Encoding {
+                path: self.path.clone(),
+                reason: utf16_reason(kind, false),
+            });
+        }
         self.sc.skip_bom()?;
         let mut here = String::new();
         for token in &tokens {
@@ -264,6 +279,14 @@ impl JsonArraySource {
             // The fast path: find the object's end by its brackets; serde_json checks the rest.
             let complete = self.sc.skip_container_fast()?;
             self.sc.end_capture();
+            if !complete && self.sc.cap_over {
+                return Err(self.sc.eof_error(&format!(
+                    "the end of element {}, which starts at byte offset {start} (line {}) and \
+                     is already longer than the limit of {} bytes (max_record_bytes in the \
+                     mapping's [source]); is a closing bracket or quote missing?",
+                    self.index, pos.line, self.sc.cap_max
+                )));
+            }
             if !complete {
                 return Err(self
                     .check_capture(start, pos.line, column)
@@ -275,18 +298,30 @@ impl JsonArraySource {
             self.sc.end_capture();
             kind
         };
-        if kind != Kind::Object {
-            return Ok(Some(SourceItem::Bad(BadRecord {
+        if self.sc.cap_over {
+            let mut preview = std::mem::take(&mut self.sc.cap);
+            cut_at_char(&mut preview);
+            self.sc.cap = Vec::with_capacity(1024);
+            return Ok(Some(SourceItem::Bad(BadRecord::over_long(
                 pos,
-                reason: format!(
+                self.sc.cap_len,
+                self.sc.cap_max,
+                preview,
+                &format!("element {} (from byte offset {start})", self.index),
+            ))));
+        }
+        if kind != Kind::Object {
+            return Ok(Some(SourceItem::Bad(BadRecord::new(
+                pos,
+                format!(
                     "element {} is {}; each record must be a JSON object",
                     self.index,
                     kind.name()
                 ),
-                raw: self.sc.cap.clone(),
-            })));
+                self.sc.cap.clone(),
+            ))));
         }
-        let e = match serde_json::from_slice(&self.sc.cap) {
+        let e = match value::from_slice(&self.sc.cap) {
             Ok(value) => {
                 return Ok(Some(SourceItem::Record(Record {
                     pos,
@@ -309,18 +344,26 @@ impl JsonArraySource {
                 (pos.line + n, (rel - line_start) as u64)
             }
         };
-        let msg = e.to_string();
-        let msg = msg.split(" at line ").next().unwrap_or(&msg);
-        Ok(Some(SourceItem::Bad(BadRecord {
-            pos,
-            reason: format!(
-                "element {} is not valid JSON: {msg} at byte offset {} (line {line}, column \
-                 {column})",
-                self.index,
-                start + rel as u64
+        let at = format!(
+            "at byte offset {} (line {line}, column {column})",
+            start + rel as u64
+        );
+        let reason = match value::duplicate_member(&e) {
+            Some(msg) => format!(
+                "element {}: {msg}, {at}; a record may have each member name once",
+                self.index
             ),
-            raw: raw.clone(),
-        })))
+            None => {
+                let msg = e.to_string();
+                let msg = msg.split(" at line ").next().unwrap_or(&msg);
+                format!("element {} is not valid JSON: {msg} {at}", self.index)
+            }
+        };
+        Ok(Some(SourceItem::Bad(BadRecord::new(
+            pos,
+            reason,
+            raw.clone(),
+        ))))
     }
 
     /// Checks the syntax of the captured element, which started at byte `start`, on `line`, in
@@ -328,7 +371,7 @@ impl JsonArraySource {
     #[cold]
     fn check_capture(&self, start: u64, line: u64, column: u64) -> Option<SourceError> {
         let bytes = io::Cursor::new(self.sc.cap.clone());
-        let mut check = Scanner::new(&self.path, Box::new(bytes));
+        let mut check = Scanner::new(&self.path, Box::new(bytes), usize::MAX);
         match check.skip_value("a record") {
             Ok(_) => None,
             Err(SourceError::Json {
@@ -529,12 +572,20 @@ struct Scanner {
     capturing: bool,
     cap_start: usize,
     cap: Vec<u8>,
+    /// The longest capture kept; past it, `cap` holds the first `PREVIEW_BYTES` only and
+    /// `cap_over` is set. `cap_len` counts the capture's bytes, kept or not.
+    cap_max: usize,
+    cap_len: u64,
+    cap_over: bool,
+    /// The largest capacity `cap` has had.
+    #[cfg(test)]
+    peak: usize,
     /// Reused stack of open containers for `skip_value` (`true` for an object).
     stack: Vec<bool>,
 }
 
 impl Scanner {
-    fn new(path: &Path, reader: Box<dyn Read + Send>) -> Scanner {
+    fn new(path: &Path, reader: Box<dyn Read + Send>, cap_max: usize) -> Scanner {
         Scanner {
             path: path.to_path_buf(),
             reader,
@@ -548,6 +599,11 @@ impl Scanner {
             capturing: false,
             cap_start: 0,
             cap: Vec::with_capacity(1024),
+            cap_max,
+            cap_len: 0,
+            cap_over: false,
+            #[cfg(test)]
+            peak: 0,
             stack: Vec::with_capacity(16),
         }
     }
@@ -599,8 +655,7 @@ impl Scanner {
     fn fill(&mut self) -> Result<bool, SourceError> {
         debug_assert_eq!(self.pos, self.len);
         if self.capturing {
-            self.cap
-                .extend_from_slice(&self.buf[self.cap_start..self.len]);
+            self.keep(self.cap_start, self.len);
             self.cap_start = 0;
         }
         self.consumed += self.len as u64;
@@ -659,14 +714,30 @@ impl Scanner {
 
     fn start_capture(&mut self) {
         self.cap.clear();
+        self.cap_len = 0;
+        self.cap_over = false;
         self.capturing = true;
         self.cap_start = self.pos;
     }
 
     fn end_capture(&mut self) {
-        self.cap
-            .extend_from_slice(&self.buf[self.cap_start..self.pos]);
+        self.keep(self.cap_start, self.pos);
         self.capturing = false;
+    }
+
+    /// Adds `buf[from..to]` to the capture, within `cap_max`.
+    fn keep(&mut self, from: usize, to: usize) {
+        keep_capped(
+            &mut self.cap,
+            &mut self.cap_len,
+            &mut self.cap_over,
+            self.cap_max,
+            &self.buf[from..to],
+        );
+        #[cfg(test)]
+        {
+            self.peak = self.peak.max(self.cap.capacity());
+        }
     }
 
     fn skip_bom(&mut self) -> Result<(), SourceError> {
@@ -1041,6 +1112,19 @@ impl Scanner {
         self.bump();
         self.skip_string_body()?;
         self.end_capture();
+        if self.cap_over {
+            return Err(SourceError::Json {
+                path: self.path.clone(),
+                offset,
+                line,
+                column,
+                reason: format!(
+                    "a member name {} bytes long, more than the limit of {} bytes \
+                     (max_record_bytes in the mapping's [source])",
+                    self.cap_len, self.cap_max
+                ),
+            });
+        }
         serde_json::from_slice(&self.cap).map_err(|e| SourceError::Json {
             path: self.path.clone(),
             offset,
@@ -1628,6 +1712,114 @@ mod tests {
             let (p, v) = record(item);
             assert_eq!(p, pos(i as u64 + 1, i as u64 + 2));
             assert_eq!(v, json!({"i": i, "s": big, "esc": "é\n"}));
+        }
+    }
+
+    fn generated(data: super::super::Generated, max: usize) -> JsonArraySource {
+        let options = SourceOptions {
+            max_record_bytes: max,
+            ..with_pointer("")
+        };
+        JsonArraySource::from_reader(Path::new("big.json"), Box::new(data), &options).unwrap()
+    }
+
+    const MIB: usize = 1024 * 1024;
+
+    #[test]
+    fn an_over_long_element_is_rejected_and_the_next_one_read_within_the_cap() {
+        // A 30 MB text value (with escapes and brackets inside the string), then more records.
+        let data = super::super::Generated::new()
+            .then(b"[{\"a\": 1},\n {\"big\": \"")
+            .repeat(b"[{\\\"x\\\"}] ", 3_000_000)
+            .then(b"\", \"n\": [1, {\"m\": 2}]},\n \"")
+            .repeat(b"s", 2 * MIB as u64)
+            .then(b"\",\n {\"a\": 3}]");
+        let mut src = generated(data, MIB);
+        assert_eq!(record(&src.next().unwrap()), (pos(1, 1), json!({"a": 1})));
+        let item = src.next().unwrap();
+        let b = bad(&item);
+        assert_eq!(b.pos, pos(2, 2));
+        let len = 9 + 30_000_000 + 22;
+        assert_eq!(
+            b.reason,
+            format!(
+                "element 2 (from byte offset 12) is {len} bytes long, more than the limit of \
+                 1048576 bytes (max_record_bytes in the mapping's [source]); it was not read"
+            )
+        );
+        assert_eq!(b.cut, Some(len));
+        assert!(b.raw.starts_with(b"{\"big\": \"[{"));
+        assert_eq!(b.raw.len(), super::super::PREVIEW_BYTES);
+        // Not an object either: a string element.
+        let item = src.next().unwrap();
+        let b = bad(&item);
+        assert_eq!(b.pos, pos(3, 3));
+        assert_eq!(b.cut, Some(2 * MIB as u64 + 2));
+        assert_eq!(record(&src.next().unwrap()), (pos(4, 4), json!({"a": 3})));
+        assert!(src.next().is_none());
+        assert!(src.sc.peak <= MIB, "peak {}", src.sc.peak);
+    }
+
+    #[test]
+    fn a_document_that_ends_inside_an_over_long_element_stops_naming_where_it_started() {
+        // A quote never closed: the rest of the file is inside the string.
+        let data = super::super::Generated::new()
+            .then(b"[{\"a\": 1}, {\"b\": \"oops}, {\"c\": 2}")
+            .repeat(b", {\"c\": 2}", 200_000);
+        let mut src = generated(data, MIB);
+        record(&src.next().unwrap());
+        let err = src.next().unwrap().unwrap_err();
+        let (offset, line, _, reason) = json_err(&err);
+        assert_eq!(offset, 33 + 10 * 200_000);
+        assert_eq!(line, 1);
+        assert_eq!(
+            reason,
+            "the document ends too soon (is the file cut short?): expected the end of element \
+             2, which starts at byte offset 11 (line 1) and is already longer than the limit \
+             of 1048576 bytes (max_record_bytes in the mapping's [source]); is a closing \
+             bracket or quote missing?"
+        );
+        assert!(src.next().is_none());
+        assert!(src.sc.peak <= MIB);
+    }
+
+    #[test]
+    fn a_duplicate_member_rejects_the_element_naming_it() {
+        let items = read_all(
+            b"[{\"a\": 1, \"a\": 2},\n {\"x\": {\"b\": 1, \"b\": 1}}, {\"a\": 3}]",
+            "",
+        );
+        let b = bad(&items[0]);
+        assert_eq!(b.pos, pos(1, 1));
+        assert_eq!(
+            b.reason,
+            "element 1: member 'a' appears twice in the same object, at byte offset 16 (line 1, \
+             column 17); a record may have each member name once"
+        );
+        assert_eq!(b.raw, b"{\"a\": 1, \"a\": 2}");
+        assert!(
+            bad(&items[1])
+                .reason
+                .starts_with("element 2: member 'b' appears twice")
+        );
+        assert_eq!(record(&items[2]).1, json!({"a": 3}));
+    }
+
+    #[test]
+    fn utf16_is_an_encoding_error() {
+        let text: Vec<u8> = "[{\"a\":1}]"
+            .encode_utf16()
+            .flat_map(u16::to_be_bytes)
+            .collect();
+        for bytes in [[&[0xFE, 0xFF][..], &text].concat(), text.clone()] {
+            match open_at(&bytes, "") {
+                Err(SourceError::Encoding { reason, .. }) => assert!(
+                    reason.starts_with("the file is UTF-16 (big-endian")
+                        && reason.ends_with("save it as UTF-8"),
+                    "{reason}"
+                ),
+                other => panic!("expected an encoding error, got {:?}", other.err()),
+            }
         }
     }
 

@@ -6,6 +6,7 @@
 mod bad_input;
 mod dry_run;
 mod guarantee;
+mod input_limits;
 mod ledger;
 mod mapping_checks;
 mod support;

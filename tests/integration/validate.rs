@@ -38,7 +38,7 @@ fn the_bundled_samples_show_their_deliberately_bad_rows() {
         .stdout_has("row 1044 (line 1050): column 'name' (from 'Company'): is 169 characters long; at most 160 are allowed");
     let rejects = w.read("bad.csv");
     assert_eq!(rejects.lines().count(), 6, "header + 5 rows:\n{rejects}");
-    assert!(rejects.starts_with("Account No,Company,Parent No,Industry,Revenue,Employees,Phone,Email,Website,City,Country,Customer Since,Credit Hold,Notes,dvload_row,dvload_error\n"));
+    assert!(rejects.starts_with("Account No,Company,Parent No,Industry,Revenue,Employees,Phone,Email,Website,City,Country,Customer Since,Credit Hold,Notes,dvload_row,dvload_error\r\n"), "the sample is CRLF, so are its rejects");
 
     let contacts = repo().join("mappings/contacts.toml");
     w.dvload(&["validate", contacts.to_str().unwrap()])
