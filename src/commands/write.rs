@@ -13,6 +13,8 @@ use crate::writer::{JobOutcome, Progress, Writer, WriterOptions};
 
 /// Runs `dvload run` for real.
 pub fn run(args: Args) -> anyhow::Result<Exit> {
+    // Settings that cannot work are a usage error (exit 2), found before anything is recorded.
+    args.connect.settings()?;
     // The ledger's lock comes first: a second run of the same job stops here, having touched nothing.
     let state = (!args.no_ledger).then(|| {
         args.state

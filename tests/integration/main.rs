@@ -5,6 +5,7 @@
 
 mod bad_input;
 mod dry_run;
+mod hygiene;
 mod ledger;
 mod support;
 mod validate;

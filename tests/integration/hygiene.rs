@@ -1,0 +1,153 @@
+//! Hygiene of the binary's edges: connection settings checked before anything is recorded,
+//! secrets never echoed, plain logs in files, quiet ends on a closed stdout, one OS reason per
+//! error, a ready token's 401, a running run in `dvload runs`, and `--bypass-logic`'s value.
+
+use dataverse_emulator::Config;
+
+use crate::support::{Emulator, Workdir, accounts_mapping};
+
+const NO_ENV: &[(&str, &str)] = &[];
+
+/// A workdir with a small accounts mapping `m.toml` over `accounts.csv`.
+fn accounts_job() -> Workdir {
+    let w = Workdir::new();
+    w.write(
+        "accounts.csv",
+        "Account No,Company\nA-1,Contoso\nA-2,Fabrikam\n",
+    );
+    w.write("m.toml", accounts_mapping(""));
+    w
+}
+
+// ---------------------------------------------------------------------------------------------
+// Missing connection settings: a usage error, all listed at once, before anything is recorded.
+
+#[test]
+fn missing_settings_exit_2_listing_every_variable_before_the_ledger_is_touched() {
+    let w = accounts_job();
+    let out = w.dvload_env(&["run", "m.toml"], NO_ENV);
+    out.expect_code(2)
+        .stderr_has("the connection settings have 4 problems:")
+        .stderr_has("DATAVERSE_URL is not set")
+        .stderr_has("AZURE_TENANT_ID is not set")
+        .stderr_has("AZURE_CLIENT_ID is not set")
+        .stderr_has("no credential is set");
+    assert!(
+        !w.path().join(".dvload").exists(),
+        "no state directory (no lock, no ledger, no run recorded)"
+    );
+    assert!(!out.stdout.contains("run ledger"), "{}", out.stdout);
+}
+
+#[test]
+fn missing_settings_of_whoami_and_undo_exit_2_listing_every_variable() {
+    let w = accounts_job();
+    for args in [&["whoami"][..], &["undo", "1", "--state", "st", "--yes"]] {
+        w.dvload_env(args, &[("AZURE_CLIENT_ID", "c")])
+            .expect_code(2)
+            .stderr_has("the connection settings have 3 problems:")
+            .stderr_has("DATAVERSE_URL is not set")
+            .stderr_has("AZURE_TENANT_ID is not set")
+            .stderr_has("no credential is set");
+    }
+    assert!(!w.path().join("st").exists(), "undo locked nothing");
+}
+
+#[test]
+fn a_broken_profile_exits_2_before_the_ledger_is_touched() {
+    let w = accounts_job();
+    w.write(
+        "dvload.toml",
+        "[profiles.p]\nurl = \"https://x.crm.dynamics.com\"\ntenant_id = \"t\"\n",
+    );
+    w.dvload_env(&["run", "m.toml", "--profile", "p"], NO_ENV)
+        .expect_code(2)
+        .stderr_has("client_id in profile 'p'")
+        .stderr_has("no credential is set");
+    assert!(!w.path().join(".dvload").exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Secrets pasted into the wrong key or into a URL are never printed.
+
+#[test]
+fn a_secret_pasted_into_a_profiles_file_or_variable_key_is_not_printed() {
+    let w = accounts_job();
+    let base = "url = \"https://x.crm.dynamics.com\"\ntenant_id = \"t\"\nclient_id = \"c\"\n";
+    w.write(
+        "dvload.toml",
+        format!(
+            "[profiles.file]\n{base}client_secret_file = \"Q8~S3CR3T.abc-def\"\n\n\
+             [profiles.env]\n{base}client_secret_env = \"S3CR3Tabcdef\"\n\n\
+             [profiles.pfxenv]\n{base}certificate_path = \"c.pfx\"\ncertificate_password_env = \"S3CR3Tabc\"\n\n\
+             [profiles.pfxfile]\n{base}certificate_path = \"c.pfx\"\ncertificate_password_file = \"S3CR3T~abc\"\n"
+        ),
+    );
+    for (profile, key) in [
+        ("file", "client_secret_file"),
+        ("env", "client_secret_env"),
+        ("pfxenv", "certificate_password_env"),
+        ("pfxfile", "certificate_password_file"),
+    ] {
+        for command in ["run", "whoami"] {
+            let mut args = vec![command, "--profile", profile];
+            if command == "run" {
+                args.push("m.toml");
+            }
+            let out = w.dvload_env(&args, NO_ENV);
+            out.expect_code(2).stderr_has(key);
+            assert!(
+                !out.stderr.contains("S3CR3T") && !out.stdout.contains("S3CR3T"),
+                "{profile} {command}: {out:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_query_or_user_info_in_dataverse_url_is_not_printed() {
+    let w = accounts_job();
+    for url in [
+        "https://contoso.crm.dynamics.com/?sig=S3CR3T",
+        "https://me:S3CR3T@contoso.crm.dynamics.com",
+        "https://contoso.crm.dynamics.com/#S3CR3T",
+        "Q8~S3CR3T.abc",
+    ] {
+        let out = w.dvload_env(
+            &["whoami"],
+            &[("DATAVERSE_URL", url), ("DATAVERSE_ACCESS_TOKEN", "t")],
+        );
+        out.expect_code(2).stderr_has("DATAVERSE_URL is not usable");
+        assert!(!out.stderr.contains("S3CR3T"), "{url}: {}", out.stderr);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A ready token that Dataverse refuses is blamed on the token, not on an app registration.
+
+#[test]
+fn an_expired_access_token_says_to_get_a_new_one_not_to_check_the_tenant() {
+    let mut config = Config::default();
+    config.tokens.lifetime_secs = 0;
+    let emu = Emulator::start(config);
+    let env = vec![
+        ("DATAVERSE_URL", emu.url()),
+        ("DATAVERSE_ACCESS_TOKEN", emu.token()),
+    ];
+    let out = Workdir::new().dvload_env(&["whoami"], &env);
+    out.expect_code(3)
+        .stderr_has("answered 401")
+        .stderr_has("Dataverse refused the token given in DATAVERSE_ACCESS_TOKEN")
+        .stderr_has("has expired or was issued for another environment")
+        .stderr_has("get a new one");
+    assert!(!out.stderr.contains("AZURE_TENANT_ID"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("trying once with a new one"),
+        "a ready token is never refreshed: {}",
+        out.stderr
+    );
+    let w = accounts_job();
+    w.dvload_env(&["run", "m.toml"], &env)
+        .expect_code(3)
+        .stderr_has("Dataverse refused the token given in DATAVERSE_ACCESS_TOKEN");
+}
