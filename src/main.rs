@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use dvload::cli::{Cli, Command, LogFormat};
+use dvload::cli::{Cli, Command};
 use dvload::exit::{Exit, exit_for};
 
 /// mimalloc: every row allocates a few small buffers (fields, URL, body) that live until its
@@ -13,7 +13,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log_level, cli.log_format);
+    dvload::commands::init_logging(&cli.log_level, cli.log_format);
     let result = match cli.command {
         Command::Validate(args) => dvload::commands::validate::run(args),
         Command::Run(args) => dvload::commands::run::run(args),
@@ -31,18 +31,6 @@ fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             exit_for(&error).into()
         }
-    }
-}
-
-fn init_logging(level: &str, format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
     }
 }
 

@@ -2,6 +2,8 @@
 //! secrets never echoed, plain logs in files, quiet ends on a closed stdout, one OS reason per
 //! error, a ready token's 401, a running run in `dvload runs`, and `--bypass-logic`'s value.
 
+use std::process::{Command, Stdio};
+
 use dataverse_emulator::Config;
 
 use crate::support::{Emulator, Workdir, accounts_mapping};
@@ -150,4 +152,30 @@ fn an_expired_access_token_says_to_get_a_new_one_not_to_check_the_tenant() {
     w.dvload_env(&["run", "m.toml"], &env)
         .expect_code(3)
         .stderr_has("Dataverse refused the token given in DATAVERSE_ACCESS_TOKEN");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Logs in a file (cron, CI) are plain text.
+
+#[test]
+fn log_lines_written_to_a_file_carry_no_colour_codes() {
+    let w = accounts_job();
+    let log = std::fs::File::create(w.path().join("log.txt")).unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_dvload"))
+        .args(["--log-level", "debug", "run", "m.toml", "--emulator"])
+        .args(["--no-ledger", "--rejects", "rejects.csv"])
+        .current_dir(w.path())
+        .env_remove("NO_COLOR")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .status()
+        .unwrap();
+    let text = w.read("log.txt");
+    assert!(status.success(), "{status}: {text}");
+    assert!(text.contains("DEBUG"), "debug lines were logged: {text}");
+    assert!(
+        !text.contains('\x1b'),
+        "no terminal codes in a file: {text:?}"
+    );
 }
