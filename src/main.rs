@@ -28,7 +28,7 @@ fn main() -> ExitCode {
             if is_broken_pipe(&error) {
                 return Exit::Success.into();
             }
-            eprintln!("error: {error:#}");
+            dvload::output::stderr(format_args!("error: {error:#}\n"));
             exit_for(&error).into()
         }
     }

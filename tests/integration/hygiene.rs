@@ -179,3 +179,52 @@ fn log_lines_written_to_a_file_carry_no_colour_codes() {
         "no terminal codes in a file: {text:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// A closed stdout (`dvload runs | head -1`) ends quietly.
+
+/// Runs `dvload ARGS` in `w` with stdout a pipe whose reading end is already closed.
+fn with_stdout_closed(w: &Workdir, args: &[&str]) -> (i32, String) {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_dvload"))
+        .args(args)
+        .current_dir(w.path())
+        .env_remove("RUST_LOG")
+        .env_remove("DATAVERSE_URL")
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn every_command_ends_quietly_when_its_stdout_is_closed() {
+    let w = accounts_job();
+    w.dvload(&["run", "m.toml", "--emulator"]).expect_code(0);
+    for args in [
+        &["whoami", "--emulator"][..],
+        &["runs"],
+        &["runs", "show", "1"],
+        &["validate", "m.toml"],
+        &["run", "m.toml", "--dry-run"],
+        &["run", "m.toml", "--emulator"],
+    ] {
+        let (code, stderr) = with_stdout_closed(&w, args);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("Broken pipe"), "{args:?}: {stderr}");
+        assert_eq!(code, 0, "{args:?} ends with its own exit code: {stderr}");
+    }
+    // The run with its stdout closed went on to its end: the ledger has it, finished.
+    let runs = w.dvload(&["runs"]);
+    let second = runs.stdout.lines().find(|l| l.trim_start().starts_with("2 "));
+    assert!(
+        second.is_some_and(|l| l.contains("exit 0")),
+        "{}",
+        runs.stdout
+    );
+}
