@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 use dvload::cli::{Cli, Command};
-use dvload::exit::{Exit, exit_for};
+use dvload::exit::{Exit, exit_for, render};
 
 /// mimalloc: every row allocates a few small buffers (fields, URL, body) that live until its
 /// batch is encoded; the system allocator spent a quarter of the dry run's time on them.
@@ -28,7 +28,7 @@ fn main() -> ExitCode {
             if is_broken_pipe(&error) {
                 return Exit::Success.into();
             }
-            dvload::output::stderr(format_args!("error: {error:#}\n"));
+            dvload::output::stderr(format_args!("error: {}\n", render(&error)));
             exit_for(&error).into()
         }
     }

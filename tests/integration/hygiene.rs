@@ -221,10 +221,38 @@ fn every_command_ends_quietly_when_its_stdout_is_closed() {
     }
     // The run with its stdout closed went on to its end: the ledger has it, finished.
     let runs = w.dvload(&["runs"]);
-    let second = runs.stdout.lines().find(|l| l.trim_start().starts_with("2 "));
+    let second = runs
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("2 "));
     assert!(
         second.is_some_and(|l| l.contains("exit 0")),
         "{}",
         runs.stdout
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// An OS error is printed once.
+
+#[test]
+fn an_os_error_is_printed_once() {
+    let w = accounts_job();
+    std::fs::create_dir(w.path().join("somedir")).unwrap();
+    for args in [
+        &["validate", "m.toml", "--source", "somedir/"][..],
+        &["run", "m.toml", "--source", "somedir/", "--dry-run"],
+        &["run", "m.toml", "--source", "somedir/", "--emulator"],
+        &["whoami", "--profile", "p", "--config", "somedir"],
+    ] {
+        let out = w.dvload(args);
+        out.expect_code(2)
+            .stderr_has("Is a directory (os error 21)");
+        assert_eq!(
+            out.stderr.matches("os error 21").count(),
+            1,
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
 }
