@@ -256,3 +256,66 @@ fn an_os_error_is_printed_once() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// `dvload runs` tells a run going on now from one that was killed.
+
+#[test]
+fn runs_shows_a_run_whose_lock_is_held_as_running_and_a_killed_one_as_not_finished() {
+    let mut config = Config::default();
+    // Every Web API request stalls: the run is recorded, then waits on its first WhoAmI.
+    config.faults.latency_ms = 120_000;
+    let emu = Emulator::start(config);
+    let w = accounts_job();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dvload"))
+        .args(["run", "m.toml"])
+        .current_dir(w.path())
+        .env_remove("RUST_LOG")
+        .envs(emu.env())
+        .env("NO_PROXY", "127.0.0.1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let recorded = || {
+        rusqlite::Connection::open(w.path().join(".dvload/ledger.sqlite"))
+            .and_then(|c| c.query_row("SELECT count(*) FROM runs", [], |r| r.get::<_, i64>(0)))
+            .is_ok_and(|n| n > 0)
+    };
+    while !recorded() {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+        assert!(std::time::Instant::now() < deadline, "no run recorded");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let list = w.dvload(&["runs"]);
+    list.expect_code(0);
+    let row = list
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("1 "));
+    assert!(
+        row.is_some_and(|l| l.contains("running")),
+        "{}",
+        list.stdout
+    );
+    w.dvload(&["runs", "show", "1"])
+        .expect_code(0)
+        .stdout_has("running (a live process holds the job's lock)");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let list = w.dvload(&["runs"]);
+    let row = list
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("1 "));
+    assert!(
+        row.is_some_and(|l| l.contains("did not finish") && !l.contains("running")),
+        "{}",
+        list.stdout
+    );
+    w.dvload(&["runs", "show", "1"])
+        .expect_code(0)
+        .stdout_has("did not finish (killed)");
+}
