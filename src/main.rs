@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
 use dvload::cli::{Cli, Command};
 use dvload::exit::{Exit, exit_for, render};
 
@@ -12,7 +11,7 @@ use dvload::exit::{Exit, exit_for, render};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     dvload::commands::init_logging(&cli.log_level, cli.log_format);
     let result = match cli.command {
         Command::Validate(args) => dvload::commands::validate::run(args),

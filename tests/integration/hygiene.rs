@@ -319,3 +319,55 @@ fn runs_shows_a_run_whose_lock_is_held_as_running_and_a_killed_one_as_not_finish
         .expect_code(0)
         .stdout_has("did not finish (killed)");
 }
+
+// ---------------------------------------------------------------------------------------------
+// `--bypass-logic` takes its value only after `=`: the next word is the mapping.
+
+/// The distinct `MSCRM.BypassBusinessLogicExecution` values of the batches in `dir`.
+fn bypass_headers(w: &Workdir, dir: &str) -> Vec<String> {
+    let mut values: Vec<String> = std::fs::read_dir(w.path().join(dir))
+        .unwrap()
+        .flat_map(|f| {
+            let text = std::fs::read_to_string(f.unwrap().path()).unwrap();
+            text.lines()
+                .filter_map(|l| l.strip_prefix("MSCRM.BypassBusinessLogicExecution: "))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    values.sort();
+    values.dedup();
+    values
+}
+
+#[test]
+fn bypass_logic_takes_its_value_only_after_an_equals_sign() {
+    let w = accounts_job();
+    w.dvload(&[
+        "run",
+        "--dry-run",
+        "--bypass-logic",
+        "m.toml",
+        "--emit-batches",
+        "both",
+    ])
+    .expect_code(0)
+    .stdout_has("read 2");
+    assert_eq!(bypass_headers(&w, "both"), ["CustomSync,CustomAsync"]);
+    w.dvload(&[
+        "run",
+        "m.toml",
+        "--dry-run",
+        "--bypass-logic=CustomSync",
+        "--emit-batches",
+        "sync",
+    ])
+    .expect_code(0);
+    assert_eq!(bypass_headers(&w, "sync"), ["CustomSync"]);
+    w.dvload(&["run", "--dry-run", "--bypass-logic=m.toml", "m.toml"])
+        .expect_code(2)
+        .stderr_has("possible values: CustomSync, CustomAsync, CustomSync,CustomAsync");
+    w.dvload(&["run", "--help"])
+        .expect_code(0)
+        .stdout_has("--bypass-logic[=<WHAT>]");
+}
