@@ -185,7 +185,11 @@ fn log_lines_written_to_a_file_carry_no_colour_codes() {
 
 /// Runs `dvload ARGS` in `w` with stdout a pipe whose reading end is already closed.
 fn with_stdout_closed(w: &Workdir, args: &[&str]) -> (i32, String) {
-    let (reader, writer) = std::io::pipe().unwrap();
+    use std::os::fd::{FromRawFd as _, OwnedFd};
+    let mut fds = [0; 2];
+    // SAFETY: pipe(2) fills in two new descriptors, which are owned from here on.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0, "pipe");
+    let (reader, writer) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     drop(reader);
     let out = Command::new(env!("CARGO_BIN_EXE_dvload"))
         .args(args)
