@@ -484,3 +484,40 @@ fn explain_401(url: &str, token: &str, probe: &Probe, tenant_id: Option<&str>) -
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(emulator: bool) -> ConnectArgs {
+        ConnectArgs {
+            emulator,
+            profile: None,
+            config: None,
+            timeout: 120,
+            ca_cert: None,
+            no_affinity: false,
+        }
+    }
+
+    #[test]
+    fn settings_are_resolved_without_network_and_every_problem_is_listed() {
+        let nothing = |_: &str| None;
+        assert!(args(true).settings_from(&nothing).unwrap().is_none());
+        let e = args(false).settings_from(&nothing).unwrap_err();
+        assert!(
+            matches!(&e, SettingsError::Several { problems } if problems.len() == 4),
+            "{e}"
+        );
+        // Not an ExitError: a settings problem exits 2 like any usage error.
+        assert_eq!(crate::exit::exit_for(&e.into()), Exit::Unusable);
+        let env = |name: &str| match name {
+            "DATAVERSE_URL" => Some("https://contoso.crm4.dynamics.com".to_string()),
+            "DATAVERSE_ACCESS_TOKEN" => Some("t".to_string()),
+            _ => None,
+        };
+        let s = args(false).settings_from(&env).unwrap().unwrap();
+        assert_eq!(s.url.as_str(), "https://contoso.crm4.dynamics.com");
+        assert_eq!(ready_token_source(&s.origin), "DATAVERSE_ACCESS_TOKEN");
+    }
+}
