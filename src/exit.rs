@@ -49,3 +49,58 @@ pub fn exit_for(error: &anyhow::Error) -> Exit {
         .find_map(|e| e.downcast_ref::<ExitError>().map(|x| x.exit))
         .unwrap_or(Exit::Unusable)
 }
+
+/// The text of an error and its causes, as `{:#}` joins them (`outer: inner: os reason`), except
+/// that a cause whose text already ends the message is not repeated. Error types that put their
+/// source in their own message (`#[error("{path}: {source}")]`) would otherwise print the OS
+/// reason twice: `somedir/: Is a directory (os error 21): Is a directory (os error 21)`.
+pub fn render(error: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if out.is_empty() {
+            out = text;
+        } else if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{path}: {source}")]
+    struct Repeats {
+        path: String,
+        source: std::io::Error,
+    }
+
+    fn is_a_directory() -> std::io::Error {
+        std::io::Error::from_raw_os_error(21)
+    }
+
+    #[test]
+    fn an_os_reason_is_printed_once() {
+        let e = anyhow::Error::from(Repeats {
+            path: "somedir/".into(),
+            source: is_a_directory(),
+        });
+        assert_eq!(render(&e), "somedir/: Is a directory (os error 21)");
+        let e = e.context("cannot open the source");
+        assert_eq!(
+            render(&e),
+            "cannot open the source: somedir/: Is a directory (os error 21)"
+        );
+        // A chain whose links do not repeat each other is printed as `{:#}` prints it.
+        let e = anyhow::Error::from(is_a_directory()).context("cannot read m.toml");
+        assert_eq!(render(&e), format!("{e:#}"));
+        assert_eq!(
+            render(&e),
+            "cannot read m.toml: Is a directory (os error 21)"
+        );
+    }
+}

@@ -2,6 +2,11 @@
 //! The stages are modules: `source` reads records, `mapping` turns them into `odata::Operation`s,
 //! `odata` encodes them as `$batch` requests, `ledger` writes the outcome of every row (rejects, report).
 
+// First, so that its `print!`, `println!`, `eprint!` and `eprintln!` (which never panic on a
+// closed stdout) replace std's in every module below.
+#[macro_use]
+pub mod output;
+
 pub mod auth;
 pub mod cli;
 pub mod commands;

@@ -2,9 +2,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
-use dvload::cli::{Cli, Command, LogFormat};
-use dvload::exit::{Exit, exit_for};
+use dvload::cli::{Cli, Command};
+use dvload::exit::{Exit, exit_for, render};
 
 /// mimalloc: every row allocates a few small buffers (fields, URL, body) that live until its
 /// batch is encoded; the system allocator spent a quarter of the dry run's time on them.
@@ -12,8 +11,8 @@ use dvload::exit::{Exit, exit_for};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_logging(&cli.log_level, cli.log_format);
+    let cli = Cli::parse_args();
+    dvload::commands::init_logging(&cli.log_level, cli.log_format);
     let result = match cli.command {
         Command::Validate(args) => dvload::commands::validate::run(args),
         Command::Run(args) => dvload::commands::run::run(args),
@@ -28,21 +27,9 @@ fn main() -> ExitCode {
             if is_broken_pipe(&error) {
                 return Exit::Success.into();
             }
-            eprintln!("error: {error:#}");
+            dvload::output::stderr(format_args!("error: {}\n", render(&error)));
             exit_for(&error).into()
         }
-    }
-}
-
-fn init_logging(level: &str, format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
     }
 }
 

@@ -24,9 +24,10 @@ pub const ASSERTION_LIFETIME_SECS: u64 = 600;
 #[non_exhaustive]
 pub enum CredentialError {
     /// The file cannot be read.
-    #[error("cannot read the certificate file '{path}': {reason}")]
+    #[error("cannot read the certificate file {path}: {reason}")]
     Read {
-        /// The file.
+        /// The file, quoted; or, when the value does not look like a path (it may be the
+        /// password, set in the wrong variable), words saying so.
         path: String,
         /// The I/O error.
         reason: String,
@@ -182,7 +183,7 @@ impl Certificate {
     ) -> Result<Certificate, CredentialError> {
         let shown = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|e| CredentialError::Read {
-            path: shown.clone(),
+            path: shown_if_path(&shown),
             reason: e.to_string(),
         })?;
         Certificate::from_bytes(&bytes, password, &shown)
@@ -382,6 +383,21 @@ impl Certificate {
     }
 }
 
+/// A certificate path for an error, quoted when it looks like one (a folder separator, or a
+/// file extension such as `.pem` or `.pfx`); otherwise not quoted, as it may be a password or a
+/// secret written in the wrong variable. A file that was read is always named.
+fn shown_if_path(path: &str) -> String {
+    let extension = path.rsplit_once('.').is_some_and(|(_, ext)| {
+        (1..=4).contains(&ext.len()) && ext.chars().all(|c| c.is_ascii_alphanumeric())
+    });
+    if path.contains(['/', '\\']) || extension {
+        format!("'{path}'")
+    } else {
+        "(AZURE_CLIENT_CERTIFICATE_PATH or certificate_path: not quoted, as it does not look like a path)"
+            .into()
+    }
+}
+
 fn unsupported(path: &str, e: ring::error::KeyRejected) -> CredentialError {
     CredentialError::UnsupportedKey {
         path: path.into(),
@@ -500,6 +516,24 @@ pub(crate) mod tests {
             assert_eq!(cert.x5t_s256(), reference.x5t_s256(), "{file}");
             let jwt = cert.client_assertion("c", AUD, SystemTime::now()).unwrap();
             decode_and_verify(jwt.expose());
+        }
+    }
+
+    #[test]
+    fn a_certificate_path_that_may_be_a_secret_is_not_quoted() {
+        for (value, quoted) in [
+            ("/etc/dvload/missing.pfx", true),
+            ("certs/app", true),
+            ("app.pem", true),
+            ("Q8~S3CR3T.abcdefghijklmnop", false),
+            ("S3CR3Tpassword", false),
+        ] {
+            let e = Certificate::from_file(Path::new(value), None)
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("cannot read the certificate file "), "{e}");
+            assert_eq!(e.contains(value), quoted, "{value}: {e}");
+            assert!(e.contains("(os error 2)"), "{e}");
         }
     }
 

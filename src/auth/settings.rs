@@ -133,17 +133,37 @@ pub enum SettingsError {
         /// The profiles it has.
         available: String,
     },
-    /// A file named by a setting cannot be read.
-    #[error("cannot read {what} '{path}': {source}")]
+    /// More than one of the above, all reported at once (one per line).
+    #[error("the connection settings have {} problems:{}", problems.len(), list(problems))]
+    Several {
+        /// Each problem.
+        problems: Vec<SettingsError>,
+    },
+    /// A file named by a setting cannot be read. The reason is the source (not repeated in the
+    /// message, which `{:#}` would print twice).
+    #[error("cannot read {what}")]
     Read {
-        /// Which setting named it.
+        /// Which file: the setting that names it, and its path when that cannot be a secret.
         what: String,
-        /// The path.
-        path: String,
         /// Why.
         #[source]
         source: std::io::Error,
     },
+}
+
+/// The problems of [`SettingsError::Several`], one per line, each with its causes.
+fn list(problems: &[SettingsError]) -> String {
+    let mut out = String::new();
+    for p in problems {
+        out.push_str("\n  ");
+        out.push_str(&p.to_string());
+        let mut source = std::error::Error::source(p);
+        while let Some(s) = source {
+            out.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+    }
+    out
 }
 
 /// The Dataverse environment URL, normalised to scheme + host (+ port), without a trailing `/`,
@@ -267,9 +287,15 @@ impl TokenEndpoint {
         match value.trim().to_ascii_lowercase().as_str() {
             "v2" | "v2.0" => Ok(TokenEndpoint::V2),
             "v1" | "v1.0" => Ok(TokenEndpoint::V1),
-            _ => Err(format!(
-                "'{value}' is neither 'v2' (recommended) nor 'v1' (legacy)"
-            )),
+            _ if value.len() <= 8
+                && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') =>
+            {
+                Err(format!(
+                    "'{value}' is neither 'v2' (recommended) nor 'v1' (legacy)"
+                ))
+            }
+            // Longer or odd values are not quoted: they may be a secret in the wrong variable.
+            _ => Err("the value is neither 'v2' (recommended) nor 'v1' (legacy)".into()),
         }
     }
 
@@ -412,84 +438,104 @@ impl Settings {
         }
     }
 
-    /// Resolves settings from the Azure SDK's environment variables (see the module docs).
+    /// Resolves settings from the Azure SDK's environment variables (see the module docs). Every
+    /// problem is reported at once ([`SettingsError::Several`] when there is more than one), so that
+    /// a set-up is fixed in one go rather than one variable per try.
     pub fn from_env(env: EnvLookup<'_>) -> Result<Settings, SettingsError> {
         let get = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        let mut problems = Problems::default();
         let url = match get("DATAVERSE_URL") {
-            Some(v) => {
-                DataverseUrl::parse(&v).map_err(|reason| invalid("DATAVERSE_URL", reason))?
-            }
+            Some(v) => problems
+                .take(DataverseUrl::parse(&v).map_err(|reason| invalid("DATAVERSE_URL", reason))),
             None => {
-                return Err(missing(
+                problems.push(missing(
                     "DATAVERSE_URL",
                     "set it to the environment URL, e.g. export DATAVERSE_URL=https://contoso.crm4.dynamics.com \
                      (Power Platform admin center > Environments > your environment > Environment URL)",
                 ));
+                None
             }
         };
         let ca_cert = get("DVLOAD_CA_CERT").map(PathBuf::from);
         let origin = "environment".to_string();
-        if let Some(token) = env("DATAVERSE_ACCESS_TOKEN").filter(|v| !v.trim().is_empty()) {
+        if let Some(token) = get("DATAVERSE_ACCESS_TOKEN") {
             let credential = CredentialSettings::AccessToken(AccessToken::new(token.trim()));
-            return Ok(Settings {
+            return problems.finish(url.map(|url| Settings {
                 url,
                 credential,
                 ca_cert,
                 origin,
-            });
+            }));
         }
-        let tenant_id =
-            get("AZURE_TENANT_ID").ok_or_else(|| missing("AZURE_TENANT_ID", TENANT_HINT))?;
-        let tenant_id = check_tenant(&tenant_id).map_err(|r| invalid("AZURE_TENANT_ID", r))?;
-        let client_id =
-            get("AZURE_CLIENT_ID").ok_or_else(|| missing("AZURE_CLIENT_ID", CLIENT_HINT))?;
-        let client_id = check_client_id(&client_id).map_err(|r| invalid("AZURE_CLIENT_ID", r))?;
-        let secret = get("AZURE_CLIENT_SECRET");
-        let certificate = get("AZURE_CLIENT_CERTIFICATE_PATH");
-        let secret = match (secret, certificate) {
+        let tenant_id = match get("AZURE_TENANT_ID") {
+            Some(v) => problems.take(check_tenant(&v).map_err(|r| invalid("AZURE_TENANT_ID", r))),
+            None => {
+                problems.push(missing("AZURE_TENANT_ID", TENANT_HINT));
+                None
+            }
+        };
+        let client_id = match get("AZURE_CLIENT_ID") {
+            Some(v) => {
+                problems.take(check_client_id(&v).map_err(|r| invalid("AZURE_CLIENT_ID", r)))
+            }
+            None => {
+                problems.push(missing("AZURE_CLIENT_ID", CLIENT_HINT));
+                None
+            }
+        };
+        let secret = match (
+            get("AZURE_CLIENT_SECRET"),
+            get("AZURE_CLIENT_CERTIFICATE_PATH"),
+        ) {
             (Some(_), Some(_)) => {
-                return Err(SettingsError::ConflictingCredentials {
+                problems.push(SettingsError::ConflictingCredentials {
                     first: "AZURE_CLIENT_SECRET".into(),
                     second: "AZURE_CLIENT_CERTIFICATE_PATH".into(),
                 });
+                None
             }
-            (Some(secret), None) => ClientCredential::Secret(Secret::new(secret)),
-            (None, Some(path)) => ClientCredential::Certificate {
+            (Some(secret), None) => Some(ClientCredential::Secret(Secret::new(secret))),
+            (None, Some(path)) => Some(ClientCredential::Certificate {
                 path: PathBuf::from(path),
                 password: env("AZURE_CLIENT_CERTIFICATE_PASSWORD")
                     .filter(|v| !v.is_empty())
                     .map(Secret::new),
-            },
+            }),
             (None, None) => {
-                return Err(SettingsError::NoCredential {
+                problems.push(SettingsError::NoCredential {
                     hint: "set AZURE_CLIENT_SECRET to the client secret's value, or \
                            AZURE_CLIENT_CERTIFICATE_PATH to a PEM or PFX file holding the certificate and \
                            its private key (or DATAVERSE_ACCESS_TOKEN to a ready bearer token)"
                         .into(),
                 });
+                None
             }
         };
         let authority_host = match get("AZURE_AUTHORITY_HOST") {
-            Some(v) => AuthorityHost::parse(&v).map_err(|r| invalid("AZURE_AUTHORITY_HOST", r))?,
-            None => AuthorityHost::default(),
+            Some(v) => problems
+                .take(AuthorityHost::parse(&v).map_err(|r| invalid("AZURE_AUTHORITY_HOST", r))),
+            None => Some(AuthorityHost::default()),
         };
         let token_endpoint = match get("DVLOAD_TOKEN_ENDPOINT") {
-            Some(v) => TokenEndpoint::parse(&v).map_err(|r| invalid("DVLOAD_TOKEN_ENDPOINT", r))?,
-            None => TokenEndpoint::V2,
+            Some(v) => problems
+                .take(TokenEndpoint::parse(&v).map_err(|r| invalid("DVLOAD_TOKEN_ENDPOINT", r))),
+            None => Some(TokenEndpoint::V2),
         };
-        let credential = CredentialSettings::Entra(EntraSettings {
-            authority_host,
-            tenant_id,
-            client_id,
-            secret,
-            token_endpoint,
-        });
-        Ok(Settings {
-            url,
-            credential,
-            ca_cert,
-            origin,
-        })
+        let settings = (|| {
+            Some(Settings {
+                url: url?,
+                credential: CredentialSettings::Entra(EntraSettings {
+                    authority_host: authority_host?,
+                    tenant_id: tenant_id?,
+                    client_id: client_id?,
+                    secret: secret?,
+                    token_endpoint: token_endpoint?,
+                }),
+                ca_cert,
+                origin,
+            })
+        })();
+        problems.finish(settings)
     }
 
     /// Resolves a named profile from a profile file (secrets from `env` or from files it names).
@@ -499,8 +545,7 @@ impl Settings {
         env: EnvLookup<'_>,
     ) -> Result<Settings, SettingsError> {
         let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
-            what: "the profile file (--config)".into(),
-            path: path.display().to_string(),
+            what: format!("the profile file (--config) '{}'", path.display()),
             source,
         })?;
         Settings::from_profile_str(&text, path, profile, env)
@@ -571,14 +616,36 @@ fn invalid(setting: &str, reason: String) -> SettingsError {
     }
 }
 
+/// The problems found while resolving settings, kept so that all of them are reported at once.
+#[derive(Default)]
+struct Problems(Vec<SettingsError>);
+
+impl Problems {
+    fn push(&mut self, problem: SettingsError) {
+        self.0.push(problem);
+    }
+
+    /// The value, or `None` with its problem kept.
+    fn take<T>(&mut self, result: Result<T, SettingsError>) -> Option<T> {
+        result.map_err(|e| self.push(e)).ok()
+    }
+
+    /// The settings when nothing was wrong; else the one problem, or all of them.
+    fn finish(mut self, settings: Option<Settings>) -> Result<Settings, SettingsError> {
+        match settings {
+            Some(settings) if self.0.is_empty() => Ok(settings),
+            _ if self.0.len() == 1 => Err(self.0.remove(0)),
+            _ => Err(SettingsError::Several { problems: self.0 }),
+        }
+    }
+}
+
 /// Parses an absolute http(s) URL that must be https unless its host is a loopback address.
 fn parse_base_url(value: &str, example: &str) -> Result<Url, String> {
     let value = value.trim();
-    let url = Url::parse(value).map_err(|e| {
-        format!(
-            "'{}' is not a URL ({e}); expected {example}",
-            no_userinfo(value)
-        )
+    let url = Url::parse(value).map_err(|e| match host_like(value) {
+        Some(v) => format!("'{v}' is not a URL ({e}); expected {example}"),
+        None => format!("the value is not a URL ({e}); expected {example}"),
     })?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err(format!(
@@ -588,7 +655,8 @@ fn parse_base_url(value: &str, example: &str) -> Result<Url, String> {
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(format!(
-            "'{}' has a query or fragment; expected {example}",
+            "'{}' has a query (?...) or fragment (#...), not shown here as it may hold a secret; \
+             expected {example}",
             shown(&url)
         ));
     }
@@ -629,20 +697,30 @@ fn origin(url: &Url) -> String {
     url.origin().ascii_serialization()
 }
 
-/// A URL for messages (never holds a password: those are refused before).
+/// A URL for messages: scheme, host, port and path, never the user name, password, query or
+/// fragment (any of them may carry a secret, e.g. a SAS signature).
 fn shown(url: &Url) -> String {
     let mut u = url.clone();
     let _ = u.set_password(None);
     let _ = u.set_username("");
+    u.set_query(None);
+    u.set_fragment(None);
     u.to_string()
 }
 
-/// Drops a `user:password@` part from a string that failed to parse as a URL.
-fn no_userinfo(value: &str) -> String {
-    match (value.find("://"), value.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}{}", &value[..s + 3], &value[at + 1..]),
-        _ => value.to_string(),
-    }
+/// A value that failed to parse as a URL, when it can be quoted: a bare host name such as
+/// `contoso.crm4.dynamics.com` (dotted labels of letters, digits and `-`, 63 characters at most,
+/// as in DNS). Anything else may be a secret pasted into the wrong variable and is not quoted.
+fn host_like(value: &str) -> Option<&str> {
+    let labels: Vec<&str> = value.split('.').collect();
+    let ok = labels.len() >= 2
+        && value.len() <= 253
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    ok.then_some(value)
 }
 
 fn check_tenant(value: &str) -> Result<String, String> {
@@ -657,10 +735,12 @@ fn check_tenant(value: &str) -> Result<String, String> {
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
     {
-        return Err(format!(
-            "'{v}' is not a tenant ID or domain (expected e.g. 22222222-2222-2222-2222-222222222222 or \
-             contoso.onmicrosoft.com)"
-        ));
+        // Not quoted: a value that is no tenant may be a secret set in the wrong variable.
+        return Err(
+            "the value has characters no tenant ID or domain has (expected e.g. \
+             22222222-2222-2222-2222-222222222222 or contoso.onmicrosoft.com)"
+                .into(),
+        );
     }
     Ok(v.to_string())
 }
@@ -715,7 +795,10 @@ impl ProfileContext<'_> {
         format!("{key} in profile '{}' ({})", self.profile, self.path)
     }
 
+    /// Resolves a profile, reporting every problem at once (as [`Settings::from_env`] does).
     fn resolve(&self, spec: &ProfileSpec) -> Result<Settings, SettingsError> {
+        let mut problems = Problems::default();
+        let mut inline = false;
         for (key, value, hint) in [
             (
                 "client_secret",
@@ -739,7 +822,8 @@ impl ProfileContext<'_> {
                     .matches('\n')
                     .count()
                     + 1;
-                return Err(SettingsError::InlineSecret {
+                inline = true;
+                problems.push(SettingsError::InlineSecret {
                     path: self.path.into(),
                     line,
                     profile: self.profile.into(),
@@ -749,12 +833,15 @@ impl ProfileContext<'_> {
             }
         }
         let url = match &spec.url {
-            Some(v) => DataverseUrl::parse(v).map_err(|r| invalid(&self.key("url"), r))?,
+            Some(v) => {
+                problems.take(DataverseUrl::parse(v).map_err(|r| invalid(&self.key("url"), r)))
+            }
             None => {
-                return Err(missing(
+                problems.push(missing(
                     &self.key("url"),
                     "add url = \"https://contoso.crm4.dynamics.com\" (the environment URL)",
                 ));
+                None
             }
         };
         let ca_cert = spec.ca_cert.as_deref().map(|p| self.base_dir.join(p));
@@ -764,62 +851,76 @@ impl ProfileContext<'_> {
                 || spec.client_secret_file.is_some()
                 || spec.certificate_path.is_some()
             {
-                return Err(SettingsError::ConflictingCredentials {
+                problems.push(SettingsError::ConflictingCredentials {
                     first: self.key("access_token_env"),
                     second: "a client secret or certificate".into(),
                 });
             }
-            let token = self.env_secret("access_token_env", name)?;
-            let credential =
-                CredentialSettings::AccessToken(AccessToken::new(token.expose().trim()));
-            return Ok(Settings {
+            let token = problems.take(self.env_secret("access_token_env", name));
+            let settings = url.zip(token).map(|(url, token)| Settings {
                 url,
-                credential,
+                credential: CredentialSettings::AccessToken(AccessToken::new(
+                    token.expose().trim(),
+                )),
                 ca_cert,
                 origin,
             });
+            return problems.finish(settings);
         }
-        let tenant_id = spec.tenant_id.as_deref().ok_or_else(|| {
-            missing(
-                &self.key("tenant_id"),
-                &TENANT_HINT.replacen("set it", "set tenant_id", 1),
-            )
-        })?;
-        let tenant_id = check_tenant(tenant_id).map_err(|r| invalid(&self.key("tenant_id"), r))?;
-        let client_id = spec.client_id.as_deref().ok_or_else(|| {
-            missing(
-                &self.key("client_id"),
-                &CLIENT_HINT.replacen("set it", "set client_id", 1),
-            )
-        })?;
-        let client_id =
-            check_client_id(client_id).map_err(|r| invalid(&self.key("client_id"), r))?;
-        let secret = self.credential(spec)?;
-        let authority_host = match &spec.authority_host {
+        let tenant_id = match spec.tenant_id.as_deref() {
             Some(v) => {
-                AuthorityHost::parse(v).map_err(|r| invalid(&self.key("authority_host"), r))?
+                problems.take(check_tenant(v).map_err(|r| invalid(&self.key("tenant_id"), r)))
             }
-            None => AuthorityHost::default(),
+            None => {
+                problems.push(missing(
+                    &self.key("tenant_id"),
+                    &TENANT_HINT.replacen("set it", "set tenant_id", 1),
+                ));
+                None
+            }
+        };
+        let client_id = match spec.client_id.as_deref() {
+            Some(v) => {
+                problems.take(check_client_id(v).map_err(|r| invalid(&self.key("client_id"), r)))
+            }
+            None => {
+                problems.push(missing(
+                    &self.key("client_id"),
+                    &CLIENT_HINT.replacen("set it", "set client_id", 1),
+                ));
+                None
+            }
+        };
+        let secret = match self.credential(spec) {
+            // An inline secret's own message already says where the credential goes.
+            Err(SettingsError::NoCredential { .. }) if inline => None,
+            result => problems.take(result),
+        };
+        let authority_host = match &spec.authority_host {
+            Some(v) => problems
+                .take(AuthorityHost::parse(v).map_err(|r| invalid(&self.key("authority_host"), r))),
+            None => Some(AuthorityHost::default()),
         };
         let token_endpoint = match &spec.token_endpoint {
-            Some(v) => {
-                TokenEndpoint::parse(v).map_err(|r| invalid(&self.key("token_endpoint"), r))?
-            }
-            None => TokenEndpoint::V2,
+            Some(v) => problems
+                .take(TokenEndpoint::parse(v).map_err(|r| invalid(&self.key("token_endpoint"), r))),
+            None => Some(TokenEndpoint::V2),
         };
-        let credential = CredentialSettings::Entra(EntraSettings {
-            authority_host,
-            tenant_id,
-            client_id,
-            secret,
-            token_endpoint,
-        });
-        Ok(Settings {
-            url,
-            credential,
-            ca_cert,
-            origin,
-        })
+        let settings = (|| {
+            Some(Settings {
+                url: url?,
+                credential: CredentialSettings::Entra(EntraSettings {
+                    authority_host: authority_host?,
+                    tenant_id: tenant_id?,
+                    client_id: client_id?,
+                    secret: secret?,
+                    token_endpoint: token_endpoint?,
+                }),
+                ca_cert,
+                origin,
+            })
+        })();
+        problems.finish(settings)
     }
 
     fn credential(&self, spec: &ProfileSpec) -> Result<ClientCredential, SettingsError> {
@@ -892,28 +993,34 @@ impl ProfileContext<'_> {
                 ),
             ));
         }
+        // Nor here: a secret that happens to look like a name would be printed.
         match (self.env)(name).filter(|v| !v.is_empty()) {
             Some(v) => Ok(Secret::new(v)),
             None => Err(missing(
-                &format!("{name} (named by {})", self.key(key)),
-                &format!("export {name} with the value before running dvload"),
+                &format!("the environment variable named by {}", self.key(key)),
+                "export it with the secret's value before running dvload (its name is not \
+                 printed, in case the secret itself was written in its place)",
             )),
         }
     }
 
     /// Reads a secret from the file a profile key names (trailing line breaks are dropped).
+    /// Errors never quote the path: it may be the secret itself, written in the wrong key.
     fn file_secret(&self, key: &str, file: &str) -> Result<Secret, SettingsError> {
         let path = self.base_dir.join(file);
         let text = std::fs::read_to_string(&path).map_err(|source| SettingsError::Read {
-            what: self.key(key),
-            path: path.display().to_string(),
+            what: format!(
+                "the file named by {} (it should be the path of a file holding the secret; \
+                 the path is not printed, in case the secret itself was written in its place)",
+                self.key(key)
+            ),
             source,
         })?;
         let value = text.trim_end_matches(['\r', '\n']);
         if value.trim().is_empty() {
             return Err(invalid(
                 &self.key(key),
-                format!("'{}' is empty", path.display()),
+                "the file it names is empty; write the secret in it".into(),
             ));
         }
         Ok(Secret::new(value))
@@ -1065,8 +1172,8 @@ mod tests {
         );
         assert_eq!(
             err(&[URL, ("AZURE_TENANT_ID", "contoso/evil"), CLIENT, SECRET]),
-            "AZURE_TENANT_ID is not usable: 'contoso/evil' is not a tenant ID or domain (expected e.g. \
-             22222222-2222-2222-2222-222222222222 or contoso.onmicrosoft.com)"
+            "AZURE_TENANT_ID is not usable: the value has characters no tenant ID or domain has \
+             (expected e.g. 22222222-2222-2222-2222-222222222222 or contoso.onmicrosoft.com)"
         );
         assert_eq!(
             err(&[URL, TENANT, CLIENT, SECRET, ("DVLOAD_TOKEN_ENDPOINT", "v3")]),
@@ -1150,8 +1257,11 @@ mod tests {
              Web API version; dvload speaks /api/data/v9.2: give the environment URL alone, e.g. \
              https://contoso.crm4.dynamics.com"
         );
-        assert!(
-            url_err("https://contoso.crm.dynamics.com/?x=1").contains("has a query or fragment")
+        assert_eq!(
+            url_err("https://contoso.crm.dynamics.com/?x=1"),
+            "DATAVERSE_URL is not usable: 'https://contoso.crm.dynamics.com/' has a query (?...) or \
+             fragment (#...), not shown here as it may hold a secret; expected an environment URL such as \
+             https://contoso.crm4.dynamics.com"
         );
         let e = url_err("https://me:hunter2@contoso.crm.dynamics.com");
         assert!(e.contains("has a user name or password"), "{e}");
@@ -1238,8 +1348,9 @@ other = "tables are left to others"
         assert_eq!(t.expose(), "tok");
         assert_eq!(
             profile(PROFILE, "pipeline", &[]).unwrap_err().to_string(),
-            "PIPELINE_TOKEN (named by access_token_env in profile 'pipeline' (/etc/dvload/dvload.toml)) is not \
-             set: export PIPELINE_TOKEN with the value before running dvload"
+            "the environment variable named by access_token_env in profile 'pipeline' \
+             (/etc/dvload/dvload.toml) is not set: export it with the secret's value before running dvload \
+             (its name is not printed, in case the secret itself was written in its place)"
         );
     }
 
@@ -1247,8 +1358,9 @@ other = "tables are left to others"
     fn profile_secret_env_missing() {
         assert_eq!(
             profile(PROFILE, "prod", &[]).unwrap_err().to_string(),
-            "PROD_SECRET (named by client_secret_env in profile 'prod' (/etc/dvload/dvload.toml)) is not set: \
-             export PROD_SECRET with the value before running dvload"
+            "the environment variable named by client_secret_env in profile 'prod' \
+             (/etc/dvload/dvload.toml) is not set: export it with the secret's value before running dvload \
+             (its name is not printed, in case the secret itself was written in its place)"
         );
     }
 
@@ -1287,9 +1399,9 @@ client_secret_file = "secret.txt"
         assert_eq!(
             e,
             format!(
-                "client_secret_file in profile 'p' ({}) is not usable: '{}' is empty",
+                "client_secret_file in profile 'p' ({}) is not usable: the file it names is empty; \
+                 write the secret in it",
                 path.display(),
-                dir.path().join("secret.txt").display()
             )
         );
         std::fs::remove_file(dir.path().join("secret.txt")).unwrap();
@@ -1297,7 +1409,7 @@ client_secret_file = "secret.txt"
             .unwrap_err()
             .to_string();
         assert!(
-            e.starts_with("cannot read client_secret_file in profile 'p'"),
+            e.starts_with("cannot read the file named by client_secret_file in profile 'p'"),
             "{e}"
         );
     }
@@ -1391,17 +1503,21 @@ client_secret_file = "secret.txt"
         );
         assert!(e.contains("unknown field `tenant`"), "{e}");
         assert_eq!(
-            profile("[profiles.p]\ntenant_id = \"t\"\n", "p", &[])
-                .unwrap_err()
-                .to_string(),
+            profile(
+                "[profiles.p]\ntenant_id = \"t\"\nclient_id = \"c\"\nclient_secret_env = \"A\"\n",
+                "p",
+                &[("A", "x")]
+            )
+            .unwrap_err()
+            .to_string(),
             "url in profile 'p' (/etc/dvload/dvload.toml) is not set: add url = \
              \"https://contoso.crm4.dynamics.com\" (the environment URL)"
         );
         assert_eq!(
             profile(
-                "[profiles.p]\nurl = \"https://x.crm.dynamics.com\"\nclient_id = \"c\"\n",
+                "[profiles.p]\nurl = \"https://x.crm.dynamics.com\"\nclient_id = \"c\"\nclient_secret_env = \"A\"\n",
                 "p",
-                &[]
+                &[("A", "x")]
             )
             .unwrap_err()
             .to_string(),
@@ -1436,9 +1552,10 @@ client_secret_file = "secret.txt"
         );
         assert_eq!(
             profile(
-                "[profiles.p]\nurl = \"http://contoso.crm.dynamics.com\"\n",
+                "[profiles.p]\nurl = \"http://contoso.crm.dynamics.com\"\ntenant_id = \"t\"\nclient_id = \"c\"\n\
+                 client_secret_env = \"A\"\n",
                 "p",
-                &[]
+                &[("A", "x")]
             )
             .unwrap_err()
             .to_string(),
@@ -1465,9 +1582,141 @@ client_secret_file = "secret.txt"
         )
         .unwrap_err()
         .to_string();
+        assert_eq!(
+            e,
+            "cannot read the profile file (--config) '/nonexistent/dvload.toml'"
+        );
+    }
+
+    #[test]
+    fn every_missing_environment_variable_is_listed_at_once() {
+        let e = from_env(&[]).unwrap_err();
+        let SettingsError::Several { problems } = &e else {
+            panic!("not several: {e:?}")
+        };
+        assert_eq!(problems.len(), 4, "{e}");
+        let msg = e.to_string();
         assert!(
-            e.starts_with("cannot read the profile file (--config) '/nonexistent/dvload.toml': "),
+            msg.starts_with(
+                "the connection settings have 4 problems:\n  DATAVERSE_URL is not set: "
+            ),
+            "{msg}"
+        );
+        for line in [
+            "\n  AZURE_TENANT_ID is not set: ",
+            "\n  AZURE_CLIENT_ID is not set: ",
+            "\n  no credential is set: set AZURE_CLIENT_SECRET",
+        ] {
+            assert!(msg.contains(line), "{line:?} in {msg}");
+        }
+        // Missing and unusable together; a ready token needs only the URL.
+        let msg = err(&[("DATAVERSE_URL", "http://x.crm.dynamics.com"), CLIENT]);
+        assert!(
+            msg.starts_with("the connection settings have 3 problems:"),
+            "{msg}"
+        );
+        assert!(msg.contains("\n  DATAVERSE_URL is not usable: "), "{msg}");
+        assert!(
+            err(&[("DATAVERSE_ACCESS_TOKEN", "t")]).starts_with("DATAVERSE_URL is not set: "),
+            "one problem is reported alone"
+        );
+    }
+
+    #[test]
+    fn every_problem_of_a_profile_is_listed_at_once() {
+        let text = "[profiles.p]\nclient_secret_env = \"A\"\ntoken_endpoint = \"v9\"\n";
+        let msg = profile(text, "p", &[]).unwrap_err().to_string();
+        assert!(
+            msg.starts_with("the connection settings have 5 problems:"),
+            "{msg}"
+        );
+        for key in [
+            "url",
+            "tenant_id",
+            "client_id",
+            "the environment variable named by client_secret_env",
+            "token_endpoint",
+        ] {
+            assert!(
+                msg.contains(&format!("\n  {key} in profile 'p'")),
+                "{key} in {msg}"
+            );
+        }
+        // An unreadable secret file keeps its reason in the list.
+        let text = "[profiles.p]\nclient_secret_file = \"/nonexistent/secret\"\n";
+        let msg = profile(text, "p", &[]).unwrap_err().to_string();
+        assert!(
+            msg.contains("No such file or directory (os error 2)"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_secret_written_in_a_key_that_names_it_is_never_printed() {
+        let base = "[profiles.p]\nurl = \"https://x.crm.dynamics.com\"\ntenant_id = \"t\"\nclient_id = \"c\"\n";
+        // Each would print the value if quoted: a file path, or a name valid as a variable's.
+        for tail in [
+            "client_secret_file = \"abc~S3CR3T.value\"\n",
+            "client_secret_file = \"S3CR3Tvalue\"\n",
+            "client_secret_env = \"S3CR3Tvalue\"\n",
+            "access_token_env = \"S3CR3Tvalue\"\n",
+            "certificate_path = \"c.pfx\"\ncertificate_password_env = \"S3CR3Tvalue\"\n",
+            "certificate_password_env = \"S3CR3T~value\"\ncertificate_path = \"c.pfx\"\n",
+            "certificate_path = \"c.pfx\"\ncertificate_password_file = \"S3CR3T~value\"\n",
+        ] {
+            let e = profile(&format!("{base}{tail}"), "p", &[]).unwrap_err();
+            let full = format!("{e} {e:?} {}", list(std::slice::from_ref(&e)));
+            assert!(!full.contains("S3CR3T"), "{tail}: {full}");
+            let key = tail
+                .split_whitespace()
+                .find(|k| k.contains("_env") || k.contains("_file"))
+                .unwrap();
+            assert!(e.to_string().contains(key), "{tail}: names {key}: {e}");
+        }
+        // A secret set in AZURE_TENANT_ID by mistake.
+        let e = err(&[URL, ("AZURE_TENANT_ID", "abc~S3CR3T.value"), CLIENT, SECRET]);
+        assert!(!e.contains("S3CR3T"), "{e}");
+        let e = err(&[
+            URL,
+            TENANT,
+            CLIENT,
+            SECRET,
+            ("DVLOAD_TOKEN_ENDPOINT", "abc~S3CR3T.value"),
+        ]);
+        assert!(
+            !e.contains("S3CR3T") && e.contains("DVLOAD_TOKEN_ENDPOINT"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn a_url_never_prints_its_query_fragment_or_user_info() {
+        for v in [
+            "https://contoso.crm.dynamics.com/?sig=S3CR3T",
+            "https://contoso.crm.dynamics.com/api/data/v9.2?code=S3CR3T",
+            "https://contoso.crm.dynamics.com/#S3CR3T",
+            "https://me:S3CR3T@contoso.crm.dynamics.com/?x=S3CR3T",
+            "http://contoso.crm.dynamics.com/?sig=S3CR3T",
+            "ftp://contoso.crm.dynamics.com/?sig=S3CR3T",
+            "https://me:S3CR3T@[bad/?x=S3CR3T",
+            "https://contoso.crm.dynamics.com:99999/?x=S3CR3T",
+            "abc~S3CR3T.value",
+            "S3CR3T",
+        ] {
+            let e = url_err(v);
+            assert!(!e.contains("S3CR3T"), "{v}: {e}");
+            assert!(e.starts_with("DATAVERSE_URL is not usable: "), "{v}: {e}");
+            let e = err(&[URL, TENANT, CLIENT, SECRET, ("AZURE_AUTHORITY_HOST", v)]);
+            assert!(!e.contains("S3CR3T"), "{v}: {e}");
+        }
+        // A host and its path are shown.
+        assert!(
+            url_err("contoso.crm4.dynamics.com")
+                .contains("'contoso.crm4.dynamics.com' is not a URL")
+        );
+        assert!(
+            url_err("https://contoso.crm.dynamics.com/api/data/v9.1?x=S3CR3T")
+                .contains("'https://contoso.crm.dynamics.com/api/data/v9.1'")
         );
     }
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use crate::auth::{
     AuthError, AuthorityHost, ClientCredential, CredentialSettings, DataverseUrl, EntraSettings,
-    HttpOptions, Secret, Settings, SettingsSource, TokenEndpoint, TokenProvider, build_http_client,
-    process_env,
+    EnvLookup, HttpOptions, Secret, Settings, SettingsError, SettingsSource, TokenEndpoint,
+    TokenProvider, build_http_client, process_env,
 };
 use crate::exit::{Exit, ExitError};
 use crate::writer::decide::retryable;
@@ -61,6 +61,28 @@ pub struct ConnectArgs {
     pub no_affinity: bool,
 }
 
+impl ConnectArgs {
+    /// The connection settings these options name (environment variables or `--profile`),
+    /// resolved and checked without any network: `None` with `--emulator`, whose settings exist
+    /// once it has started. Every problem is reported at once; as an error it is a usage error
+    /// (exit 2, like a bad mapping). Commands call this before they lock or record anything.
+    pub fn settings(&self) -> Result<Option<Settings>, SettingsError> {
+        self.settings_from(&process_env)
+    }
+
+    /// [`ConnectArgs::settings`] with the environment read through `env`.
+    pub fn settings_from(&self, env: EnvLookup<'_>) -> Result<Option<Settings>, SettingsError> {
+        if self.emulator {
+            return Ok(None);
+        }
+        let source = SettingsSource {
+            profile: self.profile.clone(),
+            config: self.config.clone(),
+        };
+        Settings::resolve(&source, env).map(Some)
+    }
+}
+
 /// A working connection.
 pub struct Connection {
     /// The Web API client.
@@ -77,13 +99,16 @@ pub struct Connection {
     pub emulator: Option<dataverse_emulator::RunningEmulator>,
 }
 
-/// Resolves the settings, gets a token and calls `WhoAmI`. Every failure of the set-up is an
-/// exit-3 error that says which step is wrong and how to fix it.
+/// Resolves the settings, gets a token and calls `WhoAmI`. Settings that cannot work are an
+/// exit-2 error listing every problem ([`ConnectArgs::settings`]); every later failure of the
+/// set-up is an exit-3 error that says which step is wrong and how to fix it.
 /// A transient failure of the first request (a 5xx, a 429, a lost answer, a token that expired
 /// or was revoked in between) is retried within `policy`, as the writer retries batches: one
 /// unlucky answer must not fail a nightly run as if its set-up were wrong.
 pub async fn connect(args: &ConnectArgs, policy: &RetryPolicy) -> anyhow::Result<Connection> {
-    let (settings, emulator) = if args.emulator {
+    let (settings, emulator) = if let Some(settings) = args.settings()? {
+        (settings, None)
+    } else {
         let running =
             dataverse_emulator::start(dataverse_emulator::Config::default(), Default::default())
                 .await
@@ -104,14 +129,6 @@ pub async fn connect(args: &ConnectArgs, policy: &RetryPolicy) -> anyhow::Result
             origin: format!("the built-in emulator at {base}"),
         };
         (settings, Some(running))
-    } else {
-        let source = SettingsSource {
-            profile: args.profile.clone(),
-            config: args.config.clone(),
-        };
-        let settings =
-            Settings::resolve(&source, &process_env).map_err(|e| auth_exit(format!("{e}")))?;
-        (settings, None)
     };
     let options = HttpOptions {
         timeout: Duration::from_secs(args.timeout.max(1)),
@@ -126,6 +143,10 @@ pub async fn connect(args: &ConnectArgs, policy: &RetryPolicy) -> anyhow::Result
     let tenant_id = match &settings.credential {
         CredentialSettings::Entra(e) => Some(e.tenant_id.clone()),
         CredentialSettings::AccessToken(_) => None,
+    };
+    let ready_token = match &settings.credential {
+        CredentialSettings::AccessToken(_) => Some(ready_token_source(&settings.origin)),
+        CredentialSettings::Entra(_) => None,
     };
     let client = Client::new(http.clone(), settings.url.api_base(), Arc::new(tokens), &[])?;
     if let Err(e) = client.tokens().get().await {
@@ -148,7 +169,7 @@ pub async fn connect(args: &ConnectArgs, policy: &RetryPolicy) -> anyhow::Result
     let reply = whoami(&client, &url, policy).await?;
     if reply.status != 200 {
         let error = crate::odata::ODataError::from_response(reply.status, &reply.body);
-        let mut message = explain_dataverse(reply.status, &error, &url);
+        let mut message = explain_dataverse(reply.status, &error, &url, ready_token.as_deref());
         if reply.status == 401 {
             let probe = probe(&http, &client).await;
             message.push_str(&explain_401(
@@ -207,13 +228,13 @@ async fn whoami(
                 None
             }
             Ok(reply) if reply.status == 401 && !refreshed => {
-                tracing::warn!("WhoAmI refused the token (401); trying once with a new one");
                 client.tokens().invalidate(&reply.token).await;
                 refreshed = true;
                 if client.tokens().get().await.is_err() {
                     // No new token to be had (a ready token cannot be refreshed): explain the 401.
                     return Ok(reply);
                 }
+                tracing::warn!("WhoAmI refused the token (401); trying once with a new one");
                 continue;
             }
             Ok(reply) if retryable(reply.status) && !last => {
@@ -244,9 +265,41 @@ fn explain(e: &AuthError) -> String {
     format!("{e}\n  {}", e.explain())
 }
 
-/// What a Dataverse refusal of `WhoAmI` means for the set-up.
-fn explain_dataverse(status: u16, error: &crate::odata::ODataError, url: &str) -> String {
-    let hint = match status {
+/// Where a ready token came from, for messages: `DATAVERSE_ACCESS_TOKEN`, or the profile's
+/// `access_token_env` (whose value, a variable's name, is not printed).
+fn ready_token_source(origin: &str) -> String {
+    if origin == "environment" {
+        "DATAVERSE_ACCESS_TOKEN".into()
+    } else {
+        format!("the variable named by access_token_env ({origin})")
+    }
+}
+
+/// What a Dataverse refusal of `WhoAmI` means for the set-up. `ready_token` names where a ready
+/// token came from (it was never fetched by dvload, so the app registration is not in question).
+fn explain_dataverse(
+    status: u16,
+    error: &crate::odata::ODataError,
+    url: &str,
+    ready_token: Option<&str>,
+) -> String {
+    let hint = match (status, ready_token) {
+        (401, Some(from)) => format!(
+            "Dataverse refused the token given in {from}: a ready token is used as it is and never \
+             refreshed, so it has expired or was issued for another environment; get a new one for \
+             {url} (scope {url}/.default) and set it in {from}"
+        ),
+        (status, _) => fixed_hint(status, error).to_string(),
+    };
+    format!(
+        "WhoAmI at {url} answered {status}: {}\n  {hint}",
+        crate::writer::decide::describe(status, error)
+    )
+}
+
+/// The set-up step a refusal of `WhoAmI` with a token dvload fetched points at.
+fn fixed_hint(status: u16, error: &crate::odata::ODataError) -> &'static str {
+    match status {
         401 => {
             "Dataverse refused the token: check that DATAVERSE_URL is the environment the token was issued for \
              (the scope is <DATAVERSE_URL>/.default), and that AZURE_TENANT_ID is the environment's tenant"
@@ -269,11 +322,7 @@ fn explain_dataverse(status: u16, error: &crate::odata::ODataError, url: &str) -
              (e.g. https://contoso.crm4.dynamics.com, without /api/data)"
         }
         _ => "Dataverse refused the first request; see the message above",
-    };
-    format!(
-        "WhoAmI at {url} answered {status}: {}\n  {hint}",
-        crate::writer::decide::describe(status, error)
-    )
+    }
 }
 
 const URL_HINT: &str = "check DATAVERSE_URL: it is the environment URL from the Power Platform admin centre \
@@ -434,4 +483,41 @@ fn explain_401(url: &str, token: &str, probe: &Probe, tenant_id: Option<&str>) -
         out.push_str("\n  the token has expired: get a new one");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(emulator: bool) -> ConnectArgs {
+        ConnectArgs {
+            emulator,
+            profile: None,
+            config: None,
+            timeout: 120,
+            ca_cert: None,
+            no_affinity: false,
+        }
+    }
+
+    #[test]
+    fn settings_are_resolved_without_network_and_every_problem_is_listed() {
+        let nothing = |_: &str| None;
+        assert!(args(true).settings_from(&nothing).unwrap().is_none());
+        let e = args(false).settings_from(&nothing).unwrap_err();
+        assert!(
+            matches!(&e, SettingsError::Several { problems } if problems.len() == 4),
+            "{e}"
+        );
+        // Not an ExitError: a settings problem exits 2 like any usage error.
+        assert_eq!(crate::exit::exit_for(&e.into()), Exit::Unusable);
+        let env = |name: &str| match name {
+            "DATAVERSE_URL" => Some("https://contoso.crm4.dynamics.com".to_string()),
+            "DATAVERSE_ACCESS_TOKEN" => Some("t".to_string()),
+            _ => None,
+        };
+        let s = args(false).settings_from(&env).unwrap().unwrap();
+        assert_eq!(s.url.as_str(), "https://contoso.crm4.dynamics.com");
+        assert_eq!(ready_token_source(&s.origin), "DATAVERSE_ACCESS_TOKEN");
+    }
 }

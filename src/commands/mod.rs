@@ -10,9 +10,38 @@ pub mod validate;
 pub mod whoami;
 pub mod write;
 
+use std::ffi::OsStr;
+use std::io::IsTerminal as _;
 use std::path::Path;
 
+use crate::cli::LogFormat;
 use crate::ledger::Counts;
+
+/// Sets up logging to stderr at `level` (`RUST_LOG` overrides it) in `format`. Text lines are
+/// coloured only when stderr is a terminal, never in a file or a pipe (cron, CI) and never with
+/// `NO_COLOR`: see [`use_colour`].
+pub fn init_logging(level: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let colour = use_colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(colour)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Whether log lines get ANSI colour codes: only when stderr is a `terminal`, and not when
+/// `NO_COLOR` is set to anything but the empty string (<https://no-color.org>).
+pub fn use_colour(terminal: bool, no_color: Option<&OsStr>) -> bool {
+    terminal && no_color.is_none_or(OsStr::is_empty)
+}
 
 /// `1,234,567`.
 pub fn thousands(n: u64) -> String {
@@ -154,6 +183,18 @@ pub fn print_rejects(first_errors: &[String], rejects_file: Option<&Path>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(use_colour(true, None));
+        assert!(use_colour(true, Some(OsStr::new(""))));
+        assert!(!use_colour(true, Some(OsStr::new("1"))));
+        assert!(
+            !use_colour(false, None),
+            "a file or a pipe gets no colour codes"
+        );
+        assert!(!use_colour(false, Some(OsStr::new("1"))));
+    }
 
     #[test]
     fn two_jobs_never_share_a_rejects_file() {

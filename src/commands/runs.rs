@@ -70,10 +70,30 @@ pub enum Sub {
     },
 }
 
-fn status(r: &crate::ledger::db::RunRow) -> String {
-    match (r.exit_code, &r.ended_at) {
-        (Some(c), _) => format!("exit {c}"),
-        (None, _) => "did not finish".into(),
+fn status(r: &crate::ledger::db::RunRow, live: Option<i64>) -> String {
+    match r.exit_code {
+        Some(c) => format!("exit {c}"),
+        None if live == Some(r.id) => "running".into(),
+        None => "did not finish".into(),
+    }
+}
+
+/// The run that is going on now, if any: the newest run, when it has no end recorded and a live
+/// process holds the job's lock since it started (not an `undo` or `prune` that took the lock
+/// after the run was killed). The lock is taken without waiting and let go at once: a run starting
+/// in that instant finds the directory busy (exit 5), a window of microseconds.
+fn live_run(dir: &Path, newest: Option<&crate::ledger::db::RunRow>) -> Option<i64> {
+    let newest = newest.filter(|r| r.ended_at.is_none() && r.exit_code.is_none())?;
+    match crate::ledger::StateLock::acquire(dir) {
+        Err(crate::ledger::lock::LockError::Busy { holder, .. }) => {
+            // "pid N since 2024-05-01T02:00:00Z": the holder took the lock before its run
+            // started; one that took it later is another command.
+            let since = holder.split(" since ").nth(1).map(str::trim);
+            since
+                .is_none_or(|since| since <= newest.started_at.as_str())
+                .then_some(newest.id)
+        }
+        _ => None,
     }
 }
 
@@ -110,6 +130,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     match args.command {
         None => {
             let runs = ledger.runs(args.limit)?;
+            let live = live_run(&dir, runs.first());
             if runs.is_empty() {
                 println!("no runs in {}", Ledger::file(&dir).display());
                 return Ok(Exit::Success);
@@ -148,7 +169,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                     "{:>5}  {:<20}  {:<14}  {:>10}  {:>10}  {:>9}  {:>8}  {:>10}  {:>11}  {}",
                     r.id,
                     r.started_at,
-                    status(r),
+                    status(r, live),
                     super::thousands(r.counts.read),
                     super::thousands(r.counts.written),
                     super::thousands(r.counts.rejected),
@@ -169,13 +190,19 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                     "run #{run_id}'s row outcomes were pruned (dvload runs prune): its summary follows"
                 );
             }
+            let newest = ledger.runs(1)?.into_iter().next();
+            let live = live_run(&dir, newest.as_ref().filter(|n| n.id == r.id));
             println!(
                 "run #{}: started {}, {}{}",
                 r.id,
                 r.started_at,
                 match &r.ended_at {
-                    Some(e) => format!("ended {e}, {}", status(&r)),
-                    None => "did not finish (killed, or still running); `dvload run ... --resume` continues it".into(),
+                    Some(e) => format!("ended {e}, {}", status(&r, live)),
+                    None if live == Some(r.id) => {
+                        "running (a live process holds the job's lock)".into()
+                    }
+                    None =>
+                        "did not finish (killed); `dvload run ... --resume` continues it".into(),
                 },
                 r.resumed_from
                     .map(|f| format!(", resumed run #{f}"))

@@ -48,6 +48,8 @@ pub struct Args {
 /// Runs `dvload undo`.
 pub fn run(args: Args) -> anyhow::Result<Exit> {
     let dir = args.state.dir();
+    // Settings that cannot work are a usage error (exit 2), found before the ledger is locked.
+    args.connect.settings()?;
     let _lock = crate::ledger::session::lock(&dir)?;
     let mut ledger = Ledger::open_existing(&dir)?;
     if ledger.run(args.run_id)?.is_none() {

@@ -43,6 +43,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     if let Some(report) = &args.report {
         check_writable(report, "--report")?;
     }
+    // Settings that cannot work are a usage error (exit 2), found before anything is recorded.
+    args.connect.settings()?;
     // The ledger's lock: a second run of the same job stops here, having touched neither the
     // ledger nor Dataverse.
     let state = (!args.no_ledger).then(|| {

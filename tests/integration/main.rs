@@ -6,6 +6,7 @@
 mod bad_input;
 mod dry_run;
 mod guarantee;
+mod hygiene;
 mod input_limits;
 mod ledger;
 mod mapping_checks;
