@@ -91,6 +91,14 @@ async fn write_all(
         ceiling,
         if ceiling == 1 { "" } else { "es" }
     );
+    // Every job checked against the environment before the first write (tables, columns, keys,
+    // privileges): a refused run sent nothing and is recorded as ended with its exit code.
+    if let Err(e) = super::check::preflight(&conn, &policy, &jobs).await {
+        if let Some(s) = session.as_mut() {
+            s.finish(crate::exit::exit_for(&e), &super::now_rfc3339())?;
+        }
+        return Err(e);
+    }
     let options = WriterOptions {
         batch_size: usize::from(args.batch_size),
         atomic: args.atomic,
