@@ -588,7 +588,7 @@ pub async fn preflight(conn: &Connection, policy: &RetryPolicy, jobs: &[Job]) ->
     for job in jobs {
         checks.push(checker.check_spec(&job.spec).await);
     }
-    refuse_unless_ready(&checks, jobs.len(), "mapping")?;
+    refuse_unless_ready(&checks, jobs.len(), "mapping", "nothing sent")?;
     if let Err(e) = &checker.privileges {
         println!("warning: privileges not checked (RetrieveUserPrivileges failed: {e})");
     }
@@ -605,9 +605,32 @@ pub async fn preflight(conn: &Connection, policy: &RetryPolicy, jobs: &[Job]) ->
     Ok(())
 }
 
+/// Checks that the user may delete rows of each of `entity_sets` (`undo`, before its first
+/// delete); the refusal is as [`preflight`]'s.
+pub async fn preflight_delete(
+    conn: &Connection,
+    policy: &RetryPolicy,
+    entity_sets: &[&str],
+) -> anyhow::Result<()> {
+    let mut checker = Checker::load(conn, policy).await.map_err(|e| ExitError {
+        exit: Exit::Auth,
+        message: format!("nothing deleted: {}", Checker::load_failed(&e)),
+    })?;
+    let mut checks = Vec::with_capacity(entity_sets.len());
+    for set in entity_sets {
+        checks.push(checker.check_delete(set).await);
+    }
+    refuse_unless_ready(&checks, entity_sets.len(), "table", "nothing deleted")
+}
+
 /// Prints the report of each check with a problem and returns the refusal naming every problem;
-/// `Ok` when all are ready. `what` names the checked things in the message.
-pub fn refuse_unless_ready(checks: &[JobCheck], total: usize, what: &str) -> anyhow::Result<()> {
+/// `Ok` when all are ready. `what` names the checked things in the message, `nothing` opens it.
+pub fn refuse_unless_ready(
+    checks: &[JobCheck],
+    total: usize,
+    what: &str,
+    nothing: &str,
+) -> anyhow::Result<()> {
     let exit = worst(checks);
     if exit == Exit::Success {
         return Ok(());
@@ -620,7 +643,7 @@ pub fn refuse_unless_ready(checks: &[JobCheck], total: usize, what: &str) -> any
         println!();
     }
     let mut message = format!(
-        "nothing sent: the check against the environment refused {} of {total} {what}{}:",
+        "{nothing}: the check against the environment refused {} of {total} {what}{}:",
         failing.len(),
         if total == 1 { "" } else { "s" }
     );
@@ -798,7 +821,7 @@ mod tests {
                 ..JobCheck::default()
             },
         ];
-        let e = refuse_unless_ready(&checks, 3, "mapping").unwrap_err();
+        let e = refuse_unless_ready(&checks, 3, "mapping", "nothing sent").unwrap_err();
         assert_eq!(crate::exit::exit_for(&e), Exit::Unusable);
         let text = e.to_string();
         assert!(text.starts_with("nothing sent: the check against the environment refused 2 of 3 mappings:"), "{text}");
@@ -806,6 +829,6 @@ mod tests {
         assert!(text.contains("o.toml -> opportunities (create): unknown entity set 'opportunities'"), "{text}");
         assert!(text.contains("Security roles"), "{text}");
         assert!(!text.contains("accounts.toml"), "a ready mapping is not listed: {text}");
-        assert!(refuse_unless_ready(&checks[..1], 1, "mapping").is_ok());
+        assert!(refuse_unless_ready(&checks[..1], 1, "mapping", "nothing sent").is_ok());
     }
 }

@@ -206,11 +206,9 @@ async fn write_all(
             first_errors: outcome.first_errors.clone(),
         });
         if let Some(f) = &outcome.fatal {
-            exit = Exit::Auth;
-            stop_message = Some(format!(
-                "stopped: {} — the application user's set-up is wrong (run `dvload whoami` to check it)",
-                crate::writer::decide::describe(f.status, &f.error)
-            ));
+            // Exit 2 for a mapping that does not fit the environment, 3 for the set-up.
+            exit = f.exit();
+            stop_message = Some(format!("stopped: {}", f.explain()));
             break;
         }
         if outcome.too_many_errors {
