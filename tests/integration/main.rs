@@ -6,6 +6,7 @@
 mod bad_input;
 mod dry_run;
 mod ledger;
+mod preflight;
 mod support;
 mod validate;
 mod whoami;
