@@ -162,8 +162,8 @@ struct Columns {
 pub type Privileges = HashMap<String, String>;
 
 /// GETs a path below the Web API root and returns its JSON, or what went wrong in one line. A
-/// transient failure (a lost answer, 408/429/5xx) is tried again within `policy`, as the writer
-/// does: one unlucky answer must not stop a run as if its set-up were wrong.
+/// transient failure (a lost answer, 408/429/5xx, a token refused because it expired or was
+/// revoked) is tried again within `policy`, as the writer does: one unlucky answer must not stop a run as if its set-up were wrong.
 pub async fn get_json(
     conn: &Connection,
     policy: &RetryPolicy,
@@ -179,8 +179,23 @@ pub async fn get_json(
                 None
             }
             Err(e) => return Err(e.to_string()),
+            Ok(reply) if reply.status == 401 && !last => {
+                // Expired or revoked in between: a new token, at once.
+                tracing::warn!(
+                    attempt,
+                    path,
+                    "the token was refused (401); trying with a new one"
+                );
+                conn.client.tokens().invalidate(&reply.token).await;
+                Some(Duration::ZERO)
+            }
             Ok(reply) if crate::writer::decide::retryable(reply.status) && !last => {
-                tracing::warn!(attempt, status = reply.status, path, "transient error; trying again");
+                tracing::warn!(
+                    attempt,
+                    status = reply.status,
+                    path,
+                    "transient error; trying again"
+                );
                 reply.retry_after.map(|d| d.min(policy.max_delay))
             }
             Ok(reply) if reply.status != 200 => {
@@ -537,10 +552,8 @@ impl<'c> Checker<'c> {
                         .push(format!("  privileges   present: {}", present.join(", ")));
                 }
                 if !v.missing.is_empty() {
-                    v.lines.push(format!(
-                        "  privileges   missing: {}",
-                        v.missing.join(", ")
-                    ));
+                    v.lines
+                        .push(format!("  privileges   missing: {}", v.missing.join(", ")));
                 }
             }
         }
@@ -579,7 +592,11 @@ async fn privileges(conn: &Connection, policy: &RetryPolicy) -> Result<Privilege
 /// one line. Otherwise each job with a problem is reported as `whoami --check` reports it, and
 /// the error lists every problem, with exit 2 (a mapping that does not fit the environment; this
 /// wins) or 3 (missing privileges).
-pub async fn preflight(conn: &Connection, policy: &RetryPolicy, jobs: &[Job]) -> anyhow::Result<()> {
+pub async fn preflight(
+    conn: &Connection,
+    policy: &RetryPolicy,
+    jobs: &[Job],
+) -> anyhow::Result<()> {
     let mut checker = Checker::load(conn, policy).await.map_err(|e| ExitError {
         exit: Exit::Auth,
         message: format!("nothing sent: {}", Checker::load_failed(&e)),
@@ -635,7 +652,10 @@ pub fn refuse_unless_ready(
     if exit == Exit::Success {
         return Ok(());
     }
-    let failing: Vec<&JobCheck> = checks.iter().filter(|c| c.exit() != Exit::Success).collect();
+    let failing: Vec<&JobCheck> = checks
+        .iter()
+        .filter(|c| c.exit() != Exit::Success)
+        .collect();
     for c in &failing {
         for line in c.report() {
             println!("{line}");
@@ -824,11 +844,27 @@ mod tests {
         let e = refuse_unless_ready(&checks, 3, "mapping", "nothing sent").unwrap_err();
         assert_eq!(crate::exit::exit_for(&e), Exit::Unusable);
         let text = e.to_string();
-        assert!(text.starts_with("nothing sent: the check against the environment refused 2 of 3 mappings:"), "{text}");
-        assert!(text.contains("contacts.toml -> contacts (upsert): missing privileges: prvAppendToAccount"), "{text}");
-        assert!(text.contains("o.toml -> opportunities (create): unknown entity set 'opportunities'"), "{text}");
+        assert!(
+            text.starts_with(
+                "nothing sent: the check against the environment refused 2 of 3 mappings:"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "contacts.toml -> contacts (upsert): missing privileges: prvAppendToAccount"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("o.toml -> opportunities (create): unknown entity set 'opportunities'"),
+            "{text}"
+        );
         assert!(text.contains("Security roles"), "{text}");
-        assert!(!text.contains("accounts.toml"), "a ready mapping is not listed: {text}");
+        assert!(
+            !text.contains("accounts.toml"),
+            "a ready mapping is not listed: {text}"
+        );
         assert!(refuse_unless_ready(&checks[..1], 1, "mapping", "nothing sent").is_ok());
     }
 }

@@ -195,4 +195,3 @@ async fn check_all(conn: &Connection, policy: &RetryPolicy, mappings: &[PathBuf]
     println!("{NOT_CHECKED}.");
     super::check::worst(&checks)
 }
-

@@ -180,14 +180,13 @@ impl Fatal {
     pub fn explain(&self) -> String {
         let what = describe(self.status, &self.error);
         let check = "`dvload whoami --check MAPPING...` checks every mapping without writing";
-        let quoted = |name: &Option<String>| name.as_ref().map_or(String::new(), |n| format!(" '{n}'"));
+        let quoted =
+            |name: &Option<String>| name.as_ref().map_or(String::new(), |n| format!(" '{n}'"));
         match self.cause() {
             Cause::SignIn => format!(
                 "{what} — the application user's set-up is wrong (run `dvload whoami` to check it)"
             ),
-            Cause::NotAllowed {
-                privilege: Some(p),
-            } => format!(
+            Cause::NotAllowed { privilege: Some(p) } => format!(
                 "{what} — the application user's security role lacks {p}: add it to the role ({check})"
             ),
             Cause::NotAllowed { privilege: None } => format!(
@@ -224,13 +223,17 @@ pub fn stop_cause(status: u16, error: &ODataError) -> Option<Cause> {
                 name: between(message, "for the segment '", "'"),
             })
         }
-        400 => ["Invalid property '", "The property '", "An undeclared property '"]
-            .iter()
-            .find_map(|start| {
-                let name = between(message, start, "'")?;
-                let declared = *start != "The property '" || message.contains("does not exist");
-                declared.then_some(Cause::NoColumn { name: Some(name) })
-            }),
+        400 => [
+            "Invalid property '",
+            "The property '",
+            "An undeclared property '",
+        ]
+        .iter()
+        .find_map(|start| {
+            let name = between(message, start, "'")?;
+            let declared = *start != "The property '" || message.contains("does not exist");
+            declared.then_some(Cause::NoColumn { name: Some(name) })
+        }),
         _ => None,
     }
 }
@@ -1290,10 +1293,34 @@ mod tests {
                 crate::exit::Exit::Auth,
             ),
             // The row's own problems: no stop.
-            (404, "0x80040217", "A record with the specified key values does not exist in account entity", None, crate::exit::Exit::Auth),
-            (400, "0x80048d19", "Error identified in Payload ... InnerException : Cannot convert the literal 'x' to the expected type 'Edm.Int32'.", None, crate::exit::Exit::Auth),
-            (400, "0x80044331", "A validation error occurred.", None, crate::exit::Exit::Auth),
-            (400, "0x80060888", "Bad Request - Error in query syntax.", None, crate::exit::Exit::Auth),
+            (
+                404,
+                "0x80040217",
+                "A record with the specified key values does not exist in account entity",
+                None,
+                crate::exit::Exit::Auth,
+            ),
+            (
+                400,
+                "0x80048d19",
+                "Error identified in Payload ... InnerException : Cannot convert the literal 'x' to the expected type 'Edm.Int32'.",
+                None,
+                crate::exit::Exit::Auth,
+            ),
+            (
+                400,
+                "0x80044331",
+                "A validation error occurred.",
+                None,
+                crate::exit::Exit::Auth,
+            ),
+            (
+                400,
+                "0x80060888",
+                "Bad Request - Error in query syntax.",
+                None,
+                crate::exit::Exit::Auth,
+            ),
         ];
         let binds = OpInfo {
             binds: true,
@@ -1307,7 +1334,13 @@ mod tests {
                 error: error.clone(),
                 retry_after: None,
             };
-            let d = answered(&[binds, upsert()], &[outcome.clone(), outcome], 200, None, None);
+            let d = answered(
+                &[binds, upsert()],
+                &[outcome.clone(), outcome],
+                200,
+                None,
+                None,
+            );
             match cause {
                 Some(cause) => {
                     let f = d.fatal.as_ref().expect("the run stops");
@@ -1320,7 +1353,10 @@ mod tests {
                 }
                 None => {
                     assert!(d.fatal.is_none(), "{message}");
-                    assert!(!d.verdicts.iter().any(|v| matches!(v, Verdict::Unsent(_))), "{message}");
+                    assert!(
+                        !d.verdicts.iter().any(|v| matches!(v, Verdict::Unsent(_))),
+                        "{message}"
+                    );
                 }
             }
         }
@@ -1328,7 +1364,10 @@ mod tests {
         let rolled = PartOutcome::NotProcessed(NotProcessed::RolledBack { failed_op: Some(0) });
         let missing = PartOutcome::Failed {
             status: 404,
-            error: err("0x80060888", "Resource not found for the segment 'opportunities'."),
+            error: err(
+                "0x80060888",
+                "Resource not found for the segment 'opportunities'.",
+            ),
             retry_after: None,
         };
         let d = in_change_set(&[upsert(); 2], &[missing, rolled]);
@@ -1346,19 +1385,43 @@ mod tests {
             status,
             error: err(code, message),
         };
-        let f = fatal(404, "0x80060888", "Resource not found for the segment 'opportunities'.");
+        let f = fatal(
+            404,
+            "0x80060888",
+            "Resource not found for the segment 'opportunities'.",
+        );
         assert!(
-            f.explain().contains("the entity set 'opportunities' does not exist in this environment"),
+            f.explain()
+                .contains("the entity set 'opportunities' does not exist in this environment"),
             "{}",
             f.explain()
         );
-        let f = fatal(400, "0x0", "An undeclared property 'parentcustomerid' which only has property annotations");
-        assert!(f.explain().contains("the column 'parentcustomerid' does not exist on the table"));
-        let f = fatal(403, "0x80040220", "Principal user (Id=1), is missing prvAppendToAccount privilege (Id=2)");
-        assert!(f.explain().contains("security role lacks prvAppendToAccount"), "{}", f.explain());
+        let f = fatal(
+            400,
+            "0x0",
+            "An undeclared property 'parentcustomerid' which only has property annotations",
+        );
+        assert!(
+            f.explain()
+                .contains("the column 'parentcustomerid' does not exist on the table")
+        );
+        let f = fatal(
+            403,
+            "0x80040220",
+            "Principal user (Id=1), is missing prvAppendToAccount privilege (Id=2)",
+        );
+        assert!(
+            f.explain()
+                .contains("security role lacks prvAppendToAccount"),
+            "{}",
+            f.explain()
+        );
         assert_eq!(f.exit(), crate::exit::Exit::Auth);
         let f = fatal(401, "", "Dataverse refused 3 access tokens in a row");
-        assert_eq!((f.cause(), f.exit()), (Cause::SignIn, crate::exit::Exit::Auth));
+        assert_eq!(
+            (f.cause(), f.exit()),
+            (Cause::SignIn, crate::exit::Exit::Auth)
+        );
         assert!(f.explain().contains("run `dvload whoami` to check it"));
     }
 

@@ -66,7 +66,11 @@ fn a_role_missing_append_to_account_stops_the_run_before_any_account_is_written(
     assert_eq!(emu.running.stats().batches, 0, "nothing sent");
     assert_eq!(emu.running.state.count("account"), 0, "no account written");
     assert_eq!(emu.running.state.count("contact"), 0);
-    assert!(!out.stdout.contains("accounts.toml -> accounts"), "a ready mapping is not reported:\n{}", out.stdout);
+    assert!(
+        !out.stdout.contains("accounts.toml -> accounts"),
+        "a ready mapping is not reported:\n{}",
+        out.stdout
+    );
     // The refused run left nothing to resume: with the role fixed, the next run starts afresh.
     let fixed = Emulator::start(Config::default());
     let out = w.dvload_env(&args, &fixed.env());
@@ -84,14 +88,26 @@ fn an_unknown_entity_set_stops_the_run_with_one_message_and_sends_nothing() {
     w.write("accounts.csv", accounts_csv(50));
     w.write(
         "opportunities.toml",
-        accounts_mapping("").replace("entity_set = \"accounts\"", "entity_set = \"opportunities\""),
+        accounts_mapping("").replace(
+            "entity_set = \"accounts\"",
+            "entity_set = \"opportunities\"",
+        ),
     );
     let out = w.dvload_env(&["run", "opportunities.toml"], &emu.env());
-    out.expect_code(2)
-        .stderr_has("opportunities.toml -> opportunities (upsert): unknown entity set 'opportunities'");
-    assert_eq!(out.stderr.matches("unknown entity set").count(), 1, "{}", out.stderr);
+    out.expect_code(2).stderr_has(
+        "opportunities.toml -> opportunities (upsert): unknown entity set 'opportunities'",
+    );
+    assert_eq!(
+        out.stderr.matches("unknown entity set").count(),
+        1,
+        "{}",
+        out.stderr
+    );
     assert_eq!(emu.running.stats().batches, 0, "nothing sent");
-    assert!(!w.path().join("accounts.rejects.csv").exists(), "no reject per row");
+    assert!(
+        !w.path().join("accounts.rejects.csv").exists(),
+        "no reject per row"
+    );
 }
 
 #[test]
@@ -99,7 +115,10 @@ fn an_unknown_column_stops_the_run_before_sending() {
     let emu = Emulator::start(Config::default());
     let w = Workdir::new();
     w.write("accounts.csv", accounts_csv(300));
-    w.write("accounts.toml", accounts_mapping("telephon1 = \"Company\"\n"));
+    w.write(
+        "accounts.toml",
+        accounts_mapping("telephon1 = \"Company\"\n"),
+    );
     let out = w.dvload_env(&["run", "accounts.toml"], &emu.env());
     out.expect_code(2)
         .stderr_has("unknown columns: 'telephon1' (did you mean 'telephone1'?)")
@@ -121,16 +140,34 @@ fn a_table_deleted_during_the_run_ends_its_job_with_one_message_and_leaves_its_r
     let emu = Emulator::start(config);
     let w = accounts_and_contacts();
     let out = w.dvload_env(
-        &["run", "accounts.toml", "contacts.toml", "--batch-size", "100", "--concurrency", "1"],
+        &[
+            "run",
+            "accounts.toml",
+            "contacts.toml",
+            "--batch-size",
+            "100",
+            "--concurrency",
+            "1",
+        ],
         &emu.env(),
     );
     out.expect_code(2)
-        .stderr_has("stopped: Dataverse 404 (0x80060888): Resource not found for the segment 'contacts'.")
+        .stderr_has(
+            "stopped: Dataverse 404 (0x80060888): Resource not found for the segment 'contacts'.",
+        )
         .stderr_has("the entity set 'contacts' does not exist in this environment")
         .stderr_has("continue with:");
-    assert!(!out.stdout.contains("sent again at the end"), "{}", out.stdout);
+    assert!(
+        !out.stdout.contains("sent again at the end"),
+        "{}",
+        out.stdout
+    );
     assert_eq!(emu.running.state.count("account"), 300);
-    assert_eq!(emu.running.stats().batches, 4, "one batch of contacts, not one per row");
+    assert_eq!(
+        emu.running.stats().batches,
+        4,
+        "one batch of contacts, not one per row"
+    );
     let rejects = read_rejects_csv(&w.path().join("contacts.rejects.csv"), b',');
     assert_eq!(rejects.len(), 300, "every contact accounted for");
     assert!(
@@ -155,18 +192,37 @@ fn a_column_the_server_refuses_mid_run_ends_the_job_with_one_message() {
     let emu = Emulator::start(config);
     let w = Workdir::new();
     w.write("accounts.csv", accounts_csv(300));
-    w.write("accounts.toml", accounts_mapping("telephone1 = \"Account No\"\n"));
+    w.write(
+        "accounts.toml",
+        accounts_mapping("telephone1 = \"Account No\"\n"),
+    );
     let out = w.dvload_env(
-        &["run", "accounts.toml", "--batch-size", "50", "--concurrency", "1", "--report", "report.json"],
+        &[
+            "run",
+            "accounts.toml",
+            "--batch-size",
+            "50",
+            "--concurrency",
+            "1",
+            "--report",
+            "report.json",
+        ],
         &emu.env(),
     );
     out.expect_code(2)
         .stderr_has("Invalid property 'telephone1'")
         .stderr_has("the column 'telephone1' does not exist on the table in this environment");
     assert_eq!(emu.running.state.count("account"), 50, "the first batch");
-    assert_eq!(emu.running.stats().batches, 2, "one refused batch, then the job ended");
+    assert_eq!(
+        emu.running.stats().batches,
+        2,
+        "one refused batch, then the job ended"
+    );
     let report = crate::support::Report::load(&w, "report.json");
-    assert_eq!((report.read, report.written, report.rejected), (300, 50, 250));
+    assert_eq!(
+        (report.read, report.written, report.rejected),
+        (300, 50, 250)
+    );
 }
 
 #[test]
@@ -182,18 +238,25 @@ fn whoami_names_a_user_without_any_security_role() {
     Workdir::new()
         .dvload_env(&["whoami"], &emu.env())
         .expect_code(0)
-        .stdout_has(&format!("roles          {}", dataverse_emulator::defaults::ROLE_NAME));
+        .stdout_has(&format!(
+            "roles          {}",
+            dataverse_emulator::defaults::ROLE_NAME
+        ));
 }
 
 #[test]
 fn undo_without_the_delete_privilege_is_refused_before_deleting() {
     let w = Workdir::new();
     w.write("accounts.csv", accounts_csv(20));
-    w.write("accounts.toml", accounts_mapping("").replace("\"upsert\"", "\"create\""));
+    w.write(
+        "accounts.toml",
+        accounts_mapping("").replace("\"upsert\"", "\"create\""),
+    );
     let mut config = Config::default();
     without(&mut config, "account", Right::Delete);
     let emu = Emulator::start(config);
-    w.dvload_env(&["run", "accounts.toml"], &emu.env()).expect_code(0);
+    w.dvload_env(&["run", "accounts.toml"], &emu.env())
+        .expect_code(0);
     let batches = emu.running.stats().batches;
     let out = w.dvload_env(&["undo", "1", "--yes"], &emu.env());
     out.expect_code(3)
