@@ -589,15 +589,17 @@ async fn a_run_stopped_by_a_missing_privilege_resumes_once_the_role_is_fixed() {
     );
     // The role loses the right to create contacts while the run goes (after the accounts' 15
     // batches; the check before the first write saw it): the second mapping stops the run (exit 3).
-    let mut config = Config::default();
-    config.changes = vec![dataverse_emulator::config::ChangeConfig {
-        after_batches: ROWS / 20,
-        revoke: vec![dataverse_emulator::config::TablePrivilegesConfig {
-            table: "contact".into(),
-            rights: vec![dataverse_emulator::config::Right::Create],
+    let config = Config {
+        changes: vec![dataverse_emulator::config::ChangeConfig {
+            after_batches: ROWS / 20,
+            revoke: vec![dataverse_emulator::config::TablePrivilegesConfig {
+                table: "contact".into(),
+                rights: vec![dataverse_emulator::config::Right::Create],
+            }],
+            ..Default::default()
         }],
-        ..Default::default()
-    }];
+        ..Config::default()
+    };
     let emu = dataverse_emulator::start(config, StartOptions::default())
         .await
         .unwrap();

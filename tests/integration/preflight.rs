@@ -131,12 +131,14 @@ fn an_unknown_column_stops_the_run_before_sending() {
 fn a_table_deleted_during_the_run_ends_its_job_with_one_message_and_leaves_its_rows_unsent() {
     // The bug this guards against: 404 0x80060888 for every row, a second pass "lookup target
     // not there yet", exit 1, and the cause only inside the rejects file.
-    let mut config = Config::default();
-    config.changes = vec![ChangeConfig {
-        after_batches: 3,
-        drop_tables: vec!["contact".into()],
-        ..ChangeConfig::default()
-    }];
+    let config = Config {
+        changes: vec![ChangeConfig {
+            after_batches: 3,
+            drop_tables: vec!["contact".into()],
+            ..ChangeConfig::default()
+        }],
+        ..Config::default()
+    };
     let emu = Emulator::start(config);
     let w = accounts_and_contacts();
     let out = w.dvload_env(
@@ -180,15 +182,17 @@ fn a_table_deleted_during_the_run_ends_its_job_with_one_message_and_leaves_its_r
 #[test]
 fn a_column_the_server_refuses_mid_run_ends_the_job_with_one_message() {
     // The pre-flight saw telephone1; it was deleted after the first batch.
-    let mut config = Config::default();
-    config.changes = vec![ChangeConfig {
-        after_batches: 1,
-        drop_columns: vec![TableColumnsConfig {
-            table: "account".into(),
-            columns: vec!["telephone1".into()],
+    let config = Config {
+        changes: vec![ChangeConfig {
+            after_batches: 1,
+            drop_columns: vec![TableColumnsConfig {
+                table: "account".into(),
+                columns: vec!["telephone1".into()],
+            }],
+            ..ChangeConfig::default()
         }],
-        ..ChangeConfig::default()
-    }];
+        ..Config::default()
+    };
     let emu = Emulator::start(config);
     let w = Workdir::new();
     w.write("accounts.csv", accounts_csv(300));

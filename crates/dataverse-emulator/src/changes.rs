@@ -124,26 +124,28 @@ mod tests {
 
     #[test]
     fn stages_add_up_and_drop_what_refers_to_a_deleted_table() {
-        let mut config = Config::default();
-        config.changes = vec![
-            ChangeConfig {
-                after_batches: 5,
-                drop_tables: vec!["contact".into()],
-                ..ChangeConfig::default()
-            },
-            ChangeConfig {
-                after_batches: 2,
-                revoke: vec![TablePrivilegesConfig {
-                    table: "account".into(),
-                    rights: vec![Right::Create],
-                }],
-                drop_columns: vec![TableColumnsConfig {
-                    table: "account".into(),
-                    columns: vec!["telephone1".into()],
-                }],
-                ..ChangeConfig::default()
-            },
-        ];
+        let config = Config {
+            changes: vec![
+                ChangeConfig {
+                    after_batches: 5,
+                    drop_tables: vec!["contact".into()],
+                    ..ChangeConfig::default()
+                },
+                ChangeConfig {
+                    after_batches: 2,
+                    revoke: vec![TablePrivilegesConfig {
+                        table: "account".into(),
+                        rights: vec![Right::Create],
+                    }],
+                    drop_columns: vec![TableColumnsConfig {
+                        table: "account".into(),
+                        columns: vec!["telephone1".into()],
+                    }],
+                    ..ChangeConfig::default()
+                },
+            ],
+            ..Config::default()
+        };
         let stages = stages(&config).expect("valid changes");
         assert_eq!(
             stages.iter().map(|s| s.after_batches).collect::<Vec<_>>(),
@@ -167,11 +169,13 @@ mod tests {
 
     #[test]
     fn a_change_naming_an_unknown_table_or_a_key_column_is_refused() {
-        let mut config = Config::default();
-        config.changes = vec![ChangeConfig {
-            drop_tables: vec!["opportunity".into()],
-            ..ChangeConfig::default()
-        }];
+        let mut config = Config {
+            changes: vec![ChangeConfig {
+                drop_tables: vec!["opportunity".into()],
+                ..ChangeConfig::default()
+            }],
+            ..Config::default()
+        };
         assert!(
             stages(&config)
                 .unwrap_err()

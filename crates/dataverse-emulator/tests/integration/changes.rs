@@ -27,26 +27,28 @@ async fn batch_create(api: &Api, set: &str, body: &Value) -> String {
 
 #[tokio::test]
 async fn a_table_dropped_a_column_dropped_and_a_right_revoked_after_n_batches() {
-    let mut config = Config::default();
-    config.changes = vec![
-        ChangeConfig {
-            after_batches: 1,
-            drop_columns: vec![TableColumnsConfig {
-                table: "account".into(),
-                columns: vec!["telephone1".into()],
-            }],
-            revoke: vec![TablePrivilegesConfig {
-                table: "task".into(),
-                rights: vec![Right::Create],
-            }],
-            ..ChangeConfig::default()
-        },
-        ChangeConfig {
-            after_batches: 2,
-            drop_tables: vec!["lead".into()],
-            ..ChangeConfig::default()
-        },
-    ];
+    let config = Config {
+        changes: vec![
+            ChangeConfig {
+                after_batches: 1,
+                drop_columns: vec![TableColumnsConfig {
+                    table: "account".into(),
+                    columns: vec!["telephone1".into()],
+                }],
+                revoke: vec![TablePrivilegesConfig {
+                    table: "task".into(),
+                    rights: vec![Right::Create],
+                }],
+                ..ChangeConfig::default()
+            },
+            ChangeConfig {
+                after_batches: 2,
+                drop_tables: vec!["lead".into()],
+                ..ChangeConfig::default()
+            },
+        ],
+        ..Config::default()
+    };
     let emu = emulator_with(config).await;
     let api = Api::new(&emu).await;
     let phone = json!({"name": "a", "telephone1": "1"});
