@@ -1,5 +1,6 @@
 //! One module per subcommand: its arguments and its `run` function.
 
+pub mod check;
 pub mod connect;
 pub mod emulator;
 pub mod run;

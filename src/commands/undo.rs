@@ -152,6 +152,11 @@ async fn delete_all(
     mut todo: Vec<RowDetail>,
 ) -> anyhow::Result<Exit> {
     let conn = super::connect::connect(&args.connect, &RetryPolicy::default()).await?;
+    // The delete privilege on every table first: a refused undo deleted nothing.
+    let mut sets: Vec<&str> = todo.iter().map(|d| d.entity_set.as_str()).collect();
+    sets.sort_unstable();
+    sets.dedup();
+    super::check::preflight_delete(&conn, &args.retry.policy(), &sets).await?;
     let hint = conn.dop_hint.unwrap_or(4).max(1);
     let ceiling = args.concurrency.map_or(hint, usize::from);
     let writer = Writer::new(
@@ -247,7 +252,7 @@ async fn delete_all(
                 ));
             }
             Event::Fatal(f) => {
-                fatal.get_or_insert(crate::writer::decide::describe(f.status, &f.error));
+                fatal.get_or_insert((f.exit(), f.explain()));
             }
             _ => {}
         }
@@ -265,13 +270,12 @@ async fn delete_all(
             println!("  {f}");
         }
     }
-    if let Some(why) = fatal {
-        // Not allowed (a missing prvDelete privilege, the user disabled): the set-up is wrong.
+    if let Some((exit, why)) = fatal {
+        // Not allowed (a missing prvDelete privilege, the user disabled), or the table is gone.
         return Err(ExitError {
-            exit: Exit::Auth,
+            exit,
             message: format!(
-                "undo stopped: {why} — the application user's set-up is wrong (run `dvload whoami` to check it); \
-                 run the same undo again once it is fixed: records already deleted are recorded"
+                "undo stopped: {why}; run the same undo again once it is fixed: records already deleted are recorded"
             ),
         }
         .into());

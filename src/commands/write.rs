@@ -166,24 +166,7 @@ async fn write_all(
     let policy = args.retry.policy();
     let conn = match super::connect::connect(&args.connect, &policy).await {
         Ok(conn) => conn,
-        Err(e) => {
-            // Nothing was sent: the run ends here, with the exit code the error gets, and its
-            // report says so (a cron wrapper reads it on every exit).
-            let exit = crate::exit::exit_for(&e);
-            if let Some(s) = session.as_mut() {
-                s.finish(exit, &super::now_rfc3339())?;
-            }
-            let report = RunReport::new(
-                "run",
-                false,
-                started_at,
-                start.elapsed().as_millis() as u64,
-                exit.code(),
-                Vec::new(),
-            );
-            super::write_report(args.report.as_deref(), &report)?;
-            return Err(e);
-        }
+        Err(e) => return Err(refused(e, session.as_mut(), &args, started_at, start)?),
     };
     let hint = conn.dop_hint.unwrap_or(4).max(1);
     let ceiling = args.concurrency.map_or(hint, usize::from);
@@ -195,6 +178,11 @@ async fn write_all(
         ceiling,
         if ceiling == 1 { "" } else { "es" }
     );
+    // Every job checked against the environment before the first write (tables, columns, keys,
+    // privileges): a refused run sent nothing and is recorded as ended with its exit code.
+    if let Err(e) = super::check::preflight(&conn, &policy, &jobs).await {
+        return Err(refused(e, session.as_mut(), &args, started_at, start)?);
+    }
     let options = WriterOptions {
         batch_size: usize::from(args.batch_size),
         atomic: args.atomic,
@@ -321,6 +309,32 @@ async fn write_all(
     Ok(exit)
 }
 
+/// A run refused before its first write (sign-in, the pre-flight check): it ends here with the
+/// exit code `e` gets, recorded in the ledger, and its report says so (a cron wrapper reads it
+/// on every exit). Returns `e` to hand on.
+fn refused(
+    e: anyhow::Error,
+    session: Option<&mut RunSession>,
+    args: &Args,
+    started_at: String,
+    start: Instant,
+) -> anyhow::Result<anyhow::Error> {
+    let exit = crate::exit::exit_for(&e);
+    if let Some(s) = session {
+        s.finish(exit, &super::now_rfc3339())?;
+    }
+    let report = RunReport::new(
+        "run",
+        false,
+        started_at,
+        start.elapsed().as_millis() as u64,
+        exit.code(),
+        Vec::new(),
+    );
+    super::write_report(args.report.as_deref(), &report)?;
+    Ok(e)
+}
+
 /// Writes each job in turn, pushing its report; sets `exit` and `stop_message` when a job stops
 /// the run. An error means the run cannot go on (the ledger or an output failed).
 #[allow(clippy::too_many_arguments)]
@@ -439,11 +453,9 @@ async fn write_jobs(
             break;
         }
         if let Some(f) = &outcome.fatal {
-            *exit = Exit::Auth;
-            *stop_message = Some(format!(
-                "stopped: {} — the application user's set-up is wrong (run `dvload whoami` to check it)",
-                crate::writer::decide::describe(f.status, &f.error)
-            ));
+            // Exit 2 for a mapping that does not fit the environment, 3 for the set-up.
+            *exit = f.exit();
+            *stop_message = Some(format!("stopped: {}", f.explain()));
             break;
         }
         if outcome.too_many_errors {

@@ -128,13 +128,129 @@ pub enum Verdict {
     Unsent(String),
 }
 
-/// A failure that stops the whole run (exit 3): the set-up, not the rows, is wrong.
+/// A failure that stops the whole run: the set-up or the mapping, not the rows, is wrong, so no
+/// row could escape it (see [`Fatal::cause`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fatal {
     /// The HTTP status.
     pub status: u16,
     /// Dataverse's error.
     pub error: ODataError,
+}
+
+/// What a [`Fatal`] failure says is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cause {
+    /// Signing in failed (no token, or fresh tokens refused): the set-up (exit 3).
+    SignIn,
+    /// Not allowed (403): a privilege missing from the user's roles (named when Dataverse names
+    /// it), or the user disabled (exit 3).
+    NotAllowed {
+        /// `prvCreateAccount`, from the message.
+        privilege: Option<String>,
+    },
+    /// The entity set does not exist in this environment (404 `0x80060888`, "Resource not found
+    /// for the segment"): the mapping does not fit it (exit 2).
+    NoEntitySet {
+        /// The segment Dataverse named.
+        name: Option<String>,
+    },
+    /// A column (or lookup navigation property) the mapping writes does not exist on the table
+    /// (400: `0x80048d19` "Invalid property" or "The property … does not exist", or `0x0` "An
+    /// undeclared property", PROTOCOL.md §2): the mapping does not fit it (exit 2).
+    NoColumn {
+        /// The property Dataverse named.
+        name: Option<String>,
+    },
+}
+
+impl Fatal {
+    /// What is wrong.
+    pub fn cause(&self) -> Cause {
+        if self.status == 401 {
+            return Cause::SignIn;
+        }
+        stop_cause(self.status, &self.error).unwrap_or(Cause::SignIn)
+    }
+
+    /// The run's exit code: 2 for a mapping that does not fit the environment, 3 for the set-up.
+    pub fn exit(&self) -> crate::exit::Exit {
+        match self.cause() {
+            Cause::NoEntitySet { .. } | Cause::NoColumn { .. } => crate::exit::Exit::Unusable,
+            Cause::SignIn | Cause::NotAllowed { .. } => crate::exit::Exit::Auth,
+        }
+    }
+
+    /// Dataverse's error and what it means, for the message that ends the run.
+    pub fn explain(&self) -> String {
+        let what = describe(self.status, &self.error);
+        let check = "`dvload whoami --check MAPPING...` checks every mapping without writing";
+        let quoted =
+            |name: &Option<String>| name.as_ref().map_or(String::new(), |n| format!(" '{n}'"));
+        match self.cause() {
+            Cause::SignIn => format!(
+                "{what} — the application user's set-up is wrong (run `dvload whoami` to check it)"
+            ),
+            Cause::NotAllowed { privilege: Some(p) } => format!(
+                "{what} — the application user's security role lacks {p}: add it to the role ({check})"
+            ),
+            Cause::NotAllowed { privilege: None } => format!(
+                "{what} — the application user is not allowed to do this (a privilege missing from its role, \
+                 or the user disabled): run `dvload whoami` ({check})"
+            ),
+            Cause::NoEntitySet { name } => format!(
+                "{what} — the entity set{} does not exist in this environment: fix the mapping's entity_set \
+                 (or its lookup's) ({check})",
+                quoted(&name)
+            ),
+            Cause::NoColumn { name } => format!(
+                "{what} — the column{} does not exist on the table in this environment: fix the mapping's \
+                 [fields] ({check})",
+                quoted(&name)
+            ),
+        }
+    }
+}
+
+/// The cause of a refusal that no row can escape, which stops the run; `None` for a refusal of
+/// the row itself. 401 is not one of them: a token is refreshed first ([`token_refused`]).
+pub fn stop_cause(status: u16, error: &ODataError) -> Option<Cause> {
+    let message = error.message.as_str();
+    match status {
+        403 => Some(Cause::NotAllowed {
+            privilege: between(message, "is missing ", " privilege")
+                .filter(|p| p.starts_with("prv") && !p.contains(' ')),
+        }),
+        404 if error.code.eq_ignore_ascii_case(RESOURCE_NOT_FOUND)
+            || message.starts_with("Resource not found for the segment") =>
+        {
+            Some(Cause::NoEntitySet {
+                name: between(message, "for the segment '", "'"),
+            })
+        }
+        400 => [
+            "Invalid property '",
+            "The property '",
+            "An undeclared property '",
+        ]
+        .iter()
+        .find_map(|start| {
+            let name = between(message, start, "'")?;
+            let declared = *start != "The property '" || message.contains("does not exist");
+            declared.then_some(Cause::NoColumn { name: Some(name) })
+        }),
+        _ => None,
+    }
+}
+
+/// The OData code of a URL naming nothing the service has ("Resource not found for the segment").
+const RESOURCE_NOT_FOUND: &str = "0x80060888";
+
+/// The text between the first `start` and the next `end` after it.
+fn between(text: &str, start: &str, end: &str) -> Option<String> {
+    let from = text.find(start)? + start.len();
+    let len = text[from..].find(end)?;
+    Some(text[from..from + len].to_string())
 }
 
 /// The decision for one attempt.
@@ -379,7 +495,7 @@ fn throttle(d: &mut Decision, after: Option<Duration>, limit: Limit, policy: &Re
 }
 
 /// The verdict a status gets wherever it came from (one part, or the whole batch): throttled,
-/// token refused, not allowed, or worth another attempt (`applied_if_retried` says whether the
+/// token refused, a refusal no row can escape ([`stop_cause`]), or worth another attempt (`applied_if_retried` says whether the
 /// failed attempt may have been applied). `None` for the other refusals, which the caller decides.
 fn common_verdict(
     status: u16,
@@ -402,8 +518,9 @@ fn common_verdict(
             d.refresh_token = true;
             retry(false)
         }
-        403 => {
-            d.fatal = Some(Fatal {
+        // Not allowed, no such table or column: no row can escape it, the run stops.
+        _ if stop_cause(status, error).is_some() => {
+            d.fatal.get_or_insert(Fatal {
                 status,
                 error: error.clone(),
             });
@@ -558,16 +675,15 @@ fn rolled_back(
             ))
         }
         // The set-up is wrong (the run stops): not written, and not refused for itself.
-        Some((
-            i,
-            PartOutcome::Failed {
-                status: 403, error, ..
-            },
-        )) => Verdict::Unsent(format!(
-            "not written: the run stopped: rolled back with its batch: operation {} failed: {}",
-            i + 1,
-            describe(403, error)
-        )),
+        Some((i, PartOutcome::Failed { status, error, .. }))
+            if stop_cause(*status, error).is_some() =>
+        {
+            Verdict::Unsent(format!(
+                "not written: the run stopped: rolled back with its batch: operation {} failed: {}",
+                i + 1,
+                describe(*status, error)
+            ))
+        }
         Some((i, PartOutcome::Failed { status, error, .. })) if !retryable(*status) && atomic => {
             Verdict::Rejected(format!(
                 "rolled back with its batch (--atomic): operation {} failed: {}",
@@ -1421,6 +1537,212 @@ mod tests {
             "{:?}",
             d.verdicts
         );
+    }
+
+    #[test]
+    fn a_refusal_no_row_can_escape_stops_the_run_and_leaves_the_rows_unsent() {
+        // The bug this guards against: an entity set missing from the environment gave a reject
+        // per row (and a useless second pass for "lookup target not there yet"), and an unknown
+        // column 300 identical 400s, with exit 1.
+        let unknown_property = "Error identified in Payload provided by the user for Entity :'accounts', For more \
+            information on this error please follow this help link https://go.microsoft.com/fwlink/?linkid=2195293  \
+            ---->  InnerException : Microsoft.Crm.CrmException: Invalid property 'telephon1' was found in entity \
+            'Microsoft.Dynamics.CRM.account'. ---> Microsoft.OData.ODataException: Does not support untyped value \
+            in non-open type.";
+        let table = [
+            // (status, code, message, cause, exit)
+            (
+                404,
+                "0x80060888",
+                "Resource not found for the segment 'opportunities'.",
+                Some(Cause::NoEntitySet {
+                    name: Some("opportunities".into()),
+                }),
+                crate::exit::Exit::Unusable,
+            ),
+            (
+                404,
+                "",
+                "Resource not found for the segment 'opportunities'.",
+                Some(Cause::NoEntitySet {
+                    name: Some("opportunities".into()),
+                }),
+                crate::exit::Exit::Unusable,
+            ),
+            (
+                400,
+                "0x80048d19",
+                unknown_property,
+                Some(Cause::NoColumn {
+                    name: Some("telephon1".into()),
+                }),
+                crate::exit::Exit::Unusable,
+            ),
+            (
+                400,
+                "0x80048d19",
+                "Error identified in Payload ... InnerException : Microsoft.OData.ODataException: The property 'telephon1' does not exist on type 'Microsoft.Dynamics.CRM.account'.",
+                Some(Cause::NoColumn {
+                    name: Some("telephon1".into()),
+                }),
+                crate::exit::Exit::Unusable,
+            ),
+            (
+                400,
+                "0x0",
+                "An error occurred while validating input parameters: Microsoft.OData.ODataException: An undeclared property 'parentcustomerid' which only has property annotations in the payload but no property value was found in the payload.",
+                Some(Cause::NoColumn {
+                    name: Some("parentcustomerid".into()),
+                }),
+                crate::exit::Exit::Unusable,
+            ),
+            (
+                403,
+                "0x80040220",
+                "Principal user (Id=1, type=8, roleCount=1, privilegeCount=20, accessMode=4), is missing prvAppendToAccount privilege (Id=2) on OTC=1 for entity 'account'.",
+                Some(Cause::NotAllowed {
+                    privilege: Some("prvAppendToAccount".into()),
+                }),
+                crate::exit::Exit::Auth,
+            ),
+            (
+                403,
+                "0x80040225",
+                "The specified user is disabled.",
+                Some(Cause::NotAllowed { privilege: None }),
+                crate::exit::Exit::Auth,
+            ),
+            // The row's own problems: no stop.
+            (
+                404,
+                "0x80040217",
+                "A record with the specified key values does not exist in account entity",
+                None,
+                crate::exit::Exit::Auth,
+            ),
+            (
+                400,
+                "0x80048d19",
+                "Error identified in Payload ... InnerException : Cannot convert the literal 'x' to the expected type 'Edm.Int32'.",
+                None,
+                crate::exit::Exit::Auth,
+            ),
+            (
+                400,
+                "0x80044331",
+                "A validation error occurred.",
+                None,
+                crate::exit::Exit::Auth,
+            ),
+            (
+                400,
+                "0x80060888",
+                "Bad Request - Error in query syntax.",
+                None,
+                crate::exit::Exit::Auth,
+            ),
+        ];
+        let binds = OpInfo {
+            binds: true,
+            ..upsert()
+        };
+        for (status, code, message, cause, exit) in table {
+            let error = err(code, message);
+            assert_eq!(stop_cause(status, &error), cause, "{status} {message}");
+            let outcome = PartOutcome::Failed {
+                status,
+                error: error.clone(),
+                retry_after: None,
+            };
+            let d = answered(
+                &[binds, upsert()],
+                &[outcome.clone(), outcome],
+                200,
+                None,
+                None,
+            );
+            match cause {
+                Some(cause) => {
+                    let f = d.fatal.as_ref().expect("the run stops");
+                    assert_eq!((f.cause(), f.exit()), (cause, exit), "{message}");
+                    assert!(
+                        d.verdicts.iter().all(|v| matches!(v, Verdict::Unsent(r) if r.starts_with("not written: the run stopped"))),
+                        "not deferred, not rejected: {:?}",
+                        d.verdicts
+                    );
+                }
+                None => {
+                    assert!(d.fatal.is_none(), "{message}");
+                    assert!(
+                        !d.verdicts.iter().any(|v| matches!(v, Verdict::Unsent(_))),
+                        "{message}"
+                    );
+                }
+            }
+        }
+        // In a change set (--atomic), the rows rolled back with the culprit are unsent too.
+        let rolled = PartOutcome::NotProcessed(NotProcessed::RolledBack { failed_op: Some(0) });
+        let missing = PartOutcome::Failed {
+            status: 404,
+            error: err(
+                "0x80060888",
+                "Resource not found for the segment 'opportunities'.",
+            ),
+            retry_after: None,
+        };
+        let d = in_change_set(&[upsert(); 2], &[missing, rolled]);
+        assert!(d.fatal.is_some());
+        assert!(
+            matches!(&d.verdicts[1], Verdict::Unsent(r) if r.contains("rolled back with its batch")),
+            "{:?}",
+            d.verdicts
+        );
+    }
+
+    #[test]
+    fn the_final_message_names_the_cause() {
+        let fatal = |status, code: &str, message: &str| Fatal {
+            status,
+            error: err(code, message),
+        };
+        let f = fatal(
+            404,
+            "0x80060888",
+            "Resource not found for the segment 'opportunities'.",
+        );
+        assert!(
+            f.explain()
+                .contains("the entity set 'opportunities' does not exist in this environment"),
+            "{}",
+            f.explain()
+        );
+        let f = fatal(
+            400,
+            "0x0",
+            "An undeclared property 'parentcustomerid' which only has property annotations",
+        );
+        assert!(
+            f.explain()
+                .contains("the column 'parentcustomerid' does not exist on the table")
+        );
+        let f = fatal(
+            403,
+            "0x80040220",
+            "Principal user (Id=1), is missing prvAppendToAccount privilege (Id=2)",
+        );
+        assert!(
+            f.explain()
+                .contains("security role lacks prvAppendToAccount"),
+            "{}",
+            f.explain()
+        );
+        assert_eq!(f.exit(), crate::exit::Exit::Auth);
+        let f = fatal(401, "", "Dataverse refused 3 access tokens in a row");
+        assert_eq!(
+            (f.cause(), f.exit()),
+            (Cause::SignIn, crate::exit::Exit::Auth)
+        );
+        assert!(f.explain().contains("run `dvload whoami` to check it"));
     }
 
     #[test]

@@ -587,14 +587,19 @@ async fn a_run_stopped_by_a_missing_privilege_resumes_once_the_role_is_fixed() {
         "[source]\npath = \"contacts.csv\"\n[target]\nentity_set = \"contacts\"\noperation = \"upsert\"\n\
          key = { emailaddress1 = \"Email\" }\n[fields]\nlastname = \"Last\"\n",
     );
-    // The role cannot create contacts: the second mapping stops the run (exit 3).
-    let mut config = Config::default();
-    for p in &mut config.roles[0].privileges {
-        if p.table == "contact" {
-            p.rights
-                .retain(|r| *r != dataverse_emulator::config::Right::Create);
-        }
-    }
+    // The role loses the right to create contacts while the run goes (after the accounts' 15
+    // batches; the check before the first write saw it): the second mapping stops the run (exit 3).
+    let config = Config {
+        changes: vec![dataverse_emulator::config::ChangeConfig {
+            after_batches: ROWS / 20,
+            revoke: vec![dataverse_emulator::config::TablePrivilegesConfig {
+                table: "contact".into(),
+                rights: vec![dataverse_emulator::config::Right::Create],
+            }],
+            ..Default::default()
+        }],
+        ..Config::default()
+    };
     let emu = dataverse_emulator::start(config, StartOptions::default())
         .await
         .unwrap();
@@ -674,10 +679,10 @@ async fn undo_without_the_delete_privilege_exits_3_and_deletes_nothing() {
         &["undo", "1", "--yes", "--batch-size", "10"],
     )
     .await;
+    // Refused by the check before the first delete.
     out.expect_code(3)
-        .stdout_has("deleted 0 of 50 records")
-        .stderr_has("undo stopped: Dataverse 403")
-        .stderr_has("dvload whoami");
+        .stderr_has("nothing deleted")
+        .stderr_has("prvDeleteAccount");
     assert_eq!(emu.state.count("account"), 50);
     // Nothing was recorded as undone: the same undo, once allowed, deletes them all.
     let db = ledger(wd.path());

@@ -10,6 +10,7 @@ mod hygiene;
 mod input_limits;
 mod ledger;
 mod mapping_checks;
+mod preflight;
 mod support;
 mod validate;
 mod whoami;

@@ -22,8 +22,8 @@ pub struct AppUser {
     pub name: String,
     /// Rights per table logical name.
     pub privileges: HashMap<String, HashSet<Right>>,
-    /// Number of roles.
-    pub role_count: usize,
+    /// Names of its security roles.
+    pub roles: Vec<String>,
     /// Disabled users are refused.
     pub disabled: bool,
 }
@@ -40,7 +40,7 @@ impl AppUser {
                 .iter()
                 .map(|t| (t.logical_name.clone(), Right::ALL.into_iter().collect()))
                 .collect(),
-            role_count: 1,
+            roles: vec!["System Administrator".into()],
             disabled: false,
         }
     }
@@ -65,7 +65,7 @@ impl AppUser {
             format!(
                 "Principal user (Id={}, type=8, roleCount={}, privilegeCount={}, accessMode=4), is missing {} privilege (Id={}) on OTC={} for entity '{}'. context.Caller={}",
                 self.systemuser_id,
-                self.role_count,
+                self.roles.len(),
                 count,
                 name,
                 privilege_id,
@@ -113,7 +113,7 @@ pub fn build_users(config: &Config) -> Result<HashMap<String, AppUser>, String> 
                     .find(|a| a.client_id.eq_ignore_ascii_case(&u.app_id))
                     .map_or_else(|| u.app_id.clone(), |a| a.name.clone()),
                 privileges,
-                role_count: u.roles.len(),
+                roles: u.roles.clone(),
                 disabled: u.disabled,
             },
         );

@@ -61,6 +61,11 @@ pub struct Config {
     pub faults: FaultsConfig,
     /// Validation switches.
     pub validation: ValidationConfig,
+    /// Changes to the environment made while a client runs (an administrator editing a role or
+    /// deleting a table), each applied once the emulator has received a number of `$batch`
+    /// requests.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<ChangeConfig>,
 }
 
 impl Default for Config {
@@ -86,6 +91,7 @@ impl Config {
             limits: LimitsConfig::default(),
             faults: FaultsConfig::default(),
             validation: ValidationConfig::default(),
+            changes: Vec::new(),
         }
     }
 
@@ -584,4 +590,32 @@ pub struct ValidationConfig {
     /// default; the documented batch examples create contacts and leads without their
     /// business-required columns.
     pub enforce_application_required: bool,
+}
+
+/// A change to the environment in the middle of a client's work, for tests of what a client does
+/// when the environment changes under it: from the `$batch` request after the first
+/// `after_batches` ones on, every request sees it (changes add up, in `after_batches` order).
+/// Before that, metadata and privileges are as configured.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChangeConfig {
+    /// `$batch` requests received before the change.
+    pub after_batches: u64,
+    /// Rights taken away from the application users (whatever role granted them).
+    pub revoke: Vec<TablePrivilegesConfig>,
+    /// Tables deleted (logical names): their entity sets answer 404 as unknown ones, and lookups
+    /// to them disappear.
+    pub drop_tables: Vec<String>,
+    /// Columns deleted (not key columns): writing them is the unknown-property error.
+    pub drop_columns: Vec<TableColumnsConfig>,
+}
+
+/// Some columns of one table.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TableColumnsConfig {
+    /// Table logical name.
+    pub table: String,
+    /// Column logical names.
+    pub columns: Vec<String>,
 }

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod batch;
 pub mod builtin;
 pub mod catalog;
+pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod defaults;

@@ -235,7 +235,7 @@ async fn handle(
         .headers
         .get("authorization")
         .and_then(|v| v.to_str().ok());
-    let (claims, user) = match auth::authenticate(&shared, authz) {
+    let (claims, mut user) = match auth::authenticate(&shared, authz) {
         Ok(x) => x,
         Err(Refusal::Unauthorized) => {
             Stats::inc(&shared.stats.unauthorized);
@@ -315,11 +315,15 @@ async fn handle(
             );
         }
     };
-    // 4. Execute.
+    // 4. Execute, in the environment as changed so far (`config.changes`).
+    let stage = shared.stage();
+    if let Some(stage) = stage {
+        stage.restrict(&mut user);
+    }
     let method = parts.method.as_str().to_string();
     let (resp, ops) = {
         let ctx = Ctx {
-            catalog: &shared.catalog,
+            catalog: stage.map_or(&shared.catalog, |s| &s.catalog),
             base: &shared.base_url,
             version: &version,
             user: &user,

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::auth::AppUser;
 use crate::catalog::Catalog;
+use crate::changes::Stage;
 use crate::config::Config;
 use crate::entra::assertion::RegisteredCert;
 use crate::entra::tokens::{AccessClaims, TokenIssuer};
@@ -38,6 +39,8 @@ pub struct Shared {
     pub faults: Faults,
     /// Token lifetime in seconds (settable at runtime).
     pub token_lifetime: Mutex<u64>,
+    /// The environment as `config.changes` change it, in order.
+    pub stages: Vec<Stage>,
     revoked: Mutex<HashSet<String>>,
     issued: Mutex<Vec<String>>,
     token_cache: Mutex<HashMap<String, AccessClaims>>,
@@ -48,6 +51,7 @@ impl Shared {
     pub fn new(config: Config, base_url: String) -> Result<Self, String> {
         let catalog = Arc::new(Catalog::build(&config)?);
         let users = crate::auth::build_users(&config)?;
+        let stages = crate::changes::stages(&config)?;
         let mut certs: HashMap<String, Vec<RegisteredCert>> = HashMap::new();
         for app in &config.apps {
             for c in &app.certificates {
@@ -92,6 +96,7 @@ impl Shared {
             limits: Arc::new(Limits::new(config.limits.clone())),
             faults: Faults::new(config.faults.clone(), config.seed),
             token_lifetime: Mutex::new(config.tokens.lifetime_secs),
+            stages,
             revoked: Mutex::new(HashSet::new()),
             issued: Mutex::new(Vec::new()),
             token_cache: Mutex::new(HashMap::new()),
@@ -103,6 +108,18 @@ impl Shared {
     /// another request could break halfway, since every write is a single map operation).
     pub fn store(&self) -> MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The stage of `config.changes` the next request sees (none before the first change).
+    pub fn stage(&self) -> Option<&Stage> {
+        let batches = self
+            .stats
+            .batches
+            .load(std::sync::atomic::Ordering::Relaxed);
+        self.stages
+            .iter()
+            .rev()
+            .find(|s| s.after_batches <= batches)
     }
 
     /// Revokes the token with unique id `uti`.

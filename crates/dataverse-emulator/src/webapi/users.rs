@@ -1,5 +1,7 @@
 //! The calling application user's own records: `systemusers(<id>)`, its business unit
-//! `businessunits(<id>)`, and the bound function `RetrieveUserPrivileges`.
+//! `businessunits(<id>)`, its security roles `systemusers(<id>)/systemuserroles_association`
+//! (the many-to-many relationship PROTOCOL.md §18.2 assigns roles through), and the bound
+//! function `RetrieveUserPrivileges`.
 //!
 //! Only what a client needs to introspect its own identity is served: the caller's
 //! `systemuser` row (fullname, applicationid, isdisabled, businessunitid) and its business unit
@@ -55,6 +57,10 @@ pub fn route(
         {
             own(ctx, "systemuser", id)?;
             Ok(privileges(ctx))
+        }
+        ("systemusers", 2) if segs[1] == "systemuserroles_association" => {
+            own(ctx, "systemuser", id)?;
+            Ok(roles(ctx))
         }
         ("businessunits", 1) => businessunit(ctx, req, id),
         _ => Err(ApiError::resource_not_found(
@@ -173,5 +179,26 @@ fn privileges(ctx: &Ctx) -> OpResponse {
             "@odata.context": ctx.context("Microsoft.Dynamics.CRM.RetrieveUserPrivilegesResponse"),
             "RolePrivileges": list.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
         }),
+    )
+}
+
+/// The user's roles as the collection `systemuserroles_association` answers them: `roleid` and
+/// `name` of each (`$select` is not applied: these are the only columns served).
+fn roles(ctx: &Ctx) -> OpResponse {
+    let value: Vec<Value> = ctx
+        .user
+        .roles
+        .iter()
+        .map(|name| {
+            json!({
+                "@odata.etag": "W/\"1\"",
+                "roleid": super::metadata::metadata_id(&["role", name]).to_string(),
+                "name": name,
+            })
+        })
+        .collect();
+    OpResponse::json(
+        200,
+        &json!({ "@odata.context": ctx.context("roles"), "value": value }),
     )
 }

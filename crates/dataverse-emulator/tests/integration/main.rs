@@ -5,6 +5,7 @@ mod support;
 mod assertion;
 mod auth;
 mod batch;
+mod changes;
 mod crud;
 mod faults;
 mod limits;

@@ -1,0 +1,870 @@
+//! The pre-flight check, one implementation for `whoami --check`, `run` (before its first write)
+//! and `undo` (before its first delete): each job's table, key, columns, lookups and privileges.
+//!
+//! What it asks (all reads, each once per run): `EntityDefinitions` (entity sets), per table its
+//! attributes, lookup targets and alternate keys, and the bound function
+//! `systemusers(<id>)/Microsoft.Dynamics.CRM.RetrieveUserPrivileges()` (the privileges the user
+//! holds through its roles, with their depth). What only a write can tell is in [`NOT_CHECKED`].
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::connect::Connection;
+use crate::exit::{Exit, ExitError};
+use crate::job::Job;
+use crate::mapping::spec::{FieldKind, LookupKey, suggest};
+use crate::mapping::{MappingSpec, OperationKind};
+use crate::writer::{RetryPolicy, SendFailure};
+
+/// What the check cannot prove without writing.
+pub const NOT_CHECKED: &str = "not checked without writing: row-level access (a privilege at Basic \
+or Local depth covers only rows the user or its business unit owns), field-level security on \
+columns, plug-ins, business rules and duplicate detection that may refuse rows, required columns \
+and the values themselves (run `dvload validate` and `dvload run --dry-run` for those), and whether \
+lookup targets exist";
+
+/// Where missing privileges are granted.
+pub const ROLE_HINT: &str = "add them to the application user's security role (Power Platform admin \
+centre > Environments > <environment> > Settings > Users + permissions > Security roles)";
+
+/// What the check found for one job.
+#[derive(Debug, Default)]
+pub struct JobCheck {
+    /// `MAPPING -> SET (operation)`.
+    pub header: String,
+    /// What was found, one line each (`  entity set   accounts found: ...`).
+    pub lines: Vec<String>,
+    /// Why the mapping cannot run in this environment (exit 2).
+    pub unusable: Vec<String>,
+    /// Privileges the operation needs that the user lacks, with what for (exit 3).
+    pub missing: Vec<String>,
+}
+
+impl JobCheck {
+    /// A job whose mapping could not be read.
+    pub fn unreadable(path: &std::path::Path, error: &dyn std::fmt::Display) -> JobCheck {
+        JobCheck {
+            header: path.display().to_string(),
+            unusable: vec![format!("the mapping cannot be read: {error}")],
+            ..JobCheck::default()
+        }
+    }
+
+    /// Exit 2 for an unusable mapping (this wins), 3 for missing privileges, 0 when ready.
+    pub fn exit(&self) -> Exit {
+        if !self.unusable.is_empty() {
+            Exit::Unusable
+        } else if !self.missing.is_empty() {
+            Exit::Auth
+        } else {
+            Exit::Success
+        }
+    }
+
+    /// The verdict lines (`  verdict      ...`).
+    pub fn verdict(&self) -> Vec<String> {
+        if !self.unusable.is_empty() {
+            vec![format!(
+                "  verdict      UNUSABLE: {}",
+                self.unusable.join("; ")
+            )]
+        } else if !self.missing.is_empty() {
+            vec![
+                format!(
+                    "  verdict      MISSING PRIVILEGES: {}",
+                    self.missing.join(", ")
+                ),
+                format!("               {ROLE_HINT}"),
+            ]
+        } else {
+            vec!["  verdict      ready".into()]
+        }
+    }
+
+    /// The whole report: header, findings, verdict.
+    pub fn report(&self) -> Vec<String> {
+        let mut out = vec![self.header.clone()];
+        out.extend(self.lines.iter().cloned());
+        out.extend(self.verdict());
+        out
+    }
+
+    /// The problems in one line (empty when ready).
+    pub fn problems(&self) -> String {
+        if !self.unusable.is_empty() {
+            self.unusable.join("; ")
+        } else if !self.missing.is_empty() {
+            format!("missing privileges: {}", self.missing.join(", "))
+        } else {
+            String::new()
+        }
+    }
+}
+
+/// The worst exit of several checks: 2 wins over 3, 3 over 0.
+pub fn worst(checks: &[JobCheck]) -> Exit {
+    let exits: Vec<Exit> = checks.iter().map(JobCheck::exit).collect();
+    if exits.contains(&Exit::Unusable) {
+        Exit::Unusable
+    } else if exits.contains(&Exit::Auth) {
+        Exit::Auth
+    } else {
+        Exit::Success
+    }
+}
+
+/// The environment's metadata and the user's privileges, each table read once.
+pub struct Checker<'c> {
+    conn: &'c Connection,
+    policy: RetryPolicy,
+    entities: Vec<Entity>,
+    columns: HashMap<String, Result<Columns, String>>,
+    /// The privileges the user holds, or why they could not be read (then they are not checked).
+    pub privileges: Result<Privileges, String>,
+}
+
+/// A table as `EntityDefinitions` describes it.
+#[derive(Debug, Clone)]
+struct Entity {
+    logical: String,
+    set: String,
+    schema: String,
+    primary_id: String,
+}
+
+/// A column.
+#[derive(Debug, Clone)]
+struct Attr {
+    kind: String,
+    create: bool,
+    update: bool,
+    targets: Vec<String>,
+}
+
+/// An alternate key.
+#[derive(Debug, Clone)]
+struct Key {
+    name: String,
+    attributes: Vec<String>,
+    status: String,
+}
+
+/// What is known of one table's columns and keys.
+#[derive(Debug, Clone, Default)]
+struct Columns {
+    attrs: HashMap<String, Attr>,
+    keys: Vec<Key>,
+}
+
+/// The privileges the user holds: lower-cased name → depth.
+pub type Privileges = HashMap<String, String>;
+
+/// GETs a path below the Web API root and returns its JSON, or what went wrong in one line. A
+/// transient failure (a lost answer, 408/429/5xx, a token refused because it expired or was
+/// revoked) is tried again within `policy`, as the writer does: one unlucky answer must not stop a run as if its set-up were wrong.
+pub async fn get_json(
+    conn: &Connection,
+    policy: &RetryPolicy,
+    path: &str,
+) -> Result<Value, String> {
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let last = attempt >= policy.max_attempts.max(1);
+        let pause = match conn.client.get(path).await {
+            Err(SendFailure::Lost(why)) if !last => {
+                tracing::warn!(attempt, reason = %why, path, "no answer; trying again");
+                None
+            }
+            Err(e) => return Err(e.to_string()),
+            Ok(reply) if reply.status == 401 && !last => {
+                // Expired or revoked in between: a new token, at once.
+                tracing::warn!(
+                    attempt,
+                    path,
+                    "the token was refused (401); trying with a new one"
+                );
+                conn.client.tokens().invalidate(&reply.token).await;
+                Some(Duration::ZERO)
+            }
+            Ok(reply) if crate::writer::decide::retryable(reply.status) && !last => {
+                tracing::warn!(
+                    attempt,
+                    status = reply.status,
+                    path,
+                    "transient error; trying again"
+                );
+                reply.retry_after.map(|d| d.min(policy.max_delay))
+            }
+            Ok(reply) if reply.status != 200 => {
+                let error = crate::odata::ODataError::from_response(reply.status, &reply.body);
+                return Err(crate::writer::decide::describe(reply.status, &error));
+            }
+            Ok(reply) => {
+                return serde_json::from_slice(&reply.body).map_err(|e| format!("not JSON: {e}"));
+            }
+        };
+        let delay: Duration =
+            pause.unwrap_or_else(|| policy.backoff(attempt - 1, rand::random::<f64>()));
+        tokio::time::sleep(delay).await;
+    }
+}
+
+impl<'c> Checker<'c> {
+    /// Reads the list of tables and the user's privileges. An error means the table definitions
+    /// cannot be read at all (the role lacks metadata access): nothing can be checked.
+    pub async fn load(conn: &'c Connection, policy: &RetryPolicy) -> Result<Checker<'c>, String> {
+        let v = get_json(
+            conn,
+            policy,
+            "EntityDefinitions?$select=LogicalName,EntitySetName,SchemaName,PrimaryIdAttribute",
+        )
+        .await?;
+        let text = |e: &Value, k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let entities = v
+            .get("value")
+            .and_then(Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .map(|e| Entity {
+                        logical: text(e, "LogicalName"),
+                        set: text(e, "EntitySetName"),
+                        schema: text(e, "SchemaName"),
+                        primary_id: text(e, "PrimaryIdAttribute"),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let privileges = privileges(conn, policy).await;
+        Ok(Checker {
+            conn,
+            policy: *policy,
+            entities,
+            columns: HashMap::new(),
+            privileges,
+        })
+    }
+
+    /// The message when [`Checker::load`] failed, and its exit code.
+    pub fn load_failed(error: &str) -> String {
+        format!(
+            "cannot read the table definitions (EntityDefinitions): {error}\n  the application user's role \
+             needs read access to metadata (every role has it by default)"
+        )
+    }
+
+    fn by_set(&self, set: &str) -> Option<&Entity> {
+        self.entities.iter().find(|e| e.set == set)
+    }
+
+    fn suggest_set(&self, set: &str) -> String {
+        suggest(set, self.entities.iter().map(|e| e.set.as_str()))
+            .map(|s| format!(" (did you mean '{s}'?)"))
+            .unwrap_or_default()
+    }
+
+    async fn columns(&mut self, logical: &str) -> Result<Columns, String> {
+        if let Some(c) = self.columns.get(logical) {
+            return c.clone();
+        }
+        let c = self.fetch_columns(logical).await;
+        self.columns.insert(logical.to_string(), c.clone());
+        c
+    }
+
+    async fn fetch_columns(&self, logical: &str) -> Result<Columns, String> {
+        let base = format!("EntityDefinitions(LogicalName='{logical}')");
+        let get = |path: String| async move { get_json(self.conn, &self.policy, &path).await };
+        let attrs = get(format!(
+            "{base}/Attributes?$select=LogicalName,AttributeType,IsValidForCreate,IsValidForUpdate"
+        ))
+        .await?;
+        let lookups = get(format!(
+            "{base}/Attributes/Microsoft.Dynamics.CRM.LookupAttributeMetadata?$select=LogicalName,Targets"
+        ))
+        .await?;
+        let keys = get(format!(
+            "{base}/Keys?$select=LogicalName,KeyAttributes,EntityKeyIndexStatus"
+        ))
+        .await?;
+        let list = |v: &Value| {
+            v.get("value")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let strings = |v: &Value, k: &str| -> Vec<String> {
+            v.get(k)
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut out = Columns::default();
+        for a in list(&attrs) {
+            out.attrs.insert(
+                s(&a, "LogicalName"),
+                Attr {
+                    kind: s(&a, "AttributeType"),
+                    create: a.get("IsValidForCreate").and_then(Value::as_bool) != Some(false),
+                    update: a.get("IsValidForUpdate").and_then(Value::as_bool) != Some(false),
+                    targets: Vec::new(),
+                },
+            );
+        }
+        for l in list(&lookups) {
+            if let Some(a) = out.attrs.get_mut(&s(&l, "LogicalName")) {
+                a.targets = strings(&l, "Targets");
+            }
+        }
+        out.keys = list(&keys)
+            .iter()
+            .map(|k| Key {
+                name: s(k, "LogicalName"),
+                attributes: strings(k, "KeyAttributes"),
+                status: s(k, "EntityKeyIndexStatus"),
+            })
+            .collect();
+        Ok(out)
+    }
+
+    /// Checks one mapping: its table, key, columns, lookups and the privileges its operation needs.
+    pub async fn check_spec(&mut self, spec: &MappingSpec) -> JobCheck {
+        let op = spec.target.operation;
+        let mut v = JobCheck {
+            header: format!(
+                "{} -> {} ({})",
+                spec.file.display(),
+                spec.target.entity_set,
+                op.name()
+            ),
+            ..JobCheck::default()
+        };
+        let Some(entity) = self.by_set(&spec.target.entity_set).cloned() else {
+            let hint = self.suggest_set(&spec.target.entity_set);
+            v.lines.push(format!(
+                "  entity set   '{}' not found{hint}",
+                spec.target.entity_set
+            ));
+            v.unusable.push(format!(
+                "unknown entity set '{}'{hint}",
+                spec.target.entity_set
+            ));
+            return v;
+        };
+        v.lines.push(format!(
+            "  entity set   {} found: table {} ({})",
+            entity.set, entity.logical, entity.schema
+        ));
+        let columns = match self.columns(&entity.logical).await {
+            Ok(c) => c,
+            Err(e) => {
+                v.unusable.push(format!(
+                    "cannot read the columns of {}: {e}",
+                    entity.logical
+                ));
+                return v;
+            }
+        };
+        // The key.
+        let key_columns: Vec<String> = spec.target.key.iter().map(|k| k.column.clone()).collect();
+        if !key_columns.is_empty() {
+            check_key(&mut v, "key", &entity, &columns, &key_columns);
+        }
+        // Columns.
+        let mut found = 0usize;
+        let mut unknown = Vec::new();
+        let mut readonly = Vec::new();
+        let mut lookups: Vec<(String, Entity, bool)> = Vec::new();
+        if op != OperationKind::Delete {
+            for f in &spec.fields {
+                match &f.kind {
+                    FieldKind::Value(_) => match columns.attrs.get(&f.column) {
+                        Some(a) => {
+                            found += 1;
+                            let writable = match op {
+                                OperationKind::Create => a.create,
+                                OperationKind::Update => a.update,
+                                _ => a.create || a.update,
+                            };
+                            if !writable {
+                                readonly.push(f.column.clone());
+                            }
+                        }
+                        None => unknown.push(unknown_column(&f.column, &columns)),
+                    },
+                    FieldKind::Lookup { entity_set, key } => {
+                        let Some(target) = self.by_set(entity_set).cloned() else {
+                            let hint = self.suggest_set(entity_set);
+                            v.unusable.push(format!(
+                                "lookup '{}': unknown entity set '{entity_set}'{hint}",
+                                f.column
+                            ));
+                            continue;
+                        };
+                        match lookup_attribute(&f.column, &target.logical, &columns) {
+                            Some(attr) => {
+                                found += 1;
+                                v.lines.push(format!(
+                                    "  lookup       {} -> {} ({}): column {attr} ({}) targets {}",
+                                    f.column,
+                                    target.set,
+                                    target.logical,
+                                    columns.attrs[&attr].kind,
+                                    target.logical
+                                ));
+                            }
+                            None => unknown.push(format!(
+                                "'{}' is not a lookup to {} on {}{}",
+                                f.column,
+                                target.logical,
+                                entity.logical,
+                                lookup_hint(&target.logical, &columns)
+                            )),
+                        }
+                        let by_key = match key {
+                            LookupKey::Id(_) => false,
+                            LookupKey::Alternate(parts) => {
+                                let cols: Vec<String> =
+                                    parts.iter().map(|p| p.column.clone()).collect();
+                                match self.columns(&target.logical).await {
+                                    Ok(tc) => check_key(&mut v, "lookup key", &target, &tc, &cols),
+                                    Err(e) => v.unusable.push(format!(
+                                        "cannot read the keys of {}: {e}",
+                                        target.logical
+                                    )),
+                                }
+                                true
+                            }
+                        };
+                        lookups.push((f.column.clone(), target, by_key));
+                    }
+                }
+            }
+            if unknown.is_empty() {
+                v.lines
+                    .push(format!("  columns      {found} found, none unknown"));
+            } else {
+                v.lines.push(format!(
+                    "  columns      {found} found; unknown: {}",
+                    unknown.join("; ")
+                ));
+                v.unusable
+                    .push(format!("unknown columns: {}", unknown.join("; ")));
+            }
+            if !readonly.is_empty() {
+                v.lines.push(format!(
+                    "  read-only    {} (not valid for {})",
+                    readonly.join(", "),
+                    op.name()
+                ));
+                v.unusable
+                    .push(format!("read-only columns: {}", readonly.join(", ")));
+            }
+        }
+        // Privileges.
+        let rights: &[&str] = match op {
+            OperationKind::Create => &["Create"],
+            OperationKind::Update => &["Write", "Read"],
+            OperationKind::Upsert => &["Create", "Write", "Read"],
+            OperationKind::Delete => &["Delete", "Read"],
+        };
+        let mut needed: Vec<(String, String)> = rights
+            .iter()
+            .map(|r| {
+                (
+                    format!("prv{r}{}", entity.schema),
+                    privilege_purpose(r, op).into(),
+                )
+            })
+            .collect();
+        if !lookups.is_empty() {
+            needed.push((
+                format!("prvAppend{}", entity.schema),
+                privilege_purpose("Append", op).into(),
+            ));
+        }
+        for (column, target, by_key) in &lookups {
+            let name = format!("prvAppendTo{}", target.schema);
+            if !needed.iter().any(|(n, _)| n == &name) {
+                needed.push((name, format!("be the target of lookup {column}")));
+            }
+            let read = format!("prvRead{}", target.schema);
+            if *by_key && !needed.iter().any(|(n, _)| n == &read) {
+                needed.push((read, format!("resolve lookup {column} by its key")));
+            }
+        }
+        self.check_privileges(&mut v, &needed);
+        v
+    }
+
+    /// Checks that the user may delete rows of `entity_set` by their id (`undo`).
+    pub async fn check_delete(&mut self, entity_set: &str) -> JobCheck {
+        let mut v = JobCheck {
+            header: format!("{entity_set} (delete by id)"),
+            ..JobCheck::default()
+        };
+        let Some(entity) = self.by_set(entity_set).cloned() else {
+            v.unusable.push(format!(
+                "unknown entity set '{entity_set}': the table was deleted since the run"
+            ));
+            return v;
+        };
+        let needed = [(
+            format!("prvDelete{}", entity.schema),
+            "delete rows".to_string(),
+        )];
+        self.check_privileges(&mut v, &needed);
+        v
+    }
+
+    fn check_privileges(&self, v: &mut JobCheck, needed: &[(String, String)]) {
+        match &self.privileges {
+            Err(e) => v.lines.push(format!(
+                "  privileges   not checked: RetrieveUserPrivileges failed ({e}); needed: {}",
+                needed
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            Ok(held) => {
+                let mut present = Vec::new();
+                for (name, purpose) in needed {
+                    match held.get(&name.to_lowercase()) {
+                        Some(depth) => present.push(match depth.as_str() {
+                            "Basic" => format!("{name} (Basic: only rows the user owns)"),
+                            "Local" => format!("{name} (Local: only rows of its business unit)"),
+                            _ => format!("{name} ({depth})"),
+                        }),
+                        None => v.missing.push(format!("{name} (to {purpose})")),
+                    }
+                }
+                if !present.is_empty() {
+                    v.lines
+                        .push(format!("  privileges   present: {}", present.join(", ")));
+                }
+                if !v.missing.is_empty() {
+                    v.lines
+                        .push(format!("  privileges   missing: {}", v.missing.join(", ")));
+                }
+            }
+        }
+    }
+}
+
+async fn privileges(conn: &Connection, policy: &RetryPolicy) -> Result<Privileges, String> {
+    let v = get_json(
+        conn,
+        policy,
+        &format!(
+            "systemusers({})/Microsoft.Dynamics.CRM.RetrieveUserPrivileges()",
+            conn.whoami.user_id
+        ),
+    )
+    .await?;
+    let list = v
+        .get("RolePrivileges")
+        .and_then(Value::as_array)
+        .ok_or("the answer has no RolePrivileges")?;
+    let mut out = Privileges::new();
+    for p in list {
+        if let Some(name) = p.get("PrivilegeName").and_then(Value::as_str) {
+            let depth = match p.get("Depth") {
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+                None => String::new(),
+            };
+            out.insert(name.to_lowercase(), depth);
+        }
+    }
+    Ok(out)
+}
+
+/// Checks every job of a run before anything is sent (`run`, right after connecting). Ready:
+/// one line. Otherwise each job with a problem is reported as `whoami --check` reports it, and
+/// the error lists every problem, with exit 2 (a mapping that does not fit the environment; this
+/// wins) or 3 (missing privileges).
+pub async fn preflight(
+    conn: &Connection,
+    policy: &RetryPolicy,
+    jobs: &[Job],
+) -> anyhow::Result<()> {
+    let mut checker = Checker::load(conn, policy).await.map_err(|e| ExitError {
+        exit: Exit::Auth,
+        message: format!("nothing sent: {}", Checker::load_failed(&e)),
+    })?;
+    let mut checks = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        checks.push(checker.check_spec(&job.spec).await);
+    }
+    refuse_unless_ready(&checks, jobs.len(), "mapping", "nothing sent")?;
+    if let Err(e) = &checker.privileges {
+        println!("warning: privileges not checked (RetrieveUserPrivileges failed: {e})");
+    }
+    println!(
+        "checked against the environment: {} mapping{} ready (tables, columns, keys{})",
+        jobs.len(),
+        if jobs.len() == 1 { "" } else { "s" },
+        if checker.privileges.is_ok() {
+            ", privileges"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
+/// Checks that the user may delete rows of each of `entity_sets` (`undo`, before its first
+/// delete); the refusal is as [`preflight`]'s.
+pub async fn preflight_delete(
+    conn: &Connection,
+    policy: &RetryPolicy,
+    entity_sets: &[&str],
+) -> anyhow::Result<()> {
+    let mut checker = Checker::load(conn, policy).await.map_err(|e| ExitError {
+        exit: Exit::Auth,
+        message: format!("nothing deleted: {}", Checker::load_failed(&e)),
+    })?;
+    let mut checks = Vec::with_capacity(entity_sets.len());
+    for set in entity_sets {
+        checks.push(checker.check_delete(set).await);
+    }
+    refuse_unless_ready(&checks, entity_sets.len(), "table", "nothing deleted")
+}
+
+/// Prints the report of each check with a problem and returns the refusal naming every problem;
+/// `Ok` when all are ready. `what` names the checked things in the message, `nothing` opens it.
+pub fn refuse_unless_ready(
+    checks: &[JobCheck],
+    total: usize,
+    what: &str,
+    nothing: &str,
+) -> anyhow::Result<()> {
+    let exit = worst(checks);
+    if exit == Exit::Success {
+        return Ok(());
+    }
+    let failing: Vec<&JobCheck> = checks
+        .iter()
+        .filter(|c| c.exit() != Exit::Success)
+        .collect();
+    for c in &failing {
+        for line in c.report() {
+            println!("{line}");
+        }
+        println!();
+    }
+    let mut message = format!(
+        "{nothing}: the check against the environment refused {} of {total} {what}{}:",
+        failing.len(),
+        if total == 1 { "" } else { "s" }
+    );
+    for c in &failing {
+        message.push_str(&format!("\n  {}: {}", c.header, c.problems()));
+    }
+    if failing.iter().any(|c| !c.missing.is_empty()) {
+        message.push_str(&format!("\n  {ROLE_HINT}"));
+    }
+    Err(ExitError { exit, message }.into())
+}
+
+fn privilege_purpose(right: &str, op: OperationKind) -> &'static str {
+    match (right, op) {
+        ("Create", _) => "create rows",
+        ("Write", _) => "update rows that exist",
+        ("Read", OperationKind::Delete) => "find the rows to delete",
+        ("Read", _) => "find rows by key",
+        ("Delete", _) => "delete rows",
+        ("Append", _) => "set lookups on this table",
+        _ => "be the target of a lookup",
+    }
+}
+
+/// Checks that `cols` are the table's primary id or one of its alternate keys.
+fn check_key(v: &mut JobCheck, what: &str, entity: &Entity, columns: &Columns, cols: &[String]) {
+    if cols.len() == 1 && cols[0] == entity.primary_id {
+        v.lines.push(format!(
+            "  {what:<12} {} (primary id of {})",
+            cols[0], entity.logical
+        ));
+        return;
+    }
+    for c in cols {
+        if !columns.attrs.contains_key(c) {
+            let u = unknown_column(c, columns);
+            v.unusable
+                .push(format!("{what} column {u} on {}", entity.logical));
+        }
+    }
+    let key = columns.keys.iter().find(|k| {
+        k.attributes.len() == cols.len() && cols.iter().all(|c| k.attributes.contains(c))
+    });
+    match key {
+        Some(k) => {
+            v.lines.push(format!(
+                "  {what:<12} {} on {}: alternate key {} ({})",
+                cols.join(", "),
+                entity.logical,
+                k.name,
+                if k.status.is_empty() {
+                    "status unknown"
+                } else {
+                    &k.status
+                }
+            ));
+            if !k.status.is_empty() && k.status != "Active" {
+                v.unusable.push(format!(
+                    "alternate key {} of {} is {}, not Active: requests by this key fail until its index is built",
+                    k.name, entity.logical, k.status
+                ));
+            }
+        }
+        None => {
+            let defined: Vec<String> = columns
+                .keys
+                .iter()
+                .map(|k| format!("{} ({})", k.name, k.attributes.join(", ")))
+                .collect();
+            v.lines.push(format!(
+                "  {what:<12} {} on {}: no such key",
+                cols.join(", "),
+                entity.logical
+            ));
+            v.unusable.push(format!(
+                "{} has no alternate key on ({}); its keys: {}",
+                entity.logical,
+                cols.join(", "),
+                if defined.is_empty() {
+                    "none".to_string()
+                } else {
+                    defined.join(", ")
+                }
+            ));
+        }
+    }
+}
+
+fn unknown_column(column: &str, columns: &Columns) -> String {
+    let hint = suggest(column, columns.attrs.keys().map(String::as_str))
+        .map(|s| format!(" (did you mean '{s}'?)"))
+        .unwrap_or_default();
+    format!("'{column}'{hint}")
+}
+
+/// The lookup column that navigation property `nav` sets towards `target`: the column itself
+/// (single-target lookups name their navigation property like the column), or `<column>_<suffix>`
+/// for a polymorphic one (`parentcustomerid_account`) whose Targets include `target`. The Web API
+/// metadata names navigation properties in relationships, which this check does not read.
+fn lookup_attribute(nav: &str, target: &str, columns: &Columns) -> Option<String> {
+    let is_target = |a: &Attr| a.targets.iter().any(|t| t == target);
+    if columns.attrs.get(nav).is_some_and(is_target) {
+        return Some(nav.to_string());
+    }
+    columns
+        .attrs
+        .iter()
+        .filter(|(name, a)| {
+            nav.len() > name.len() + 1
+                && nav.starts_with(name.as_str())
+                && nav.as_bytes()[name.len()] == b'_'
+                && is_target(a)
+        })
+        .max_by_key(|(name, _)| name.len())
+        .map(|(name, _)| name.clone())
+}
+
+fn lookup_hint(target: &str, columns: &Columns) -> String {
+    let mut to_target: Vec<&str> = columns
+        .attrs
+        .iter()
+        .filter(|(_, a)| a.targets.iter().any(|t| t == target))
+        .map(|(n, _)| n.as_str())
+        .collect();
+    to_target.sort_unstable();
+    if to_target.is_empty() {
+        format!(" (no lookup column targets {target})")
+    } else {
+        format!(" (lookups to {target}: {})", to_target.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unusable_mapping_wins_over_missing_privileges() {
+        let ready = JobCheck::default();
+        let missing = JobCheck {
+            header: "contacts.toml -> contacts (upsert)".into(),
+            missing: vec!["prvAppendToAccount (to be the target of lookup x)".into()],
+            ..JobCheck::default()
+        };
+        let unusable = JobCheck {
+            header: "o.toml -> opportunities (create)".into(),
+            unusable: vec!["unknown entity set 'opportunities'".into()],
+            ..JobCheck::default()
+        };
+        assert_eq!(worst(&[]), Exit::Success);
+        assert_eq!(worst(&[JobCheck::default()]), Exit::Success);
+        assert_eq!(worst(&[ready, missing]), Exit::Auth);
+        let missing = JobCheck {
+            missing: vec!["p".into()],
+            ..JobCheck::default()
+        };
+        assert_eq!(worst(&[missing, unusable]), Exit::Unusable);
+    }
+
+    #[test]
+    fn a_refusal_lists_every_problem_and_the_role_hint() {
+        let checks = [
+            JobCheck {
+                header: "accounts.toml -> accounts (upsert)".into(),
+                ..JobCheck::default()
+            },
+            JobCheck {
+                header: "contacts.toml -> contacts (upsert)".into(),
+                missing: vec!["prvAppendToAccount (to be the target of lookup p)".into()],
+                ..JobCheck::default()
+            },
+            JobCheck {
+                header: "o.toml -> opportunities (create)".into(),
+                unusable: vec!["unknown entity set 'opportunities'".into()],
+                ..JobCheck::default()
+            },
+        ];
+        let e = refuse_unless_ready(&checks, 3, "mapping", "nothing sent").unwrap_err();
+        assert_eq!(crate::exit::exit_for(&e), Exit::Unusable);
+        let text = e.to_string();
+        assert!(
+            text.starts_with(
+                "nothing sent: the check against the environment refused 2 of 3 mappings:"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "contacts.toml -> contacts (upsert): missing privileges: prvAppendToAccount"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("o.toml -> opportunities (create): unknown entity set 'opportunities'"),
+            "{text}"
+        );
+        assert!(text.contains("Security roles"), "{text}");
+        assert!(
+            !text.contains("accounts.toml"),
+            "a ready mapping is not listed: {text}"
+        );
+        assert!(refuse_unless_ready(&checks[..1], 1, "mapping", "nothing sent").is_ok());
+    }
+}
