@@ -10,8 +10,39 @@
 
 use crate::chaos_support::{Job, Kind, Op, Oracle, Row, StateExp, run_seed_tampered, run_seeds};
 
-/// The seeds CI runs.
-const CI_SEEDS: &[u64] = &[1, 2, 3, 4, 5, 6, 7, 8];
+/// The seeds CI runs (about 45 s on two cores). Each failing one is marked with the defect it
+/// shows on main today (thread timing and kill points vary, so a seed may show more or fewer of
+/// them from one run to the next); the others pass there and guard the paths they exercise.
+const CI_SEEDS: &[u64] = &[
+    22,  // known defect: --atomic lost attempt then 404 counted written whole (delete)
+    183, // known defect: --atomic lost attempt then 404 counted written whole (delete)
+    4, // known defect: create by key after a lost answer (kill) + 412 recorded as not created; resume rejects
+    11, // known defect: --atomic lost attempt then 412 counted written whole (create); create after 412 not created
+    12, // known defect: duplicate keys end with the older row's values (429s only)
+    16, // known defect: duplicate keys end with the older row's values (update)
+    21, // known defect: duplicate keys end with the older row's values
+    29, // known defect: duplicate keys end with the older row's values (deferred lookup)
+    9,  // known defect: after --resume the rejects file lacks the earlier run's rejects (keyless)
+    25, // known defect: after --resume the rejects file lacks the earlier runs' rejects (update)
+    30, // known defect: after --resume the rejects file lacks the earlier runs' rejects (keyless)
+    87, // known defect: after --resume the rejects file lacks the earlier runs' rejects (delete)
+    6,  // known defect: create by key after a kill + 412 recorded as not created
+    69, // known defect: create by key after a kill + 412 recorded as not created
+    3,  // NEW: without --atomic, 412 after a lost answer counted written (record there before)
+    105, // NEW: without --atomic, 412 after a lost answer counted written (record there before)
+    42, // NEW: the same, and create after a lost answer + 412 recorded as not created
+    1,  // passes: delete, 5xx + resets + 429s + revocation, a kill
+    8,  // passes: --atomic update, all tokens revoked, kills
+    13, // passes: --atomic upsert, resets, storms, short-lived tokens, a kill
+    28, // passes: --atomic update, 5xx, slow answers, kills
+    113, // passes: --atomic keyless create, a kill
+    161, // passes: --atomic upsert, 5xx, three kills
+    168, // passes: --atomic keyless create, every fault, a kill
+    171, // passes: update, every fault but 429, three kills
+    195, // passes: keyless create, resets, tokens revoked and expiring, kills
+    64, // passes: --atomic create with refused rows and lookups, no faults (exact oracle)
+    58, // passes: --atomic update with refused rows, 5xx, resets, revocation
+];
 
 fn seeds_from_env(default: &[u64]) -> Vec<u64> {
     if let Some(seed) = std::env::var("DVLOAD_CHAOS_SEED")

@@ -867,8 +867,10 @@ pub fn run_chain(w: &Workdir, emu: &Emu, job: &Job) -> ChainEnd {
     for i in 0..30 {
         let _ = std::fs::remove_file(w.path().join("report.json"));
         let before = emu.stats().requests;
-        let kill_at = (kills_left > 0).then(|| before + 1 + r.below(expected_requests));
-        let extra = Duration::from_millis(r.below(15));
+        // In the first half of what the run would send, so that the kill lands mid-run.
+        let kill_at =
+            (kills_left > 0).then(|| before + 1 + r.below((expected_requests / 2).max(1)));
+        let extra = Duration::from_millis(r.below(5));
         let mut child = spawn(w.path(), emu, &args, i);
         let start = Instant::now();
         let mut killed = false;
@@ -1235,13 +1237,13 @@ fn check_all(
             continue;
         };
         let e = oracle.expect[row.n as usize - 1];
-        let ok = match (e, a.outcome.as_str()) {
+        let ok = matches!(
+            (e, a.outcome.as_str()),
             (Expect::Written, "written")
-            | (Expect::Skipped, "skipped")
-            | (Expect::Rejected(_), "rejected")
-            | (Expect::Either, "written" | "rejected") => true,
-            _ => false,
-        };
+                | (Expect::Skipped, "skipped")
+                | (Expect::Rejected(_), "rejected")
+                | (Expect::Either, "written" | "rejected")
+        );
         let error = a.error.as_deref().unwrap_or("");
         if !ok {
             let class = classify_outcome(job, row, e, &a.outcome);
@@ -1491,7 +1493,7 @@ fn check_all(
             }
         }
     }
-    if chain.ended_at_kill || !chain.trouble.is_empty() {
+    if !chain.trouble.is_empty() {
         return v;
     }
     // The rejects file: exactly the rows rejected across the chain, replayable.
@@ -1570,7 +1572,18 @@ fn check_all(
         }
     }
     // The last run's report and exit code.
-    let last_code = chain.runs.last().and_then(|r| r.code);
+    // A kill that landed after the run recorded its end: the ledger has its exit code (the
+    // rejects file was in place before that; the report may not be).
+    let last_code = if chain.ended_at_kill {
+        db.query_row(
+            "SELECT exit_code FROM runs ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get::<_, Option<i32>>(0),
+        )
+        .unwrap()
+    } else {
+        chain.runs.last().and_then(|r| r.code)
+    };
     let chain_rejected = !rejected_rows.is_empty();
     let expected_code = if chain_rejected { 1 } else { 0 };
     if last_code != Some(expected_code) {
@@ -1591,7 +1604,9 @@ fn check_all(
     }
     let report_path = w.path().join("report.json");
     let Ok(text) = std::fs::read_to_string(&report_path) else {
-        new(&mut v, Class::New, "the last run wrote no report".into());
+        if !chain.ended_at_kill {
+            new(&mut v, Class::New, "the last run wrote no report".into());
+        }
         return v;
     };
     let report: serde_json::Value = serde_json::from_str(&text).expect("report is JSON");
