@@ -4,6 +4,8 @@
 //! Bad input of every kind gets a test in `bad_input.rs` asserting the exact outcome.
 
 mod bad_input;
+mod chaos;
+mod chaos_support;
 mod dry_run;
 mod guarantee;
 mod hygiene;

@@ -1,0 +1,1796 @@
+//! Seeded chaos for `dvload run`: random small jobs and fault mixes, an oracle computed from the
+//! job alone, a runner that kills the process with SIGKILL and resumes it, and the checks.
+//!
+//! A seed decides everything that can be decided: the job (operation, rows, duplicate keys,
+//! lookups, invalid and refused rows, records already in the emulator), the options
+//! (`--atomic`, `--batch-size`, `--concurrency`), the fault mix and how many times the run is
+//! killed. What cannot be (thread timing, where a kill lands) is why the oracle says, per row, what
+//! is *allowed*, and is exact wherever the promise is: each keyed record exactly once with the
+//! values of the last row of its key that was written; every row written, rejected or skipped
+//! exactly once across the resume chain; the rejects file holding exactly the rejected rows.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dataverse_emulator::{Config, FaultsConfig};
+
+use crate::support::{Emu, Workdir, read_rejects_csv};
+
+// ---------------------------------------------------------------------------------------------
+// Randomness: SplitMix64, so that a seed means the same job whatever crate versions do.
+
+/// A small deterministic generator.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64, stream: u64) -> Rng {
+        Rng(seed
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add(stream.wrapping_mul(0xD1B5_4A32_D192_ED03)))
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 { 0 } else { self.next() % n }
+    }
+
+    pub fn chance(&mut self, p: f64) -> bool {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64 > 1.0 - p
+    }
+
+    pub fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+        xs[self.below(xs.len() as u64) as usize]
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The job.
+
+/// The mapping's operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// `PATCH set(key)`.
+    Upsert,
+    /// `PATCH set(key)` + `If-None-Match: *`.
+    Create,
+    /// `POST set`: no key.
+    Keyless,
+    /// `PATCH set(key)` + `If-Match: *`.
+    Update,
+    /// `DELETE set(key)`.
+    Delete,
+}
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::Upsert => "upsert",
+            Op::Create | Op::Keyless => "create",
+            Op::Update => "update",
+            Op::Delete => "delete",
+        }
+    }
+}
+
+/// What a row is, as the generator made it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Maps, and Dataverse takes its values.
+    Valid,
+    /// Does not map (employees not a number; for a delete, an empty key): rejected before sending.
+    Invalid,
+    /// Maps, but Dataverse refuses its name (longer than the column's 160 characters).
+    Refused,
+    /// Skipped by the mapping's filter (`Name = SKIP`).
+    Skip,
+}
+
+/// One source row.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Source row number (1-based, the header excluded).
+    pub n: u64,
+    pub key: String,
+    pub name: String,
+    pub employees: String,
+    pub parent: String,
+    pub kind: Kind,
+}
+
+/// A record's values as the oracle and the checks compare them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rec {
+    pub name: String,
+    pub employees: Option<i64>,
+    pub parent: Option<String>,
+}
+
+impl Rec {
+    fn of(row: &Row) -> Rec {
+        Rec {
+            name: row.name.clone(),
+            employees: row.employees.parse().ok(),
+            parent: (!row.parent.is_empty()).then(|| row.parent.clone()),
+        }
+    }
+
+    fn show(&self) -> String {
+        let name = if self.name.len() > 20 {
+            format!("{}…", &self.name[..8])
+        } else {
+            self.name.clone()
+        };
+        format!(
+            "{name}/{}/{}",
+            self.employees.map_or("-".into(), |e| e.to_string()),
+            self.parent.as_deref().unwrap_or("-")
+        )
+    }
+}
+
+/// A job and everything around it.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub seed: u64,
+    pub op: Op,
+    pub atomic: bool,
+    pub batch_size: u16,
+    pub concurrency: Option<u16>,
+    pub rows: Vec<Row>,
+    /// Records in the emulator before the run: key, name, employees.
+    pub pre: Vec<(String, Rec)>,
+    pub faults: FaultsConfig,
+    pub token_lifetime: Option<u64>,
+    /// Revoke every token once the emulator has seen this many Web API requests of the job.
+    pub revoke_all_after: Option<u64>,
+    /// How many times the run is killed (SIGKILL) before it may finish.
+    pub kills: u32,
+    /// True when the job avoids everything whose outcome depends on how rows fall into batches
+    /// (`--atomic` with kills: the resumed runs batch other rows together).
+    pub clean: bool,
+}
+
+impl Job {
+    /// The job of `seed`.
+    pub fn generate(seed: u64) -> Job {
+        let mut r = Rng::new(seed, 1);
+        let op = match r.below(10) {
+            0..=2 => Op::Upsert,
+            3..=4 => Op::Create,
+            5 => Op::Keyless,
+            6..=7 => Op::Update,
+            _ => Op::Delete,
+        };
+        let atomic = r.chance(0.4);
+        let kills = if r.chance(0.5) {
+            0
+        } else {
+            1 + r.below(3) as u32
+        };
+        let clean = atomic && kills > 0;
+        let n_rows = 24 + r.below(177);
+        let batch_size = r.pick(&[1u16, 2, 3, 5, 7, 10, 16, 25, 50]);
+        let p_dup = r.pick(&[0.0, 0.1, 0.25, 0.4]);
+        let p_pre = r.pick(&[0.0, 0.2, 0.5, 0.8]);
+        let p_parent = if op == Op::Delete {
+            0.0
+        } else {
+            r.pick(&[0.0, 0.2, 0.5])
+        };
+        let p_invalid = r.pick(&[0.0, 0.03, 0.08]);
+        let p_refused = if clean || op == Op::Delete {
+            0.0
+        } else {
+            r.pick(&[0.0, 0.03, 0.08])
+        };
+        let p_skip = r.pick(&[0.0, 0.03]);
+        // Parent keys (rows of these never look anything up) and the others.
+        let n_parents = 2 + n_rows / 10;
+        let parent_key = |i: u64| format!("P-{i:03}");
+        let mut pre: Vec<(String, Rec)> = Vec::new();
+        let mut pre_keys = BTreeSet::new();
+        // Parents in the emulator before the run that no row touches: lookups may point at them.
+        for i in 0..2 {
+            let key = format!("E-{i:03}");
+            pre_keys.insert(key.clone());
+            pre.push((key.clone(), pre_rec(&key, 900 + i)));
+        }
+        let mut used: Vec<String> = Vec::new();
+        let mut used_set = BTreeSet::new();
+        let mut rows = Vec::new();
+        let mut next_child = 0u64;
+        // Keys with a Valid row so far (clean jobs look up only those, or pre-existing ones).
+        let mut valid_so_far: BTreeSet<String> = BTreeSet::new();
+        for n in 1..=n_rows {
+            let is_parent_row = r.chance(0.25);
+            let dup = !clean_unique(op, clean) && !used.is_empty() && r.chance(p_dup);
+            let key = if op == Op::Keyless {
+                format!("R-{n:04}")
+            } else if dup {
+                used[r.below(used.len() as u64) as usize].clone()
+            } else if is_parent_row {
+                let mut k = parent_key(r.below(n_parents));
+                if clean_unique(op, clean) {
+                    // A fresh one.
+                    let mut i = 0;
+                    while used_set.contains(&k) {
+                        k = parent_key(n_parents + i);
+                        i += 1;
+                    }
+                }
+                k
+            } else {
+                next_child += 1;
+                format!("C-{next_child:04}")
+            };
+            if op != Op::Keyless && !used_set.contains(&key) {
+                used_set.insert(key.clone());
+                used.push(key.clone());
+                // Whether the record is there before the run.
+                let must_pre = clean && matches!(op, Op::Update | Op::Delete);
+                let must_not = clean && op == Op::Create;
+                if must_pre || (!must_not && r.chance(p_pre)) {
+                    pre_keys.insert(key.clone());
+                    pre.push((key.clone(), pre_rec(&key, 1000 + n)));
+                }
+            }
+            let mut kind = Kind::Valid;
+            if r.chance(p_invalid) {
+                kind = Kind::Invalid;
+            } else if r.chance(p_refused) {
+                kind = Kind::Refused;
+            } else if r.chance(p_skip) {
+                kind = Kind::Skip;
+            }
+            let parent = if !key.starts_with("P-") && !key.starts_with("E-") && r.chance(p_parent) {
+                pick_parent(&mut r, op, clean, n_parents, &pre_keys, &valid_so_far)
+            } else {
+                String::new()
+            };
+            let (name, employees) = match kind {
+                Kind::Valid => (format!("N{n}"), n.to_string()),
+                Kind::Invalid => (format!("N{n}"), format!("e{n}")),
+                Kind::Refused => (format!("{}{n}", "X".repeat(170)), n.to_string()),
+                Kind::Skip => ("SKIP".into(), n.to_string()),
+            };
+            let key = if op == Op::Delete && kind == Kind::Invalid {
+                String::new()
+            } else {
+                key
+            };
+            if kind == Kind::Valid {
+                valid_so_far.insert(key.clone());
+            }
+            rows.push(Row {
+                n,
+                key,
+                name,
+                employees,
+                parent,
+                kind,
+            });
+        }
+        let faults = fault_mix(&mut r);
+        let token_lifetime = r.chance(0.2).then_some(2);
+        let revoke_all_after = r.chance(0.2).then(|| 2 + r.below(8));
+        let in_file_lookups = rows
+            .iter()
+            .any(|row| !row.parent.is_empty() && !row.parent.starts_with("E-"));
+        // --atomic outcomes depend on which change set is applied first when rows depend on
+        // each other (a lookup to a row of the file, a second create or delete of a key, a
+        // refused row): one batch at a time keeps them what the oracle computes.
+        let order_dependent = in_file_lookups || p_refused > 0.0 || p_dup > 0.0;
+        let concurrency = if atomic && order_dependent {
+            Some(1)
+        } else if r.chance(0.5) {
+            None
+        } else {
+            Some(1 + r.below(4) as u16)
+        };
+        Job {
+            seed,
+            op,
+            atomic,
+            batch_size,
+            concurrency,
+            rows,
+            pre,
+            faults,
+            token_lifetime,
+            revoke_all_after,
+            kills,
+            clean,
+        }
+    }
+
+    /// One line that says what the job is.
+    pub fn describe(&self) -> String {
+        let count = |k: Kind| self.rows.iter().filter(|r| r.kind == k).count();
+        let keys: BTreeSet<&str> = self.rows.iter().map(|r| r.key.as_str()).collect();
+        let f = &self.faults;
+        let mut faults = Vec::new();
+        for (name, rate) in [
+            ("5xx", f.fail_rate),
+            ("reset", f.reset_rate),
+            ("429", f.throttle_rate),
+            ("storm", f.storm_rate),
+            ("slow", f.slow_rate),
+            ("revoke", f.revoke_rate),
+        ] {
+            if rate > 0.0 {
+                faults.push(format!("{name} {rate}"));
+            }
+        }
+        if let Some(l) = self.token_lifetime {
+            faults.push(format!("tokens live {l} s"));
+        }
+        if let Some(n) = self.revoke_all_after {
+            faults.push(format!("all tokens revoked after {n} requests"));
+        }
+        format!(
+            "seed {}: {} {} rows ({} keys, {} invalid, {} refused, {} skipped, {} lookups, {} pre-existing), {}--batch-size {}{}, faults [{}], {} kill(s){}",
+            self.seed,
+            if self.op == Op::Keyless {
+                "keyless create"
+            } else {
+                self.op.name()
+            },
+            self.rows.len(),
+            keys.len(),
+            count(Kind::Invalid),
+            count(Kind::Refused),
+            count(Kind::Skip),
+            self.rows.iter().filter(|r| !r.parent.is_empty()).count(),
+            self.pre.len(),
+            if self.atomic { "--atomic " } else { "" },
+            self.batch_size,
+            self.concurrency
+                .map_or(String::new(), |c| format!(" --concurrency {c}")),
+            faults.join(", "),
+            self.kills,
+            if self.clean { " (clean)" } else { "" },
+        )
+    }
+
+    /// The source file.
+    pub fn csv(&self) -> String {
+        let mut s = String::from("Key,Name,Employees,Parent\n");
+        for r in &self.rows {
+            writeln!(s, "{},{},{},{}", r.key, r.name, r.employees, r.parent).unwrap();
+        }
+        s
+    }
+
+    /// The mapping file.
+    pub fn mapping(&self) -> String {
+        let key = if self.op == Op::Keyless {
+            ""
+        } else {
+            "key = { accountnumber = \"Key\" }\n"
+        };
+        let mut m = format!(
+            "[source]\npath = \"job.csv\"\n\n[target]\nentity_set = \"accounts\"\noperation = \"{}\"\n{key}\n\
+             [filter]\nskip_equal = {{ Name = \"SKIP\" }}\n",
+            self.op.name()
+        );
+        if self.op != Op::Delete {
+            m.push_str(
+                "\n[fields]\nname = \"Name\"\nnumberofemployees = { from = \"Employees\", type = \"int\" }\n\
+                 parentaccountid = { lookup = \"accounts\", key = { accountnumber = \"Parent\" } }\n",
+            );
+            if self.op == Op::Keyless {
+                // Not the alternate key column: nothing stops a second record of the same row.
+                m.push_str("description = \"Key\"\n");
+            }
+        }
+        m
+    }
+
+    /// The command-line options of every run of the chain.
+    pub fn args(&self) -> Vec<String> {
+        let mut a: Vec<String> = [
+            "run",
+            "job.toml",
+            "--resume",
+            "--report",
+            "report.json",
+            "--rejects",
+            "rejects.csv",
+            "--retry-base-ms",
+            "1",
+            "--max-attempts",
+            "40",
+            "--batch-size",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.push(self.batch_size.to_string());
+        if self.atomic {
+            a.push("--atomic".into());
+        }
+        if let Some(c) = self.concurrency {
+            a.push("--concurrency".into());
+            a.push(c.to_string());
+        }
+        a
+    }
+}
+
+fn pre_rec(key: &str, employees: u64) -> Rec {
+    Rec {
+        name: format!("Old {key}"),
+        employees: Some(employees as i64),
+        parent: None,
+    }
+}
+
+/// Clean creates and deletes use each key once (a second create or delete of a key is refused).
+fn clean_unique(op: Op, clean: bool) -> bool {
+    clean && matches!(op, Op::Create | Op::Delete)
+}
+
+fn pick_parent(
+    r: &mut Rng,
+    op: Op,
+    clean: bool,
+    n_parents: u64,
+    pre_keys: &BTreeSet<String>,
+    valid_so_far: &BTreeSet<String>,
+) -> String {
+    let existing: Vec<&String> = pre_keys.iter().filter(|k| k.starts_with("E-")).collect();
+    if clean {
+        // Only parents that exist whatever the batching: before the run, or a valid row
+        // earlier in the file.
+        let earlier: Vec<&String> = valid_so_far
+            .iter()
+            .filter(|k| k.starts_with("P-") && (op != Op::Update || pre_keys.contains(*k)))
+            .collect();
+        if !earlier.is_empty() && r.chance(0.6) {
+            return earlier[r.below(earlier.len() as u64) as usize].clone();
+        }
+        return existing[r.below(existing.len() as u64) as usize].clone();
+    }
+    match r.below(10) {
+        0 => format!("M-{:03}", r.below(5)), // never exists
+        1..=2 => existing[r.below(existing.len() as u64) as usize].clone(),
+        _ if op == Op::Keyless => existing[r.below(existing.len() as u64) as usize].clone(),
+        _ => format!("P-{:03}", r.below(n_parents)),
+    }
+}
+
+/// A fault mix whose transient faults are all retried through within `--max-attempts 40`.
+fn fault_mix(r: &mut Rng) -> FaultsConfig {
+    let mut f = FaultsConfig {
+        latency_jitter_ms: r.pick(&[0, 3, 10]),
+        fail_rate: r.pick(&[0.0, 0.0, 0.05, 0.15, 0.3]),
+        reset_rate: r.pick(&[0.0, 0.05, 0.15, 0.25]),
+        ..FaultsConfig::default()
+    };
+    if r.chance(0.15) {
+        // Each 429 costs a real second (Retry-After is whole seconds): a few only.
+        f.throttle_rate = 0.02;
+        f.storm_rate = 0.01;
+        f.storm_length = 2 + r.below(3);
+        f.throttle_retry_after_secs = 1;
+    }
+    if r.chance(0.3) {
+        f.slow_rate = 0.1;
+        f.slow_ms = 20 + r.below(130);
+    }
+    if r.chance(0.25) {
+        f.revoke_rate = 0.03;
+    }
+    f
+}
+
+// ---------------------------------------------------------------------------------------------
+// The oracle.
+
+/// What a row may end as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    Written,
+    /// Rejected; `true`: by the mapping, before anything was sent.
+    Rejected(bool),
+    Skipped,
+    /// Written, or rejected (a delete that finds nothing, a keyless create whose outcome is
+    /// unknown, the create of a key that another row of the file created).
+    Either,
+}
+
+/// What a keyed record must be afterwards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateExp {
+    Absent,
+    Is(Rec),
+    /// Created by exactly one of these rows (creates of a key that several rows create).
+    OneOf(Vec<(u64, Rec)>),
+}
+
+/// What the job must come to, computed from the job alone.
+#[derive(Debug)]
+pub struct Oracle {
+    /// Per row (index `n - 1`).
+    pub expect: Vec<Expect>,
+    /// Per key.
+    pub state: BTreeMap<String, StateExp>,
+    /// Creates by key: exactly one of these rows is written (and created the record).
+    pub create_groups: BTreeMap<String, Vec<u64>>,
+    /// Deletes of a key that was there: at least one of these rows is written.
+    pub delete_groups: BTreeMap<String, Vec<u64>>,
+    /// `--atomic` keyless creates without kills: each change set is all or nothing.
+    pub keyless_sets: Vec<Vec<u64>>,
+    /// Rows that created their record (expected `created = 1` in the ledger), where known.
+    pub creators: BTreeSet<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sim {
+    Written,
+    Rejected,
+    Skipped,
+}
+
+/// One operation applied to the model, as Dataverse would: `Err(true)` is a 404 for a lookup (or
+/// an update's record) that a later attempt may find, `Err(false)` any other refusal.
+fn apply(op: Op, row: &Row, m: &mut HashMap<String, Rec>) -> Result<(), bool> {
+    let body = |m: &HashMap<String, Rec>| -> Result<(), bool> {
+        if row.kind == Kind::Refused {
+            return Err(false);
+        }
+        if !row.parent.is_empty() && !m.contains_key(&row.parent) {
+            return Err(true);
+        }
+        Ok(())
+    };
+    match op {
+        Op::Delete => m.remove(&row.key).map(|_| ()).ok_or(false),
+        Op::Create => {
+            if m.contains_key(&row.key) {
+                return Err(false);
+            }
+            body(m)?;
+            m.insert(row.key.clone(), Rec::of(row));
+            Ok(())
+        }
+        Op::Update => {
+            if !m.contains_key(&row.key) {
+                return Err(!row.parent.is_empty());
+            }
+            body(m)?;
+            m.insert(row.key.clone(), Rec::of(row));
+            Ok(())
+        }
+        Op::Upsert => {
+            body(m)?;
+            m.insert(row.key.clone(), Rec::of(row));
+            Ok(())
+        }
+        Op::Keyless => body(m),
+    }
+}
+
+/// dvload's documented semantics, one batch at a time: rows in source order; a row (with
+/// `--atomic`: its change set) whose lookup target is missing is sent once more after the rest.
+fn simulate(job: &Job) -> (Vec<Sim>, Vec<Vec<u64>>, HashMap<String, Rec>) {
+    let mut m: HashMap<String, Rec> = job.pre.iter().cloned().collect();
+    let mut out = vec![Sim::Rejected; job.rows.len()];
+    let mut ops = Vec::new();
+    for row in &job.rows {
+        match row.kind {
+            Kind::Invalid => out[row.n as usize - 1] = Sim::Rejected,
+            Kind::Skip => out[row.n as usize - 1] = Sim::Skipped,
+            _ => ops.push(row),
+        }
+    }
+    let mut sets = Vec::new();
+    if job.atomic {
+        let mut deferred = Vec::new();
+        let try_set = |set: &[&Row], m: &mut HashMap<String, Rec>| -> Result<(), bool> {
+            let mut copy = m.clone();
+            for row in set {
+                apply(job.op, row, &mut copy)?;
+            }
+            *m = copy;
+            Ok(())
+        };
+        for set in ops.chunks(job.batch_size as usize) {
+            sets.push(set.iter().map(|r| r.n).collect());
+            match try_set(set, &mut m) {
+                Ok(()) => set
+                    .iter()
+                    .for_each(|r| out[r.n as usize - 1] = Sim::Written),
+                Err(true) => deferred.push(set),
+                Err(false) => {}
+            }
+        }
+        for set in deferred {
+            if try_set(set, &mut m).is_ok() {
+                set.iter()
+                    .for_each(|r| out[r.n as usize - 1] = Sim::Written);
+            }
+        }
+    } else {
+        let mut deferred = Vec::new();
+        for row in ops {
+            match apply(job.op, row, &mut m) {
+                Ok(()) => out[row.n as usize - 1] = Sim::Written,
+                Err(true) => deferred.push(row),
+                Err(false) => {}
+            }
+        }
+        for row in deferred {
+            if apply(job.op, row, &mut m).is_ok() {
+                out[row.n as usize - 1] = Sim::Written;
+            }
+        }
+    }
+    (out, sets, m)
+}
+
+impl Oracle {
+    /// The oracle of `job`.
+    pub fn of(job: &Job) -> Oracle {
+        let (sim, sets, model) = simulate(job);
+        let pre: BTreeMap<&str, &Rec> = job.pre.iter().map(|(k, r)| (k.as_str(), r)).collect();
+        let mut expect = Vec::with_capacity(job.rows.len());
+        let mut create_groups: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        let mut delete_groups: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        for row in &job.rows {
+            let s = sim[row.n as usize - 1];
+            let e = match (row.kind, s) {
+                (Kind::Invalid, _) => Expect::Rejected(true),
+                (_, Sim::Skipped) => Expect::Skipped,
+                _ => match job.op {
+                    Op::Keyless if s == Sim::Written => Expect::Either,
+                    Op::Create if !job.atomic && s == Sim::Written => Expect::Either,
+                    Op::Delete if !job.atomic => Expect::Either,
+                    _ if s == Sim::Written => Expect::Written,
+                    _ => Expect::Rejected(false),
+                },
+            };
+            expect.push(e);
+        }
+        // Creates by key without --atomic: which of the rows of a key that could create it
+        // does so depends on which batch lands first. The model's run says which can.
+        if job.op == Op::Create && !job.atomic {
+            for row in &job.rows {
+                if sim[row.n as usize - 1] == Sim::Written {
+                    create_groups.entry(row.key.clone()).or_default();
+                }
+            }
+            for row in &job.rows {
+                let could = row.kind == Kind::Valid
+                    && !pre.contains_key(row.key.as_str())
+                    && (row.parent.is_empty()
+                        || pre.contains_key(row.parent.as_str())
+                        || model.contains_key(&row.parent));
+                if let Some(g) = create_groups.get_mut(&row.key) {
+                    if could {
+                        g.push(row.n);
+                    }
+                }
+            }
+            for (key, rows) in &create_groups {
+                for n in rows {
+                    expect[*n as usize - 1] = Expect::Either;
+                }
+                let _ = key;
+            }
+            // Rows of a key that could not create it stay rejected.
+            for row in &job.rows {
+                let e = &mut expect[row.n as usize - 1];
+                if *e == Expect::Either
+                    && !create_groups
+                        .get(&row.key)
+                        .is_some_and(|g| g.contains(&row.n))
+                {
+                    *e = Expect::Rejected(false);
+                }
+            }
+        }
+        if job.op == Op::Delete && !job.atomic {
+            for row in &job.rows {
+                if pre.contains_key(row.key.as_str()) && row.kind != Kind::Skip {
+                    delete_groups
+                        .entry(row.key.clone())
+                        .or_default()
+                        .push(row.n);
+                }
+            }
+        }
+        // The records afterwards.
+        let mut state: BTreeMap<String, StateExp> = BTreeMap::new();
+        for (k, r) in &job.pre {
+            state.insert(k.clone(), StateExp::Is(r.clone()));
+        }
+        if job.op != Op::Keyless {
+            let keys: BTreeSet<&str> = job
+                .rows
+                .iter()
+                .filter(|r| !r.key.is_empty())
+                .map(|r| r.key.as_str())
+                .collect();
+            for key in keys {
+                let rows: Vec<&Row> = job.rows.iter().filter(|r| r.key == key).collect();
+                let before = pre
+                    .get(key)
+                    .map_or(StateExp::Absent, |r| StateExp::Is((*r).clone()));
+                let exp = match job.op {
+                    Op::Upsert | Op::Update => rows
+                        .iter()
+                        .rev()
+                        .find(|r| expect[r.n as usize - 1] == Expect::Written)
+                        .map_or(before, |r| StateExp::Is(Rec::of(r))),
+                    Op::Create if job.atomic => rows
+                        .iter()
+                        .find(|r| expect[r.n as usize - 1] == Expect::Written)
+                        .map_or(before, |r| StateExp::Is(Rec::of(r))),
+                    Op::Create => match create_groups.get(key) {
+                        Some(g) if !g.is_empty() => StateExp::OneOf(
+                            g.iter()
+                                .map(|n| (*n, Rec::of(&job.rows[*n as usize - 1])))
+                                .collect(),
+                        ),
+                        _ => before,
+                    },
+                    Op::Delete if job.atomic => model
+                        .get(key)
+                        .map_or(StateExp::Absent, |r| StateExp::Is(r.clone())),
+                    Op::Delete => {
+                        if rows.iter().all(|r| r.kind == Kind::Skip) {
+                            before
+                        } else {
+                            StateExp::Absent
+                        }
+                    }
+                    Op::Keyless => unreachable!(),
+                };
+                state.insert(key.to_string(), exp);
+            }
+        }
+        let keyless_sets = if job.op == Op::Keyless && job.atomic && job.kills == 0 {
+            sets
+        } else {
+            Vec::new()
+        };
+        let mut creators = BTreeSet::new();
+        if job.op == Op::Create && job.atomic {
+            for row in &job.rows {
+                if expect[row.n as usize - 1] == Expect::Written {
+                    creators.insert(row.n);
+                }
+            }
+        }
+        Oracle {
+            expect,
+            state,
+            create_groups,
+            delete_groups,
+            keyless_sets,
+            creators,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running the chain.
+
+/// How one run of the chain ended.
+#[derive(Debug)]
+pub struct RunEnd {
+    /// The exit code; `None`: killed.
+    pub code: Option<i32>,
+    pub stderr_tail: String,
+}
+
+/// What the chain of runs came to.
+#[derive(Debug)]
+pub struct ChainEnd {
+    pub runs: Vec<RunEnd>,
+    /// A kill landed after the run had recorded its end: no report, no rejects file to check.
+    pub ended_at_kill: bool,
+    /// Problems of the runner itself (a run that hung, an unexpected exit code).
+    pub trouble: Vec<String>,
+}
+
+fn spawn(dir: &Path, emu: &Emu, args: &[String], i: usize) -> Child {
+    let out = std::fs::File::create(dir.join(format!("run-{i}.out"))).unwrap();
+    let err = std::fs::File::create(dir.join(format!("run-{i}.err"))).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dvload"));
+    cmd.args(args).current_dir(dir);
+    for (k, v) in emu.env() {
+        cmd.env(k, v);
+    }
+    cmd.env_remove("RUST_LOG")
+        .env_remove("DATAVERSE_ACCESS_TOKEN")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .expect("run dvload")
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Loads the records that are there before the run, without faults and without a ledger.
+fn load_pre(w: &Workdir, emu: &Emu, job: &Job) {
+    let mut csv = String::from("Key,Name,Employees\n");
+    for (k, r) in &job.pre {
+        writeln!(csv, "{k},{},{}", r.name, r.employees.unwrap()).unwrap();
+    }
+    w.write("pre/pre.csv", csv);
+    w.write(
+        "pre/pre.toml",
+        "[source]\npath = \"pre.csv\"\n[target]\nentity_set = \"accounts\"\noperation = \"upsert\"\n\
+         key = { accountnumber = \"Key\" }\n[fields]\nname = \"Name\"\n\
+         numberofemployees = { from = \"Employees\", type = \"int\" }\n",
+    );
+    let out = w.dvload_env(&["run", "pre/pre.toml", "--no-ledger"], &emu.env());
+    out.expect_code(0);
+    assert_eq!(
+        emu.state.count("account"),
+        job.pre.len(),
+        "pre-existing records"
+    );
+}
+
+/// Runs the job: `dvload run ... --resume`, killed `job.kills` times at random moments, resumed
+/// until a run ends on its own.
+pub fn run_chain(w: &Workdir, emu: &Emu, job: &Job) -> ChainEnd {
+    let mut r = Rng::new(job.seed, 2);
+    let args = job.args();
+    let mut kills_left = job.kills;
+    let mut runs = Vec::new();
+    let mut trouble = Vec::new();
+    let mut ended_at_kill = false;
+    let ops = job.rows.len() as u64;
+    let expected_requests = ops / job.batch_size as u64 + 2;
+    let base = emu.stats().requests;
+    let mut revoke_pending = job.revoke_all_after;
+    for i in 0..30 {
+        let _ = std::fs::remove_file(w.path().join("report.json"));
+        let before = emu.stats().requests;
+        // In the first half of what the run would send, so that the kill lands mid-run.
+        let kill_at =
+            (kills_left > 0).then(|| before + 1 + r.below((expected_requests / 2).max(1)));
+        let extra = Duration::from_millis(r.below(5));
+        let mut child = spawn(w.path(), emu, &args, i);
+        let start = Instant::now();
+        let mut killed = false;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            let now = emu.stats().requests;
+            if let Some(at) = revoke_pending {
+                if now >= base + at {
+                    emu.revoke_all_tokens();
+                    revoke_pending = None;
+                }
+            }
+            if kill_at.is_some_and(|at| now >= at) {
+                std::thread::sleep(extra);
+                if child.try_wait().unwrap().is_none() {
+                    child.kill().unwrap(); // SIGKILL
+                    killed = true;
+                }
+                break child.wait().ok();
+            }
+            if start.elapsed() > Duration::from_secs(120) {
+                child.kill().unwrap();
+                let _ = child.wait();
+                trouble.push(format!("run {i} made no end in 120 s: killed"));
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        let stderr =
+            std::fs::read_to_string(w.path().join(format!("run-{i}.err"))).unwrap_or_default();
+        let code = if killed {
+            None
+        } else {
+            status.and_then(|s| s.code())
+        };
+        runs.push(RunEnd {
+            code,
+            stderr_tail: tail(&stderr, 6),
+        });
+        if !trouble.is_empty() {
+            break;
+        }
+        if killed {
+            kills_left -= 1;
+            if last_run_ended(w.path()) {
+                ended_at_kill = true;
+                break;
+            }
+            continue;
+        }
+        match code {
+            Some(0 | 1) => break,
+            // Stopped (a set-up failure such as tokens refused again and again, or too many
+            // errors): resumable, and resumed.
+            Some(3 | 4) => continue,
+            other => {
+                trouble.push(format!(
+                    "run {i} exited with {other:?}\n{}",
+                    tail(&stderr, 10)
+                ));
+                break;
+            }
+        }
+    }
+    ChainEnd {
+        runs,
+        ended_at_kill,
+        trouble,
+    }
+}
+
+fn ledger(dir: &Path) -> Option<rusqlite::Connection> {
+    let path = dir.join(".dvload/ledger.sqlite");
+    path.exists()
+        .then(|| rusqlite::Connection::open(path).expect("ledger opens"))
+}
+
+fn last_run_ended(dir: &Path) -> bool {
+    ledger(dir).is_some_and(|db| {
+        db.query_row(
+            "SELECT ended_at IS NOT NULL FROM runs ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get::<_, bool>(0),
+        )
+        .unwrap_or(false)
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checking.
+
+/// The known defects of main that the chaos finds (see the seed lists in chaos.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Class {
+    /// `--atomic`: a change set whose first attempt was lost and whose first operation then gets
+    /// 412 (create by key, record there before) or 404 (delete, already absent) is counted
+    /// written whole.
+    AtomicLostThen412Or404,
+    /// Duplicate keys in one file end with the older row's values (retries, deferred lookups).
+    DuplicateKeyOlderWins,
+    /// After `--resume`, the rejects file (and the exit code) lacks the earlier runs' rejects.
+    ResumeRejectsForgotten,
+    /// A create by key whose answer was lost, then 412, is recorded as not created (undo).
+    CreateAfterLost412NotCreated,
+    /// Without `--atomic`: a create by key that finds its key taken (412) after a lost attempt,
+    /// or in a resumed run, is counted written although the record was there before the row
+    /// (another row of the file, or before the run): its values are not in Dataverse. Not in
+    /// the known list as such; the non-atomic sibling of [`Class::AtomicLostThen412Or404`]
+    /// (DESIGN: such an answer "is uncertain, and is resolved, never assumed").
+    Lost412CountedWritten,
+    /// Not one of the known defects: a new finding.
+    New,
+}
+
+impl Class {
+    pub fn label(self) -> &'static str {
+        match self {
+            Class::AtomicLostThen412Or404 => {
+                "known defect: --atomic lost attempt then 412/404 counted written whole"
+            }
+            Class::DuplicateKeyOlderWins => {
+                "known defect: duplicate keys end with the older row's values"
+            }
+            Class::ResumeRejectsForgotten => {
+                "known defect: after --resume the rejects file lacks the earlier runs' rejects"
+            }
+            Class::CreateAfterLost412NotCreated => {
+                "known defect: create by key after a lost answer + 412 recorded as not created"
+            }
+            Class::Lost412CountedWritten => {
+                "NEW (sibling of the --atomic known defect): without --atomic, a 412 after a lost attempt or in a resumed run is counted written though the record was there before"
+            }
+            Class::New => "NEW: not a known defect",
+        }
+    }
+}
+
+/// One way the run broke the promise.
+#[derive(Debug, Clone)]
+pub struct Violation {
+    pub class: Class,
+    pub text: String,
+}
+
+/// What a row ended as in the ledger, across the chain.
+#[derive(Debug, Clone)]
+struct Outcome {
+    run: i64,
+    outcome: String,
+    created: i64,
+    error: Option<String>,
+}
+
+/// A record in the emulator.
+#[derive(Debug)]
+struct Found {
+    key: String,
+    rec: Rec,
+}
+
+fn records(emu: &Emu) -> Vec<Found> {
+    let rows = emu.state.rows("account");
+    let by_id: HashMap<uuid::Uuid, String> = rows
+        .iter()
+        .filter_map(|r| {
+            r.fields
+                .get("accountnumber")
+                .and_then(|v| v.as_str())
+                .map(|k| (r.id, k.to_string()))
+        })
+        .collect();
+    rows.iter()
+        .map(|r| Found {
+            key: r
+                .fields
+                .get("accountnumber")
+                .or_else(|| r.fields.get("description"))
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string(),
+            rec: Rec {
+                name: r
+                    .fields
+                    .get("name")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_string(),
+                employees: r.fields.get("numberofemployees").and_then(|v| v.as_i64()),
+                parent: r
+                    .lookup("parentaccountid")
+                    .map(|(id, _)| by_id.get(&id).cloned().unwrap_or_else(|| id.to_string())),
+            },
+        })
+        .collect()
+}
+
+/// What one seed came to.
+pub struct SeedResult {
+    pub job: Job,
+    pub violations: Vec<Violation>,
+    /// Runs in the chain, and how many of them were killed.
+    pub runs: usize,
+    pub killed: usize,
+}
+
+/// Runs `job` against a fresh emulator and returns what broke.
+pub fn run_seed(seed: u64) -> SeedResult {
+    run_seed_tampered(seed, |_, _| {})
+}
+
+/// [`run_seed`], with `tamper` run on the emulator after the chain and before the checks (to
+/// prove that the checks see a broken promise).
+pub fn run_seed_tampered(seed: u64, tamper: impl FnOnce(&Workdir, &Emu)) -> SeedResult {
+    let job = Job::generate(seed);
+    let oracle = Oracle::of(&job);
+    let emu = Emu::start_with(Config {
+        seed,
+        ..Config::default()
+    });
+    let w = Workdir::new();
+    load_pre(&w, &emu, &job);
+    w.write("job.csv", job.csv());
+    w.write("job.toml", job.mapping());
+    emu.set_faults(job.faults.clone());
+    if let Some(l) = job.token_lifetime {
+        emu.set_token_lifetime(l);
+    }
+    let chain = run_chain(&w, &emu, &job);
+    emu.set_faults(FaultsConfig::default());
+    tamper(&w, &emu);
+    let v = check(&w, &emu, &job, &oracle, &chain);
+    if std::env::var_os("DVLOAD_CHAOS_KEEP").is_some() {
+        let kept = w.path().to_path_buf();
+        std::mem::forget(w);
+        eprintln!("seed {seed}: work directory kept in {}", kept.display());
+    }
+    SeedResult {
+        job,
+        violations: v,
+        runs: chain.runs.len(),
+        killed: chain.runs.iter().filter(|r| r.code.is_none()).count(),
+    }
+}
+
+fn check(w: &Workdir, emu: &Emu, job: &Job, oracle: &Oracle, chain: &ChainEnd) -> Vec<Violation> {
+    let mut v = check_all(w, emu, job, oracle, chain);
+    // A record counted written but missing makes its children's lookups fail (404): those
+    // rejects follow from the first defect.
+    if let Some(first) = v
+        .iter()
+        .find(|x| x.class == Class::AtomicLostThen412Or404)
+        .map(|x| x.class)
+    {
+        for x in &mut v {
+            if x.class == Class::New
+                && x.text.contains("expected Written")
+                && x.text.contains("404")
+            {
+                x.class = first;
+                x.text = format!(
+                    "(follows: a lookup target counted written is missing) {}",
+                    x.text
+                );
+            }
+        }
+    }
+    v
+}
+
+fn check_all(
+    w: &Workdir,
+    emu: &Emu,
+    job: &Job,
+    oracle: &Oracle,
+    chain: &ChainEnd,
+) -> Vec<Violation> {
+    let mut v = Vec::new();
+    let new = |v: &mut Vec<Violation>, class: Class, text: String| {
+        v.push(Violation { class, text });
+    };
+    for t in &chain.trouble {
+        new(&mut v, Class::New, format!("runner: {t}"));
+    }
+    let n_rows = job.rows.len() as u64;
+    let kills = chain.runs.iter().filter(|r| r.code.is_none()).count() as u64;
+    let Some(db) = ledger(w.path()) else {
+        new(&mut v, Class::New, "no ledger".into());
+        return v;
+    };
+    // One chain.
+    let runs: Vec<(i64, i64)> = db
+        .prepare("SELECT id, chain FROM runs ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let last_run = runs.last().map_or(0, |r| r.0);
+    if runs.iter().any(|r| r.1 != runs[0].0) {
+        new(
+            &mut v,
+            Class::New,
+            format!("the runs are not one resume chain: (id, chain) {runs:?}"),
+        );
+    }
+    // Each row's outcome across the chain.
+    let mut outcomes: BTreeMap<u64, Vec<Outcome>> = BTreeMap::new();
+    let mut stmt = db
+        .prepare("SELECT run_id, row, outcome, created, error FROM row_outcomes WHERE outcome <> 'unsent' ORDER BY run_id, row")
+        .unwrap();
+    for row in stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(1)? as u64,
+                Outcome {
+                    run: r.get(0)?,
+                    outcome: r.get(2)?,
+                    created: r.get(3)?,
+                    error: r.get(4)?,
+                },
+            ))
+        })
+        .unwrap()
+    {
+        let (n, o) = row.unwrap();
+        outcomes.entry(n).or_default().push(o);
+    }
+    let mut actual: BTreeMap<u64, Outcome> = BTreeMap::new();
+    for n in 1..=n_rows {
+        match outcomes.get(&n).map(Vec::as_slice) {
+            None | Some([]) => new(
+                &mut v,
+                Class::New,
+                format!("row {n}: no outcome in the ledger (lost)"),
+            ),
+            Some([one]) => {
+                actual.insert(n, one.clone());
+            }
+            Some(many) => {
+                new(
+                    &mut v,
+                    Class::New,
+                    format!(
+                        "row {n}: {} outcomes in the ledger across the chain: {:?}",
+                        many.len(),
+                        many.iter()
+                            .map(|o| format!("run {} {}", o.run, o.outcome))
+                            .collect::<Vec<_>>()
+                    ),
+                );
+                actual.insert(n, many[0].clone());
+            }
+        }
+    }
+    if let Some(extra) = outcomes.keys().find(|n| **n > n_rows || **n == 0) {
+        new(&mut v, Class::New, format!("the ledger has a row {extra}"));
+    }
+    // Each row's outcome against the oracle.
+    let found = records(emu);
+    for row in &job.rows {
+        let Some(a) = actual.get(&row.n) else {
+            continue;
+        };
+        let e = oracle.expect[row.n as usize - 1];
+        let ok = matches!(
+            (e, a.outcome.as_str()),
+            (Expect::Written, "written")
+                | (Expect::Skipped, "skipped")
+                | (Expect::Rejected(_), "rejected")
+                | (Expect::Either, "written" | "rejected")
+        );
+        let error = a.error.as_deref().unwrap_or("");
+        if !ok {
+            let class = classify_outcome(job, row, e, &a.outcome);
+            new(
+                &mut v,
+                class,
+                format!(
+                    "row {} ({} {}{}): expected {e:?}, the ledger says {} in run {}{}",
+                    row.n,
+                    row.key,
+                    row.kind_text(),
+                    parent_text(row),
+                    a.outcome,
+                    a.run,
+                    if error.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", short(error))
+                    }
+                ),
+            );
+        }
+        if a.outcome == "rejected" {
+            if error.starts_with("gave up after") {
+                new(
+                    &mut v,
+                    Class::New,
+                    format!(
+                        "row {}: {} (the fault mix should be retried through)",
+                        row.n,
+                        short(error)
+                    ),
+                );
+            } else if e == Expect::Rejected(true)
+                && !(error.contains("Employees") || error.contains("key"))
+            {
+                new(
+                    &mut v,
+                    Class::New,
+                    format!("row {}: rejected by the mapping, but: {error}", row.n),
+                );
+            } else if job.op == Op::Keyless
+                && e == Expect::Either
+                && !error.starts_with("outcome unknown")
+            {
+                new(
+                    &mut v,
+                    Class::New,
+                    format!(
+                        "row {}: a valid keyless create rejected for another reason than an unknown outcome: {}",
+                        row.n,
+                        short(error)
+                    ),
+                );
+            }
+        }
+    }
+    // Groups.
+    for (key, rows) in &oracle.create_groups {
+        let written: Vec<u64> = rows
+            .iter()
+            .copied()
+            .filter(|n| actual.get(n).is_some_and(|o| o.outcome == "written"))
+            .collect();
+        if written.len() != 1 {
+            new(
+                &mut v,
+                if written.len() > 1 {
+                    Class::Lost412CountedWritten
+                } else {
+                    Class::New
+                },
+                format!(
+                    "key {key}: exactly one of the rows {rows:?} creates it, but the ledger has {written:?} written (a 412 counted written is a record that was there before)"
+                ),
+            );
+        }
+    }
+    for (key, rows) in &oracle.delete_groups {
+        if !rows
+            .iter()
+            .any(|n| actual.get(n).is_some_and(|o| o.outcome == "written"))
+        {
+            new(
+                &mut v,
+                Class::New,
+                format!("key {key} existed, but none of its delete rows {rows:?} is written"),
+            );
+        }
+    }
+    // The records.
+    let mut by_key: BTreeMap<&str, Vec<&Found>> = BTreeMap::new();
+    for f in &found {
+        by_key.entry(f.key.as_str()).or_default().push(f);
+    }
+    for (key, exp) in &oracle.state {
+        let there: Vec<&Rec> = by_key
+            .get(key.as_str())
+            .map_or(Vec::new(), |fs| fs.iter().map(|f| &f.rec).collect());
+        let ok = match (exp, there.as_slice()) {
+            (StateExp::Absent, []) => true,
+            (StateExp::Is(r), [one]) => r == *one,
+            (StateExp::OneOf(options), [one]) => {
+                let creator = options.iter().find(|(_, r)| r == *one);
+                // The row whose values are there is the one written.
+                creator.is_some_and(|(n, _)| actual.get(n).is_none_or(|o| o.outcome == "written"))
+            }
+            _ => false,
+        };
+        if !ok {
+            let class = classify_state(job, key, exp, &there, &actual);
+            let why = if class == Class::DuplicateKeyOlderWins {
+                let older = job
+                    .rows
+                    .iter()
+                    .find(|r| r.key == *key && there.len() == 1 && Rec::of(r) == *there[0]);
+                match older {
+                    Some(r) if !r.parent.is_empty() && !r.parent.starts_with("E-") => format!(
+                        " (row {}'s lookup to a row of the file was deferred to the end, and sent after the later row)",
+                        r.n
+                    ),
+                    Some(r) => format!(
+                        " (row {} was applied after the later row: retried, or sent alongside)",
+                        r.n
+                    ),
+                    None => String::new(),
+                }
+            } else {
+                String::new()
+            };
+            new(
+                &mut v,
+                class,
+                format!(
+                    "record {key}: expected {}, Dataverse has {}{why}",
+                    show_exp(exp),
+                    if there.is_empty() {
+                        "none".to_string()
+                    } else {
+                        there
+                            .iter()
+                            .map(|r| r.show())
+                            .collect::<Vec<_>>()
+                            .join(" + ")
+                    }
+                ),
+            );
+        }
+    }
+    // Keyless creates: each row's records.
+    let mut copies: BTreeMap<u64, u64> = BTreeMap::new();
+    for f in &found {
+        if let Some(n) = f.key.strip_prefix("R-").and_then(|n| n.parse().ok()) {
+            *copies.entry(n).or_default() += 1;
+        } else if !oracle.state.contains_key(&f.key) {
+            new(
+                &mut v,
+                Class::New,
+                format!(
+                    "record {:?} ({}) is not one the job could make",
+                    f.key,
+                    f.rec.show()
+                ),
+            );
+        }
+    }
+    if job.op == Op::Keyless {
+        for row in &job.rows {
+            let c = copies.get(&row.n).copied().unwrap_or(0);
+            let a = actual.get(&row.n).map_or("", |o| o.outcome.as_str());
+            let could = oracle.expect[row.n as usize - 1] == Expect::Either;
+            let (lo, hi) = match (could, a) {
+                (true, "written") => (1, 1 + kills),
+                (true, _) => (0, 1 + kills),
+                (false, _) => (0, 0),
+            };
+            if c < lo || c > hi {
+                new(
+                    &mut v,
+                    Class::New,
+                    format!(
+                        "row {} (keyless, {}): {c} records in Dataverse, expected {lo}..={hi}",
+                        row.n, a
+                    ),
+                );
+            }
+        }
+        for set in &oracle.keyless_sets {
+            let outs: BTreeSet<(&str, u64)> = set
+                .iter()
+                .map(|n| {
+                    (
+                        actual.get(n).map_or("", |o| o.outcome.as_str()),
+                        copies.get(n).copied().unwrap_or(0),
+                    )
+                })
+                .collect();
+            if outs.len() > 1 {
+                new(
+                    &mut v,
+                    Class::New,
+                    format!(
+                        "change set {set:?} is not all or nothing: (outcome, records) {outs:?}"
+                    ),
+                );
+            }
+        }
+    }
+    // The ledger's `created`.
+    for row in &job.rows {
+        let Some(a) = actual.get(&row.n) else {
+            continue;
+        };
+        let expected = match job.op {
+            Op::Keyless => Some(a.outcome == "written"),
+            Op::Create if job.atomic => Some(oracle.creators.contains(&row.n)),
+            Op::Create => {
+                // The row whose values are in Dataverse created the record.
+                let created_it = oracle.create_groups.get(&row.key).is_some_and(|g| {
+                    g.contains(&row.n)
+                        && by_key
+                            .get(row.key.as_str())
+                            .is_some_and(|fs| fs.len() == 1 && fs[0].rec == Rec::of(row))
+                });
+                (a.outcome == "written").then_some(created_it)
+            }
+            _ => Some(false),
+        };
+        if let Some(expected) = expected {
+            if (a.created == 1) != expected {
+                let class = if job.op == Op::Create && expected {
+                    Class::CreateAfterLost412NotCreated
+                } else {
+                    Class::New
+                };
+                new(
+                    &mut v,
+                    class,
+                    format!(
+                        "row {} ({}): the ledger has created = {}, expected {}",
+                        row.n,
+                        row.key,
+                        a.created,
+                        u8::from(expected)
+                    ),
+                );
+            }
+        }
+    }
+    if !chain.trouble.is_empty() {
+        return v;
+    }
+    // The rejects file: exactly the rows rejected across the chain, replayable.
+    let rejected_rows: BTreeMap<u64, &Outcome> = actual
+        .iter()
+        .filter(|(_, o)| o.outcome == "rejected")
+        .map(|(n, o)| (*n, o))
+        .collect();
+    let rejects = read_rejects_csv(&w.path().join("rejects.csv"), b',');
+    let in_file: BTreeMap<u64, _> = rejects.iter().map(|r| (r.row, r)).collect();
+    if in_file.len() != rejects.len() {
+        new(
+            &mut v,
+            Class::New,
+            "a row is twice in the rejects file".into(),
+        );
+    }
+    let missing: Vec<u64> = rejected_rows
+        .keys()
+        .copied()
+        .filter(|n| !in_file.contains_key(n))
+        .collect();
+    if !missing.is_empty() {
+        let earlier = missing.iter().all(|n| rejected_rows[n].run < last_run);
+        new(
+            &mut v,
+            if earlier {
+                Class::ResumeRejectsForgotten
+            } else {
+                Class::New
+            },
+            format!(
+                "rejects file lacks rejected rows {} ({})",
+                list(&missing),
+                if earlier {
+                    "all rejected by earlier runs of the chain"
+                } else {
+                    "some rejected by the last run"
+                }
+            ),
+        );
+    }
+    let extra: Vec<u64> = in_file
+        .keys()
+        .copied()
+        .filter(|n| !rejected_rows.contains_key(n))
+        .collect();
+    if !extra.is_empty() {
+        new(
+            &mut v,
+            Class::New,
+            format!(
+                "rejects file has rows the ledger does not reject: {}",
+                list(&extra)
+            ),
+        );
+    }
+    for (n, r) in &in_file {
+        let Some(row) = job.rows.get((*n as usize).wrapping_sub(1)) else {
+            continue;
+        };
+        let same = [
+            ("Key", &row.key),
+            ("Name", &row.name),
+            ("Employees", &row.employees),
+            ("Parent", &row.parent),
+        ]
+        .iter()
+        .all(|(col, val)| r.fields.get(*col) == Some(*val));
+        if !same {
+            new(
+                &mut v,
+                Class::New,
+                format!("rejects file row {n} is not the source row: {:?}", r.fields),
+            );
+        }
+    }
+    // The last run's report and exit code.
+    // A kill that landed after the run recorded its end: the ledger has its exit code (the
+    // rejects file was in place before that; the report may not be).
+    let last_code = if chain.ended_at_kill {
+        db.query_row(
+            "SELECT exit_code FROM runs ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get::<_, Option<i32>>(0),
+        )
+        .unwrap()
+    } else {
+        chain.runs.last().and_then(|r| r.code)
+    };
+    let chain_rejected = !rejected_rows.is_empty();
+    let expected_code = if chain_rejected { 1 } else { 0 };
+    if last_code != Some(expected_code) {
+        let earlier_only = chain_rejected && rejected_rows.values().all(|o| o.run < last_run);
+        new(
+            &mut v,
+            if earlier_only {
+                Class::ResumeRejectsForgotten
+            } else {
+                Class::New
+            },
+            format!(
+                "the last run exited {last_code:?}, expected {expected_code} (rows rejected in the chain: {})\n{}",
+                rejected_rows.len(),
+                chain.runs.last().map_or("", |r| r.stderr_tail.as_str())
+            ),
+        );
+    }
+    let report_path = w.path().join("report.json");
+    let Ok(text) = std::fs::read_to_string(&report_path) else {
+        if !chain.ended_at_kill {
+            new(&mut v, Class::New, "the last run wrote no report".into());
+        }
+        return v;
+    };
+    let report: serde_json::Value = serde_json::from_str(&text).expect("report is JSON");
+    let n = |k: &str| report[k].as_u64().unwrap_or(u64::MAX);
+    let count_last = |outcome: &str| {
+        actual
+            .values()
+            .filter(|o| o.run == last_run && o.outcome == outcome)
+            .count() as u64
+    };
+    let got = [
+        n("read"),
+        n("written"),
+        n("rejected"),
+        n("skipped"),
+        n("unchanged"),
+        n("passed_over"),
+    ];
+    let last_rows = actual.values().filter(|o| o.run == last_run).count() as u64;
+    let want = [
+        last_rows,
+        count_last("written"),
+        count_last("rejected"),
+        count_last("skipped"),
+        0,
+        n_rows - last_rows,
+    ];
+    if got != want {
+        new(
+            &mut v,
+            Class::New,
+            format!(
+                "report (read, written, rejected, skipped, unchanged, passed_over) = {got:?}, the ledger's last run says {want:?}"
+            ),
+        );
+    }
+    if got[0] != got[1] + got[2] + got[3] + got[4] || got[0] + got[5] != n_rows {
+        new(
+            &mut v,
+            Class::New,
+            format!("report counts do not add up to {n_rows} rows: {got:?}"),
+        );
+    }
+    v
+}
+
+impl Row {
+    fn kind_text(&self) -> &'static str {
+        match self.kind {
+            Kind::Valid => "valid",
+            Kind::Invalid => "invalid",
+            Kind::Refused => "refused",
+            Kind::Skip => "skip",
+        }
+    }
+}
+
+fn parent_text(row: &Row) -> String {
+    if row.parent.is_empty() {
+        String::new()
+    } else {
+        format!(", parent {}", row.parent)
+    }
+}
+
+fn short(s: &str) -> String {
+    if s.len() > 160 {
+        let mut end = 160;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}…", &s[..end])
+    } else {
+        s.to_string()
+    }
+}
+
+fn list(rows: &[u64]) -> String {
+    let shown: Vec<String> = rows.iter().take(12).map(u64::to_string).collect();
+    if rows.len() > 12 {
+        format!("{} … ({} in all)", shown.join(", "), rows.len())
+    } else {
+        shown.join(", ")
+    }
+}
+
+fn show_exp(e: &StateExp) -> String {
+    match e {
+        StateExp::Absent => "none".into(),
+        StateExp::Is(r) => r.show(),
+        StateExp::OneOf(options) => format!(
+            "one of {}",
+            options
+                .iter()
+                .map(|(n, r)| format!("row {n} {}", r.show()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn classify_outcome(job: &Job, _row: &Row, e: Expect, actual: &str) -> Class {
+    let faults = job.faults.fail_rate > 0.0 || job.faults.reset_rate > 0.0;
+    if job.atomic
+        && matches!(job.op, Op::Create | Op::Delete)
+        && matches!(e, Expect::Rejected(false))
+        && actual == "written"
+        && faults
+    {
+        return Class::AtomicLostThen412Or404;
+    }
+    if !job.atomic && job.op == Op::Create && e == Expect::Rejected(false) && actual == "written" {
+        return Class::Lost412CountedWritten;
+    }
+    Class::New
+}
+
+fn classify_state(
+    job: &Job,
+    key: &str,
+    exp: &StateExp,
+    there: &[&Rec],
+    actual: &BTreeMap<u64, Outcome>,
+) -> Class {
+    let faults = job.faults.fail_rate > 0.0 || job.faults.reset_rate > 0.0;
+    // The values of an older written row of the same key.
+    if matches!(job.op, Op::Upsert | Op::Update) && there.len() == 1 {
+        let older = job.rows.iter().any(|r| {
+            r.key == key
+                && Rec::of(r) == *there[0]
+                && actual.get(&r.n).is_some_and(|o| o.outcome == "written")
+        });
+        if older {
+            return Class::DuplicateKeyOlderWins;
+        }
+    }
+    if job.atomic && faults && matches!(job.op, Op::Create | Op::Delete) {
+        // The effect of a row counted written is missing.
+        let missing_effect = match (job.op, exp) {
+            (Op::Create, StateExp::Is(_)) => there.len() != 1,
+            (Op::Delete, StateExp::Absent) => !there.is_empty(),
+            _ => false,
+        };
+        if missing_effect {
+            return Class::AtomicLostThen412Or404;
+        }
+    }
+    Class::New
+}
+
+/// Runs each seed, prints what broke, and returns the failing seeds with their classes.
+pub fn run_seeds(seeds: &[u64]) -> Vec<(u64, BTreeSet<Class>)> {
+    let mut failed = Vec::new();
+    for &seed in seeds {
+        let start = Instant::now();
+        let SeedResult {
+            job,
+            violations: v,
+            runs,
+            killed,
+        } = run_seed(seed);
+        let secs = start.elapsed().as_secs_f64();
+        let chain = format!("{runs} run(s), {killed} killed, {secs:.1} s");
+        if v.is_empty() {
+            eprintln!("ok   {} ({chain})", job.describe());
+            continue;
+        }
+        let classes: BTreeSet<Class> = v.iter().map(|x| x.class).collect();
+        let mut msg = format!(
+            "FAIL {} ({chain})\n  replay: DVLOAD_CHAOS_SEED={seed} cargo test --test integration chaos_soak -- --ignored --nocapture\n",
+            job.describe()
+        );
+        for c in &classes {
+            writeln!(msg, "  [{}]", c.label()).unwrap();
+            for x in v.iter().filter(|x| x.class == *c).take(8) {
+                writeln!(msg, "    - {}", x.text.replace('\n', "\n      ")).unwrap();
+            }
+            let more = v.iter().filter(|x| x.class == *c).count().saturating_sub(8);
+            if more > 0 {
+                writeln!(msg, "    - … and {more} more").unwrap();
+            }
+        }
+        eprint!("{msg}");
+        failed.push((seed, classes));
+    }
+    failed
+}
