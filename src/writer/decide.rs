@@ -273,6 +273,10 @@ pub struct Decision {
     /// means it was not (the change set fails on that operation, as it would have without the
     /// fault).
     pub settle_with: Option<usize>,
+    /// `--atomic`: a change set of deletes whose earlier attempt was lost, and whose first
+    /// record is now absent: either that attempt was applied whole, or the record was absent
+    /// before it. The other records, read back, tell which (see [`settle_deletes`]).
+    pub settle_deletes: bool,
     /// `--atomic`: an operation of a rolled-back change set was settled on its own (found done),
     /// and the others are sent again without it. That resend is progress, not a failure: it does
     /// not count as an attempt and waits for no backoff.
@@ -372,6 +376,7 @@ pub fn decide(
         refresh_token: false,
         fatal: None,
         settle_with: None,
+        settle_deletes: false,
         peeled: false,
     };
     let retry = |reason: String, maybe_applied: bool| Verdict::Retry {
@@ -454,11 +459,32 @@ pub fn decide(
                 };
                 d.verdicts.push(verdict);
             }
+            // The first delete found its record absent: not counted before the others tell.
+            if d.settle_deletes {
+                if let (Some(v), Some(PartOutcome::Failed { status, error, .. })) =
+                    (d.verdicts.first_mut(), outcomes.first())
+                {
+                    *v = Verdict::Verify(describe(*status, error));
+                }
+            }
         }
     }
-    // Give up on what has been tried enough, and never resend a blind create that may have
-    // been applied: a second POST would make a second record.
-    for (v, op) in d.verdicts.iter_mut().zip(ops) {
+    bound(&mut d.verdicts, ops, d.peeled, elapsed, policy);
+    d
+}
+
+/// Gives up on what has been tried enough, and never resends a blind create that may have been
+/// applied: a second POST would make a second record. Applies to every verdict of an attempt,
+/// those [`settle`] and [`settle_deletes`] give included; `peeled` (see
+/// [`Decision::peeled`]) spares the attempts count, never the time.
+pub fn bound(
+    verdicts: &mut [Verdict],
+    ops: &[OpInfo],
+    peeled: bool,
+    elapsed: Duration,
+    policy: &RetryPolicy,
+) {
+    for (v, op) in verdicts.iter_mut().zip(ops) {
         if let Verdict::Retry {
             reason,
             maybe_applied,
@@ -470,7 +496,7 @@ pub fn decide(
                     "outcome unknown ({reason}); not sent again because a repeated create without a key could make a \
                      second record: check whether it exists, then replay the row (or give the mapping a key)"
                 ));
-            } else if (op.attempts >= policy.max_attempts && !d.peeled)
+            } else if (op.attempts >= policy.max_attempts && !peeled)
                 || elapsed >= policy.max_elapsed
             {
                 *v = Verdict::Rejected(format!(
@@ -482,7 +508,6 @@ pub fn decide(
             }
         }
     }
-    d
 }
 
 fn throttle(d: &mut Decision, after: Option<Duration>, limit: Limit, policy: &RetryPolicy) {
@@ -548,8 +573,9 @@ fn part_verdict(
     match status {
         // The record exists: created by an earlier attempt, or there before the run? Read it.
         s if found_existing(s, error, op) => Verdict::Verify(describe(status, error)),
-        // The record is absent, as the delete asked: done, by the lost attempt or before it.
-        s if found_absent(s, op) => Verdict::Written,
+        // The record is absent, as the delete asked: done by the lost attempt, unless an earlier
+        // row of this run deleted it (see `settle`).
+        s if found_absent(s, op) => Verdict::Verify(describe(status, error)),
         // A lookup whose target is not there (yet): try once more after the rest of the job.
         s if defers(s, op) => Verdict::Defer(describe(status, error)),
         _ => Verdict::Rejected(describe(status, error)),
@@ -617,10 +643,10 @@ fn rolled_back(
     match culprit {
         // The first operation finds its work done, and this batch's earlier attempt, the same
         // change set, was lost: either that attempt was applied whole (all or nothing), or it
-        // failed on this very operation because its record was there before the run. A create's
-        // read-back tells which, for the whole change set. A delete's cannot (absent either
-        // way): it counts as done and the others go again without it, each settled by its own
-        // answer. (A culprit further in means the ones before it just succeeded: the earlier
+        // failed on this very operation because its record was there before the run (a create)
+        // or absent before it (a delete). A create's record, read back, tells which; for a
+        // delete, the other records do (all absent: applied). Either settles the whole change
+        // set. (A culprit further in means the ones before it just succeeded: the earlier
         // attempt was not applied.)
         Some((0, PartOutcome::Failed { status, error, .. }))
             if op.maybe_applied
@@ -640,9 +666,11 @@ fn rolled_back(
                     maybe_applied: true,
                 }
             } else {
-                d.peeled = true;
+                d.settle_deletes = true;
                 Verdict::Retry {
-                    reason: "rolled back with its change set: operation 1 was found done".into(),
+                    reason: "rolled back with its change set, whose earlier attempt was lost: \
+                             settled by the other records"
+                        .into(),
                     maybe_applied: true,
                 }
             }
@@ -780,6 +808,8 @@ pub fn settle(
     verdicts: Vec<Verdict>,
     found: &[(usize, Found)],
     settle_with: Option<usize>,
+    ops: &[OpInfo],
+    done_before: &[bool],
 ) -> Vec<Settled> {
     let found_at = |i: usize| found.iter().find(|(j, _)| *j == i).map(|(_, f)| f);
     let culprit = settle_with.and_then(|c| found_at(c).map(|f| (c, f)));
@@ -795,7 +825,18 @@ pub fn settle(
                 verdict,
                 created: false,
             };
+            let delete = ops.get(i).is_some_and(|o| o.method == Method::Delete);
             match (verdict, culprit) {
+                // A delete that found its record absent after a lost attempt: done, unless an
+                // earlier row of this run deleted it (then it was absent before the attempt, and
+                // the 404 is the answer a run without the fault gets).
+                (Verdict::Verify(reason), _) if delete => {
+                    if done_before.get(i).copied().unwrap_or(false) {
+                        plain(Verdict::Rejected(reason))
+                    } else {
+                        plain(Verdict::Written)
+                    }
+                }
                 (Verdict::Verify(reason), _) => match found_at(i) {
                     Some(Found::Ours) => Settled {
                         verdict: Verdict::Written,
@@ -829,6 +870,64 @@ pub fn settle(
                 }
                 (verdict, _) => plain(verdict),
             }
+        })
+        .collect()
+}
+
+/// What the read-back of a record a delete may have removed says: absent ([`Found::Ours`]:
+/// consistent with this run's delete), still there ([`Found::Theirs`]), or nothing known.
+pub fn read_back_absent(status: u16) -> Found {
+    match status {
+        404 => Found::Ours,
+        200 => Found::Theirs("the record is still there".into()),
+        s => Found::Unknown(format!("reading the record back answered HTTP {s}")),
+    }
+}
+
+/// Settles a change set of deletes (see [`Decision::settle_deletes`]) from the read-backs of
+/// its operations after the first (`found`, by index) and what this run deleted before
+/// (`done_before`, by index): every record absent means the lost attempt was applied, and every
+/// operation is written; one still there, or one an earlier row deleted, means it was not, and
+/// the change set fails on its first operation, as it would have without the fault; a read that
+/// told nothing sends the change set again. (Every record absent and none deleted by this run:
+/// applied, or all absent before the run — nothing tells, and the rows' records are gone as
+/// they asked.) Pure.
+pub fn settle_deletes(
+    verdicts: Vec<Verdict>,
+    found: &[(usize, Found)],
+    done_before: &[bool],
+) -> Vec<Settled> {
+    let n = verdicts.len();
+    let first_reason = match verdicts.first() {
+        Some(Verdict::Verify(reason)) => reason.clone(),
+        _ => "Dataverse 404".into(),
+    };
+    let of = |i: usize| found.iter().find(|(j, _)| *j == i).map(|(_, f)| f);
+    let unknown = (1..n).find_map(|i| match of(i) {
+        Some(Found::Unknown(why)) => Some(why.clone()),
+        None => Some("not read back".into()),
+        _ => None,
+    });
+    // A record an earlier row of this run deleted was absent before the lost attempt, which
+    // then failed on it: not applied, whatever the reads say (they are not made).
+    let absent_before = done_before.iter().take(n).any(|&d| d);
+    let unknown = if absent_before { None } else { unknown };
+    let there = absent_before || (1..n).any(|i| matches!(of(i), Some(Found::Theirs(_))));
+    let plain = |verdict| Settled {
+        verdict,
+        created: false,
+    };
+    (0..n)
+        .map(|i| match (&unknown, there) {
+            (Some(why), _) => plain(Verdict::Retry {
+                reason: format!("{first_reason}; {why}"),
+                maybe_applied: true,
+            }),
+            (None, true) if i == 0 => plain(Verdict::Rejected(first_reason.clone())),
+            (None, true) => plain(Verdict::Rejected(format!(
+                "rolled back with its batch (--atomic): operation 1 failed: {first_reason}"
+            ))),
+            (None, false) => plain(Verdict::Written),
         })
         .collect()
 }
@@ -1108,10 +1207,18 @@ mod tests {
             matches!(d.verdicts[0], Verdict::Verify(_)),
             "a 412 after a lost attempt: created by it, or there before the run? read it back"
         );
-        assert_eq!(
-            d.verdicts[1],
-            Verdict::Written,
-            "a 404 after a lost attempt: the record is absent, as the delete asked"
+        assert!(
+            matches!(d.verdicts[1], Verdict::Verify(_)),
+            "a 404 after a lost attempt: absent, as the delete asked, unless this run deleted it before"
+        );
+        let ops = [create_by_key, delete];
+        let found = [(0, Found::Ours)];
+        let once = settle(d.verdicts.clone(), &found, None, &ops, &[false, false]);
+        assert_eq!(once[1].verdict, Verdict::Written);
+        let twice = settle(d.verdicts, &found, None, &ops, &[false, true]);
+        assert!(
+            matches!(twice[1].verdict, Verdict::Rejected(_)),
+            "an earlier row of the run deleted it: the 404 is the answer without the fault"
         );
         // Without an earlier lost attempt the same answers are real refusals.
         let fresh = [
@@ -1287,7 +1394,13 @@ mod tests {
             "nothing is counted before the record is read back"
         );
         // The record was created by this run: the lost attempt was applied whole.
-        let ours = settle(d.verdicts.clone(), &[(0, Found::Ours)], d.settle_with);
+        let ours = settle(
+            d.verdicts.clone(),
+            &[(0, Found::Ours)],
+            d.settle_with,
+            &[lost; 3],
+            &[],
+        );
         assert!(
             ours.iter()
                 .all(|s| s.verdict == Verdict::Written && s.created),
@@ -1301,6 +1414,8 @@ mod tests {
                 Found::Theirs("created 2020-01-01T00:00:00Z, before this run".into()),
             )],
             d.settle_with,
+            &[lost; 3],
+            &[],
         );
         assert_eq!(
             theirs[0].verdict,
@@ -1320,6 +1435,8 @@ mod tests {
             d.verdicts,
             &[(0, Found::Unknown("HTTP 503".into()))],
             d.settle_with,
+            &[lost; 3],
+            &[],
         );
         assert!(
             unknown.iter().all(|s| retry(true)(&s.verdict)),
@@ -1342,26 +1459,77 @@ mod tests {
     }
 
     #[test]
-    fn a_lost_change_set_of_deletes_is_peeled_one_absent_record_at_a_time() {
+    fn a_lost_change_set_of_deletes_is_settled_by_its_other_records() {
         // Issue 10 item 2: with --atomic, deletes whose change set's first attempt was lost and
         // whose first record was absent on the retry were counted deleted whole, though the
         // record may never have existed and nothing else was deleted.
         let lost = OpInfo {
             maybe_applied: true,
-            attempts: 8,
             ..op(Method::Delete, Precondition::None)
         };
         let rolled = PartOutcome::NotProcessed(NotProcessed::RolledBack { failed_op: Some(0) });
         let d = in_change_set(&[lost; 3], &[failed(404, None), rolled.clone(), rolled]);
-        assert_eq!(d.verdicts[0], Verdict::Written, "its record is absent");
-        assert!(d.verdicts[1..].iter().all(retry(true)), "{:?}", d.verdicts);
-        assert!(d.peeled, "the resend without it is progress");
         assert!(
-            d.verdicts[1..]
-                .iter()
-                .all(|v| !matches!(v, Verdict::Rejected(_))),
-            "a peel never uses up the attempts (8 of 8 made here)"
+            matches!(d.verdicts[0], Verdict::Verify(_)),
+            "{:?}",
+            d.verdicts
         );
+        assert!(d.verdicts[1..].iter().all(retry(true)), "{:?}", d.verdicts);
+        assert!(d.settle_deletes);
+        // Every other record is gone: the lost attempt was applied.
+        let gone = settle_deletes(
+            d.verdicts.clone(),
+            &[(1, Found::Ours), (2, Found::Ours)],
+            &[],
+        );
+        assert!(
+            gone.iter().all(|s| s.verdict == Verdict::Written),
+            "{gone:?}"
+        );
+        // The same reads, but an earlier row of the run deleted the second record: it was
+        // absent before the lost attempt, which failed on the first one.
+        let earlier = settle_deletes(
+            d.verdicts.clone(),
+            &[(1, Found::Ours), (2, Found::Ours)],
+            &[false, true, false],
+        );
+        assert!(
+            earlier
+                .iter()
+                .all(|s| matches!(s.verdict, Verdict::Rejected(_))),
+            "{earlier:?}"
+        );
+        assert!(
+            gone.iter().all(|s| s.verdict == Verdict::Written),
+            "{gone:?}"
+        );
+        // One is still there: it was not, and the change set fails on its first delete.
+        let there = settle_deletes(
+            d.verdicts.clone(),
+            &[(1, Found::Ours), (2, Found::Theirs("still there".into()))],
+            &[],
+        );
+        assert_eq!(
+            there[0].verdict,
+            Verdict::Rejected("Dataverse 404 (0x1): m".into())
+        );
+        assert!(
+            there[1..].iter().all(|s| matches!(&s.verdict, Verdict::Rejected(r) if r.starts_with("rolled back with its batch (--atomic): operation 1 failed: Dataverse 404"))),
+            "{there:?}"
+        );
+        // A read that told nothing: the change set goes again.
+        let unknown = settle_deletes(
+            d.verdicts,
+            &[(1, Found::Ours), (2, Found::Unknown("503".into()))],
+            &[],
+        );
+        assert!(
+            unknown.iter().all(|s| retry(true)(&s.verdict)),
+            "{unknown:?}"
+        );
+        assert_eq!(read_back_absent(404), Found::Ours);
+        assert!(matches!(read_back_absent(200), Found::Theirs(_)));
+        assert!(matches!(read_back_absent(503), Found::Unknown(_)));
     }
 
     #[test]

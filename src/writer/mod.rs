@@ -208,15 +208,15 @@ impl Writer {
 
         // The reader: maps rows into batches on a blocking thread, in key order (see `order`).
         let gate = Arc::new(KeyGate::default());
-        let mut batcher = Batcher {
-            size: batch_size,
-            batch: Vec::with_capacity(batch_size),
-            batches: batches_tx,
-            events: events_tx.clone(),
-            gate: gate.clone(),
-            stop: stop.clone(),
-            second_pass: false,
-        };
+        let mut batcher = Batcher::new(
+            batch_size,
+            self.options.atomic,
+            false,
+            batches_tx,
+            events_tx.clone(),
+            gate.clone(),
+            stop.clone(),
+        );
         let reader = tokio::task::spawn_blocking(move || -> Option<String> {
             let mut source_error = None;
             while !stop.load(Ordering::Relaxed) {
@@ -233,7 +233,16 @@ impl Writer {
                     .as_mut()
                     .map_or(Admit::Send { sent_before: false }, |f| f(&step));
                 let event = match (admitted, step) {
-                    (Admit::PassOver, step) => Event::PassedOver(step_pos(&step)),
+                    (Admit::PassOver, step) => {
+                        // A create or delete an earlier run of the chain did: its key is this
+                        // job's own doing (see `KeyGate::note_done`).
+                        if let Step::Operation(op, _) = &step {
+                            if send::settles_by_key(op) {
+                                batcher.gate.note_done(key_identity(&op.key));
+                            }
+                        }
+                        Event::PassedOver(step_pos(&step))
+                    }
                     (Admit::PassOverRejected(reason), Step::Operation(_, record)) => {
                         Event::Carried(Reject::Service(record, reason))
                     }
@@ -300,15 +309,15 @@ impl Writer {
                 self.context_selecting(events_tx.clone(), upsert_select, gate.clone()),
                 batches_rx,
             ));
-            let mut batcher = Batcher {
-                size: batch_size,
-                batch: Vec::with_capacity(batch_size),
-                batches: batches_tx,
-                events: events_tx,
+            let mut batcher = Batcher::new(
+                batch_size,
+                self.options.atomic,
+                true,
+                batches_tx,
+                events_tx,
                 gate,
-                stop: self.stop.clone(),
-                second_pass: true,
-            };
+                self.stop.clone(),
+            );
             let feeder = tokio::task::spawn_blocking(move || {
                 let mut rest = deferred.into_iter();
                 for op in rest.by_ref() {
@@ -487,66 +496,118 @@ impl Writer {
     }
 }
 
-/// Groups operations into batches in key order: an operation whose key an earlier row holds
-/// waits for it (after the batch so far is sent, so that the earlier row can go out), or, when
-/// that row waits for the second pass, is deferred behind it. Runs on a blocking thread.
+/// Groups operations into batches, in key order: a batch takes its keys just before it is sent,
+/// waiting for an earlier batch that holds one (see `order`). A batch without change sets never
+/// holds a key twice (a retried part could land after the later one): a second row of a key
+/// starts the next batch. A row whose key an earlier row holds for the second pass is deferred
+/// behind it. Runs on a blocking thread.
 struct Batcher {
     size: usize,
     batch: Vec<PendingOp>,
+    /// The keys of `batch`.
+    keys: std::collections::HashSet<u64>,
     batches: mpsc::Sender<Vec<PendingOp>>,
     events: mpsc::Sender<Event>,
     gate: Arc<KeyGate>,
     stop: Arc<AtomicBool>,
+    /// `--atomic`: a change set is applied in order, all or nothing, so it may hold a key twice.
+    atomic: bool,
     /// The second pass defers nothing: a key found deferred is taken over.
     second_pass: bool,
 }
 
 impl Batcher {
+    fn new(
+        size: usize,
+        atomic: bool,
+        second_pass: bool,
+        batches: mpsc::Sender<Vec<PendingOp>>,
+        events: mpsc::Sender<Event>,
+        gate: Arc<KeyGate>,
+        stop: Arc<AtomicBool>,
+    ) -> Batcher {
+        Batcher {
+            size,
+            batch: Vec::with_capacity(size),
+            keys: Default::default(),
+            batches,
+            events,
+            gate,
+            stop,
+            atomic,
+            second_pass,
+        }
+    }
+
     /// Puts `op` in a batch (sending the batch when full); false when the run is over.
     fn push(&mut self, op: PendingOp) -> bool {
         if !op.op.key.is_empty() {
             let id = key_identity(&op.op.key);
-            let row = op.record.pos.row;
-            loop {
-                match self.gate.try_take(id, row) {
-                    Turn::Go => break,
-                    Turn::Behind { .. } if self.second_pass => {
-                        self.gate.release(id);
-                    }
-                    Turn::Behind { row: earlier } => {
-                        let reason =
-                            format!("row {earlier} has the same key and waits for the second pass");
-                        return self
-                            .events
-                            .blocking_send(Event::Deferred(op, reason))
-                            .is_ok();
-                    }
-                    Turn::Busy => {
-                        if !self.send() {
-                            return false;
-                        }
-                        self.gate.wait(id, &self.stop);
-                        if self.stop.load(Ordering::Relaxed) {
-                            let reason = "not sent: the run stopped before this row's turn (replay it from this file)";
-                            let event = Event::Rejected(Reject::Unsent(op.record, reason.into()));
-                            let _ = self.events.blocking_send(event);
-                            return false;
-                        }
-                    }
+            if !self.second_pass {
+                if let Some(earlier) = self.gate.deferred(id) {
+                    return self.defer_behind(op, earlier);
                 }
             }
+            if !self.atomic && self.keys.contains(&id) && !self.send() {
+                return false;
+            }
+            self.keys.insert(id);
         }
         self.batch.push(op);
         self.batch.len() < self.size || self.send()
     }
 
-    /// Sends the batch so far; false when nobody takes batches any more.
+    /// Defers `op` behind the earlier row of its key that waits for the second pass.
+    fn defer_behind(&self, op: PendingOp, earlier: u64) -> bool {
+        let reason = format!("row {earlier} has the same key and waits for the second pass");
+        self.events
+            .blocking_send(Event::Deferred(op, reason))
+            .is_ok()
+    }
+
+    /// Takes the batch's keys (waiting for earlier batches that hold them) and sends it; false
+    /// when nobody takes batches any more.
     fn send(&mut self) -> bool {
+        self.keys.clear();
         if self.batch.is_empty() {
             return true;
         }
-        let full = std::mem::replace(&mut self.batch, Vec::with_capacity(self.size));
-        self.batches.blocking_send(full).is_ok()
+        let mut batch = std::mem::replace(&mut self.batch, Vec::with_capacity(self.size));
+        // Each key once, with how many operations have it, in batch order.
+        let mut keys: Vec<(u64, u64, u32)> = Vec::new();
+        for p in batch.iter().filter(|p| !p.op.key.is_empty()) {
+            let id = key_identity(&p.op.key);
+            match keys.iter_mut().find(|(k, _, _)| *k == id) {
+                Some((_, _, count)) => *count += 1,
+                None => keys.push((id, p.record.pos.row, 1)),
+            }
+        }
+        for (id, row, count) in keys {
+            loop {
+                match self.gate.try_take(id, row, count) {
+                    Turn::Go => break,
+                    Turn::Busy if self.stop.load(Ordering::Relaxed) => break,
+                    Turn::Busy => self.gate.wait(id, &self.stop),
+                    Turn::Behind { .. } if self.second_pass => self.gate.release(id),
+                    Turn::Behind { row: earlier } => {
+                        // The key went to the second pass while this batch waited: its rows
+                        // follow it there.
+                        let (behind, rest): (Vec<_>, Vec<_>) = batch
+                            .into_iter()
+                            .partition(|p| !p.op.key.is_empty() && key_identity(&p.op.key) == id);
+                        batch = rest;
+                        for op in behind {
+                            if !self.defer_behind(op, earlier) {
+                                return false;
+                            }
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        // At a stop, the batch goes all the same: its task records its rows unsent.
+        batch.is_empty() || self.batches.blocking_send(batch).is_ok()
     }
 
     /// Sends the last, partial batch.

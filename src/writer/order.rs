@@ -1,13 +1,14 @@
 //! Per-key order: at most one operation per record key is in flight at a time, so that for the
 //! same key the later row of the source wins, whatever the retries and concurrency do.
 //!
-//! The reader thread holds a key before it puts an operation in a batch, and waits while the key
-//! is held by an earlier row (after sending its own batch, so that the earlier row can go out).
+//! The batcher takes a batch's keys just before it sends the batch, and waits while a key is held
+//! by an earlier batch (a batch never waits for itself: a key twice in an `--atomic` change set is
+//! taken once for both, and a batch without change sets never holds a key twice).
 //! The batch tasks release a key when its row has its final outcome (written or rejected), and
 //! mark it deferred when the row waits for the second pass (a lookup target not there yet): a
 //! later row of that key is then deferred behind it instead of overtaking it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
@@ -21,10 +22,13 @@ pub fn key_identity(key: &str) -> u64 {
 /// What the gate knows of a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Held {
-    /// A row of this key is on its way (in a batch, or being retried); `row` is its source row.
+    /// Rows of this key are on their way in one batch (an `--atomic` change set may hold a key
+    /// more than once); `row` is the first's source row.
     InFlight {
         /// The source row.
         row: u64,
+        /// How many of the batch's operations have it.
+        count: u32,
     },
     /// A row of this key waits for the second pass.
     Deferred {
@@ -53,6 +57,10 @@ pub enum Turn {
 pub struct KeyGate {
     held: Mutex<HashMap<u64, Held>>,
     released: Condvar,
+    /// Keys a create or a delete of this job (or of an earlier run of its resume chain) wrote: a
+    /// later create of the same key that finds it taken, or a later delete that finds it gone,
+    /// meets the answer a run without faults gets, whatever a read-back says.
+    done: Mutex<HashSet<u64>>,
 }
 
 /// How often a waiting reader looks at the run's stop flag.
@@ -63,16 +71,25 @@ impl KeyGate {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Takes key `id` for `row` if nothing holds it.
-    pub fn try_take(&self, id: u64, row: u64) -> Turn {
+    /// Takes key `id` for `count` operations of one batch, the first of them `row`, if nothing
+    /// holds it.
+    pub fn try_take(&self, id: u64, row: u64, count: u32) -> Turn {
         let mut held = self.lock();
         match held.get(&id) {
             None => {
-                held.insert(id, Held::InFlight { row });
+                held.insert(id, Held::InFlight { row, count });
                 Turn::Go
             }
             Some(Held::InFlight { .. }) => Turn::Busy,
             Some(Held::Deferred { row }) => Turn::Behind { row: *row },
+        }
+    }
+
+    /// True when key `id` waits for the second pass.
+    pub fn deferred(&self, id: u64) -> Option<u64> {
+        match self.lock().get(&id) {
+            Some(Held::Deferred { row }) => Some(*row),
+            _ => None,
         }
     }
 
@@ -82,9 +99,18 @@ impl KeyGate {
         self.released.notify_all();
     }
 
-    /// Releases key `id`: its row has its final outcome.
+    /// Releases key `id` for one operation: its row has its final outcome. The key is free once
+    /// every operation of its batch that has it is done.
     pub fn release(&self, id: u64) {
-        self.lock().remove(&id);
+        let mut held = self.lock();
+        match held.get_mut(&id) {
+            Some(Held::InFlight { count, .. }) if *count > 1 => *count -= 1,
+            Some(_) => {
+                held.remove(&id);
+            }
+            None => {}
+        }
+        drop(held);
         self.released.notify_all();
     }
 
@@ -102,7 +128,25 @@ impl KeyGate {
         }
     }
 
-    /// Forgets every key (the second pass starts with nothing in flight).
+    /// Remembers that a create or a delete wrote key `id` (this run, or an earlier run of its
+    /// chain).
+    pub fn note_done(&self, id: u64) {
+        self.done
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id);
+    }
+
+    /// True when a create or a delete of this job (or its chain) wrote key `id`.
+    pub fn done_in_run(&self, id: u64) -> bool {
+        self.done
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&id)
+    }
+
+    /// Forgets every key in flight (the second pass starts with nothing in flight); the keys
+    /// created are kept.
     pub fn clear(&self) {
         self.lock().clear();
         self.released.notify_all();
@@ -117,26 +161,33 @@ mod tests {
     #[test]
     fn a_key_is_held_by_one_row_at_a_time() {
         let gate = KeyGate::default();
-        assert_eq!(gate.try_take(7, 1), Turn::Go);
-        assert_eq!(gate.try_take(7, 2), Turn::Busy);
-        assert_eq!(gate.try_take(8, 3), Turn::Go, "other keys are free");
+        assert_eq!(gate.try_take(7, 1, 1), Turn::Go);
+        assert_eq!(gate.try_take(7, 2, 1), Turn::Busy);
+        assert_eq!(gate.try_take(8, 3, 1), Turn::Go, "other keys are free");
         gate.defer(7, 1);
-        assert_eq!(gate.try_take(7, 2), Turn::Behind { row: 1 });
+        assert_eq!(gate.try_take(7, 2, 1), Turn::Behind { row: 1 });
+        assert_eq!(gate.deferred(7), Some(1));
         gate.release(7);
-        assert_eq!(gate.try_take(7, 2), Turn::Go);
+        assert_eq!(gate.try_take(7, 2, 1), Turn::Go);
         gate.clear();
-        assert_eq!(gate.try_take(8, 4), Turn::Go);
+        assert_eq!(gate.try_take(8, 4, 1), Turn::Go);
+        // A change set with the key twice: free once both are done.
+        assert_eq!(gate.try_take(9, 5, 2), Turn::Go);
+        gate.release(9);
+        assert_eq!(gate.try_take(9, 7, 1), Turn::Busy);
+        gate.release(9);
+        assert_eq!(gate.try_take(9, 7, 1), Turn::Go);
     }
 
     #[test]
     fn a_waiting_reader_wakes_when_the_key_is_released_or_the_run_stops() {
         let gate = Arc::new(KeyGate::default());
         let stop = Arc::new(AtomicBool::new(false));
-        assert_eq!(gate.try_take(1, 1), Turn::Go);
+        assert_eq!(gate.try_take(1, 1, 1), Turn::Go);
         let (g, s) = (gate.clone(), stop.clone());
         let waiter = std::thread::spawn(move || {
             g.wait(1, &s);
-            g.try_take(1, 2)
+            g.try_take(1, 2, 1)
         });
         gate.release(1);
         assert_eq!(waiter.join().unwrap(), Turn::Go);
@@ -144,7 +195,7 @@ mod tests {
         let (g, s) = (gate.clone(), stop.clone());
         let waiter = std::thread::spawn(move || {
             g.wait(1, &s);
-            g.try_take(1, 3)
+            g.try_take(1, 3, 1)
         });
         stop.store(true, Ordering::Relaxed);
         assert_eq!(waiter.join().unwrap(), Turn::Busy);

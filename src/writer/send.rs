@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use super::client::{Client, SendFailure};
 use super::decide::{
     Attempt, Fatal, Found, Limit, OpInfo, Provenance, READ_BACK_SELECT, RetryPolicy, TokenRefused,
-    Verdict, decide, read_back, settle, token_refused,
+    Verdict, bound, decide, read_back, read_back_absent, settle, settle_deletes, token_refused,
 };
 use super::order::{KeyGate, key_identity};
 use super::pacing::Pacing;
@@ -130,6 +130,11 @@ impl SendContext {
     /// ledger records this row before any later row of its key can be sent.
     async fn emit(&self, key: Option<u64>, row: u64, event: Event) {
         let deferred = matches!(event, Event::Deferred(..));
+        if let (Some(id), Event::Written(w)) = (key, &event) {
+            if settles_by_key(&w.op) {
+                self.gate.note_done(id);
+            }
+        }
         let _ = self.events.send(event).await;
         if let Some(id) = key {
             if deferred {
@@ -309,12 +314,46 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
         // Ambiguous answers (a create by key finding its key taken after an attempt that may
         // have created it) are settled by reading the record back before anything is counted.
         let mut found = Vec::new();
-        for (i, v) in decision.verdicts.iter().enumerate() {
-            if matches!(v, Verdict::Verify(_)) {
-                found.push((i, read_record_back(&ctx, &pending[i].op).await));
+        let done_before: Vec<bool> = pending
+            .iter()
+            .map(|p| {
+                settles_by_key(&p.op) && gate_key(&p.op).is_some_and(|id| ctx.gate.done_in_run(id))
+            })
+            .collect();
+        let settled = if decision.settle_deletes && done_before.iter().any(|&d| d) {
+            settle_deletes(decision.verdicts, &found, &done_before)
+        } else if decision.settle_deletes {
+            for (i, p) in pending.iter().enumerate().skip(1) {
+                let read = match read_record(&ctx, &p.op).await {
+                    Ok(status) => read_back_absent(status),
+                    Err(why) => Found::Unknown(why),
+                };
+                found.push((i, read));
+            }
+            settle_deletes(decision.verdicts, &found, &done_before)
+        } else {
+            for (i, v) in decision.verdicts.iter().enumerate() {
+                if matches!(v, Verdict::Verify(_)) {
+                    found.push((i, read_record_back(&ctx, &pending[i].op).await));
+                }
+            }
+            settle(
+                decision.verdicts,
+                &found,
+                decision.settle_with,
+                &infos,
+                &done_before,
+            )
+        };
+        let mut settled = settled;
+        if !found.is_empty() {
+            // A read that told nothing sends the operations again: within the same bounds.
+            let mut verdicts: Vec<Verdict> = settled.iter().map(|s| s.verdict.clone()).collect();
+            bound(&mut verdicts, &infos, decision.peeled, elapsed, &ctx.policy);
+            for (s, v) in settled.iter_mut().zip(verdicts) {
+                s.verdict = v;
             }
         }
-        let settled = settle(decision.verdicts, &found, decision.settle_with);
         if decision.peeled {
             // Resending without the operation found done is progress, not another attempt.
             for p in &mut pending {
@@ -381,17 +420,66 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
 }
 
 /// Reads back the record of a create by key that found its key taken, to tell whether this run
-/// created it. Any failure to read gives [`Found::Unknown`]: the create is sent again.
+/// created it. A key an earlier row of this run created needs no read: the 412 is a real
+/// conflict (the gate remembers such keys). Any failure to read gives [`Found::Unknown`]: the
+/// create is sent again.
 async fn read_record_back(ctx: &SendContext, op: &Operation) -> Found {
-    ctx.stats.requests.fetch_add(1, Ordering::Relaxed);
-    match ctx
-        .client
-        .get(&format!("{}?{READ_BACK_SELECT}", op.url))
-        .await
-    {
-        Ok(reply) => read_back(reply.status, &reply.body, &ctx.provenance),
-        Err(e) => Found::Unknown(format!("reading the record back failed: {e}")),
+    if gate_key(op).is_some_and(|id| ctx.gate.done_in_run(id)) {
+        return Found::Theirs(
+            "the record already exists: an earlier row of this run with the same key created it"
+                .into(),
+        );
     }
+    match get_record(ctx, op).await {
+        Ok(reply) => read_back(reply.status, &reply.body, &ctx.provenance),
+        Err(why) => Found::Unknown(why),
+    }
+}
+
+/// Reads a record's status (200 there, 404 gone), for a delete that may have been applied.
+async fn read_record(ctx: &SendContext, op: &Operation) -> Result<u16, String> {
+    get_record(ctx, op).await.map(|reply| reply.status)
+}
+
+/// Reads `op`'s record (`$select=createdon,_createdby_value`), trying again what is transient
+/// (no answer, 429, 5xx, a refused token) a few times with the policy's backoff, so that one
+/// fault does not send a whole change set again.
+async fn get_record(ctx: &SendContext, op: &Operation) -> Result<super::client::Reply, String> {
+    const TRIES: u32 = 4;
+    let url = format!("{}?{READ_BACK_SELECT}", op.url);
+    let mut last = String::new();
+    for attempt in 0..TRIES {
+        if attempt > 0 {
+            let delay = ctx.policy.backoff(attempt - 1, rand::random::<f64>());
+            tokio::time::sleep(delay).await;
+        }
+        ctx.stats.requests.fetch_add(1, Ordering::Relaxed);
+        match ctx.client.get(&url).await {
+            Ok(reply) if reply.status == 401 => {
+                ctx.client.tokens().invalidate(&reply.token).await;
+                last = "reading the record back: the token was refused (401)".into();
+            }
+            Ok(reply) if reply.status == 429 => {
+                let pause = reply.retry_after.unwrap_or(ctx.policy.default_throttle);
+                tokio::time::sleep(pause.min(ctx.policy.max_delay)).await;
+                last = "reading the record back was throttled (429)".into();
+            }
+            Ok(reply) if super::decide::retryable(reply.status) => {
+                last = format!("reading the record back answered HTTP {}", reply.status);
+            }
+            Ok(reply) => return Ok(reply),
+            Err(e) => last = format!("reading the record back failed: {e}"),
+        }
+    }
+    Err(last)
+}
+
+/// True for a create by key or a delete: operations whose ambiguous answers (412, 404) depend on
+/// whether an earlier row of the run already did the key (see `KeyGate::note_done`).
+pub fn settles_by_key(op: &Operation) -> bool {
+    !op.key.is_empty()
+        && (op.precondition == crate::odata::Precondition::IfNoneMatchAny
+            || op.method == crate::odata::Method::Delete)
 }
 
 /// The identity under which the gate holds an operation's key (none for a keyless create).

@@ -147,17 +147,21 @@ fn atomic_creates_after_a_lost_attempt_are_counted_from_the_records_not_from_a_4
     }
 }
 
-/// Item 2, deletes: a delete counts as done only when its own record is absent afterwards (a
-/// change set found half done is sent again without the record found absent, never counted
-/// deleted whole).
+/// Item 2, deletes: a change set whose first attempt is lost and whose first record is then
+/// absent was counted deleted whole. Now the other records tell whether the lost attempt was
+/// applied: here it never was (its first record never existed, so the change set fails on it),
+/// and the outcome must be the one without faults.
 #[test]
-fn atomic_deletes_after_a_lost_attempt_count_only_records_that_are_gone() {
+fn atomic_deletes_after_a_lost_attempt_are_settled_by_the_other_records() {
     for seed in [5, 9] {
         let emu = emulator(seed);
         let w = Workdir::new();
-        let (n, batch) = (150, 10);
-        // The first row of every batch does not exist.
-        let absent: BTreeSet<usize> = (0..n / batch).map(|b| b * batch + 1).collect();
+        let (n, batch) = (160, 10);
+        // The first record of every even batch does not exist.
+        let absent: BTreeSet<usize> = (0..n / batch)
+            .filter(|b| b % 2 == 0)
+            .map(|b| b * batch + 1)
+            .collect();
         w.write(
             "pre.csv",
             accounts_csv(
@@ -175,6 +179,7 @@ fn atomic_deletes_after_a_lost_attempt_count_only_records_that_are_gone() {
         w.write("m.toml", mapping("accounts.csv", "delete"));
         emu.set_faults(FaultsConfig {
             reset_rate: 0.3,
+            fail_rate: 0.1,
             ..FaultsConfig::default()
         });
         let (out, report) = run(
@@ -183,29 +188,31 @@ fn atomic_deletes_after_a_lost_attempt_count_only_records_that_are_gone() {
             "m.toml",
             &["--atomic", "--batch-size", &batch.to_string()],
         );
-        assert!(matches!(out.code, 0 | 1), "{out:?}");
-        let left = accounts(&emu);
-        let rejects = read_rejects_csv(&w.path().join("rejects.csv"), b',');
-        let rejected: BTreeSet<String> = rejects.iter().map(|r| number(r.row as usize)).collect();
-        assert_eq!(report.read, n as u64);
-        assert_eq!(report.written + report.rejected, n as u64);
-        // Every record still there is a rejected row's; every row counted deleted is gone.
-        for number in left.keys() {
-            assert!(
-                rejected.contains(number),
-                "seed {seed}: {number} is still there but was counted deleted"
-            );
-        }
+        out.expect_code(1);
+        let s = emu.stats();
+        assert!(s.fault_reset_before > 0 && s.fault_reset_after > 0, "{s:?}");
+        let even = |i: usize| ((i - 1) / batch) % 2 == 0;
+        let expected: BTreeMap<String, String> = (1..=n)
+            .filter(|&i| even(i) && !absent.contains(&i))
+            .map(|i| (number(i), format!("Company {i}")))
+            .collect();
         assert_eq!(
-            report.written as usize,
-            n - rejected.len(),
+            accounts(&emu),
+            expected,
+            "seed {seed}: the odd batches deleted, the even ones untouched"
+        );
+        assert_eq!(
+            (report.read, report.written, report.rejected),
+            (n as u64, (n / 2) as u64, (n / 2) as u64),
             "seed {seed}: {}",
             out.stdout
         );
-        // Without a fault on it, a batch fails whole on its absent first record.
-        assert!(
-            report.rejected > 0,
-            "seed {seed}: some batches met no fault"
+        let rejects = read_rejects_csv(&w.path().join("rejects.csv"), b',');
+        let rejected: BTreeSet<usize> = rejects.iter().map(|r| r.row as usize).collect();
+        assert_eq!(
+            rejected,
+            (1..=n).filter(|&i| even(i)).collect(),
+            "seed {seed}"
         );
     }
 }
@@ -497,4 +504,74 @@ fn a_run_waiting_for_a_named_pipe_does_not_hold_the_state_lock() {
     let status = waiting.wait().unwrap();
     assert_eq!(status.code(), Some(0));
     assert_eq!(accounts(&emu).len(), 11);
+}
+
+/// The ledger's runs: (id, exit code).
+fn ledger_runs(w: &Workdir) -> Vec<(i64, Option<i64>)> {
+    let path = w.path().join(".dvload/ledger.sqlite");
+    if !path.exists() {
+        return Vec::new();
+    }
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT id, exit_code FROM runs ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Item 6: an unwritable `--rejects` path failed at the first reject after rows were written
+/// (exit 2, "File exists", no report, the ledger's run never ended); an unwritable `--report`
+/// exited 2 after every row was written. Both are checked before anything is sent.
+#[test]
+fn unwritable_outputs_stop_the_run_before_anything_is_sent() {
+    let emu = emulator(6);
+    let w = Workdir::new();
+    w.write(
+        "accounts.csv",
+        accounts_csv((1..=50).map(|i| (number(i), format!("Company {i}")))),
+    );
+    w.write("m.toml", mapping("accounts.csv", "upsert"));
+    w.write("plain-file", "not a folder");
+    for (option, path) in [
+        ("--rejects", "plain-file/rejects.csv"),
+        ("--report", "plain-file/report.json"),
+        ("--rejects", "."),
+    ] {
+        let mut args = vec!["run", "m.toml", option, path];
+        args.extend_from_slice(FAST);
+        let out = w.dvload_env(&args, &emu.env());
+        out.expect_code(2)
+            .stderr_has(option)
+            .stderr_has("nothing was sent");
+        assert!(!out.stderr.contains("File exists"), "{}", out.stderr);
+    }
+    assert_eq!(emu.state.count("account"), 0, "nothing was sent");
+    assert!(
+        ledger_runs(&w).is_empty(),
+        "no run recorded: {:?}",
+        ledger_runs(&w)
+    );
+}
+
+/// Item 6: a run refused at sign-in (exit 3) wrote no `--report`, though a cron wrapper reads it.
+#[test]
+fn a_run_refused_at_sign_in_writes_its_report_and_ends_its_ledger_run() {
+    let emu = emulator(8);
+    let w = Workdir::new();
+    w.write(
+        "accounts.csv",
+        accounts_csv((1..=5).map(|i| (number(i), format!("Company {i}")))),
+    );
+    w.write("m.toml", mapping("accounts.csv", "upsert"));
+    let env = emu.env_with(&[("AZURE_CLIENT_SECRET", "wrong-secret")]);
+    let out = w.dvload_env(&["run", "m.toml", "--report", "report.json"], &env);
+    out.expect_code(3);
+    assert!(!out.stderr.contains("wrong-secret") && !out.stdout.contains("wrong-secret"));
+    let report: Value = serde_json::from_str(&w.read("report.json")).unwrap();
+    assert_eq!(report["exit_code"], 3, "{report}");
+    assert_eq!(report["written"], 0, "{report}");
+    assert_eq!(ledger_runs(&w), vec![(1, Some(3))]);
 }
