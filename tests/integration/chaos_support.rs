@@ -587,7 +587,11 @@ fn apply(op: Op, row: &Row, m: &mut HashMap<String, Rec>) -> Result<(), bool> {
 /// Also returns the rows of `--atomic` change sets of deletes whose every record never existed:
 /// refused without faults, but after a lost attempt nothing tells them from a change set
 /// that attempt applied, and dvload counts them done (their records are gone, as they asked).
-fn simulate(job: &Job) -> (Vec<Sim>, Vec<Vec<u64>>, HashMap<String, Rec>, Vec<u64>) {
+/// What [`simulate`] gives: each row's outcome, the change sets, the records afterwards, and the
+/// rows of change sets of deletes whose records never existed.
+type Simulation = (Vec<Sim>, Vec<Vec<u64>>, HashMap<String, Rec>, Vec<u64>);
+
+fn simulate(job: &Job) -> Simulation {
     let mut m: HashMap<String, Rec> = job.pre.iter().cloned().collect();
     let mut out = vec![Sim::Rejected; job.rows.len()];
     let mut ops = Vec::new();
