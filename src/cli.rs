@@ -1,6 +1,6 @@
 //! The command line: the top-level parser and its subcommands (each defined in `commands/`).
 
-use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::commands;
 
@@ -25,33 +25,6 @@ pub struct Cli {
     /// Log format for stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-}
-
-impl Cli {
-    /// Parses the process's arguments with [`Cli::command_line`]; on an error, prints clap's
-    /// message and exits 2.
-    pub fn parse_args() -> Cli {
-        let matches = Cli::command_line().get_matches();
-        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
-    }
-
-    /// The command line: the derived definitions, with `run --bypass-logic` taking a value only
-    /// as `--bypass-logic=WHAT`. With an optional value given after a space, clap took the next
-    /// word, so `--bypass-logic accounts.toml` sent the mapping's path as the header's value and
-    /// ran no mapping. (Set here rather than on the field in `commands/run.rs`, which belongs to
-    /// the run command's owners; the attribute `require_equals = true` there would do the same.)
-    pub fn command_line() -> clap::Command {
-        Cli::command().mut_subcommand("run", |run| {
-            run.mut_arg("bypass_logic", |arg| {
-                arg.require_equals(true)
-                    .value_parser(["CustomSync", "CustomAsync", "CustomSync,CustomAsync"])
-                    .help(
-                        "Skip custom business logic (MSCRM.BypassBusinessLogicExecution): \
-                         --bypass-logic skips both, --bypass-logic=CustomSync or =CustomAsync one",
-                    )
-            })
-        })
-    }
 }
 
 /// How logs are written.

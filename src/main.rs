@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use clap::Parser as _;
 use dvload::cli::{Cli, Command};
 use dvload::exit::{Exit, exit_for, render};
 
@@ -11,7 +12,7 @@ use dvload::exit::{Exit, exit_for, render};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse_args();
+    let cli = Cli::parse();
     dvload::commands::init_logging(&cli.log_level, cli.log_format);
     let result = match cli.command {
         Command::Validate(args) => dvload::commands::validate::run(args),

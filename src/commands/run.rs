@@ -67,8 +67,17 @@ pub struct Args {
     /// Skip custom synchronous plug-ins (MSCRM.BypassCustomPluginExecution; needs prvBypassCustomPlugins).
     #[arg(long)]
     pub bypass_plugins: bool,
-    /// Skip custom business logic: CustomSync, CustomAsync or both (MSCRM.BypassBusinessLogicExecution).
-    #[arg(long, value_name = "WHAT", num_args = 0..=1, default_missing_value = "CustomSync,CustomAsync")]
+    /// Skip custom business logic (MSCRM.BypassBusinessLogicExecution): --bypass-logic skips both,
+    /// --bypass-logic=CustomSync or =CustomAsync one. The value only follows `=`, so that
+    /// `--bypass-logic accounts.toml` runs the mapping instead of sending its path as the value.
+    #[arg(
+        long,
+        value_name = "WHAT",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "CustomSync,CustomAsync",
+        value_parser = ["CustomSync", "CustomAsync", "CustomSync,CustomAsync"]
+    )]
     pub bypass_logic: Option<String>,
     /// Run duplicate detection rules (the Web API skips them unless asked): duplicates are rejected.
     #[arg(long)]

@@ -355,6 +355,9 @@ async fn write_jobs(
         }
         let job_start = Instant::now();
         println!("{}", super::describe_job(&job));
+        // A killed run's temporary rejects file goes (the state lock says no run of this job is
+        // writing it; the ledger has its rows, and a resume writes them again).
+        crate::ledger::rejects::remove_stale_temporaries(&rejects_path);
         let mut rejects = job.rejects_writer(rejects_path);
         let (mapping, source, entity_set, operation) = (
             job.mapping.clone(),

@@ -194,12 +194,12 @@ fn unfinished_exit(exit_code: Option<i64>) -> bool {
 
 /// A ledger error (rusqlite's, with what was being done).
 #[derive(Debug, thiserror::Error)]
-#[error("run ledger {}: {what}: {source}", path.display())]
+#[error("run ledger {}: {what}: {cause}", path.display())]
 pub struct LedgerError {
     path: PathBuf,
     what: &'static str,
-    #[source]
-    source: rusqlite::Error,
+    /// SQLite's error (in the message, so not a `source`: it is said once).
+    cause: rusqlite::Error,
 }
 
 type Result<T> = std::result::Result<T, LedgerError>;
@@ -285,7 +285,11 @@ impl Ledger {
         let path = Ledger::file(dir);
         let err = |what| {
             let path = path.clone();
-            move |source| LedgerError { path, what, source }
+            move |source| LedgerError {
+                path,
+                what,
+                cause: source,
+            }
         };
         let _ = std::fs::create_dir_all(dir);
         let mut conn = Connection::open(&path).map_err(err("cannot open"))?;
@@ -351,7 +355,7 @@ impl Ledger {
         move |source| LedgerError {
             path: self.path.clone(),
             what,
-            source,
+            cause: source,
         }
     }
 
@@ -366,7 +370,7 @@ impl Ledger {
         let tx = self.conn.transaction().map_err(|source| LedgerError {
             path: self.path.clone(),
             what: "cannot start a run",
-            source,
+            cause: source,
         })?;
         tx.execute(
             "INSERT INTO runs (job, chain, resumed_from, changed_only, started_at) VALUES (?1, 0, ?2, ?3, ?4)",
@@ -384,7 +388,7 @@ impl Ledger {
         .map_err(|source| LedgerError {
             path: self.path.clone(),
             what: "cannot start a run",
-            source,
+            cause: source,
         })
     }
 
@@ -569,7 +573,7 @@ impl Ledger {
             .map_err(|source| LedgerError {
                 path: self.path.clone(),
                 what: "cannot read the rows",
-                source,
+                cause: source,
             })?;
         let mut per_seq: HashMap<usize, Counts> = HashMap::new();
         for (seq, outcome, n) in triples {
@@ -602,7 +606,7 @@ impl Ledger {
             .map_err(|source| LedgerError {
                 path: self.path.clone(),
                 what: "cannot read the runs",
-                source,
+                cause: source,
             })?;
         rows.into_iter()
             .map(|run| self.with_recorded_counts(run))
@@ -646,7 +650,7 @@ impl Ledger {
             .map_err(|source| LedgerError {
                 path: self.path.clone(),
                 what: "cannot read the jobs",
-                source,
+                cause: source,
             })?;
         let ended = self.run(run_id)?.is_some_and(|run| run.ended_at.is_some());
         if ended {
@@ -696,7 +700,7 @@ impl Ledger {
         while let Some(r) = rows.next().map_err(|source| LedgerError {
             path: self.path.clone(),
             what: "cannot read the done rows",
-            source,
+            cause: source,
         })? {
             let row: i64 = r.get(0).unwrap_or_default();
             let key: Option<String> = r.get(1).unwrap_or_default();
@@ -717,14 +721,14 @@ impl Ledger {
         while let Some(r) = spans.next().map_err(|source| LedgerError {
             path: self.path.clone(),
             what: "cannot read the done rows",
-            source,
+            cause: source,
         })? {
             let first = r.get::<_, i64>(0).unwrap_or_default() as u64;
             let keys: String = r.get(1).unwrap_or_default();
             let keys = packed::span_keys(first, &keys).map_err(|e| LedgerError {
                 path: self.path.clone(),
                 what: "cannot read the done rows",
-                source: corrupt(e),
+                cause: corrupt(e),
             })?;
             done.extend(
                 keys.into_iter()
@@ -929,7 +933,7 @@ impl Ledger {
             .map_err(|source| LedgerError {
                 path: self.path.clone(),
                 what: "cannot read the rows",
-                source,
+                cause: source,
             })?;
         Ok(rows)
     }
@@ -998,7 +1002,7 @@ fn wrapper(path: &Path, what: &'static str) -> impl Fn(rusqlite::Error) -> Ledge
     move |source| LedgerError {
         path: path.clone(),
         what,
-        source,
+        cause: source,
     }
 }
 

@@ -21,12 +21,12 @@ pub enum LockError {
         holder: String,
     },
     /// The lock file could not be opened or locked.
-    #[error("cannot lock {}: {source}", path.display())]
+    #[error("cannot lock {}: {cause}", path.display())]
     Io {
         /// The lock file.
         path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
+        /// The cause (in the message, so not a `source`: it is said once).
+        cause: std::io::Error,
     },
 }
 
@@ -42,7 +42,7 @@ impl StateLock {
         let path = dir.join("lock");
         let io = |source| LockError::Io {
             path: path.clone(),
-            source,
+            cause: source,
         };
         std::fs::create_dir_all(dir).map_err(io)?;
         let mut file = OpenOptions::new()

@@ -318,6 +318,45 @@ fn temporary_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
 }
 
+/// Removes the temporary files a killed run left beside `path` (`.NAME.PID.tmp` whose process
+/// is gone: a kill -9 gives no chance to put them in place). Their rows are in the ledger, and a
+/// resume writes them to its rejects file again. Returns how many were removed.
+pub fn remove_stale_temporaries(path: &Path) -> usize {
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return 0;
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let prefix = format!(".{name}.");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(".tmp"))
+            .and_then(|pid| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid as u32 != std::process::id() && !process_alive(pid) {
+            removed += usize::from(std::fs::remove_file(entry.path()).is_ok());
+        }
+    }
+    removed
+}
+
+/// True when process `pid` exists (signal 0 reaches it, or it belongs to someone else).
+fn process_alive(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 sends nothing; it only checks that the process exists.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
 /// Flushes and syncs `out` (written at `tmp`) and renames it to `path`.
 fn settle(mut out: BufWriter<File>, tmp: &Path, path: &Path) -> std::io::Result<()> {
     out.flush()?;
@@ -427,6 +466,25 @@ fn encode(encoding: Encoding, utf8: &[u8]) -> std::borrow::Cow<'_, [u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_killed_runs_temporary_rejects_file_is_removed_and_a_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("accounts.rejects.csv");
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let gone = child.id();
+        child.wait().unwrap();
+        let stale = dir.path().join(format!(".accounts.rejects.csv.{gone}.tmp"));
+        let live = dir
+            .path()
+            .join(format!(".accounts.rejects.csv.{}.tmp", std::process::id()));
+        let other = dir.path().join(format!(".leads.rejects.csv.{gone}.tmp"));
+        for p in [&stale, &live, &other] {
+            std::fs::write(p, "").unwrap();
+        }
+        assert_eq!(remove_stale_temporaries(&path), 1);
+        assert!(!stale.exists() && live.exists() && other.exists());
+    }
 
     fn cols(names: &[&str]) -> Vec<String> {
         names.iter().map(|s| s.to_string()).collect()

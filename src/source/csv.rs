@@ -73,7 +73,7 @@ impl CsvSource {
     pub fn open(path: &Path, options: &SourceOptions) -> Result<CsvSource, SourceError> {
         let file = File::open(path).map_err(|source| SourceError::Io {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         })?;
         CsvSource::from_reader(path, Box::new(file), options)
     }
@@ -115,7 +115,7 @@ impl CsvSource {
     fn io_error(&self, source: io::Error) -> SourceError {
         SourceError::Io {
             path: self.path.clone(),
-            source,
+            cause: source,
         }
     }
 
@@ -1618,7 +1618,10 @@ mod tests {
             CsvSource::from_reader(Path::new("x.csv"), Box::new(reader), &opts()).unwrap();
         assert_eq!(record(&src.next().unwrap().unwrap()).1, ["1", "2"]);
         match src.next() {
-            Some(Err(SourceError::Io { path, source })) => {
+            Some(Err(SourceError::Io {
+                path,
+                cause: source,
+            })) => {
                 assert_eq!(path, Path::new("x.csv"));
                 assert_eq!(source.to_string(), "disk on fire");
             }

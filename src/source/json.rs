@@ -67,7 +67,7 @@ impl JsonArraySource {
     pub fn open(path: &Path, options: &SourceOptions) -> Result<JsonArraySource, SourceError> {
         let file = File::open(path).map_err(|source| SourceError::Io {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         })?;
         JsonArraySource::from_reader(path, Box::new(file), options)
     }
@@ -671,7 +671,7 @@ impl Scanner {
                 Err(source) => {
                     return Err(SourceError::Io {
                         path: self.path.clone(),
-                        source,
+                        cause: source,
                     });
                 }
             }

@@ -65,7 +65,7 @@ impl JsonLinesSource {
     pub fn open(path: &Path, options: &SourceOptions) -> Result<JsonLinesSource, SourceError> {
         let file = File::open(path).map_err(|source| SourceError::Io {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         })?;
         JsonLinesSource::from_reader(path, Box::new(file), options)
     }
@@ -80,7 +80,7 @@ impl JsonLinesSource {
         let mut reader = BufReader::with_capacity(BUF_SIZE, reader);
         let io_error = |source| SourceError::Io {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         };
         if let Some(kind) = utf16_kind(reader.fill_buf().map_err(io_error)?) {
             return Err(SourceError::Encoding {
@@ -272,7 +272,7 @@ impl Iterator for JsonLinesSource {
                 self.done = true;
                 return Some(Err(SourceError::Io {
                     path: self.path.clone(),
-                    source,
+                    cause: source,
                 }));
             }
         }

@@ -261,12 +261,12 @@ impl SourceItem {
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     /// The file cannot be opened or read.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (in the message, so not a `source`: it is said once).
+        cause: std::io::Error,
     },
     /// The CSV file has no header row (it is empty).
     #[error("{path}: the file is empty; a CSV source needs a header row naming its columns")]

@@ -11,12 +11,12 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("reading config file '{path}': {source}")]
+    #[error("reading config file '{path}': {cause}")]
     Io {
         /// The file.
         path: String,
-        /// The cause.
-        source: std::io::Error,
+        /// The cause (in the message, so not a `source`: it is said once).
+        cause: std::io::Error,
     },
     /// The TOML is malformed or has unknown/mistyped keys.
     #[error("config file '{path}' line {line}, column {column}: {message}")]
@@ -124,7 +124,7 @@ impl Config {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
             path: path.display().to_string(),
-            source,
+            cause: source,
         })?;
         Self::from_toml_str(&text, &path.display().to_string())
     }
