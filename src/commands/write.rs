@@ -201,14 +201,18 @@ async fn write_all(
 
     writer.stop = stop;
     let resumed = session.as_ref().and_then(|s| s.resumed.as_ref()).is_some();
+    let since = match session.as_ref() {
+        Some(s) if resumed => s
+            .chain_started_at
+            .parse()
+            .unwrap_or_else(|_| jiff::Timestamp::now()),
+        _ => writes_start(&conn.client, &jobs).await,
+    };
+    if let Some(s) = session.as_mut().filter(|_| !resumed) {
+        s.set_writes_since(since)?;
+    }
     writer.provenance = crate::writer::decide::Provenance {
-        since: match session.as_ref() {
-            Some(s) if resumed => s
-                .chain_started_at
-                .parse()
-                .unwrap_or_else(|_| jiff::Timestamp::now()),
-            _ => writes_start(&conn.client, &jobs).await,
-        },
+        since,
         user_id: Some(conn.whoami.user_id.clone()),
     };
     let mut reports = Vec::new();

@@ -11,7 +11,8 @@ use super::packed::{self, ContentIndex, needs_own_row};
 
 /// The ledger's schema (also in the README). Version 2: plain outcomes packed into `spans`, the
 /// content hashes kept as a sorted index (version 1 had one `rows` record per row and a `content`
-/// record per key; [`Ledger::open`] migrates it).
+/// record per key; [`Ledger::open`] migrates it). Version 3 adds `run_clock` (a version 2 ledger
+/// gets it by running the schema again: every statement is `IF NOT EXISTS`).
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS runs (
   id           INTEGER PRIMARY KEY,           -- the run id shown by `dvload runs`
@@ -79,11 +80,16 @@ CREATE VIEW IF NOT EXISTS row_outcomes AS     -- every row of every run, spans u
   UNION ALL
   SELECT s.run_id, s.seq, s.first_row + e.key, s.outcome, e.value, NULL, 0, NULL
   FROM spans s, json_each(s.keys) e;
-PRAGMA user_version = 2;
+CREATE TABLE IF NOT EXISTS run_clock (       -- version 3: when a run's own records begin
+  run_id       INTEGER PRIMARY KEY,
+  writes_since TEXT NOT NULL                  -- RFC 3339, the server's clock: a record its user
+                                              -- created at or after it is the run's (read-backs)
+);
+PRAGMA user_version = 3;
 ";
 
 /// The schema version this build writes.
-const VERSION: i64 = 2;
+const VERSION: i64 = 3;
 
 /// What became of one row, as the ledger keeps it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -321,6 +327,9 @@ impl Ledger {
                     .execute_batch(SCHEMA)
                     .map_err(err("cannot create the schema"))?,
                 1 => migrate_v1(&tx).map_err(err("cannot upgrade the ledger from version 1"))?,
+                2 => tx
+                    .execute_batch(SCHEMA)
+                    .map_err(err("cannot upgrade the ledger from version 2"))?,
                 _ => {}
             }
             tx.commit().map_err(err("cannot set up the schema"))?;
@@ -390,6 +399,29 @@ impl Ledger {
             what: "cannot start a run",
             cause: source,
         })
+    }
+
+    /// Records when run `run_id`'s own records begin (see `writer::decide::Provenance`).
+    pub fn set_writes_since(&mut self, run_id: i64, since: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO run_clock (run_id, writes_since) VALUES (?1, ?2)",
+                params![run_id, since],
+            )
+            .map(|_| ())
+            .map_err(self.err("cannot record the run's clock"))
+    }
+
+    /// When run `run_id`'s own records began, if it recorded it.
+    pub fn writes_since(&self, run_id: i64) -> Result<Option<String>> {
+        self.conn
+            .query_row(
+                "SELECT writes_since FROM run_clock WHERE run_id = ?1",
+                params![run_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.err("cannot read the run's clock"))
     }
 
     /// Records the start of one mapping of a run.
@@ -1506,7 +1538,7 @@ mod tests {
             .unwrap();
         }
         let mut l = Ledger::open(dir.path()).unwrap();
-        assert_eq!(query_u64(&l, "PRAGMA user_version"), 2);
+        assert_eq!(query_u64(&l, "PRAGMA user_version"), 3);
         let index = l.content_index("accounts", i64::MAX, 0).unwrap();
         assert_eq!(index[&key_id("k1")], [1; 16]);
         assert_eq!(
@@ -1521,7 +1553,7 @@ mod tests {
         drop(l);
         // A ledger from a newer dvload is refused, not damaged.
         let conn = Connection::open(Ledger::file(dir.path())).unwrap();
-        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.pragma_update(None, "user_version", 4).unwrap();
         drop(conn);
         let err = Ledger::open(dir.path()).err().unwrap().to_string();
         assert!(err.contains("schema version is 3"), "{err}");

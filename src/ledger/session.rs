@@ -71,8 +71,9 @@ pub struct RunSession {
     changed_only: bool,
     /// Notes for the user (resume, an unfinished earlier run).
     pub notes: Vec<String>,
-    /// When the first run of this run's resume chain started (RFC 3339): records created since
-    /// then by the run's user may be the chain's own (see `writer::decide::read_back`).
+    /// When the records of this run's resume chain begin (RFC 3339), for a resumed run: records
+    /// created since then by the run's user may be the chain's own (see
+    /// `writer::decide::read_back`).
     pub chain_started_at: String,
 }
 
@@ -187,10 +188,22 @@ impl RunSession {
         if let Some(r) = &resumed {
             notes.push(format!("resuming run #{} (run #{run_id})", r.id));
         }
+        // The chain's records begin when its first run's did (recorded by that run); a run of
+        // an older dvload recorded none: a second after its start, by this machine's clock.
         let chain_started_at = match &resumed {
-            Some(r) => ledger
-                .run(r.chain)?
-                .map_or_else(|| r.started_at.clone(), |first| first.started_at),
+            Some(r) => match ledger.writes_since(r.chain)? {
+                Some(since) => since,
+                None => {
+                    let first = ledger
+                        .run(r.chain)?
+                        .map_or_else(|| r.started_at.clone(), |first| first.started_at);
+                    first
+                        .parse::<jiff::Timestamp>()
+                        .ok()
+                        .and_then(|t| jiff::Timestamp::from_second(t.as_second() + 1).ok())
+                        .map_or(first, |t| t.to_string())
+                }
+            },
             None => started_at.to_string(),
         };
         Ok(RunSession {
@@ -242,6 +255,13 @@ impl RunSession {
     /// The recorder of job `seq`.
     pub fn journal(&mut self, seq: usize, every: usize) -> JobJournal<'_> {
         JobJournal::new(&mut self.ledger, self.run_id, seq, every)
+    }
+
+    /// Records when this run's own records begin; a resume of its chain reads it back.
+    pub fn set_writes_since(&mut self, since: jiff::Timestamp) -> anyhow::Result<()> {
+        Ok(self
+            .ledger
+            .set_writes_since(self.run_id, &since.to_string())?)
     }
 
     /// Records job `seq`'s counts.

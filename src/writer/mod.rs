@@ -543,7 +543,8 @@ impl Batcher {
     fn push(&mut self, op: PendingOp) -> bool {
         if !op.op.key.is_empty() {
             let id = key_identity(&op.op.key);
-            if !self.second_pass {
+            // A change set stays whole: it is deferred behind such a row when it is sent.
+            if !self.second_pass && !self.atomic {
                 if let Some(earlier) = self.gate.deferred(id) {
                     return self.defer_behind(op, earlier);
                 }
@@ -574,24 +575,36 @@ impl Batcher {
         }
         let mut batch = std::mem::replace(&mut self.batch, Vec::with_capacity(self.size));
         // Each key once, with how many operations have it, in batch order.
-        let mut keys: Vec<(u64, u64, u32)> = Vec::new();
+        let mut keys: Vec<(u64, u64, u32)> = Vec::with_capacity(batch.len());
+        let mut seen: std::collections::HashMap<u64, usize> =
+            std::collections::HashMap::with_capacity(batch.len());
         for p in batch.iter().filter(|p| !p.op.key.is_empty()) {
             let id = key_identity(&p.op.key);
-            match keys.iter_mut().find(|(k, _, _)| *k == id) {
-                Some((_, _, count)) => *count += 1,
-                None => keys.push((id, p.record.pos.row, 1)),
+            match seen.get(&id) {
+                Some(&at) => keys[at].2 += 1,
+                None => {
+                    seen.insert(id, keys.len());
+                    keys.push((id, p.record.pos.row, 1));
+                }
             }
         }
-        for (id, row, count) in keys {
+        for &(id, row, count) in &keys {
             loop {
                 match self.gate.try_take(id, row, count) {
                     Turn::Go => break,
                     Turn::Busy if self.stop.load(Ordering::Relaxed) => break,
                     Turn::Busy => self.gate.wait(id, &self.stop),
                     Turn::Behind { .. } if self.second_pass => self.gate.release(id),
+                    Turn::Behind { row: earlier } if self.atomic => {
+                        // The key waits for the second pass: the change set follows it there,
+                        // whole, and every key of it waits with it.
+                        for &(key, row, _) in &keys {
+                            self.gate.defer(key, row);
+                        }
+                        return batch.into_iter().all(|op| self.defer_behind(op, earlier));
+                    }
                     Turn::Behind { row: earlier } => {
-                        // The key went to the second pass while this batch waited: its rows
-                        // follow it there.
+                        // The key waits for the second pass: its rows follow it there.
                         let (behind, rest): (Vec<_>, Vec<_>) = batch
                             .into_iter()
                             .partition(|p| !p.op.key.is_empty() && key_identity(&p.op.key) == id);

@@ -100,15 +100,17 @@ impl KeyGate {
     }
 
     /// Releases key `id` for one operation: its row has its final outcome. The key is free once
-    /// every operation of its batch that has it is done.
+    /// every operation of its batch that has it is done; a key deferred stays deferred.
     pub fn release(&self, id: u64) {
         let mut held = self.lock();
         match held.get_mut(&id) {
             Some(Held::InFlight { count, .. }) if *count > 1 => *count -= 1,
-            Some(_) => {
+            Some(Held::InFlight { .. }) => {
                 held.remove(&id);
             }
-            None => {}
+            // A later row of the key waits for the second pass: the key stays there until it
+            // starts (`clear`), whatever earlier rows still come to.
+            Some(Held::Deferred { .. }) | None => {}
         }
         drop(held);
         self.released.notify_all();
@@ -168,8 +170,13 @@ mod tests {
         assert_eq!(gate.try_take(7, 2, 1), Turn::Behind { row: 1 });
         assert_eq!(gate.deferred(7), Some(1));
         gate.release(7);
-        assert_eq!(gate.try_take(7, 2, 1), Turn::Go);
+        assert_eq!(
+            gate.try_take(7, 2, 1),
+            Turn::Behind { row: 1 },
+            "deferred until the second pass"
+        );
         gate.clear();
+        assert_eq!(gate.try_take(7, 2, 1), Turn::Go);
         assert_eq!(gate.try_take(8, 4, 1), Turn::Go);
         // A change set with the key twice: free once both are done.
         assert_eq!(gate.try_take(9, 5, 2), Turn::Go);

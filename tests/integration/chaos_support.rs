@@ -604,6 +604,7 @@ fn simulate(job: &Job) -> Simulation {
     }
     let mut sets = Vec::new();
     let mut all_absent = Vec::new();
+    let mut deferred_keys: std::collections::HashSet<String> = Default::default();
     if job.atomic {
         let mut deferred = Vec::new();
         let try_set = |set: &[&Row], m: &mut HashMap<String, Rec>| -> Result<(), bool> {
@@ -624,11 +625,21 @@ fn simulate(job: &Job) -> Simulation {
             {
                 all_absent.extend(set.iter().map(|r| r.n));
             }
+            // A change set with a key whose earlier row waits for the second pass follows it
+            // there, whole (the later row wins).
+            if job.op != Op::Keyless && set.iter().any(|r| deferred_keys.contains(&r.key)) {
+                deferred_keys.extend(set.iter().map(|r| r.key.clone()));
+                deferred.push(set);
+                continue;
+            }
             match try_set(set, &mut m) {
                 Ok(()) => set
                     .iter()
                     .for_each(|r| out[r.n as usize - 1] = Sim::Written),
-                Err(true) => deferred.push(set),
+                Err(true) => {
+                    deferred_keys.extend(set.iter().map(|r| r.key.clone()));
+                    deferred.push(set)
+                }
                 Err(false) => {}
             }
         }
@@ -641,9 +652,17 @@ fn simulate(job: &Job) -> Simulation {
     } else {
         let mut deferred = Vec::new();
         for row in ops {
+            // A row whose key's earlier row waits for the second pass follows it there.
+            if job.op != Op::Keyless && deferred_keys.contains(&row.key) {
+                deferred.push(row);
+                continue;
+            }
             match apply(job.op, row, &mut m) {
                 Ok(()) => out[row.n as usize - 1] = Sim::Written,
-                Err(true) => deferred.push(row),
+                Err(true) => {
+                    deferred_keys.insert(row.key.clone());
+                    deferred.push(row)
+                }
                 Err(false) => {}
             }
         }
