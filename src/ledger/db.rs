@@ -1556,6 +1556,6 @@ mod tests {
         conn.pragma_update(None, "user_version", 4).unwrap();
         drop(conn);
         let err = Ledger::open(dir.path()).err().unwrap().to_string();
-        assert!(err.contains("schema version is 3"), "{err}");
+        assert!(err.contains("schema version is 4"), "{err}");
     }
 }

@@ -505,7 +505,7 @@ struct Batcher {
     size: usize,
     batch: Vec<PendingOp>,
     /// The keys of `batch`.
-    keys: std::collections::HashSet<u64>,
+    keys: order::IdSet,
     batches: mpsc::Sender<Vec<PendingOp>>,
     events: mpsc::Sender<Event>,
     gate: Arc<KeyGate>,
@@ -576,8 +576,8 @@ impl Batcher {
         let mut batch = std::mem::replace(&mut self.batch, Vec::with_capacity(self.size));
         // Each key once, with how many operations have it, in batch order.
         let mut keys: Vec<(u64, u64, u32)> = Vec::with_capacity(batch.len());
-        let mut seen: std::collections::HashMap<u64, usize> =
-            std::collections::HashMap::with_capacity(batch.len());
+        let mut seen: order::ById<usize> = order::ById::default();
+        seen.reserve(batch.len());
         for p in batch.iter().filter(|p| !p.op.key.is_empty()) {
             let id = key_identity(&p.op.key);
             match seen.get(&id) {

@@ -9,9 +9,18 @@
 //! later row of that key is then deferred behind it instead of overtaking it.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::hash::BuildHasherDefault;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
+
+use crate::ledger::packed::KeyIdHasher;
+
+/// A map by key identity, hashed as itself (identities are XXH3 digests).
+pub type ById<V> = HashMap<u64, V, BuildHasherDefault<KeyIdHasher>>;
+
+/// A set of key identities, hashed as themselves.
+pub type IdSet = HashSet<u64, BuildHasherDefault<KeyIdHasher>>;
 
 /// The identity of a record key in the gate (a collision only makes two keys wait for each
 /// other).
@@ -55,19 +64,22 @@ pub enum Turn {
 /// The keys in flight or deferred, by [`key_identity`].
 #[derive(Debug, Default)]
 pub struct KeyGate {
-    held: Mutex<HashMap<u64, Held>>,
+    held: Mutex<ById<Held>>,
+    /// How many keys are deferred: while none is, a row needs no look at `held` to know its
+    /// key is not deferred.
+    deferred: AtomicUsize,
     released: Condvar,
     /// Keys a create or a delete of this job (or of an earlier run of its resume chain) wrote: a
     /// later create of the same key that finds it taken, or a later delete that finds it gone,
     /// meets the answer a run without faults gets, whatever a read-back says.
-    done: Mutex<HashSet<u64>>,
+    done: Mutex<IdSet>,
 }
 
 /// How often a waiting reader looks at the run's stop flag.
 const STOP_POLL: Duration = Duration::from_millis(50);
 
 impl KeyGate {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Held>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ById<Held>> {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -87,6 +99,9 @@ impl KeyGate {
 
     /// True when key `id` waits for the second pass.
     pub fn deferred(&self, id: u64) -> Option<u64> {
+        if self.deferred.load(Ordering::Acquire) == 0 {
+            return None;
+        }
         match self.lock().get(&id) {
             Some(Held::Deferred { row }) => Some(*row),
             _ => None,
@@ -95,22 +110,39 @@ impl KeyGate {
 
     /// Marks key `id` deferred behind `row` (a row that waits for the second pass).
     pub fn defer(&self, id: u64, row: u64) {
-        self.lock().insert(id, Held::Deferred { row });
+        let mut held = self.lock();
+        if !matches!(
+            held.insert(id, Held::Deferred { row }),
+            Some(Held::Deferred { .. })
+        ) {
+            self.deferred.fetch_add(1, Ordering::AcqRel);
+        }
+        drop(held);
         self.released.notify_all();
     }
 
     /// Releases key `id` for one operation: its row has its final outcome. The key is free once
     /// every operation of its batch that has it is done; a key deferred stays deferred.
     pub fn release(&self, id: u64) {
+        self.release_all(&[id]);
+    }
+
+    /// [`KeyGate::release`] for several operations at once (one lock, one wake-up).
+    pub fn release_all(&self, ids: &[u64]) {
+        if ids.is_empty() {
+            return;
+        }
         let mut held = self.lock();
-        match held.get_mut(&id) {
-            Some(Held::InFlight { count, .. }) if *count > 1 => *count -= 1,
-            Some(Held::InFlight { .. }) => {
-                held.remove(&id);
+        for id in ids {
+            match held.get_mut(id) {
+                Some(Held::InFlight { count, .. }) if *count > 1 => *count -= 1,
+                Some(Held::InFlight { .. }) => {
+                    held.remove(id);
+                }
+                // A later row of the key waits for the second pass: the key stays there until
+                // it starts (`clear`), whatever earlier rows still come to.
+                Some(Held::Deferred { .. }) | None => {}
             }
-            // A later row of the key waits for the second pass: the key stays there until it
-            // starts (`clear`), whatever earlier rows still come to.
-            Some(Held::Deferred { .. }) | None => {}
         }
         drop(held);
         self.released.notify_all();
@@ -151,6 +183,7 @@ impl KeyGate {
     /// created are kept.
     pub fn clear(&self) {
         self.lock().clear();
+        self.deferred.store(0, Ordering::Release);
         self.released.notify_all();
     }
 }

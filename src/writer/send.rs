@@ -128,7 +128,9 @@ impl SendContext {
     /// Hands a row's outcome to the recorder, then lets the next row of its key go (or holds
     /// the key for the second pass when the row is deferred). The outcome goes first, so that the
     /// ledger records this row before any later row of its key can be sent.
-    async fn emit(&self, key: Option<u64>, row: u64, event: Event) {
+    /// `done` collects the keys to release: the caller releases them once its batch's outcomes
+    /// are all sent ([`KeyGate::release_all`]: one lock for the batch).
+    async fn emit(&self, key: Option<u64>, row: u64, event: Event, done: &mut Vec<u64>) {
         let deferred = matches!(event, Event::Deferred(..));
         if let (Some(id), Event::Written(w)) = (key, &event) {
             if settles_by_key(&w.op) {
@@ -140,7 +142,7 @@ impl SendContext {
             if deferred {
                 self.gate.defer(id, row);
             } else {
-                self.gate.release(id);
+                done.push(id);
             }
         }
     }
@@ -154,14 +156,16 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
     let mut refused_in_a_row = 0u32;
     while !pending.is_empty() {
         if ctx.stop.load(Ordering::Relaxed) {
+            let mut done = Vec::new();
             for p in pending {
                 let reason =
                     "not sent: the run stopped before this row's turn (replay it from this file)"
                         .to_string();
                 let (key, row) = (gate_key(&p.op), p.record.pos.row);
-                ctx.emit(key, row, Event::Rejected(Reject::Unsent(p.record, reason)))
-                    .await;
+                let event = Event::Rejected(Reject::Unsent(p.record, reason));
+                ctx.emit(key, row, event, &mut done).await;
             }
+            ctx.gate.release_all(&done);
             return;
         }
         ctx.pacing.wait_turn(pending.len()).await;
@@ -204,12 +208,14 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
                     },
                 };
                 let _ = ctx.events.send(Event::Fatal(fatal)).await;
+                let mut done = Vec::new();
                 for p in pending {
                     let reason = format!("not sent: the run stopped: {e}");
                     let (key, row) = (gate_key(&p.op), p.record.pos.row);
-                    ctx.emit(key, row, Event::Rejected(Reject::Unsent(p.record, reason)))
-                        .await;
+                    let event = Event::Rejected(Reject::Unsent(p.record, reason));
+                    ctx.emit(key, row, event, &mut done).await;
                 }
+                ctx.gate.release_all(&done);
                 return;
             }
             Err(SendFailure::NotSent(why)) => (
@@ -362,6 +368,7 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
         }
         let stopping = ctx.stop.load(Ordering::Relaxed);
         let mut again = Vec::new();
+        let mut done = Vec::with_capacity(pending.len());
         for (i, (mut p, settled)) in pending.into_iter().zip(settled).enumerate() {
             let (key, row) = (gate_key(&p.op), p.record.pos.row);
             let event = match settled.verdict {
@@ -398,8 +405,9 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
                     }
                 }
             };
-            ctx.emit(key, row, event).await;
+            ctx.emit(key, row, event, &mut done).await;
         }
+        ctx.gate.release_all(&done);
         if again.is_empty() {
             return;
         }

@@ -3,6 +3,7 @@
 //! `support.rs` hides the set-up; each other file holds the tests of one command or concern.
 //! Bad input of every kind gets a test in `bad_input.rs` asserting the exact outcome.
 
+mod attack;
 mod bad_input;
 mod chaos;
 mod chaos_support;
