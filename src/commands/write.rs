@@ -200,17 +200,22 @@ async fn write_all(
     );
 
     writer.stop = stop;
-    let resumed = session.as_ref().and_then(|s| s.resumed.as_ref()).is_some();
-    let since = match session.as_ref() {
-        Some(s) if resumed => s
-            .chain_started_at
-            .parse()
-            .unwrap_or_else(|_| jiff::Timestamp::now()),
-        _ => writes_start(&conn.client, &jobs).await,
+    // A resumed chain that wrote keeps its clock; otherwise this run sets it, and records it
+    // before its first write.
+    let chain_since = session
+        .as_ref()
+        .and_then(|s| s.chain_writes_since.as_deref())
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok());
+    let since = match chain_since {
+        Some(since) => since,
+        None => {
+            let since = writes_start(&conn.client, &jobs).await;
+            if let Some(s) = session.as_mut() {
+                s.set_writes_since(since)?;
+            }
+            since
+        }
     };
-    if let Some(s) = session.as_mut().filter(|_| !resumed) {
-        s.set_writes_since(since)?;
-    }
     writer.provenance = crate::writer::decide::Provenance {
         since,
         user_id: Some(conn.whoami.user_id.clone()),

@@ -412,12 +412,14 @@ impl Ledger {
             .map_err(self.err("cannot record the run's clock"))
     }
 
-    /// When run `run_id`'s own records began, if it recorded it.
-    pub fn writes_since(&self, run_id: i64) -> Result<Option<String>> {
+    /// When the records of resume chain `chain` began: the instant its first run that got as far
+    /// as writing recorded, if any did.
+    pub fn chain_writes_since(&self, chain: i64) -> Result<Option<String>> {
         self.conn
             .query_row(
-                "SELECT writes_since FROM run_clock WHERE run_id = ?1",
-                params![run_id],
+                "SELECT c.writes_since FROM run_clock c JOIN runs u ON u.id = c.run_id
+                 WHERE u.chain = ?1 ORDER BY c.run_id LIMIT 1",
+                params![chain],
                 |r| r.get(0),
             )
             .optional()

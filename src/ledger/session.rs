@@ -71,10 +71,10 @@ pub struct RunSession {
     changed_only: bool,
     /// Notes for the user (resume, an unfinished earlier run).
     pub notes: Vec<String>,
-    /// When the records of this run's resume chain begin (RFC 3339), for a resumed run: records
-    /// created since then by the run's user may be the chain's own (see
-    /// `writer::decide::read_back`).
-    pub chain_started_at: String,
+    /// When the records of this run's resume chain began (RFC 3339), for a resumed run whose
+    /// chain wrote: records created since then by the run's user may be the chain's own (see
+    /// `writer::decide::read_back`). `None`: this run sets the clock (`set_writes_since`).
+    pub chain_writes_since: Option<String>,
 }
 
 impl RunSession {
@@ -188,23 +188,12 @@ impl RunSession {
         if let Some(r) = &resumed {
             notes.push(format!("resuming run #{} (run #{run_id})", r.id));
         }
-        // The chain's records begin when its first run's did (recorded by that run); a run of
-        // an older dvload recorded none: a second after its start, by this machine's clock.
-        let chain_started_at = match &resumed {
-            Some(r) => match ledger.writes_since(r.chain)? {
-                Some(since) => since,
-                None => {
-                    let first = ledger
-                        .run(r.chain)?
-                        .map_or_else(|| r.started_at.clone(), |first| first.started_at);
-                    first
-                        .parse::<jiff::Timestamp>()
-                        .ok()
-                        .and_then(|t| jiff::Timestamp::from_second(t.as_second() + 1).ok())
-                        .map_or(first, |t| t.to_string())
-                }
-            },
-            None => started_at.to_string(),
+        // The chain's records begin when its first run that got as far as writing recorded;
+        // when none did, nothing of the chain was written (or an older dvload, which recorded no
+        // clock, wrote it), and this run sets the clock itself.
+        let chain_writes_since = match &resumed {
+            Some(r) => ledger.chain_writes_since(r.chain)?,
+            None => None,
         };
         Ok(RunSession {
             _lock: lock,
@@ -214,7 +203,7 @@ impl RunSession {
             infos,
             changed_only: options.changed_only,
             notes,
-            chain_started_at,
+            chain_writes_since,
         })
     }
 

@@ -367,6 +367,7 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
             }
         }
         let stopping = ctx.stop.load(Ordering::Relaxed);
+        let attempted = pending.len();
         let mut again = Vec::new();
         let mut done = Vec::with_capacity(pending.len());
         for (i, (mut p, settled)) in pending.into_iter().zip(settled).enumerate() {
@@ -411,6 +412,12 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
         if again.is_empty() {
             return;
         }
+        // Backoff grows with failures in a row: an attempt that settled some of the batch's rows
+        // (a change set peeled, parts answered) starts it again.
+        let progressed = again.len() < attempted;
+        if progressed {
+            attempt = 0;
+        }
         ctx.stats
             .retries
             .fetch_add(again.len() as u64, Ordering::Relaxed);
@@ -420,7 +427,7 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
             let delay = ctx.policy.backoff(attempt, rand::random::<f64>());
             tokio::time::sleep(delay).await;
         }
-        if !decision.peeled {
+        if !decision.peeled && !progressed {
             attempt += 1;
         }
         pending = again;
@@ -450,13 +457,14 @@ async fn read_record(ctx: &SendContext, op: &Operation) -> Result<u16, String> {
 }
 
 /// Reads `op`'s record (`$select=createdon,_createdby_value`), trying again what is transient
-/// (no answer, 429, 5xx, a refused token) a few times with the policy's backoff, so that one
-/// fault does not send a whole change set again.
+/// (no answer, 429, 5xx, a refused token) up to the policy's attempts with its backoff: a read
+/// is cheap and harmless, and one that tells nothing sends a whole change set again (a change
+/// set of deletes reads every other record, so under heavy faults a few tries were not enough).
 async fn get_record(ctx: &SendContext, op: &Operation) -> Result<super::client::Reply, String> {
-    const TRIES: u32 = 4;
+    let tries = ctx.policy.max_attempts.max(4);
     let url = format!("{}?{READ_BACK_SELECT}", op.url);
     let mut last = String::new();
-    for attempt in 0..TRIES {
+    for attempt in 0..tries {
         if attempt > 0 {
             let delay = ctx.policy.backoff(attempt - 1, rand::random::<f64>());
             tokio::time::sleep(delay).await;

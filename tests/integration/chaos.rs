@@ -35,17 +35,19 @@ const CI_SEEDS: &[u64] = &[
     26, // soak: a resumed chain judged its read-backs by the client clock (record there before)
     107, // soak: the same, with 5xx, resets, revocation
     82, // soak: an --atomic change set split by a row deferred behind its key
-    1,  // passes: delete, 5xx + resets + 429s + revocation, a kill
-    8,  // passes: --atomic update, all tokens revoked, kills
-    13, // passes: --atomic upsert, resets, storms, short-lived tokens, a kill
-    28, // passes: --atomic update, 5xx, slow answers, kills
+    194, // soak: a resume after a kill before the first write judged its own records by a late clock
+    319, // soak: a resumed --atomic delete peeled under heavy faults backed off past 120 s
+    1,   // passes: delete, 5xx + resets + 429s + revocation, a kill
+    8,   // passes: --atomic update, all tokens revoked, kills
+    13,  // passes: --atomic upsert, resets, storms, short-lived tokens, a kill
+    28,  // passes: --atomic update, 5xx, slow answers, kills
     113, // passes: --atomic keyless create, a kill
     161, // passes: --atomic upsert, 5xx, three kills
     168, // passes: --atomic keyless create, every fault, a kill
     171, // passes: update, every fault but 429, three kills
     195, // passes: keyless create, resets, tokens revoked and expiring, kills
-    64, // passes: --atomic create with refused rows and lookups, no faults (exact oracle)
-    58, // passes: --atomic update with refused rows, 5xx, resets, revocation
+    64,  // passes: --atomic create with refused rows and lookups, no faults (exact oracle)
+    58,  // passes: --atomic update with refused rows, 5xx, resets, revocation
 ];
 
 fn seeds_from_env(default: &[u64]) -> Vec<u64> {
