@@ -1202,9 +1202,14 @@ fn check_all(
         new(&mut v, Class::New, "no ledger".into());
         return v;
     };
-    // One chain.
+    // One chain, but for runs that stopped at sign-in or before their first write (exit 2 or
+    // 3 with no row recorded): the next run starts afresh, as documented.
     let runs: Vec<(i64, i64)> = db
-        .prepare("SELECT id, chain FROM runs ORDER BY id")
+        .prepare(
+            "SELECT id, chain FROM runs u WHERE NOT (coalesce(exit_code, -1) IN (2, 3)
+                 AND NOT EXISTS (SELECT 1 FROM row_outcomes o WHERE o.run_id = u.id))
+             ORDER BY id",
+        )
         .unwrap()
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap()
