@@ -7,27 +7,14 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dataverse_emulator::{Config, FaultsConfig};
+use dataverse_emulator::FaultsConfig;
 use serde_json::Value;
 
+use crate::guarantee::{FAST, accounts, emulator, number};
 use crate::support::{Emu, Output, Report, Workdir, read_rejects_csv};
-
-/// Small retry delays and enough attempts that injected faults never exhaust them.
-const FAST: &[&str] = &["--retry-base-ms", "5", "--max-attempts", "40"];
 
 /// No test process may run longer than this: a hang is a defect, not a slow test.
 const DEADLINE: Duration = Duration::from_secs(60);
-
-fn emulator(seed: u64) -> Emu {
-    Emu::start_with(Config {
-        seed,
-        ..Config::default()
-    })
-}
-
-fn number(i: usize) -> String {
-    format!("A-{i:05}")
-}
 
 /// `dvload ARGS` in `w` with the emulator's connection, killed (and the test failed) after
 /// [`DEADLINE`]; `signal_after`: SIGTERM after that long.
@@ -108,22 +95,6 @@ fn run(w: &Workdir, emu: &Emu, mapping: &str, extra: &[&str]) -> (Output, Report
     let out = dvload_bounded(w, emu, &args, None);
     let report = Report::load(w, "report.json");
     (out, report)
-}
-
-/// The accounts in the emulator: account number → name (each number once).
-fn accounts(emu: &Emu) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for r in emu.state.rows("account") {
-        let number = r.fields.get("accountnumber").and_then(Value::as_str);
-        let name = r.fields.get("name").and_then(Value::as_str);
-        let number = number.expect("accountnumber").to_string();
-        assert!(
-            out.insert(number.clone(), name.unwrap_or_default().to_string())
-                .is_none(),
-            "{number} is in Dataverse twice"
-        );
-    }
-    out
 }
 
 fn rejected_rows(path: &Path) -> BTreeSet<u64> {

@@ -11,9 +11,9 @@ use serde_json::Value;
 use crate::support::{Emu, Output, Report, Workdir, read_rejects_csv};
 
 /// Small retry delays and enough attempts that injected faults never exhaust them.
-const FAST: &[&str] = &["--retry-base-ms", "5", "--max-attempts", "40"];
+pub(crate) const FAST: &[&str] = &["--retry-base-ms", "5", "--max-attempts", "40"];
 
-fn emulator(seed: u64) -> Emu {
+pub(crate) fn emulator(seed: u64) -> Emu {
     Emu::start_with(Config {
         seed,
         ..Config::default()
@@ -58,7 +58,7 @@ fn run(w: &Workdir, emu: &Emu, mapping: &str, extra: &[&str]) -> (Output, Report
 }
 
 /// The accounts in the emulator: account number → name.
-fn accounts(emu: &Emu) -> BTreeMap<String, String> {
+pub(crate) fn accounts(emu: &Emu) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for r in emu.state.rows("account") {
         let number = r.fields.get("accountnumber").and_then(Value::as_str);
@@ -73,7 +73,7 @@ fn accounts(emu: &Emu) -> BTreeMap<String, String> {
     out
 }
 
-fn number(i: usize) -> String {
+pub(crate) fn number(i: usize) -> String {
     format!("A-{i:05}")
 }
 
