@@ -541,8 +541,7 @@ impl Batcher {
 
     /// Puts `op` in a batch (sending the batch when full); false when the run is over.
     fn push(&mut self, op: PendingOp) -> bool {
-        if !op.op.key.is_empty() {
-            let id = key_identity(&op.op.key);
+        if let Some(id) = op.key_id {
             // A change set stays whole: it is deferred behind such a row when it is sent.
             if !self.second_pass && !self.atomic {
                 if let Some(earlier) = self.gate.deferred(id) {
@@ -578,8 +577,7 @@ impl Batcher {
         let mut keys: Vec<(u64, u64, u32)> = Vec::with_capacity(batch.len());
         let mut seen: order::ById<usize> = order::ById::default();
         seen.reserve(batch.len());
-        for p in batch.iter().filter(|p| !p.op.key.is_empty()) {
-            let id = key_identity(&p.op.key);
+        for (id, p) in batch.iter().filter_map(|p| p.key_id.map(|id| (id, p))) {
             match seen.get(&id) {
                 Some(&at) => keys[at].2 += 1,
                 None => {
@@ -605,9 +603,8 @@ impl Batcher {
                     }
                     Turn::Behind { row: earlier } => {
                         // The key waits for the second pass: its rows follow it there.
-                        let (behind, rest): (Vec<_>, Vec<_>) = batch
-                            .into_iter()
-                            .partition(|p| !p.op.key.is_empty() && key_identity(&p.op.key) == id);
+                        let (behind, rest): (Vec<_>, Vec<_>) =
+                            batch.into_iter().partition(|p| p.key_id == Some(id));
                         batch = rest;
                         for op in behind {
                             if !self.defer_behind(op, earlier) {

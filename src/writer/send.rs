@@ -29,6 +29,9 @@ pub struct PendingOp {
     pub record: Record,
     /// What the decisions need to know about it.
     pub info: OpInfo,
+    /// The identity under which the key gate holds its key (see `order`), taken once; none for
+    /// an operation without a key (a keyless create).
+    pub key_id: Option<u64>,
 }
 
 impl PendingOp {
@@ -46,7 +49,13 @@ impl PendingOp {
             deferred: false,
             attempts: 0,
         };
-        PendingOp { op, record, info }
+        let key_id = (!op.key.is_empty()).then(|| key_identity(&op.key));
+        PendingOp {
+            op,
+            record,
+            info,
+            key_id,
+        }
     }
 }
 
@@ -161,7 +170,7 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
                 let reason =
                     "not sent: the run stopped before this row's turn (replay it from this file)"
                         .to_string();
-                let (key, row) = (gate_key(&p.op), p.record.pos.row);
+                let (key, row) = (p.key_id, p.record.pos.row);
                 let event = Event::Rejected(Reject::Unsent(p.record, reason));
                 ctx.emit(key, row, event, &mut done).await;
             }
@@ -211,7 +220,7 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
                 let mut done = Vec::new();
                 for p in pending {
                     let reason = format!("not sent: the run stopped: {e}");
-                    let (key, row) = (gate_key(&p.op), p.record.pos.row);
+                    let (key, row) = (p.key_id, p.record.pos.row);
                     let event = Event::Rejected(Reject::Unsent(p.record, reason));
                     ctx.emit(key, row, event, &mut done).await;
                 }
@@ -322,9 +331,7 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
         let mut found = Vec::new();
         let done_before: Vec<bool> = pending
             .iter()
-            .map(|p| {
-                settles_by_key(&p.op) && gate_key(&p.op).is_some_and(|id| ctx.gate.done_in_run(id))
-            })
+            .map(|p| settles_by_key(&p.op) && p.key_id.is_some_and(|id| ctx.gate.done_in_run(id)))
             .collect();
         let settled = if decision.settle_deletes && done_before.iter().any(|&d| d) {
             settle_deletes(decision.verdicts, &found, &done_before)
@@ -340,7 +347,7 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
         } else {
             for (i, v) in decision.verdicts.iter().enumerate() {
                 if matches!(v, Verdict::Verify(_)) {
-                    found.push((i, read_record_back(&ctx, &pending[i].op).await));
+                    found.push((i, read_record_back(&ctx, &pending[i]).await));
                 }
             }
             settle(
@@ -371,7 +378,7 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
         let mut again = Vec::new();
         let mut done = Vec::with_capacity(pending.len());
         for (i, (mut p, settled)) in pending.into_iter().zip(settled).enumerate() {
-            let (key, row) = (gate_key(&p.op), p.record.pos.row);
+            let (key, row) = (p.key_id, p.record.pos.row);
             let event = match settled.verdict {
                 Verdict::Written => {
                     let (entity_id, status) = answers
@@ -438,14 +445,14 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
 /// created it. A key an earlier row of this run created needs no read: the 412 is a real
 /// conflict (the gate remembers such keys). Any failure to read gives [`Found::Unknown`]: the
 /// create is sent again.
-async fn read_record_back(ctx: &SendContext, op: &Operation) -> Found {
-    if gate_key(op).is_some_and(|id| ctx.gate.done_in_run(id)) {
+async fn read_record_back(ctx: &SendContext, p: &PendingOp) -> Found {
+    if p.key_id.is_some_and(|id| ctx.gate.done_in_run(id)) {
         return Found::Theirs(
             "the record already exists: an earlier row of this run with the same key created it"
                 .into(),
         );
     }
-    match get_record(ctx, op).await {
+    match get_record(ctx, &p.op).await {
         Ok(reply) => read_back(reply.status, &reply.body, &ctx.provenance),
         Err(why) => Found::Unknown(why),
     }
@@ -496,11 +503,6 @@ pub fn settles_by_key(op: &Operation) -> bool {
     !op.key.is_empty()
         && (op.precondition == crate::odata::Precondition::IfNoneMatchAny
             || op.method == crate::odata::Method::Delete)
-}
-
-/// The identity under which the gate holds an operation's key (none for a keyless create).
-fn gate_key(op: &Operation) -> Option<u64> {
-    (!op.key.is_empty()).then(|| key_identity(&op.key))
 }
 
 /// What a written row keeps of its part's answer: `OData-EntityId` and the status.
