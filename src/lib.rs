@@ -12,6 +12,7 @@ pub mod cli;
 pub mod commands;
 pub mod exit;
 pub mod job;
+pub mod keys;
 pub mod ledger;
 pub mod mapping;
 pub mod odata;

@@ -12,6 +12,7 @@ use crate::auth::{
     TokenProvider, build_http_client, process_env,
 };
 use crate::exit::{Exit, ExitError};
+use crate::keys::Collation;
 use crate::writer::decide::retryable;
 use crate::writer::{Client, RetryPolicy, SendFailure, WhoAmI};
 
@@ -97,6 +98,36 @@ pub struct Connection {
     pub dop_hint: Option<usize>,
     /// The emulator, when `--emulator` started one (it stops when this is dropped).
     pub emulator: Option<dataverse_emulator::RunningEmulator>,
+    /// The environment's base language (`organization.languagecode`), when it could be read.
+    pub language: Option<u32>,
+}
+
+impl Connection {
+    /// How the environment compares keys: `chosen` (`--key-collation`) when given, else the
+    /// collation of its base language, else (the organization could not be read) `_CI_AI`, the
+    /// collation of most languages. The text says which and why, for the run's output.
+    pub fn collation(&self, chosen: Option<Collation>) -> (Collation, String) {
+        match (chosen, self.language) {
+            (Some(c), _) => (c, format!("keys compared {} (--key-collation)", c.name())),
+            (None, Some(lcid)) => {
+                let c = Collation::for_language(lcid);
+                (
+                    c,
+                    format!("keys compared {} (base language {lcid})", c.name()),
+                )
+            }
+            (None, None) => {
+                let c = Collation::default();
+                (
+                    c,
+                    format!(
+                        "keys compared {} (the organization's base language could not be read; --key-collation sets it)",
+                        c.name()
+                    ),
+                )
+            }
+        }
+    }
 }
 
 /// Resolves the settings, gets a token and calls `WhoAmI`. Settings that cannot work are an
@@ -186,6 +217,7 @@ pub async fn connect(args: &ConnectArgs, policy: &RetryPolicy) -> anyhow::Result
             "WhoAmI at {url} did not answer as Dataverse does ({e}): DATAVERSE_URL is not a Dataverse environment\n  {URL_HINT}"
         ))
     })?;
+    let language = base_language(&client, &url, &whoami.organization_id, policy).await;
     Ok(Connection {
         client,
         url,
@@ -193,17 +225,60 @@ pub async fn connect(args: &ConnectArgs, policy: &RetryPolicy) -> anyhow::Result
         whoami,
         dop_hint: reply.dop_hint,
         emulator,
+        language,
     })
 }
 
-/// Calls `WhoAmI`, retrying what is transient: a lost answer (timeout, reset), 408/429/5xx
-/// (waiting `Retry-After` when given), and one 401 with a refreshed token. A connection that
-/// cannot be made at all is not retried: the URL is most likely wrong.
+/// Reads the organization's base language (`organizations(id)?$select=languagecode`), which
+/// chose the collation its keys are compared by; `None`, with a warning, when it cannot be read
+/// (a role without prvReadOrganization): the caller then assumes the common collation.
+async fn base_language(
+    client: &Client,
+    url: &str,
+    organization_id: &str,
+    policy: &RetryPolicy,
+) -> Option<u32> {
+    let path = format!("organizations({organization_id})?$select=languagecode");
+    let reply = match get_retrying(client, &path, url, policy).await {
+        Ok(reply) if reply.status == 200 => reply,
+        Ok(reply) => {
+            tracing::warn!(
+                status = reply.status,
+                "cannot read the organization's base language"
+            );
+            return None;
+        }
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "cannot read the organization's base language");
+            return None;
+        }
+    };
+    serde_json::from_slice::<serde_json::Value>(&reply.body)
+        .ok()?
+        .get("languagecode")?
+        .as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+}
+
+/// Calls `WhoAmI`, retrying what is transient (see [`get_retrying`]).
 async fn whoami(
     client: &Client,
     url: &str,
     policy: &RetryPolicy,
 ) -> anyhow::Result<crate::writer::client::Reply> {
+    get_retrying(client, "WhoAmI", url, policy).await
+}
+
+/// GETs `path`, retrying what is transient: a lost answer (timeout, reset), 408/429/5xx
+/// (waiting `Retry-After` when given), and one 401 with a refreshed token. A connection that
+/// cannot be made at all is not retried: the URL is most likely wrong.
+async fn get_retrying(
+    client: &Client,
+    path: &str,
+    url: &str,
+    policy: &RetryPolicy,
+) -> anyhow::Result<crate::writer::client::Reply> {
+    let what = path.split(['(', '?']).next().unwrap_or(path);
     let unreachable = |why: &dyn std::fmt::Display| {
         auth_exit(format!(
             "nothing answers at DATAVERSE_URL {url}: {why}\n  {URL_HINT}"
@@ -219,12 +294,12 @@ async fn whoami(
     loop {
         attempt += 1;
         let last = attempt >= policy.max_attempts.max(1);
-        let pause = match client.get("WhoAmI").await {
+        let pause = match client.get(path).await {
             Err(SendFailure::Auth(e)) => return Err(auth_exit(explain(&e))),
             Err(SendFailure::NotSent(why)) => return Err(unreachable(&why)),
             Err(SendFailure::Lost(why)) if last => return Err(lost(&why)),
             Err(SendFailure::Lost(why)) => {
-                tracing::warn!(attempt, reason = %why, "WhoAmI got no answer; trying again");
+                tracing::warn!(attempt, reason = %why, request = what, "got no answer; trying again");
                 None
             }
             Ok(reply) if reply.status == 401 && !refreshed => {
@@ -234,14 +309,18 @@ async fn whoami(
                     // No new token to be had (a ready token cannot be refreshed): explain the 401.
                     return Ok(reply);
                 }
-                tracing::warn!("WhoAmI refused the token (401); trying once with a new one");
+                tracing::warn!(
+                    request = what,
+                    "the token was refused (401); trying once with a new one"
+                );
                 continue;
             }
             Ok(reply) if retryable(reply.status) && !last => {
                 tracing::warn!(
                     attempt,
                     status = reply.status,
-                    "WhoAmI answered a transient error; trying again"
+                    request = what,
+                    "a transient error; trying again"
                 );
                 reply.retry_after.map(|d| d.min(policy.max_delay))
             }

@@ -61,6 +61,11 @@ pub struct Args {
     /// Requests per second at most, across all workers.
     #[arg(long, value_name = "N")]
     pub max_rps: Option<std::num::NonZeroU32>,
+    /// How the environment compares key values: ci_ai (case- and accent-insensitive) or ci_as
+    /// (case-insensitive, accent-sensitive). Default: the collation of the environment's base
+    /// language (organization.languagecode), ci_ai for a dry run.
+    #[arg(long, value_name = "ci_ai|ci_as", value_parser = crate::keys::Collation::parse)]
+    pub key_collation: Option<crate::keys::Collation>,
     /// Stop (exit 4) once more than N rows were rejected.
     #[arg(long, value_name = "N")]
     pub max_errors: Option<u64>,
@@ -184,6 +189,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             }),
             None => None,
         };
+        let collation = args.key_collation.unwrap_or_default();
         let mut would_write: Vec<(u64, [u8; 16])> = Vec::new();
         let mut unchanged = 0u64;
         let mut pending: Vec<Operation> = Vec::with_capacity(args.batch_size as usize);
@@ -207,11 +213,11 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         };
         let mut tally = job.run_offline(Some(&mut rejects), 20, |op, _record| {
             if let Some(hashes) = &mut hashes {
-                if crate::ledger::journal::unchanged(hashes, &op) {
+                if crate::ledger::journal::unchanged(hashes, &op, collation) {
                     unchanged += 1;
                     return Ok(());
                 }
-                would_write.extend(keyed_content(&op));
+                would_write.extend(keyed_content(&op, collation));
             }
             pending.push(op);
             if pending.len() == args.batch_size as usize {

@@ -201,7 +201,7 @@ async fn delete_all(
                 pos,
                 data: RecordData::Json(serde_json::json!({ "delete": url, "source_row": d.row })),
             };
-            let mut p = PendingOp::new(op, record);
+            let mut p = PendingOp::new(op, record, crate::keys::Collation::default());
             // Already gone (deleted by hand, or by an undo whose answer was lost): counts as deleted.
             p.info.sent_before = true;
             p

@@ -170,14 +170,18 @@ async fn write_all(
     };
     let hint = conn.dop_hint.unwrap_or(4).max(1);
     let ceiling = args.concurrency.map_or(hint, usize::from);
+    let (collation, collation_note) = conn.collation(args.key_collation);
     println!(
-        "connected to {} as application user {} ({}); {} batch{} in flight at most",
+        "connected to {} as application user {} ({}); {} batch{} in flight at most; {collation_note}",
         conn.url,
         conn.whoami.user_id,
         conn.origin,
         ceiling,
         if ceiling == 1 { "" } else { "es" }
     );
+    if let Some(s) = session.as_mut() {
+        s.ledger.set_collation(collation);
+    }
     // Every job checked against the environment before the first write (tables, columns, keys,
     // privileges): a refused run sent nothing and is recorded as ended with its exit code.
     if let Err(e) = super::check::preflight(&conn, &policy, &jobs).await {
@@ -200,6 +204,7 @@ async fn write_all(
     );
 
     writer.stop = stop;
+    writer.collation = collation;
     // A resumed chain that wrote keeps its clock; otherwise this run sets it, and records it
     // before its first write.
     let chain_since = session

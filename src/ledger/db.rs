@@ -8,6 +8,7 @@ use rusqlite::{Connection, OptionalExtension as _, params};
 
 use super::Counts;
 use super::packed::{self, ContentIndex, needs_own_row};
+use crate::keys::Collation;
 
 /// The ledger's schema (also in the README). Version 2: plain outcomes packed into `spans`, the
 /// content hashes kept as a sorted index (version 1 had one `rows` record per row and a `content`
@@ -214,6 +215,8 @@ type Result<T> = std::result::Result<T, LedgerError>;
 pub struct Ledger {
     conn: Connection,
     path: PathBuf,
+    /// How the environment compares keys: the identities of the done-set and the content index.
+    collation: Collation,
 }
 
 /// A 128-bit content hash (XXH3-128) of `parts`, each followed by a 0 byte. Not cryptographic:
@@ -229,10 +232,11 @@ pub fn hash16(parts: &[&[u8]]) -> [u8; 16] {
     xxhash_rust::xxh3::xxh3_128(&buf).to_le_bytes()
 }
 
-/// A 64-bit identity of a key (XXH3-64, never 0: 0 stands for "no key"), for in-memory sets and
-/// the ledger's packed forms.
+/// A 64-bit identity of a key under the default collation (see [`crate::keys`]); the ledger's
+/// own methods use the collation set with [`Ledger::set_collation`].
+#[cfg(test)]
 pub fn key_id(key: &str) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(key.as_bytes()).max(1)
+    Collation::default().key_id(key)
 }
 
 /// What the ledger records as the hash of a source that is not a regular file (a pipe, a
@@ -346,7 +350,24 @@ impl Ledger {
                 )));
             }
         }
-        Ok(Ledger { conn, path })
+        Ok(Ledger {
+            conn,
+            path,
+            collation: Collation::default(),
+        })
+    }
+
+    /// Sets how keys are compared from now on (the environment's collation, known once the run
+    /// is connected): the done-set and the content index take two keys the environment takes
+    /// for one as one. Identities are taken from the keys' text each time, so a ledger written
+    /// under another collation is read under this one.
+    pub fn set_collation(&mut self, collation: Collation) {
+        self.collation = collation;
+    }
+
+    /// How keys are compared (see [`Ledger::set_collation`]).
+    pub fn collation(&self) -> Collation {
+        self.collation
     }
 
     /// Opens an existing ledger for reading (`runs`, `undo`); an error when there is none.
@@ -720,6 +741,7 @@ impl Ledger {
     /// mapping: row number → key identity (0 when the row had no key). A created record that
     /// `undo` deleted since is not done: a resume creates it again.
     pub fn done_rows(&self, chain: i64, seq: usize) -> Result<HashMap<u64, u64>> {
+        let c = self.collation;
         let mut stmt = self
             .conn
             .prepare(
@@ -739,7 +761,7 @@ impl Ledger {
             let row: i64 = r.get(0).unwrap_or_default();
             let key: Option<String> = r.get(1).unwrap_or_default();
             let key = key.as_deref().filter(|k| !k.is_empty());
-            done.insert(row as u64, key.map_or(0, key_id));
+            done.insert(row as u64, key.map_or(0, |k| c.key_id(k)));
         }
         drop(rows);
         let mut stmt = self
@@ -766,7 +788,7 @@ impl Ledger {
             })?;
             done.extend(
                 keys.into_iter()
-                    .map(|(row, key)| (row, key.as_deref().map_or(0, key_id))),
+                    .map(|(row, key)| (row, key.as_deref().map_or(0, |k| c.key_id(k)))),
             );
         }
         Ok(done)
@@ -807,8 +829,17 @@ impl Ledger {
     ) -> Result<ContentIndex> {
         let wrap = wrapper(&self.path, "cannot update the content index");
         let tx = self.conn.transaction().map_err(&wrap)?;
-        let mut index = fold_content(&tx, entity_set, run_id, true).map_err(&wrap)?;
-        apply_run_writes(&tx, &mut index, entity_set, run_id, seq as i64).map_err(&wrap)?;
+        let mut index =
+            fold_content(&tx, self.collation, entity_set, run_id, true).map_err(&wrap)?;
+        apply_run_writes(
+            &tx,
+            self.collation,
+            &mut index,
+            entity_set,
+            run_id,
+            seq as i64,
+        )
+        .map_err(&wrap)?;
         tx.commit().map_err(&wrap)?;
         Ok(index)
     }
@@ -816,7 +847,7 @@ impl Ledger {
     /// The content index of an entity set as the next `--changed-only` run would see it, with
     /// every run folded in, in memory only (`--dry-run --changed-only`: the ledger is not written).
     pub fn content_index_preview(&self, entity_set: &str) -> Result<ContentIndex> {
-        fold_content(&self.conn, entity_set, i64::MAX, false)
+        fold_content(&self.conn, self.collation, entity_set, i64::MAX, false)
             .map_err(self.err("cannot read the content index"))
     }
 
@@ -827,6 +858,7 @@ impl Ledger {
     /// records deleted).
     pub fn prune(&mut self, keep: usize) -> Result<(Vec<i64>, u64)> {
         let wrap = wrapper(&self.path, "cannot prune the ledger");
+        let collation = self.collation;
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -884,7 +916,7 @@ impl Ledger {
             sets.collect::<rusqlite::Result<_>>().map_err(&wrap)?
         };
         for entity_set in &entity_sets {
-            fold_content(&tx, entity_set, i64::MAX, true).map_err(&wrap)?;
+            fold_content(&tx, collation, entity_set, i64::MAX, true).map_err(&wrap)?;
         }
         let mut deleted = 0u64;
         {
@@ -980,6 +1012,7 @@ impl Ledger {
         rows: &[(usize, u64, String, String)],
     ) -> Result<()> {
         let wrap = wrapper(&self.path, "cannot record the undo");
+        let collation = self.collation;
         let tx = self.conn.transaction().map_err(&wrap)?;
         {
             let mut stmt = tx
@@ -992,11 +1025,15 @@ impl Ledger {
                 stmt.execute(params![run_id, *seq as i64, *row as i64])
                     .map_err(&wrap)?;
                 if !key.is_empty() {
-                    forget.entry(entity_set).or_default().push(key_id(key));
+                    forget
+                        .entry(entity_set)
+                        .or_default()
+                        .push(collation.key_id(key));
                 }
             }
             for (entity_set, ids) in forget {
-                let mut index = fold_content(&tx, entity_set, i64::MAX, true).map_err(&wrap)?;
+                let mut index =
+                    fold_content(&tx, collation, entity_set, i64::MAX, true).map_err(&wrap)?;
                 for id in ids {
                     index.remove(&id);
                 }
@@ -1066,6 +1103,7 @@ fn folded_through(conn: &Connection, entity_set: &str) -> rusqlite::Result<i64> 
 /// when a `--changed-only` run or `undo` needs the index: a run pays nothing for it.
 fn fold_content(
     conn: &Connection,
+    collation: Collation,
     entity_set: &str,
     before_run: i64,
     store: bool,
@@ -1103,7 +1141,7 @@ fn fold_content(
     };
     let mut applied = 0;
     for run in runs {
-        applied += apply_run_writes(conn, &mut index, entity_set, run, i64::MAX)?;
+        applied += apply_run_writes(conn, collation, &mut index, entity_set, run, i64::MAX)?;
     }
     if store && applied > 0 {
         write_content(conn, entity_set, &index, upto)?;
@@ -1121,6 +1159,7 @@ fn fold_content(
 /// returns how many.
 fn apply_run_writes(
     conn: &Connection,
+    collation: Collation,
     index: &mut ContentIndex,
     entity_set: &str,
     run: i64,
@@ -1141,7 +1180,7 @@ fn apply_run_writes(
         let keys: String = r.get(2)?;
         let hashes: Vec<u8> = r.get(3)?;
         writes.extend(
-            packed::span_contents(first, &keys, &hashes)
+            packed::span_contents(collation, first, &keys, &hashes)
                 .map_err(corrupt)?
                 .into_iter()
                 .map(|(row, id, hash)| (seq, row, id, hash)),
@@ -1158,7 +1197,12 @@ fn apply_run_writes(
         let key: String = r.get(2)?;
         let hash: Vec<u8> = r.get(3)?;
         if let Ok(hash) = <[u8; 16]>::try_from(hash.as_slice()) {
-            writes.push((r.get(0)?, r.get::<_, i64>(1)? as u64, key_id(&key), hash));
+            writes.push((
+                r.get(0)?,
+                r.get::<_, i64>(1)? as u64,
+                collation.key_id(&key),
+                hash,
+            ));
         }
     }
     writes.sort_unstable_by_key(|&(seq, row, _, _)| (seq, row));
@@ -1207,7 +1251,7 @@ fn migrate_v1(tx: &Connection) -> rusqlite::Result<()> {
                 indexes
                     .entry(entity_set)
                     .or_default()
-                    .insert(key_id(&key), hash);
+                    .insert(Collation::default().key_id(&key), hash);
             }
         }
     }

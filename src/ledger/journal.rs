@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::db::{Ledger, RowOutcome, RowState, hash16, key_id};
+use super::db::{Ledger, RowOutcome, RowState, hash16};
 use super::packed::ContentIndex;
 use crate::job::Step;
+use crate::keys::Collation;
 use crate::odata::{Method, Operation, Precondition};
 use crate::writer::{Admit, AdmitFn, Event, Sink};
 
@@ -23,8 +24,8 @@ pub fn content_hash(op: &Operation) -> [u8; 16] {
 
 /// The key identity and content hash of an operation with a key (`None` for a keyless create,
 /// which `--changed-only` always sends).
-pub fn keyed_content(op: &Operation) -> Option<(u64, [u8; 16])> {
-    (!op.key.is_empty()).then(|| (key_id(&op.key), content_hash(op)))
+pub fn keyed_content(op: &Operation, collation: Collation) -> Option<(u64, [u8; 16])> {
+    (!op.key.is_empty()).then(|| (collation.key_id(&op.key), content_hash(op)))
 }
 
 /// What the content index holds for a key this run sends: it matches no content, so a later
@@ -35,8 +36,8 @@ const SENT_THIS_RUN: [u8; 16] = [0; 16];
 /// `--changed-only`: true when `op` writes exactly what the index holds for its key, so it is
 /// left out. Otherwise the row will be sent, and the index remembers that (see
 /// [`SENT_THIS_RUN`]). Keyless operations are always sent. Shared by the run and the dry run.
-pub fn unchanged(index: &mut ContentIndex, op: &Operation) -> bool {
-    let Some((id, hash)) = keyed_content(op) else {
+pub fn unchanged(index: &mut ContentIndex, op: &Operation, collation: Collation) -> bool {
+    let Some((id, hash)) = keyed_content(op, collation) else {
         return false;
     };
     if index.get(&id) == Some(&hash) {
@@ -57,6 +58,8 @@ pub struct AdmitPlan {
     pub hashes: Option<ContentIndex>,
     /// Rows whose key differs from the one recorded (`--force` after a source change): sent again.
     pub key_mismatches: Arc<AtomicU64>,
+    /// How the environment compares keys (the identities above were taken under it).
+    pub collation: Collation,
 }
 
 impl AdmitPlan {
@@ -67,6 +70,7 @@ impl AdmitPlan {
             rejected,
             mut hashes,
             key_mismatches,
+            collation,
         } = self;
         let resumed = done.is_some();
         Box::new(move |step: &Step| {
@@ -78,7 +82,11 @@ impl AdmitPlan {
                 };
                 if let Some(&recorded) = done.get(&row) {
                     match key {
-                        Some(k) if recorded != 0 && !k.is_empty() && key_id(k) != recorded => {
+                        Some(k)
+                            if recorded != 0
+                                && !k.is_empty()
+                                && collation.key_id(k) != recorded =>
+                        {
                             key_mismatches.fetch_add(1, Ordering::Relaxed);
                         }
                         _ => {
@@ -91,7 +99,7 @@ impl AdmitPlan {
                 }
             }
             if let (Some(hashes), Step::Operation(op, _)) = (&mut hashes, step) {
-                if unchanged(hashes, op) {
+                if unchanged(hashes, op, collation) {
                     return Admit::Unchanged;
                 }
             }
@@ -262,17 +270,18 @@ mod tests {
         let same = op(2, Method::Patch, Precondition::None, "n='B'", "{\"x\":1}");
         let plan = AdmitPlan {
             done: Some(HashMap::from([
-                (1, key_id("n='A'")),
-                (3, key_id("n='OLD'")),
-                (4, key_id("n='R'")),
+                (1, Collation::default().key_id("n='A'")),
+                (3, Collation::default().key_id("n='OLD'")),
+                (4, Collation::default().key_id("n='R'")),
             ])),
             rejected: HashMap::from([(4, "Dataverse 400: no".to_string())]),
             hashes: Some(
-                [(key_id("n='B'"), content_hash(&same))]
+                [(Collation::default().key_id("n='B'"), content_hash(&same))]
                     .into_iter()
                     .collect(),
             ),
             key_mismatches: Arc::new(AtomicU64::new(0)),
+            collation: Collation::default(),
         };
         let mismatches = plan.key_mismatches.clone();
         let mut admit = plan.into_fn();

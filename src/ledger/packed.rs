@@ -8,7 +8,8 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use super::db::{RowOutcome, RowState, key_id};
+use super::db::{RowOutcome, RowState};
+use crate::keys::Collation;
 
 /// Bytes per row in a span's `hashes` BLOB: the content hash (XXH3-128).
 pub const HASH_BYTES: usize = 16;
@@ -138,6 +139,7 @@ pub fn span_keys(first_row: u64, keys: &str) -> Result<Vec<(u64, Option<String>)
 
 /// The (row, key identity, hash) of each row of a written span with a key.
 pub fn span_contents(
+    collation: Collation,
     first_row: u64,
     keys: &str,
     hashes: &[u8],
@@ -147,7 +149,7 @@ pub fn span_contents(
         .zip(hashes.chunks_exact(HASH_BYTES))
         .filter_map(|((row, key), h)| {
             let key = key?;
-            Some((row, key_id(&key), h.try_into().expect("16 bytes")))
+            Some((row, collation.key_id(&key), h.try_into().expect("16 bytes")))
         })
         .collect())
 }
@@ -246,8 +248,14 @@ mod tests {
             ],
             "quotes survive the JSON"
         );
-        let contents = span_contents(1, &first.keys, first.hashes.as_deref().unwrap()).unwrap();
-        assert_eq!(contents[2], (3, key_id("k3"), [3; 16]));
+        let contents = span_contents(
+            Collation::default(),
+            1,
+            &first.keys,
+            first.hashes.as_deref().unwrap(),
+        )
+        .unwrap();
+        assert_eq!(contents[2], (3, Collation::default().key_id("k3"), [3; 16]));
         assert_eq!(
             (s[1].keys.as_str(), s[1].hashes.as_ref()),
             ("[null]", None),

@@ -236,6 +236,7 @@ impl RunSession {
                 rejected,
                 hashes,
                 key_mismatches: mismatches.clone(),
+                collation: self.ledger.collation(),
             }),
             mismatches,
         ))

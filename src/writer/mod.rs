@@ -29,7 +29,7 @@ pub use send::{Event, PendingOp, SendContext, SendStats, Written};
 use crate::job::{Job, Reject, Step};
 use crate::ledger::{Counts, RejectsWriter};
 use crate::odata::BatchOptions;
-use order::{KeyGate, Turn, key_identity};
+use order::{KeyGate, Turn};
 
 /// The column an upsert job asks for back with `--track-creates` (its key column), or `None`
 /// (not asked, or not an upsert).
@@ -75,6 +75,9 @@ pub struct Writer {
     /// What tells a record this run created from one there before it (see
     /// [`decide::read_back`]); by default, created since this writer was made, by anyone.
     pub provenance: decide::Provenance,
+    /// How the environment compares keys (see [`crate::keys`]): the per-key order holds keys the
+    /// service takes for one as one.
+    pub collation: crate::keys::Collation,
 }
 
 /// What writing one job came to.
@@ -170,6 +173,7 @@ impl Writer {
                 since: jiff::Timestamp::now(),
                 user_id: None,
             },
+            collation: crate::keys::Collation::default(),
         }
     }
 
@@ -197,6 +201,7 @@ impl Writer {
             mut sink,
         } = hooks;
         let batch_size = self.options.batch_size.max(1);
+        let collation = self.collation;
         // Room for the outcomes of every batch in flight and as many again, so that a batch that
         // has its answer never waits for the recorder (whose ledger transactions come in bursts).
         let events_room = (batch_size * (self.pacing.limit() + 1) * 2).max(4096);
@@ -238,7 +243,7 @@ impl Writer {
                         // job's own doing (see `KeyGate::note_done`).
                         if let Step::Operation(op, _) = &step {
                             if send::settles_by_key(op) {
-                                batcher.gate.note_done(key_identity(&op.key));
+                                batcher.gate.note_done(collation.key_id(&op.key));
                             }
                         }
                         Event::PassedOver(step_pos(&step))
@@ -252,7 +257,7 @@ impl Writer {
                         Event::Unchanged(record.pos, op.key)
                     }
                     (Admit::Send { sent_before }, Step::Operation(op, record)) => {
-                        let mut pending = PendingOp::new(op, record);
+                        let mut pending = PendingOp::new(op, record, collation);
                         pending.info.sent_before |= sent_before;
                         if batcher.push(pending) {
                             continue;

@@ -22,12 +22,6 @@ pub type ById<V> = HashMap<u64, V, BuildHasherDefault<KeyIdHasher>>;
 /// A set of key identities, hashed as themselves.
 pub type IdSet = HashSet<u64, BuildHasherDefault<KeyIdHasher>>;
 
-/// The identity of a record key in the gate (a collision only makes two keys wait for each
-/// other).
-pub fn key_identity(key: &str) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(key.as_bytes())
-}
-
 /// What the gate knows of a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Held {
@@ -61,7 +55,7 @@ pub enum Turn {
     },
 }
 
-/// The keys in flight or deferred, by [`key_identity`].
+/// The keys in flight or deferred, by their identity ([`crate::keys::Collation::key_id`]).
 #[derive(Debug, Default)]
 pub struct KeyGate {
     held: Mutex<ById<Held>>,

@@ -12,7 +12,7 @@ use super::decide::{
     Attempt, Fatal, Found, Limit, OpInfo, Provenance, READ_BACK_SELECT, RetryPolicy, TokenRefused,
     Verdict, bound, decide, read_back, read_back_absent, settle, settle_deletes, token_refused,
 };
-use super::order::{KeyGate, key_identity};
+use super::order::KeyGate;
 use super::pacing::Pacing;
 use crate::auth::AccessToken;
 use crate::job::Reject;
@@ -36,7 +36,7 @@ pub struct PendingOp {
 
 impl PendingOp {
     /// A fresh operation, never sent.
-    pub fn new(op: Operation, record: Record) -> PendingOp {
+    pub fn new(op: Operation, record: Record, collation: crate::keys::Collation) -> PendingOp {
         let info = OpInfo {
             method: op.method,
             precondition: op.precondition,
@@ -49,7 +49,7 @@ impl PendingOp {
             deferred: false,
             attempts: 0,
         };
-        let key_id = (!op.key.is_empty()).then(|| key_identity(&op.key));
+        let key_id = (!op.key.is_empty()).then(|| collation.key_id(&op.key));
         PendingOp {
             op,
             record,

@@ -14,6 +14,7 @@ mod input_limits;
 mod ledger;
 mod mapping_checks;
 mod preflight;
+mod seams;
 mod support;
 mod validate;
 mod whoami;

@@ -147,6 +147,9 @@ pub struct OrganizationConfig {
     pub business_unit_id: String,
     /// Display name.
     pub name: String,
+    /// Base language (LCID, `organization.languagecode`): it chooses how alternate keys are
+    /// compared (see `keys::Collation`); 1033, English, by default.
+    pub language_code: u32,
 }
 
 impl Default for OrganizationConfig {
@@ -155,6 +158,7 @@ impl Default for OrganizationConfig {
             id: crate::defaults::ORGANIZATION_ID.into(),
             business_unit_id: crate::defaults::BUSINESS_UNIT_ID.into(),
             name: "emulator".into(),
+            language_code: 1033,
         }
     }
 }

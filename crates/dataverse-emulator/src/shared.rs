@@ -86,7 +86,11 @@ impl Shared {
             }
         }
         Ok(Shared {
-            store: Mutex::new(Store::new(catalog.clone(), config.seed)),
+            store: Mutex::new({
+                let mut store = Store::new(catalog.clone(), config.seed);
+                store.set_language(config.organization.language_code);
+                store
+            }),
             catalog,
             base_url,
             issuer: TokenIssuer::new(),

@@ -96,6 +96,8 @@ pub struct Store {
     next_version: u64,
     rng: ChaCha8Rng,
     changes: u64,
+    /// Alternate keys compare accent-insensitively (`_CI_AI`), from the base language.
+    accent_insensitive: bool,
 }
 
 impl Store {
@@ -122,7 +124,14 @@ impl Store {
             next_version: 1_000_000,
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x0005_eed0_f1d5),
             changes: 0,
+            accent_insensitive: true,
         }
+    }
+
+    /// Compares alternate keys as an environment of base language `lcid` does (see
+    /// [`accent_sensitive_language`]). Set before the first row is stored.
+    pub fn set_language(&mut self, lcid: u32) {
+        self.accent_insensitive = !accent_sensitive_language(lcid);
     }
 
     /// The catalogue.
@@ -183,7 +192,7 @@ impl Store {
 
     /// The row whose alternate key `key_index` has `values` (in key attribute order).
     pub fn find_by_key(&self, table: &Table, key_index: usize, values: &[Value]) -> Option<Uuid> {
-        let canonical = canonical_key(values.iter())?;
+        let canonical = canonical_key(values.iter(), self.accent_insensitive)?;
         self.tables
             .get(table.logical())?
             .key_index
@@ -192,7 +201,11 @@ impl Store {
             .copied()
     }
 
-    fn key_strings(table: &Table, fields: &Map<String, Value>) -> Vec<Option<String>> {
+    fn key_strings(
+        accent_insensitive: bool,
+        table: &Table,
+        fields: &Map<String, Value>,
+    ) -> Vec<Option<String>> {
         table
             .cfg
             .keys
@@ -202,13 +215,14 @@ impl Store {
                     k.attributes
                         .iter()
                         .map(|a| fields.get(a).unwrap_or(&Value::Null)),
+                    accent_insensitive,
                 )
             })
             .collect()
     }
 
     fn check_keys(&self, table: &Table, record: &Record) -> Result<Vec<Option<String>>, ApiError> {
-        let keys = Self::key_strings(table, &record.fields);
+        let keys = Self::key_strings(self.accent_insensitive, table, &record.fields);
         let data = &self.tables[table.logical()];
         for (i, k) in keys.iter().enumerate() {
             if let Some(k) = k
@@ -254,6 +268,7 @@ impl Store {
 
     /// Replaces an existing row (same id); an alternate-key clash is refused.
     pub fn replace(&mut self, table: &Table, record: Record) -> Result<Undo, ApiError> {
+        let ai = self.accent_insensitive;
         let keys = self.check_keys(table, &record)?;
         let data = self.tables.get_mut(table.logical()).expect("table exists");
         let Some(old) = data.records.remove(&record.id) else {
@@ -263,7 +278,7 @@ impl Store {
                 format!("{} With Id = {} Does Not Exist", table.logical(), record.id),
             ));
         };
-        for (i, k) in Self::key_strings(table, &old.fields)
+        for (i, k) in Self::key_strings(ai, table, &old.fields)
             .into_iter()
             .enumerate()
         {
@@ -286,9 +301,10 @@ impl Store {
 
     /// Removes a row.
     pub fn remove(&mut self, table: &Table, id: &Uuid) -> Option<Undo> {
+        let ai = self.accent_insensitive;
         let data = self.tables.get_mut(table.logical())?;
         let old = data.records.remove(id)?;
-        for (i, k) in Self::key_strings(table, &old.fields)
+        for (i, k) in Self::key_strings(ai, table, &old.fields)
             .into_iter()
             .enumerate()
         {
@@ -360,15 +376,39 @@ impl Store {
     }
 }
 
+/// True for the base languages whose collation Microsoft's "Dataverse language collations" page
+/// (learn.microsoft.com/power-platform/admin/language-collations) lists as `_CI_AS`; the others
+/// are `_CI_AI`.
+pub fn accent_sensitive_language(lcid: u32) -> bool {
+    [
+        1035, 1048, 1050, 1051, 1053, 1054, 1057, 1058, 1060, 1061, 1062,
+    ]
+    .contains(&lcid)
+}
+
 /// Canonical text of key values; `None` when a value is null (such rows are not indexed).
-fn canonical_key<'a>(values: impl Iterator<Item = &'a Value>) -> Option<String> {
+/// Strings compare as SQL Server compares them under the environment's collation: case-
+/// insensitively, trailing spaces ignored (ANSI padding), and accents ignored under `_CI_AI`.
+fn canonical_key<'a>(
+    values: impl Iterator<Item = &'a Value>,
+    accent_insensitive: bool,
+) -> Option<String> {
+    use unicode_normalization::UnicodeNormalization as _;
     let mut out = String::new();
     for v in values {
         match v {
             Value::Null => return None,
             Value::String(s) => {
-                // Dataverse key matching is case-insensitive for strings (SQL collation).
-                out.push_str(&serde_json::to_string(&s.to_lowercase()).unwrap_or_default());
+                let lower = s.trim_end_matches(' ').to_lowercase();
+                let folded: String = if accent_insensitive {
+                    lower
+                        .nfd()
+                        .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
+                        .collect()
+                } else {
+                    lower.nfc().collect()
+                };
+                out.push_str(&serde_json::to_string(&folded).unwrap_or_default());
             }
             Value::Object(o) => out.push_str(o.get("id").and_then(Value::as_str).unwrap_or("")),
             Value::Number(n) => match n.as_f64() {

@@ -1,5 +1,6 @@
 //! The calling application user's own records: `systemusers(<id>)`, its business unit
-//! `businessunits(<id>)`, its security roles `systemusers(<id>)/systemuserroles_association`
+//! `businessunits(<id>)`, its organization `organizations(<id>)` (name and base language), its
+//! security roles `systemusers(<id>)/systemuserroles_association`
 //! (the many-to-many relationship PROTOCOL.md §18.2 assigns roles through), and the bound
 //! function `RetrieveUserPrivileges`.
 //!
@@ -24,7 +25,7 @@ use crate::error::{ApiError, OpResponse};
 
 /// Whether `name` is an entity set this module serves (when the catalogue has no such table).
 pub fn serves(name: &str) -> bool {
-    matches!(name, "systemusers" | "businessunits")
+    matches!(name, "systemusers" | "businessunits" | "organizations")
 }
 
 /// Routes `systemusers(…)[/function]` and `businessunits(…)`.
@@ -63,6 +64,7 @@ pub fn route(
             Ok(roles(ctx))
         }
         ("businessunits", 1) => businessunit(ctx, req, id),
+        ("organizations", 1) => organization(ctx, req, id),
         _ => Err(ApiError::resource_not_found(
             segs.last().map_or("", String::as_str),
         )),
@@ -72,6 +74,7 @@ pub fn route(
 fn own(ctx: &Ctx, logical: &str, id: Uuid) -> Result<(), ApiError> {
     let mine = match logical {
         "systemuser" => ctx.user.systemuser_id == id,
+        "organization" => ctx.org.id.parse::<Uuid>().is_ok_and(|o| o == id),
         _ => ctx
             .org
             .business_unit_id
@@ -148,6 +151,15 @@ fn businessunit(ctx: &Ctx, req: &OpRequest, id: Uuid) -> Result<OpResponse, ApiE
     let row = json!({ "name": ctx.org.name, "_parentbusinessunitid_value": null });
     let row = row.as_object().cloned().unwrap_or_default();
     select(ctx, req, "businessunit", "businessunits", id, row)
+}
+
+/// The organization row: its name and base language (`languagecode`, the LCID that chose the
+/// database's collation, Microsoft's "language collations" page).
+fn organization(ctx: &Ctx, req: &OpRequest, id: Uuid) -> Result<OpResponse, ApiError> {
+    own(ctx, "organization", id)?;
+    let row = json!({ "name": ctx.org.name, "languagecode": ctx.org.language_code });
+    let row = row.as_object().cloned().unwrap_or_default();
+    select(ctx, req, "organization", "organizations", id, row)
 }
 
 fn privileges(ctx: &Ctx) -> OpResponse {
