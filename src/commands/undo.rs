@@ -152,6 +152,28 @@ async fn delete_all(
     mut todo: Vec<RowDetail>,
 ) -> anyhow::Result<Exit> {
     let conn = super::connect::connect(&args.connect, &RetryPolicy::default()).await?;
+    // The ledger's history belongs to one environment: its records are not in another.
+    let env = crate::ledger::Environment {
+        organization_id: conn.whoami.organization_id.clone(),
+        url: conn.url.clone(),
+        user_id: conn.whoami.user_id.clone(),
+    };
+    if let Some((run, recorded)) = ledger.environment()? {
+        if !recorded.same_as(&env) {
+            return Err(crate::exit::ExitError {
+                exit: Exit::Unusable,
+                message: crate::ledger::session::other_environment(
+                    ledger.path(),
+                    run,
+                    &recorded,
+                    &env,
+                )
+                .replace("nothing was sent", "nothing was deleted"),
+            }
+            .into());
+        }
+    }
+    ledger.set_collation(conn.collation(None).0);
     // The delete privilege on every table first: a refused undo deleted nothing.
     let mut sets: Vec<&str> = todo.iter().map(|d| d.entity_set.as_str()).collect();
     sets.sort_unstable();

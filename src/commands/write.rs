@@ -181,6 +181,16 @@ async fn write_all(
     );
     if let Some(s) = session.as_mut() {
         s.ledger.set_collation(collation);
+        let env = crate::ledger::Environment {
+            organization_id: conn.whoami.organization_id.clone(),
+            url: conn.url.clone(),
+            user_id: conn.whoami.user_id.clone(),
+        };
+        match s.bind_environment(&env) {
+            Ok(Some(note)) => println!("{note}"),
+            Ok(None) => {}
+            Err(e) => return Err(refused(e, session.as_mut(), &args, started_at, start)?),
+        }
     }
     // Every job checked against the environment before the first write (tables, columns, keys,
     // privileges): a refused run sent nothing and is recorded as ended with its exit code.

@@ -86,11 +86,17 @@ CREATE TABLE IF NOT EXISTS run_clock (       -- version 3: when a run's own reco
   writes_since TEXT NOT NULL                  -- RFC 3339, the server's clock: a record its user
                                               -- created at or after it is the run's (read-backs)
 );
-PRAGMA user_version = 3;
+CREATE TABLE IF NOT EXISTS run_environment ( -- version 4: the environment a run connected to
+  run_id          INTEGER PRIMARY KEY,
+  organization_id TEXT NOT NULL,              -- WhoAmI's OrganizationId: what binds the ledger
+  url             TEXT NOT NULL,              -- DATAVERSE_URL, for messages
+  user_id         TEXT NOT NULL               -- the application user's systemuserid
+);
+PRAGMA user_version = 4;
 ";
 
 /// The schema version this build writes.
-const VERSION: i64 = 3;
+const VERSION: i64 = 4;
 
 /// What became of one row, as the ledger keeps it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,6 +216,27 @@ pub struct LedgerError {
 }
 
 type Result<T> = std::result::Result<T, LedgerError>;
+
+/// The Dataverse environment a run connected to, as `WhoAmI` names it. A ledger keeps the
+/// history of one environment: its organization id binds it (the URL may change with the
+/// environment's name, the id never does).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Environment {
+    /// `WhoAmI`'s `OrganizationId`.
+    pub organization_id: String,
+    /// The environment URL (`DATAVERSE_URL`).
+    pub url: String,
+    /// The application user's `systemuserid`.
+    pub user_id: String,
+}
+
+impl Environment {
+    /// True when `other` is the same environment (the same organization).
+    pub fn same_as(&self, other: &Environment) -> bool {
+        self.organization_id
+            .eq_ignore_ascii_case(&other.organization_id)
+    }
+}
 
 /// The open ledger of one state directory.
 pub struct Ledger {
@@ -331,9 +358,9 @@ impl Ledger {
                     .execute_batch(SCHEMA)
                     .map_err(err("cannot create the schema"))?,
                 1 => migrate_v1(&tx).map_err(err("cannot upgrade the ledger from version 1"))?,
-                2 => tx
+                2 | 3 => tx
                     .execute_batch(SCHEMA)
-                    .map_err(err("cannot upgrade the ledger from version 2"))?,
+                    .map_err(err("cannot upgrade the ledger to version 4"))?,
                 _ => {}
             }
             tx.commit().map_err(err("cannot set up the schema"))?;
@@ -363,6 +390,11 @@ impl Ledger {
     /// under another collation is read under this one.
     pub fn set_collation(&mut self, collation: Collation) {
         self.collation = collation;
+    }
+
+    /// The ledger's file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// How keys are compared (see [`Ledger::set_collation`]).
@@ -420,6 +452,42 @@ impl Ledger {
             what: "cannot start a run",
             cause: source,
         })
+    }
+
+    /// Records the environment run `run_id` connected to, before its first write.
+    pub fn set_environment(&mut self, run_id: i64, env: &Environment) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO run_environment (run_id, organization_id, url, user_id)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![run_id, env.organization_id, env.url, env.user_id],
+            )
+            .map(|_| ())
+            .map_err(self.err("cannot record the run's environment"))
+    }
+
+    /// The environment of the ledger's history: the one its latest run that connected recorded
+    /// (with that run's id); `None` when no run recorded one (a new ledger, or one whose runs
+    /// all predate version 4).
+    pub fn environment(&self) -> Result<Option<(i64, Environment)>> {
+        self.conn
+            .query_row(
+                "SELECT run_id, organization_id, url, user_id FROM run_environment
+                 ORDER BY run_id DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        Environment {
+                            organization_id: r.get(1)?,
+                            url: r.get(2)?,
+                            user_id: r.get(3)?,
+                        },
+                    ))
+                },
+            )
+            .optional()
+            .map_err(self.err("cannot read the ledger's environment"))
     }
 
     /// Records when run `run_id`'s own records begin (see `writer::decide::Provenance`).
@@ -1584,7 +1652,7 @@ mod tests {
             .unwrap();
         }
         let mut l = Ledger::open(dir.path()).unwrap();
-        assert_eq!(query_u64(&l, "PRAGMA user_version"), 3);
+        assert_eq!(query_u64(&l, "PRAGMA user_version"), VERSION as u64);
         let index = l.content_index("accounts", i64::MAX, 0).unwrap();
         assert_eq!(index[&key_id("k1")], [1; 16]);
         assert_eq!(
@@ -1599,9 +1667,10 @@ mod tests {
         drop(l);
         // A ledger from a newer dvload is refused, not damaged.
         let conn = Connection::open(Ledger::file(dir.path())).unwrap();
-        conn.pragma_update(None, "user_version", 4).unwrap();
+        conn.pragma_update(None, "user_version", VERSION + 1)
+            .unwrap();
         drop(conn);
         let err = Ledger::open(dir.path()).err().unwrap().to_string();
-        assert!(err.contains("schema version is 4"), "{err}");
+        assert!(err.contains("schema version is 5"), "{err}");
     }
 }

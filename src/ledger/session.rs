@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use super::Counts;
-use super::db::{JobInfo, Ledger, RunRow, UNHASHED, file_sha256, source_fingerprint};
+use super::db::{Environment, JobInfo, Ledger, RunRow, UNHASHED, file_sha256, source_fingerprint};
 use super::journal::{AdmitPlan, JobJournal};
 use super::lock::StateLock;
 use crate::exit::{Exit, ExitError};
@@ -207,6 +207,31 @@ impl RunSession {
         })
     }
 
+    /// Binds the run to the environment it connected to, before its first write: a state
+    /// directory keeps the history of one environment, because its resume chains, its
+    /// `--changed-only` content index and `undo` all speak of records in that environment. A run
+    /// against another one is refused (exit 2, nothing sent) with both environments named; one
+    /// whose ledger recorded no environment yet (new, or written by an older dvload) adopts this
+    /// one. Returns a note to print when the URL changed for the same organization.
+    pub fn bind_environment(&mut self, env: &Environment) -> anyhow::Result<Option<String>> {
+        let note = match self.ledger.environment()? {
+            Some((run, recorded)) if !recorded.same_as(env) => {
+                return Err(ExitError {
+                    exit: Exit::Unusable,
+                    message: other_environment(self.ledger.path(), run, &recorded, env),
+                }
+                .into());
+            }
+            Some((_, recorded)) if recorded.url != env.url => Some(format!(
+                "note: the environment's URL changed since the last run ({} then, {} now): same organization {}",
+                recorded.url, env.url, env.organization_id
+            )),
+            _ => None,
+        };
+        self.ledger.set_environment(self.run_id, env)?;
+        Ok(note)
+    }
+
     /// Records the start of job `seq` and returns what its reader thread needs (None: send every row).
     pub fn begin_job(&mut self, seq: usize) -> anyhow::Result<(Option<AdmitPlan>, Arc<AtomicU64>)> {
         let info = self.infos[seq].clone();
@@ -263,4 +288,28 @@ impl RunSession {
     pub fn finish(&mut self, exit: Exit, ended_at: &str) -> anyhow::Result<()> {
         Ok(self.ledger.end_run(self.run_id, exit.code(), ended_at)?)
     }
+}
+
+/// The refusal of a run (or an undo) against an environment other than the one a ledger's
+/// history belongs to: names both, and what to do.
+pub fn other_environment(
+    ledger: &Path,
+    run: i64,
+    recorded: &Environment,
+    now: &Environment,
+) -> String {
+    format!(
+        "the run ledger {} holds the history of another Dataverse environment: organization {} at {} \
+         (run #{run}), not organization {} at {}; its resume chains, --changed-only index and undo \
+         speak of records that are not in this one, so nothing was sent. Keep one state directory \
+         per environment: add --state DIR with a new directory for {} (or move {} away to start \
+         this environment's history afresh)",
+        ledger.display(),
+        recorded.organization_id,
+        recorded.url,
+        now.organization_id,
+        now.url,
+        now.url,
+        ledger.parent().unwrap_or(ledger).display(),
+    )
 }

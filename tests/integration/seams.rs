@@ -203,3 +203,50 @@ fn an_accent_sensitive_environment_keeps_accented_keys_apart() {
         assert_eq!(held[&fold(&spelling(i, 3), false)], format!("plain {i}"));
     }
 }
+
+/// Item 2: a `--changed-only` job run against one environment, then pointed (same state
+/// directory) at a new, empty one, sent nothing and said "unchanged" for every row. A state
+/// directory now holds the history of one environment: any run or undo against another is
+/// refused before anything is sent, naming both.
+#[test]
+fn a_ledger_is_bound_to_the_environment_it_describes() {
+    let first = emulator(25, 1033);
+    let w = Workdir::new();
+    let rows: Vec<(String, String)> = (0..200)
+        .map(|i| (format!("E-{i:04}"), format!("n {i}")))
+        .collect();
+    w.write("accounts.csv", csv(&rows));
+    w.write("m.toml", mapping("create"));
+    let (out, report) = run(&w, &first, &["--changed-only"]);
+    out.expect_code(0);
+    assert_eq!(report.written, 200);
+
+    let mut config = Config {
+        seed: 26,
+        ..Config::default()
+    };
+    config.organization.id = "11111111-2222-3333-4444-555555555555".into();
+    let second = Emu::start_with(config);
+    for extra in [&["--changed-only"][..], &[], &["--resume"]] {
+        let (out, report) = run(&w, &second, extra);
+        out.expect_code(2)
+            .stderr_has("holds the history of another Dataverse environment")
+            .stderr_has("11111111-2222-3333-4444-555555555555")
+            .stderr_has(first.base_url())
+            .stderr_has("--state DIR");
+        assert_eq!(report.written, 0);
+        assert_eq!(second.state.count("account"), 0, "{extra:?}: nothing sent");
+    }
+    let out = w.dvload_env(&["undo", "1", "--yes", "--state", ".dvload"], &second.env());
+    out.expect_code(2).stderr_has("nothing was deleted");
+    assert_eq!(first.state.count("account"), 200);
+
+    // A state directory of its own for the second environment works, and the first one's
+    // history is untouched: its --changed-only run still finds every row unchanged.
+    let (out, report) = run(&w, &second, &["--changed-only", "--state", "state-2"]);
+    out.expect_code(0);
+    assert_eq!((report.written, second.state.count("account")), (200, 200));
+    let (out, report) = run(&w, &first, &["--changed-only"]);
+    out.expect_code(0);
+    assert_eq!((report.written, report.stat("unchanged")), (0, 200));
+}

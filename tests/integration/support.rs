@@ -251,10 +251,11 @@ impl Report {
             n(&json, "rejected"),
             n(&json, "skipped"),
         ];
+        let unchanged = |v: &serde_json::Value| v["unchanged"].as_u64().unwrap_or(0);
         assert_eq!(
             totals[0],
-            totals[1] + totals[2] + totals[3],
-            "read = written + rejected + skipped: {json}"
+            totals[1] + totals[2] + totals[3] + unchanged(&json),
+            "read = written + rejected + skipped + unchanged: {json}"
         );
         let mut sums = [0u64; 4];
         for job in json["jobs"].as_array().expect("jobs") {
@@ -264,7 +265,11 @@ impl Report {
                 n(job, "rejected"),
                 n(job, "skipped"),
             ];
-            assert_eq!(c[0], c[1] + c[2] + c[3], "job counts: {job}");
+            assert_eq!(
+                c[0],
+                c[1] + c[2] + c[3] + unchanged(job),
+                "job counts: {job}"
+            );
             for (s, c) in sums.iter_mut().zip(c) {
                 *s += c;
             }
