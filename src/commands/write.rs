@@ -89,6 +89,14 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     runtime.block_on(write_all(args, jobs, rejects_paths, session, started_at))
 }
 
+/// True when `a` and `b` name one existing file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
 /// Checks that `path` can be written as the run will write it (a temporary file beside it,
 /// renamed into place): its folder exists or can be made, and takes a new file. `what` names
 /// the option in the message. Nothing is left behind but the folder.
@@ -431,8 +439,26 @@ async fn write_jobs(
                 super::thousands(outcome.carried)
             );
         }
+        let rejects_at = rejects.path().to_path_buf();
         let rejects_file = match rejects.finish() {
-            Ok(file) => file,
+            Ok(file) => {
+                // The rejects file lists the rows rejected now: one an earlier run of this job
+                // left, or the file this run replayed, goes when no row is.
+                let replayed = same_file(&rejects_at, &source);
+                let removed = match session.as_deref_mut() {
+                    Some(s) => s.settle_rejects(seq, &rejects_at, file.is_some())?,
+                    None => false,
+                } || (file.is_none()
+                    && replayed
+                    && crate::ledger::session::remove_if_there(&rejects_at)?);
+                if removed {
+                    println!(
+                        "no row is rejected now: removed the rejects file {} of an earlier run (its rows are written)",
+                        rejects_at.display()
+                    );
+                }
+                file
+            }
             Err(e) => {
                 *exit = Exit::Stopped;
                 *stop_message = Some(format!(

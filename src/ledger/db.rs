@@ -92,11 +92,17 @@ CREATE TABLE IF NOT EXISTS run_environment ( -- version 4: the environment a run
   url             TEXT NOT NULL,              -- DATAVERSE_URL, for messages
   user_id         TEXT NOT NULL               -- the application user's systemuserid
 );
-PRAGMA user_version = 4;
+CREATE TABLE IF NOT EXISTS rejects_files (  -- version 5: which job last wrote each rejects file
+  path   TEXT PRIMARY KEY,                    -- absolute
+  job    TEXT NOT NULL,                       -- runs.job
+  seq    INTEGER NOT NULL,                    -- the mapping's position in the job
+  run_id INTEGER NOT NULL
+);
+PRAGMA user_version = 5;
 ";
 
 /// The schema version this build writes.
-const VERSION: i64 = 4;
+const VERSION: i64 = 5;
 
 /// What became of one row, as the ledger keeps it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -358,9 +364,9 @@ impl Ledger {
                     .execute_batch(SCHEMA)
                     .map_err(err("cannot create the schema"))?,
                 1 => migrate_v1(&tx).map_err(err("cannot upgrade the ledger from version 1"))?,
-                2 | 3 => tx
+                2..=4 => tx
                     .execute_batch(SCHEMA)
-                    .map_err(err("cannot upgrade the ledger to version 4"))?,
+                    .map_err(err("cannot upgrade the ledger to version 5"))?,
                 _ => {}
             }
             tx.commit().map_err(err("cannot set up the schema"))?;
@@ -488,6 +494,36 @@ impl Ledger {
             )
             .optional()
             .map_err(self.err("cannot read the ledger's environment"))
+    }
+
+    /// Records that job `job`'s mapping `seq` (run `run_id`) wrote the rejects file `path`.
+    pub fn set_rejects_owner(
+        &mut self,
+        path: &str,
+        job: &str,
+        seq: usize,
+        run_id: i64,
+    ) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO rejects_files (path, job, seq, run_id) VALUES (?1, ?2, ?3, ?4)",
+                params![path, job, seq as i64, run_id],
+            )
+            .map(|_| ())
+            .map_err(self.err("cannot record the rejects file"))
+    }
+
+    /// The job and mapping position that last wrote the rejects file `path`, if a run of this
+    /// ledger did.
+    pub fn rejects_owner(&self, path: &str) -> Result<Option<(String, usize)>> {
+        self.conn
+            .query_row(
+                "SELECT job, seq FROM rejects_files WHERE path = ?1",
+                params![path],
+                |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as usize)),
+            )
+            .optional()
+            .map_err(self.err("cannot read the rejects files"))
     }
 
     /// Records when run `run_id`'s own records begin (see `writer::decide::Provenance`).
@@ -1671,6 +1707,6 @@ mod tests {
             .unwrap();
         drop(conn);
         let err = Ledger::open(dir.path()).err().unwrap().to_string();
-        assert!(err.contains("schema version is 5"), "{err}");
+        assert!(err.contains("schema version is 6"), "{err}");
     }
 }

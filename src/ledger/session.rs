@@ -59,6 +59,8 @@ pub struct StartOptions {
 
 /// A run being recorded.
 pub struct RunSession {
+    /// The job's identity in the ledger (its mapping files).
+    pub job: String,
     _lock: StateLock,
     /// The ledger.
     pub ledger: Ledger,
@@ -197,6 +199,7 @@ impl RunSession {
         };
         Ok(RunSession {
             _lock: lock,
+            job: identity,
             ledger,
             run_id,
             resumed,
@@ -230,6 +233,27 @@ impl RunSession {
         };
         self.ledger.set_environment(self.run_id, env)?;
         Ok(note)
+    }
+
+    /// Settles the rejects file of job `seq` at `path` after the job: `wrote` says whether the
+    /// job wrote rows to it. A file written is recorded as this job's; when nothing was written,
+    /// a file left at `path` by an earlier run of this same job (a stopped run's unsent rows that
+    /// a resume has since written, last night's rejects) lists rows that are not rejected now,
+    /// and is removed: replaying it would write them twice. A file another job wrote there is
+    /// left alone. Returns true when a stale file was removed.
+    pub fn settle_rejects(&mut self, seq: usize, path: &Path, wrote: bool) -> anyhow::Result<bool> {
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let key = absolute.to_string_lossy();
+        if wrote {
+            self.ledger
+                .set_rejects_owner(&key, &self.job, seq, self.run_id)?;
+            return Ok(false);
+        }
+        let ours = self
+            .ledger
+            .rejects_owner(&key)?
+            .is_some_and(|(job, s)| job == self.job && s == seq);
+        Ok(ours && remove_if_there(path)?)
     }
 
     /// Records the start of job `seq` and returns what its reader thread needs (None: send every row).
@@ -312,4 +336,13 @@ pub fn other_environment(
         now.url,
         ledger.parent().unwrap_or(ledger).display(),
     )
+}
+
+/// Removes `path`; false when it was not there.
+pub fn remove_if_there(path: &Path) -> std::io::Result<bool> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
 }

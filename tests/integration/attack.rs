@@ -18,7 +18,12 @@ const DEADLINE: Duration = Duration::from_secs(60);
 
 /// `dvload ARGS` in `w` with the emulator's connection, killed (and the test failed) after
 /// [`DEADLINE`]; `signal_after`: SIGTERM after that long.
-fn dvload_bounded(w: &Workdir, emu: &Emu, args: &[&str], signal_after: Option<Duration>) -> Output {
+pub(crate) fn dvload_bounded(
+    w: &Workdir,
+    emu: &Emu,
+    args: &[&str],
+    signal_after: Option<Duration>,
+) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dvload"));
     cmd.args(args)
         .current_dir(w.path())

@@ -250,3 +250,107 @@ fn a_ledger_is_bound_to_the_environment_it_describes() {
     out.expect_code(0);
     assert_eq!((report.written, report.stat("unchanged")), (0, 200));
 }
+
+/// Item 4: a run stopped by SIGTERM listed its unsent rows in the rejects file; the resume wrote
+/// them and rejected nothing, so it left the file as it was, and replaying it (as the file says
+/// to) wrote every row twice. After any run the rejects file lists the rows rejected now.
+#[test]
+fn a_resume_that_rejects_nothing_leaves_no_stale_rejects_file() {
+    let emu = emulator(27, 1033);
+    let w = Workdir::new();
+    let n = 1000;
+    let rows: Vec<(String, String)> = (0..n)
+        .map(|i| (format!("S-{i:04}"), format!("n {i}")))
+        .collect();
+    w.write("accounts.csv", csv(&rows));
+    // Keyless creates: the operation a stale rejects file would write twice.
+    w.write(
+        "m.toml",
+        "[source]\npath = \"accounts.csv\"\n\n[target]\nentity_set = \"accounts\"\noperation = \"create\"\n\n\
+         [fields]\naccountnumber = \"Account No\"\nname = \"Company\"\n",
+    );
+    emu.set_faults(FaultsConfig {
+        latency_ms: 40,
+        ..FaultsConfig::default()
+    });
+    let mut args = vec![
+        "run",
+        "m.toml",
+        "--rejects",
+        "rejects.csv",
+        "--batch-size",
+        "10",
+        "--concurrency",
+        "1",
+    ];
+    args.extend_from_slice(FAST);
+    let out = crate::attack::dvload_bounded(
+        &w,
+        &emu,
+        &args,
+        Some(std::time::Duration::from_millis(1500)),
+    );
+    assert_eq!(
+        out.code, 4,
+        "stopped by SIGTERM: {}{}",
+        out.stdout, out.stderr
+    );
+    let unsent = crate::support::read_rejects_csv(&w.path().join("rejects.csv"), b',');
+    assert!(
+        !unsent.is_empty() && unsent.len() < n,
+        "{} rows listed unsent",
+        unsent.len()
+    );
+
+    emu.set_faults(FaultsConfig::default());
+    let mut resume = args.clone();
+    resume.push("--resume");
+    let out = crate::attack::dvload_bounded(&w, &emu, &resume, None);
+    out.expect_code(0).stdout_has("removed the rejects file");
+    assert!(
+        !w.path().join("rejects.csv").exists(),
+        "no row is rejected now"
+    );
+    assert_eq!(emu.state.count("account"), n);
+}
+
+/// Item 4, replays: a rejects file replayed in place (`--source x.rejects.csv` writes its rejects
+/// to the same file) whose rows are all written now is removed, not left to be replayed again.
+#[test]
+fn a_replayed_rejects_file_whose_rows_are_all_written_is_removed() {
+    let emu = emulator(28, 1033);
+    let w = Workdir::new();
+    let rows: Vec<(String, String)> = (0..10)
+        .map(|i| (format!("R-{i:02}"), format!("n {i}")))
+        .collect();
+    w.write("accounts.csv", csv(&rows));
+    // Updates of records that are not there yet: each is rejected (404).
+    w.write("m.toml", mapping("update"));
+    let out = w.dvload_env(&["run", "m.toml"], &emu.env());
+    out.expect_code(1);
+    let rejects = w.path().join("accounts.rejects.csv");
+    assert_eq!(crate::support::read_rejects_csv(&rejects, b',').len(), 10);
+    // The records appear (another job, reading the same source, so its default rejects file is
+    // the same path: rejecting nothing, it must leave the update job's file alone); the rejects
+    // file, replayed unfixed, now writes every row.
+    w.write(
+        "create.toml",
+        mapping("upsert").replace("Company", "Account No"),
+    );
+    w.dvload_env(&["run", "create.toml"], &emu.env())
+        .expect_code(0);
+    let out = w.dvload_env(
+        &["run", "m.toml", "--source", "accounts.rejects.csv"],
+        &emu.env(),
+    );
+    out.expect_code(0).stdout_has("removed the rejects file");
+    assert!(!rejects.exists(), "nothing is rejected now: {}", out.stdout);
+    let names: Vec<String> = emu
+        .state
+        .rows("account")
+        .iter()
+        .map(|r| r.fields["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(names.len(), 10);
+    assert!(names.iter().all(|n| n.starts_with("n ")), "{names:?}");
+}

@@ -205,7 +205,17 @@ fn every_bundled_sample_loads_and_reads_back_identical() {
     let w = Workdir::new();
     let m = |name: &str| repo().join("mappings").join(name).display().to_string();
     let (a, c, l) = (m("accounts.toml"), m("contacts.toml"), m("leads.toml"));
-    let mut args = vec!["run", &a, &c, &l, "--report", "report.json"];
+    // The ledger in the test's directory, not beside the repository's mappings.
+    let mut args = vec![
+        "run",
+        &a,
+        &c,
+        &l,
+        "--report",
+        "report.json",
+        "--state",
+        ".dvload",
+    ];
     args.extend_from_slice(FAST);
     let out = w.dvload_env(&args, &emu.env());
     out.expect_code(1);
