@@ -227,6 +227,16 @@ impl AuthError {
         }
     }
 
+    /// True for Entra's throttling answer (429): transient, and waited out without counting as a
+    /// failed attempt.
+    pub fn is_throttled(&self) -> bool {
+        match self {
+            AuthError::UnexpectedResponse { status, .. } => *status == 429,
+            AuthError::Entra(e) => e.status == 429,
+            _ => false,
+        }
+    }
+
     /// Classifies an Entra error answer by its AADSTS codes (then by its `error`).
     pub fn from_entra(e: EntraError) -> AuthError {
         let e = Box::new(e);

@@ -7,7 +7,6 @@
 //! holds through its roles, with their depth). What only a write can tell is in [`NOT_CHECKED`].
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use serde_json::Value;
 
@@ -16,7 +15,7 @@ use crate::exit::{Exit, ExitError};
 use crate::job::Job;
 use crate::mapping::spec::{FieldKind, LookupKey, suggest};
 use crate::mapping::{MappingSpec, OperationKind};
-use crate::writer::{RetryPolicy, SendFailure};
+use crate::writer::RetryPolicy;
 
 /// What the check cannot prove without writing.
 pub const NOT_CHECKED: &str = "not checked without writing: row-level access (a privilege at Basic \
@@ -162,54 +161,23 @@ struct Columns {
 pub type Privileges = HashMap<String, String>;
 
 /// GETs a path below the Web API root and returns its JSON, or what went wrong in one line. A
-/// transient failure (a lost answer, 408/429/5xx, a token refused because it expired or was
-/// revoked) is tried again within `policy`, as the writer does: one unlucky answer must not stop a run as if its set-up were wrong.
+/// transient failure (a lost answer, 408/5xx, a token refused because it expired or was revoked)
+/// is tried again within `policy`, and throttling (429) is waited out as the service asks, by
+/// the one GET driver [`super::connect::get_retrying`]: one unlucky answer must not stop a run as
+/// if its set-up were wrong.
 pub async fn get_json(
     conn: &Connection,
     policy: &RetryPolicy,
     path: &str,
 ) -> Result<Value, String> {
-    let mut attempt = 0u32;
-    loop {
-        attempt += 1;
-        let last = attempt >= policy.max_attempts.max(1);
-        let pause = match conn.client.get(path).await {
-            Err(SendFailure::Lost(why)) if !last => {
-                tracing::warn!(attempt, reason = %why, path, "no answer; trying again");
-                None
-            }
-            Err(e) => return Err(e.to_string()),
-            Ok(reply) if reply.status == 401 && !last => {
-                // Expired or revoked in between: a new token, at once.
-                tracing::warn!(
-                    attempt,
-                    path,
-                    "the token was refused (401); trying with a new one"
-                );
-                conn.client.tokens().invalidate(&reply.token).await;
-                Some(Duration::ZERO)
-            }
-            Ok(reply) if crate::writer::decide::retryable(reply.status) && !last => {
-                tracing::warn!(
-                    attempt,
-                    status = reply.status,
-                    path,
-                    "transient error; trying again"
-                );
-                reply.retry_after.map(|d| d.min(policy.max_delay))
-            }
-            Ok(reply) if reply.status != 200 => {
-                let error = crate::odata::ODataError::from_response(reply.status, &reply.body);
-                return Err(crate::writer::decide::describe(reply.status, &error));
-            }
-            Ok(reply) => {
-                return serde_json::from_slice(&reply.body).map_err(|e| format!("not JSON: {e}"));
-            }
-        };
-        let delay: Duration =
-            pause.unwrap_or_else(|| policy.backoff(attempt - 1, rand::random::<f64>()));
-        tokio::time::sleep(delay).await;
+    let reply = super::connect::get_retrying(&conn.client, path, &conn.url, policy)
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    if reply.status != 200 {
+        let error = crate::odata::ODataError::from_response(reply.status, &reply.body);
+        return Err(crate::writer::decide::describe(reply.status, &error));
     }
+    serde_json::from_slice(&reply.body).map_err(|e| format!("not JSON: {e}"))
 }
 
 impl<'c> Checker<'c> {

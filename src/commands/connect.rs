@@ -25,6 +25,10 @@ pub struct RetryArgs {
     /// First retry delay in milliseconds (tests lower it).
     #[arg(long, value_name = "MS", default_value_t = 1000, hide = true)]
     pub retry_base_ms: u64,
+    /// Longest pause in milliseconds, a `Retry-After` included (tests lower it; by default a
+    /// `Retry-After` is honoured up to 300 s).
+    #[arg(long, value_name = "MS", default_value_t = 60_000, hide = true)]
+    pub max_delay_ms: u64,
 }
 
 impl RetryArgs {
@@ -33,6 +37,10 @@ impl RetryArgs {
         RetryPolicy {
             max_attempts: self.max_attempts.max(1),
             base_delay: Duration::from_millis(self.retry_base_ms),
+            max_delay: Duration::from_millis(self.max_delay_ms.max(1)),
+            max_throttle: RetryPolicy::default()
+                .max_throttle
+                .min(Duration::from_millis(self.max_delay_ms.max(1))),
             ..RetryPolicy::default()
         }
     }
@@ -180,7 +188,7 @@ pub async fn connect(args: &ConnectArgs, policy: &RetryPolicy) -> anyhow::Result
         CredentialSettings::Entra(_) => None,
     };
     let client = Client::new(http.clone(), settings.url.api_base(), Arc::new(tokens), &[])?;
-    if let Err(e) = client.tokens().get().await {
+    if let Err(e) = first_token(&client, policy).await {
         // Entra refuses a scope naming no environment it knows: say first whether DATAVERSE_URL
         // is a Dataverse environment at all, and whose.
         if matches!(
@@ -260,6 +268,35 @@ async fn base_language(
         .and_then(|n| u32::try_from(n).ok())
 }
 
+/// Gets the first access token, retrying what is transient (Entra unreachable, 5xx, 429): a
+/// throttled sign-in is waited out like any other 429 (it does not count as an attempt; the
+/// policy's `max_elapsed` bounds it), so that a busy moment at Entra does not fail a nightly run
+/// as if its set-up were wrong. Any other refusal is returned at once.
+async fn first_token(client: &Client, policy: &RetryPolicy) -> Result<(), AuthError> {
+    let start = std::time::Instant::now();
+    let mut failures = 0u32;
+    loop {
+        let e = match client.tokens().get().await {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        if !e.is_transient() || start.elapsed() >= policy.max_elapsed {
+            return Err(e);
+        }
+        let delay = if e.is_throttled() {
+            policy.default_throttle.min(policy.max_throttle)
+        } else {
+            failures += 1;
+            if failures >= policy.max_attempts.max(1) {
+                return Err(e);
+            }
+            policy.backoff(failures - 1, rand::random::<f64>())
+        };
+        tracing::warn!(error = %e, "no access token yet; trying again");
+        tokio::time::sleep(delay).await;
+    }
+}
+
 /// Calls `WhoAmI`, retrying what is transient (see [`get_retrying`]).
 async fn whoami(
     client: &Client,
@@ -272,13 +309,14 @@ async fn whoami(
 /// GETs `path`, retrying what is transient: a lost answer (timeout, reset), 408/429/5xx
 /// (waiting `Retry-After` when given), and one 401 with a refreshed token. A connection that
 /// cannot be made at all is not retried: the URL is most likely wrong.
-async fn get_retrying(
+pub async fn get_retrying(
     client: &Client,
     path: &str,
     url: &str,
     policy: &RetryPolicy,
 ) -> anyhow::Result<crate::writer::client::Reply> {
     let what = path.split(['(', '?']).next().unwrap_or(path);
+    let start = std::time::Instant::now();
     let unreachable = |why: &dyn std::fmt::Display| {
         auth_exit(format!(
             "nothing answers at DATAVERSE_URL {url}: {why}\n  {URL_HINT}"
@@ -314,6 +352,17 @@ async fn get_retrying(
                     "the token was refused (401); trying once with a new one"
                 );
                 continue;
+            }
+            Ok(reply) if reply.status == 429 && start.elapsed() < policy.max_elapsed => {
+                // Throttled: waited out as the service asks, not counted as a failed attempt.
+                attempt -= 1;
+                tracing::warn!(request = what, "throttled (429); waiting as asked");
+                Some(
+                    reply
+                        .retry_after
+                        .unwrap_or(policy.default_throttle)
+                        .min(policy.max_delay),
+                )
             }
             Ok(reply) if retryable(reply.status) && !last => {
                 tracing::warn!(

@@ -18,6 +18,9 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// Pause after a 429 that carries no `Retry-After`.
     pub default_throttle: Duration,
+    /// Longest pause a `Retry-After` is honoured for: the 300 s service protection window,
+    /// after which every limit has reset (api-limits.md, PROTOCOL.md §10).
+    pub max_throttle: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -31,6 +34,7 @@ impl Default for RetryPolicy {
             base_delay: Duration::from_secs(1),
             max_delay: Duration::from_secs(60),
             default_throttle: Duration::from_secs(5),
+            max_throttle: Duration::from_secs(300),
         }
     }
 }
@@ -511,7 +515,9 @@ pub fn bound(
 }
 
 fn throttle(d: &mut Decision, after: Option<Duration>, limit: Limit, policy: &RetryPolicy) {
-    let pause = after.unwrap_or(policy.default_throttle);
+    let pause = after
+        .unwrap_or(policy.default_throttle)
+        .min(policy.max_throttle);
     d.throttle = Some(d.throttle.map_or(pause, |p| p.max(pause)));
     d.limit = match d.limit {
         Some(l) if l.fewer_in_flight() || !limit.fewer_in_flight() => Some(l),

@@ -185,9 +185,48 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
         let encoded = encode_batch(&ops, &ctx.batch, uuid::Uuid::new_v4());
         drop(ops);
         ctx.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let infos: Vec<OpInfo> = pending.iter().map(|p| p.info).collect();
+        let mut infos: Vec<OpInfo> = pending.iter().map(|p| p.info).collect();
         let elapsed = first.elapsed();
         let reply = ctx.client.post_batch(&encoded).await;
+        if matches!(&reply, Ok(r) if r.status == 413) {
+            // Too large for the service: not a failed attempt of the rows, but of the request's
+            // shape. Split it in halves (each sent in turn, down to one row); a single row, or an
+            // --atomic change set (which must stay whole), is rejected with its size.
+            for p in &mut pending {
+                p.info.attempts = p.info.attempts.saturating_sub(1);
+            }
+            let size = encoded.body.len();
+            drop(encoded);
+            if pending.len() > 1 && !ctx.batch.atomic {
+                tracing::warn!(
+                    rows = pending.len(),
+                    bytes = size,
+                    "the service refused the request as too large (413); splitting it"
+                );
+                let second = pending.split_off(pending.len() / 2);
+                Box::pin(send_batch(pending, ctx.clone())).await;
+                Box::pin(send_batch(second, ctx)).await;
+                return;
+            }
+            let reason = if pending.len() > 1 {
+                format!(
+                    "rejected with its change set (--atomic): the request of {} rows ({size} bytes) is too large for the service (413 Request Entity Too Large); use a smaller --batch-size",
+                    pending.len()
+                )
+            } else {
+                format!(
+                    "the row is too large for the service: its request ({size} bytes) was refused with 413 (Request Entity Too Large); shorten its values"
+                )
+            };
+            let mut done = Vec::new();
+            for p in pending {
+                let (key, row) = (p.key_id, p.record.pos.row);
+                let event = Event::Rejected(Reject::Service(p.record, reason.clone()));
+                ctx.emit(key, row, event, &mut done).await;
+            }
+            ctx.gate.release_all(&done);
+            return;
+        }
         let mut answers: Vec<(Option<String>, u16)> = Vec::new();
         let (decision, token) = match &reply {
             Err(SendFailure::Auth(e)) if e.is_transient() => {
@@ -248,27 +287,49 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
                 None,
             ),
             Ok(r) => {
-                let decided =
-                    match decode_batch_response(r.status, r.content_type.as_deref(), &r.body) {
-                        Ok(response) => {
-                            let outcomes = response.outcomes_of(&encoded);
-                            answers = outcomes.iter().map(answer).collect();
-                            let attempt = Attempt::Answered {
-                                response: &response,
-                                retry_after: r.retry_after,
-                                outcomes: &outcomes,
-                            };
-                            decide(&attempt, &infos, ctx.batch.atomic, elapsed, &ctx.policy)
-                        }
-                        Err(e) => {
-                            let reason = e.to_string();
-                            let attempt = Attempt::Unreadable {
-                                status: r.status,
-                                reason: &reason,
-                            };
-                            decide(&attempt, &infos, ctx.batch.atomic, elapsed, &ctx.policy)
-                        }
-                    };
+                let decoded = decode_batch_response(r.status, r.content_type.as_deref(), &r.body);
+                // A throttled operation (429: the whole request, its part or its change set) was
+                // not run: waiting as the service asks is not a failed attempt, so it does not
+                // count toward --max-attempts (max_elapsed still bounds it).
+                let outcomes = decoded
+                    .as_ref()
+                    .ok()
+                    .map(|response| response.outcomes_of(&encoded));
+                for (i, (info, p)) in infos.iter_mut().zip(pending.iter_mut()).enumerate() {
+                    let part = outcomes.as_ref().and_then(|o| o.get(i));
+                    let throttled = r.status == 429
+                        || matches!(
+                            part,
+                            Some(
+                                PartOutcome::Failed { status: 429, .. }
+                                    | PartOutcome::ChangeSetFailed { status: 429, .. }
+                            )
+                        );
+                    if throttled {
+                        info.attempts = info.attempts.saturating_sub(1);
+                        p.info.attempts = info.attempts;
+                    }
+                }
+                let decided = match decoded {
+                    Ok(response) => {
+                        let outcomes = outcomes.unwrap_or_default();
+                        answers = outcomes.iter().map(answer).collect();
+                        let attempt = Attempt::Answered {
+                            response: &response,
+                            retry_after: r.retry_after,
+                            outcomes: &outcomes,
+                        };
+                        decide(&attempt, &infos, ctx.batch.atomic, elapsed, &ctx.policy)
+                    }
+                    Err(e) => {
+                        let reason = e.to_string();
+                        let attempt = Attempt::Unreadable {
+                            status: r.status,
+                            reason: &reason,
+                        };
+                        decide(&attempt, &infos, ctx.batch.atomic, elapsed, &ctx.policy)
+                    }
+                };
                 (decided, Some(r.token.clone()))
             }
         };

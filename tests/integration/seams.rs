@@ -354,3 +354,85 @@ fn a_replayed_rejects_file_whose_rows_are_all_written_is_removed() {
     assert_eq!(names.len(), 10);
     assert!(names.iter().all(|n| n.starts_with("n ")), "{names:?}");
 }
+
+/// Item 10: throttling is waited out wherever it comes, never counted as a failed attempt: with
+/// two attempts allowed, 429s (Retry-After) on most requests (the first `WhoAmI`, the organization,
+/// the pre-flight checks, the batches) ended the run at sign-in with exit 3 ("Dataverse refused
+/// the first request"), or rejected rows "gave up after 2 attempts".
+#[test]
+fn throttling_at_sign_in_and_on_every_request_is_waited_out() {
+    let emu = emulator(29, 1033);
+    let w = Workdir::new();
+    let rows: Vec<(String, String)> = (0..300)
+        .map(|i| (format!("T-{i:04}"), format!("n {i}")))
+        .collect();
+    w.write("accounts.csv", csv(&rows));
+    w.write("m.toml", mapping("upsert"));
+    emu.set_faults(FaultsConfig {
+        throttle_rate: 0.6,
+        throttle_retry_after_secs: 1,
+        ..FaultsConfig::default()
+    });
+    // The pauses are capped for the test (--max-delay-ms); Retry-After is otherwise honoured.
+    let args = [
+        "run",
+        "m.toml",
+        "--report",
+        "report.json",
+        "--batch-size",
+        "10",
+        "--max-attempts",
+        "2",
+        "--retry-base-ms",
+        "1",
+        "--max-delay-ms",
+        "2",
+    ];
+    let out = w.dvload_env(&args, &emu.env());
+    out.expect_code(0);
+    let report = Report::load(&w, "report.json");
+    assert_eq!(report.written, 300);
+    assert!(report.stat("throttle_waits") > 0, "{}", out.stdout);
+    assert_eq!(accounts_by_key(&emu, true).len(), 300);
+}
+
+/// Item 10, 413: a `$batch` the service refuses as too large rejected every row of it (and a
+/// replay failed the same way). The request is split in halves down to one row; a row too large
+/// on its own is rejected with its size.
+#[test]
+fn a_request_too_large_is_split_down_to_the_row_that_is() {
+    let mut config = Config {
+        seed: 30,
+        ..Config::default()
+    };
+    config.limits.max_request_bytes = 2_000;
+    let emu = Emu::start_with(config);
+    let w = Workdir::new();
+    let mut text = String::from("Account No,Company,Notes\n");
+    for i in 0..60 {
+        let notes = if i == 17 || i == 42 {
+            "x".repeat(1990)
+        } else {
+            format!("short {i}")
+        };
+        text.push_str(&format!("B-{i:03},n {i},{notes}\n"));
+    }
+    w.write("accounts.csv", text);
+    w.write(
+        "m.toml",
+        format!("{}description = \"Notes\"\n", mapping("upsert")),
+    );
+    let (out, report) = run(&w, &emu, &["--batch-size", "50"]);
+    out.expect_code(1);
+    assert_eq!((report.written, report.rejected), (58, 2), "{}", out.stdout);
+    assert_eq!(emu.state.count("account"), 58);
+    let rejects = crate::support::read_rejects_csv(&w.path().join("rejects.csv"), b',');
+    let rows: Vec<u64> = rejects.iter().map(|r| r.row).collect();
+    assert_eq!(rows, [18, 43]);
+    assert!(
+        rejects
+            .iter()
+            .all(|r| r.error.contains("413") && r.error.contains("bytes")),
+        "{rejects:?}"
+    );
+}

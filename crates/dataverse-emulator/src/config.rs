@@ -539,6 +539,10 @@ pub struct LimitsConfig {
     pub op_cost_ms: u64,
     /// Maximum operations in one `$batch`.
     pub max_batch_operations: usize,
+    /// Largest request body accepted, in bytes; a larger one is answered 413 (Request Entity Too
+    /// Large, a status the service documents: PROTOCOL.md §4) before anything is applied.
+    /// Enforced even when `enabled` is false.
+    pub max_request_bytes: usize,
 }
 
 impl Default for LimitsConfig {
@@ -552,6 +556,7 @@ impl Default for LimitsConfig {
             dop_hint: 4,
             op_cost_ms: 0,
             max_batch_operations: 1000,
+            max_request_bytes: 64 * 1024 * 1024,
         }
     }
 }

@@ -306,7 +306,7 @@ async fn handle(
         Ok(x) => x,
         Err(e) => return to_http(e.into_response(), dop),
     };
-    let body = match axum::body::to_bytes(body, 64 * 1024 * 1024).await {
+    let body = match axum::body::to_bytes(body, shared.limits.config().max_request_bytes).await {
         Ok(b) => b,
         Err(_) => {
             return to_http(
