@@ -13,7 +13,6 @@ use crate::auth::{
 };
 use crate::exit::{Exit, ExitError};
 use crate::keys::Collation;
-use crate::writer::decide::retryable;
 use crate::writer::{Client, RetryPolicy, SendFailure, WhoAmI};
 
 /// Retry options of the commands that write (`run`, `undo`); hidden, for the tests.
@@ -306,77 +305,23 @@ async fn whoami(
     get_retrying(client, "WhoAmI", url, policy).await
 }
 
-/// GETs `path`, retrying what is transient: a lost answer (timeout, reset), 408/429/5xx
-/// (waiting `Retry-After` when given), and one 401 with a refreshed token. A connection that
-/// cannot be made at all is not retried: the URL is most likely wrong.
+/// GETs `path` through the one GET driver ([`Client::get_retrying`]) and turns a failure to get
+/// any answer into the set-up error it means (exit 3, with what to check).
 pub async fn get_retrying(
     client: &Client,
     path: &str,
     url: &str,
     policy: &RetryPolicy,
 ) -> anyhow::Result<crate::writer::client::Reply> {
-    let what = path.split(['(', '?']).next().unwrap_or(path);
-    let start = std::time::Instant::now();
-    let unreachable = |why: &dyn std::fmt::Display| {
-        auth_exit(format!(
+    match client.get_retrying(path, policy).await {
+        Ok(reply) => Ok(reply),
+        Err(SendFailure::Auth(e)) => Err(auth_exit(explain(&e))),
+        Err(SendFailure::NotSent(why)) => Err(auth_exit(format!(
             "nothing answers at DATAVERSE_URL {url}: {why}\n  {URL_HINT}"
-        ))
-    };
-    let lost = |why: &dyn std::fmt::Display| {
-        auth_exit(format!(
+        ))),
+        Err(SendFailure::Lost(why)) => Err(auth_exit(format!(
             "no answer from Dataverse at {url}: {why}\n  {URL_HINT}; if the network is slow, raise --timeout"
-        ))
-    };
-    let mut refreshed = false;
-    let mut attempt = 0u32;
-    loop {
-        attempt += 1;
-        let last = attempt >= policy.max_attempts.max(1);
-        let pause = match client.get(path).await {
-            Err(SendFailure::Auth(e)) => return Err(auth_exit(explain(&e))),
-            Err(SendFailure::NotSent(why)) => return Err(unreachable(&why)),
-            Err(SendFailure::Lost(why)) if last => return Err(lost(&why)),
-            Err(SendFailure::Lost(why)) => {
-                tracing::warn!(attempt, reason = %why, request = what, "got no answer; trying again");
-                None
-            }
-            Ok(reply) if reply.status == 401 && !refreshed => {
-                client.tokens().invalidate(&reply.token).await;
-                refreshed = true;
-                if client.tokens().get().await.is_err() {
-                    // No new token to be had (a ready token cannot be refreshed): explain the 401.
-                    return Ok(reply);
-                }
-                tracing::warn!(
-                    request = what,
-                    "the token was refused (401); trying once with a new one"
-                );
-                continue;
-            }
-            Ok(reply) if reply.status == 429 && start.elapsed() < policy.max_elapsed => {
-                // Throttled: waited out as the service asks, not counted as a failed attempt.
-                attempt -= 1;
-                tracing::warn!(request = what, "throttled (429); waiting as asked");
-                Some(
-                    reply
-                        .retry_after
-                        .unwrap_or(policy.default_throttle)
-                        .min(policy.max_delay),
-                )
-            }
-            Ok(reply) if retryable(reply.status) && !last => {
-                tracing::warn!(
-                    attempt,
-                    status = reply.status,
-                    request = what,
-                    "a transient error; trying again"
-                );
-                reply.retry_after.map(|d| d.min(policy.max_delay))
-            }
-            Ok(reply) => return Ok(reply),
-        };
-        let delay = pause.unwrap_or_else(|| policy.backoff(attempt - 1, rand::random::<f64>()));
-        tokio::time::sleep(delay).await;
+        ))),
     }
 }
 

@@ -119,6 +119,71 @@ impl Client {
         read_reply(response, token).await
     }
 
+    /// GETs `path`, retrying what is transient: the one driver of every GET dvload sends
+    /// (`WhoAmI`, the organization, metadata, read-backs). A lost answer (timeout, reset) and
+    /// 408/5xx are tried again within `policy` (waiting `Retry-After` when given, else backing
+    /// off); a 429 is waited out as the service asks (up to `max_throttle`) and does not count as
+    /// an attempt (`max_elapsed` bounds it); a 401 is tried once more with a new token. A
+    /// connection that cannot be made at all (`NotSent`) and a token that cannot be had are
+    /// returned at once; any other answer is returned as it is.
+    pub async fn get_retrying(
+        &self,
+        path: &str,
+        policy: &super::RetryPolicy,
+    ) -> Result<Reply, SendFailure> {
+        let what = path.split(['(', '?']).next().unwrap_or(path);
+        let start = std::time::Instant::now();
+        let mut refreshed = false;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let last = attempt >= policy.max_attempts.max(1);
+            let pause = match self.get(path).await {
+                Err(SendFailure::Lost(why)) if !last => {
+                    tracing::warn!(attempt, reason = %why, request = what, "got no answer; trying again");
+                    None
+                }
+                Err(e) => return Err(e),
+                Ok(reply) if reply.status == 401 && !refreshed => {
+                    self.tokens.invalidate(&reply.token).await;
+                    refreshed = true;
+                    if self.tokens.get().await.is_err() {
+                        // No new token to be had (a ready token cannot be refreshed).
+                        return Ok(reply);
+                    }
+                    tracing::warn!(
+                        request = what,
+                        "the token was refused (401); trying once with a new one"
+                    );
+                    continue;
+                }
+                Ok(reply) if reply.status == 429 && start.elapsed() < policy.max_elapsed => {
+                    // Throttled: waited out as the service asks, not a failed attempt.
+                    attempt -= 1;
+                    tracing::warn!(request = what, "throttled (429); waiting as asked");
+                    Some(
+                        reply
+                            .retry_after
+                            .unwrap_or(policy.default_throttle)
+                            .min(policy.max_throttle),
+                    )
+                }
+                Ok(reply) if super::decide::retryable(reply.status) && !last => {
+                    tracing::warn!(
+                        attempt,
+                        status = reply.status,
+                        request = what,
+                        "a transient error; trying again"
+                    );
+                    reply.retry_after.map(|d| d.min(policy.max_delay))
+                }
+                Ok(reply) => return Ok(reply),
+            };
+            let delay = pause.unwrap_or_else(|| policy.backoff(attempt - 1, rand::random::<f64>()));
+            tokio::time::sleep(delay).await;
+        }
+    }
+
     /// Calls `WhoAmI`.
     pub async fn get(&self, path: &str) -> Result<Reply, SendFailure> {
         let token = self.tokens.get().await?;

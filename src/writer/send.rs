@@ -529,33 +529,19 @@ async fn read_record(ctx: &SendContext, op: &Operation) -> Result<u16, String> {
 /// is cheap and harmless, and one that tells nothing sends a whole change set again (a change
 /// set of deletes reads every other record, so under heavy faults a few tries were not enough).
 async fn get_record(ctx: &SendContext, op: &Operation) -> Result<super::client::Reply, String> {
-    let tries = ctx.policy.max_attempts.max(4);
     let url = format!("{}?{READ_BACK_SELECT}", op.url);
-    let mut last = String::new();
-    for attempt in 0..tries {
-        if attempt > 0 {
-            let delay = ctx.policy.backoff(attempt - 1, rand::random::<f64>());
-            tokio::time::sleep(delay).await;
+    ctx.stats.requests.fetch_add(1, Ordering::Relaxed);
+    match ctx.client.get_retrying(&url, &ctx.policy).await {
+        Ok(reply) if reply.status == 401 => {
+            Err("reading the record back: the token was refused (401)".into())
         }
-        ctx.stats.requests.fetch_add(1, Ordering::Relaxed);
-        match ctx.client.get(&url).await {
-            Ok(reply) if reply.status == 401 => {
-                ctx.client.tokens().invalidate(&reply.token).await;
-                last = "reading the record back: the token was refused (401)".into();
-            }
-            Ok(reply) if reply.status == 429 => {
-                let pause = reply.retry_after.unwrap_or(ctx.policy.default_throttle);
-                tokio::time::sleep(pause.min(ctx.policy.max_delay)).await;
-                last = "reading the record back was throttled (429)".into();
-            }
-            Ok(reply) if super::decide::retryable(reply.status) => {
-                last = format!("reading the record back answered HTTP {}", reply.status);
-            }
-            Ok(reply) => return Ok(reply),
-            Err(e) => last = format!("reading the record back failed: {e}"),
-        }
+        Ok(reply) if super::decide::retryable(reply.status) => Err(format!(
+            "reading the record back answered HTTP {}",
+            reply.status
+        )),
+        Ok(reply) => Ok(reply),
+        Err(e) => Err(format!("reading the record back failed: {e}")),
     }
-    Err(last)
 }
 
 /// True for a create by key or a delete: operations whose ambiguous answers (412, 404) depend on
