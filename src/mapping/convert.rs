@@ -404,6 +404,71 @@ fn is_group_separator(c: char, decimal: char) -> bool {
         || (decimal == ',' && c == '.')
 }
 
+/// A JSON number's text (kept as written: serde_json's `arbitrary_precision`) in plain decimal
+/// notation, exactly: `-1.5e3` → `-1500`, `25E-3` → `0.025`; text without an exponent, or with
+/// one too large to expand (beyond ±400, far outside every column's range), is returned as it is.
+/// No digit passes through a float.
+pub fn plain_number(text: &str) -> String {
+    let Some(e_at) = text.find(['e', 'E']) else {
+        return text.to_string();
+    };
+    let (mantissa, exponent) = (&text[..e_at], &text[e_at + 1..]);
+    let Ok(exponent) = exponent.parse::<i32>() else {
+        return text.to_string();
+    };
+    if exponent.abs() > 400 {
+        return text.to_string();
+    }
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", mantissa),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits: String = format!("{int}{frac}");
+    // The decimal point sits after `point` digits of `digits`.
+    let point = int.len() as i32 + exponent;
+    let mut out = String::from(sign);
+    if point <= 0 {
+        out.push_str("0.");
+        out.extend(std::iter::repeat_n('0', (-point) as usize));
+        out.push_str(&digits);
+    } else if point as usize >= digits.len() {
+        out.push_str(&digits);
+        out.extend(std::iter::repeat_n('0', point as usize - digits.len()));
+    } else {
+        out.push_str(&digits[..point as usize]);
+        out.push('.');
+        out.push_str(&digits[point as usize..]);
+    }
+    // Leading zeros of the whole part, and trailing zeros of a fraction, say nothing.
+    let body = &out[sign.len()..];
+    let body = match body.split_once('.') {
+        Some((i, f)) => {
+            let f = f.trim_end_matches('0');
+            let i = i.trim_start_matches('0');
+            let i = if i.is_empty() { "0" } else { i };
+            if f.is_empty() {
+                i.to_string()
+            } else {
+                format!("{i}.{f}")
+            }
+        }
+        None => {
+            let i = body.trim_start_matches('0');
+            if i.is_empty() {
+                "0".to_string()
+            } else {
+                i.to_string()
+            }
+        }
+    };
+    if body == "0" {
+        body
+    } else {
+        format!("{sign}{body}")
+    }
+}
+
 /// Normalises a number written with `decimal` as decimal separator and optional thousands
 /// separators (groups of three) into JSON number text: `"1.234,50"` with `,` → `"1234.50"`.
 pub fn normalize_number(
@@ -915,6 +980,24 @@ pub fn parse_choices(s: &str, map: &ChoiceMap, separator: &str) -> Result<Vec<i6
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn json_numbers_are_expanded_exactly() {
+        for (text, plain) in [
+            ("-1.5e3", "-1500"),
+            ("25E-3", "0.025"),
+            ("1.2345678901234567891e+16", "12345678901234567.891"),
+            ("1e0", "1"),
+            ("0.0e5", "0"),
+            ("-0e1", "0"),
+            ("12345678901234.5678", "12345678901234.5678"),
+            ("7E+2", "700"),
+            ("1e999", "1e999"),
+        ] {
+            assert_eq!(plain_number(text), plain, "{text}");
+        }
+    }
+
     use super::*;
 
     fn json(c: &Converter, s: &str) -> Result<String, String> {

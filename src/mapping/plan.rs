@@ -705,14 +705,18 @@ fn json_text<'r>(v: &'r serde_json::Value, converter: &Converter) -> Result<Cow<
         Value::Null => Ok(Cow::Borrowed("")),
         Value::String(s) => Ok(Cow::Borrowed(s)),
         Value::Bool(b) => Ok(Cow::Borrowed(if *b { "true" } else { "false" })),
-        Value::Number(n) => Ok(Cow::Owned(n.to_string())),
+        Value::Number(n) => Ok(Cow::Owned(crate::mapping::convert::plain_number(
+            &n.to_string(),
+        ))),
         Value::Array(items) => match converter {
             Converter::Choices { separator, .. } => {
                 let mut parts = Vec::with_capacity(items.len());
                 for item in items {
                     match item {
                         Value::String(s) => parts.push(s.clone()),
-                        Value::Number(n) => parts.push(n.to_string()),
+                        Value::Number(n) => {
+                            parts.push(crate::mapping::convert::plain_number(&n.to_string()))
+                        }
                         other => return Err(format!("the list holds {}; expected labels or option values", kind(other))),
                     }
                 }

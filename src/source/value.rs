@@ -8,6 +8,11 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use std::fmt;
 
+/// The member name under which `serde_json` (feature `arbitrary_precision`) passes a number's
+/// text to `visit_map`: the value `serde_json::Number`'s own `Deserialize` looks for (its
+/// `TOKEN`, serde_json/src/number.rs), the one stable way to receive the digits as written.
+const NUMBER_TOKEN: &str = "$serde_json::private::Number";
+
 /// The start of the message of a duplicate member (a `serde_json` data error).
 const DUPLICATE: &str = "member '";
 
@@ -90,6 +95,14 @@ impl<'de> Visitor<'de> for Checked {
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
         let mut map = Map::new();
         while let Some(key) = access.next_key::<String>()? {
+            if map.is_empty() && key == NUMBER_TOKEN {
+                // A number, as `serde_json`'s `arbitrary_precision` hands it over: its text as
+                // written, every digit kept (no `f64` on the way to a Decimal, Money or BigInt
+                // column, DESIGN.md "Values arrive as written").
+                let text: String = access.next_value()?;
+                let number: serde_json::Number = text.parse().map_err(de::Error::custom)?;
+                return Ok(Value::Number(number));
+            }
             // The value first: a syntax error in it is told as such.
             let value = access.next_value_seed(Checked)?;
             match map.entry(key) {

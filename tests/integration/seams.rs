@@ -436,3 +436,74 @@ fn a_request_too_large_is_split_down_to_the_row_that_is() {
         "{rejects:?}"
     );
 }
+
+/// Item 9: numbers from JSON passed through `f64`: 16–19 significant digits were sent altered
+/// into Money and text columns alike, a long fraction was refused as "'1.2345678901234568e+16' is
+/// not a number", and the rejects file kept the rounded number. Every digit now arrives as
+/// written, and a value a column cannot hold is rejected with the source's own text.
+#[test]
+fn numbers_from_json_keep_every_digit() {
+    let emu = emulator(31, 1033);
+    let w = Workdir::new();
+    let values = [
+        ("J-1", "12345678901234.57", "12345678901234.5678"),
+        ("J-2", "123456789012345.67", "9007199254740993"),
+        (
+            "J-3",
+            "-922337203685476.99",
+            "0.1000000000000000055511151231257827",
+        ),
+        ("J-4", "98765432109876.5432", "12345678901234567890"),
+    ];
+    let mut lines = String::new();
+    for (no, amount, note) in values {
+        lines.push_str(&format!(
+            "{{\"no\":\"{no}\",\"amount\":{amount},\"note\":{note}}}\n"
+        ));
+    }
+    // Beyond Money's range: rejected, and the rejects file keeps the number as written.
+    lines.push_str("{\"no\":\"J-9\",\"amount\":99999999999999999999.99,\"note\":1}\n");
+    w.write("a.jsonl", lines);
+    w.write(
+        "m.toml",
+        "[source]\nformat = \"jsonl\"\npath = \"a.jsonl\"\n\n[target]\nentity_set = \"accounts\"\noperation = \"upsert\"\n\
+         key = { accountnumber = \"no\" }\n\n[fields]\nrevenue = { from = \"amount\", type = \"money\" }\n\
+         description = \"note\"\n",
+    );
+    let out = w.dvload_env(&["run", "m.toml", "--rejects", "rejects.jsonl"], &emu.env());
+    out.expect_code(1);
+    let held: BTreeMap<String, (String, String)> = emu
+        .state
+        .rows("account")
+        .iter()
+        .map(|r| {
+            let f = |k: &str| match r.fields.get(k) {
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+                None => String::new(),
+            };
+            (f("accountnumber"), (f("revenue"), f("description")))
+        })
+        .collect();
+    for (no, amount, note) in values {
+        let got = held.get(no);
+        let want = (amount.to_string(), note.to_string());
+        assert_eq!(
+            got,
+            Some(&want),
+            "{no}: {}\n{}",
+            out.stdout,
+            w.read("rejects.jsonl")
+        );
+    }
+    assert!(!held.contains_key("J-9"));
+    let rejects = w.read("rejects.jsonl");
+    assert!(
+        rejects.contains("\"amount\":99999999999999999999.99"),
+        "{rejects}"
+    );
+    assert!(
+        rejects.contains("99999999999999999999.99"),
+        "the reason quotes the source: {rejects}"
+    );
+}
