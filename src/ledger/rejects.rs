@@ -5,8 +5,12 @@
 //! `dvload_row` and `dvload_error` columns, which a mapping ignores on replay (a source that
 //! already has them, such as a rejects file being replayed, has their values replaced rather than
 //! added again). JSON and JSON Lines sources give JSON Lines: `{"row":..,"error":"..","record":{..}}`,
-//! or `"raw":".."` instead of `record` for a line that was not valid JSON; the JSON Lines reader
-//! unwraps both.
+//! or `"raw":".."` instead of `record` for a line that was not valid JSON (`"raw_base64":".."`
+//! when its bytes are not UTF-8, kept exactly); the JSON Lines reader unwraps all three.
+//!
+//! Every rejected row replays as its own row: a CSV row whose bytes leave a quote open (an
+//! unterminated quoted field) is written as one quoted field, so that it cannot swallow the
+//! lines after it; an invalid row replayed unfixed is rejected again, never written altered.
 //!
 //! The row number is the row in the source of the first run: a replayed rejects file keeps the
 //! number its `dvload_row` column (CSV) or envelope `row` (JSON Lines) gives, when that is a
@@ -211,15 +215,39 @@ impl RejectsWriter {
             (Some(layout), RejectContent::Raw(raw)) => {
                 // The bytes are written as they were (they may not even decode), then the two
                 // columns are appended; a row of a replayed rejects file that still ends with
-                // its two (ragged, or with invalid bytes) has them replaced instead.
+                // its two (ragged, or with invalid bytes) has them replaced instead. Bytes that
+                // leave a quote open (an unterminated quoted field) would swallow the lines after
+                // them on replay: they are written as one quoted field (quotes doubled) instead,
+                // a row read back as ragged, rejected again with these bytes.
                 let (kept, row) = match replayed_tail(layout, raw) {
                     Some((start, row)) => (&raw[..start], row),
                     None => (raw, pos.row),
                 };
+                let stripped = kept.len() != raw.len();
+                let quoted;
+                let kept = if field_starts(kept, layout.delimiter, layout.quote).is_none() {
+                    let mut q = Vec::with_capacity(kept.len() + 8);
+                    q.push(layout.quote);
+                    for &b in kept {
+                        if b == layout.quote {
+                            q.push(layout.quote);
+                        }
+                        q.push(b);
+                    }
+                    q.push(layout.quote);
+                    if layout.width() == 3 {
+                        // One field more, so that it never reads back as a good row.
+                        q.push(layout.delimiter);
+                    }
+                    quoted = q;
+                    &quoted[..]
+                } else {
+                    kept
+                };
                 out.write_all(kept)?;
                 let row_text = row.to_string();
                 let mut tail = Vec::new();
-                if kept.len() == raw.len() {
+                if !stripped {
                     tail.push(layout.delimiter);
                 }
                 csv_line(layout, [row_text.as_str(), error].into_iter(), &mut tail);
@@ -262,10 +290,17 @@ impl RejectsWriter {
                 obj.insert("error".into(), error.into());
                 match content {
                     RejectContent::Json(v) => obj.insert("record".into(), v.clone()),
-                    RejectContent::Raw(raw) => obj.insert(
-                        "raw".into(),
-                        String::from_utf8_lossy(raw).into_owned().into(),
-                    ),
+                    // Bytes that are not UTF-8 cannot be a JSON string: they are kept exactly,
+                    // in base64, so that the line replays as the same invalid bytes (rejected
+                    // again) and is never written with U+FFFD in their place.
+                    RejectContent::Raw(raw) => match std::str::from_utf8(raw) {
+                        Ok(text) => obj.insert("raw".into(), text.into()),
+                        Err(_) => {
+                            use base64::Engine as _;
+                            let encoded = base64::engine::general_purpose::STANDARD.encode(raw);
+                            obj.insert("raw_base64".into(), encoded.into())
+                        }
+                    },
                     RejectContent::Cut { preview, len } => {
                         let mut text = String::from_utf8_lossy(preview).into_owned();
                         text.push_str(&String::from_utf8_lossy(&cut_note(preview.len(), len)));

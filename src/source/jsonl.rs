@@ -186,7 +186,7 @@ fn parse_line(pos: RowPos, line: &[u8]) -> (SourceItem, Option<u64>) {
             && map.contains_key("error")
             && matches!(
                 (other, map.get(other)),
-                ("record", Some(Value::Object(_))) | ("raw", Some(Value::String(_)))
+                ("record", Some(Value::Object(_))) | ("raw" | "raw_base64", Some(Value::String(_)))
             )
     };
     // The first run's row number; a missing or garbled one is left out (the rejects writer
@@ -211,6 +211,22 @@ fn parse_line(pos: RowPos, line: &[u8]) -> (SourceItem, Option<u64>) {
                     SourceItem::Bad(BadRecord::new(pos, reason, inner.into_bytes())),
                     origin,
                 );
+            }
+        }
+    } else if is_envelope("raw_base64") {
+        // Bytes that were not UTF-8, kept exactly: read again, they are rejected again.
+        let origin = origin(&map);
+        let Some(Value::String(inner)) = map.swap_remove("raw_base64") else {
+            unreachable!("checked above");
+        };
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(inner.as_bytes())
+            .unwrap_or_else(|_| inner.into_bytes());
+        match parse_object(&bytes, " (the 'raw_base64' of a rejects-file line)") {
+            Ok(value) => (value, origin),
+            Err(reason) => {
+                return (SourceItem::Bad(BadRecord::new(pos, reason, bytes)), origin);
             }
         }
     } else {

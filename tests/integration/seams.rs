@@ -507,3 +507,130 @@ fn numbers_from_json_keep_every_digit() {
         "the reason quotes the source: {rejects}"
     );
 }
+
+/// Item 5: rejected rows replay as their own rows, bytes and all. In a pipe- or tab-delimited
+/// file an unterminated quote written back as it was swallowed the rejected rows after it on
+/// replay (2 of 4 read); JSON Lines with invalid UTF-8 were written back with U+FFFD and,
+/// replayed unfixed, written to Dataverse altered.
+#[test]
+fn every_rejected_row_replays_as_its_own_row_whatever_its_bytes() {
+    for (delimiter, name) in [(b'|', "|"), (b'\t', "tab"), (b';', ";"), (b',', ",")] {
+        let emu = emulator(32, 1033);
+        let w = Workdir::new();
+        let d = delimiter as char;
+        let mut text = format!("Account No{d}Company{d}Employees\n");
+        // Updates of records that are not there (each rejected by the service, after its
+        // batch), a bad number (rejected at once), and an unterminated quote on the last line
+        // (rejected at once, so it comes before the others in the rejects file).
+        let rows = [
+            format!("Q-1{d}one{d}1"),
+            format!("Q-2{d}two{d}x"),
+            format!("Q-3{d}three{d}3"),
+            format!("Q-4{d}\"broken{d}4"),
+        ];
+        for r in &rows {
+            text.push_str(r);
+            text.push('\n');
+        }
+        w.write("accounts.csv", text);
+        w.write(
+            "m.toml",
+            format!(
+                "[source]\npath = \"accounts.csv\"\ndelimiter = \"{name}\"\n\n[target]\nentity_set = \"accounts\"\n\
+                 operation = \"update\"\nkey = {{ accountnumber = \"Account No\" }}\n\n[fields]\nname = \"Company\"\n\
+                 numberofemployees = {{ from = \"Employees\", type = \"int\" }}\n"
+            ),
+        );
+        let out = w.dvload_env(&["run", "m.toml", "--report", "r.json"], &emu.env());
+        out.expect_code(1);
+        let first = Report::load(&w, "r.json");
+        assert_eq!(first.rejected, 4, "{name}: {}", out.stdout);
+        let rejected =
+            crate::support::read_rejects_csv(&w.path().join("accounts.rejects.csv"), delimiter);
+        let rows_of = |r: &[crate::support::RejectRow]| r.iter().map(|r| r.row).collect::<Vec<_>>();
+        let before = rows_of(&rejected);
+        assert_eq!(before.len() as u64, first.rejected, "{name}");
+        let held = emu.state.count("account");
+        // Replayed unfixed, twice: every rejected row is read as its own row and rejected again,
+        // with its first run's row number; nothing more is written.
+        for round in 0..2 {
+            let out = w.dvload_env(
+                &[
+                    "run",
+                    "m.toml",
+                    "--source",
+                    "accounts.rejects.csv",
+                    "--report",
+                    "r.json",
+                ],
+                &emu.env(),
+            );
+            out.expect_code(1);
+            let replay = Report::load(&w, "r.json");
+            assert_eq!(
+                (replay.read, replay.rejected, replay.written),
+                (first.rejected, first.rejected, 0),
+                "{name} round {round}: {}",
+                w.read("accounts.rejects.csv")
+            );
+            let again =
+                crate::support::read_rejects_csv(&w.path().join("accounts.rejects.csv"), delimiter);
+            assert_eq!(rows_of(&again), before, "{name} round {round}");
+            assert_eq!(emu.state.count("account"), held);
+        }
+    }
+}
+
+/// Item 5, JSON Lines: a line with invalid UTF-8 is kept byte for byte (`raw_base64`), so the
+/// replayed rejects file rejects it again instead of writing U+FFFD to Dataverse.
+#[test]
+fn invalid_utf8_in_json_lines_replays_rejected_never_altered() {
+    let emu = emulator(33, 1033);
+    let w = Workdir::new();
+    let mut lines = Vec::new();
+    lines.extend_from_slice(b"{\"no\":\"U-1\",\"name\":\"fine\"}\n");
+    lines.extend_from_slice(b"{\"no\":\"U-2\",\"name\":\"bad \xff\xfe bytes\"}\n");
+    lines.extend_from_slice(b"{\"no\":\"U-3\",\"name\":\"caf\xc3\"}\n");
+    lines.extend_from_slice(b"{\"no\":\"U-4\",\"name\":\"also fine\"}\n");
+    w.write("a.jsonl", &lines);
+    w.write(
+        "m.toml",
+        "[source]\nformat = \"jsonl\"\npath = \"a.jsonl\"\n\n[target]\nentity_set = \"accounts\"\noperation = \"upsert\"\n\
+         key = { accountnumber = \"no\" }\n\n[fields]\nname = \"name\"\n",
+    );
+    let out = w.dvload_env(&["run", "m.toml", "--report", "r.json"], &emu.env());
+    out.expect_code(1);
+    assert_eq!(Report::load(&w, "r.json").rejected, 2);
+    let first = w.read("a.rejects.jsonl");
+    for _ in 0..2 {
+        let out = w.dvload_env(
+            &[
+                "run",
+                "m.toml",
+                "--source",
+                "a.rejects.jsonl",
+                "--report",
+                "r.json",
+            ],
+            &emu.env(),
+        );
+        out.expect_code(1);
+        let r = Report::load(&w, "r.json");
+        assert_eq!(
+            (r.read, r.rejected, r.written),
+            (2, 2, 0),
+            "{}",
+            w.read("a.rejects.jsonl")
+        );
+        assert_eq!(
+            w.read("a.rejects.jsonl").matches("\"raw_base64\":").count(),
+            2
+        );
+    }
+    assert!(first.contains("raw_base64"), "{first}");
+    assert_eq!(emu.state.count("account"), 2);
+    for r in emu.state.rows("account") {
+        let name = r.fields["name"].as_str().unwrap_or_default();
+        assert!(!name.contains('\u{fffd}'), "{name}");
+    }
+}
