@@ -110,6 +110,9 @@ pub struct Job {
     pub plan: Plan,
     /// The open source.
     pub reader: Box<dyn RecordSource>,
+    /// The ids its creates get, once the run knows its chain and the table's primary id
+    /// (see `writer::ids`); `None` in a dry run, or when the table's metadata was not read.
+    pub ids: Option<crate::writer::ids::RecordIds>,
 }
 
 impl Job {
@@ -158,6 +161,7 @@ impl Job {
             options,
             plan,
             reader,
+            ids: None,
         })
     }
 

@@ -564,7 +564,7 @@ pub async fn preflight(
     conn: &Connection,
     policy: &RetryPolicy,
     jobs: &[Job],
-) -> anyhow::Result<()> {
+) -> anyhow::Result<PrimaryIds> {
     let mut checker = Checker::load(conn, policy).await.map_err(|e| ExitError {
         exit: Exit::Auth,
         message: format!("nothing sent: {}", Checker::load_failed(&e)),
@@ -587,8 +587,16 @@ pub async fn preflight(
             ""
         }
     );
-    Ok(())
+    Ok(checker
+        .entities
+        .iter()
+        .filter(|e| !e.set.is_empty() && !e.primary_id.is_empty())
+        .map(|e| (e.set.clone(), e.primary_id.clone()))
+        .collect())
 }
+
+/// Each table's primary id column by entity set (`accounts` → `accountid`), from its metadata.
+pub type PrimaryIds = HashMap<String, String>;
 
 /// Checks that the user may delete rows of each of `entity_sets` (`undo`, before its first
 /// delete); the refusal is as [`preflight`]'s.

@@ -202,8 +202,25 @@ async fn write_all(
     }
     // Every job checked against the environment before the first write (tables, columns, keys,
     // privileges): a refused run sent nothing and is recorded as ended with its exit code.
-    if let Err(e) = super::check::preflight(&conn, &policy, &jobs).await {
-        return Err(refused(e, session.as_mut(), &args, started_at, start)?);
+    let primary_ids = match super::check::preflight(&conn, &policy, &jobs).await {
+        Ok(ids) => ids,
+        Err(e) => return Err(refused(e, session.as_mut(), &args, started_at, start)?),
+    };
+    // The ids its creates get (writer::ids): the chain's, recorded before the first write; a run
+    // without a ledger draws its own (it cannot be resumed).
+    let chain_ids = match session.as_mut() {
+        Some(s) => s.chain_ids()?,
+        None => crate::writer::ids::ChainIds::new(jiff::Timestamp::now().as_second()),
+    };
+    let mut jobs = jobs;
+    for (seq, job) in jobs.iter_mut().enumerate() {
+        job.ids = primary_ids
+            .get(&job.plan.entity_set)
+            .map(|pk| crate::writer::ids::RecordIds {
+                chain: chain_ids,
+                seq,
+                primary_id: pk.clone(),
+            });
     }
     let options = WriterOptions {
         batch_size: usize::from(args.batch_size),

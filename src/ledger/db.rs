@@ -98,11 +98,15 @@ CREATE TABLE IF NOT EXISTS rejects_files (  -- version 5: which job last wrote e
   seq    INTEGER NOT NULL,                    -- the mapping's position in the job
   run_id INTEGER NOT NULL
 );
-PRAGMA user_version = 5;
+CREATE TABLE IF NOT EXISTS chain_ids (      -- version 6: what a resume chain's record ids are made of
+  chain INTEGER PRIMARY KEY,                  -- runs.chain
+  ids   TEXT NOT NULL                         -- seed and start (writer::ids::ChainIds), recorded
+);                                            -- before the chain's first write
+PRAGMA user_version = 6;
 ";
 
 /// The schema version this build writes.
-const VERSION: i64 = 5;
+const VERSION: i64 = 6;
 
 /// What became of one row, as the ledger keeps it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -364,9 +368,9 @@ impl Ledger {
                     .execute_batch(SCHEMA)
                     .map_err(err("cannot create the schema"))?,
                 1 => migrate_v1(&tx).map_err(err("cannot upgrade the ledger from version 1"))?,
-                2..=4 => tx
+                2..=5 => tx
                     .execute_batch(SCHEMA)
-                    .map_err(err("cannot upgrade the ledger to version 5"))?,
+                    .map_err(err("cannot upgrade the ledger to version 6"))?,
                 _ => {}
             }
             tx.commit().map_err(err("cannot set up the schema"))?;
@@ -524,6 +528,29 @@ impl Ledger {
             )
             .optional()
             .map_err(self.err("cannot read the rejects files"))
+    }
+
+    /// What the record ids of resume chain `chain` are made of, if recorded.
+    pub fn chain_ids(&self, chain: i64) -> Result<Option<String>> {
+        self.conn
+            .query_row(
+                "SELECT ids FROM chain_ids WHERE chain = ?1",
+                params![chain],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.err("cannot read the chain's ids"))
+    }
+
+    /// Records what the record ids of resume chain `chain` are made of (before its first write).
+    pub fn set_chain_ids(&mut self, chain: i64, ids: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO chain_ids (chain, ids) VALUES (?1, ?2)",
+                params![chain, ids],
+            )
+            .map(|_| ())
+            .map_err(self.err("cannot record the chain's ids"))
     }
 
     /// Records when run `run_id`'s own records begin (see `writer::decide::Provenance`).
@@ -1707,6 +1734,6 @@ mod tests {
             .unwrap();
         drop(conn);
         let err = Ledger::open(dir.path()).err().unwrap().to_string();
-        assert!(err.contains("schema version is 6"), "{err}");
+        assert!(err.contains("schema version is 7"), "{err}");
     }
 }

@@ -167,6 +167,11 @@ pub fn row_outcome(event: &Event) -> Option<RowOutcome> {
                             && w.status == 201));
             let record_url = if !created {
                 None
+            } else if let Some(id) = w.own_id {
+                // The id this run gave the record: undo deletes exactly it, never a record
+                // someone else created under the same key since.
+                let set = w.op.url.split('(').next().unwrap_or(&w.op.url);
+                Some(format!("{set}({id})"))
             } else if w.op.method == Method::Patch {
                 Some(w.op.url.clone())
             } else {
@@ -180,7 +185,15 @@ pub fn row_outcome(event: &Event) -> Option<RowOutcome> {
                 key: Some(w.op.key.clone()),
                 created,
                 record_url,
-                hash: Some(content_hash(&w.op)),
+                hash: Some(match (w.own_id, w.op.body.as_deref()) {
+                    // The payload as the mapping made it: the id is the chain's, not content.
+                    (Some(id), Some(body)) => {
+                        let mut op = w.op.clone();
+                        op.body = Some(crate::writer::ids::without_id(body, id).into_owned());
+                        content_hash(&op)
+                    }
+                    _ => content_hash(&w.op),
+                }),
                 ..blank(w.pos, RowState::Written)
             }
         }
@@ -315,6 +328,7 @@ mod tests {
             ),
             status: 204,
             created: false,
+            own_id: None,
         });
         let o = row_outcome(&post).unwrap();
         assert!(o.created);
@@ -334,6 +348,7 @@ mod tests {
             entity_id: None,
             status: 204,
             created: false,
+            own_id: None,
         });
         let o = row_outcome(&by_key).unwrap();
         assert_eq!(
@@ -373,6 +388,7 @@ mod tests {
                 entity_id: None,
                 status,
                 created: false,
+                own_id: None,
             })
         };
         // 204: created or updated, nobody knows; 200: updated (--track-creates).

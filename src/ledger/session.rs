@@ -256,6 +256,25 @@ impl RunSession {
         Ok(ours && remove_if_there(path)?)
     }
 
+    /// The record ids of this run's resume chain (see `writer::ids`): those an interrupted run
+    /// of the chain used, so that a resent create gets the id it had; for a new chain, drawn
+    /// now and recorded before the first write.
+    pub fn chain_ids(&mut self) -> anyhow::Result<crate::writer::ids::ChainIds> {
+        use crate::writer::ids::ChainIds;
+        let chain = self.resumed.as_ref().map_or(self.run_id, |r| r.chain);
+        if let Some(ids) = self
+            .ledger
+            .chain_ids(chain)?
+            .as_deref()
+            .and_then(ChainIds::decode)
+        {
+            return Ok(ids);
+        }
+        let ids = ChainIds::new(jiff::Timestamp::now().as_second());
+        self.ledger.set_chain_ids(chain, &ids.encode())?;
+        Ok(ids)
+    }
+
     /// Records the start of job `seq` and returns what its reader thread needs (None: send every row).
     pub fn begin_job(&mut self, seq: usize) -> anyhow::Result<(Option<AdmitPlan>, Arc<AtomicU64>)> {
         let info = self.infos[seq].clone();

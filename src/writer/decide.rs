@@ -68,13 +68,16 @@ pub struct OpInfo {
     pub deferred: bool,
     /// Attempts made so far, this one included.
     pub attempts: u32,
+    /// True for a create whose id dvload chose (see `writer::ids`): a resend cannot make a
+    /// second record, and a 412 after a lost attempt is settled by reading that id.
+    pub own_id: bool,
 }
 
 impl OpInfo {
-    /// A `POST` create: Dataverse picks the id, so a resend after a lost answer could make a
-    /// second record.
+    /// A `POST` create without an id of ours: Dataverse picks the id, so a resend after a lost
+    /// answer could make a second record.
     fn is_blind_create(&self) -> bool {
-        self.method == Method::Post
+        self.method == Method::Post && !self.own_id
     }
 }
 
@@ -601,7 +604,8 @@ fn maybe_done(op: &OpInfo) -> bool {
 fn found_existing(status: u16, error: &ODataError, op: &OpInfo) -> bool {
     maybe_done(op)
         && status == 412
-        && op.precondition == Precondition::IfNoneMatchAny
+        && (op.precondition == Precondition::IfNoneMatchAny
+            || (op.method == Method::Post && op.own_id))
         && !error.code.eq_ignore_ascii_case(DUPLICATE_DETECTED)
 }
 
@@ -797,6 +801,20 @@ pub fn read_back(status: u16, body: &[u8], provenance: &Provenance) -> Found {
     }
 }
 
+/// What reading back the id this run gave a create (`set(id)`) says: there (200), the create was
+/// applied (an id of ours names no one else's record); absent (404), its key is held by a record
+/// this run did not create. Pure.
+pub fn read_back_own(status: u16, id: uuid::Uuid) -> Found {
+    match status {
+        200 => Found::Ours,
+        404 => Found::Theirs(format!(
+            "the record already exists: its key is held by a record this run did not create \
+             (the record this run would have created, {id}, is not there)"
+        )),
+        s => Found::Unknown(format!("reading the record back answered HTTP {s}")),
+    }
+}
+
 /// A verdict after the read-backs, and whether the row's record was created by this run (a
 /// create settled by its record, for undo).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -968,6 +986,7 @@ mod tests {
             sent_before: false,
             deferred: false,
             attempts: 1,
+            own_id: false,
         }
     }
 

@@ -10,6 +10,7 @@
 
 pub mod client;
 pub mod decide;
+pub mod ids;
 pub mod order;
 pub mod pacing;
 pub mod send;
@@ -202,6 +203,7 @@ impl Writer {
         } = hooks;
         let batch_size = self.options.batch_size.max(1);
         let collation = self.collation;
+        let ids = job.ids.clone();
         // Room for the outcomes of every batch in flight and as many again, so that a batch that
         // has its answer never waits for the recorder (whose ledger transactions come in bursts).
         let events_room = (batch_size * (self.pacing.limit() + 1) * 2).max(4096);
@@ -258,6 +260,9 @@ impl Writer {
                     }
                     (Admit::Send { sent_before }, Step::Operation(op, record)) => {
                         let mut pending = PendingOp::new(op, record, collation);
+                        if let Some(ids) = &ids {
+                            pending.give_id(ids);
+                        }
                         pending.info.sent_before |= sent_before;
                         if batcher.push(pending) {
                             continue;

@@ -10,7 +10,8 @@ use tokio::time::Instant;
 use super::client::{Client, SendFailure};
 use super::decide::{
     Attempt, Fatal, Found, Limit, OpInfo, Provenance, READ_BACK_SELECT, RetryPolicy, TokenRefused,
-    Verdict, bound, decide, read_back, read_back_absent, settle, settle_deletes, token_refused,
+    Verdict, bound, decide, read_back, read_back_absent, read_back_own, settle, settle_deletes,
+    token_refused,
 };
 use super::order::KeyGate;
 use super::pacing::Pacing;
@@ -32,6 +33,9 @@ pub struct PendingOp {
     /// The identity under which the key gate holds its key (see `order`), taken once; none for
     /// an operation without a key (a keyless create).
     pub key_id: Option<u64>,
+    /// The id dvload gave the record this create makes (see [`super::ids`]): a lost answer is
+    /// settled by reading it, and `undo` deletes it.
+    pub own_id: Option<uuid::Uuid>,
 }
 
 impl PendingOp {
@@ -48,6 +52,7 @@ impl PendingOp {
             sent_before: false,
             deferred: false,
             attempts: 0,
+            own_id: false,
         };
         let key_id = (!op.key.is_empty()).then(|| collation.key_id(&op.key));
         PendingOp {
@@ -55,6 +60,17 @@ impl PendingOp {
             record,
             info,
             key_id,
+            own_id: None,
+        }
+    }
+
+    /// Gives a create its id (see [`super::ids::RecordIds::give`]): in its body, and known to
+    /// the decisions, which then never take it for a blind create.
+    pub fn give_id(&mut self, ids: &super::ids::RecordIds) {
+        if let Some((id, body)) = ids.give(&self.op) {
+            self.op.body = Some(body);
+            self.own_id = Some(id);
+            self.info.own_id = true;
         }
     }
 }
@@ -75,6 +91,8 @@ pub struct Written {
     /// True when the record was read back after an ambiguous answer and shows this run (or an
     /// interrupted run of its chain) created it.
     pub created: bool,
+    /// The id dvload gave the record this create made (see [`super::ids`]), if it gave one.
+    pub own_id: Option<uuid::Uuid>,
 }
 
 /// What happened to a row, for the recorder.
@@ -451,6 +469,7 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
                         status,
                         op: p.op,
                         created: settled.created,
+                        own_id: p.own_id,
                     })
                 }
                 Verdict::Verify(reason) => {
@@ -513,6 +532,15 @@ async fn read_record_back(ctx: &SendContext, p: &PendingOp) -> Found {
                 .into(),
         );
     }
+    if let Some(id) = p.own_id {
+        // The record of the id this run gave it: there, it is this create's (no one else uses
+        // that id); absent, the key is held by a record this run did not create.
+        let set = p.op.url.split('(').next().unwrap_or(&p.op.url);
+        return match get_url(ctx, &format!("{set}({id})")).await {
+            Ok(reply) => read_back_own(reply.status, id),
+            Err(why) => Found::Unknown(why),
+        };
+    }
     match get_record(ctx, &p.op).await {
         Ok(reply) => read_back(reply.status, &reply.body, &ctx.provenance),
         Err(why) => Found::Unknown(why),
@@ -529,7 +557,12 @@ async fn read_record(ctx: &SendContext, op: &Operation) -> Result<u16, String> {
 /// is cheap and harmless, and one that tells nothing sends a whole change set again (a change
 /// set of deletes reads every other record, so under heavy faults a few tries were not enough).
 async fn get_record(ctx: &SendContext, op: &Operation) -> Result<super::client::Reply, String> {
-    let url = format!("{}?{READ_BACK_SELECT}", op.url);
+    get_url(ctx, &op.url).await
+}
+
+/// Reads the record at `url` (`$select=createdon,_createdby_value`), as [`get_record`].
+async fn get_url(ctx: &SendContext, url: &str) -> Result<super::client::Reply, String> {
+    let url = format!("{url}?{READ_BACK_SELECT}");
     ctx.stats.requests.fetch_add(1, Ordering::Relaxed);
     match ctx.client.get_retrying(&url, &ctx.policy).await {
         Ok(reply) if reply.status == 401 => {

@@ -634,3 +634,83 @@ fn invalid_utf8_in_json_lines_replays_rejected_never_altered() {
         assert!(!name.contains('\u{fffd}'), "{name}");
     }
 }
+
+/// Item 3: a create's provenance was guessed from the clock and the user. Two jobs sharing an
+/// application user: job A, creating by key, stopped part-way while job B created the same keys;
+/// A's resume took B's records for its own (their createdon was after A's start, their creator
+/// A's user), counted them written, and `undo` of A deleted them. Each create now carries the id
+/// dvload gave it: A's resume rejects the keys B holds, and undo deletes exactly A's records.
+#[test]
+fn a_job_never_adopts_or_undoes_the_records_of_another_job_with_the_same_user() {
+    let emu = emulator(34, 1033);
+    let (a, b) = (Workdir::new(), Workdir::new());
+    let n = 1000;
+    let rows = |who: &str| -> Vec<(String, String)> {
+        (0..n)
+            .map(|i| (format!("K-{i:04}"), format!("{who} {i}")))
+            .collect()
+    };
+    a.write("accounts.csv", csv(&rows("A")));
+    a.write("m.toml", mapping("create"));
+    b.write("accounts.csv", csv(&rows("B")));
+    b.write("m.toml", mapping("create"));
+    emu.set_faults(FaultsConfig {
+        latency_ms: 40,
+        reset_rate: 0.2,
+        ..FaultsConfig::default()
+    });
+    let mut args = vec!["run", "m.toml", "--batch-size", "10", "--concurrency", "2"];
+    args.extend_from_slice(FAST);
+    let stop = Some(std::time::Duration::from_millis(2500));
+    let out = crate::attack::dvload_bounded(&a, &emu, &args, stop);
+    assert_eq!(
+        out.code, 4,
+        "A stopped part-way: {}{}",
+        out.stdout, out.stderr
+    );
+    let by_a: Vec<String> = accounts_by_key(&emu, false).into_keys().collect();
+    assert!(
+        !by_a.is_empty() && by_a.len() < n,
+        "{} written by A: {}{}",
+        by_a.len(),
+        out.stdout,
+        out.stderr
+    );
+    // B, the same application user, creates every key; those A holds are refused.
+    emu.set_faults(FaultsConfig::default());
+    let out = crate::attack::dvload_bounded(&b, &emu, &args, None);
+    out.expect_code(1);
+    // A resumes through lost answers: every key B holds is B's, never adopted.
+    emu.set_faults(FaultsConfig {
+        reset_rate: 0.1,
+        ..FaultsConfig::default()
+    });
+    let mut resume = args.clone();
+    resume.extend(["--resume", "--report", "report.json"]);
+    let out = crate::attack::dvload_bounded(&a, &emu, &resume, None);
+    out.expect_code(1);
+    let report = Report::load(&a, "report.json");
+    let held = accounts_by_key(&emu, false);
+    assert_eq!(held.len(), n);
+    let a_holds = held.values().filter(|v| v.starts_with("A ")).count();
+    assert_eq!(
+        a_holds,
+        by_a.len(),
+        "A wrote nothing more: B held every other key"
+    );
+    assert_eq!(report.written, 0, "{}", out.stdout);
+    // Undo of A's chain deletes A's records and only those.
+    emu.set_faults(FaultsConfig::default());
+    for run in ["1", "2"] {
+        let out = a.dvload_env(&["undo", run, "--yes"], &emu.env());
+        assert!(
+            matches!(out.code, 0 | 1),
+            "undo {run}: {}{}",
+            out.stdout,
+            out.stderr
+        );
+    }
+    let left = accounts_by_key(&emu, false);
+    assert_eq!(left.len(), n - a_holds, "{}", a.read("report.json"));
+    assert!(left.values().all(|v| v.starts_with("B ")));
+}
