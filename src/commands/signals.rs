@@ -6,6 +6,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Watches for Ctrl-C / SIGTERM; on the first, sets `stop` and the returned flag. Needs a tokio runtime.
 pub fn watch(stop: Arc<AtomicBool>) -> Arc<AtomicBool> {
+    watch_for(stop, "taking no new rows", resume_command())
+}
+
+/// [`watch`] for any command: `taking` says what stops at the first signal, `again` is the
+/// command that finishes the work (printed when a second signal exits at once).
+pub fn watch_for(stop: Arc<AtomicBool>, taking: &'static str, again: String) -> Arc<AtomicBool> {
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = interrupted.clone();
     tokio::spawn(async move {
@@ -24,13 +30,12 @@ pub fn watch(stop: Arc<AtomicBool>) -> Arc<AtomicBool> {
             }
             if n > 0 {
                 eprintln!(
-                    "interrupted again: exiting now; rows recorded so far are safe, continue with:\n  {}",
-                    resume_command()
+                    "interrupted again: exiting now; what is recorded so far is safe, continue with:\n  {again}"
                 );
                 std::process::exit(i32::from(crate::exit::Exit::Stopped.code()));
             }
             eprintln!(
-                "interrupted: taking no new rows, waiting for the batches in flight (interrupt again to exit now)"
+                "interrupted: {taking}, waiting for the batches in flight (interrupt again to exit now)"
             );
             flag.store(true, Ordering::Relaxed);
             stop.store(true, Ordering::Relaxed);

@@ -181,6 +181,19 @@ async fn delete_all(
     super::check::preflight_delete(&conn, &args.retry.policy(), &sets).await?;
     let hint = conn.dop_hint.unwrap_or(4).max(1);
     let ceiling = args.concurrency.map_or(hint, usize::from);
+    // Before the first delete, the content index forgets every record this undo may delete: a
+    // delete applied and not yet recorded (a kill, a lost answer) must never leave its row
+    // "unchanged" for a later --changed-only run, which then sends it again.
+    let forget: Vec<(String, String)> = todo
+        .iter()
+        .filter_map(|d| {
+            Some((
+                d.entity_set.clone(),
+                d.key.clone().filter(|k| !k.is_empty())?,
+            ))
+        })
+        .collect();
+    ledger.forget_content(&forget)?;
     let writer = Writer::new(
         conn.client.clone(),
         hint.min(ceiling),
@@ -195,6 +208,11 @@ async fn delete_all(
             policy: args.retry.policy(),
         },
     );
+    // Ctrl-C / SIGTERM: no new deletes; those in flight are answered and recorded, and the
+    // same undo, run again, finishes the work.
+    let again = std::env::args().collect::<Vec<_>>().join(" ");
+    let interrupted =
+        super::signals::watch_for(writer.stop.clone(), "deleting no more", again.clone());
     // Children before parents: the last mapping of the run first, the last row first.
     todo.sort_by_key(|d| std::cmp::Reverse((d.seq, d.row)));
     let (events_tx, mut events_rx) = mpsc::channel::<Event>(4096);
@@ -291,6 +309,15 @@ async fn delete_all(
         for f in failed.iter().take(20) {
             println!("  {f}");
         }
+    }
+    if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(ExitError {
+            exit: Exit::Stopped,
+            message: format!(
+                "interrupted: the deletes in flight were recorded; finish with:\n  {again}"
+            ),
+        }
+        .into());
     }
     if let Some((exit, why)) = fatal {
         // Not allowed (a missing prvDelete privilege, the user disabled), or the table is gone.

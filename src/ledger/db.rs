@@ -1135,6 +1135,28 @@ impl Ledger {
         Ok(rows)
     }
 
+    /// Forgets the content of `keys` ((entity set, key)), so that `--changed-only` sends their
+    /// rows again: what `undo` does before its first delete.
+    pub fn forget_content(&mut self, keys: &[(String, String)]) -> Result<()> {
+        let wrap = wrapper(&self.path, "cannot update the content index");
+        let collation = self.collation;
+        let tx = self.conn.transaction().map_err(&wrap)?;
+        let mut by_set: HashMap<&str, Vec<u64>> = HashMap::new();
+        for (set, key) in keys {
+            by_set.entry(set).or_default().push(collation.key_id(key));
+        }
+        for (entity_set, ids) in by_set {
+            let mut index =
+                fold_content(&tx, collation, entity_set, i64::MAX, true).map_err(&wrap)?;
+            for id in ids {
+                index.remove(&id);
+            }
+            let through = folded_through(&tx, entity_set).map_err(&wrap)?;
+            write_content(&tx, entity_set, &index, through).map_err(&wrap)?;
+        }
+        tx.commit().map_err(&wrap)
+    }
+
     /// Marks created rows as taken back by `undo` (`created` becomes 2) and forgets their keys'
     /// content, so that `--changed-only` sends them again: (seq, row, entity set, key).
     pub fn mark_undone(

@@ -18,6 +18,9 @@
 //! - `AAAAAAAA` four bytes of the chain's random seed: two chains started in the same second
 //!   differ there.
 //!
+//! UNVERIFIED against the live service: that a create by alternate key (`PATCH` + `If-None-Match:
+//! *`) accepts the primary id in its body as a `POST` does; the emulator does.
+//!
 //! An id is a pure function of (seed, chain start, mapping, row): a resume recomputes the id an
 //! interrupted run gave a row, so the seed and start are recorded in the ledger before the
 //! chain's first write, which journals every id before its request is sent.

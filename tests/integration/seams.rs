@@ -714,3 +714,55 @@ fn a_job_never_adopts_or_undoes_the_records_of_another_job_with_the_same_user() 
     assert_eq!(left.len(), n - a_holds, "{}", a.read("report.json"));
     assert!(left.values().all(|v| v.starts_with("B ")));
 }
+
+/// Item 8: `undo` had no signal handling (Ctrl-C killed it mid-request), and a delete applied
+/// but not yet recorded kept its content hash, so a later `--changed-only` run called its row
+/// "unchanged" though the record was gone. Now undo stops cleanly (exit 4, deletes in flight
+/// recorded), a second undo finishes, and the content index forgets each record before its
+/// delete is sent.
+#[test]
+fn undo_stops_cleanly_and_a_second_undo_finishes_with_nothing_left_unchanged() {
+    let emu = emulator(35, 1033);
+    let w = Workdir::new();
+    let n = 600;
+    let rows: Vec<(String, String)> = (0..n)
+        .map(|i| (format!("D-{i:04}"), format!("n {i}")))
+        .collect();
+    w.write("accounts.csv", csv(&rows));
+    w.write("m.toml", mapping("create"));
+    let (out, _) = run(&w, &emu, &["--changed-only"]);
+    out.expect_code(0);
+    assert_eq!(emu.state.count("account"), n);
+    emu.set_faults(FaultsConfig {
+        latency_ms: 40,
+        ..FaultsConfig::default()
+    });
+    let undo = [
+        "undo",
+        "1",
+        "--yes",
+        "--batch-size",
+        "10",
+        "--concurrency",
+        "1",
+    ];
+    let out = crate::attack::dvload_bounded(
+        &w,
+        &emu,
+        &undo,
+        Some(std::time::Duration::from_millis(1500)),
+    );
+    assert_eq!(out.code, 4, "stopped cleanly: {}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("finish with"), "{}", out.stderr);
+    let left = emu.state.count("account");
+    assert!(left > 0 && left < n, "{left} left");
+    emu.set_faults(FaultsConfig::default());
+    let out = crate::attack::dvload_bounded(&w, &emu, &undo, None);
+    out.expect_code(0);
+    assert_eq!(emu.state.count("account"), 0);
+    // Every row's record is gone: --changed-only sends every row again.
+    let (out, report) = run(&w, &emu, &["--changed-only"]);
+    out.expect_code(0);
+    assert_eq!(report.written, n as u64, "{}", out.stdout);
+    assert_eq!(emu.state.count("account"), n);
+}
