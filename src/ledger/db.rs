@@ -102,11 +102,15 @@ CREATE TABLE IF NOT EXISTS chain_ids (      -- version 6: what a resume chain's 
   chain INTEGER PRIMARY KEY,                  -- runs.chain
   ids   TEXT NOT NULL                         -- seed and start (writer::ids::ChainIds), recorded
 );                                            -- before the chain's first write
-PRAGMA user_version = 6;
+CREATE TABLE IF NOT EXISTS content_resets ( -- version 7: content indexes dropped after a kill
+  entity_set TEXT PRIMARY KEY,
+  after_run  INTEGER NOT NULL                 -- runs up to this id are settled for this table
+);
+PRAGMA user_version = 7;
 ";
 
 /// The schema version this build writes.
-const VERSION: i64 = 6;
+const VERSION: i64 = 7;
 
 /// What became of one row, as the ledger keeps it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -368,9 +372,9 @@ impl Ledger {
                     .execute_batch(SCHEMA)
                     .map_err(err("cannot create the schema"))?,
                 1 => migrate_v1(&tx).map_err(err("cannot upgrade the ledger from version 1"))?,
-                2..=5 => tx
+                2..=6 => tx
                     .execute_batch(SCHEMA)
-                    .map_err(err("cannot upgrade the ledger to version 6"))?,
+                    .map_err(err("cannot upgrade the ledger to version 7"))?,
                 _ => {}
             }
             tx.commit().map_err(err("cannot set up the schema"))?;
@@ -960,6 +964,41 @@ impl Ledger {
     ) -> Result<ContentIndex> {
         let wrap = wrapper(&self.path, "cannot update the content index");
         let tx = self.conn.transaction().map_err(&wrap)?;
+        if !killed_runs(&tx, entity_set, run_id)
+            .map_err(&wrap)?
+            .is_empty()
+        {
+            // A run killed before it recorded what it sent may have changed any record of this
+            // table: the index is dropped, this run sends every row, and the runs up to it are
+            // settled (a key this run does not write has no entry, so the next run sends it).
+            tx.execute(
+                "DELETE FROM content WHERE entity_set = ?1",
+                params![entity_set],
+            )
+            .map_err(&wrap)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO content_folded (entity_set, through_run) VALUES (?1, ?2)",
+                params![entity_set, run_id - 1],
+            )
+            .map_err(&wrap)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO content_resets (entity_set, after_run) VALUES (?1, ?2)",
+                params![entity_set, run_id - 1],
+            )
+            .map_err(&wrap)?;
+            let mut index = ContentIndex::default();
+            apply_run_writes(
+                &tx,
+                self.collation,
+                &mut index,
+                entity_set,
+                run_id,
+                seq as i64,
+            )
+            .map_err(&wrap)?;
+            tx.commit().map_err(&wrap)?;
+            return Ok(index);
+        }
         let mut index =
             fold_content(&tx, self.collation, entity_set, run_id, true).map_err(&wrap)?;
         apply_run_writes(
@@ -978,8 +1017,20 @@ impl Ledger {
     /// The content index of an entity set as the next `--changed-only` run would see it, with
     /// every run folded in, in memory only (`--dry-run --changed-only`: the ledger is not written).
     pub fn content_index_preview(&self, entity_set: &str) -> Result<ContentIndex> {
+        if !killed_runs(&self.conn, entity_set, i64::MAX)
+            .map_err(self.err("cannot read the runs"))?
+            .is_empty()
+        {
+            return Ok(ContentIndex::default());
+        }
         fold_content(&self.conn, self.collation, entity_set, i64::MAX, false)
             .map_err(self.err("cannot read the content index"))
+    }
+
+    /// The runs killed before they recorded what they sent to `entity_set` (see
+    /// [`killed_runs`]), for a note: a `--changed-only` run then sends every row.
+    pub fn killed_before(&self, entity_set: &str, run_id: i64) -> Result<Vec<i64>> {
+        killed_runs(&self.conn, entity_set, run_id).map_err(self.err("cannot read the runs"))
     }
 
     /// Deletes the row outcomes of all runs but the newest `keep`, keeping each run's summary
@@ -1366,6 +1417,22 @@ fn apply_run_writes(
     Ok(n)
 }
 
+/// The runs before `before_run`, not settled for `entity_set` (see `content_resets`), that wrote
+/// to it and were killed: never ended, and no later run of their resume chain ended, nor is
+/// `before_run` one of that chain (a resume sends their unrecorded rows again). What such a run
+/// sent without recording it is unknown, so the content index cannot be trusted for the table.
+fn killed_runs(conn: &Connection, entity_set: &str, before_run: i64) -> rusqlite::Result<Vec<i64>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT r.id FROM runs r JOIN run_jobs j ON j.run_id = r.id
+         WHERE j.entity_set = ?1 AND r.id < ?2 AND r.ended_at IS NULL
+           AND r.id > coalesce((SELECT after_run FROM content_resets WHERE entity_set = ?1), 0)
+           AND NOT EXISTS (SELECT 1 FROM runs l WHERE l.chain = r.chain AND l.id > r.id
+                             AND (l.ended_at IS NOT NULL OR l.id = ?2))",
+    )?;
+    let ids = stmt.query_map(params![entity_set, before_run], |r| r.get(0))?;
+    ids.collect()
+}
+
 /// Stores an entity set's content index, folded through run `through`.
 fn write_content(
     conn: &Connection,
@@ -1523,6 +1590,7 @@ mod tests {
         let mut rows: Vec<u64> = l.done_rows(first, 0).unwrap().into_keys().collect();
         rows.sort();
         assert_eq!(rows, [1, 4], "undone rows are not done");
+        l.end_run(second, 0, "t2").unwrap();
         let hashes = l.content_index("accounts", i64::MAX, 0).unwrap();
         assert_eq!(hashes.len(), 2, "k2 forgotten by the undo");
         assert_eq!(hashes[&key_id("k4")], [4; 16]);
@@ -1618,10 +1686,37 @@ mod tests {
     }
 
     #[test]
+    fn a_killed_run_makes_the_next_changed_only_run_distrust_the_index_once() {
+        let (_dir, mut l, first) = ledger_with_a_run();
+        l.record(first, 0, &[written(1, "k1", 1)]).unwrap();
+        // `first` never ended: killed. A resume of it keeps the index; another run drops it.
+        let resume = l
+            .begin_run("m.toml", l.run(first).unwrap().as_ref(), true, "t1")
+            .unwrap();
+        l.begin_job(resume, 0, &info()).unwrap();
+        assert!(l.killed_before("accounts", resume).unwrap().is_empty());
+        let fresh = l.begin_run("m.toml", None, true, "t2").unwrap();
+        assert_eq!(l.killed_before("accounts", fresh).unwrap(), [first, resume]);
+        l.begin_job(fresh, 0, &info()).unwrap();
+        assert!(l.content_index("accounts", fresh, 0).unwrap().is_empty());
+        l.record(fresh, 0, &[written(2, "k2", 2)]).unwrap();
+        l.end_run(fresh, 0, "t3").unwrap();
+        let next = l.begin_run("m.toml", None, true, "t4").unwrap();
+        assert!(
+            l.killed_before("accounts", next).unwrap().is_empty(),
+            "settled"
+        );
+        let index = l.content_index("accounts", next, 0).unwrap();
+        assert_eq!(index.len(), 1, "only what the run after the kill wrote");
+        assert_eq!(index[&key_id("k2")], [2; 16]);
+    }
+
+    #[test]
     fn the_content_index_folds_runs_in_order_and_only_before_the_current_run() {
         let (_dir, mut l, first) = ledger_with_a_run();
         l.record(first, 0, &[written(1, "k1", 1), written(2, "k2", 2)])
             .unwrap();
+        l.end_run(first, 0, "t0").unwrap();
         let second = l.begin_run("m.toml", None, true, "t1").unwrap();
         l.begin_job(second, 0, &info()).unwrap();
         // The index a run sees is that of the runs before it.
@@ -1634,6 +1729,7 @@ mod tests {
         };
         l.begin_job(second, 1, &other).unwrap();
         l.record(second, 1, &[written(1, "k1", 7)]).unwrap();
+        l.end_run(second, 0, "t1").unwrap();
         let after = l.content_index("accounts", i64::MAX, 0).unwrap();
         assert_eq!(after[&key_id("k1")], [9; 16], "the later write wins");
         assert_eq!(after[&key_id("k2")], [2; 16]);
@@ -1655,6 +1751,7 @@ mod tests {
             "mapping 1 sees mapping 0's write"
         );
         l.record(third, 1, &[written(1, "k2", 6)]).unwrap();
+        l.end_run(third, 0, "t2").unwrap();
         let after = l.content_index("accounts", i64::MAX, 0).unwrap();
         assert_eq!(after[&key_id("k2")], [6; 16], "the later mapping wins");
         // Folded once: reading it again changes nothing.
@@ -1738,14 +1835,16 @@ mod tests {
         }
         let mut l = Ledger::open(dir.path()).unwrap();
         assert_eq!(query_u64(&l, "PRAGMA user_version"), VERSION as u64);
-        let index = l.content_index("accounts", i64::MAX, 0).unwrap();
-        assert_eq!(index[&key_id("k1")], [1; 16]);
         assert_eq!(
             l.done_rows(1, 0).unwrap()[&1],
             key_id("k1"),
             "its rows stay"
         );
         assert!(l.last_run("m.toml").unwrap().unwrap().unfinished());
+        // (An unfinished run makes --changed-only distrust the index: end it to read it.)
+        l.end_run(1, 0, "t0").unwrap();
+        let index = l.content_index("accounts", i64::MAX, 0).unwrap();
+        assert_eq!(index[&key_id("k1")], [1; 16]);
         let run = l.begin_run("m.toml", None, false, "t1").unwrap();
         l.record(run, 0, &[written(2, "k2", 2)]).unwrap();
         assert_eq!(query_u64(&l, "SELECT count(*) FROM row_outcomes"), 2);
@@ -1756,6 +1855,6 @@ mod tests {
             .unwrap();
         drop(conn);
         let err = Ledger::open(dir.path()).err().unwrap().to_string();
-        assert!(err.contains("schema version is 7"), "{err}");
+        assert!(err.contains("schema version is 8"), "{err}");
     }
 }

@@ -24,6 +24,17 @@ pub(crate) fn dvload_bounded(
     args: &[&str],
     signal_after: Option<Duration>,
 ) -> Output {
+    dvload_signalled(w, emu, args, signal_after, 15)
+}
+
+/// [`dvload_bounded`] with another signal (9: `kill -9`).
+pub(crate) fn dvload_signalled(
+    w: &Workdir,
+    emu: &Emu,
+    args: &[&str],
+    signal_after: Option<Duration>,
+    signal: i32,
+) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dvload"));
     cmd.args(args)
         .current_dir(w.path())
@@ -58,7 +69,7 @@ pub(crate) fn dvload_bounded(
                 signalled = true;
                 // SAFETY: kill(2) on our own child's pid.
                 unsafe {
-                    libc_kill(child.id() as i32, 15);
+                    libc_kill(child.id() as i32, signal);
                 }
             }
         }

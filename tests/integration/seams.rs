@@ -766,3 +766,63 @@ fn undo_stops_cleanly_and_a_second_undo_finishes_with_nothing_left_unchanged() {
     assert_eq!(report.written, n as u64, "{}", out.stdout);
     assert_eq!(emu.state.count("account"), n);
 }
+
+/// Item 7: `--changed-only` after `kill -9`. Records at v1; a v2 `--changed-only` run killed while
+/// batches were applied but not recorded; then a file with even rows back at v1 and odd rows at
+/// v3: the content index still said v1 for the rows the killed run had changed, so they were
+/// "unchanged" and kept v2. A run killed before it recorded what it sent now makes the next
+/// `--changed-only` run on that table send every row (and says why).
+#[test]
+fn changed_only_after_a_kill_sends_what_the_killed_run_may_have_changed() {
+    let emu = emulator(36, 1033);
+    let w = Workdir::new();
+    let n = 1500;
+    let version = |v: &dyn Fn(usize) -> u32| -> Vec<(String, String)> {
+        (0..n)
+            .map(|i| (format!("V-{i:05}"), format!("v{}", v(i))))
+            .collect()
+    };
+    w.write("accounts.csv", csv(&version(&|_| 1)));
+    w.write("m.toml", mapping("upsert"));
+    let (out, _) = run(&w, &emu, &["--changed-only"]);
+    out.expect_code(0);
+    w.write("accounts.csv", csv(&version(&|_| 2)));
+    emu.set_faults(FaultsConfig {
+        latency_ms: 40,
+        ..FaultsConfig::default()
+    });
+    let mut args = vec![
+        "run",
+        "m.toml",
+        "--changed-only",
+        "--batch-size",
+        "20",
+        "--concurrency",
+        "4",
+    ];
+    args.extend_from_slice(FAST);
+    let stop = Some(std::time::Duration::from_millis(1500));
+    let out = crate::attack::dvload_signalled(&w, &emu, &args, stop, 9);
+    assert_eq!(out.code, -1, "killed: {}{}", out.stdout, out.stderr);
+    let at_v2 = accounts_by_key(&emu, false)
+        .values()
+        .filter(|v| *v == "v2")
+        .count();
+    assert!(at_v2 > 0 && at_v2 < n, "{at_v2} records at v2");
+    emu.set_faults(FaultsConfig::default());
+    let mixed = |i: usize| if i % 2 == 0 { 1 } else { 3 };
+    w.write("accounts.csv", csv(&version(&mixed)));
+    let (out, report) = run(&w, &emu, &["--changed-only"]);
+    out.expect_code(0)
+        .stdout_has("was killed before it recorded what it sent to accounts");
+    assert_eq!(report.written, n as u64);
+    let expected: BTreeMap<String, String> = version(&mixed)
+        .into_iter()
+        .map(|(k, v)| (k.to_lowercase(), v))
+        .collect();
+    assert_eq!(accounts_by_key(&emu, false), expected);
+    // The next run trusts the index again.
+    let (out, report) = run(&w, &emu, &["--changed-only"]);
+    out.expect_code(0);
+    assert_eq!((report.written, report.stat("unchanged")), (0, n as u64));
+}
