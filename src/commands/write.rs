@@ -350,7 +350,29 @@ async fn write_all(
         writer.pacing.waited_ms(),
     );
     super::write_report(args.report.as_deref(), &report)?;
-    written?;
+    if let Err(e) = written {
+        // The run's ledger (or an output) failed mid-run: exit 4 as the report says, with what
+        // was sent and what is uncertain.
+        let sent = stats.requests.load(std::sync::atomic::Ordering::Relaxed);
+        let resume = if session.is_some() {
+            format!(
+                "; free space (or fix the state directory) and continue with:\n  {}\n  it sends \
+                 them again, and each create carries the id this run gave it, so none is written twice",
+                super::signals::resume_command()
+            )
+        } else {
+            String::new()
+        };
+        return Err(ExitError {
+            exit: Exit::Stopped,
+            message: format!(
+                "stopped, sending nothing more: {e:#}; {sent} $batch request{} had been sent: the \
+                 rows whose outcome could not be recorded are uncertain (some may be written){resume}",
+                if sent == 1 { "" } else { "s" }
+            ),
+        }
+        .into());
+    }
     finished?;
     if let Some(message) = stop_message {
         return Err(ExitError { exit, message }.into());

@@ -288,15 +288,22 @@ impl Writer {
 
         let mut outcome = JobOutcome::default();
         let mut deferred = Vec::new();
-        self.record(
-            &mut events_rx,
-            rejects,
-            progress,
-            &mut outcome,
-            &mut deferred,
-            sink.as_mut().map(|s| &mut **s as &mut dyn Sink),
-        )
-        .await?;
+        if let Err(e) = self
+            .record(
+                &mut events_rx,
+                rejects,
+                progress,
+                &mut outcome,
+                &mut deferred,
+                sink.as_mut().map(|s| &mut **s as &mut dyn Sink),
+            )
+            .await
+        {
+            // An outcome cannot be recorded (the state directory full, the rejects file
+            // unwritable): nothing more is sent.
+            self.stop.store(true, Ordering::Relaxed);
+            return Err(e);
+        }
         dispatcher.await?;
         outcome.source_error = reader.await?;
 

@@ -826,3 +826,62 @@ fn changed_only_after_a_kill_sends_what_the_killed_run_may_have_changed() {
     out.expect_code(0);
     assert_eq!((report.written, report.stat("unchanged")), (0, n as u64));
 }
+
+/// Item 6: the state directory full mid-run. dvload exited 2 ("nothing was sent") while its
+/// report said 4 and 0 written, with hundreds of records on the server; the resume wrote some of
+/// them twice. Now the run stops sending at the first failed ledger write, exits 4 as its report
+/// says, names what is uncertain, and the resume (space freed) writes every row once. The full
+/// disk is a file-size limit (`ulimit -f`, SIGXFSZ ignored: writes fail with EFBIG).
+#[test]
+fn a_full_state_directory_stops_the_run_truthfully_and_the_resume_writes_each_row_once() {
+    let emu = emulator(37, 1033);
+    let w = Workdir::new();
+    let n = 3000;
+    let rows: Vec<(String, String)> = (0..n)
+        .map(|i| (format!("F-{i:05}"), format!("n {i}")))
+        .collect();
+    w.write("accounts.csv", csv(&rows));
+    // Keyless creates: each has its own ledger record (what undo deletes), so the ledger grows.
+    w.write(
+        "m.toml",
+        "[source]\npath = \"accounts.csv\"\n\n[target]\nentity_set = \"accounts\"\noperation = \"create\"\n\n\
+         [fields]\naccountnumber = \"Account No\"\nname = \"Company\"\n",
+    );
+    let bin = env!("CARGO_BIN_EXE_dvload");
+    let script = format!(
+        "trap '' XFSZ; ulimit -f 1500; exec {bin} run m.toml --state st --report report.json \
+         --batch-size 50 --concurrency 2 --retry-base-ms 5"
+    );
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args(["-c", &script]).current_dir(w.path());
+    for (k, v) in emu.env() {
+        cmd.env(k, v);
+    }
+    let full = cmd.output().expect("sh");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&full.stdout).into_owned(),
+        String::from_utf8_lossy(&full.stderr).into_owned(),
+    );
+    assert_eq!(full.status.code(), Some(4), "{stdout}{stderr}");
+    let report = Report::load(&w, "report.json");
+    assert_eq!(report.stat("exit_code"), 4);
+    assert!(stderr.contains("cannot record"), "{stderr}");
+    let on_server = emu.state.count("account");
+    assert!(on_server > 0 && on_server < n, "{on_server}");
+    let (out, report) = run(
+        &w,
+        &emu,
+        &["--state", "st", "--resume", "--batch-size", "50"],
+    );
+    out.expect_code(0);
+    assert_eq!(report.rejected, 0);
+    let mut seen = std::collections::BTreeSet::new();
+    for r in emu.state.rows("account") {
+        let number = r.fields["accountnumber"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(seen.insert(number.clone()), "{number} written twice");
+    }
+    assert_eq!(seen.len(), n);
+}
