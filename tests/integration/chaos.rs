@@ -121,6 +121,8 @@ fn row(n: u64, key: &str, parent: &str, kind: Kind) -> Row {
     Row {
         n,
         key: key.into(),
+        spelled: key.into(),
+        parent_spelled: parent.into(),
         name: format!("N{n}"),
         employees: n.to_string(),
         parent: parent.into(),

@@ -4,7 +4,10 @@
 //! A seed decides everything that can be decided: the job (operation, rows, duplicate keys,
 //! lookups, invalid and refused rows, records already in the emulator), the options
 //! (`--atomic`, `--batch-size`, `--concurrency`), the fault mix and how many times the run is
-//! killed. What cannot be (thread timing, where a kill lands) is why the oracle says, per row, what
+//! killed, and (from a stream of its own) how the source spells each key: as the oracle knows it,
+//! in lower case or with trailing spaces, which the service takes for one key (issue 22); the
+//! checks compare keys as the service does. What cannot be (thread timing, where a kill lands) is
+//! why the oracle says, per row, what
 //! is *allowed*, and is exact wherever the promise is: each keyed record exactly once with the
 //! values of the last row of its key that was written; every row written, rejected or skipped
 //! exactly once across the resume chain; the rejects file holding exactly the rejected rows.
@@ -101,7 +104,13 @@ pub enum Kind {
 pub struct Row {
     /// Source row number (1-based, the header excluded).
     pub n: u64,
+    /// The key as the oracle knows it (upper case, no trailing space).
     pub key: String,
+    /// The key as the source writes it: `key`, or another spelling the service takes for the
+    /// same key (lower case, trailing spaces).
+    pub spelled: String,
+    /// The parent key as the source writes it.
+    pub parent_spelled: String,
     pub name: String,
     pub employees: String,
     pub parent: String,
@@ -274,12 +283,32 @@ impl Job {
             }
             rows.push(Row {
                 n,
+                spelled: key.clone(),
+                parent_spelled: parent.clone(),
                 key,
                 name,
                 employees,
                 parent,
                 kind,
             });
+        }
+        // Other spellings of the same keys (issue 22: keys compared as the service compares
+        // them), drawn from a stream of their own so that every seed's job is otherwise the same.
+        let mut spell = Rng::new(seed, 7);
+        let p_respell = spell.pick(&[0.0, 0.0, 0.3, 0.6]);
+        let mut respell = |key: &str| -> String {
+            if key.is_empty() || !spell.chance(p_respell) {
+                return key.to_string();
+            }
+            match spell.below(3) {
+                0 => key.to_lowercase(),
+                1 => format!("{key}  "),
+                _ => format!("{} ", key.to_lowercase()),
+            }
+        };
+        for row in &mut rows {
+            row.spelled = respell(&row.key);
+            row.parent_spelled = respell(&row.parent);
         }
         let faults = fault_mix(&mut r);
         let token_lifetime = r.chance(0.2).then_some(2);
@@ -367,7 +396,12 @@ impl Job {
     pub fn csv(&self) -> String {
         let mut s = String::from("Key,Name,Employees,Parent\n");
         for r in &self.rows {
-            writeln!(s, "{},{},{},{}", r.key, r.name, r.employees, r.parent).unwrap();
+            writeln!(
+                s,
+                "\"{}\",{},{},\"{}\"",
+                r.spelled, r.name, r.employees, r.parent_spelled
+            )
+            .unwrap();
         }
         s
     }
@@ -1086,13 +1120,15 @@ fn records(emu: &Emu) -> Vec<Found> {
         .collect();
     rows.iter()
         .map(|r| Found {
+            // As the service compares keys: the oracle's spelling (upper case, no trailing space).
             key: r
                 .fields
                 .get("accountnumber")
                 .or_else(|| r.fields.get("description"))
                 .and_then(|v| v.as_str())
                 .unwrap_or("")
-                .to_string(),
+                .trim_end_matches(' ')
+                .to_uppercase(),
             rec: Rec {
                 name: r
                     .fields
@@ -1101,9 +1137,12 @@ fn records(emu: &Emu) -> Vec<Found> {
                     .unwrap_or("")
                     .to_string(),
                 employees: r.fields.get("numberofemployees").and_then(|v| v.as_i64()),
-                parent: r
-                    .lookup("parentaccountid")
-                    .map(|(id, _)| by_id.get(&id).cloned().unwrap_or_else(|| id.to_string())),
+                parent: r.lookup("parentaccountid").map(|(id, _)| {
+                    by_id
+                        .get(&id)
+                        .map(|k| k.trim_end_matches(' ').to_uppercase())
+                        .unwrap_or_else(|| id.to_string())
+                }),
             },
         })
         .collect()
@@ -1601,10 +1640,10 @@ fn check_all(
             continue;
         };
         let same = [
-            ("Key", &row.key),
+            ("Key", &row.spelled),
             ("Name", &row.name),
             ("Employees", &row.employees),
-            ("Parent", &row.parent),
+            ("Parent", &row.parent_spelled),
         ]
         .iter()
         .all(|(col, val)| r.fields.get(*col) == Some(*val));
