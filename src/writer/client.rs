@@ -133,7 +133,10 @@ impl Client {
     ) -> Result<Reply, SendFailure> {
         let what = path.split(['(', '?']).next().unwrap_or(path);
         let start = std::time::Instant::now();
-        let mut refreshed = false;
+        // Tokens refused in a row: each is replaced at once (a token revoked or expired in
+        // between), up to a few times; then the 401 is the answer (a user not allowed in).
+        let mut refreshed = 0u32;
+        let refreshes = policy.max_attempts.clamp(2, 5);
         let mut attempt = 0u32;
         loop {
             attempt += 1;
@@ -144,16 +147,17 @@ impl Client {
                     None
                 }
                 Err(e) => return Err(e),
-                Ok(reply) if reply.status == 401 && !refreshed => {
+                Ok(reply) if reply.status == 401 && refreshed < refreshes => {
                     self.tokens.invalidate(&reply.token).await;
-                    refreshed = true;
+                    refreshed += 1;
+                    attempt -= 1;
                     if self.tokens.get().await.is_err() {
                         // No new token to be had (a ready token cannot be refreshed).
                         return Ok(reply);
                     }
                     tracing::warn!(
                         request = what,
-                        "the token was refused (401); trying once with a new one"
+                        "the token was refused (401); trying with a new one"
                     );
                     continue;
                 }

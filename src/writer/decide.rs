@@ -602,12 +602,21 @@ fn maybe_done(op: &OpInfo) -> bool {
 /// counted written on its own: the record is read back (see [`read_back`]). A 412 from duplicate
 /// detection (`0x80040333`, --duplicate-detection) is a refusal, not a key taken.
 fn found_existing(status: u16, error: &ODataError, op: &OpInfo) -> bool {
-    maybe_done(op)
-        && status == 412
-        && (op.precondition == Precondition::IfNoneMatchAny
-            || (op.method == Method::Post && op.own_id))
-        && !error.code.eq_ignore_ascii_case(DUPLICATE_DETECTED)
+    if !maybe_done(op) || error.code.eq_ignore_ascii_case(DUPLICATE_DETECTED) {
+        return false;
+    }
+    // A create by key finds its key taken (412). A POST carrying our id finds the id taken:
+    // "Cannot insert duplicate key" (0x80040237), whose HTTP status PROTOCOL.md §2 leaves
+    // UNVERIFIED, so the code decides, whatever the status.
+    (status == 412 && op.precondition == Precondition::IfNoneMatchAny)
+        || (op.method == Method::Post
+            && op.own_id
+            && (status == 412 || error.code.eq_ignore_ascii_case(DUPLICATE_KEY)))
 }
+
+/// Dataverse's "Cannot insert duplicate key" (DuplicateRecord): a create whose primary id is
+/// taken.
+const DUPLICATE_KEY: &str = "0x80040237";
 
 /// A delete that finds nothing after an attempt that may have deleted it: the record is absent,
 /// which is what the row asked; counted done whoever removed it (nothing can tell which).
@@ -1647,6 +1656,41 @@ mod tests {
                 d.verdicts
             );
         }
+    }
+
+    #[test]
+    fn a_post_carrying_our_id_that_finds_it_taken_after_a_lost_answer_reads_it_back() {
+        let ours = OpInfo {
+            maybe_applied: true,
+            own_id: true,
+            ..op(Method::Post, Precondition::None)
+        };
+        let taken = |status| PartOutcome::Failed {
+            status,
+            error: err("0x80040237", "Cannot insert duplicate key."),
+            retry_after: None,
+        };
+        let d = answered(&[ours, ours], &[taken(412), taken(400)], 200, None, None);
+        assert!(matches!(d.verdicts[0], Verdict::Verify(_)));
+        assert!(
+            matches!(d.verdicts[1], Verdict::Verify(_)),
+            "the code decides"
+        );
+        // Never sent before, or an id not ours (Dataverse's own): a refusal.
+        let fresh = OpInfo {
+            own_id: true,
+            ..op(Method::Post, Precondition::None)
+        };
+        let d = answered(&[fresh], &[taken(412)], 200, None, None);
+        assert!(matches!(d.verdicts[0], Verdict::Rejected(_)));
+        assert!(
+            !OpInfo {
+                own_id: true,
+                ..op(Method::Post, Precondition::None)
+            }
+            .is_blind_create()
+        );
+        assert!(op(Method::Post, Precondition::None).is_blind_create());
     }
 
     #[test]
