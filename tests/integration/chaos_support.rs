@@ -5,7 +5,8 @@
 //! lookups, invalid and refused rows, records already in the emulator), the options
 //! (`--atomic`, `--batch-size`, `--concurrency`), the fault mix and how many times the run is
 //! killed, and (from a stream of its own) how the source spells each key: as the oracle knows it,
-//! in lower case or with trailing spaces, which the service takes for one key (issue 22); the
+//! in lower case, with trailing spaces or with accents, which the service (English, `_CI_AI`)
+//! takes for one key (issue 22); the
 //! checks compare keys as the service does. What cannot be (thread timing, where a kill lands) is
 //! why the oracle says, per row, what
 //! is *allowed*, and is exact wherever the promise is: each keyed record exactly once with the
@@ -300,10 +301,12 @@ impl Job {
             if key.is_empty() || !spell.chance(p_respell) {
                 return key.to_string();
             }
-            match spell.below(3) {
+            match spell.below(4) {
                 0 => key.to_lowercase(),
                 1 => format!("{key}  "),
-                _ => format!("{} ", key.to_lowercase()),
+                2 => format!("{} ", key.to_lowercase()),
+                // Accents the emulator's English (`_CI_AI`) collation ignores.
+                _ => key.replacen('C', "Ç", 1).replacen('E', "É", 1),
             }
         };
         for row in &mut rows {
@@ -1121,14 +1124,13 @@ fn records(emu: &Emu) -> Vec<Found> {
     rows.iter()
         .map(|r| Found {
             // As the service compares keys: the oracle's spelling (upper case, no trailing space).
-            key: r
-                .fields
-                .get("accountnumber")
-                .or_else(|| r.fields.get("description"))
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
-                .trim_end_matches(' ')
-                .to_uppercase(),
+            key: service_key(
+                r.fields
+                    .get("accountnumber")
+                    .or_else(|| r.fields.get("description"))
+                    .and_then(|v| v.as_str())
+                    .unwrap_or(""),
+            ),
             rec: Rec {
                 name: r
                     .fields
@@ -1140,12 +1142,21 @@ fn records(emu: &Emu) -> Vec<Found> {
                 parent: r.lookup("parentaccountid").map(|(id, _)| {
                     by_id
                         .get(&id)
-                        .map(|k| k.trim_end_matches(' ').to_uppercase())
+                        .map(|k| service_key(k))
                         .unwrap_or_else(|| id.to_string())
                 }),
             },
         })
         .collect()
+}
+
+/// A key as the emulator's English collation (`_CI_AI`) compares it, in the oracle's spelling:
+/// trailing spaces dropped, upper case, the accents the source may add removed.
+fn service_key(key: &str) -> String {
+    key.trim_end_matches(' ')
+        .to_uppercase()
+        .replace('Ç', "C")
+        .replace('É', "E")
 }
 
 /// What one seed came to.
