@@ -427,6 +427,14 @@ impl Ledger {
         Ok(Ledger::open(dir)?)
     }
 
+    /// Runs one statement that changes the ledger; `what` names it in the error.
+    fn exec(&self, what: &'static str, sql: &str, params: impl rusqlite::Params) -> Result<()> {
+        self.conn
+            .execute(sql, params)
+            .map(|_| ())
+            .map_err(self.err(what))
+    }
+
     fn err(&self, what: &'static str) -> impl FnOnce(rusqlite::Error) -> LedgerError + '_ {
         move |source| LedgerError {
             path: self.path.clone(),
@@ -470,14 +478,12 @@ impl Ledger {
 
     /// Records the environment run `run_id` connected to, before its first write.
     pub fn set_environment(&mut self, run_id: i64, env: &Environment) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO run_environment (run_id, organization_id, url, user_id)
+        self.exec(
+            "cannot record the run's environment",
+            "INSERT OR REPLACE INTO run_environment (run_id, organization_id, url, user_id)
                  VALUES (?1, ?2, ?3, ?4)",
-                params![run_id, env.organization_id, env.url, env.user_id],
-            )
-            .map(|_| ())
-            .map_err(self.err("cannot record the run's environment"))
+            params![run_id, env.organization_id, env.url, env.user_id],
+        )
     }
 
     /// The environment of the ledger's history: the one its latest run that connected recorded
@@ -512,13 +518,11 @@ impl Ledger {
         seq: usize,
         run_id: i64,
     ) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO rejects_files (path, job, seq, run_id) VALUES (?1, ?2, ?3, ?4)",
-                params![path, job, seq as i64, run_id],
-            )
-            .map(|_| ())
-            .map_err(self.err("cannot record the rejects file"))
+        self.exec(
+            "cannot record the rejects file",
+            "INSERT OR REPLACE INTO rejects_files (path, job, seq, run_id) VALUES (?1, ?2, ?3, ?4)",
+            params![path, job, seq as i64, run_id],
+        )
     }
 
     /// The job and mapping position that last wrote the rejects file `path`, if a run of this
@@ -548,24 +552,20 @@ impl Ledger {
 
     /// Records what the record ids of resume chain `chain` are made of (before its first write).
     pub fn set_chain_ids(&mut self, chain: i64, ids: &str) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT OR IGNORE INTO chain_ids (chain, ids) VALUES (?1, ?2)",
-                params![chain, ids],
-            )
-            .map(|_| ())
-            .map_err(self.err("cannot record the chain's ids"))
+        self.exec(
+            "cannot record the chain's ids",
+            "INSERT OR IGNORE INTO chain_ids (chain, ids) VALUES (?1, ?2)",
+            params![chain, ids],
+        )
     }
 
     /// Records when run `run_id`'s own records begin (see `writer::decide::Provenance`).
     pub fn set_writes_since(&mut self, run_id: i64, since: &str) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO run_clock (run_id, writes_since) VALUES (?1, ?2)",
-                params![run_id, since],
-            )
-            .map(|_| ())
-            .map_err(self.err("cannot record the run's clock"))
+        self.exec(
+            "cannot record the run's clock",
+            "INSERT OR REPLACE INTO run_clock (run_id, writes_since) VALUES (?1, ?2)",
+            params![run_id, since],
+        )
     }
 
     /// When the records of resume chain `chain` began: the instant its first run that got as far
@@ -584,24 +584,20 @@ impl Ledger {
 
     /// Records the start of one mapping of a run.
     pub fn begin_job(&mut self, run_id: i64, seq: usize, info: &JobInfo) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT INTO run_jobs (run_id, seq, mapping, mapping_hash, source, source_size, source_hash, entity_set, operation)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
-                    run_id,
-                    seq as i64,
-                    info.mapping,
-                    info.mapping_hash,
-                    info.source,
-                    info.source_size as i64,
-                    info.source_hash,
-                    info.entity_set,
-                    info.operation
-                ],
-            )
-            .map(|_| ())
-            .map_err(self.err("cannot record a job"))
+        let sql = "INSERT INTO run_jobs (run_id, seq, mapping, mapping_hash, source, source_size,
+                   source_hash, entity_set, operation) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+        let values = params![
+            run_id,
+            seq as i64,
+            info.mapping,
+            info.mapping_hash,
+            info.source,
+            info.source_size as i64,
+            info.source_hash,
+            info.entity_set,
+            info.operation
+        ];
+        self.exec("cannot record a job", sql, values)
     }
 
     /// Records a job's counts (at its end).
@@ -612,34 +608,28 @@ impl Ledger {
         counts: &Counts,
         passed_over: u64,
     ) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE run_jobs SET read = ?3, written = ?4, rejected = ?5, skipped = ?6, unchanged = ?7, passed_over = ?8
-                 WHERE run_id = ?1 AND seq = ?2",
-                params![
-                    run_id,
-                    seq as i64,
-                    counts.read as i64,
-                    counts.written as i64,
-                    counts.rejected as i64,
-                    counts.skipped as i64,
-                    counts.unchanged as i64,
-                    passed_over as i64
-                ],
-            )
-            .map(|_| ())
-            .map_err(self.err("cannot record a job's counts"))
+        let sql = "UPDATE run_jobs SET read = ?3, written = ?4, rejected = ?5, skipped = ?6,
+                   unchanged = ?7, passed_over = ?8 WHERE run_id = ?1 AND seq = ?2";
+        let values = params![
+            run_id,
+            seq as i64,
+            counts.read as i64,
+            counts.written as i64,
+            counts.rejected as i64,
+            counts.skipped as i64,
+            counts.unchanged as i64,
+            passed_over as i64,
+        ];
+        self.exec("cannot record a job's counts", sql, values)
     }
 
     /// Records the end of a run.
     pub fn end_run(&mut self, run_id: i64, exit_code: u8, ended_at: &str) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE runs SET ended_at = ?2, exit_code = ?3 WHERE id = ?1",
-                params![run_id, ended_at, exit_code as i64],
-            )
-            .map(|_| ())
-            .map_err(self.err("cannot record the end of the run"))
+        self.exec(
+            "cannot record the end of the run",
+            "UPDATE runs SET ended_at = ?2, exit_code = ?3 WHERE id = ?1",
+            params![run_id, ended_at, exit_code as i64],
+        )
     }
 
     /// Records a batch of row outcomes in one transaction: rows with a reason or a created

@@ -28,6 +28,17 @@ fn csv(rows: &[(String, String)]) -> String {
     csv
 }
 
+/// Keyless creates of `accounts.csv`: the account number is a plain column.
+const KEYLESS: &str = "[source]\npath = \"accounts.csv\"\n\n[target]\nentity_set = \"accounts\"\noperation = \"create\"\n\n\
+     [fields]\naccountnumber = \"Account No\"\nname = \"Company\"\n";
+
+/// `n` rows `PREFIX-000i, n i`, the number `width` digits wide.
+fn numbered(prefix: &str, n: usize, width: usize) -> Vec<(String, String)> {
+    (0..n)
+        .map(|i| (format!("{prefix}-{i:0width$}"), format!("n {i}")))
+        .collect()
+}
+
 fn mapping(operation: &str) -> String {
     format!(
         "[source]\npath = \"accounts.csv\"\n\n[target]\nentity_set = \"accounts\"\noperation = \"{operation}\"\n\
@@ -259,16 +270,10 @@ fn a_resume_that_rejects_nothing_leaves_no_stale_rejects_file() {
     let emu = emulator(27, 1033);
     let w = Workdir::new();
     let n = 1000;
-    let rows: Vec<(String, String)> = (0..n)
-        .map(|i| (format!("S-{i:04}"), format!("n {i}")))
-        .collect();
+    let rows = numbered("S", n, 4);
     w.write("accounts.csv", csv(&rows));
     // Keyless creates: the operation a stale rejects file would write twice.
-    w.write(
-        "m.toml",
-        "[source]\npath = \"accounts.csv\"\n\n[target]\nentity_set = \"accounts\"\noperation = \"create\"\n\n\
-         [fields]\naccountnumber = \"Account No\"\nname = \"Company\"\n",
-    );
+    w.write("m.toml", KEYLESS);
     emu.set_faults(FaultsConfig {
         latency_ms: 40,
         ..FaultsConfig::default()
@@ -725,9 +730,7 @@ fn undo_stops_cleanly_and_a_second_undo_finishes_with_nothing_left_unchanged() {
     let emu = emulator(35, 1033);
     let w = Workdir::new();
     let n = 600;
-    let rows: Vec<(String, String)> = (0..n)
-        .map(|i| (format!("D-{i:04}"), format!("n {i}")))
-        .collect();
+    let rows = numbered("D", n, 4);
     w.write("accounts.csv", csv(&rows));
     w.write("m.toml", mapping("create"));
     let (out, _) = run(&w, &emu, &["--changed-only"]);
@@ -837,16 +840,10 @@ fn a_full_state_directory_stops_the_run_truthfully_and_the_resume_writes_each_ro
     let emu = emulator(37, 1033);
     let w = Workdir::new();
     let n = 3000;
-    let rows: Vec<(String, String)> = (0..n)
-        .map(|i| (format!("F-{i:05}"), format!("n {i}")))
-        .collect();
+    let rows = numbered("F", n, 5);
     w.write("accounts.csv", csv(&rows));
     // Keyless creates: each has its own ledger record (what undo deletes), so the ledger grows.
-    w.write(
-        "m.toml",
-        "[source]\npath = \"accounts.csv\"\n\n[target]\nentity_set = \"accounts\"\noperation = \"create\"\n\n\
-         [fields]\naccountnumber = \"Account No\"\nname = \"Company\"\n",
-    );
+    w.write("m.toml", KEYLESS);
     let bin = env!("CARGO_BIN_EXE_dvload");
     let script = format!(
         "trap '' XFSZ; ulimit -f 1500; exec {bin} run m.toml --state st --report report.json \
