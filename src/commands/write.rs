@@ -364,7 +364,8 @@ async fn write_all(
             String::new()
         };
         return Err(ExitError {
-            exit: Exit::Stopped,
+            // The exit code the report gives (4 for a ledger or an output that failed).
+            exit,
             message: format!(
                 "stopped, sending nothing more: {e:#}; {sent} $batch request{} had been sent: the \
                  rows whose outcome could not be recorded are uncertain (some may be written){resume}",
