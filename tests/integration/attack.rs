@@ -24,16 +24,34 @@ pub(crate) fn dvload_bounded(
     args: &[&str],
     signal_after: Option<Duration>,
 ) -> Output {
-    dvload_signalled(w, emu, args, signal_after, 15)
+    let start = Instant::now();
+    dvload_when(w, emu, args, 15, move || {
+        signal_after.is_some_and(|after| start.elapsed() >= after)
+    })
 }
 
-/// [`dvload_bounded`] with another signal (9: `kill -9`).
-pub(crate) fn dvload_signalled(
+/// `dvload ARGS` bounded as [`dvload_bounded`], sent `signal` once the emulator has answered
+/// `batches` more `$batch` requests: mid-run whatever the machine's speed.
+pub(crate) fn dvload_after_batches(
     w: &Workdir,
     emu: &Emu,
     args: &[&str],
-    signal_after: Option<Duration>,
+    batches: u64,
     signal: i32,
+) -> Output {
+    let base = emu.stats().batches;
+    dvload_when(w, emu, args, signal, || {
+        emu.stats().batches >= base + batches
+    })
+}
+
+/// `dvload ARGS` bounded as [`dvload_bounded`], sent `signal` the first time `when` is true.
+fn dvload_when(
+    w: &Workdir,
+    emu: &Emu,
+    args: &[&str],
+    signal: i32,
+    when: impl Fn() -> bool,
 ) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dvload"));
     cmd.args(args)
@@ -64,13 +82,11 @@ pub(crate) fn dvload_signalled(
         if let Some(_status) = child.try_wait().expect("wait") {
             break;
         }
-        if let Some(after) = signal_after {
-            if !signalled && start.elapsed() >= after {
-                signalled = true;
-                // SAFETY: kill(2) on our own child's pid.
-                unsafe {
-                    libc_kill(child.id() as i32, signal);
-                }
+        if !signalled && when() {
+            signalled = true;
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe {
+                libc_kill(child.id() as i32, signal);
             }
         }
         if start.elapsed() > DEADLINE {
