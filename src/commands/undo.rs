@@ -173,7 +173,8 @@ async fn delete_all(
             .into());
         }
     }
-    ledger.set_collation(conn.collation(None).0);
+    let collation = conn.collation(None).0;
+    ledger.set_collation(collation);
     // The delete privilege on every table first: a refused undo deleted nothing.
     let mut sets: Vec<&str> = todo.iter().map(|d| d.entity_set.as_str()).collect();
     sets.sort_unstable();
@@ -241,7 +242,7 @@ async fn delete_all(
                 pos,
                 data: RecordData::Json(serde_json::json!({ "delete": url, "source_row": d.row })),
             };
-            let mut p = PendingOp::new(op, record, crate::keys::Collation::default());
+            let mut p = PendingOp::new(op, record, collation);
             // Already gone (deleted by hand, or by an undo whose answer was lost): counts as deleted.
             p.info.sent_before = true;
             p

@@ -954,43 +954,18 @@ impl Ledger {
     ) -> Result<ContentIndex> {
         let wrap = wrapper(&self.path, "cannot update the content index");
         let tx = self.conn.transaction().map_err(&wrap)?;
-        if !killed_runs(&tx, entity_set, run_id)
+        let mut index = if killed_runs(&tx, entity_set, run_id)
             .map_err(&wrap)?
             .is_empty()
         {
+            fold_content(&tx, self.collation, entity_set, run_id, true).map_err(&wrap)?
+        } else {
             // A run killed before it recorded what it sent may have changed any record of this
             // table: the index is dropped, this run sends every row, and the runs up to it are
             // settled (a key this run does not write has no entry, so the next run sends it).
-            tx.execute(
-                "DELETE FROM content WHERE entity_set = ?1",
-                params![entity_set],
-            )
-            .map_err(&wrap)?;
-            tx.execute(
-                "INSERT OR REPLACE INTO content_folded (entity_set, through_run) VALUES (?1, ?2)",
-                params![entity_set, run_id - 1],
-            )
-            .map_err(&wrap)?;
-            tx.execute(
-                "INSERT OR REPLACE INTO content_resets (entity_set, after_run) VALUES (?1, ?2)",
-                params![entity_set, run_id - 1],
-            )
-            .map_err(&wrap)?;
-            let mut index = ContentIndex::default();
-            apply_run_writes(
-                &tx,
-                self.collation,
-                &mut index,
-                entity_set,
-                run_id,
-                seq as i64,
-            )
-            .map_err(&wrap)?;
-            tx.commit().map_err(&wrap)?;
-            return Ok(index);
-        }
-        let mut index =
-            fold_content(&tx, self.collation, entity_set, run_id, true).map_err(&wrap)?;
+            reset_content(&tx, entity_set, run_id - 1).map_err(&wrap)?;
+            ContentIndex::default()
+        };
         apply_run_writes(
             &tx,
             self.collation,
@@ -1186,15 +1161,7 @@ impl Ledger {
         for (set, key) in keys {
             by_set.entry(set).or_default().push(collation.key_id(key));
         }
-        for (entity_set, ids) in by_set {
-            let mut index =
-                fold_content(&tx, collation, entity_set, i64::MAX, true).map_err(&wrap)?;
-            for id in ids {
-                index.remove(&id);
-            }
-            let through = folded_through(&tx, entity_set).map_err(&wrap)?;
-            write_content(&tx, entity_set, &index, through).map_err(&wrap)?;
-        }
+        forget_keys(&tx, collation, by_set).map_err(&wrap)?;
         tx.commit().map_err(&wrap)
     }
 
@@ -1225,15 +1192,7 @@ impl Ledger {
                         .push(collation.key_id(key));
                 }
             }
-            for (entity_set, ids) in forget {
-                let mut index =
-                    fold_content(&tx, collation, entity_set, i64::MAX, true).map_err(&wrap)?;
-                for id in ids {
-                    index.remove(&id);
-                }
-                let through = folded_through(&tx, entity_set).map_err(&wrap)?;
-                write_content(&tx, entity_set, &index, through).map_err(&wrap)?;
-            }
+            forget_keys(&tx, collation, forget).map_err(&wrap)?;
         }
         tx.commit().map_err(&wrap)
     }
@@ -1421,6 +1380,40 @@ fn killed_runs(conn: &Connection, entity_set: &str, before_run: i64) -> rusqlite
     )?;
     let ids = stmt.query_map(params![entity_set, before_run], |r| r.get(0))?;
     ids.collect()
+}
+
+/// Drops an entity set's content index and marks the runs up to `through` settled for it.
+fn reset_content(tx: &Connection, entity_set: &str, through: i64) -> rusqlite::Result<()> {
+    tx.execute(
+        "DELETE FROM content WHERE entity_set = ?1",
+        params![entity_set],
+    )?;
+    tx.execute(
+        "INSERT OR REPLACE INTO content_folded (entity_set, through_run) VALUES (?1, ?2)",
+        params![entity_set, through],
+    )?;
+    tx.execute(
+        "INSERT OR REPLACE INTO content_resets (entity_set, after_run) VALUES (?1, ?2)",
+        params![entity_set, through],
+    )?;
+    Ok(())
+}
+
+/// Removes key identities from the content index of each entity set (every run folded in first).
+fn forget_keys(
+    tx: &Connection,
+    collation: Collation,
+    forget: HashMap<&str, Vec<u64>>,
+) -> rusqlite::Result<()> {
+    for (entity_set, ids) in forget {
+        let mut index = fold_content(tx, collation, entity_set, i64::MAX, true)?;
+        for id in ids {
+            index.remove(&id);
+        }
+        let through = folded_through(tx, entity_set)?;
+        write_content(tx, entity_set, &index, through)?;
+    }
+    Ok(())
 }
 
 /// Stores an entity set's content index, folded through run `through`.

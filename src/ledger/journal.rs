@@ -15,10 +15,15 @@ use crate::writer::{Admit, AdmitFn, Event, Sink};
 
 /// The content hash of an operation: what `--changed-only` compares.
 pub fn content_hash(op: &Operation) -> [u8; 16] {
+    payload_hash(op, op.body.as_deref())
+}
+
+/// [`content_hash`] of `op` with `body` in place of its own.
+fn payload_hash(op: &Operation, body: Option<&str>) -> [u8; 16] {
     hash16(&[
         op.method.as_str().as_bytes(),
         op.url.as_bytes(),
-        op.body.as_deref().unwrap_or_default().as_bytes(),
+        body.unwrap_or_default().as_bytes(),
     ])
 }
 
@@ -185,13 +190,12 @@ pub fn row_outcome(event: &Event) -> Option<RowOutcome> {
                 key: Some(w.op.key.clone()),
                 created,
                 record_url,
+                // The payload as the mapping made it: the id is the chain's, not content.
                 hash: Some(match (w.own_id, w.op.body.as_deref()) {
-                    // The payload as the mapping made it: the id is the chain's, not content.
-                    (Some(id), Some(body)) => {
-                        let mut op = w.op.clone();
-                        op.body = Some(crate::writer::ids::without_id(body, id).into_owned());
-                        content_hash(&op)
-                    }
+                    (Some(id), Some(body)) => payload_hash(
+                        &w.op,
+                        Some(crate::writer::ids::without_id(body, id).as_ref()),
+                    ),
                     _ => content_hash(&w.op),
                 }),
                 ..blank(w.pos, RowState::Written)

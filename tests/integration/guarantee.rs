@@ -41,7 +41,7 @@ fn mapping(source: &str, operation: &str) -> String {
     )
 }
 
-fn run(w: &Workdir, emu: &Emu, mapping: &str, extra: &[&str]) -> (Output, Report) {
+pub(crate) fn run(w: &Workdir, emu: &Emu, mapping: &str, extra: &[&str]) -> (Output, Report) {
     let mut args = vec![
         "run",
         mapping,

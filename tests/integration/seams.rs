@@ -46,19 +46,9 @@ fn mapping(operation: &str) -> String {
     )
 }
 
+/// `dvload run m.toml` with the guarantee tests' report, rejects file and fast retries.
 fn run(w: &Workdir, emu: &Emu, extra: &[&str]) -> (Output, Report) {
-    let mut args = vec![
-        "run",
-        "m.toml",
-        "--report",
-        "report.json",
-        "--rejects",
-        "rejects.csv",
-    ];
-    args.extend_from_slice(FAST);
-    args.extend_from_slice(extra);
-    let out = w.dvload_env(&args, &emu.env());
-    (out, Report::load(w, "report.json"))
+    crate::guarantee::run(w, emu, "m.toml", extra)
 }
 
 /// The accounts in the emulator by their key as the environment compares it (lower case,
@@ -223,9 +213,7 @@ fn an_accent_sensitive_environment_keeps_accented_keys_apart() {
 fn a_ledger_is_bound_to_the_environment_it_describes() {
     let first = emulator(25, 1033);
     let w = Workdir::new();
-    let rows: Vec<(String, String)> = (0..200)
-        .map(|i| (format!("E-{i:04}"), format!("n {i}")))
-        .collect();
+    let rows = numbered("E", 200, 4);
     w.write("accounts.csv", csv(&rows));
     w.write("m.toml", mapping("create"));
     let (out, report) = run(&w, &first, &["--changed-only"]);
@@ -320,9 +308,7 @@ fn a_resume_that_rejects_nothing_leaves_no_stale_rejects_file() {
 fn a_replayed_rejects_file_whose_rows_are_all_written_is_removed() {
     let emu = emulator(28, 1033);
     let w = Workdir::new();
-    let rows: Vec<(String, String)> = (0..10)
-        .map(|i| (format!("R-{i:02}"), format!("n {i}")))
-        .collect();
+    let rows = numbered("R", 10, 2);
     w.write("accounts.csv", csv(&rows));
     // Updates of records that are not there yet: each is rejected (404).
     w.write("m.toml", mapping("update"));
@@ -363,9 +349,7 @@ fn a_replayed_rejects_file_whose_rows_are_all_written_is_removed() {
 fn throttling_at_sign_in_and_on_every_request_is_waited_out() {
     let emu = emulator(29, 1033);
     let w = Workdir::new();
-    let rows: Vec<(String, String)> = (0..300)
-        .map(|i| (format!("T-{i:04}"), format!("n {i}")))
-        .collect();
+    let rows = numbered("T", 300, 4);
     w.write("accounts.csv", csv(&rows));
     w.write("m.toml", mapping("upsert"));
     emu.set_faults(FaultsConfig {
@@ -502,8 +486,13 @@ fn numbers_from_json_keep_every_digit() {
         rejects.contains("\"amount\":99999999999999999999.99"),
         "{rejects}"
     );
+    let error = rejects
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find_map(|v| v["error"].as_str().map(str::to_string))
+        .unwrap_or_default();
     assert!(
-        rejects.contains("99999999999999999999.99"),
+        error.contains("99999999999999999999.99"),
         "the reason quotes the source: {rejects}"
     );
 }
