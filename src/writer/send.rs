@@ -499,11 +499,18 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
         if again.is_empty() {
             return;
         }
-        // Backoff grows with failures in a row: an attempt that settled some of the batch's rows
-        // (a change set peeled, parts answered) starts it again.
+        // Backoff and --max-attempts count failures in a row: an attempt that settled some of
+        // the batch's rows (a change set peeled, parts answered) starts both again. Otherwise an
+        // --atomic change set whose answers are lost after it was applied, peeled one operation
+        // per round trip, charges its last operations for every loss of the set and gives them
+        // up while the batch is making progress. Each such round settles at least one row, so
+        // the batch still ends, and max_elapsed bounds it in time.
         let progressed = again.len() < attempted;
         if progressed {
             attempt = 0;
+            for p in &mut again {
+                p.info.attempts = 0;
+            }
         }
         ctx.stats
             .retries

@@ -38,6 +38,7 @@ const CI_SEEDS: &[u64] = &[
     194, // soak: a resume after a kill before the first write judged its own records by a late clock
     319, // soak: a resumed --atomic delete peeled under heavy faults backed off past 120 s
     97,  // soak (issue 22): one GET driver refreshed a refused token once only; all were revoked
+    929, // soak: a resumed --atomic create peeled one row per round trip gave its last rows up
     1,   // passes: delete, 5xx + resets + 429s + revocation, a kill
     8,   // passes: --atomic update, all tokens revoked, kills
     13,  // passes: --atomic upsert, resets, storms, short-lived tokens, a kill

@@ -448,6 +448,10 @@ impl Job {
             "1",
             "--max-attempts",
             "40",
+            // Backoff from 1 ms doubling reaches a minute after 16 failures in a row; a second is
+            // enough between attempts (and still honours the emulator's 1 s Retry-After).
+            "--max-delay-ms",
+            "1000",
             "--batch-size",
         ]
         .iter()
