@@ -103,7 +103,8 @@ fn chaos_checks_see_a_changed_record_and_a_lost_rejects_file() {
         );
         w.dvload_env(&["run", "tamper/t.toml", "--no-ledger"], &emu.env())
             .expect_code(0);
-        std::fs::remove_file(w.path().join("rejects.csv")).expect("the job had rejects");
+        std::fs::remove_file(w.path().join(Job::generate(64).rejects_name()))
+            .expect("the job had rejects");
     });
     let texts: Vec<&str> = result.violations.iter().map(|v| v.text.as_str()).collect();
     assert!(
@@ -128,6 +129,7 @@ fn row(n: u64, key: &str, parent: &str, kind: Kind) -> Row {
         name: format!("N{n}"),
         employees: n.to_string(),
         parent: parent.into(),
+        revenue: String::new(),
         kind,
     }
 }

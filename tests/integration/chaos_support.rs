@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use dataverse_emulator::{Config, FaultsConfig};
 
-use crate::support::{Emu, Workdir, read_rejects_csv};
+use crate::support::{Emu, RejectRow, Workdir, read_rejects_csv};
 
 // ---------------------------------------------------------------------------------------------
 // Randomness: SplitMix64, so that a seed means the same job whatever crate versions do.
@@ -115,6 +115,8 @@ pub struct Row {
     pub name: String,
     pub employees: String,
     pub parent: String,
+    /// Revenue as the JSON source writes it (a number of up to 18 digits); empty in CSV jobs.
+    pub revenue: String,
     pub kind: Kind,
 }
 
@@ -124,6 +126,8 @@ pub struct Rec {
     pub name: String,
     pub employees: Option<i64>,
     pub parent: Option<String>,
+    /// Revenue, every digit, in [`canon_decimal`] form (JSON jobs only).
+    pub revenue: Option<String>,
 }
 
 impl Rec {
@@ -132,6 +136,7 @@ impl Rec {
             name: row.name.clone(),
             employees: row.employees.parse().ok(),
             parent: (!row.parent.is_empty()).then(|| row.parent.clone()),
+            revenue: (!row.revenue.is_empty()).then(|| canon_decimal(&row.revenue)),
         }
     }
 
@@ -142,10 +147,29 @@ impl Rec {
             self.name.clone()
         };
         format!(
-            "{name}/{}/{}",
+            "{name}/{}/{}{}",
             self.employees.map_or("-".into(), |e| e.to_string()),
-            self.parent.as_deref().unwrap_or("-")
+            self.parent.as_deref().unwrap_or("-"),
+            self.revenue
+                .as_deref()
+                .map_or(String::new(), |r| format!("/{r}"))
         )
+    }
+}
+
+/// A decimal number's text without the zeros a fraction may end with (`1.50` is `1.5`, `2.0`
+/// is `2`): how the oracle compares an amount sent with the amount held.
+pub fn canon_decimal(s: &str) -> String {
+    match s.split_once('.') {
+        Some((whole, fraction)) => {
+            let fraction = fraction.trim_end_matches('0');
+            if fraction.is_empty() {
+                whole.to_string()
+            } else {
+                format!("{whole}.{fraction}")
+            }
+        }
+        None => s.to_string(),
     }
 }
 
@@ -169,6 +193,63 @@ pub struct Job {
     /// True when the job avoids everything whose outcome depends on how rows fall into batches
     /// (`--atomic` with kills: the resumed runs batch other rows together).
     pub clean: bool,
+    /// Where the job meets the service and the machine beyond a plain run (issue 22).
+    pub seams: Seams,
+}
+
+/// The seams of issue 22 a job may include, drawn from a stream of their own (8) so that the
+/// rest of every seed's job is what it was before they were added.
+#[derive(Debug, Clone, Default)]
+pub struct Seams {
+    /// The source is JSON Lines whose rows carry long numbers (revenue, Money, every digit).
+    pub json: bool,
+    /// Runs of the chain, before the last, started with the state directory full: each file
+    /// may grow only a few kilobytes past the ledger's size (`ulimit -f`), so the ledger fails
+    /// mid-run; the next run resumes.
+    pub disk_full: u32,
+    /// After the chain, the job is pointed at another environment (`--resume`,
+    /// `--changed-only` and `undo`): each is refused, and nothing is written there.
+    pub switch_env: bool,
+    /// After the chain and its checks, `undo` is killed this many times, then run to its end:
+    /// every record the chain created is gone, every other record is as it was.
+    pub undo_kills: Option<u32>,
+}
+
+impl Seams {
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if self.json {
+            parts.push("JSON Lines with long numbers".to_string());
+        }
+        if self.disk_full > 0 {
+            parts.push(format!("{} run(s) on a full disk", self.disk_full));
+        }
+        if self.switch_env {
+            parts.push("then another environment".into());
+        }
+        if let Some(k) = self.undo_kills {
+            parts.push(format!("then undo killed {k} time(s)"));
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", parts.join(", "))
+        }
+    }
+
+    fn generate(seed: u64) -> Seams {
+        let mut r = Rng::new(seed, 8);
+        Seams {
+            json: r.chance(0.25),
+            disk_full: if r.chance(0.15) {
+                1 + r.below(2) as u32
+            } else {
+                0
+            },
+            switch_env: r.chance(0.15),
+            undo_kills: r.chance(0.2).then(|| r.below(3) as u32),
+        }
+    }
 }
 
 impl Job {
@@ -290,6 +371,7 @@ impl Job {
                 name,
                 employees,
                 parent,
+                revenue: String::new(),
                 kind,
             });
         }
@@ -312,6 +394,24 @@ impl Job {
         for row in &mut rows {
             row.spelled = respell(&row.key);
             row.parent_spelled = respell(&row.parent);
+        }
+        let seams = Seams::generate(seed);
+        if seams.json {
+            // Long numbers (issue 22: no f64 on the way): up to 14 whole digits and 4 decimals,
+            // beyond f64's 15-16 significant digits. Half the rows the service refuses carry an
+            // amount beyond Money's range instead of a name too long.
+            let mut digits = Rng::new(seed, 9);
+            for row in &mut rows {
+                let whole = 1 + digits.below(99_999_999_999_999);
+                row.revenue = match digits.below(3) {
+                    0 => whole.to_string(),
+                    _ => format!("{whole}.{:0width$}", digits.below(10_000), width = 4),
+                };
+                if row.kind == Kind::Refused && digits.chance(0.5) {
+                    row.name = format!("N{}", row.n);
+                    row.revenue = "99999999999999999999.99".into();
+                }
+            }
         }
         let faults = fault_mix(&mut r);
         let token_lifetime = r.chance(0.2).then_some(2);
@@ -343,6 +443,7 @@ impl Job {
             revoke_all_after,
             kills,
             clean,
+            seams,
         }
     }
 
@@ -371,7 +472,7 @@ impl Job {
             faults.push(format!("all tokens revoked after {n} requests"));
         }
         format!(
-            "seed {}: {} {} rows ({} keys, {} invalid, {} refused, {} skipped, {} lookups, {} pre-existing), {}--batch-size {}{}, faults [{}], {} kill(s){}",
+            "seed {}: {} {} rows ({} keys, {} invalid, {} refused, {} skipped, {} lookups, {} pre-existing), {}--batch-size {}{}, faults [{}], {} kill(s){}{}",
             self.seed,
             if self.op == Op::Keyless {
                 "keyless create"
@@ -392,10 +493,56 @@ impl Job {
             faults.join(", "),
             self.kills,
             if self.clean { " (clean)" } else { "" },
+            self.seams.describe(),
         )
     }
 
-    /// The source file.
+    /// The source file's name.
+    pub fn source_name(&self) -> &'static str {
+        if self.seams.json {
+            "job.jsonl"
+        } else {
+            "job.csv"
+        }
+    }
+
+    /// The rejects file's name (JSON Lines for a JSON source).
+    pub fn rejects_name(&self) -> &'static str {
+        if self.seams.json {
+            "rejects.jsonl"
+        } else {
+            "rejects.csv"
+        }
+    }
+
+    /// The source file: [`Job::csv`], or JSON Lines whose numbers are JSON numbers.
+    pub fn source(&self) -> String {
+        if !self.seams.json {
+            return self.csv();
+        }
+        let mut s = String::new();
+        for r in &self.rows {
+            let text = |t: &str| serde_json::Value::from(t).to_string();
+            // A valid whole number is a JSON number; an invalid one stays text.
+            let employees = if r.employees.parse::<i64>().is_ok() {
+                r.employees.clone()
+            } else {
+                text(&r.employees)
+            };
+            writeln!(
+                s,
+                "{{\"Key\":{},\"Name\":{},\"Employees\":{employees},\"Parent\":{},\"Revenue\":{}}}",
+                text(&r.spelled),
+                text(&r.name),
+                text(&r.parent_spelled),
+                r.revenue
+            )
+            .unwrap();
+        }
+        s
+    }
+
+    /// The source file as CSV.
     pub fn csv(&self) -> String {
         let mut s = String::from("Key,Name,Employees,Parent\n");
         for r in &self.rows {
@@ -416,9 +563,15 @@ impl Job {
         } else {
             "key = { accountnumber = \"Key\" }\n"
         };
+        let format = if self.seams.json {
+            "format = \"jsonl\"\n"
+        } else {
+            ""
+        };
         let mut m = format!(
-            "[source]\npath = \"job.csv\"\n\n[target]\nentity_set = \"accounts\"\noperation = \"{}\"\n{key}\n\
+            "[source]\n{format}path = \"{}\"\n\n[target]\nentity_set = \"accounts\"\noperation = \"{}\"\n{key}\n\
              [filter]\nskip_equal = {{ Name = \"SKIP\" }}\n",
+            self.source_name(),
             self.op.name()
         );
         if self.op != Op::Delete {
@@ -429,6 +582,9 @@ impl Job {
             if self.op == Op::Keyless {
                 // Not the alternate key column: nothing stops a second record of the same row.
                 m.push_str("description = \"Key\"\n");
+            }
+            if self.seams.json {
+                m.push_str("revenue = { from = \"Revenue\", type = \"money\" }\n");
             }
         }
         m
@@ -443,7 +599,7 @@ impl Job {
             "--report",
             "report.json",
             "--rejects",
-            "rejects.csv",
+            self.rejects_name(),
             "--retry-base-ms",
             "1",
             "--max-attempts",
@@ -474,6 +630,7 @@ fn pre_rec(key: &str, employees: u64) -> Rec {
         name: format!("Old {key}"),
         employees: Some(employees as i64),
         parent: None,
+        revenue: None,
     }
 }
 
@@ -1025,6 +1182,39 @@ pub fn run_chain(w: &Workdir, emu: &Emu, job: &Job) -> ChainEnd {
     }
 }
 
+/// The rejects file at `path` (none: no rows): CSV, or JSON Lines (`{"row","error","record"}`)
+/// whose record's values are compared as text (a number as written, every digit).
+fn read_rejects(path: &Path) -> Vec<RejectRow> {
+    if path.extension().is_some_and(|e| e == "csv") || !path.exists() {
+        return read_rejects_csv(path, b',');
+    }
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .map(|line| {
+            let v: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("rejects line {line:?}: {e}"));
+            let fields = v["record"]
+                .as_object()
+                .unwrap_or_else(|| panic!("rejects line without a record: {line}"))
+                .iter()
+                .map(|(k, v)| {
+                    let text = match v {
+                        serde_json::Value::String(s) => s.clone(),
+                        serde_json::Value::Null => String::new(),
+                        other => other.to_string(),
+                    };
+                    (k.clone(), text)
+                })
+                .collect();
+            RejectRow {
+                row: v["row"].as_u64().expect("row"),
+                error: v["error"].as_str().unwrap_or_default().to_string(),
+                fields,
+            }
+        })
+        .collect()
+}
+
 fn ledger(dir: &Path) -> Option<rusqlite::Connection> {
     let path = dir.join(".dvload/ledger.sqlite");
     path.exists()
@@ -1143,6 +1333,11 @@ fn records(emu: &Emu) -> Vec<Found> {
                     .unwrap_or("")
                     .to_string(),
                 employees: r.fields.get("numberofemployees").and_then(|v| v.as_i64()),
+                revenue: match r.fields.get("revenue") {
+                    Some(serde_json::Value::Number(n)) => Some(canon_decimal(&n.to_string())),
+                    Some(serde_json::Value::String(t)) => Some(canon_decimal(t)),
+                    _ => None,
+                },
                 parent: r.lookup("parentaccountid").map(|(id, _)| {
                     by_id
                         .get(&id)
@@ -1188,7 +1383,7 @@ pub fn run_seed_tampered(seed: u64, tamper: impl FnOnce(&Workdir, &Emu)) -> Seed
     });
     let w = Workdir::new();
     load_pre(&w, &emu, &job);
-    w.write("job.csv", job.csv());
+    w.write(job.source_name(), job.source());
     w.write("job.toml", job.mapping());
     emu.set_faults(job.faults.clone());
     if let Some(l) = job.token_lifetime {
@@ -1201,7 +1396,11 @@ pub fn run_seed_tampered(seed: u64, tamper: impl FnOnce(&Workdir, &Emu)) -> Seed
     if std::env::var_os("DVLOAD_CHAOS_KEEP").is_some() {
         let kept = w.path().to_path_buf();
         std::mem::forget(w);
-        eprintln!("seed {seed}: work directory kept in {}", kept.display());
+        eprintln!(
+            "seed {seed}: work directory kept in {}\n  {}",
+            kept.display(),
+            job.describe()
+        );
     }
     SeedResult {
         job,
@@ -1601,7 +1800,7 @@ fn check_all(
         .filter(|(_, o)| o.outcome == "rejected")
         .map(|(n, o)| (*n, o))
         .collect();
-    let rejects = read_rejects_csv(&w.path().join("rejects.csv"), b',');
+    let rejects = read_rejects(&w.path().join(job.rejects_name()));
     let in_file: BTreeMap<u64, _> = rejects.iter().map(|r| (r.row, r)).collect();
     if in_file.len() != rejects.len() {
         new(
@@ -1659,9 +1858,12 @@ fn check_all(
             ("Name", &row.name),
             ("Employees", &row.employees),
             ("Parent", &row.parent_spelled),
+            ("Revenue", &row.revenue),
         ]
         .iter()
-        .all(|(col, val)| r.fields.get(*col) == Some(*val));
+        .all(|(col, val)| {
+            r.fields.get(*col) == Some(*val) || (col == &"Revenue" && !job.seams.json)
+        });
         if !same {
             new(
                 &mut v,
