@@ -109,7 +109,7 @@ fn dvload_when(
 
 unsafe extern "C" {
     #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
+    pub(crate) fn libc_kill(pid: i32, sig: i32) -> i32;
 }
 
 /// `dvload run MAPPING --report report.json --rejects rejects.csv FAST EXTRA`, bounded.

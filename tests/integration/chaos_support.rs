@@ -213,6 +213,11 @@ pub struct Seams {
     /// After the chain and its checks, `undo` is killed this many times, then run to its end:
     /// every record the chain created is gone, every other record is as it was.
     pub undo_kills: Option<u32>,
+    /// Keys another job creates by key with the same application user (its own state
+    /// directory, no faults) after the first run of the chain, which is then killed: the job
+    /// must reject its rows of the keys the other job took, never count its records as its own,
+    /// and its `undo` must leave them. Non-`--atomic` creates and upserts only.
+    pub neighbour: Vec<String>,
 }
 
 impl Seams {
@@ -229,6 +234,12 @@ impl Seams {
         }
         if let Some(k) = self.undo_kills {
             parts.push(format!("then undo killed {k} time(s)"));
+        }
+        if !self.neighbour.is_empty() {
+            parts.push(format!(
+                "another job of the same user creates {} of its keys",
+                self.neighbour.len()
+            ));
         }
         if parts.is_empty() {
             String::new()
@@ -248,6 +259,12 @@ impl Seams {
             },
             switch_env: r.chance(0.15),
             undo_kills: r.chance(0.2).then(|| r.below(3) as u32),
+            // Which keys: drawn once the rows are known (Job::generate).
+            neighbour: if r.chance(0.4) {
+                vec![String::new()]
+            } else {
+                Vec::new()
+            },
         }
     }
 }
@@ -395,7 +412,32 @@ impl Job {
             row.spelled = respell(&row.key);
             row.parent_spelled = respell(&row.parent);
         }
-        let seams = Seams::generate(seed);
+        let mut seams = Seams::generate(seed);
+        if atomic && !clean {
+            // A run stopped by a full disk is resumed like a killed one: its rows are batched
+            // otherwise, which only a clean job's oracle allows for.
+            seams.disk_full = 0;
+        }
+        let mut kills = kills;
+        if !seams.neighbour.is_empty() {
+            seams.neighbour.clear();
+            if !atomic && matches!(op, Op::Create | Op::Upsert) {
+                // Keys of the job that are not there before it: about a third.
+                let mut pick = Rng::new(seed, 12);
+                let keys: BTreeSet<&str> = rows
+                    .iter()
+                    .map(|r| r.key.as_str())
+                    .filter(|k| !k.is_empty() && !pre_keys.contains(*k))
+                    .collect();
+                seams.neighbour = keys
+                    .into_iter()
+                    .filter(|_| pick.chance(0.35))
+                    .map(str::to_string)
+                    .collect();
+                // It writes while the job is stopped between two runs.
+                kills = kills.max(1);
+            }
+        }
         if seams.json {
             // Long numbers (issue 22: no f64 on the way): up to 14 whole digits and 4 decimals,
             // beyond f64's 15-16 significant digits. Half the rows the service refuses carry an
@@ -1042,12 +1084,57 @@ pub struct ChainEnd {
     pub ended_at_kill: bool,
     /// Problems of the runner itself (a run that hung, an unexpected exit code).
     pub trouble: Vec<String>,
+    /// The keys the neighbour job (see [`Seams::neighbour`]) created.
+    pub neighbour_created: Vec<String>,
 }
 
-fn spawn(dir: &Path, emu: &Emu, args: &[String], i: usize) -> Child {
+/// The neighbour job: creates `keys` by key with the same application user, its own state
+/// directory and no faults; returns the keys it created (those the job had not yet created).
+fn run_neighbour(w: &Workdir, emu: &Emu, job: &Job) -> Vec<String> {
+    let mut csv = String::from("Key,Name\n");
+    for k in &job.seams.neighbour {
+        writeln!(csv, "{k},B {k}").unwrap();
+    }
+    w.write("b/b.csv", csv);
+    w.write(
+        "b/b.toml",
+        "[source]\npath = \"b.csv\"\n[target]\nentity_set = \"accounts\"\noperation = \"create\"\n\
+         key = { accountnumber = \"Key\" }\n[fields]\nname = \"Name\"\n\
+         numberofemployees = { value = \"7777\", type = \"int\" }\n",
+    );
+    emu.set_faults(FaultsConfig::default());
+    let out = w.dvload_env(&["run", "b/b.toml", "--state", "b/.dvload"], &emu.env());
+    emu.set_faults(job.faults.clone());
+    assert!(
+        matches!(out.code, 0 | 1),
+        "the neighbour job: {}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    records(emu)
+        .into_iter()
+        .filter(|f| f.rec.name.starts_with("B "))
+        .map(|f| f.key)
+        .collect()
+}
+
+/// Starts run `i`; with `max_file`, on a full disk: no file may grow past that many bytes
+/// (`ulimit -f`, SIGXFSZ ignored, so that a write past it fails with EFBIG as on a full disk).
+fn spawn(dir: &Path, emu: &Emu, args: &[String], i: usize, max_file: Option<u64>) -> Child {
     let out = std::fs::File::create(dir.join(format!("run-{i}.out"))).unwrap();
     let err = std::fs::File::create(dir.join(format!("run-{i}.err"))).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dvload"));
+    let bin = env!("CARGO_BIN_EXE_dvload");
+    let mut cmd = match max_file {
+        Some(bytes) => {
+            let mut c = Command::new("sh");
+            c.args(["-c", "trap '' XFSZ; ulimit -f \"$0\"; exec \"$@\""])
+                // dash counts in 512-byte blocks.
+                .arg(bytes.div_ceil(512).to_string())
+                .arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
     cmd.args(args).current_dir(dir);
     for (k, v) in emu.env() {
         cmd.env(k, v);
@@ -1102,14 +1189,35 @@ pub fn run_chain(w: &Workdir, emu: &Emu, job: &Job) -> ChainEnd {
     let expected_requests = ops / job.batch_size as u64 + 2;
     let base = emu.stats().requests;
     let mut revoke_pending = job.revoke_all_after;
+    // Full-disk runs draw from a stream of their own: the kills of every seed stay where they were.
+    let mut disk = Rng::new(job.seed, 10);
+    let mut full_left = job.seams.disk_full;
+    let mut neighbour_created = Vec::new();
+    let mut neighbour_pending = !job.seams.neighbour.is_empty();
     for i in 0..30 {
+        if neighbour_pending && i == 1 {
+            neighbour_pending = false;
+            neighbour_created = run_neighbour(w, emu, job);
+        }
         let _ = std::fs::remove_file(w.path().join("report.json"));
         let before = emu.stats().requests;
         // In the first half of what the run would send, so that the kill lands mid-run.
         let kill_at =
             (kills_left > 0).then(|| before + 1 + r.below((expected_requests / 2).max(1)));
         let extra = Duration::from_millis(r.below(5));
-        let mut child = spawn(w.path(), emu, &args, i);
+        // A run on a full disk: its ledger may grow a few kilobytes (a new ledger, some more).
+        let full = full_left > 0 && (kills_left == 0 || disk.chance(0.5));
+        let max_file = full.then(|| {
+            full_left -= 1;
+            let size = |name: &str| {
+                std::fs::metadata(w.path().join(".dvload").join(name)).map_or(0, |m| m.len())
+            };
+            let now = size("ledger.sqlite").max(size("ledger.sqlite-wal"));
+            // A new ledger's schema takes about 230 KB.
+            now.max(232 * 1024) + 1024 * (2 + disk.below(48))
+        });
+        let kill_at = kill_at.filter(|_| !full);
+        let mut child = spawn(w.path(), emu, &args, i, max_file);
         let start = Instant::now();
         let mut killed = false;
         let status = loop {
@@ -1166,6 +1274,8 @@ pub fn run_chain(w: &Workdir, emu: &Emu, job: &Job) -> ChainEnd {
             // Stopped (a set-up failure such as tokens refused again and again, or too many
             // errors): resumable, and resumed.
             Some(3 | 4) => continue,
+            // On a full disk a run may not even open its ledger (exit 2, nothing sent).
+            Some(2) if full => continue,
             other => {
                 trouble.push(format!(
                     "run {i} exited with {other:?}\n{}",
@@ -1175,10 +1285,14 @@ pub fn run_chain(w: &Workdir, emu: &Emu, job: &Job) -> ChainEnd {
             }
         }
     }
+    if neighbour_pending {
+        neighbour_created = run_neighbour(w, emu, job);
+    }
     ChainEnd {
         runs,
         ended_at_kill,
         trouble,
+        neighbour_created,
     }
 }
 
@@ -1375,8 +1489,7 @@ pub fn run_seed(seed: u64) -> SeedResult {
 /// [`run_seed`], with `tamper` run on the emulator after the chain and before the checks (to
 /// prove that the checks see a broken promise).
 pub fn run_seed_tampered(seed: u64, tamper: impl FnOnce(&Workdir, &Emu)) -> SeedResult {
-    let job = Job::generate(seed);
-    let oracle = Oracle::of(&job);
+    let mut job = Job::generate(seed);
     let emu = Emu::start_with(Config {
         seed,
         ..Config::default()
@@ -1391,8 +1504,30 @@ pub fn run_seed_tampered(seed: u64, tamper: impl FnOnce(&Workdir, &Emu)) -> Seed
     }
     let chain = run_chain(&w, &emu, &job);
     emu.set_faults(FaultsConfig::default());
+    // The keys another job took before this one could are, for this job, records that were
+    // there before its rows came to them.
+    for k in &chain.neighbour_created {
+        let rec = Rec {
+            name: format!("B {k}"),
+            employees: Some(7777),
+            parent: None,
+            revenue: None,
+        };
+        job.pre.push((k.clone(), rec));
+    }
+    let oracle = Oracle::of(&job);
     tamper(&w, &emu);
-    let v = check(&w, &emu, &job, &oracle, &chain);
+    let mut v = check(&w, &emu, &job, &oracle, &chain);
+    if v.is_empty() && chain.trouble.is_empty() {
+        // The seams after the chain, on a chain that kept the promise (a broken one would
+        // only repeat its violations).
+        if job.seams.switch_env {
+            v.extend(check_switch(&w, &job));
+        }
+        if let Some(kills) = job.seams.undo_kills {
+            v.extend(check_undo(&w, &emu, &job, kills));
+        }
+    }
     if std::env::var_os("DVLOAD_CHAOS_KEEP").is_some() {
         let kept = w.path().to_path_buf();
         std::mem::forget(w);
@@ -1408,6 +1543,286 @@ pub fn run_seed_tampered(seed: u64, tamper: impl FnOnce(&Workdir, &Emu)) -> Seed
         runs: chain.runs.len(),
         killed: chain.runs.iter().filter(|r| r.code.is_none()).count(),
     }
+}
+
+/// The job pointed at another environment (same state directory): `--resume`,
+/// `--changed-only` and `undo` are each refused (exit 2, both environments named), write
+/// nothing there, and leave the rejects file and the report as they were.
+fn check_switch(w: &Workdir, job: &Job) -> Vec<Violation> {
+    let mut config = Config {
+        seed: job.seed,
+        ..Config::default()
+    };
+    config.organization.id = "0e0e0e0e-1111-2222-3333-444444444444".into();
+    let other = Emu::start_with(config);
+    // The report tells of the last invocation (a refused one included); the rejects file
+    // keeps telling of the rows.
+    let files = |w: &Workdir| [job.rejects_name()].map(|f| std::fs::read(w.path().join(f)).ok());
+    let before = files(w);
+    let mut v = Vec::new();
+    let changed_only: Vec<String> = job
+        .args()
+        .into_iter()
+        .map(|a| {
+            if a == "--resume" {
+                "--changed-only".into()
+            } else {
+                a
+            }
+        })
+        .collect();
+    let undo: Vec<String> = ["undo", "1", "--yes"].map(String::from).to_vec();
+    for args in [job.args(), changed_only, undo] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let _ = std::fs::remove_file(w.path().join("report.json"));
+        let out = w.dvload_env(&args, &other.env());
+        let report = std::fs::read_to_string(w.path().join("report.json")).unwrap_or_default();
+        if args[0] == "run" && !report.contains("\"exit_code\": 2") {
+            v.push(Violation {
+                class: Class::New,
+                text: format!("a run refused for another environment reported otherwise: {report}"),
+            });
+        }
+        let named = out.stderr.contains("another Dataverse environment")
+            && out.stderr.contains("0e0e0e0e-1111-2222-3333-444444444444");
+        // An undo with nothing to delete does not connect: nothing to refuse.
+        let nothing = args[0] == "undo"
+            && out.code == 0
+            && out
+                .stdout
+                .contains("created 0 records that are still there");
+        if !nothing && (out.code != 2 || !named) {
+            v.push(Violation {
+                class: Class::New,
+                text: format!(
+                    "`dvload {}` against another environment exited {} (expected 2, naming both environments)\n{}",
+                    args.join(" "),
+                    out.code,
+                    tail(&out.stderr, 4)
+                ),
+            });
+        }
+    }
+    let stats = other.stats();
+    if stats.batches > 0 || other.state.count("account") > 0 {
+        v.push(Violation {
+            class: Class::New,
+            text: format!(
+                "the other environment was written to: {} $batch requests, {} accounts",
+                stats.batches,
+                other.state.count("account")
+            ),
+        });
+    }
+    let names = [job.rejects_name()];
+    for ((name, was), now) in names.iter().zip(&before).zip(&files(w)) {
+        if was != now {
+            let show = |b: &Option<Vec<u8>>| {
+                b.as_ref().map_or("(none)".to_string(), |b| {
+                    String::from_utf8_lossy(&b[..b.len().min(300)]).into_owned()
+                })
+            };
+            v.push(Violation {
+                class: Class::New,
+                text: format!(
+                    "a run refused for another environment changed {name}: was {}, now {}",
+                    show(was),
+                    show(now)
+                ),
+            });
+        }
+    }
+    v
+}
+
+/// `undo` of every run of the chain, last first, under the job's faults, killed `kills` times
+/// at random moments (SIGKILL or SIGTERM) and run again until each ends: every record the
+/// ledger says the chain created is gone, every other record is there as it was, and the ledger
+/// marks each created row undone.
+fn check_undo(w: &Workdir, emu: &Emu, job: &Job, kills: u32) -> Vec<Violation> {
+    let mut r = Rng::new(job.seed, 11);
+    let mut v = Vec::new();
+    let db = ledger(w.path()).expect("a ledger");
+    let runs: Vec<i64> = {
+        let mut q = db.prepare("SELECT id FROM runs ORDER BY id DESC").unwrap();
+        q.query_map([], |row| row.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let created: BTreeSet<uuid::Uuid> = {
+        let mut q = db
+            .prepare("SELECT record_url FROM rows WHERE created = 1")
+            .unwrap();
+        q.query_map([], |row| row.get::<_, Option<String>>(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .map(|url| {
+                let url = url.unwrap_or_default();
+                let id = url
+                    .split_once('(')
+                    .and_then(|(_, rest)| rest.strip_suffix(')'))
+                    .and_then(|id| id.parse().ok());
+                id.unwrap_or_else(|| panic!("a created row's record_url is not set(<id>): {url:?}"))
+            })
+            .collect()
+    };
+    drop(db);
+    let before: BTreeMap<uuid::Uuid, (String, Option<i64>)> = emu
+        .state
+        .rows("account")
+        .into_iter()
+        .map(|rec| {
+            let name = rec
+                .fields
+                .get("name")
+                .and_then(|n| n.as_str())
+                .unwrap_or("")
+                .to_string();
+            let employees = rec.fields.get("numberofemployees").and_then(|e| e.as_i64());
+            (rec.id, (name, employees))
+        })
+        .collect();
+    emu.set_faults(job.faults.clone());
+    let mut kills_left = kills;
+    let mut i = 100;
+    for run in &runs {
+        let mut tries = 0;
+        loop {
+            i += 1;
+            let run = run.to_string();
+            let mut args: Vec<String> = ["undo", run.as_str(), "--yes"].map(String::from).to_vec();
+            args.extend(
+                [
+                    "--retry-base-ms",
+                    "1",
+                    "--max-attempts",
+                    "40",
+                    "--max-delay-ms",
+                    "1000",
+                ]
+                .map(String::from),
+            );
+            args.extend(["--batch-size".into(), job.batch_size.to_string()]);
+            let kill_at = (kills_left > 0).then(|| emu.stats().requests + 1 + r.below(6));
+            let sigterm = r.chance(0.5);
+            let mut child = spawn(w.path(), emu, &args, i, None);
+            let start = Instant::now();
+            let mut killed = false;
+            let status = loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    break Some(status);
+                }
+                if kill_at.is_some_and(|at| emu.stats().requests >= at) && !killed {
+                    killed = true;
+                    kills_left -= 1;
+                    if sigterm {
+                        // SAFETY: kill(2) on our own child's pid.
+                        unsafe { crate::attack::libc_kill(child.id() as i32, 15) };
+                    } else {
+                        child.kill().unwrap();
+                    }
+                }
+                if start.elapsed() > Duration::from_secs(120) {
+                    child.kill().unwrap();
+                    let _ = child.wait();
+                    v.push(Violation {
+                        class: Class::New,
+                        text: format!("undo {run} made no end in 120 s"),
+                    });
+                    emu.set_faults(FaultsConfig::default());
+                    return v;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            };
+            let code = status.and_then(|s| s.code());
+            let stderr =
+                std::fs::read_to_string(w.path().join(format!("run-{i}.err"))).unwrap_or_default();
+            tries += 1;
+            match code {
+                Some(0) => break,
+                // Stopped by a signal, or by faults it gave up on: run it again.
+                Some(4) | None if tries < 20 => continue,
+                other => {
+                    v.push(Violation {
+                        class: Class::New,
+                        text: format!("undo {run} exited {other:?}\n{}", tail(&stderr, 6)),
+                    });
+                    emu.set_faults(FaultsConfig::default());
+                    return v;
+                }
+            }
+        }
+    }
+    emu.set_faults(FaultsConfig::default());
+    let after: BTreeMap<uuid::Uuid, (String, Option<i64>)> = emu
+        .state
+        .rows("account")
+        .into_iter()
+        .map(|rec| {
+            let name = rec
+                .fields
+                .get("name")
+                .and_then(|n| n.as_str())
+                .unwrap_or("")
+                .to_string();
+            let employees = rec.fields.get("numberofemployees").and_then(|e| e.as_i64());
+            (rec.id, (name, employees))
+        })
+        .collect();
+    let left: Vec<String> = created
+        .iter()
+        .filter(|id| after.contains_key(id))
+        .map(|id| id.to_string())
+        .collect();
+    if !left.is_empty() {
+        v.push(Violation {
+            class: Class::New,
+            text: format!(
+                "undo left {} records the chain created: {}",
+                left.len(),
+                left.join(", ")
+            ),
+        });
+    }
+    for (id, was) in &before {
+        if created.contains(id) {
+            continue;
+        }
+        match after.get(id) {
+            None => v.push(Violation {
+                class: Class::New,
+                text: format!(
+                    "undo deleted record {id} ({}), which the chain did not create",
+                    was.0
+                ),
+            }),
+            Some(now) if now != was => v.push(Violation {
+                class: Class::New,
+                text: format!("undo changed record {id}: {was:?} became {now:?}"),
+            }),
+            Some(_) => {}
+        }
+    }
+    if let Some(extra) = after.keys().find(|id| !before.contains_key(id)) {
+        v.push(Violation {
+            class: Class::New,
+            text: format!("a record appeared during undo: {extra}"),
+        });
+    }
+    let db = ledger(w.path()).expect("a ledger");
+    let still: i64 = db
+        .query_row("SELECT count(*) FROM rows WHERE created = 1", [], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    if still > 0 {
+        v.push(Violation {
+            class: Class::New,
+            text: format!("after undo the ledger still has {still} rows created and not undone"),
+        });
+    }
+    v
 }
 
 fn check(w: &Workdir, emu: &Emu, job: &Job, oracle: &Oracle, chain: &ChainEnd) -> Vec<Violation> {
