@@ -5,9 +5,12 @@
 
 mod attack;
 mod bad_input;
+#[path = "../../benches/common/bench_file.rs"]
+mod bench_file;
 mod chaos;
 mod chaos_support;
 mod dry_run;
+mod golden;
 mod guarantee;
 mod hygiene;
 mod input_limits;
