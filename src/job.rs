@@ -5,96 +5,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-use crate::ledger::{RejectContent, RejectsWriter};
+use crate::ledger::RejectsWriter;
+use crate::ledger::session::JobFiles;
 use crate::mapping::{Mapped, MappingSpec, Plan};
 use crate::odata::Operation;
-use crate::source::{
-    self, BadRecord, Format, Record, RecordData, RecordSource, RowPos, SourceItem, SourceOptions,
-};
-
-/// What one source item became.
-#[derive(Debug)]
-pub enum Step {
-    /// An operation, with the record it came from (kept for the rejects file, should the
-    /// service refuse it).
-    Operation(Operation, Record),
-    /// Skipped by the mapping's filter.
-    Skipped(RowPos, String),
-    /// Rejected before anything was sent: unreadable, or the mapping refused it.
-    Rejected(Reject),
-}
-
-/// A rejected row and what is known of it.
-#[derive(Debug)]
-pub enum Reject {
-    /// The mapping refused a readable record.
-    Mapping(Record, crate::mapping::RowError),
-    /// The record could not be read.
-    Unreadable(BadRecord),
-    /// Dataverse refused it, or it could not be written (the reason says which).
-    Service(Record, String),
-    /// The run stopped (interrupted, too many errors, a fatal set-up error) before this row was
-    /// written: in the rejects file like any reject, but the ledger records it `unsent`, so that a
-    /// resume sends it.
-    Unsent(Record, String),
-}
-
-impl Reject {
-    /// The row's position.
-    pub fn pos(&self) -> RowPos {
-        match self {
-            Reject::Mapping(r, _) | Reject::Service(r, _) | Reject::Unsent(r, _) => r.pos,
-            Reject::Unreadable(b) => b.pos,
-        }
-    }
-
-    /// The reason, without the row position (that goes in its own column).
-    pub fn reason(&self) -> String {
-        match self {
-            Reject::Mapping(_, e) => row_error_reason(e),
-            Reject::Unreadable(b) => b.reason.clone(),
-            Reject::Service(_, reason) | Reject::Unsent(_, reason) => reason.clone(),
-        }
-    }
-
-    /// Writes it to a rejects file.
-    pub fn write_to(&self, rejects: &mut RejectsWriter) -> std::io::Result<()> {
-        let reason = self.reason();
-        match self {
-            Reject::Mapping(record, _) | Reject::Service(record, _) | Reject::Unsent(record, _) => {
-                rejects.write(record.pos, &reason, content(record))
-            }
-            Reject::Unreadable(b) => {
-                let content = match b.cut {
-                    Some(len) => RejectContent::Cut {
-                        preview: &b.raw,
-                        len,
-                    },
-                    None => RejectContent::Raw(&b.raw),
-                };
-                rejects.write(b.pos, &reason, content)
-            }
-        }
-    }
-}
-
-/// The reject content of a record.
-pub fn content(record: &Record) -> RejectContent<'_> {
-    match &record.data {
-        RecordData::Csv(row) => RejectContent::Csv(row),
-        RecordData::Json(v) => RejectContent::Json(v),
-    }
-}
-
-/// A row error's text without its position: `column 'x' (from 'y'): reason`.
-pub fn row_error_reason(e: &crate::mapping::RowError) -> String {
-    match (&e.column, &e.field) {
-        (Some(c), Some(f)) => format!("column '{c}' (from '{f}'): {}", e.reason),
-        (Some(c), None) => format!("column '{c}': {}", e.reason),
-        (None, Some(f)) => format!("field '{f}': {}", e.reason),
-        (None, None) => e.reason.clone(),
-    }
-}
+use crate::outcome::{Counts, Reject, Step};
+use crate::source::{self, Format, Record, RecordSource, SourceItem, SourceOptions};
 
 /// A mapping bound to its source.
 pub struct Job {
@@ -112,7 +28,7 @@ pub struct Job {
     pub reader: Box<dyn RecordSource>,
     /// The ids its creates get, once the run knows its chain and the table's primary id
     /// (see `writer::ids`); `None` in a dry run, or when the table's metadata was not read.
-    pub ids: Option<crate::writer::ids::RecordIds>,
+    pub ids: Option<crate::ids::RecordIds>,
 }
 
 impl Job {
@@ -165,6 +81,16 @@ impl Job {
         })
     }
 
+    /// What the run ledger records of this job.
+    pub fn files(&self) -> JobFiles<'_> {
+        JobFiles {
+            mapping: &self.mapping,
+            source: &self.source_path,
+            entity_set: &self.plan.entity_set,
+            operation: self.plan.operation.name(),
+        }
+    }
+
     /// A rejects writer in the source's format (and line ending), which gives a replayed
     /// rejects file's rows their original numbers.
     pub fn rejects_writer(&self, path: PathBuf) -> RejectsWriter {
@@ -209,7 +135,7 @@ pub fn map_item(plan: &Plan, item: SourceItem) -> Step {
 #[derive(Debug, Default)]
 pub struct Tally {
     /// Row counts (`written` = rows that produced an operation).
-    pub counts: crate::ledger::Counts,
+    pub counts: Counts,
     /// The first row errors, formatted with their positions.
     pub first_errors: Vec<String>,
 }
@@ -241,7 +167,7 @@ impl Job {
                             .push(format!("{}: {}", reject.pos(), reject.reason()));
                     }
                     if let Some(w) = rejects.as_deref_mut() {
-                        reject.write_to(w).with_context(|| {
+                        w.write_reject(&reject).with_context(|| {
                             format!("cannot write the rejects file {}", w.path().display())
                         })?;
                     }

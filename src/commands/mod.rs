@@ -16,7 +16,7 @@ use std::io::IsTerminal as _;
 use std::path::Path;
 
 use crate::cli::LogFormat;
-use crate::ledger::Counts;
+use crate::outcome::Counts;
 
 /// Sets up logging to stderr at `level` (`RUST_LOG` overrides it) in `format`. Text lines are
 /// coloured only when stderr is a terminal, never in a file or a pipe (cron, CI) and never with

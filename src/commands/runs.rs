@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::exit::Exit;
-use crate::ledger::{Ledger, RowState};
+use crate::ledger::Ledger;
+use crate::outcome::RowState;
 
 /// Where a job's state directory is, for commands that read the ledger.
 #[derive(Debug, Clone, clap::Args)]

@@ -7,9 +7,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::exit::{Exit, ExitError};
+use crate::ledger::Ledger;
 use crate::ledger::db::RowDetail;
-use crate::ledger::{Ledger, RowState};
 use crate::odata::{Method, Operation, Precondition};
+use crate::outcome::{Outcome, RowState};
 use crate::source::{Record, RecordData, RowPos};
 use crate::writer::{Event, PendingOp, RetryPolicy, Writer, WriterOptions};
 
@@ -271,7 +272,7 @@ async fn delete_all(
     };
     while let Some(event) = events_rx.recv().await {
         match event {
-            Event::Written(w) => {
+            Event::Outcome(Outcome::Written(w)) => {
                 let d = &details[w.pos.row as usize];
                 deleted.push((
                     d.seq,
@@ -283,7 +284,7 @@ async fn delete_all(
                     flush(ledger, &mut deleted)?;
                 }
             }
-            Event::Rejected(r) => {
+            Event::Outcome(Outcome::Rejected(r)) => {
                 let d = &details[r.pos().row as usize];
                 failed.push(format!(
                     "row {} ({}): {}",

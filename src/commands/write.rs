@@ -9,7 +9,8 @@ use super::run::Args;
 use crate::exit::{Exit, ExitError};
 use crate::job::Job;
 use crate::ledger::session::{RunSession, StartOptions};
-use crate::ledger::{Counts, JobReport, RunReport};
+use crate::ledger::{JobReport, RunReport};
+use crate::outcome::Counts;
 use crate::writer::{JobOutcome, Progress, Writer, WriterOptions};
 
 /// Runs `dvload run` for real.
@@ -63,7 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                 lock,
                 dir,
                 &args.mappings,
-                &jobs,
+                &jobs.iter().map(Job::files).collect::<Vec<_>>(),
                 StartOptions {
                     resume: args.resume,
                     force: args.force,
@@ -210,13 +211,13 @@ async fn write_all(
     // without a ledger draws its own (it cannot be resumed).
     let chain_ids = match session.as_mut() {
         Some(s) => s.chain_ids()?,
-        None => crate::writer::ids::ChainIds::new(jiff::Timestamp::now().as_second()),
+        None => crate::ids::ChainIds::new(jiff::Timestamp::now().as_second()),
     };
     let mut jobs = jobs;
     for (seq, job) in jobs.iter_mut().enumerate() {
         job.ids = primary_ids
             .get(&job.plan.entity_set)
-            .map(|pk| crate::writer::ids::RecordIds {
+            .map(|pk| crate::ids::RecordIds {
                 chain: chain_ids,
                 seq,
                 primary_id: pk.clone(),

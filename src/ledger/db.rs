@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension as _, params};
 
-use super::Counts;
 use super::packed::{self, ContentIndex, needs_own_row};
 use crate::keys::Collation;
+use crate::outcome::{Counts, RowState};
 
 /// The ledger's schema (also in the README). Version 2: plain outcomes packed into `spans`, the
 /// content hashes kept as a sorted index (version 1 had one `rows` record per row and a `content`
@@ -111,34 +111,6 @@ PRAGMA user_version = 7;
 
 /// The schema version this build writes.
 const VERSION: i64 = 7;
-
-/// What became of one row, as the ledger keeps it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RowState {
-    /// Dataverse accepted its operation.
-    Written,
-    /// Rejected by the reader, the mapping or Dataverse.
-    Rejected,
-    /// Skipped by the mapping's filter.
-    Skipped,
-    /// `--changed-only`: same payload as last written.
-    Unchanged,
-    /// The run stopped before writing it (a resume sends it).
-    Unsent,
-}
-
-impl RowState {
-    /// The text stored in `rows.outcome`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RowState::Written => "written",
-            RowState::Rejected => "rejected",
-            RowState::Skipped => "skipped",
-            RowState::Unchanged => "unchanged",
-            RowState::Unsent => "unsent",
-        }
-    }
-}
 
 /// One row's outcome, to be recorded.
 #[derive(Debug, Clone)]

@@ -6,12 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::db::{Ledger, RowOutcome, RowState, hash16};
+use super::db::{Ledger, RowOutcome, hash16};
 use super::packed::ContentIndex;
-use crate::job::Step;
 use crate::keys::Collation;
 use crate::odata::{Method, Operation, Precondition};
-use crate::writer::{Admit, AdmitFn, Event, Sink};
+use crate::outcome::{Admit, AdmitFn, Outcome, RowState, Sink, Step};
 
 /// The content hash of an operation: what `--changed-only` compares.
 pub fn content_hash(op: &Operation) -> [u8; 16] {
@@ -143,8 +142,8 @@ impl<'a> JobJournal<'a> {
     }
 }
 
-/// The ledger row of an event (`None` for events that are not a row's outcome).
-pub fn row_outcome(event: &Event) -> Option<RowOutcome> {
+/// The ledger row of an outcome (`None` for rows this run leaves to an earlier one).
+pub fn row_outcome(outcome: &Outcome) -> Option<RowOutcome> {
     let blank = |pos: crate::source::RowPos, state| RowOutcome {
         row: pos.row,
         line: pos.line,
@@ -155,8 +154,8 @@ pub fn row_outcome(event: &Event) -> Option<RowOutcome> {
         error: None,
         hash: None,
     };
-    Some(match event {
-        Event::Written(w) => {
+    Some(match outcome {
+        Outcome::Written(w) => {
             // Creates that Dataverse answered with a success, and upserts that said they
             // created (`201`, only with --track-creates; a retried upsert whose first answer was
             // lost says `200` and counts as updated). A create counted written from a refusal
@@ -192,25 +191,24 @@ pub fn row_outcome(event: &Event) -> Option<RowOutcome> {
                 record_url,
                 // The payload as the mapping made it: the id is the chain's, not content.
                 hash: Some(match (w.own_id, w.op.body.as_deref()) {
-                    (Some(id), Some(body)) => payload_hash(
-                        &w.op,
-                        Some(crate::writer::ids::without_id(body, id).as_ref()),
-                    ),
+                    (Some(id), Some(body)) => {
+                        payload_hash(&w.op, Some(crate::ids::without_id(body, id).as_ref()))
+                    }
                     _ => content_hash(&w.op),
                 }),
                 ..blank(w.pos, RowState::Written)
             }
         }
-        Event::Unchanged(pos, key) => RowOutcome {
+        Outcome::Unchanged(pos, key) => RowOutcome {
             key: Some(key.clone()),
             ..blank(*pos, RowState::Unchanged)
         },
-        Event::Skipped(pos) => blank(*pos, RowState::Skipped),
-        Event::Rejected(reject) => {
+        Outcome::Skipped(pos) => blank(*pos, RowState::Skipped),
+        Outcome::Rejected(reject) => {
             let reason = reject.reason();
             // A row the run stopped before writing is `unsent`: a resume sends it.
             let state = match reject {
-                crate::job::Reject::Unsent(..) => RowState::Unsent,
+                crate::outcome::Reject::Unsent(..) => RowState::Unsent,
                 _ => RowState::Rejected,
             };
             RowOutcome {
@@ -218,15 +216,13 @@ pub fn row_outcome(event: &Event) -> Option<RowOutcome> {
                 ..blank(reject.pos(), state)
             }
         }
-        Event::PassedOver(_) | Event::Carried(_) | Event::Deferred(..) | Event::Fatal(_) => {
-            return None;
-        }
+        Outcome::PassedOver(_) | Outcome::Carried(_) => return None,
     })
 }
 
 impl Sink for JobJournal<'_> {
-    fn note(&mut self, event: &Event) -> anyhow::Result<()> {
-        if let Some(o) = row_outcome(event) {
+    fn note(&mut self, outcome: &Outcome) -> anyhow::Result<()> {
+        if let Some(o) = row_outcome(outcome) {
             self.buffer.push(o);
         }
         if self.buffer.len() >= self.every || self.last.elapsed() >= self.max_delay {
@@ -249,9 +245,8 @@ impl Sink for JobJournal<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::Reject;
+    use crate::outcome::{Reject, Written};
     use crate::source::{Record, RecordData, RowPos};
-    use crate::writer::Written;
 
     fn op(
         row: u64,
@@ -323,7 +318,7 @@ mod tests {
 
     #[test]
     fn creates_are_recorded_with_the_address_undo_deletes() {
-        let post = Event::Written(Written {
+        let post = Outcome::Written(Written {
             pos: RowPos { row: 1, line: 2 },
             op: op(1, Method::Post, Precondition::None, "", "{}"),
             entity_id: Some(
@@ -340,7 +335,7 @@ mod tests {
             o.record_url.as_deref(),
             Some("accounts(0b7e0a52-7c1e-4f0e-9d55-0d1c8a6f3a11)")
         );
-        let by_key = Event::Written(Written {
+        let by_key = Outcome::Written(Written {
             pos: RowPos { row: 2, line: 3 },
             op: op(
                 2,
@@ -360,10 +355,10 @@ mod tests {
             (true, Some("accounts(n='A')"))
         );
         // Counted written from a 412 (its key was taken after a lost answer): maybe not ours.
-        let inferred = Event::Written(Written {
+        let inferred = Outcome::Written(Written {
             status: 0,
             ..match by_key {
-                Event::Written(w) => w,
+                Outcome::Written(w) => w,
                 _ => unreachable!(),
             }
         });
@@ -373,10 +368,10 @@ mod tests {
             (RowState::Written, false, None)
         );
         // Settled by reading the record back: this run created it, undo may delete it.
-        let verified = Event::Written(Written {
+        let verified = Outcome::Written(Written {
             created: true,
             ..match inferred {
-                Event::Written(w) => w,
+                Outcome::Written(w) => w,
                 _ => unreachable!(),
             }
         });
@@ -386,7 +381,7 @@ mod tests {
             (true, Some("accounts(n='A')"))
         );
         let upsert = |status| {
-            Event::Written(Written {
+            Outcome::Written(Written {
                 pos: RowPos { row: 3, line: 4 },
                 op: op(3, Method::Patch, Precondition::None, "n='A'", "{}"),
                 entity_id: None,
@@ -416,14 +411,14 @@ mod tests {
             pos: RowPos { row, line: row + 1 },
             data: RecordData::Json(serde_json::json!({})),
         };
-        let unsent = Event::Rejected(Reject::Unsent(record(1), "interrupted".into()));
+        let unsent = Outcome::Rejected(Reject::Unsent(record(1), "interrupted".into()));
         let o = row_outcome(&unsent).unwrap();
         assert_eq!(
             (o.state, o.error.as_deref()),
             (RowState::Unsent, Some("interrupted"))
         );
         // A Dataverse refusal stays rejected, even when its message happens to say "the run stopped".
-        let refused = Event::Rejected(Reject::Service(
+        let refused = Outcome::Rejected(Reject::Service(
             record(2),
             "Dataverse 400 (0x1): the run stopped".into(),
         ));

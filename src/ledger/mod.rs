@@ -9,7 +9,7 @@ pub mod rejects;
 pub mod report;
 pub mod session;
 
-pub use db::{Environment, Ledger, RowState};
+pub use db::{Environment, Ledger};
 pub use lock::StateLock;
 pub use rejects::{RejectContent, RejectsWriter};
-pub use report::{Counts, JobReport, RunReport};
+pub use report::{JobReport, RunReport};

@@ -8,8 +8,9 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use super::db::{RowOutcome, RowState};
+use super::db::RowOutcome;
 use crate::keys::Collation;
+use crate::outcome::RowState;
 
 /// Bytes per row in a span's `hashes` BLOB: the content hash (XXH3-128).
 pub const HASH_BYTES: usize = 16;

@@ -24,7 +24,8 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::source::{CsvRow, Encoding, Format, OriginRows, RowPos};
+use crate::outcome::Reject;
+use crate::source::{CsvRow, Encoding, Format, OriginRows, Record, RecordData, RowPos};
 
 /// Column names added to a CSV rejects file.
 pub const ROW_COLUMN: &str = "dvload_row";
@@ -155,6 +156,27 @@ impl RejectsWriter {
     /// Rows written so far.
     pub fn count(&self) -> u64 {
         self.count
+    }
+
+    /// Writes a rejected row: its content (as read, or the raw bytes of a row that could not
+    /// be read) and its reason.
+    pub fn write_reject(&mut self, reject: &Reject) -> std::io::Result<()> {
+        let reason = reject.reason();
+        match reject {
+            Reject::Mapping(record, _) | Reject::Service(record, _) | Reject::Unsent(record, _) => {
+                self.write(record.pos, &reason, record_content(record))
+            }
+            Reject::Unreadable(b) => {
+                let content = match b.cut {
+                    Some(len) => RejectContent::Cut {
+                        preview: &b.raw,
+                        len,
+                    },
+                    None => RejectContent::Raw(&b.raw),
+                };
+                self.write(b.pos, &reason, content)
+            }
+        }
     }
 
     /// Writes one rejected row.
@@ -495,6 +517,14 @@ fn encode(encoding: Encoding, utf8: &[u8]) -> std::borrow::Cow<'_, [u8]> {
             let (bytes, _, _) = encoding_rs::WINDOWS_1252.encode(&text);
             std::borrow::Cow::Owned(bytes.into_owned())
         }
+    }
+}
+
+/// The reject content of a record.
+fn record_content(record: &Record) -> RejectContent<'_> {
+    match &record.data {
+        RecordData::Csv(row) => RejectContent::Csv(row),
+        RecordData::Json(v) => RejectContent::Json(v),
     }
 }
 

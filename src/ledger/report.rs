@@ -4,38 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-/// Row counts. Invariant: `read = written + rejected + skipped + unchanged`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Counts {
-    /// Records read from the source (readable or not).
-    pub read: u64,
-    /// Rows that produced an operation accepted by Dataverse (in a dry run: that produced an
-    /// operation; nothing is sent).
-    pub written: u64,
-    /// Rows rejected, by the mapping or by Dataverse; each is in the rejects file.
-    pub rejected: u64,
-    /// Rows skipped by the mapping's `[filter]`.
-    pub skipped: u64,
-    /// `--changed-only`: rows whose payload is the one the ledger last wrote for their key
-    /// (not sent).
-    pub unchanged: u64,
-}
-
-impl Counts {
-    /// True when every row read has exactly one outcome.
-    pub fn balanced(&self) -> bool {
-        self.read == self.written + self.rejected + self.skipped + self.unchanged
-    }
-
-    /// Adds another job's counts.
-    pub fn add(&mut self, other: &Counts) {
-        self.read += other.read;
-        self.written += other.written;
-        self.rejected += other.rejected;
-        self.skipped += other.skipped;
-        self.unchanged += other.unchanged;
-    }
-}
+use crate::outcome::Counts;
 
 /// One mapping file's part of a run.
 #[derive(Debug, Clone, Serialize)]

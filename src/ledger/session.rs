@@ -5,12 +5,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use super::Counts;
 use super::db::{Environment, JobInfo, Ledger, RunRow, UNHASHED, file_sha256, source_fingerprint};
 use super::journal::{AdmitPlan, JobJournal};
 use super::lock::StateLock;
 use crate::exit::{Exit, ExitError};
-use crate::job::Job;
+use crate::outcome::Counts;
 
 /// The default state directory: `.dvload/` beside the first mapping file.
 pub fn default_state_dir(first_mapping: &Path) -> PathBuf {
@@ -79,29 +78,42 @@ pub struct RunSession {
     pub chain_writes_since: Option<String>,
 }
 
+/// What the ledger records of one mapping of a run: its files, and what it writes where.
+#[derive(Debug, Clone, Copy)]
+pub struct JobFiles<'a> {
+    /// The mapping file.
+    pub mapping: &'a Path,
+    /// The source file.
+    pub source: &'a Path,
+    /// The entity set it writes.
+    pub entity_set: &'a str,
+    /// The operation's name (`upsert`, `create`, ...).
+    pub operation: &'a str,
+}
+
 impl RunSession {
     /// Opens the ledger under `lock`, decides whether to resume, and records the run's start.
     pub fn start(
         lock: StateLock,
         dir: &Path,
         mappings: &[PathBuf],
-        jobs: &[Job],
+        jobs: &[JobFiles<'_>],
         options: StartOptions,
         started_at: &str,
     ) -> anyhow::Result<RunSession> {
         let mut ledger = Ledger::open(dir)?;
         let mut infos = Vec::with_capacity(jobs.len());
         for job in jobs {
-            let (_, mapping_hash) = file_sha256(&job.mapping)?;
-            let (source_size, source_hash) = source_fingerprint(&job.source_path)?;
+            let (_, mapping_hash) = file_sha256(job.mapping)?;
+            let (source_size, source_hash) = source_fingerprint(job.source)?;
             infos.push(JobInfo {
                 mapping: job.mapping.display().to_string(),
                 mapping_hash,
-                source: job.source_path.display().to_string(),
+                source: job.source.display().to_string(),
                 source_size,
                 source_hash,
-                entity_set: job.plan.entity_set.clone(),
-                operation: job.plan.operation.name().to_string(),
+                entity_set: job.entity_set.to_string(),
+                operation: job.operation.to_string(),
             });
         }
         let identity = job_identity(mappings);
@@ -259,8 +271,8 @@ impl RunSession {
     /// The record ids of this run's resume chain (see `writer::ids`): those an interrupted run
     /// of the chain used, so that a resent create gets the id it had; for a new chain, drawn
     /// now and recorded before the first write.
-    pub fn chain_ids(&mut self) -> anyhow::Result<crate::writer::ids::ChainIds> {
-        use crate::writer::ids::ChainIds;
+    pub fn chain_ids(&mut self) -> anyhow::Result<crate::ids::ChainIds> {
+        use crate::ids::ChainIds;
         let chain = self.resumed.as_ref().map_or(self.run_id, |r| r.chain);
         if let Some(ids) = self
             .ledger

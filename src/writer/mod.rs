@@ -10,7 +10,6 @@
 
 pub mod client;
 pub mod decide;
-pub mod ids;
 pub mod order;
 pub mod pacing;
 pub mod send;
@@ -25,11 +24,12 @@ use tokio::task::JoinSet;
 pub use client::{Client, SendFailure, WhoAmI};
 pub use decide::{Fatal, RetryPolicy};
 pub use pacing::Pacing;
-pub use send::{Event, PendingOp, SendContext, SendStats, Written};
+pub use send::{Event, PendingOp, SendContext, SendStats};
 
-use crate::job::{Job, Reject, Step};
-use crate::ledger::{Counts, RejectsWriter};
+use crate::job::Job;
+use crate::ledger::RejectsWriter;
 use crate::odata::BatchOptions;
+use crate::outcome::{Admit, AdmitFn, Counts, Outcome, Reject, Sink, Step};
 use order::{KeyGate, Turn};
 
 /// The column an upsert job asks for back with `--track-creates` (its key column), or `None`
@@ -103,36 +103,6 @@ pub struct JobOutcome {
     /// The rejects file could not be written: the run stopped (the rows' outcomes are in the
     /// ledger, and a resume writes them to its rejects file).
     pub output_error: Option<String>,
-}
-
-/// What the run ledger decides for a row before it is sent (see `ledger::journal`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Admit {
-    /// Send it (or count it, for a skip or a reject); `sent_before`: an earlier, interrupted
-    /// run may have sent it already (a 412 on create or 404 on delete then means written).
-    Send {
-        /// See above.
-        sent_before: bool,
-    },
-    /// An earlier run of the resumed chain did it: leave it out of this run.
-    PassOver,
-    /// An earlier run of the resumed chain rejected it, for this reason: leave it out of this
-    /// run, but write it to this run's rejects file again (the chain's rejects file holds every
-    /// row the chain rejected).
-    PassOverRejected(String),
-    /// `--changed-only`: the ledger holds the same payload for its key: do not send it.
-    Unchanged,
-}
-
-/// Decides, on the reader thread, what each row becomes before it is sent.
-pub type AdmitFn = Box<dyn FnMut(&Step) -> Admit + Send>;
-
-/// Told every row's outcome on the recorder's task, once Dataverse has answered for it.
-pub trait Sink {
-    /// One event (written, rejected, skipped, unchanged, passed over).
-    fn note(&mut self, event: &Event) -> anyhow::Result<()>;
-    /// Everything noted so far must be durable.
-    fn flush(&mut self) -> anyhow::Result<()>;
 }
 
 /// The run ledger's hooks into a job; `Hooks::default()` is a run without a ledger.
@@ -248,15 +218,19 @@ impl Writer {
                                 batcher.gate.note_done(collation.key_id(&op.key));
                             }
                         }
-                        Event::PassedOver(step_pos(&step))
+                        Event::Outcome(Outcome::PassedOver(step_pos(&step)))
                     }
                     (Admit::PassOverRejected(reason), Step::Operation(_, record)) => {
-                        Event::Carried(Reject::Service(record, reason))
+                        Event::Outcome(Outcome::Carried(Reject::Service(record, reason)))
                     }
-                    (Admit::PassOverRejected(_), Step::Rejected(reject)) => Event::Carried(reject),
-                    (Admit::PassOverRejected(_), step) => Event::PassedOver(step_pos(&step)),
+                    (Admit::PassOverRejected(_), Step::Rejected(reject)) => {
+                        Event::Outcome(Outcome::Carried(reject))
+                    }
+                    (Admit::PassOverRejected(_), step) => {
+                        Event::Outcome(Outcome::PassedOver(step_pos(&step)))
+                    }
                     (Admit::Unchanged, Step::Operation(op, record)) => {
-                        Event::Unchanged(record.pos, op.key)
+                        Event::Outcome(Outcome::Unchanged(record.pos, op.key))
                     }
                     (Admit::Send { sent_before }, Step::Operation(op, record)) => {
                         let mut pending = PendingOp::new(op, record, collation);
@@ -269,8 +243,8 @@ impl Writer {
                         }
                         break;
                     }
-                    (_, Step::Skipped(pos, _)) => Event::Skipped(pos),
-                    (_, Step::Rejected(reject)) => Event::Rejected(reject),
+                    (_, Step::Skipped(pos, _)) => Event::Outcome(Outcome::Skipped(pos)),
+                    (_, Step::Rejected(reject)) => Event::Outcome(Outcome::Rejected(reject)),
                 };
                 if batcher.events.blocking_send(event).is_err() {
                     break;
@@ -345,7 +319,8 @@ impl Writer {
                 // The run stopped: what was not sent has an outcome all the same.
                 for op in rest {
                     let reason = "not sent: the run stopped before this row's turn (replay it from this file)";
-                    let event = Event::Rejected(Reject::Unsent(op.record, reason.into()));
+                    let event =
+                        Event::Outcome(Outcome::Rejected(Reject::Unsent(op.record, reason.into())));
                     let _ = batcher.events.blocking_send(event);
                 }
                 batcher.finish();
@@ -413,32 +388,22 @@ impl Writer {
         mut sink: Option<&mut dyn Sink>,
     ) -> anyhow::Result<()> {
         while let Some(event) = events.recv().await {
-            if let Some(sink) = sink.as_deref_mut() {
-                sink.note(&event)?;
-            }
             match event {
-                Event::Unchanged(..) => {
-                    outcome.counts.read += 1;
-                    outcome.counts.unchanged += 1;
-                }
-                Event::PassedOver(_) => outcome.passed_over += 1,
-                Event::Carried(reject) => {
-                    outcome.passed_over += 1;
-                    outcome.carried += 1;
-                    self.keep_reject(&reject, rejects, outcome);
-                }
-                Event::Written(_) => {
-                    outcome.counts.read += 1;
-                    outcome.counts.written += 1;
-                }
-                Event::Skipped(_) => {
-                    outcome.counts.read += 1;
-                    outcome.counts.skipped += 1;
-                }
-                Event::Rejected(reject) => {
-                    outcome.counts.read += 1;
-                    outcome.counts.rejected += 1;
-                    self.note_reject(&reject, rejects, outcome);
+                Event::Outcome(row) => {
+                    if let Some(sink) = sink.as_deref_mut() {
+                        sink.note(&row)?;
+                    }
+                    outcome.counts.count(&row);
+                    match row {
+                        Outcome::PassedOver(_) => outcome.passed_over += 1,
+                        Outcome::Carried(reject) => {
+                            outcome.passed_over += 1;
+                            outcome.carried += 1;
+                            self.keep_reject(&reject, rejects, outcome);
+                        }
+                        Outcome::Rejected(reject) => self.note_reject(&reject, rejects, outcome),
+                        Outcome::Written(_) | Outcome::Skipped(_) | Outcome::Unchanged(..) => {}
+                    }
                 }
                 Event::Deferred(mut op, reason) => {
                     tracing::debug!(row = op.record.pos.row, %reason, "lookup target not found yet; will send again at the end");
@@ -476,7 +441,7 @@ impl Writer {
             );
             self.note_reject(&reject, rejects, outcome);
             if let Some(sink) = sink.as_deref_mut() {
-                sink.note(&Event::Rejected(reject))?;
+                sink.note(&Outcome::Rejected(reject))?;
             }
         }
         if let Some(sink) = sink {
@@ -645,7 +610,7 @@ impl Batcher {
 
 /// Writes a reject to the rejects file.
 fn write_reject(reject: &Reject, rejects: &mut RejectsWriter) -> anyhow::Result<()> {
-    reject.write_to(rejects).map_err(|e| {
+    rejects.write_reject(reject).map_err(|e| {
         anyhow::anyhow!(
             "cannot write the rejects file {}: {e}",
             rejects.path().display()

@@ -16,10 +16,10 @@ use super::decide::{
 use super::order::KeyGate;
 use super::pacing::Pacing;
 use crate::auth::AccessToken;
-use crate::job::Reject;
 use crate::odata::batch::PartOutcome;
 use crate::odata::{BatchOptions, Operation, decode_batch_response, encode_batch};
-use crate::source::{Record, RowPos};
+use crate::outcome::{Outcome, Reject, Written};
+use crate::source::Record;
 
 /// An operation on its way, with the record it came from.
 #[derive(Debug)]
@@ -33,7 +33,7 @@ pub struct PendingOp {
     /// The identity under which the key gate holds its key (see `order`), taken once; none for
     /// an operation without a key (a keyless create).
     pub key_id: Option<u64>,
-    /// The id dvload gave the record this create makes (see [`super::ids`]): a lost answer is
+    /// The id dvload gave the record this create makes (see [`crate::ids`]): a lost answer is
     /// settled by reading it, and `undo` deletes it.
     pub own_id: Option<uuid::Uuid>,
 }
@@ -64,9 +64,9 @@ impl PendingOp {
         }
     }
 
-    /// Gives a create its id (see [`super::ids::RecordIds::give`]): in its body, and known to
+    /// Gives a create its id (see [`crate::ids::RecordIds::give`]): in its body, and known to
     /// the decisions, which then never take it for a blind create.
-    pub fn give_id(&mut self, ids: &super::ids::RecordIds) {
+    pub fn give_id(&mut self, ids: &crate::ids::RecordIds) {
         if let Some((id, body)) = ids.give(&self.op) {
             self.op.body = Some(body);
             self.own_id = Some(id);
@@ -75,42 +75,11 @@ impl PendingOp {
     }
 }
 
-/// A row Dataverse accepted: its operation, and the record's URI when the response gave one
-/// (`OData-EntityId`). The run ledger keeps both (undo, `--changed-only`).
-#[derive(Debug)]
-pub struct Written {
-    /// The row.
-    pub pos: RowPos,
-    /// What was sent.
-    pub op: Operation,
-    /// `OData-EntityId` (or `Location`) of the part, when given.
-    pub entity_id: Option<String>,
-    /// The part's status: `201` when an upsert asked for its record back created it; `412` for
-    /// a create settled by reading its record back.
-    pub status: u16,
-    /// True when the record was read back after an ambiguous answer and shows this run (or an
-    /// interrupted run of its chain) created it.
-    pub created: bool,
-    /// The id dvload gave the record this create made (see [`super::ids`]), if it gave one.
-    pub own_id: Option<uuid::Uuid>,
-}
-
-/// What happened to a row, for the recorder.
+/// What the batch tasks tell the recorder.
 #[derive(Debug)]
 pub enum Event {
-    /// Written.
-    Written(Written),
-    /// Not sent: the run ledger holds the same payload for its key (`--changed-only`).
-    Unchanged(RowPos, String),
-    /// Not sent: an earlier run of a resumed chain did this row.
-    PassedOver(RowPos),
-    /// Not sent: an earlier run of a resumed chain rejected this row; it goes to this run's
-    /// rejects file again (with the reason recorded then), and is counted passed over.
-    Carried(Reject),
-    /// Skipped by the filter.
-    Skipped(RowPos),
-    /// Rejected (by the mapping, the reader or Dataverse).
-    Rejected(Reject),
+    /// What became of a row.
+    Outcome(Outcome),
     /// To be sent again after the rest of the job (a lookup target not found yet).
     Deferred(PendingOp, String),
     /// The set-up is wrong: stop the run.
@@ -159,7 +128,7 @@ impl SendContext {
     /// are all sent ([`KeyGate::release_all`]: one lock for the batch).
     async fn emit(&self, key: Option<u64>, row: u64, event: Event, done: &mut Vec<u64>) {
         let deferred = matches!(event, Event::Deferred(..));
-        if let (Some(id), Event::Written(w)) = (key, &event) {
+        if let (Some(id), Event::Outcome(Outcome::Written(w))) = (key, &event) {
             if settles_by_key(&w.op) {
                 self.gate.note_done(id);
             }
@@ -189,7 +158,7 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
                     "not sent: the run stopped before this row's turn (replay it from this file)"
                         .to_string();
                 let (key, row) = (p.key_id, p.record.pos.row);
-                let event = Event::Rejected(Reject::Unsent(p.record, reason));
+                let event = Event::Outcome(Outcome::Rejected(Reject::Unsent(p.record, reason)));
                 ctx.emit(key, row, event, &mut done).await;
             }
             ctx.gate.release_all(&done);
@@ -239,7 +208,8 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
             let mut done = Vec::new();
             for p in pending {
                 let (key, row) = (p.key_id, p.record.pos.row);
-                let event = Event::Rejected(Reject::Service(p.record, reason.clone()));
+                let event =
+                    Event::Outcome(Outcome::Rejected(Reject::Service(p.record, reason.clone())));
                 ctx.emit(key, row, event, &mut done).await;
             }
             ctx.gate.release_all(&done);
@@ -278,7 +248,7 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
                 for p in pending {
                     let reason = format!("not sent: the run stopped: {e}");
                     let (key, row) = (p.key_id, p.record.pos.row);
-                    let event = Event::Rejected(Reject::Unsent(p.record, reason));
+                    let event = Event::Outcome(Outcome::Rejected(Reject::Unsent(p.record, reason)));
                     ctx.emit(key, row, event, &mut done).await;
                 }
                 ctx.gate.release_all(&done);
@@ -463,20 +433,24 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
                     let (entity_id, status) = answers
                         .get_mut(i)
                         .map_or((None, 0), |(id, status)| (id.take(), *status));
-                    Event::Written(Written {
+                    Event::Outcome(Outcome::Written(Written {
                         pos: p.record.pos,
                         entity_id,
                         status,
                         op: p.op,
                         created: settled.created,
                         own_id: p.own_id,
-                    })
+                    }))
                 }
                 Verdict::Verify(reason) => {
                     unreachable!("settle() resolves every read-back ({reason})")
                 }
-                Verdict::Rejected(reason) => Event::Rejected(Reject::Service(p.record, reason)),
-                Verdict::Unsent(reason) => Event::Rejected(Reject::Unsent(p.record, reason)),
+                Verdict::Rejected(reason) => {
+                    Event::Outcome(Outcome::Rejected(Reject::Service(p.record, reason)))
+                }
+                Verdict::Unsent(reason) => {
+                    Event::Outcome(Outcome::Rejected(Reject::Unsent(p.record, reason)))
+                }
                 Verdict::Defer(reason) => Event::Deferred(p, reason),
                 Verdict::Retry {
                     reason,
@@ -486,7 +460,7 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
                     if stopping {
                         let reason =
                             format!("not written: the run stopped while retrying ({reason})");
-                        Event::Rejected(Reject::Unsent(p.record, reason))
+                        Event::Outcome(Outcome::Rejected(Reject::Unsent(p.record, reason)))
                     } else {
                         again.push(p);
                         continue;
