@@ -24,6 +24,8 @@
 //! listed languages are); `--key-collation` overrides it.
 
 use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use unicode_normalization::UnicodeNormalization as _;
 use unicode_normalization::char::is_combining_mark;
@@ -163,6 +165,34 @@ impl Collation {
         xxhash_rust::xxh3::xxh3_64(self.fold(key).as_bytes()).max(1)
     }
 }
+
+/// Hashes a key identity as itself: identities are XXH3 digests, already evenly spread, so
+/// hashing them again (SipHash, the default) only costs time when a million are loaded.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct KeyIdHasher(u64);
+
+impl Hasher for KeyIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used for u64 keys; a plain fold keeps it correct for anything else.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// A map by key identity, hashed as itself.
+pub type ById<V> = HashMap<u64, V, BuildHasherDefault<KeyIdHasher>>;
+
+/// A set of key identities, hashed as themselves.
+pub type IdSet = HashSet<u64, BuildHasherDefault<KeyIdHasher>>;
 
 #[cfg(test)]
 mod tests {

@@ -8,6 +8,7 @@
 pub mod output;
 
 pub mod auth;
+pub mod batch;
 pub mod cli;
 pub mod commands;
 pub mod exit;

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 
+use crate::batch::Chunker;
 use crate::exit::Exit;
 use crate::job::Job;
 use crate::ledger::journal::keyed_content;
@@ -193,6 +194,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         let mut would_write: Vec<(u64, [u8; 16])> = Vec::new();
         let mut unchanged = 0u64;
         let mut pending: Vec<Operation> = Vec::with_capacity(args.batch_size as usize);
+        // Where each request ends, as the writer decides it.
+        let mut chunk = Chunker::new(usize::from(args.batch_size), args.atomic);
         let mut batches = 0u64;
         let mut bytes = 0u64;
         let mut flush = |pending: &mut Vec<Operation>| -> anyhow::Result<()> {
@@ -219,9 +222,16 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                 }
                 would_write.extend(keyed_content(&op, collation));
             }
-            pending.push(op);
-            if pending.len() == args.batch_size as usize {
+            let key_id = (!op.key.is_empty()).then(|| collation.key_id(&op.key));
+            if chunk.ends_before(key_id) {
                 flush(&mut pending)?;
+                chunk.next();
+            }
+            let full = chunk.add(key_id);
+            pending.push(op);
+            if full {
+                flush(&mut pending)?;
+                chunk.next();
             }
             Ok(())
         })?;

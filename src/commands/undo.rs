@@ -4,8 +4,8 @@
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 
+use crate::batch::Chunker;
 use crate::exit::{Exit, ExitError};
 use crate::ledger::Ledger;
 use crate::ledger::db::RowDetail;
@@ -250,17 +250,32 @@ async fn delete_all(
         })
         .collect();
     let batch_size = usize::from(args.batch_size);
+    // The deletes go as the run's operations do: requests cut by the one batching rule, sent
+    // by the writer's dispatcher within the pacing's limit.
+    let (batches_tx, batches_rx) = mpsc::channel::<Vec<PendingOp>>(2);
+    let dispatcher = tokio::spawn(crate::writer::dispatch(ctx, batches_rx));
     let sender = tokio::spawn(async move {
-        let mut tasks = JoinSet::new();
-        let mut ops = ops.into_iter().peekable();
-        while ops.peek().is_some() {
-            let batch: Vec<PendingOp> = ops.by_ref().take(batch_size).collect();
-            while tasks.len() >= ctx.pacing.limit() {
-                tasks.join_next().await;
+        let mut chunk = Chunker::new(batch_size, false);
+        let mut batch = Vec::with_capacity(batch_size);
+        for p in ops {
+            if chunk.ends_before(p.key_id) {
+                chunk.next();
+                if batches_tx.send(std::mem::take(&mut batch)).await.is_err() {
+                    return;
+                }
             }
-            tasks.spawn(crate::writer::send::send_batch(batch, ctx.clone()));
+            let full = chunk.add(p.key_id);
+            batch.push(p);
+            if full {
+                chunk.next();
+                if batches_tx.send(std::mem::take(&mut batch)).await.is_err() {
+                    return;
+                }
+            }
         }
-        while tasks.join_next().await.is_some() {}
+        if !batch.is_empty() {
+            let _ = batches_tx.send(batch).await;
+        }
     });
     let mut deleted: Vec<(usize, u64, String, String)> = Vec::new();
     let mut failed = Vec::new();
@@ -301,6 +316,7 @@ async fn delete_all(
     }
     flush(ledger, &mut deleted)?;
     sender.await?;
+    dispatcher.await?;
     println!(
         "deleted {} of {} records",
         super::thousands((total - failed.len()) as u64),

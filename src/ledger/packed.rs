@@ -6,10 +6,10 @@
 //! particular order rewrites a page per row at every commit.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 
 use super::db::RowOutcome;
-use crate::keys::Collation;
+use crate::keys::{Collation, KeyIdHasher};
 use crate::outcome::RowState;
 
 /// Bytes per row in a span's `hashes` BLOB: the content hash (XXH3-128).
@@ -19,28 +19,6 @@ pub const ENTRY_BYTES: usize = 8 + HASH_BYTES;
 
 /// The last written content hash per key identity, for one target table.
 pub type ContentIndex = HashMap<u64, [u8; 16], BuildHasherDefault<KeyIdHasher>>;
-
-/// Hashes a key identity as itself: identities are XXH3 digests, already evenly spread, so
-/// hashing them again (SipHash, the default) only costs time when a million are loaded.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct KeyIdHasher(u64);
-
-impl Hasher for KeyIdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Not used for u64 keys; a plain fold keeps it correct for anything else.
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
 
 /// Consecutive source rows with the same plain outcome (written without being created, skipped,
 /// unchanged), as the `spans` table keeps them.

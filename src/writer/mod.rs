@@ -26,6 +26,7 @@ pub use decide::{Fatal, RetryPolicy};
 pub use pacing::Pacing;
 pub use send::{Event, PendingOp, SendContext, SendStats};
 
+use crate::batch::Chunker;
 use crate::job::Job;
 use crate::ledger::RejectsWriter;
 use crate::odata::BatchOptions;
@@ -486,8 +487,8 @@ impl Writer {
 struct Batcher {
     size: usize,
     batch: Vec<PendingOp>,
-    /// The keys of `batch`.
-    keys: order::IdSet,
+    /// Where `batch` ends (see `crate::batch`).
+    chunk: Chunker,
     batches: mpsc::Sender<Vec<PendingOp>>,
     events: mpsc::Sender<Event>,
     gate: Arc<KeyGate>,
@@ -511,7 +512,7 @@ impl Batcher {
         Batcher {
             size,
             batch: Vec::with_capacity(size),
-            keys: Default::default(),
+            chunk: Chunker::new(size, atomic),
             batches,
             events,
             gate,
@@ -530,13 +531,13 @@ impl Batcher {
                     return self.defer_behind(op, earlier);
                 }
             }
-            if !self.atomic && self.keys.contains(&id) && !self.send() {
-                return false;
-            }
-            self.keys.insert(id);
         }
+        if self.chunk.ends_before(op.key_id) && !self.send() {
+            return false;
+        }
+        let full = self.chunk.add(op.key_id);
         self.batch.push(op);
-        self.batch.len() < self.size || self.send()
+        !full || self.send()
     }
 
     /// Defers `op` behind the earlier row of its key that waits for the second pass.
@@ -550,14 +551,14 @@ impl Batcher {
     /// Takes the batch's keys (waiting for earlier batches that hold them) and sends it; false
     /// when nobody takes batches any more.
     fn send(&mut self) -> bool {
-        self.keys.clear();
+        self.chunk.next();
         if self.batch.is_empty() {
             return true;
         }
         let mut batch = std::mem::replace(&mut self.batch, Vec::with_capacity(self.size));
         // Each key once, with how many operations have it, in batch order.
         let mut keys: Vec<(u64, u64, u32)> = Vec::with_capacity(batch.len());
-        let mut seen: order::ById<usize> = order::ById::default();
+        let mut seen: crate::keys::ById<usize> = crate::keys::ById::default();
         seen.reserve(batch.len());
         for (id, p) in batch.iter().filter_map(|p| p.key_id.map(|id| (id, p))) {
             match seen.get(&id) {
@@ -628,7 +629,7 @@ fn step_pos(step: &Step) -> crate::source::RowPos {
 }
 
 /// Sends batches as they come, at most `Pacing::limit()` at a time.
-async fn dispatch(ctx: Arc<SendContext>, mut batches: mpsc::Receiver<Vec<PendingOp>>) {
+pub async fn dispatch(ctx: Arc<SendContext>, mut batches: mpsc::Receiver<Vec<PendingOp>>) {
     let mut tasks = JoinSet::new();
     while let Some(batch) = batches.recv().await {
         while tasks.len() >= ctx.pacing.limit() {

@@ -8,19 +8,11 @@
 //! mark it deferred when the row waits for the second pass (a lookup target not there yet): a
 //! later row of that key is then deferred behind it instead of overtaking it.
 
-use std::collections::{HashMap, HashSet};
-use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-use crate::ledger::packed::KeyIdHasher;
-
-/// A map by key identity, hashed as itself (identities are XXH3 digests).
-pub type ById<V> = HashMap<u64, V, BuildHasherDefault<KeyIdHasher>>;
-
-/// A set of key identities, hashed as themselves.
-pub type IdSet = HashSet<u64, BuildHasherDefault<KeyIdHasher>>;
+use crate::keys::{ById, IdSet};
 
 /// What the gate knows of a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

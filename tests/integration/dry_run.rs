@@ -210,3 +210,37 @@ fn two_mappings_whose_sources_share_a_name_get_their_own_rejects_files() {
     assert!(w.read("accounts.rejects.csv").contains("a-1"));
     assert!(w.read("accounts-2.rejects.csv").contains("b-1"));
 }
+
+/// The dry run cuts requests where the run does: a key the request already holds (in another
+/// spelling the environment takes for the same key) starts the next one outside `--atomic`.
+#[test]
+fn the_dry_run_cuts_requests_where_the_run_does() {
+    let w = Workdir::new();
+    w.write("m.toml", accounts_mapping(""));
+    w.write(
+        "accounts.csv",
+        "Account No,Company\nA-1,One\nA-2,Two\na-1 ,One again\nA-3,Three\n",
+    );
+    for (atomic, requests) in [(false, 2), (true, 1)] {
+        let out_dir = format!("out-{atomic}");
+        let mut args = vec!["run", "m.toml", "--dry-run", "--emit-batches", &out_dir];
+        if atomic {
+            args.push("--atomic");
+        }
+        w.dvload(&args).expect_code(0);
+        let emitted = std::fs::read_dir(w.path().join(&out_dir)).unwrap().count();
+        assert_eq!(emitted, requests, "--atomic {atomic}");
+        let emu = crate::support::Emu::start();
+        let before = emu.stats().batches;
+        let mut args = vec!["run", "m.toml", "--no-ledger", "--concurrency", "1"];
+        if atomic {
+            args.push("--atomic");
+        }
+        w.dvload_env(&args, &emu.env()).expect_code(0);
+        assert_eq!(
+            emu.stats().batches - before,
+            requests as u64,
+            "--atomic {atomic}"
+        );
+    }
+}
