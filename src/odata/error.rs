@@ -80,8 +80,8 @@ impl fmt::Display for ODataError {
 
 /// Parses a `Retry-After` value given in seconds, integer or decimal (`27`, `1.5`).
 ///
-/// The HTTP-date form returns `None`: turning it into a delay needs the clock, which this
-/// module does not read; the caller can parse it with the current time if it needs to.
+/// The HTTP-date form returns `None` here: turning it into a delay needs a clock, which this
+/// module does not read; [`retry_after_at`] takes one.
 /// Negative, non-finite or absurd (> 1 day) values also return `None`.
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
@@ -95,6 +95,23 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
     Some(Duration::from_secs_f64(seconds))
 }
 
+/// A `Retry-After` value in either form RFC 9110 §10.2.3 allows: seconds ([`parse_retry_after`]),
+/// or an HTTP date, taken as the time from `now` until then (`now`: the answer's own `Date`
+/// when it has one, so that the client's clock does not matter; a date already past is no
+/// wait). `None` for anything else.
+pub fn retry_after_at(value: &str, now: jiff::Timestamp) -> Option<Duration> {
+    if let Some(delay) = parse_retry_after(value) {
+        return Some(delay);
+    }
+    let until = parse_http_date(value)?;
+    let wait = now.duration_until(until);
+    if wait.is_negative() {
+        return Some(Duration::ZERO);
+    }
+    let wait = Duration::try_from(wait).ok()?;
+    (wait.as_secs() <= 86_400).then_some(wait)
+}
+
 /// Parses an HTTP date (`Date`, RFC 9110 §5.6.7: `Fri, 04 Dec 2026 10:00:00 GMT`), as servers
 /// send it; `None` for anything else.
 pub fn parse_http_date(value: &str) -> Option<jiff::Timestamp> {
@@ -106,6 +123,23 @@ pub fn parse_http_date(value: &str) -> Option<jiff::Timestamp> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_is_seconds_or_a_date() {
+        let now = parse_http_date("Fri, 04 Dec 2026 10:00:00 GMT").unwrap();
+        assert_eq!(retry_after_at("27", now), Some(Duration::from_secs(27)));
+        assert_eq!(
+            retry_after_at("Fri, 04 Dec 2026 10:00:45 GMT", now),
+            Some(Duration::from_secs(45))
+        );
+        assert_eq!(
+            retry_after_at("Fri, 04 Dec 2026 09:59:00 GMT", now),
+            Some(Duration::ZERO),
+            "a date already past is no wait"
+        );
+        assert_eq!(retry_after_at("Sat, 05 Dec 2026 10:00:01 GMT", now), None);
+        assert_eq!(retry_after_at("soon", now), None);
+    }
 
     #[test]
     fn http_dates_parse_to_their_instant() {

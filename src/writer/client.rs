@@ -216,9 +216,12 @@ async fn read_reply(response: reqwest::Response, token: AccessToken) -> Result<R
             .map(str::to_string)
     };
     let content_type = text("content-type");
-    let retry_after = text("retry-after").and_then(|v| crate::odata::parse_retry_after(&v));
     let dop_hint = text("x-ms-dop-hint").and_then(|v| v.trim().parse().ok());
     let date = text("date").and_then(|v| crate::odata::parse_http_date(&v));
+    // Seconds, or an HTTP date counted from the answer's own Date (the client's clock when
+    // it has none).
+    let now = date.unwrap_or_else(jiff::Timestamp::now);
+    let retry_after = text("retry-after").and_then(|v| crate::odata::retry_after_at(&v, now));
     let body = response
         .bytes()
         .await
