@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
+use crate::ledger::Recorder;
 use crate::ledger::RejectsWriter;
 use crate::ledger::session::JobFiles;
 use crate::mapping::{Mapped, MappingSpec, Plan};
 use crate::odata::Operation;
-use crate::outcome::{Counts, Reject, Step};
+use crate::outcome::{Counts, Outcome, Reject, Step};
 use crate::source::{self, Format, Record, RecordSource, SourceItem, SourceOptions};
 
 /// A mapping bound to its source.
@@ -145,35 +146,31 @@ impl Job {
     /// skips are counted. Keeps up to `keep_errors` error messages.
     pub fn run_offline(
         &mut self,
-        mut rejects: Option<&mut RejectsWriter>,
+        rejects: Option<&mut RejectsWriter>,
         keep_errors: usize,
         mut on_operation: impl FnMut(Operation, Record) -> anyhow::Result<()>,
     ) -> anyhow::Result<Tally> {
-        let mut tally = Tally::default();
+        let mut progress = ();
+        let mut recorder = Recorder::new(rejects, None, &mut progress, keep_errors);
         while let Some(step) = self.next_step() {
-            let step = step?;
-            tally.counts.read += 1;
-            match step {
+            match step? {
                 Step::Operation(op, record) => {
-                    tally.counts.written += 1;
+                    recorder.would_write();
                     on_operation(op, record)?;
                 }
-                Step::Skipped(..) => tally.counts.skipped += 1,
+                Step::Skipped(pos, _) => recorder.note(&Outcome::Skipped(pos))?,
                 Step::Rejected(reject) => {
-                    tally.counts.rejected += 1;
-                    if tally.first_errors.len() < keep_errors {
-                        tally
-                            .first_errors
-                            .push(format!("{}: {}", reject.pos(), reject.reason()));
-                    }
-                    if let Some(w) = rejects.as_deref_mut() {
-                        w.write_reject(&reject).with_context(|| {
-                            format!("cannot write the rejects file {}", w.path().display())
-                        })?;
+                    recorder.note(&Outcome::Rejected(reject))?;
+                    if let Some(e) = recorder.rejects_error.take() {
+                        anyhow::bail!(e);
                     }
                 }
             }
         }
+        let tally = Tally {
+            counts: recorder.counts,
+            first_errors: recorder.first_errors,
+        };
         Ok(tally)
     }
 }

@@ -134,6 +134,16 @@ pub enum Admit {
 /// Decides, on the reader thread, what each row becomes before it is sent.
 pub type AdmitFn = Box<dyn FnMut(&Step) -> Admit + Send>;
 
+/// Something that shows progress (a terminal bar, or nothing).
+pub trait Progress: Send {
+    /// Called after each outcome.
+    fn update(&mut self, counts: &Counts);
+}
+
+impl Progress for () {
+    fn update(&mut self, _: &Counts) {}
+}
+
 /// Row counts. Invariant: `read = written + rejected + skipped + unchanged`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {

@@ -11,7 +11,8 @@ use crate::job::Job;
 use crate::ledger::session::{RunSession, StartOptions};
 use crate::ledger::{JobReport, RunReport};
 use crate::outcome::Counts;
-use crate::writer::{JobOutcome, Progress, Writer, WriterOptions};
+use crate::outcome::Progress;
+use crate::writer::{JobOutcome, Writer, WriterOptions};
 
 /// Runs `dvload run` for real.
 pub fn run(args: Args) -> anyhow::Result<Exit> {

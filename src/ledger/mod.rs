@@ -5,11 +5,13 @@ pub mod db;
 pub mod journal;
 pub mod lock;
 pub mod packed;
+pub mod recorder;
 pub mod rejects;
 pub mod report;
 pub mod session;
 
 pub use db::{Environment, Ledger};
 pub use lock::StateLock;
+pub use recorder::Recorder;
 pub use rejects::{RejectContent, RejectsWriter};
 pub use report::{JobReport, RunReport};

@@ -4,8 +4,8 @@
 //!
 //! Three parts run at once: a reader thread maps rows and fills batches (bounded, so memory stays
 //! flat); a dispatcher sends up to `Pacing::limit()` batches at a time, each in its own task
-//! (`send.rs`); and the recorder (the caller's task) counts outcomes, writes rejects and draws
-//! progress. Rows whose lookup target did not exist yet are sent once more at the end of the job,
+//! (`send.rs`); and the caller's task hands each outcome to the job's one sink,
+//! `ledger::Recorder` (journal, rejects file, counts, progress). Rows whose lookup target did not exist yet are sent once more at the end of the job,
 //! so that children in the same file as their parents load whatever the order of completion.
 
 pub mod client;
@@ -28,9 +28,10 @@ pub use send::{Event, PendingOp, SendContext, SendStats};
 
 use crate::batch::Chunker;
 use crate::job::Job;
+use crate::ledger::Recorder;
 use crate::ledger::RejectsWriter;
 use crate::odata::BatchOptions;
-use crate::outcome::{Admit, AdmitFn, Counts, Outcome, Reject, Sink, Step};
+use crate::outcome::{Admit, AdmitFn, Counts, Outcome, Progress, Reject, Sink, Step};
 use order::{KeyGate, Turn};
 
 /// The column an upsert job asks for back with `--track-creates` (its key column), or `None`
@@ -115,16 +116,6 @@ pub struct Hooks<'a> {
     pub sink: Option<&'a mut dyn Sink>,
 }
 
-/// Something that shows progress (a terminal bar, or nothing).
-pub trait Progress: Send {
-    /// Called after each outcome.
-    fn update(&mut self, counts: &Counts);
-}
-
-impl Progress for () {
-    fn update(&mut self, _: &Counts) {}
-}
-
 impl Writer {
     /// A writer; `max_rps` limits requests per second across all workers.
     pub fn new(
@@ -168,10 +159,11 @@ impl Writer {
         progress: &mut dyn Progress,
         hooks: Hooks<'_>,
     ) -> anyhow::Result<JobOutcome> {
-        let Hooks {
-            mut admit,
-            mut sink,
-        } = hooks;
+        let Hooks { mut admit, sink } = hooks;
+        // Every outcome of the job goes through one recorder: the ledger's journal, the rejects
+        // file, the counts, the progress display.
+        let journal = sink.map(|s| &mut *s as &mut dyn Sink);
+        let mut recorder = Recorder::new(Some(rejects), journal, progress, 20);
         let batch_size = self.options.batch_size.max(1);
         let collation = self.collation;
         let ids = job.ids.clone();
@@ -264,14 +256,7 @@ impl Writer {
         let mut outcome = JobOutcome::default();
         let mut deferred = Vec::new();
         if let Err(e) = self
-            .record(
-                &mut events_rx,
-                rejects,
-                progress,
-                &mut outcome,
-                &mut deferred,
-                sink.as_mut().map(|s| &mut **s as &mut dyn Sink),
-            )
+            .record(&mut events_rx, &mut recorder, &mut outcome, &mut deferred)
             .await
         {
             // An outcome cannot be recorded (the state directory full, the rejects file
@@ -285,8 +270,7 @@ impl Writer {
         // Second pass: rows whose lookup target was missing, now that the rest of the job is in
         // (unless the run is stopping: then they are unsent).
         if !deferred.is_empty() && self.stop.load(Ordering::Relaxed) {
-            let sink = sink.as_mut().map(|s| &mut **s as &mut dyn Sink);
-            self.give_up_deferred(deferred, rejects, &mut outcome, sink)?;
+            self.give_up_deferred(deferred, &mut recorder, &mut outcome)?;
         } else if !deferred.is_empty() {
             outcome.deferred = deferred.len() as u64;
             // In source order: a batch holds consecutive rows, so an --atomic change set deferred
@@ -327,23 +311,20 @@ impl Writer {
                 batcher.finish();
             });
             let mut again = Vec::new();
-            self.record(
-                &mut events_rx,
-                rejects,
-                progress,
-                &mut outcome,
-                &mut again,
-                sink.as_mut().map(|s| &mut **s as &mut dyn Sink),
-            )
-            .await?;
+            self.record(&mut events_rx, &mut recorder, &mut outcome, &mut again)
+                .await?;
             dispatcher.await?;
             feeder.await?;
             // Deferred rows are deferred once only; should one come back, it is not dropped.
             if !again.is_empty() {
-                let sink = sink.as_mut().map(|s| &mut **s as &mut dyn Sink);
-                self.give_up_deferred(again, rejects, &mut outcome, sink)?;
+                self.give_up_deferred(again, &mut recorder, &mut outcome)?;
             }
         }
+        outcome.counts = recorder.counts;
+        outcome.first_errors = std::mem::take(&mut recorder.first_errors);
+        outcome.passed_over = recorder.passed_over;
+        outcome.carried = recorder.carried;
+        outcome.output_error = recorder.rejects_error.take();
         Ok(outcome)
     }
 
@@ -378,33 +359,19 @@ impl Writer {
         })
     }
 
-    /// Receives outcomes until every sender is gone.
+    /// Receives outcomes until every sender is gone, and records them.
     async fn record(
         &self,
         events: &mut mpsc::Receiver<Event>,
-        rejects: &mut RejectsWriter,
-        progress: &mut dyn Progress,
+        recorder: &mut Recorder<'_>,
         outcome: &mut JobOutcome,
         deferred: &mut Vec<PendingOp>,
-        mut sink: Option<&mut dyn Sink>,
     ) -> anyhow::Result<()> {
         while let Some(event) = events.recv().await {
             match event {
                 Event::Outcome(row) => {
-                    if let Some(sink) = sink.as_deref_mut() {
-                        sink.note(&row)?;
-                    }
-                    outcome.counts.count(&row);
-                    match row {
-                        Outcome::PassedOver(_) => outcome.passed_over += 1,
-                        Outcome::Carried(reject) => {
-                            outcome.passed_over += 1;
-                            outcome.carried += 1;
-                            self.keep_reject(&reject, rejects, outcome);
-                        }
-                        Outcome::Rejected(reject) => self.note_reject(&reject, rejects, outcome),
-                        Outcome::Written(_) | Outcome::Skipped(_) | Outcome::Unchanged(..) => {}
-                    }
+                    recorder.note(&row)?;
+                    self.check_limits(recorder, outcome);
                 }
                 Event::Deferred(mut op, reason) => {
                     tracing::debug!(row = op.record.pos.row, %reason, "lookup target not found yet; will send again at the end");
@@ -416,12 +383,8 @@ impl Writer {
                     outcome.fatal.get_or_insert(f);
                 }
             }
-            progress.update(&outcome.counts);
         }
-        if let Some(sink) = sink {
-            sink.flush()?;
-        }
-        Ok(())
+        recorder.flush()
     }
 
     /// Deferred rows the run stopped before resending: rejected as unsent (a resume sends
@@ -429,52 +392,31 @@ impl Writer {
     fn give_up_deferred(
         &self,
         deferred: Vec<PendingOp>,
-        rejects: &mut RejectsWriter,
+        recorder: &mut Recorder<'_>,
         outcome: &mut JobOutcome,
-        mut sink: Option<&mut dyn Sink>,
     ) -> anyhow::Result<()> {
         for op in deferred {
-            outcome.counts.read += 1;
-            outcome.counts.rejected += 1;
             let reject = Reject::Unsent(
                 op.record,
                 "not written: the run stopped before its lookup could be retried".into(),
             );
-            self.note_reject(&reject, rejects, outcome);
-            if let Some(sink) = sink.as_deref_mut() {
-                sink.note(&Outcome::Rejected(reject))?;
-            }
+            recorder.note(&Outcome::Rejected(reject))?;
+            self.check_limits(recorder, outcome);
         }
-        if let Some(sink) = sink {
-            sink.flush()?;
-        }
-        Ok(())
+        recorder.flush()
     }
 
-    fn note_reject(&self, reject: &Reject, rejects: &mut RejectsWriter, outcome: &mut JobOutcome) {
-        if outcome.first_errors.len() < 20 {
-            outcome
-                .first_errors
-                .push(format!("{}: {}", reject.pos(), reject.reason()));
+    /// Stops the run when the rejects file cannot be written (the rows still on their way are
+    /// recorded as ever: the ledger has every outcome, and a resume's rejects file holds them
+    /// all again), or when rejects pass `--max-errors`.
+    fn check_limits(&self, recorder: &Recorder<'_>, outcome: &mut JobOutcome) {
+        if recorder.rejects_error.is_some() {
+            self.stop.store(true, Ordering::Relaxed);
         }
-        self.keep_reject(reject, rejects, outcome);
         if let Some(max) = self.options.max_errors {
-            if outcome.counts.rejected > max && !self.stop.swap(true, Ordering::Relaxed) {
+            if recorder.counts.rejected > max && !self.stop.swap(true, Ordering::Relaxed) {
                 outcome.too_many_errors = true;
             }
-        }
-    }
-
-    /// Writes a reject to the rejects file. When that fails, the run stops, and the rows still
-    /// on their way are recorded as ever (the ledger has every outcome; the rejects file of a
-    /// resume holds them all again).
-    fn keep_reject(&self, reject: &Reject, rejects: &mut RejectsWriter, outcome: &mut JobOutcome) {
-        if outcome.output_error.is_some() {
-            return;
-        }
-        if let Err(e) = write_reject(reject, rejects) {
-            outcome.output_error = Some(e.to_string());
-            self.stop.store(true, Ordering::Relaxed);
         }
     }
 }
@@ -607,16 +549,6 @@ impl Batcher {
     fn finish(mut self) {
         self.send();
     }
-}
-
-/// Writes a reject to the rejects file.
-fn write_reject(reject: &Reject, rejects: &mut RejectsWriter) -> anyhow::Result<()> {
-    rejects.write_reject(reject).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot write the rejects file {}: {e}",
-            rejects.path().display()
-        )
-    })
 }
 
 /// The position of a row, whatever it became.
