@@ -77,6 +77,7 @@ impl ChainIds {
 
 /// The order SQL Server gives `uniqueidentifier` values: bytes 10–15, then 8–9, 6–7 (as stored,
 /// little-endian), 4–5, 0–3. For tests and the benchmark of the layout.
+#[cfg(test)]
 pub fn sql_server_order(id: &Uuid) -> [u8; 16] {
     let b = id.as_bytes();
     // The first three groups are stored little-endian (Data1, Data2, Data3 of a .NET Guid).

@@ -8,16 +8,16 @@
 pub mod output;
 
 pub mod auth;
-pub mod batch;
+pub(crate) mod batch;
 pub mod cli;
 pub mod commands;
 pub mod exit;
-pub mod ids;
-pub mod job;
-pub mod keys;
-pub mod ledger;
-pub mod mapping;
-pub mod odata;
-pub mod outcome;
-pub mod source;
-pub mod writer;
+pub(crate) mod ids;
+pub(crate) mod job;
+pub(crate) mod keys;
+pub(crate) mod ledger;
+pub(crate) mod mapping;
+pub(crate) mod odata;
+pub(crate) mod outcome;
+pub(crate) mod source;
+pub(crate) mod writer;

@@ -13,5 +13,5 @@ pub mod session;
 pub use db::{Environment, Ledger};
 pub use lock::StateLock;
 pub use recorder::Recorder;
-pub use rejects::{RejectContent, RejectsWriter};
+pub use rejects::RejectsWriter;
 pub use report::{JobReport, RunReport};

@@ -6,7 +6,7 @@ pub mod plan;
 pub mod spec;
 
 pub use plan::{Mapped, Plan, RowError};
-pub use spec::{MappingError, MappingSpec, OperationKind};
+pub use spec::{MappingSpec, OperationKind};
 
 #[cfg(test)]
 mod tests;

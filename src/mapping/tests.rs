@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use super::*;
+use crate::mapping::spec::MappingError;
 use crate::odata::{Method, Precondition};
 use crate::source::{CsvRow, Record, RecordData, RowPos};
 

@@ -84,6 +84,7 @@ impl Default for BatchOptions {
 }
 
 /// Why [`BatchOptions`] cannot be used as given.
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BatchOptionsError {
     /// A part header that the batch sets itself or that must not be inside a part.
@@ -107,6 +108,7 @@ pub enum BatchOptionsError {
 impl BatchOptions {
     /// Checks the options once, before any row is encoded, so that a bad configuration is an
     /// error instead of a silently dropped header.
+    #[cfg(test)]
     pub fn check(&self) -> Result<(), BatchOptionsError> {
         let p = &self.api_path;
         if !p.starts_with('/') || p.contains([' ', '\r', '\n', '?', '#']) {
@@ -440,6 +442,7 @@ impl PartResponse {
 
     /// The OData error in the body, when the part failed and the body is
     /// `{"error":{"code","message"}}`.
+    #[cfg(test)]
     pub fn error(&self) -> Option<ODataError> {
         if self.is_success() {
             None
@@ -450,6 +453,7 @@ impl PartResponse {
 
     /// The error of a failed part: the OData error, or else the body's text (or `HTTP {status}`)
     /// as the message. `None` for a success.
+    #[cfg(test)]
     pub fn failure(&self) -> Option<ODataError> {
         (!self.is_success()).then(|| ODataError::from_response(self.status, &self.body))
     }
@@ -464,6 +468,7 @@ impl PartResponse {
 
     /// The record id in [`PartResponse::entity_id`], when its key is a bare GUID
     /// (`…/accounts(00000000-…)`); `None` for alternate-key URIs.
+    #[cfg(test)]
     pub fn entity_guid(&self) -> Option<Uuid> {
         let uri = self.entity_id()?;
         let inner = uri.strip_suffix(')')?;
@@ -474,11 +479,6 @@ impl PartResponse {
     /// `Retry-After`, when the part carries one in seconds.
     pub fn retry_after(&self) -> Option<Duration> {
         self.header("Retry-After").and_then(parse_retry_after)
-    }
-
-    /// The body as text (lossy UTF-8).
-    pub fn body_text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
     }
 }
 
@@ -697,6 +697,7 @@ pub enum PartOutcome {
 
 impl PartOutcome {
     /// Whether the operation's change is committed.
+    #[cfg(test)]
     pub fn is_success(&self) -> bool {
         matches!(self, PartOutcome::Succeeded { .. })
     }
@@ -724,6 +725,7 @@ pub enum NotProcessed {
 
 impl BatchResponse {
     /// Whether the batch as a whole was refused (see [`BatchResponse::rejection`]).
+    #[cfg(test)]
     pub fn is_rejected(&self) -> bool {
         self.rejection.is_some()
     }

@@ -43,6 +43,7 @@ const UNRESERVED: [bool; 256] = {
 
 /// Characters that Dataverse cannot address by key even when percent-encoded (PROTOCOL.md §4,
 /// source S9).
+#[cfg(test)]
 pub const UNADDRESSABLE_KEY_CHARS: &[char] = &['/', '<', '>', '*', '%', '&', ':', '\\', '?', '+'];
 
 /// One value of a key column, typed so that it renders as the right OData literal.
@@ -301,6 +302,7 @@ pub fn check_addressable(value: &str) -> Result<(), UnaddressableKey> {
 }
 
 /// A capacity that fits `name=literal,…` for typical values, so that the URL is not regrown.
+#[cfg(test)]
 fn key_len_estimate<S: AsRef<str>>(key: &[(S, KeyValue)]) -> usize {
     key.iter()
         .map(|(c, v)| {
@@ -316,6 +318,7 @@ fn key_len_estimate<S: AsRef<str>>(key: &[(S, KeyValue)]) -> usize {
 }
 
 /// Appends `name=literal,…` pairs, percent-encoded, to `out` (no parentheses).
+#[cfg(test)]
 fn write_url_predicate<S: AsRef<str>>(out: &mut String, key: &[(S, KeyValue)]) {
     for (i, (column, value)) in key.iter().enumerate() {
         if i > 0 {
@@ -334,6 +337,7 @@ fn write_url_predicate<S: AsRef<str>>(out: &mut String, key: &[(S, KeyValue)]) {
 
 /// The URL of a record addressed by its primary key, relative to the Web API root:
 /// `accounts(00000000-0000-0000-0000-000000000001)`.
+#[cfg(test)]
 pub fn primary_key_url(entity_set: &str, id: Uuid) -> String {
     let mut out = String::with_capacity(entity_set.len() + 38);
     out.push_str(entity_set);
@@ -349,6 +353,7 @@ pub fn primary_key_url(entity_set: &str, id: Uuid) -> String {
 ///
 /// Column names are the key columns' logical names. The values are not checked for
 /// unaddressable characters: call [`check_addressable`] first to reject such rows.
+#[cfg(test)]
 pub fn alternate_key_url<S: AsRef<str>>(entity_set: &str, key: &[(S, KeyValue)]) -> String {
     let mut out = String::with_capacity(entity_set.len() + 2 + key_len_estimate(key));
     out.push_str(entity_set);
@@ -358,21 +363,9 @@ pub fn alternate_key_url<S: AsRef<str>>(entity_set: &str, key: &[(S, KeyValue)])
     out
 }
 
-/// Appends what [`alternate_key_url`] returns to `out`, for callers that build a larger string
-/// (a JSON body with an `@odata.bind` value) and want no temporary.
-pub fn write_alternate_key_url<S: AsRef<str>>(
-    out: &mut String,
-    entity_set: &str,
-    key: &[(S, KeyValue)],
-) {
-    out.push_str(entity_set);
-    out.push('(');
-    write_url_predicate(out, key);
-    out.push(')');
-}
-
 /// The `@odata.bind` value that points at a record by primary key:
 /// `/accounts(00000000-0000-0000-0000-000000000001)`.
+#[cfg(test)]
 pub fn primary_key_bind(entity_set: &str, id: Uuid) -> String {
     let mut out = String::with_capacity(entity_set.len() + 39);
     out.push('/');
@@ -382,6 +375,7 @@ pub fn primary_key_bind(entity_set: &str, id: Uuid) -> String {
 
 /// The `@odata.bind` value that points at a record by alternate key:
 /// `/accounts(accountnumber='A-1')`.
+#[cfg(test)]
 pub fn alternate_key_bind<S: AsRef<str>>(entity_set: &str, key: &[(S, KeyValue)]) -> String {
     let mut out = String::with_capacity(entity_set.len() + 3 + key_len_estimate(key));
     out.push('/');
@@ -394,6 +388,7 @@ pub fn alternate_key_bind<S: AsRef<str>>(entity_set: &str, key: &[(S, KeyValue)]
 
 /// The key as readable text, not percent-encoded: `firstname='Joe',emailaddress1='abc@example.com'`.
 /// This is the form `Operation::key` holds and messages quote.
+#[cfg(test)]
 pub fn key_display<S: AsRef<str>>(key: &[(S, KeyValue)]) -> String {
     let mut out = String::with_capacity(key_len_estimate(key));
     for (i, (column, value)) in key.iter().enumerate() {

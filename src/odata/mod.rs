@@ -8,12 +8,9 @@ mod multipart;
 pub mod operation;
 
 pub use batch::{
-    BatchOptions, BatchOptionsError, BatchRejection, BatchResponse, DecodeError, EncodedBatch,
-    NotProcessed, PartOutcome, PartResponse, decode_batch_response, encode_batch,
+    BatchOptions, BatchResponse, EncodedBatch, NotProcessed, PartOutcome, decode_batch_response,
+    encode_batch,
 };
-pub use error::{ODataError, parse_http_date, parse_retry_after, retry_after_at};
-pub use key::{
-    KeyValue, UnaddressableKey, alternate_key_bind, alternate_key_url, check_addressable,
-    key_display, primary_key_bind, primary_key_url,
-};
+pub use error::{ODataError, parse_http_date, retry_after_at};
+pub use key::KeyValue;
 pub use operation::{Method, Operation, Precondition};

@@ -984,7 +984,8 @@ fn batch_rejected(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::odata::{BatchRejection, PartOutcome};
+    use crate::odata::PartOutcome;
+    use crate::odata::batch::BatchRejection;
 
     fn op(method: Method, precondition: Precondition) -> OpInfo {
         OpInfo {

@@ -100,6 +100,7 @@ impl Pacing {
     }
 
     /// The learned operations-per-second rate, if a 429 taught one.
+    #[cfg(test)]
     pub fn rate(&self) -> Option<f64> {
         self.lock().rate
     }
