@@ -1635,6 +1635,19 @@ fn check_switch(w: &Workdir, job: &Job) -> Vec<Violation> {
     v
 }
 
+/// Every account in the emulator by id: its name and employees.
+fn held(emu: &Emu) -> BTreeMap<uuid::Uuid, (String, Option<i64>)> {
+    emu.state
+        .rows("account")
+        .into_iter()
+        .map(|rec| {
+            let text = |k: &str| rec.fields.get(k).and_then(|v| v.as_str()).unwrap_or("");
+            let employees = rec.fields.get("numberofemployees").and_then(|e| e.as_i64());
+            (rec.id, (text("name").to_string(), employees))
+        })
+        .collect()
+}
+
 /// `undo` of every run of the chain, last first, under the job's faults, killed `kills` times
 /// at random moments (SIGKILL or SIGTERM) and run again until each ends: every record the
 /// ledger says the chain created is gone, every other record is there as it was, and the ledger
@@ -1668,21 +1681,7 @@ fn check_undo(w: &Workdir, emu: &Emu, job: &Job, kills: u32) -> Vec<Violation> {
             .collect()
     };
     drop(db);
-    let before: BTreeMap<uuid::Uuid, (String, Option<i64>)> = emu
-        .state
-        .rows("account")
-        .into_iter()
-        .map(|rec| {
-            let name = rec
-                .fields
-                .get("name")
-                .and_then(|n| n.as_str())
-                .unwrap_or("")
-                .to_string();
-            let employees = rec.fields.get("numberofemployees").and_then(|e| e.as_i64());
-            (rec.id, (name, employees))
-        })
-        .collect();
+    let before = held(emu);
     emu.set_faults(job.faults.clone());
     let mut kills_left = kills;
     let mut i = 100;
@@ -1755,21 +1754,7 @@ fn check_undo(w: &Workdir, emu: &Emu, job: &Job, kills: u32) -> Vec<Violation> {
         }
     }
     emu.set_faults(FaultsConfig::default());
-    let after: BTreeMap<uuid::Uuid, (String, Option<i64>)> = emu
-        .state
-        .rows("account")
-        .into_iter()
-        .map(|rec| {
-            let name = rec
-                .fields
-                .get("name")
-                .and_then(|n| n.as_str())
-                .unwrap_or("")
-                .to_string();
-            let employees = rec.fields.get("numberofemployees").and_then(|e| e.as_i64());
-            (rec.id, (name, employees))
-        })
-        .collect();
+    let after = held(emu);
     let left: Vec<String> = created
         .iter()
         .filter(|id| after.contains_key(id))
