@@ -193,7 +193,7 @@ fn unfinished_exit(exit_code: Option<i64>) -> bool {
 
 /// A ledger error (rusqlite's, with what was being done).
 #[derive(Debug, thiserror::Error)]
-#[error("run ledger {}: {what}: {cause}", path.display())]
+#[error("run ledger {}: {what}: {cause}{}", path.display(), storage_hint(cause))]
 pub struct LedgerError {
     path: PathBuf,
     what: &'static str,
@@ -202,6 +202,19 @@ pub struct LedgerError {
 }
 
 type Result<T> = std::result::Result<T, LedgerError>;
+
+/// What to check when SQLite could not write the file: a full disk, or a file-size limit (SQLite
+/// reports the latter as a plain I/O error).
+fn storage_hint(cause: &rusqlite::Error) -> &'static str {
+    use rusqlite::ErrorCode::{DiskFull, SystemIoFailure};
+    match cause.sqlite_error_code() {
+        Some(DiskFull | SystemIoFailure) => {
+            " (is the disk full, or the file larger than this process may write? free space, or \
+             check `ulimit -f`)"
+        }
+        _ => "",
+    }
+}
 
 /// The Dataverse environment a run connected to, as `WhoAmI` names it. A ledger keeps the
 /// history of one environment: its organization id binds it (the URL may change with the

@@ -842,6 +842,10 @@ fn a_full_state_directory_stops_the_run_truthfully_and_the_resume_writes_each_ro
     let report = Report::load(&w, "report.json");
     assert_eq!(report.stat("exit_code"), 4);
     assert!(stderr.contains("cannot record"), "{stderr}");
+    assert!(
+        stderr.contains("is the disk full, or the file larger than this process may write?"),
+        "says what to check: {stderr}"
+    );
     let on_server = emu.state.count("account");
     assert!(on_server > 0 && on_server < n, "{on_server}");
     let (out, report) = run(
