@@ -5,8 +5,9 @@
 //! Three parts run at once: a reader thread maps rows and fills batches (bounded, so memory stays
 //! flat); a dispatcher sends up to `Pacing::limit()` batches at a time, each in its own task
 //! (`send.rs`); and the caller's task hands each outcome to the job's one sink,
-//! `ledger::Recorder` (journal, rejects file, counts, progress). Rows whose lookup target did not exist yet are sent once more at the end of the job,
-//! so that children in the same file as their parents load whatever the order of completion.
+//! `ledger::Recorder` (journal, rejects file, counts, progress). Rows whose lookup target did not
+//! exist yet are sent once more at the end of the job, so that children in the same file as their
+//! parents load whatever the order of completion.
 
 pub mod client;
 pub mod decide;
@@ -28,8 +29,7 @@ pub use send::{Event, PendingOp, SendContext, SendStats};
 
 use crate::batch::Chunker;
 use crate::job::Job;
-use crate::ledger::Recorder;
-use crate::ledger::RejectsWriter;
+use crate::ledger::{Recorder, RejectsWriter};
 use crate::odata::BatchOptions;
 use crate::outcome::{Admit, AdmitFn, Counts, Outcome, Progress, Reject, Sink, Step};
 use order::{KeyGate, Turn};
@@ -255,15 +255,8 @@ impl Writer {
 
         let mut outcome = JobOutcome::default();
         let mut deferred = Vec::new();
-        if let Err(e) = self
-            .record(&mut events_rx, &mut recorder, &mut outcome, &mut deferred)
-            .await
-        {
-            // An outcome cannot be recorded (the state directory full, the rejects file
-            // unwritable): nothing more is sent.
-            self.stop.store(true, Ordering::Relaxed);
-            return Err(e);
-        }
+        self.record(&mut events_rx, &mut recorder, &mut outcome, &mut deferred)
+            .await?;
         dispatcher.await?;
         outcome.source_error = reader.await?;
 
@@ -359,7 +352,8 @@ impl Writer {
         })
     }
 
-    /// Receives outcomes until every sender is gone, and records them.
+    /// Receives outcomes until every sender is gone, and records them. When one cannot be
+    /// recorded (the state directory full), nothing more is sent, in either pass.
     async fn record(
         &self,
         events: &mut mpsc::Receiver<Event>,
@@ -367,10 +361,16 @@ impl Writer {
         outcome: &mut JobOutcome,
         deferred: &mut Vec<PendingOp>,
     ) -> anyhow::Result<()> {
+        let stop_on_error = |r: anyhow::Result<()>| {
+            if r.is_err() {
+                self.stop.store(true, Ordering::Relaxed);
+            }
+            r
+        };
         while let Some(event) = events.recv().await {
             match event {
                 Event::Outcome(row) => {
-                    recorder.note(&row)?;
+                    stop_on_error(recorder.note(&row))?;
                     self.check_limits(recorder, outcome);
                 }
                 Event::Deferred(mut op, reason) => {
@@ -384,7 +384,7 @@ impl Writer {
                 }
             }
         }
-        recorder.flush()
+        stop_on_error(recorder.flush())
     }
 
     /// Deferred rows the run stopped before resending: rejected as unsent (a resume sends

@@ -1091,19 +1091,13 @@ pub struct ChainEnd {
 /// The neighbour job: creates `keys` by key with the same application user, its own state
 /// directory and no faults; returns the keys it created (those the job had not yet created).
 fn run_neighbour(w: &Workdir, emu: &Emu, job: &Job) -> Vec<String> {
-    let mut csv = String::from("Key,Name\n");
-    for k in &job.seams.neighbour {
-        writeln!(csv, "{k},B {k}").unwrap();
-    }
-    w.write("b/b.csv", csv);
-    w.write(
-        "b/b.toml",
-        "[source]\npath = \"b.csv\"\n[target]\nentity_set = \"accounts\"\noperation = \"create\"\n\
-         key = { accountnumber = \"Key\" }\n[fields]\nname = \"Name\"\n\
-         numberofemployees = { value = \"7777\", type = \"int\" }\n",
-    );
+    let rows = job
+        .seams
+        .neighbour
+        .iter()
+        .map(|k| (k, format!("B {k}"), 7777));
     emu.set_faults(FaultsConfig::default());
-    let out = w.dvload_env(&["run", "b/b.toml", "--state", "b/.dvload"], &emu.env());
+    let out = side_job(w, emu, "b", "create", rows, &["--state", "b/.dvload"]);
     emu.set_faults(job.faults.clone());
     assert!(
         matches!(out.code, 0 | 1),
@@ -1154,20 +1148,42 @@ fn tail(text: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// Writes `DIR/DIR.csv` (key, name, employees) and a mapping that writes it into accounts by
+/// key with `operation`, and runs it against `emu` with `args`, faults as they are.
+fn side_job<'a>(
+    w: &Workdir,
+    emu: &Emu,
+    dir: &str,
+    operation: &str,
+    rows: impl Iterator<Item = (&'a String, String, i64)>,
+    args: &[&str],
+) -> crate::support::Output {
+    let mut csv = String::from("Key,Name,Employees\n");
+    for (k, name, employees) in rows {
+        writeln!(csv, "{k},{name},{employees}").unwrap();
+    }
+    w.write(&format!("{dir}/{dir}.csv"), csv);
+    w.write(
+        &format!("{dir}/{dir}.toml"),
+        format!(
+            "[source]\npath = \"{dir}.csv\"\n[target]\nentity_set = \"accounts\"\noperation = \"{operation}\"\n\
+             key = {{ accountnumber = \"Key\" }}\n[fields]\nname = \"Name\"\n\
+             numberofemployees = {{ from = \"Employees\", type = \"int\" }}\n"
+        ),
+    );
+    let mapping = format!("{dir}/{dir}.toml");
+    let mut all = vec!["run", mapping.as_str()];
+    all.extend_from_slice(args);
+    w.dvload_env(&all, &emu.env())
+}
+
 /// Loads the records that are there before the run, without faults and without a ledger.
 fn load_pre(w: &Workdir, emu: &Emu, job: &Job) {
-    let mut csv = String::from("Key,Name,Employees\n");
-    for (k, r) in &job.pre {
-        writeln!(csv, "{k},{},{}", r.name, r.employees.unwrap()).unwrap();
-    }
-    w.write("pre/pre.csv", csv);
-    w.write(
-        "pre/pre.toml",
-        "[source]\npath = \"pre.csv\"\n[target]\nentity_set = \"accounts\"\noperation = \"upsert\"\n\
-         key = { accountnumber = \"Key\" }\n[fields]\nname = \"Name\"\n\
-         numberofemployees = { from = \"Employees\", type = \"int\" }\n",
-    );
-    let out = w.dvload_env(&["run", "pre/pre.toml", "--no-ledger"], &emu.env());
+    let rows = job
+        .pre
+        .iter()
+        .map(|(k, r)| (k, r.name.clone(), r.employees.unwrap()));
+    let out = side_job(w, emu, "pre", "upsert", rows, &["--no-ledger"]);
     out.expect_code(0);
     assert_eq!(
         emu.state.count("account"),
