@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+use crate::outcome::Ending;
+
 /// How a command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -20,6 +22,17 @@ pub enum Exit {
 }
 
 impl Exit {
+    /// The exit code of a run that ended as `ending`.
+    pub fn of(ending: &Ending) -> Exit {
+        match ending {
+            Ending::Complete { rejected: false } => Exit::Success,
+            Ending::Complete { rejected: true } => Exit::Rejected,
+            Ending::Interrupted | Ending::TooManyErrors | Ending::OutputFailed => Exit::Stopped,
+            Ending::MappingRefused | Ending::SourceBroken => Exit::Unusable,
+            Ending::SetupRefused => Exit::Auth,
+        }
+    }
+
     /// The numeric process exit code.
     pub fn code(self) -> u8 {
         self as u8

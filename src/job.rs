@@ -126,7 +126,7 @@ pub fn map_item(plan: &Plan, item: SourceItem) -> Step {
         SourceItem::Bad(bad) => Step::Rejected(Reject::Unreadable(bad)),
         SourceItem::Record(record) => match plan.apply(&record) {
             Ok(Mapped::Operation(op)) => Step::Operation(op, record),
-            Ok(Mapped::Skipped(why)) => Step::Skipped(record.pos, why),
+            Ok(Mapped::Skipped(_)) => Step::Skipped(record.pos),
             Err(e) => Step::Rejected(Reject::Mapping(record, e)),
         },
     }
@@ -158,7 +158,7 @@ impl Job {
                     recorder.would_write();
                     on_operation(op, record)?;
                 }
-                Step::Skipped(pos, _) => recorder.note(&Outcome::Skipped(pos))?,
+                Step::Skipped(pos) => recorder.note(&Outcome::Skipped(pos))?,
                 Step::Rejected(reject) => {
                     recorder.note(&Outcome::Rejected(reject))?;
                     if let Some(e) = recorder.rejects_error.take() {
@@ -246,7 +246,7 @@ mod tests {
                         written += 1;
                         seen.push(op.row.row);
                     }
-                    Step::Skipped(pos, _) => {
+                    Step::Skipped(pos) => {
                         skipped += 1;
                         seen.push(pos.row);
                     }

@@ -17,7 +17,7 @@ pub enum Step {
     /// service refuse it).
     Operation(Operation, Record),
     /// Skipped by the mapping's filter.
-    Skipped(RowPos, String),
+    Skipped(RowPos),
     /// Rejected before anything was sent: unreadable, or the mapping refused it.
     Rejected(Reject),
 }
@@ -94,7 +94,7 @@ pub enum Outcome {
     /// Not sent: the run ledger holds the same payload for its key (`--changed-only`).
     Unchanged(RowPos, String),
     /// Not sent: an earlier run of a resumed chain did this row.
-    PassedOver(RowPos),
+    PassedOver,
     /// Not sent: an earlier run of a resumed chain rejected this row; it goes to this run's
     /// rejects file again (with the reason recorded then), and is counted passed over.
     Carried(Reject),
@@ -138,6 +138,8 @@ pub type AdmitFn = Box<dyn FnMut(&Step) -> Admit + Send>;
 pub trait Progress: Send {
     /// Called after each outcome.
     fn update(&mut self, counts: &Counts);
+    /// Called once the job's rows are all settled (a display clears itself).
+    fn finish(&mut self) {}
 }
 
 impl Progress for () {
@@ -163,6 +165,7 @@ pub struct Counts {
 
 impl Counts {
     /// True when every row read has exactly one outcome.
+    #[cfg(test)]
     pub fn balanced(&self) -> bool {
         self.read == self.written + self.rejected + self.skipped + self.unchanged
     }
@@ -183,7 +186,7 @@ impl Counts {
             Outcome::Unchanged(..) => self.unchanged += 1,
             Outcome::Skipped(_) => self.skipped += 1,
             Outcome::Rejected(_) => self.rejected += 1,
-            Outcome::PassedOver(_) | Outcome::Carried(_) => return,
+            Outcome::PassedOver | Outcome::Carried(_) => return,
         }
         self.read += 1;
     }
@@ -215,4 +218,27 @@ impl RowState {
             RowState::Unsent => "unsent",
         }
     }
+}
+
+/// How a run ended: the exit code follows from it (`exit::Exit::of`, the one place that decides
+/// exit codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Every row was settled; `rejected` when some were rejected (or carried over rejected).
+    Complete {
+        /// Some rows were rejected.
+        rejected: bool,
+    },
+    /// Ctrl-C or SIGTERM: what was in flight was recorded.
+    Interrupted,
+    /// More rows were rejected than `--max-errors` allows.
+    TooManyErrors,
+    /// An output of the run (the rejects file, the ledger, the report) could not be written.
+    OutputFailed,
+    /// Dataverse refused the mapping (a table or column it does not have).
+    MappingRefused,
+    /// Dataverse refused the application user (sign-in, a privilege).
+    SetupRefused,
+    /// The source broke in the middle (a row that cannot be read further).
+    SourceBroken,
 }

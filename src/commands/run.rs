@@ -1,20 +1,11 @@
-//! `dvload run`: load rows into Dataverse; with `--dry-run`, build the `$batch` requests exactly as
-//! they would be sent, count and optionally write them, and send nothing.
+//! `dvload run`'s command line: its arguments become `run::RunOptions`, `run::execute` loads the
+//! rows (or, with `--dry-run`, builds the `$batch` requests exactly as they would be sent and
+//! sends nothing), and its ending becomes the exit code.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::path::PathBuf;
 
-use anyhow::Context as _;
-
-use crate::batch::Chunker;
 use crate::exit::Exit;
-use crate::job::Job;
-use crate::ledger::journal::keyed_content;
-use crate::ledger::packed::ContentIndex;
-use crate::ledger::{JobReport, Ledger, RunReport};
-use crate::odata::Operation;
-use crate::odata::batch::{BatchOptions, encode_batch};
+use crate::run::{Batching, LedgerOptions, Mode, RunOptions};
 
 /// Arguments of `dvload run`.
 #[derive(Debug, clap::Args)]
@@ -128,169 +119,43 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             args.mappings.len()
         );
     }
-    if !args.dry_run {
-        return super::write::run(args);
-    }
-    let started_at = super::now_rfc3339();
-    let start = Instant::now();
-    // Open every job first, so that a broken mapping stops the run before anything happens.
-    let mut jobs = Vec::with_capacity(args.mappings.len());
-    for m in &args.mappings {
-        let source = args.source.as_deref();
-        jobs.push(Job::open(m, source)?);
-    }
-    if let Some(dir) = &args.emit_batches {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    let mut options = BatchOptions {
-        atomic: args.atomic,
-        part_headers: part_headers(&args),
-        ..BatchOptions::default()
-    };
-    let org_url = std::env::var("DATAVERSE_URL")
-        .unwrap_or_else(|_| "https://yourorg.crm.dynamics.com".into());
-    // --changed-only: compare with the ledger, read only (no lock, no run recorded).
-    let ledger = if args.changed_only {
-        let dir = args
-            .state
-            .clone()
-            .unwrap_or_else(|| crate::ledger::session::default_state_dir(&args.mappings[0]));
-        if Ledger::file(&dir).exists() {
-            Some(Ledger::open(&dir)?)
-        } else {
-            println!(
-                "note: no run ledger in {}: every row would be sent (--state DIR names another)",
-                dir.display()
-            );
-            None
-        }
-    } else {
-        None
-    };
-    let mut previews: HashMap<String, ContentIndex> = HashMap::new();
-    let mut batch_no = 0u64;
-    let mut reports = Vec::new();
-    let several = jobs.len() > 1;
-    let mut rejects_taken = Vec::new();
-    for mut job in jobs {
-        let job_start = Instant::now();
-        println!("{}", super::describe_job(&job));
-        options.upsert_select = crate::writer::upsert_select(args.track_creates, &job.plan);
-        let mut rejects = job.rejects_writer(super::rejects_path(
-            args.rejects.as_deref(),
-            several,
-            &job,
-            &mut rejects_taken,
-        ));
-        // The index as the job would see it: earlier runs, then this run's earlier mappings.
-        let mut hashes = match &ledger {
-            Some(l) => Some(match previews.remove(&job.plan.entity_set) {
-                Some(index) => index,
-                None => l.content_index_preview(&job.plan.entity_set)?,
+    let options = RunOptions {
+        source: args.source.clone(),
+        rejects: args.rejects.clone(),
+        report: args.report.clone(),
+        batching: Batching {
+            batch_size: args.batch_size,
+            atomic: args.atomic,
+            part_headers: part_headers(&args),
+            track_creates: args.track_creates,
+        },
+        ledger: LedgerOptions {
+            state: (!args.no_ledger).then(|| {
+                args.state
+                    .clone()
+                    .unwrap_or_else(|| crate::ledger::session::default_state_dir(&args.mappings[0]))
             }),
-            None => None,
-        };
-        let collation = args.key_collation.unwrap_or_default();
-        let mut would_write: Vec<(u64, [u8; 16])> = Vec::new();
-        let mut unchanged = 0u64;
-        let mut pending: Vec<Operation> = Vec::with_capacity(args.batch_size as usize);
-        // Where each request ends, as the writer decides it.
-        let mut chunk = Chunker::new(usize::from(args.batch_size), args.atomic);
-        let mut batches = 0u64;
-        let mut bytes = 0u64;
-        let mut flush = |pending: &mut Vec<Operation>| -> anyhow::Result<()> {
-            if pending.is_empty() {
-                return Ok(());
-            }
-            batch_no += 1;
-            batches += 1;
-            let encoded = encode_batch(pending, &options, uuid::Uuid::from_u128(batch_no as u128));
-            bytes += encoded.body.len() as u64;
-            if let Some(dir) = &args.emit_batches {
-                let path = dir.join(format!("batch-{batch_no:06}.http"));
-                std::fs::write(&path, encoded.to_http_file(&org_url))
-                    .with_context(|| format!("cannot write {}", path.display()))?;
-            }
-            pending.clear();
-            Ok(())
-        };
-        let mut tally = job.run_offline(Some(&mut rejects), 20, |op, _record| {
-            if let Some(hashes) = &mut hashes {
-                if crate::ledger::journal::unchanged(hashes, &op, collation) {
-                    unchanged += 1;
-                    return Ok(());
-                }
-                would_write.extend(keyed_content(&op, collation));
-            }
-            let key_id = (!op.key.is_empty()).then(|| collation.key_id(&op.key));
-            if chunk.ends_before(key_id) {
-                flush(&mut pending)?;
-                chunk.next();
-            }
-            let full = chunk.add(key_id);
-            pending.push(op);
-            if full {
-                flush(&mut pending)?;
-                chunk.next();
-            }
-            Ok(())
-        })?;
-        flush(&mut pending)?;
-        tally.counts.written -= unchanged;
-        tally.counts.unchanged += unchanged;
-        if let Some(mut index) = hashes.take() {
-            index.extend(would_write);
-            previews.insert(job.plan.entity_set.clone(), index);
-        }
-        let rejects_file = rejects.finish()?;
-        let secs = job_start.elapsed().as_secs_f64();
-        println!(
-            "{}",
-            super::summary_line(&tally.counts, "would write", secs)
-        );
-        println!(
-            "{} $batch requests of up to {} operations built ({:.1} MB), none sent",
-            super::thousands(batches),
-            args.batch_size,
-            bytes as f64 / 1e6
-        );
-        super::print_rejects(&tally.first_errors, rejects_file.as_deref());
-        reports.push(JobReport {
-            mapping: job.mapping.clone(),
-            source: job.source_path.clone(),
-            entity_set: job.plan.entity_set.clone(),
-            operation: job.plan.operation.name().into(),
-            counts: tally.counts,
-            batches,
-            passed_over: 0,
-            rejects_file,
-            duration_ms: job_start.elapsed().as_millis() as u64,
-            first_errors: tally.first_errors,
-        });
-    }
-    if let Some(dir) = &args.emit_batches {
-        println!("requests written to {}", display_dir(dir));
-    }
-    let rejected: u64 = reports.iter().map(|r| r.counts.rejected).sum();
-    let exit = if rejected > 0 {
-        Exit::Rejected
-    } else {
-        Exit::Success
+            resume: args.resume,
+            force: args.force,
+            changed_only: args.changed_only,
+        },
+        key_collation: args.key_collation,
+        max_errors: args.max_errors,
+        concurrency: args.concurrency,
+        max_rps: args.max_rps,
+        connect: args.connect.options(),
+        policy: args.retry.policy(),
+        mappings: args.mappings,
     };
-    let report = RunReport::new(
-        "run",
-        true,
-        started_at,
-        start.elapsed().as_millis() as u64,
-        exit.code(),
-        reports,
-    );
-    super::write_report(args.report.as_deref(), &report)?;
-    Ok(exit)
-}
-
-fn display_dir(dir: &Path) -> String {
-    dir.join("batch-*.http").display().to_string()
+    let mode = if args.dry_run {
+        Mode::DryRun {
+            options,
+            emit: args.emit_batches,
+        }
+    } else {
+        Mode::Send(options)
+    };
+    super::finish(crate::run::execute(mode, &mut super::Terminal)?)
 }
 
 /// The headers every part carries for the Dataverse options of `args` (`--bypass-plugins`,

@@ -222,7 +222,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                     info.source,
                     super::thousands(info.source_size),
                     info.source_hash,
-                    super::summary_line(&counts, "written", 0.0)
+                    crate::run::text::summary_line(&counts, "written", 0.0)
                         .split("  in ")
                         .next()
                         .unwrap_or_default(),

@@ -33,10 +33,10 @@ pub struct Args {
 
 /// Runs `dvload validate`.
 pub fn run(args: Args) -> anyhow::Result<Exit> {
-    let started_at = super::now_rfc3339();
+    let started_at = crate::run::text::now_rfc3339();
     let start = Instant::now();
     let mut job = Job::open(&args.mapping, args.source.as_deref())?;
-    println!("{}", super::describe_job(&job));
+    println!("{}", crate::run::text::describe_job(&job));
     let mut rejects = args.rejects.clone().map(|p| job.rejects_writer(p));
     let tally = job.run_offline(rejects.as_mut(), args.show_errors.max(20), |_, _| Ok(()))?;
     let rejects_file = match rejects {
@@ -46,7 +46,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let secs = start.elapsed().as_secs_f64();
     println!(
         "{}",
-        super::summary_line(&tally.counts, "would write", secs)
+        crate::run::text::summary_line(&tally.counts, "would write", secs)
     );
     if !tally.first_errors.is_empty() {
         println!("first row errors:");
@@ -57,11 +57,9 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     if let Some(p) = &rejects_file {
         println!("rejected rows written to {}", p.display());
     }
-    let exit = if tally.counts.rejected > 0 {
-        Exit::Rejected
-    } else {
-        Exit::Success
-    };
+    let exit = Exit::of(&crate::outcome::Ending::Complete {
+        rejected: tally.counts.rejected > 0,
+    });
     let duration_ms = start.elapsed().as_millis() as u64;
     let report = RunReport::new(
         "validate",
@@ -82,6 +80,6 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             first_errors: tally.first_errors,
         }],
     );
-    super::write_report(args.report.as_deref(), &report)?;
+    crate::run::files::write_report(args.report.as_deref(), &report)?;
     Ok(exit)
 }

@@ -7,8 +7,9 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use super::check::{Checker, JobCheck, get_json};
-use super::connect::{ConnectArgs, Connection};
+use super::connect::ConnectArgs;
+use crate::environment::check::{Checker, JobCheck, get_json};
+use crate::environment::connect::Connection;
 use crate::exit::Exit;
 use crate::mapping::MappingSpec;
 use crate::writer::RetryPolicy;
@@ -43,7 +44,7 @@ pub struct Args {
     pub connect: ConnectArgs,
 }
 
-pub use super::check::NOT_CHECKED;
+pub use crate::environment::check::NOT_CHECKED;
 
 /// Runs `dvload whoami`.
 pub fn run(args: Args) -> anyhow::Result<Exit> {
@@ -55,8 +56,11 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
 }
 
 async fn whoami(args: Args) -> anyhow::Result<Exit> {
-    let conn =
-        super::connect::connect(&args.connect, &crate::writer::RetryPolicy::default()).await?;
+    let conn = crate::environment::connect::connect(
+        &args.connect.options(),
+        &crate::writer::RetryPolicy::default(),
+    )
+    .await?;
     let policy = RetryPolicy::default();
     let who = &conn.whoami;
     println!("environment    {}", conn.url);
@@ -193,5 +197,5 @@ async fn check_all(conn: &Connection, policy: &RetryPolicy, mappings: &[PathBuf]
         checks.push(check);
     }
     println!("{NOT_CHECKED}.");
-    super::check::worst(&checks)
+    crate::environment::check::worst(&checks)
 }

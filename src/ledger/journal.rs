@@ -81,7 +81,7 @@ impl AdmitPlan {
             if let Some(done) = &done {
                 let (row, key) = match step {
                     Step::Operation(op, record) => (record.pos.row, Some(op.key.as_str())),
-                    Step::Skipped(pos, _) => (pos.row, None),
+                    Step::Skipped(pos) => (pos.row, None),
                     Step::Rejected(r) => (r.pos().row, None),
                 };
                 if let Some(&recorded) = done.get(&row) {
@@ -216,7 +216,7 @@ pub fn row_outcome(outcome: &Outcome) -> Option<RowOutcome> {
                 ..blank(reject.pos(), state)
             }
         }
-        Outcome::PassedOver(_) | Outcome::Carried(_) => return None,
+        Outcome::PassedOver | Outcome::Carried(_) => return None,
     })
 }
 

@@ -55,7 +55,7 @@ impl<'a> Recorder<'a> {
         }
         self.counts.count(outcome);
         match outcome {
-            Outcome::PassedOver(_) => self.passed_over += 1,
+            Outcome::PassedOver => self.passed_over += 1,
             Outcome::Carried(reject) => {
                 self.passed_over += 1;
                 self.carried += 1;

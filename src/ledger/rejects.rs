@@ -153,11 +153,6 @@ impl RejectsWriter {
         &self.path
     }
 
-    /// Rows written so far.
-    pub fn count(&self) -> u64 {
-        self.count
-    }
-
     /// Writes a rejected row: its content (as read, or the raw bytes of a row that could not
     /// be read) and its reason.
     pub fn write_reject(&mut self, reject: &Reject) -> std::io::Result<()> {
@@ -568,7 +563,7 @@ mod tests {
             b'"',
             Encoding::Utf8,
         );
-        let row = CsvRow::new(&["1", "Smith; \"Jo\""], Vec::new());
+        let row = CsvRow::of(&["1", "Smith; \"Jo\""]);
         w.write(
             RowPos { row: 3, line: 4 },
             "unknown label 'x'",
@@ -601,7 +596,7 @@ mod tests {
             b'"',
             Encoding::Utf8,
         );
-        let row = CsvRow::new(&["1", "3", "old reason"], Vec::new());
+        let row = CsvRow::of(&["1", "3", "old reason"]);
         w.write(
             RowPos { row: 1, line: 2 },
             "new, reason",
@@ -610,7 +605,7 @@ mod tests {
         .unwrap();
         // A missing or garbled row number: the replay's own row.
         for (i, garbled) in ["", "x7", "0", "-2"].into_iter().enumerate() {
-            let row = CsvRow::new(&["2", garbled, "old"], Vec::new());
+            let row = CsvRow::of(&["2", garbled, "old"]);
             let pos = RowPos {
                 row: 2 + i as u64,
                 line: 3 + i as u64,
@@ -639,7 +634,7 @@ mod tests {
             b'"',
             Encoding::Windows1252,
         );
-        let row = CsvRow::new(&["Café €"], Vec::new());
+        let row = CsvRow::of(&["Café €"]);
         w.write(RowPos { row: 1, line: 2 }, "x", RejectContent::Csv(&row))
             .unwrap();
         w.finish().unwrap();
@@ -689,7 +684,7 @@ mod tests {
             Encoding::Utf8,
         )
         .with_line_ending(b"\r\n");
-        let row = CsvRow::new(&["1", "two\nlines"], Vec::new());
+        let row = CsvRow::of(&["1", "two\nlines"]);
         w.write(RowPos { row: 1, line: 2 }, "bad", RejectContent::Csv(&row))
             .unwrap();
         w.write(

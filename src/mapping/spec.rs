@@ -110,8 +110,6 @@ pub struct ValueSpec {
     pub input: Input,
     /// The type conversion.
     pub converter: Converter,
-    /// The type's name as written (`text` when absent).
-    pub type_name: String,
     /// Trim whitespace before converting (default true).
     pub trim: bool,
     /// Values treated as empty (compared case-insensitively after trimming).
@@ -1180,7 +1178,6 @@ fn parse_value_spec(
         DeValue::String(s) => Ok(ValueSpec {
             input: Input::Field(FieldRef { name: s.to_string(), span: val.span() }),
             converter: Converter::Text { max_length: None },
-            type_name: "text".into(),
             trim: true,
             null_if: Vec::new(),
             default: None,
@@ -1551,7 +1548,6 @@ fn parse_value_spec_table(
     Ok(ValueSpec {
         input,
         converter,
-        type_name,
         trim: t.bool("trim")?.unwrap_or(true),
         null_if: t
             .strings("null_if")?

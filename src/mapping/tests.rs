@@ -30,7 +30,7 @@ fn plan(text: &str) -> Plan {
 fn csv(fields: &[&str]) -> Record {
     Record {
         pos: RowPos { row: 4, line: 5 },
-        data: RecordData::Csv(CsvRow::new(fields, Vec::new())),
+        data: RecordData::Csv(CsvRow::of(fields)),
     }
 }
 

@@ -116,6 +116,7 @@ impl KeyValue {
     }
 
     /// The value's literal, percent-encoded for a URL.
+    #[cfg(test)]
     pub fn url_literal(&self) -> String {
         let mut out = String::new();
         self.write_url_literal(&mut out);

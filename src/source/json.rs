@@ -439,9 +439,6 @@ impl RecordSource for JsonArraySource {
     fn columns(&self) -> Option<&[String]> {
         None
     }
-    fn path(&self) -> &Path {
-        &self.path
-    }
 }
 
 /// The reference tokens of a JSON pointer.

@@ -316,9 +316,6 @@ impl RecordSource for JsonLinesSource {
     fn columns(&self) -> Option<&[String]> {
         None
     }
-    fn path(&self) -> &Path {
-        &self.path
-    }
     fn origin_rows(&self) -> Option<OriginRows> {
         Some(self.origins.clone())
     }

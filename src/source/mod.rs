@@ -118,53 +118,36 @@ impl fmt::Display for RowPos {
     }
 }
 
-/// One CSV record: decoded fields in header order, plus the record's original bytes.
+/// One CSV record: decoded fields in header order.
 #[derive(Debug, Clone, Default)]
 pub struct CsvRow {
     /// The fields' text; it may hold more than the fields (a record's delimiters and quotes).
     text: String,
     /// Start and end offsets in `text` of each field, at character boundaries.
     spans: Vec<(usize, usize)>,
-    /// The record exactly as it was in the file (without its line terminator), in the source's
-    /// encoding; written back verbatim to the rejects file.
-    pub raw: Vec<u8>,
 }
 
 impl CsvRow {
-    /// Builds a row from decoded fields and the raw bytes they came from.
-    pub fn new<S: AsRef<str>>(fields: &[S], raw: Vec<u8>) -> CsvRow {
-        let mut row = CsvRow {
-            raw,
-            ..CsvRow::default()
-        };
+    /// The row of `fields`, whose text is in `text` at `spans`.
+    pub fn new(text: String, spans: Vec<(usize, usize)>) -> CsvRow {
+        CsvRow { text, spans }
+    }
+
+    /// A row of decoded `fields` (tests build rows this way).
+    #[cfg(test)]
+    pub fn of<S: AsRef<str>>(fields: &[S]) -> CsvRow {
+        let mut row = CsvRow::default();
         for f in fields {
-            row.push_field(f.as_ref());
+            let start = row.text.len();
+            row.text.push_str(f.as_ref());
+            row.spans.push((start, row.text.len()));
         }
         row
-    }
-
-    /// Appends one decoded field.
-    pub fn push_field(&mut self, field: &str) {
-        let start = self.text.len();
-        self.text.push_str(field);
-        self.spans.push((start, self.text.len()));
-    }
-
-    /// Empties the row, keeping its allocations.
-    pub fn clear(&mut self) {
-        self.text.clear();
-        self.spans.clear();
-        self.raw.clear();
     }
 
     /// Number of fields.
     pub fn len(&self) -> usize {
         self.spans.len()
-    }
-
-    /// True when the row has no fields.
-    pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
     }
 
     /// Field `i`, if the row has it.
@@ -247,16 +230,6 @@ pub enum SourceItem {
     Bad(BadRecord),
 }
 
-impl SourceItem {
-    /// The position of the record, readable or not.
-    pub fn pos(&self) -> RowPos {
-        match self {
-            SourceItem::Record(r) => r.pos,
-            SourceItem::Bad(b) => b.pos,
-        }
-    }
-}
-
 /// An error that makes the whole source unusable (the run stops).
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -331,8 +304,6 @@ pub enum SourceError {
 pub trait RecordSource: Iterator<Item = Result<SourceItem, SourceError>> + Send {
     /// The CSV header's column names (BOM removed), or `None` for JSON sources.
     fn columns(&self) -> Option<&[String]>;
-    /// The file being read.
-    fn path(&self) -> &Path;
     /// The line terminator of the file (of a CSV header line); `\n` when it has none.
     fn line_ending(&self) -> &'static [u8] {
         b"\n"

@@ -180,11 +180,14 @@ impl Fatal {
         stop_cause(self.status, &self.error).unwrap_or(Cause::SignIn)
     }
 
-    /// The run's exit code: 2 for a mapping that does not fit the environment, 3 for the set-up.
-    pub fn exit(&self) -> crate::exit::Exit {
+    /// How the run ends: refused for its mapping (a table or column the environment lacks, exit 2) or
+    /// for its set-up (exit 3).
+    pub fn ending(&self) -> crate::outcome::Ending {
         match self.cause() {
-            Cause::NoEntitySet { .. } | Cause::NoColumn { .. } => crate::exit::Exit::Unusable,
-            Cause::SignIn | Cause::NotAllowed { .. } => crate::exit::Exit::Auth,
+            Cause::NoEntitySet { .. } | Cause::NoColumn { .. } => {
+                crate::outcome::Ending::MappingRefused
+            }
+            Cause::SignIn | Cause::NotAllowed { .. } => crate::outcome::Ending::SetupRefused,
         }
     }
 
@@ -1902,7 +1905,11 @@ mod tests {
             match cause {
                 Some(cause) => {
                     let f = d.fatal.as_ref().expect("the run stops");
-                    assert_eq!((f.cause(), f.exit()), (cause, exit), "{message}");
+                    assert_eq!(
+                        (f.cause(), crate::exit::Exit::of(&f.ending())),
+                        (cause, exit),
+                        "{message}"
+                    );
                     assert!(
                         d.verdicts.iter().all(|v| matches!(v, Verdict::Unsent(r) if r.starts_with("not written: the run stopped"))),
                         "not deferred, not rejected: {:?}",
@@ -1974,10 +1981,10 @@ mod tests {
             "{}",
             f.explain()
         );
-        assert_eq!(f.exit(), crate::exit::Exit::Auth);
+        assert_eq!(f.ending(), crate::outcome::Ending::SetupRefused);
         let f = fatal(401, "", "Dataverse refused 3 access tokens in a row");
         assert_eq!(
-            (f.cause(), f.exit()),
+            (f.cause(), crate::exit::Exit::of(&f.ending())),
             (Cause::SignIn, crate::exit::Exit::Auth)
         );
         assert!(f.explain().contains("run `dvload whoami` to check it"));

@@ -211,7 +211,7 @@ impl Writer {
                                 batcher.gate.note_done(collation.key_id(&op.key));
                             }
                         }
-                        Event::Outcome(Outcome::PassedOver(step_pos(&step)))
+                        Event::Outcome(Outcome::PassedOver)
                     }
                     (Admit::PassOverRejected(reason), Step::Operation(_, record)) => {
                         Event::Outcome(Outcome::Carried(Reject::Service(record, reason)))
@@ -219,9 +219,7 @@ impl Writer {
                     (Admit::PassOverRejected(_), Step::Rejected(reject)) => {
                         Event::Outcome(Outcome::Carried(reject))
                     }
-                    (Admit::PassOverRejected(_), step) => {
-                        Event::Outcome(Outcome::PassedOver(step_pos(&step)))
-                    }
+                    (Admit::PassOverRejected(_), _) => Event::Outcome(Outcome::PassedOver),
                     (Admit::Unchanged, Step::Operation(op, record)) => {
                         Event::Outcome(Outcome::Unchanged(record.pos, op.key))
                     }
@@ -236,7 +234,7 @@ impl Writer {
                         }
                         break;
                     }
-                    (_, Step::Skipped(pos, _)) => Event::Outcome(Outcome::Skipped(pos)),
+                    (_, Step::Skipped(pos)) => Event::Outcome(Outcome::Skipped(pos)),
                     (_, Step::Rejected(reject)) => Event::Outcome(Outcome::Rejected(reject)),
                 };
                 if batcher.events.blocking_send(event).is_err() {
@@ -548,15 +546,6 @@ impl Batcher {
     /// Sends the last, partial batch.
     fn finish(mut self) {
         self.send();
-    }
-}
-
-/// The position of a row, whatever it became.
-fn step_pos(step: &Step) -> crate::source::RowPos {
-    match step {
-        Step::Operation(_, record) => record.pos,
-        Step::Skipped(pos, _) => *pos,
-        Step::Rejected(reject) => reject.pos(),
     }
 }
 

@@ -1,21 +1,21 @@
-//! The sending half of `dvload run` (without `--dry-run`): connect, then write each mapping's rows
-//! in the order given, and report.
+//! The run that sends: open every job, lock and start the ledger, connect, check the environment,
+//! then write each mapping's rows in the order given, and report.
 
-use std::io::IsTerminal as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::run::Args;
-use crate::exit::{Exit, ExitError};
+use super::files::{check_writable, io_reason, same_file};
+use super::{Console, Ending, Finished, RunOptions, files, signals, text};
+use crate::environment::{check, connect};
+use crate::exit::Exit;
 use crate::job::Job;
 use crate::ledger::session::{RunSession, StartOptions};
 use crate::ledger::{JobReport, RunReport};
 use crate::outcome::Counts;
-use crate::outcome::Progress;
 use crate::writer::{JobOutcome, Writer, WriterOptions};
 
-/// Runs `dvload run` for real.
-pub fn run(args: Args) -> anyhow::Result<Exit> {
+/// Runs `args`, sending.
+pub(super) fn run(args: RunOptions, console: &mut dyn Console) -> anyhow::Result<Finished> {
     // Open every job first: a broken mapping or source stops the run before anything is recorded
     // or sent. A source is opened once and read once (a pipe too); opening a named pipe waits for
     // its writer, as `cat` would, and it does so before the state lock is taken, so that a
@@ -30,7 +30,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let mut taken = Vec::new();
     let rejects_paths: Vec<PathBuf> = jobs
         .iter()
-        .map(|job| super::rejects_path(args.rejects.as_deref(), several, job, &mut taken))
+        .map(|job| files::rejects_path(args.rejects.as_deref(), several, job, &mut taken))
         .collect();
     for path in &rejects_paths {
         check_writable(
@@ -49,16 +49,12 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     args.connect.settings()?;
     // The ledger's lock: a second run of the same job stops here, having touched neither the
     // ledger nor Dataverse.
-    let state = (!args.no_ledger).then(|| {
-        args.state
-            .clone()
-            .unwrap_or_else(|| crate::ledger::session::default_state_dir(&args.mappings[0]))
-    });
+    let state = args.ledger.state.clone();
     let lock = state
         .as_deref()
         .map(crate::ledger::session::lock)
         .transpose()?;
-    let started_at = super::now_rfc3339();
+    let started_at = text::now_rfc3339();
     let session = match (lock, &state) {
         (Some(lock), Some(dir)) => {
             let session = RunSession::start(
@@ -67,16 +63,17 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                 &args.mappings,
                 &jobs.iter().map(Job::files).collect::<Vec<_>>(),
                 StartOptions {
-                    resume: args.resume,
-                    force: args.force,
-                    changed_only: args.changed_only,
+                    resume: args.ledger.resume,
+                    force: args.ledger.force,
+                    changed_only: args.ledger.changed_only,
                 },
                 &started_at,
             )?;
             for note in &session.notes {
-                println!("{note}");
+                say!(console, "{note}");
             }
-            println!(
+            say!(
+                console,
                 "run ledger {} (run #{})",
                 crate::ledger::Ledger::file(dir).display(),
                 session.run_id
@@ -88,100 +85,37 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(write_all(args, jobs, rejects_paths, session, started_at))
-}
-
-/// True when `a` and `b` name one existing file.
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    }
-}
-
-/// Checks that `path` can be written as the run will write it (a temporary file beside it,
-/// renamed into place): its folder exists or can be made, and takes a new file. `what` names
-/// the option in the message. Nothing is left behind but the folder.
-fn check_writable(path: &Path, what: &str) -> anyhow::Result<()> {
-    let unusable = |why: String| ExitError {
-        exit: Exit::Unusable,
-        message: format!("{what} {}: {why}; nothing was sent", path.display()),
-    };
-    if path.is_dir() {
-        return Err(unusable("is a directory, not a file".into()).into());
-    }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    if let Err(e) = std::fs::create_dir_all(dir) {
-        let why = match e.kind() {
-            std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::NotADirectory => {
-                format!("{} is not a folder", first_file_on_the_way(dir).display())
-            }
-            _ => format!(
-                "cannot make its folder {}: {}",
-                dir.display(),
-                io_reason(&e)
-            ),
-        };
-        return Err(unusable(why).into());
-    }
-    let probe = dir.join(format!(".dvload-probe.{}.tmp", std::process::id()));
-    match std::fs::File::create(&probe) {
-        Ok(_) => {
-            let _ = std::fs::remove_file(&probe);
-            Ok(())
-        }
-        Err(e) => Err(unusable(format!(
-            "cannot write in {}: {}",
-            dir.display(),
-            io_reason(&e)
-        ))
-        .into()),
-    }
-}
-
-/// The first ancestor of `dir` that exists and is not a folder (the file that blocks the path).
-fn first_file_on_the_way(dir: &Path) -> PathBuf {
-    dir.ancestors()
-        .filter(|a| !a.as_os_str().is_empty())
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .find(|a| a.exists() && !a.is_dir())
-        .unwrap_or(dir)
-        .to_path_buf()
-}
-
-/// An I/O error's reason without Rust's "(os error N)" suffix.
-fn io_reason(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    match text.find(" (os error") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    }
+    runtime.block_on(write_all(
+        args,
+        console,
+        jobs,
+        rejects_paths,
+        session,
+        started_at,
+    ))
 }
 
 async fn write_all(
-    args: Args,
+    args: RunOptions,
+    console: &mut dyn Console,
     jobs: Vec<Job>,
     rejects_paths: Vec<PathBuf>,
     mut session: Option<RunSession>,
     started_at: String,
-) -> anyhow::Result<Exit> {
+) -> anyhow::Result<Finished> {
     let start = Instant::now();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let interrupted = super::signals::watch(stop.clone());
-    let policy = args.retry.policy();
-    let conn = match super::connect::connect(&args.connect, &policy).await {
+    let interrupted = signals::watch(stop.clone());
+    let policy = args.policy;
+    let conn = match connect::connect(&args.connect, &policy).await {
         Ok(conn) => conn,
         Err(e) => return Err(refused(e, session.as_mut(), &args, started_at, start)?),
     };
     let hint = conn.dop_hint.unwrap_or(4).max(1);
     let ceiling = args.concurrency.map_or(hint, usize::from);
     let (collation, collation_note) = conn.collation(args.key_collation);
-    println!(
+    say!(
+        console,
         "connected to {} as application user {} ({}); {} batch{} in flight at most; {collation_note}",
         conn.url,
         conn.whoami.user_id,
@@ -197,14 +131,14 @@ async fn write_all(
             user_id: conn.whoami.user_id.clone(),
         };
         match s.bind_environment(&env) {
-            Ok(Some(note)) => println!("{note}"),
+            Ok(Some(note)) => say!(console, "{note}"),
             Ok(None) => {}
             Err(e) => return Err(refused(e, session.as_mut(), &args, started_at, start)?),
         }
     }
     // Every job checked against the environment before the first write (tables, columns, keys,
     // privileges): a refused run sent nothing and is recorded as ended with its exit code.
-    let primary_ids = match super::check::preflight(&conn, &policy, &jobs).await {
+    let primary_ids = match check::preflight(&conn, &policy, &jobs).await {
         Ok(ids) => ids,
         Err(e) => return Err(refused(e, session.as_mut(), &args, started_at, start)?),
     };
@@ -225,12 +159,12 @@ async fn write_all(
             });
     }
     let options = WriterOptions {
-        batch_size: usize::from(args.batch_size),
-        atomic: args.atomic,
-        part_headers: super::run::part_headers(&args),
+        batch_size: usize::from(args.batching.batch_size),
+        atomic: args.batching.atomic,
+        part_headers: args.batching.part_headers.clone(),
         max_errors: args.max_errors,
         policy,
-        track_creates: args.track_creates,
+        track_creates: args.batching.track_creates,
     };
     let mut writer = Writer::new(
         conn.client.clone(),
@@ -263,48 +197,49 @@ async fn write_all(
         user_id: Some(conn.whoami.user_id.clone()),
     };
     let mut reports = Vec::new();
-    let mut exit = Exit::Success;
-    let mut stop_message = None;
+    let mut end = Finished::complete(false);
     let written = write_jobs(
         &args,
+        console,
         &writer,
         jobs,
         rejects_paths,
         session.as_mut(),
         &interrupted,
         &mut reports,
-        &mut exit,
-        &mut stop_message,
+        &mut end,
     )
     .await;
-    if let Err(e) = &written {
+    let Finished {
+        mut ending,
+        message: mut stop_message,
+    } = end;
+    if written.is_err() {
         // The run cannot go on (its ledger or an output failed): it ends as stopped, and what it
         // did is reported all the same.
-        exit = match crate::exit::exit_for(e) {
-            Exit::Unusable => Exit::Stopped,
-            other => other,
-        };
+        ending = Ending::OutputFailed;
     }
     if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
-        exit = Exit::Stopped;
+        ending = Ending::Interrupted;
         stop_message = Some(if session.is_some() {
             format!(
                 "interrupted: the batches in flight were recorded; continue with:\n  {}",
-                super::signals::resume_command()
+                signals::resume_command()
             )
         } else {
             "interrupted: the batches in flight finished; later rows were not sent (--no-ledger: no resume)".into()
         });
-    } else if matches!(exit, Exit::Stopped | Exit::Auth | Exit::Unusable) && session.is_some() {
+    } else if !matches!(ending, Ending::Complete { .. }) && session.is_some() {
         if let Some(m) = stop_message.as_mut() {
             m.push_str(&format!(
                 "; continue with:\n  {}",
-                super::signals::resume_command()
+                signals::resume_command()
             ));
         }
     }
+    let exit = Exit::of(&ending);
     let finished = match session.as_mut() {
-        Some(s) => s.finish(exit, &super::now_rfc3339()),
+        Some(s) => s.finish(exit, &text::now_rfc3339()),
         None => Ok(()),
     };
     let stats = &writer.stats;
@@ -312,24 +247,26 @@ async fn write_all(
     for r in &reports {
         totals.add(&r.counts);
     }
-    println!(
+    say!(
+        console,
         "total: {}; {} $batch requests, {} operations retried, {} throttling pauses ({:.1} s waited)",
-        super::summary_line(&totals, "written", start.elapsed().as_secs_f64()),
-        super::thousands(stats.requests.load(std::sync::atomic::Ordering::Relaxed)),
-        super::thousands(stats.retries.load(std::sync::atomic::Ordering::Relaxed)),
+        text::summary_line(&totals, "written", start.elapsed().as_secs_f64()),
+        text::thousands(stats.requests.load(std::sync::atomic::Ordering::Relaxed)),
+        text::thousands(stats.retries.load(std::sync::atomic::Ordering::Relaxed)),
         writer.pacing.throttles(),
         writer.pacing.waited_ms() as f64 / 1000.0
     );
     if let Some(emulator) = &conn.emulator {
-        print!("the emulator at {} now holds", emulator.base_url());
+        let mut holds = format!("the emulator at {} now holds", emulator.base_url());
         for table in ["account", "contact", "lead", "task"] {
-            print!(
+            holds.push_str(&format!(
                 " {} {table}s",
-                super::thousands(emulator.state.count(table) as u64)
-            );
+                text::thousands(emulator.state.count(table) as u64)
+            ));
         }
-        println!(
-            ".\nIt stops with this process. To look at loaded data, serve one yourself and point dvload at it:\n  \
+        say!(
+            console,
+            "{holds}.\nIt stops with this process. To look at loaded data, serve one yourself and point dvload at it:\n  \
              dvload emulator --port 8085 --data demo-state.json   (then, in another shell)\n  \
              DATAVERSE_URL=http://127.0.0.1:8085 AZURE_AUTHORITY_HOST=http://127.0.0.1:8085 \
              AZURE_TENANT_ID={} AZURE_CLIENT_ID={} AZURE_CLIENT_SECRET=... dvload run MAPPING...\n  \
@@ -351,7 +288,7 @@ async fn write_all(
         writer.pacing.throttles(),
         writer.pacing.waited_ms(),
     );
-    super::write_report(args.report.as_deref(), &report)?;
+    files::write_report(args.report.as_deref(), &report)?;
     if let Err(e) = written {
         // The run's ledger (or an output) failed mid-run: exit 4 as the report says, with what
         // was sent and what is uncertain.
@@ -360,27 +297,26 @@ async fn write_all(
             format!(
                 "; free space (or fix the state directory) and continue with:\n  {}\n  it sends \
                  them again, and each create carries the id this run gave it, so none is written twice",
-                super::signals::resume_command()
+                signals::resume_command()
             )
         } else {
             String::new()
         };
-        return Err(ExitError {
-            // The exit code the report gives (4 for a ledger or an output that failed).
-            exit,
-            message: format!(
+        return Ok(Finished {
+            // The ending the report gives (4 for a ledger or an output that failed).
+            ending,
+            message: Some(format!(
                 "stopped, sending nothing more: {e:#}; {sent} $batch request{} had been sent: the \
                  rows whose outcome could not be recorded are uncertain (some may be written){resume}",
                 if sent == 1 { "" } else { "s" }
-            ),
-        }
-        .into());
+            )),
+        });
     }
     finished?;
-    if let Some(message) = stop_message {
-        return Err(ExitError { exit, message }.into());
-    }
-    Ok(exit)
+    Ok(Finished {
+        ending,
+        message: stop_message,
+    })
 }
 
 /// A run refused before its first write (sign-in, the pre-flight check): it ends here with the
@@ -389,13 +325,13 @@ async fn write_all(
 fn refused(
     e: anyhow::Error,
     session: Option<&mut RunSession>,
-    args: &Args,
+    args: &RunOptions,
     started_at: String,
     start: Instant,
 ) -> anyhow::Result<anyhow::Error> {
     let exit = crate::exit::exit_for(&e);
     if let Some(s) = session {
-        s.finish(exit, &super::now_rfc3339())?;
+        s.finish(exit, &text::now_rfc3339())?;
     }
     let report = RunReport::new(
         "run",
@@ -405,7 +341,7 @@ fn refused(
         exit.code(),
         Vec::new(),
     );
-    super::write_report(args.report.as_deref(), &report)?;
+    files::write_report(args.report.as_deref(), &report)?;
     Ok(e)
 }
 
@@ -413,22 +349,22 @@ fn refused(
 /// the run. An error means the run cannot go on (the ledger or an output failed).
 #[allow(clippy::too_many_arguments)]
 async fn write_jobs(
-    args: &Args,
+    args: &RunOptions,
+    console: &mut dyn Console,
     writer: &Writer,
     jobs: Vec<Job>,
     rejects_paths: Vec<PathBuf>,
     mut session: Option<&mut RunSession>,
     interrupted: &std::sync::atomic::AtomicBool,
     reports: &mut Vec<JobReport>,
-    exit: &mut Exit,
-    stop_message: &mut Option<String>,
+    end: &mut Finished,
 ) -> anyhow::Result<()> {
     for ((seq, job), rejects_path) in jobs.into_iter().enumerate().zip(rejects_paths) {
         if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
             break;
         }
         let job_start = Instant::now();
-        println!("{}", super::describe_job(&job));
+        console.line(&text::describe_job(&job));
         // A killed run's temporary rejects file goes (the state lock says no run of this job is
         // writing it; the ledger has its rows, and a resume writes them again).
         crate::ledger::rejects::remove_stale_temporaries(&rejects_path);
@@ -439,7 +375,7 @@ async fn write_jobs(
             job.plan.entity_set.clone(),
             job.plan.operation.name().to_string(),
         );
-        let mut progress = TerminalProgress::new(&source);
+        let mut progress = console.progress(&source);
         let requests_before = writer
             .stats
             .requests
@@ -447,38 +383,45 @@ async fn write_jobs(
         let outcome: JobOutcome = match session.as_deref_mut() {
             Some(s) => {
                 let (plan, mismatches) = s.begin_job(seq)?;
-                let mut journal = s.journal(seq, usize::from(args.batch_size));
+                let mut journal = s.journal(seq, usize::from(args.batching.batch_size));
                 let hooks = crate::writer::Hooks {
                     admit: plan.map(|p| p.into_fn()),
                     sink: Some(&mut journal),
                 };
                 let outcome = writer
-                    .write_job_with(job, &mut rejects, &mut progress, hooks)
+                    .write_job_with(job, &mut rejects, progress.as_mut(), hooks)
                     .await?;
                 drop(journal);
                 s.end_job(seq, &outcome.counts, outcome.passed_over)?;
                 let mismatches = mismatches.load(std::sync::atomic::Ordering::Relaxed);
                 if mismatches > 0 {
-                    println!(
+                    say!(
+                        console,
                         "warning: {} rows have another key than the interrupted run recorded for them; they were sent",
-                        super::thousands(mismatches)
+                        text::thousands(mismatches)
                     );
                 }
                 outcome
             }
-            None => writer.write_job(job, &mut rejects, &mut progress).await?,
+            None => {
+                writer
+                    .write_job(job, &mut rejects, progress.as_mut())
+                    .await?
+            }
         };
         progress.finish();
         if outcome.passed_over > 0 {
-            println!(
+            say!(
+                console,
                 "{} rows done by the interrupted run were passed over",
-                super::thousands(outcome.passed_over)
+                text::thousands(outcome.passed_over)
             );
         }
         if outcome.carried > 0 {
-            println!(
+            say!(
+                console,
                 "{} of them had been rejected: they are in this run's rejects file again",
-                super::thousands(outcome.carried)
+                text::thousands(outcome.carried)
             );
         }
         let rejects_at = rejects.path().to_path_buf();
@@ -494,7 +437,8 @@ async fn write_jobs(
                     && replayed
                     && crate::ledger::session::remove_if_there(&rejects_at)?);
                 if removed {
-                    println!(
+                    say!(
+                        console,
                         "no row is rejected now: removed the rejects file {} of an earlier run (its rows are written)",
                         rejects_at.display()
                     );
@@ -502,25 +446,31 @@ async fn write_jobs(
                 file
             }
             Err(e) => {
-                *exit = Exit::Stopped;
-                *stop_message = Some(format!(
-                    "stopped: cannot write the rejects file: {}",
-                    io_reason(&e)
-                ));
+                end.stop(
+                    Ending::OutputFailed,
+                    format!("stopped: cannot write the rejects file: {}", io_reason(&e)),
+                );
                 None
             }
         };
         let secs = job_start.elapsed().as_secs_f64();
-        println!("{}", super::summary_line(&outcome.counts, "written", secs));
+        say!(
+            console,
+            "{}",
+            text::summary_line(&outcome.counts, "written", secs)
+        );
         if outcome.deferred > 0 {
-            println!(
+            say!(
+                console,
                 "{} rows whose lookup target was not there yet were sent again at the end",
-                super::thousands(outcome.deferred)
+                text::thousands(outcome.deferred)
             );
         }
-        super::print_rejects(&outcome.first_errors, rejects_file.as_deref());
-        if (outcome.counts.rejected > 0 || outcome.carried > 0) && *exit == Exit::Success {
-            *exit = Exit::Rejected;
+        for line in text::rejects_lines(&outcome.first_errors, rejects_file.as_deref()) {
+            console.line(&line);
+        }
+        if outcome.counts.rejected > 0 || outcome.carried > 0 {
+            end.rejected();
         }
         let requests = writer
             .stats
@@ -539,31 +489,30 @@ async fn write_jobs(
             duration_ms: job_start.elapsed().as_millis() as u64,
             first_errors: outcome.first_errors.clone(),
         });
-        if stop_message.is_some() {
+        if end.message.is_some() {
             break;
         }
         if let Some(e) = &outcome.output_error {
-            *exit = Exit::Stopped;
-            *stop_message = Some(format!("stopped: {e}"));
+            end.stop(Ending::OutputFailed, format!("stopped: {e}"));
             break;
         }
         if let Some(f) = &outcome.fatal {
-            // Exit 2 for a mapping that does not fit the environment, 3 for the set-up.
-            *exit = f.exit();
-            *stop_message = Some(format!("stopped: {}", f.explain()));
+            // A mapping that does not fit the environment, or the set-up.
+            end.stop(f.ending(), format!("stopped: {}", f.explain()));
             break;
         }
         if outcome.too_many_errors {
-            *exit = Exit::Stopped;
-            *stop_message = Some(format!(
+            end.stop(Ending::TooManyErrors, format!(
                 "stopped early: more than {} rows were rejected (--max-errors); everything written so far is reported above",
                 args.max_errors.unwrap_or_default()
             ));
             break;
         }
         if let Some(e) = &outcome.source_error {
-            *exit = Exit::Unusable;
-            *stop_message = Some(format!("stopped: the source is broken: {e}"));
+            end.stop(
+                Ending::SourceBroken,
+                format!("stopped: the source is broken: {e}"),
+            );
             break;
         }
     }
@@ -591,71 +540,4 @@ async fn writes_start(client: &crate::writer::Client, jobs: &[Job]) -> jiff::Tim
     // The server's second ends at most a second after it answered.
     tokio::time::sleep(Duration::from_secs(1)).await;
     next
-}
-
-/// A progress bar on stderr when it is a terminal; nothing otherwise (cron, CI, pipes).
-struct TerminalProgress {
-    bar: Option<indicatif::ProgressBar>,
-    last: Instant,
-}
-
-impl TerminalProgress {
-    fn new(source: &std::path::Path) -> TerminalProgress {
-        if !std::io::stderr().is_terminal() || !crate::ledger::db::is_regular_file(source) {
-            return TerminalProgress {
-                bar: None,
-                last: Instant::now(),
-            };
-        }
-        // The total is estimated from the file's line count (fast, and close for CSV and JSON
-        // Lines); the bar shows rows/s and the time left. A pipe is never read twice: no bar.
-        let total = count_lines(source).unwrap_or(0);
-        let bar = indicatif::ProgressBar::with_draw_target(
-            Some(total),
-            indicatif::ProgressDrawTarget::stderr_with_hz(5),
-        );
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} rows  {per_sec}  ETA {eta}  {msg}",
-            )
-            .expect("valid template"),
-        );
-        TerminalProgress {
-            bar: Some(bar),
-            last: Instant::now(),
-        }
-    }
-
-    fn finish(&mut self) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
-        }
-    }
-}
-
-impl Progress for TerminalProgress {
-    fn update(&mut self, counts: &Counts) {
-        if let Some(bar) = &self.bar {
-            if self.last.elapsed() >= Duration::from_millis(100) {
-                self.last = Instant::now();
-                bar.set_position(counts.read);
-                bar.set_message(format!("rejected {}", counts.rejected));
-            }
-        }
-    }
-}
-
-/// Counts `\n` bytes through a fixed buffer (never the whole file in memory).
-fn count_lines(path: &std::path::Path) -> std::io::Result<u64> {
-    use std::io::Read as _;
-    let mut file = std::fs::File::open(path)?;
-    let mut buf = vec![0u8; 1 << 16];
-    let mut lines = 0u64;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            return Ok(lines);
-        }
-        lines += buf[..n].iter().filter(|&&c| c == b'\n').count() as u64;
-    }
 }

@@ -1,0 +1,176 @@
+//! The run as a library operation: its mode (dry run, send, undo), the wiring of the stages, and
+//! its typed result. `commands/` parse the command line into [`RunOptions`], call [`execute`],
+//! and map the [`Ending`] to an exit code (`exit.rs`, the one place that decides them).
+//!
+//! A row's path through the stages, as [`send`] wires them:
+//! `source/` reads a record → `mapping/` turns it into an `odata::Operation` → `batch` cuts
+//! requests → `writer/` sends them (one dispatcher, one retry driver, pacing) → `outcome` names
+//! what became of the row → `ledger/` records it (journal, rejects file, report).
+
+/// `say!(console, "format", args…)`: one line on the run's console.
+macro_rules! say {
+    ($console:expr, $($arg:tt)*) => {
+        $console.line(&format!($($arg)*))
+    };
+}
+
+mod dry;
+pub(crate) mod files;
+pub(crate) mod send;
+pub(crate) mod signals;
+pub(crate) mod text;
+mod undo;
+
+use std::path::{Path, PathBuf};
+
+pub use text::thousands;
+
+use crate::environment::connect::ConnectOptions;
+use crate::keys::Collation;
+use crate::outcome::Progress;
+use crate::writer::RetryPolicy;
+
+pub use crate::outcome::Ending;
+
+/// Where the run's lines go as it goes: a long nightly run says what it does while it does it.
+pub trait Console {
+    /// One line (or several, joined by `\n`) for the user.
+    fn line(&mut self, text: &str);
+    /// The progress display for a job reading `source`.
+    fn progress(&mut self, source: &Path) -> Box<dyn Progress>;
+    /// Asks `question` (y/N); `Ok(None)` when there is no one to ask (not a terminal).
+    fn confirm(&mut self, question: &str) -> std::io::Result<Option<bool>>;
+}
+
+/// What the run does, with what it needs.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// Build the requests as they would be sent, send nothing; `emit` writes each to a file.
+    DryRun {
+        /// The run.
+        options: RunOptions,
+        /// The folder for `batch-NNNNNN.http` files.
+        emit: Option<PathBuf>,
+    },
+    /// Send them.
+    Send(RunOptions),
+    /// Delete what an earlier run created.
+    Undo(UndoOptions),
+}
+
+/// How rows become requests: the same in a dry run as in a real one.
+#[derive(Debug, Clone)]
+pub struct Batching {
+    /// Operations per `$batch` request.
+    pub batch_size: u16,
+    /// One change set per request (all or nothing).
+    pub atomic: bool,
+    /// Headers every part carries (`MSCRM.BypassCustomPluginExecution`, …).
+    pub part_headers: Vec<(String, String)>,
+    /// Upserts ask which rows they created (`Prefer: return=representation`).
+    pub track_creates: bool,
+}
+
+/// The run ledger's options.
+#[derive(Debug, Clone)]
+pub struct LedgerOptions {
+    /// The state directory; `None` runs without a ledger (`--no-ledger`: no resume, no undo).
+    pub state: Option<PathBuf>,
+    /// Continue the interrupted run.
+    pub resume: bool,
+    /// Start anew although a run was interrupted.
+    pub force: bool,
+    /// Send only rows whose content changed since the ledger last saw them.
+    pub changed_only: bool,
+}
+
+/// Everything a run of mappings needs.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The mapping files, run in this order.
+    pub mappings: Vec<PathBuf>,
+    /// A source instead of the mapping's own.
+    pub source: Option<PathBuf>,
+    /// Rejects file (one mapping) or folder (several).
+    pub rejects: Option<PathBuf>,
+    /// The JSON report's path.
+    pub report: Option<PathBuf>,
+    /// How rows become requests.
+    pub batching: Batching,
+    /// The ledger.
+    pub ledger: LedgerOptions,
+    /// How keys compare (`--key-collation`); by default the environment's.
+    pub key_collation: Option<Collation>,
+    /// Stop after this many rejected rows.
+    pub max_errors: Option<u64>,
+    /// Batches in flight at most (default: the server's hint).
+    pub concurrency: Option<u16>,
+    /// Requests per second at most.
+    pub max_rps: Option<std::num::NonZeroU32>,
+    /// Where and how to connect.
+    pub connect: ConnectOptions,
+    /// The retry rules.
+    pub policy: RetryPolicy,
+}
+
+/// Everything an undo needs.
+#[derive(Debug, Clone)]
+pub struct UndoOptions {
+    /// The run whose creates to delete.
+    pub run_id: i64,
+    /// The state directory holding its ledger.
+    pub state: PathBuf,
+    /// Delete without asking.
+    pub yes: bool,
+    /// Deletes per request.
+    pub batch_size: u16,
+    /// Batches in flight at most.
+    pub concurrency: Option<u16>,
+    /// Where and how to connect.
+    pub connect: ConnectOptions,
+    /// The retry rules.
+    pub policy: RetryPolicy,
+}
+
+/// What a run returns: how it ended and, when it stopped, the message that says why and how to
+/// go on (the command line prints it as its error).
+#[derive(Debug)]
+pub struct Finished {
+    /// How it ended.
+    pub ending: Ending,
+    /// Why it stopped, when it did.
+    pub message: Option<String>,
+}
+
+impl Finished {
+    fn complete(rejected: bool) -> Finished {
+        Finished {
+            ending: Ending::Complete { rejected },
+            message: None,
+        }
+    }
+
+    /// Some rows were rejected: a complete run says so; a stopped one stays stopped.
+    fn rejected(&mut self) {
+        if let Ending::Complete { rejected } = &mut self.ending {
+            *rejected = true;
+        }
+    }
+
+    /// The run stops as `ending`, saying `message`.
+    fn stop(&mut self, ending: Ending, message: String) {
+        self.ending = ending;
+        self.message = Some(message);
+    }
+}
+
+/// Runs `mode`, saying what it does on `console`. An error is a run refused before
+/// it began (a mapping, a source, the settings, sign-in, the ledger's lock) or one whose outputs
+/// failed at its end; its exit code is `exit::exit_for`'s.
+pub fn execute(mode: Mode, console: &mut dyn Console) -> anyhow::Result<Finished> {
+    match mode {
+        Mode::DryRun { options, emit } => dry::run(&options, emit.as_deref(), console),
+        Mode::Send(options) => send::run(options, console),
+        Mode::Undo(options) => undo::run(&options, console),
+    }
+}

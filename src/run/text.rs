@@ -1,0 +1,91 @@
+//! The run's words: counts, summaries, and what a job reads and writes, as the console shows them.
+
+use std::path::Path;
+
+use crate::outcome::Counts;
+
+/// `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The one-line summary of a job's counts.
+pub fn summary_line(counts: &Counts, written_word: &str, secs: f64) -> String {
+    let rate = if secs > 0.0 {
+        counts.read as f64 / secs
+    } else {
+        0.0
+    };
+    format!(
+        "read {}  {written_word} {}  rejected {}  skipped {}{}  in {secs:.2} s ({} rows/s)",
+        thousands(counts.read),
+        thousands(counts.written),
+        thousands(counts.rejected),
+        thousands(counts.skipped),
+        if counts.unchanged > 0 {
+            format!("  unchanged {}", thousands(counts.unchanged))
+        } else {
+            String::new()
+        },
+        thousands(rate as u64)
+    )
+}
+
+/// Where a job reads from and writes to.
+pub fn describe_job(job: &crate::job::Job) -> String {
+    let key: Vec<String> = job
+        .spec
+        .target
+        .key
+        .iter()
+        .map(|k| k.column.clone())
+        .collect();
+    let key = if key.is_empty() {
+        String::new()
+    } else {
+        format!(" by {}", key.join(", "))
+    };
+    let columns = job
+        .reader
+        .columns()
+        .map(|c| format!(", {} columns", c.len()))
+        .unwrap_or_default();
+    format!(
+        "{} -> {} ({}{key})\nsource {} ({}{columns})",
+        job.mapping.display(),
+        job.plan.entity_set,
+        job.plan.operation.name(),
+        job.source_path.display(),
+        job.options.format.name()
+    )
+}
+
+/// The current time in RFC 3339 (UTC, seconds).
+pub fn now_rfc3339() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// A job's first row errors (up to five) and where its rejects went, as lines for the console.
+pub fn rejects_lines(first_errors: &[String], rejects_file: Option<&Path>) -> Vec<String> {
+    let mut lines = Vec::new();
+    if !first_errors.is_empty() {
+        lines.push("first row errors:".to_string());
+        for e in first_errors.iter().take(5) {
+            lines.push(format!("  {e}"));
+        }
+    }
+    if let Some(p) = rejects_file {
+        lines.push(format!("rejected rows written to {}", p.display()));
+    }
+    lines
+}
