@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+use crate::error::Error;
+use crate::ledger::lock::LockError;
 use crate::outcome::Ending;
 
 /// How a command ended.
@@ -33,6 +35,16 @@ impl Exit {
         }
     }
 
+    /// The exit code of a command the library refused with `error`: 3 for the set-up, 5 for a
+    /// state directory another run holds, 2 for everything else (nothing was sent).
+    pub fn for_error(error: &Error) -> Exit {
+        match error {
+            Error::Setup(_) => Exit::Auth,
+            Error::Lock(LockError::Busy { .. }) => Exit::Busy,
+            _ => Exit::Unusable,
+        }
+    }
+
     /// The numeric process exit code.
     pub fn code(self) -> u8 {
         self as u8
@@ -45,21 +57,12 @@ impl From<Exit> for ExitCode {
     }
 }
 
-/// An error that carries its own exit code (anything else exits 2).
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct ExitError {
-    /// The exit code.
-    pub exit: Exit,
-    /// What to tell the user.
-    pub message: String,
-}
-
-/// The exit code for an error that ended a command.
+/// The exit code for an error that ended a command: the library's [`Error`] by its kind
+/// (anything else is a usage error, 2).
 pub fn exit_for(error: &anyhow::Error) -> Exit {
     error
         .chain()
-        .find_map(|e| e.downcast_ref::<ExitError>().map(|x| x.exit))
+        .find_map(|e| e.downcast_ref::<Error>().map(Exit::for_error))
         .unwrap_or(Exit::Unusable)
 }
 
@@ -94,6 +97,40 @@ mod tests {
 
     fn is_a_directory() -> std::io::Error {
         std::io::Error::from_raw_os_error(21)
+    }
+
+    #[test]
+    fn every_ending_and_error_kind_has_its_exit_code() {
+        let endings = [
+            (Ending::Complete { rejected: false }, 0),
+            (Ending::Complete { rejected: true }, 1),
+            (Ending::MappingRefused, 2),
+            (Ending::SourceBroken, 2),
+            (Ending::SetupRefused, 3),
+            (Ending::Interrupted, 4),
+            (Ending::TooManyErrors, 4),
+            (Ending::OutputFailed, 4),
+        ];
+        for (ending, code) in endings {
+            assert_eq!(Exit::of(&ending).code(), code, "{ending:?}");
+        }
+        let busy = LockError::Busy {
+            dir: "state".into(),
+            holder: "pid 1".into(),
+        };
+        let errors = [
+            (Error::Unusable("bad".into()), 2),
+            (Error::Setup("no role".into()), 3),
+            (Error::Lock(busy), 5),
+            (Error::io("cannot write r.csv")(is_a_directory()), 2),
+        ];
+        for (error, code) in errors {
+            assert_eq!(Exit::for_error(&error).code(), code, "{error:?}");
+            // Through the command line's anyhow, the kind still decides.
+            let e = anyhow::Error::from(error).context("while running");
+            assert_eq!(exit_for(&e).code(), code);
+        }
+        assert_eq!(exit_for(&anyhow::anyhow!("clap said no")), Exit::Unusable);
     }
 
     #[test]

@@ -3,8 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
-
 use crate::ledger::Recorder;
 use crate::ledger::RejectsWriter;
 use crate::ledger::session::JobFiles;
@@ -36,26 +34,28 @@ impl Job {
     /// Loads the mapping, opens its source (or `source`, which overrides the mapping's path; its
     /// extension decides the format when it has a known one), and compiles the plan against the
     /// source's header. Every error here means nothing can be done (exit 2).
-    pub fn open(mapping: &Path, source: Option<&Path>) -> anyhow::Result<Job> {
+    pub fn open(mapping: &Path, source: Option<&Path>) -> crate::Result<Job> {
         let spec = MappingSpec::load(mapping)?;
         let source_path = match (source, &spec.source.path) {
             (Some(s), _) => s.to_path_buf(),
             (None, Some(p)) => p.clone(),
-            (None, None) => anyhow::bail!(
-                "{}: no source file: give [source] path in the mapping or --source FILE",
-                mapping.display()
-            ),
+            (None, None) => {
+                return Err(crate::Error::Unusable(format!(
+                    "{}: no source file: give [source] path in the mapping or --source FILE",
+                    mapping.display()
+                )));
+            }
         };
         let format = source
             .and_then(Format::from_extension)
             .or(spec.source.format)
             .or_else(|| Format::from_extension(&source_path))
-            .with_context(|| {
-                format!(
+            .ok_or_else(|| {
+                crate::Error::Unusable(format!(
                     "{}: cannot tell the format of {}; set [source] format = \"csv\", \"json\" or \"jsonl\"",
                     mapping.display(),
                     source_path.display()
-                )
+                ))
             })?;
         let options = SourceOptions {
             format,
@@ -148,8 +148,8 @@ impl Job {
         &mut self,
         rejects: Option<&mut RejectsWriter>,
         keep_errors: usize,
-        mut on_operation: impl FnMut(Operation, Record) -> anyhow::Result<()>,
-    ) -> anyhow::Result<Tally> {
+        mut on_operation: impl FnMut(Operation, Record) -> crate::Result<()>,
+    ) -> crate::Result<Tally> {
         let mut progress = ();
         let mut recorder = Recorder::new(rejects, None, &mut progress, keep_errors);
         while let Some(step) = self.next_step() {
@@ -162,7 +162,7 @@ impl Job {
                 Step::Rejected(reject) => {
                     recorder.note(&Outcome::Rejected(reject))?;
                     if let Some(e) = recorder.rejects_error.take() {
-                        anyhow::bail!(e);
+                        return Err(crate::Error::Unusable(e));
                     }
                 }
             }

@@ -12,6 +12,7 @@ pub(crate) mod batch;
 pub mod cli;
 pub mod commands;
 pub(crate) mod environment;
+pub mod error;
 pub mod exit;
 pub(crate) mod ids;
 pub(crate) mod job;
@@ -23,3 +24,5 @@ pub(crate) mod outcome;
 pub(crate) mod run;
 pub(crate) mod source;
 pub(crate) mod writer;
+
+pub use error::{Error, Result};

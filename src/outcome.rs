@@ -107,9 +107,9 @@ pub enum Outcome {
 /// Told every row's outcome on the recorder's task, once Dataverse has answered for it.
 pub trait Sink {
     /// One outcome (written, rejected, skipped, unchanged, passed over).
-    fn note(&mut self, outcome: &Outcome) -> anyhow::Result<()>;
+    fn note(&mut self, outcome: &Outcome) -> crate::Result<()>;
     /// Everything noted so far must be durable.
-    fn flush(&mut self) -> anyhow::Result<()>;
+    fn flush(&mut self) -> crate::Result<()>;
 }
 
 /// What the run ledger decides for a row before it is sent (see `ledger::journal`).

@@ -344,14 +344,6 @@ impl AuthError {
         };
         text.to_string()
     }
-
-    /// The error as a command's exit error (exit code 3), message followed by the explanation.
-    pub fn to_exit_error(&self) -> crate::exit::ExitError {
-        crate::exit::ExitError {
-            exit: crate::exit::Exit::Auth,
-            message: format!("{self}\n{}", self.explain()),
-        }
-    }
 }
 
 /// Builds the [`AuthError`] variant for one AADSTS code.
@@ -915,9 +907,7 @@ pub(crate) mod tests {
             let entra = e.entra().unwrap();
             assert_eq!(entra.codes, vec![*code]);
             assert_eq!(entra.message(), format!("AADSTS{code}: Something."));
-            let exit = e.to_exit_error();
-            assert_eq!(exit.exit, crate::exit::Exit::Auth);
-            assert!(exit.message.contains(&format!("AADSTS{code}")));
+            assert!(e.to_string().contains(&format!("AADSTS{code}")));
         }
         // Without error_codes, the AADSTS number in the description is used.
         let body = br#"{"error":"invalid_client","error_description":"AADSTS7000222: The provided client secret keys are expired."}"#;

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::cli::LogFormat;
-use crate::exit::{Exit, ExitError};
+use crate::exit::Exit;
 use crate::outcome::{Counts, Progress};
 
 /// Sets up logging to stderr at `level` (`RUST_LOG` overrides it) in `format`. Text lines are
@@ -46,14 +46,13 @@ pub fn use_colour(terminal: bool, no_color: Option<&OsStr>) -> bool {
 
 pub use crate::run::thousands;
 
-/// Ends a command that ran: its exit code from how the run ended (`exit.rs`), and the message of
-/// a run that stopped, which is printed as the command's error.
-pub fn finish(finished: crate::run::Finished) -> anyhow::Result<Exit> {
-    let exit = Exit::of(&finished.ending);
-    match finished.message {
-        Some(message) => Err(ExitError { exit, message }.into()),
-        None => Ok(exit),
+/// Ends a command that ran: its exit code from how the run ended (`exit.rs`); the message of a
+/// run that stopped is printed as the command's error.
+pub fn finish(finished: crate::run::Finished) -> Exit {
+    if let Some(message) = &finished.message {
+        crate::output::stderr(format_args!("error: {message}\n"));
     }
+    Exit::of(&finished.ending)
 }
 
 /// The console of a command run by a person or a scheduler: lines on stdout, a progress bar on

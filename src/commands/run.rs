@@ -155,7 +155,10 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     } else {
         Mode::Send(options)
     };
-    super::finish(crate::run::execute(mode, &mut super::Terminal)?)
+    Ok(super::finish(crate::run::execute(
+        mode,
+        &mut super::Terminal,
+    )?))
 }
 
 /// The headers every part carries for the Dataverse options of `args` (`--bypass-plugins`,

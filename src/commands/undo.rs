@@ -47,8 +47,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         connect: args.connect.options(),
         policy: args.retry.policy(),
     };
-    super::finish(crate::run::execute(
+    Ok(super::finish(crate::run::execute(
         Mode::Undo(options),
         &mut super::Terminal,
-    )?)
+    )?))
 }

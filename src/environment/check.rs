@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::connect::Connection;
-use crate::exit::{Exit, ExitError};
+use crate::exit::Exit;
 use crate::job::Job;
 use crate::mapping::spec::{FieldKind, LookupKey, suggest};
 use crate::mapping::{MappingSpec, OperationKind};
@@ -564,11 +564,10 @@ pub async fn preflight(
     conn: &Connection,
     policy: &RetryPolicy,
     jobs: &[Job],
-) -> anyhow::Result<PrimaryIds> {
-    let mut checker = Checker::load(conn, policy).await.map_err(|e| ExitError {
-        exit: Exit::Auth,
-        message: format!("nothing sent: {}", Checker::load_failed(&e)),
-    })?;
+) -> crate::Result<PrimaryIds> {
+    let mut checker = Checker::load(conn, policy)
+        .await
+        .map_err(|e| crate::Error::Setup(format!("nothing sent: {}", Checker::load_failed(&e))))?;
     let mut checks = Vec::with_capacity(jobs.len());
     for job in jobs {
         checks.push(checker.check_spec(&job.spec).await);
@@ -604,10 +603,9 @@ pub async fn preflight_delete(
     conn: &Connection,
     policy: &RetryPolicy,
     entity_sets: &[&str],
-) -> anyhow::Result<()> {
-    let mut checker = Checker::load(conn, policy).await.map_err(|e| ExitError {
-        exit: Exit::Auth,
-        message: format!("nothing deleted: {}", Checker::load_failed(&e)),
+) -> crate::Result<()> {
+    let mut checker = Checker::load(conn, policy).await.map_err(|e| {
+        crate::Error::Setup(format!("nothing deleted: {}", Checker::load_failed(&e)))
     })?;
     let mut checks = Vec::with_capacity(entity_sets.len());
     for set in entity_sets {
@@ -623,7 +621,7 @@ pub fn refuse_unless_ready(
     total: usize,
     what: &str,
     nothing: &str,
-) -> anyhow::Result<()> {
+) -> crate::Result<()> {
     let exit = worst(checks);
     if exit == Exit::Success {
         return Ok(());
@@ -649,7 +647,12 @@ pub fn refuse_unless_ready(
     if failing.iter().any(|c| !c.missing.is_empty()) {
         message.push_str(&format!("\n  {ROLE_HINT}"));
     }
-    Err(ExitError { exit, message }.into())
+    // A mapping that does not fit the environment wins over missing privileges.
+    Err(if exit == Exit::Auth {
+        crate::Error::Setup(message)
+    } else {
+        crate::Error::Unusable(message)
+    })
 }
 
 fn privilege_purpose(right: &str, op: OperationKind) -> &'static str {
@@ -818,7 +821,7 @@ mod tests {
             },
         ];
         let e = refuse_unless_ready(&checks, 3, "mapping", "nothing sent").unwrap_err();
-        assert_eq!(crate::exit::exit_for(&e), Exit::Unusable);
+        assert_eq!(Exit::for_error(&e), Exit::Unusable);
         let text = e.to_string();
         assert!(
             text.starts_with(

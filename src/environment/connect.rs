@@ -11,7 +11,6 @@ use crate::auth::{
     EnvLookup, HttpOptions, Secret, Settings, SettingsError, SettingsSource, TokenEndpoint,
     TokenProvider, build_http_client, process_env,
 };
-use crate::exit::{Exit, ExitError};
 use crate::keys::Collation;
 use crate::writer::{Client, RetryPolicy, SendFailure, WhoAmI};
 
@@ -107,19 +106,21 @@ impl Connection {
 /// A transient failure of the first request (a 5xx, a 429, a lost answer, a token that expired
 /// or was revoked in between) is retried within `policy`, as the writer retries batches: one
 /// unlucky answer must not fail a nightly run as if its set-up were wrong.
-pub async fn connect(args: &ConnectOptions, policy: &RetryPolicy) -> anyhow::Result<Connection> {
+pub async fn connect(args: &ConnectOptions, policy: &RetryPolicy) -> crate::Result<Connection> {
     let (settings, emulator) = if let Some(settings) = args.settings()? {
         (settings, None)
     } else {
         let running =
             dataverse_emulator::start(dataverse_emulator::Config::default(), Default::default())
                 .await
-                .map_err(|e| anyhow::anyhow!("cannot start the built-in emulator: {e}"))?;
+                .map_err(|e| {
+                    crate::Error::Unusable(format!("cannot start the built-in emulator: {e}"))
+                })?;
         let base = running.base_url().to_string();
         let settings = Settings {
-            url: DataverseUrl::parse(&base).map_err(anyhow::Error::msg)?,
+            url: DataverseUrl::parse(&base).map_err(crate::Error::Unusable)?,
             credential: CredentialSettings::Entra(EntraSettings {
-                authority_host: AuthorityHost::parse(&base).map_err(anyhow::Error::msg)?,
+                authority_host: AuthorityHost::parse(&base).map_err(crate::Error::Unusable)?,
                 tenant_id: dataverse_emulator::defaults::TENANT_ID.into(),
                 client_id: dataverse_emulator::defaults::CLIENT_ID.into(),
                 secret: ClientCredential::Secret(Secret::new(
@@ -265,7 +266,7 @@ async fn whoami(
     client: &Client,
     url: &str,
     policy: &RetryPolicy,
-) -> anyhow::Result<crate::writer::client::Reply> {
+) -> crate::Result<crate::writer::client::Reply> {
     get_retrying(client, "WhoAmI", url, policy).await
 }
 
@@ -276,7 +277,7 @@ pub async fn get_retrying(
     path: &str,
     url: &str,
     policy: &RetryPolicy,
-) -> anyhow::Result<crate::writer::client::Reply> {
+) -> crate::Result<crate::writer::client::Reply> {
     match client.get_retrying(path, policy).await {
         Ok(reply) => Ok(reply),
         Err(SendFailure::Auth(e)) => Err(auth_exit(explain(&e))),
@@ -289,12 +290,8 @@ pub async fn get_retrying(
     }
 }
 
-fn auth_exit(message: String) -> anyhow::Error {
-    ExitError {
-        exit: Exit::Auth,
-        message,
-    }
-    .into()
+fn auth_exit(message: String) -> crate::Error {
+    crate::Error::Setup(message)
 }
 
 /// An Entra error with its explanation of which set-up step to fix.
@@ -546,8 +543,11 @@ mod tests {
             matches!(&e, SettingsError::Several { problems } if problems.len() == 4),
             "{e}"
         );
-        // Not an ExitError: a settings problem exits 2 like any usage error.
-        assert_eq!(crate::exit::exit_for(&e.into()), Exit::Unusable);
+        // A settings problem exits 2 like any usage error.
+        assert_eq!(
+            crate::exit::Exit::for_error(&crate::Error::from(e)),
+            crate::exit::Exit::Unusable
+        );
         let env = |name: &str| match name {
             "DATAVERSE_URL" => Some("https://contoso.crm4.dynamics.com".to_string()),
             "DATAVERSE_ACCESS_TOKEN" => Some("t".to_string()),

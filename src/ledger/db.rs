@@ -402,12 +402,12 @@ impl Ledger {
     }
 
     /// Opens an existing ledger for reading (`runs`, `undo`); an error when there is none.
-    pub fn open_existing(dir: &Path) -> anyhow::Result<Ledger> {
+    pub fn open_existing(dir: &Path) -> crate::Result<Ledger> {
         if !Ledger::file(dir).exists() {
-            anyhow::bail!(
+            return Err(crate::Error::Unusable(format!(
                 "no run ledger in {} (runs that sent rows create it; --state DIR names another)",
                 dir.display()
-            );
+            )));
         }
         Ok(Ledger::open(dir)?)
     }

@@ -221,7 +221,7 @@ pub fn row_outcome(outcome: &Outcome) -> Option<RowOutcome> {
 }
 
 impl Sink for JobJournal<'_> {
-    fn note(&mut self, outcome: &Outcome) -> anyhow::Result<()> {
+    fn note(&mut self, outcome: &Outcome) -> crate::Result<()> {
         if let Some(o) = row_outcome(outcome) {
             self.buffer.push(o);
         }
@@ -231,7 +231,7 @@ impl Sink for JobJournal<'_> {
         Ok(())
     }
 
-    fn flush(&mut self) -> anyhow::Result<()> {
+    fn flush(&mut self) -> crate::Result<()> {
         self.last = Instant::now();
         if self.buffer.is_empty() {
             return Ok(());

@@ -49,7 +49,7 @@ impl<'a> Recorder<'a> {
 
     /// Records one row's outcome. An error means the journal could not record it: the run must
     /// stop sending.
-    pub fn note(&mut self, outcome: &Outcome) -> anyhow::Result<()> {
+    pub fn note(&mut self, outcome: &Outcome) -> crate::Result<()> {
         if let Some(journal) = self.journal.as_deref_mut() {
             journal.note(outcome)?;
         }
@@ -81,7 +81,7 @@ impl<'a> Recorder<'a> {
     }
 
     /// Makes everything recorded so far durable in the journal.
-    pub fn flush(&mut self) -> anyhow::Result<()> {
+    pub fn flush(&mut self) -> crate::Result<()> {
         match self.journal.as_deref_mut() {
             Some(journal) => journal.flush(),
             None => Ok(()),

@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicU64;
 use super::db::{Environment, JobInfo, Ledger, RunRow, UNHASHED, file_sha256, source_fingerprint};
 use super::journal::{AdmitPlan, JobJournal};
 use super::lock::StateLock;
-use crate::exit::{Exit, ExitError};
+use crate::exit::Exit;
 use crate::outcome::Counts;
 
 /// The default state directory: `.dvload/` beside the first mapping file.
@@ -20,15 +20,8 @@ pub fn default_state_dir(first_mapping: &Path) -> PathBuf {
 }
 
 /// Takes the state directory's lock; a held lock is exit 5 and changes nothing.
-pub fn lock(dir: &Path) -> anyhow::Result<StateLock> {
-    StateLock::acquire(dir).map_err(|e| match e {
-        super::lock::LockError::Busy { .. } => ExitError {
-            exit: Exit::Busy,
-            message: e.to_string(),
-        }
-        .into(),
-        other => anyhow::Error::from(other),
-    })
+pub fn lock(dir: &Path) -> crate::Result<StateLock> {
+    Ok(StateLock::acquire(dir)?)
 }
 
 /// The identity of a job in the ledger: its mapping files (as given, made absolute), one per line.
@@ -100,12 +93,17 @@ impl RunSession {
         jobs: &[JobFiles<'_>],
         options: StartOptions,
         started_at: &str,
-    ) -> anyhow::Result<RunSession> {
+    ) -> crate::Result<RunSession> {
         let mut ledger = Ledger::open(dir)?;
         let mut infos = Vec::with_capacity(jobs.len());
         for job in jobs {
-            let (_, mapping_hash) = file_sha256(job.mapping)?;
-            let (source_size, source_hash) = source_fingerprint(job.source)?;
+            let (_, mapping_hash) = file_sha256(job.mapping).map_err(crate::Error::io(format!(
+                "cannot read {}",
+                job.mapping.display()
+            )))?;
+            let (source_size, source_hash) = source_fingerprint(job.source).map_err(
+                crate::Error::io(format!("cannot read {}", job.source.display())),
+            )?;
             infos.push(JobInfo {
                 mapping: job.mapping.display().to_string(),
                 mapping_hash,
@@ -164,15 +162,11 @@ impl RunSession {
                                 last.id
                             ));
                         } else {
-                            return Err(ExitError {
-                                exit: Exit::Unusable,
-                                message: format!(
-                                    "cannot resume run #{}: {what}; run without --resume to start \
+                            return Err(crate::Error::Unusable(format!(
+                                "cannot resume run #{}: {what}; run without --resume to start \
                                      from the first row, or add --force to resume anyway (rows are matched by number)",
-                                    last.id
-                                ),
-                            }
-                            .into());
+                                last.id
+                            )));
                         }
                     }
                 }
@@ -228,14 +222,15 @@ impl RunSession {
     /// against another one is refused (exit 2, nothing sent) with both environments named; one
     /// whose ledger recorded no environment yet (new, or written by an older dvload) adopts this
     /// one. Returns a note to print when the URL changed for the same organization.
-    pub fn bind_environment(&mut self, env: &Environment) -> anyhow::Result<Option<String>> {
+    pub fn bind_environment(&mut self, env: &Environment) -> crate::Result<Option<String>> {
         let note = match self.ledger.environment()? {
             Some((run, recorded)) if !recorded.same_as(env) => {
-                return Err(ExitError {
-                    exit: Exit::Unusable,
-                    message: other_environment(self.ledger.path(), run, &recorded, env),
-                }
-                .into());
+                return Err(crate::Error::Unusable(other_environment(
+                    self.ledger.path(),
+                    run,
+                    &recorded,
+                    env,
+                )));
             }
             Some((_, recorded)) if recorded.url != env.url => Some(format!(
                 "note: the environment's URL changed since the last run ({} then, {} now): same organization {}",
@@ -253,7 +248,7 @@ impl RunSession {
     /// a resume has since written, last night's rejects) lists rows that are not rejected now,
     /// and is removed: replaying it would write them twice. A file another job wrote there is
     /// left alone. Returns true when a stale file was removed.
-    pub fn settle_rejects(&mut self, seq: usize, path: &Path, wrote: bool) -> anyhow::Result<bool> {
+    pub fn settle_rejects(&mut self, seq: usize, path: &Path, wrote: bool) -> crate::Result<bool> {
         let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         let key = absolute.to_string_lossy();
         if wrote {
@@ -265,13 +260,17 @@ impl RunSession {
             .ledger
             .rejects_owner(&key)?
             .is_some_and(|(job, s)| job == self.job && s == seq);
-        Ok(ours && remove_if_there(path)?)
+        Ok(ours
+            && remove_if_there(path).map_err(crate::Error::io(format!(
+                "cannot remove {}",
+                path.display()
+            )))?)
     }
 
     /// The record ids of this run's resume chain (see `writer::ids`): those an interrupted run
     /// of the chain used, so that a resent create gets the id it had; for a new chain, drawn
     /// now and recorded before the first write.
-    pub fn chain_ids(&mut self) -> anyhow::Result<crate::ids::ChainIds> {
+    pub fn chain_ids(&mut self) -> crate::Result<crate::ids::ChainIds> {
         use crate::ids::ChainIds;
         let chain = self.resumed.as_ref().map_or(self.run_id, |r| r.chain);
         if let Some(ids) = self
@@ -288,7 +287,7 @@ impl RunSession {
     }
 
     /// Records the start of job `seq` and returns what its reader thread needs (None: send every row).
-    pub fn begin_job(&mut self, seq: usize) -> anyhow::Result<(Option<AdmitPlan>, Arc<AtomicU64>)> {
+    pub fn begin_job(&mut self, seq: usize) -> crate::Result<(Option<AdmitPlan>, Arc<AtomicU64>)> {
         let info = self.infos[seq].clone();
         self.ledger.begin_job(self.run_id, seq, &info)?;
         let mismatches = Arc::new(AtomicU64::new(0));
@@ -341,19 +340,19 @@ impl RunSession {
     }
 
     /// Records when this run's own records begin; a resume of its chain reads it back.
-    pub fn set_writes_since(&mut self, since: jiff::Timestamp) -> anyhow::Result<()> {
+    pub fn set_writes_since(&mut self, since: jiff::Timestamp) -> crate::Result<()> {
         Ok(self
             .ledger
             .set_writes_since(self.run_id, &since.to_string())?)
     }
 
     /// Records job `seq`'s counts.
-    pub fn end_job(&mut self, seq: usize, counts: &Counts, passed_over: u64) -> anyhow::Result<()> {
+    pub fn end_job(&mut self, seq: usize, counts: &Counts, passed_over: u64) -> crate::Result<()> {
         Ok(self.ledger.end_job(self.run_id, seq, counts, passed_over)?)
     }
 
     /// Records the end of the run.
-    pub fn finish(&mut self, exit: Exit, ended_at: &str) -> anyhow::Result<()> {
+    pub fn finish(&mut self, exit: Exit, ended_at: &str) -> crate::Result<()> {
         Ok(self.ledger.end_run(self.run_id, exit.code(), ended_at)?)
     }
 }

@@ -6,8 +6,6 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::Context as _;
-
 use super::{Console, Ending, Finished, RunOptions, files, text};
 use crate::batch::Chunker;
 use crate::exit::Exit;
@@ -23,7 +21,7 @@ pub(super) fn run(
     options: &RunOptions,
     emit: Option<&Path>,
     console: &mut dyn Console,
-) -> anyhow::Result<Finished> {
+) -> crate::Result<Finished> {
     let started_at = text::now_rfc3339();
     let start = Instant::now();
     // Open every job first, so that a broken mapping stops the run before anything happens.
@@ -33,7 +31,8 @@ pub(super) fn run(
         jobs.push(Job::open(m, source)?);
     }
     if let Some(dir) = emit {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(crate::Error::io(format!("cannot create {}", dir.display())))?;
     }
     let mut batch_options = BatchOptions {
         atomic: options.batching.atomic,
@@ -97,7 +96,7 @@ pub(super) fn run(
         );
         let mut batches = 0u64;
         let mut bytes = 0u64;
-        let mut flush = |pending: &mut Vec<Operation>| -> anyhow::Result<()> {
+        let mut flush = |pending: &mut Vec<Operation>| -> crate::Result<()> {
             if pending.is_empty() {
                 return Ok(());
             }
@@ -112,7 +111,7 @@ pub(super) fn run(
             if let Some(dir) = emit {
                 let path = dir.join(format!("batch-{batch_no:06}.http"));
                 std::fs::write(&path, encoded.to_http_file(&org_url))
-                    .with_context(|| format!("cannot write {}", path.display()))?;
+                    .map_err(crate::Error::io(format!("cannot write {}", path.display())))?;
             }
             pending.clear();
             Ok(())
@@ -145,7 +144,8 @@ pub(super) fn run(
             index.extend(would_write);
             previews.insert(job.plan.entity_set.clone(), index);
         }
-        let rejects_file = rejects.finish()?;
+        let what = format!("cannot write the rejects file {}", rejects.path().display());
+        let rejects_file = rejects.finish().map_err(crate::Error::io(what))?;
         let secs = job_start.elapsed().as_secs_f64();
         say!(
             console,

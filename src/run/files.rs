@@ -3,15 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::exit::{Exit, ExitError};
-
 /// Writes the report when asked to.
-pub fn write_report(path: Option<&Path>, report: &crate::ledger::RunReport) -> anyhow::Result<()> {
+pub fn write_report(path: Option<&Path>, report: &crate::ledger::RunReport) -> crate::Result<()> {
     if let Some(path) = path {
-        use anyhow::Context as _;
-        report
-            .write(path)
-            .with_context(|| format!("cannot write the report {}", path.display()))?;
+        report.write(path).map_err(crate::Error::io(format!(
+            "cannot write the report {}",
+            path.display()
+        )))?;
     }
     Ok(())
 }
@@ -69,13 +67,15 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
 /// Checks that `path` can be written as the run will write it (a temporary file beside it,
 /// renamed into place): its folder exists or can be made, and takes a new file. `what` names
 /// the option in the message. Nothing is left behind but the folder.
-pub fn check_writable(path: &Path, what: &str) -> anyhow::Result<()> {
-    let unusable = |why: String| ExitError {
-        exit: Exit::Unusable,
-        message: format!("{what} {}: {why}; nothing was sent", path.display()),
+pub fn check_writable(path: &Path, what: &str) -> crate::Result<()> {
+    let unusable = |why: String| {
+        crate::Error::Unusable(format!(
+            "{what} {}: {why}; nothing was sent",
+            path.display()
+        ))
     };
     if path.is_dir() {
-        return Err(unusable("is a directory, not a file".into()).into());
+        return Err(unusable("is a directory, not a file".into()));
     }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -92,7 +92,7 @@ pub fn check_writable(path: &Path, what: &str) -> anyhow::Result<()> {
                 io_reason(&e)
             ),
         };
-        return Err(unusable(why).into());
+        return Err(unusable(why));
     }
     let probe = dir.join(format!(".dvload-probe.{}.tmp", std::process::id()));
     match std::fs::File::create(&probe) {
@@ -104,8 +104,7 @@ pub fn check_writable(path: &Path, what: &str) -> anyhow::Result<()> {
             "cannot write in {}: {}",
             dir.display(),
             io_reason(&e)
-        ))
-        .into()),
+        ))),
     }
 }
 

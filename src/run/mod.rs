@@ -164,10 +164,18 @@ impl Finished {
     }
 }
 
+/// The async runtime the run's requests go through.
+fn runtime() -> crate::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(crate::Error::io("cannot start the async runtime"))
+}
+
 /// Runs `mode`, saying what it does on `console`. An error is a run refused before
 /// it began (a mapping, a source, the settings, sign-in, the ledger's lock) or one whose outputs
 /// failed at its end; its exit code is `exit::exit_for`'s.
-pub fn execute(mode: Mode, console: &mut dyn Console) -> anyhow::Result<Finished> {
+pub fn execute(mode: Mode, console: &mut dyn Console) -> crate::Result<Finished> {
     match mode {
         Mode::DryRun { options, emit } => dry::run(&options, emit.as_deref(), console),
         Mode::Send(options) => send::run(options, console),

@@ -15,7 +15,7 @@ use crate::outcome::Counts;
 use crate::writer::{JobOutcome, Writer, WriterOptions};
 
 /// Runs `args`, sending.
-pub(super) fn run(args: RunOptions, console: &mut dyn Console) -> anyhow::Result<Finished> {
+pub(super) fn run(args: RunOptions, console: &mut dyn Console) -> crate::Result<Finished> {
     // Open every job first: a broken mapping or source stops the run before anything is recorded
     // or sent. A source is opened once and read once (a pipe too); opening a named pipe waits for
     // its writer, as `cat` would, and it does so before the state lock is taken, so that a
@@ -82,9 +82,7 @@ pub(super) fn run(args: RunOptions, console: &mut dyn Console) -> anyhow::Result
         }
         _ => None,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = super::runtime()?;
     runtime.block_on(write_all(
         args,
         console,
@@ -102,7 +100,7 @@ async fn write_all(
     rejects_paths: Vec<PathBuf>,
     mut session: Option<RunSession>,
     started_at: String,
-) -> anyhow::Result<Finished> {
+) -> crate::Result<Finished> {
     let start = Instant::now();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let interrupted = signals::watch(stop.clone());
@@ -323,13 +321,13 @@ async fn write_all(
 /// exit code `e` gets, recorded in the ledger, and its report says so (a cron wrapper reads it
 /// on every exit). Returns `e` to hand on.
 fn refused(
-    e: anyhow::Error,
+    e: crate::Error,
     session: Option<&mut RunSession>,
     args: &RunOptions,
     started_at: String,
     start: Instant,
-) -> anyhow::Result<anyhow::Error> {
-    let exit = crate::exit::exit_for(&e);
+) -> crate::Result<crate::Error> {
+    let exit = Exit::for_error(&e);
     if let Some(s) = session {
         s.finish(exit, &text::now_rfc3339())?;
     }
@@ -358,7 +356,7 @@ async fn write_jobs(
     interrupted: &std::sync::atomic::AtomicBool,
     reports: &mut Vec<JobReport>,
     end: &mut Finished,
-) -> anyhow::Result<()> {
+) -> crate::Result<()> {
     for ((seq, job), rejects_path) in jobs.into_iter().enumerate().zip(rejects_paths) {
         if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
             break;
@@ -435,7 +433,9 @@ async fn write_jobs(
                     None => false,
                 } || (file.is_none()
                     && replayed
-                    && crate::ledger::session::remove_if_there(&rejects_at)?);
+                    && crate::ledger::session::remove_if_there(&rejects_at).map_err(
+                        crate::Error::io(format!("cannot remove {}", rejects_at.display())),
+                    )?);
                 if removed {
                     say!(
                         console,

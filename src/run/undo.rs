@@ -6,7 +6,7 @@ use tokio::sync::mpsc;
 use super::{Console, Ending, Finished, UndoOptions, signals, text};
 use crate::batch::Chunker;
 use crate::environment::{check, connect};
-use crate::exit::{Exit, ExitError};
+
 use crate::ledger::Ledger;
 use crate::ledger::db::RowDetail;
 use crate::odata::{Method, Operation, Precondition};
@@ -16,29 +16,25 @@ use crate::writer::{Event, PendingOp, RetryPolicy, Writer, WriterOptions};
 
 /// Deletes what run `args.run_id` created, after saying what that is (and asking, without
 /// `args.yes`).
-pub(super) fn run(args: &UndoOptions, console: &mut dyn Console) -> anyhow::Result<Finished> {
+pub(super) fn run(args: &UndoOptions, console: &mut dyn Console) -> crate::Result<Finished> {
     let dir = args.state.clone();
     // Settings that cannot work are a usage error (exit 2), found before the ledger is locked.
     args.connect.settings()?;
     let _lock = crate::ledger::session::lock(&dir)?;
     let mut ledger = Ledger::open_existing(&dir)?;
     if ledger.run(args.run_id)?.is_none() {
-        anyhow::bail!(
+        return Err(crate::Error::Unusable(format!(
             "no run #{} in {}",
             args.run_id,
             Ledger::file(&dir).display()
-        );
+        )));
     }
     if let Some(run) = ledger.run(args.run_id)? {
         if ledger.pruned(&run)? {
-            return Err(ExitError {
-                exit: Exit::Unusable,
-                message: format!(
-                    "run #{}'s row outcomes were pruned (dvload runs prune): what it created is no longer known; nothing deleted",
-                    args.run_id
-                ),
-            }
-            .into());
+            return Err(crate::Error::Unusable(format!(
+                "run #{}'s row outcomes were pruned (dvload runs prune): what it created is no longer known; nothing deleted",
+                args.run_id
+            )));
         }
     }
     let written = ledger.count_outcome(args.run_id, RowState::Written)?;
@@ -98,13 +94,14 @@ pub(super) fn run(args: &UndoOptions, console: &mut dyn Console) -> anyhow::Resu
         return Ok(Finished::complete(false));
     }
     if !args.yes {
-        match console.confirm("delete them?")? {
+        match console
+            .confirm("delete them?")
+            .map_err(crate::Error::io("cannot read the answer"))?
+        {
             None => {
-                return Err(ExitError {
-                    exit: Exit::Unusable,
-                    message: "nothing deleted: add --yes to confirm when not at a terminal".into(),
-                }
-                .into());
+                return Err(crate::Error::Unusable(
+                    "nothing deleted: add --yes to confirm when not at a terminal".into(),
+                ));
             }
             Some(false) => {
                 console.line("nothing deleted");
@@ -113,9 +110,7 @@ pub(super) fn run(args: &UndoOptions, console: &mut dyn Console) -> anyhow::Resu
             Some(true) => {}
         }
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = super::runtime()?;
     runtime.block_on(delete_all(args, console, &mut ledger, todo))
 }
 
@@ -125,7 +120,7 @@ async fn delete_all(
     console: &mut dyn Console,
     ledger: &mut Ledger,
     mut todo: Vec<RowDetail>,
-) -> anyhow::Result<Finished> {
+) -> crate::Result<Finished> {
     let conn = connect::connect(&args.connect, &RetryPolicy::default()).await?;
     // The ledger's history belongs to one environment: its records are not in another.
     let env = crate::ledger::Environment {
@@ -135,17 +130,10 @@ async fn delete_all(
     };
     if let Some((run, recorded)) = ledger.environment()? {
         if !recorded.same_as(&env) {
-            return Err(crate::exit::ExitError {
-                exit: Exit::Unusable,
-                message: crate::ledger::session::other_environment(
-                    ledger.path(),
-                    run,
-                    &recorded,
-                    &env,
-                )
-                .replace("nothing was sent", "nothing was deleted"),
-            }
-            .into());
+            return Err(crate::Error::Unusable(
+                crate::ledger::session::other_environment(ledger.path(), run, &recorded, &env)
+                    .replace("nothing was sent", "nothing was deleted"),
+            ));
         }
     }
     let collation = conn.collation(None).0;

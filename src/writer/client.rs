@@ -73,12 +73,14 @@ impl Client {
         api_base: String,
         tokens: Arc<TokenProvider>,
         headers: &[(String, String)],
-    ) -> anyhow::Result<Client> {
+    ) -> crate::Result<Client> {
         let mut map = HeaderMap::new();
         for (name, value) in headers {
             map.insert(
-                HeaderName::from_bytes(name.as_bytes())?,
-                HeaderValue::from_str(value)?,
+                HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|e| crate::Error::Unusable(format!("header {name}: {e}")))?,
+                HeaderValue::from_str(value)
+                    .map_err(|e| crate::Error::Unusable(format!("header {name}: {e}")))?,
             );
         }
         Ok(Client {

@@ -146,7 +146,7 @@ impl Writer {
         job: Job,
         rejects: &mut RejectsWriter,
         progress: &mut dyn Progress,
-    ) -> anyhow::Result<JobOutcome> {
+    ) -> crate::Result<JobOutcome> {
         self.write_job_with(job, rejects, progress, Hooks::default())
             .await
     }
@@ -158,7 +158,7 @@ impl Writer {
         rejects: &mut RejectsWriter,
         progress: &mut dyn Progress,
         hooks: Hooks<'_>,
-    ) -> anyhow::Result<JobOutcome> {
+    ) -> crate::Result<JobOutcome> {
         let Hooks { mut admit, sink } = hooks;
         // Every outcome of the job goes through one recorder: the ledger's journal, the rejects
         // file, the counts, the progress display.
@@ -358,8 +358,8 @@ impl Writer {
         recorder: &mut Recorder<'_>,
         outcome: &mut JobOutcome,
         deferred: &mut Vec<PendingOp>,
-    ) -> anyhow::Result<()> {
-        let stop_on_error = |r: anyhow::Result<()>| {
+    ) -> crate::Result<()> {
+        let stop_on_error = |r: crate::Result<()>| {
             if r.is_err() {
                 self.stop.store(true, Ordering::Relaxed);
             }
@@ -392,7 +392,7 @@ impl Writer {
         deferred: Vec<PendingOp>,
         recorder: &mut Recorder<'_>,
         outcome: &mut JobOutcome,
-    ) -> anyhow::Result<()> {
+    ) -> crate::Result<()> {
         for op in deferred {
             let reject = Reject::Unsent(
                 op.record,
