@@ -237,27 +237,27 @@ async fn base_language(
 /// policy's `max_elapsed` bounds it), so that a busy moment at Entra does not fail a nightly run
 /// as if its set-up were wrong. Any other refusal is returned at once.
 async fn first_token(client: &Client, policy: &RetryPolicy) -> Result<(), AuthError> {
-    let start = std::time::Instant::now();
-    let mut failures = 0u32;
+    use crate::writer::retry::{Next, Retry};
+    let mut retry = Retry::new(policy);
     loop {
         let e = match client.tokens().get().await {
             Ok(_) => return Ok(()),
+            Err(e) if !e.is_transient() => return Err(e),
             Err(e) => e,
         };
-        if !e.is_transient() || start.elapsed() >= policy.max_elapsed {
-            return Err(e);
-        }
-        let delay = if e.is_throttled() {
-            policy.default_throttle.min(policy.max_throttle)
+        let next = if e.is_throttled() {
+            retry.throttled(None)
         } else {
-            failures += 1;
-            if failures >= policy.max_attempts.max(1) {
-                return Err(e);
-            }
-            policy.backoff(failures - 1, rand::random::<f64>())
+            retry.failed(None)
         };
-        tracing::warn!(error = %e, "no access token yet; trying again");
-        tokio::time::sleep(delay).await;
+        match next {
+            Next::GiveUp => return Err(e),
+            Next::Now => {}
+            Next::Wait(pause) => {
+                tracing::warn!(error = %e, "no access token yet; trying again");
+                tokio::time::sleep(pause).await;
+            }
+        }
     }
 }
 

@@ -121,72 +121,68 @@ impl Client {
         read_reply(response, token).await
     }
 
-    /// GETs `path`, retrying what is transient: the one driver of every GET dvload sends
-    /// (`WhoAmI`, the organization, metadata, read-backs). A lost answer (timeout, reset) and
-    /// 408/5xx are tried again within `policy` (waiting `Retry-After` when given, else backing
-    /// off); a 429 is waited out as the service asks (up to `max_throttle`) and does not count as
-    /// an attempt (`max_elapsed` bounds it); a 401 is tried once more with a new token. A
-    /// connection that cannot be made at all (`NotSent`) and a token that cannot be had are
-    /// returned at once; any other answer is returned as it is.
+    /// GETs `path` by the one set of retry rules ([`super::retry::Retry`]): a throttle is
+    /// waited out as asked, a transient failure (no answer, 408, 5xx) is tried again with
+    /// backoff, a refused token is replaced at once a few times. The last answer is the result;
+    /// a failure to get any answer after the last attempt is the error.
     pub async fn get_retrying(
         &self,
         path: &str,
         policy: &super::RetryPolicy,
     ) -> Result<Reply, SendFailure> {
+        use super::retry::{Next, Retry, retryable};
         let what = path.split(['(', '?']).next().unwrap_or(path);
-        let start = std::time::Instant::now();
-        // Tokens refused in a row: each is replaced at once (a token revoked or expired in
-        // between), up to a few times; then the 401 is the answer (a user not allowed in).
-        let mut refreshed = 0u32;
-        let refreshes = policy.max_attempts.clamp(2, 5);
-        let mut attempt = 0u32;
+        let mut retry = Retry::new(policy);
         loop {
-            attempt += 1;
-            let last = attempt >= policy.max_attempts.max(1);
-            let pause = match self.get(path).await {
-                Err(SendFailure::Lost(why)) if !last => {
-                    tracing::warn!(attempt, reason = %why, request = what, "got no answer; trying again");
-                    None
-                }
-                Err(e) => return Err(e),
-                Ok(reply) if reply.status == 401 && refreshed < refreshes => {
-                    self.tokens.invalidate(&reply.token).await;
-                    refreshed += 1;
-                    attempt -= 1;
-                    if self.tokens.get().await.is_err() {
-                        // No new token to be had (a ready token cannot be refreshed).
-                        return Ok(reply);
+            let reply = self.get(path).await;
+            let next = match &reply {
+                Err(SendFailure::Lost(why)) => {
+                    let next = retry.failed(None);
+                    if next != Next::GiveUp {
+                        tracing::warn!(failures = retry.failures(), reason = %why, request = what, "got no answer; trying again");
                     }
-                    tracing::warn!(
-                        request = what,
-                        "the token was refused (401); trying with a new one"
-                    );
-                    continue;
+                    next
                 }
-                Ok(reply) if reply.status == 429 && start.elapsed() < policy.max_elapsed => {
-                    // Throttled: waited out as the service asks, not a failed attempt.
-                    attempt -= 1;
+                Err(_) => Next::GiveUp,
+                Ok(r) if r.status == 401 => match retry.token_refused() {
+                    Next::Now => {
+                        self.tokens.invalidate(&r.token).await;
+                        if self.tokens.get().await.is_err() {
+                            // No new token to be had (a ready token cannot be refreshed).
+                            Next::GiveUp
+                        } else {
+                            tracing::warn!(
+                                request = what,
+                                "the token was refused (401); trying with a new one"
+                            );
+                            Next::Now
+                        }
+                    }
+                    other => other,
+                },
+                Ok(r) if r.status == 429 => {
                     tracing::warn!(request = what, "throttled (429); waiting as asked");
-                    Some(
-                        reply
-                            .retry_after
-                            .unwrap_or(policy.default_throttle)
-                            .min(policy.max_throttle),
-                    )
+                    retry.throttled(r.retry_after)
                 }
-                Ok(reply) if super::decide::retryable(reply.status) && !last => {
-                    tracing::warn!(
-                        attempt,
-                        status = reply.status,
-                        request = what,
-                        "a transient error; trying again"
-                    );
-                    reply.retry_after.map(|d| d.min(policy.max_delay))
+                Ok(r) if retryable(r.status) => {
+                    let next = retry.failed(r.retry_after);
+                    if next != Next::GiveUp {
+                        tracing::warn!(
+                            failures = retry.failures(),
+                            status = r.status,
+                            request = what,
+                            "a transient error; trying again"
+                        );
+                    }
+                    next
                 }
-                Ok(reply) => return Ok(reply),
+                Ok(_) => Next::GiveUp,
             };
-            let delay = pause.unwrap_or_else(|| policy.backoff(attempt - 1, rand::random::<f64>()));
-            tokio::time::sleep(delay).await;
+            match next {
+                Next::GiveUp => return reply,
+                Next::Now => {}
+                Next::Wait(pause) => tokio::time::sleep(pause).await,
+            }
         }
     }
 

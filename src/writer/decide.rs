@@ -3,51 +3,8 @@
 
 use std::time::Duration;
 
+use super::retry::{RetryPolicy, retryable, throttle_pause};
 use crate::odata::{BatchResponse, Method, NotProcessed, ODataError, PartOutcome, Precondition};
-
-/// How hard the writer tries before it rejects an operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts per operation, the first included.
-    pub max_attempts: u32,
-    /// Time after an operation's first attempt past which it is not retried again.
-    pub max_elapsed: Duration,
-    /// First backoff delay (doubled at each attempt, with jitter).
-    pub base_delay: Duration,
-    /// Longest backoff delay.
-    pub max_delay: Duration,
-    /// Pause after a 429 that carries no `Retry-After`.
-    pub default_throttle: Duration,
-    /// Longest pause a `Retry-After` is honoured for: the 300 s service protection window,
-    /// after which every limit has reset (api-limits.md, PROTOCOL.md §10).
-    pub max_throttle: Duration,
-}
-
-impl Default for RetryPolicy {
-    /// 8 attempts within 15 minutes, backoff from 1 s doubling up to 60 s, and a 5 s pause after a
-    /// 429 without `Retry-After` (Microsoft's ServiceClient waits `RetryPauseTime` = 5 s,
-    /// PROTOCOL.md §10.2). Service protection windows are 300 s, so 15 minutes rides out several.
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 8,
-            max_elapsed: Duration::from_secs(15 * 60),
-            base_delay: Duration::from_secs(1),
-            max_delay: Duration::from_secs(60),
-            default_throttle: Duration::from_secs(5),
-            max_throttle: Duration::from_secs(300),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The delay before attempt `attempt + 1` (0-based `attempt` just failed); `jitter` in
-    /// `[0, 1)` spreads workers apart ("equal jitter": half fixed, half random).
-    pub fn backoff(&self, attempt: u32, jitter: f64) -> Duration {
-        let exp = self.base_delay.saturating_mul(1u32 << attempt.min(20));
-        let capped = exp.min(self.max_delay);
-        capped.mul_f64(0.5 + jitter.clamp(0.0, 1.0) / 2.0)
-    }
-}
 
 /// What the writer knows of one operation when it decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -330,37 +287,6 @@ impl Limit {
     }
 }
 
-/// Refusals (401) in a row of one batch, with tokens Dataverse never accepted, after which the
-/// run stops: new tokens refused as soon as they are issued mean the set-up is wrong (the
-/// application user was removed, or the tokens are for another environment). A refused token
-/// that was accepted before expired or was revoked: it is refreshed and does not count.
-pub const MAX_TOKEN_REFUSALS: u32 = 3;
-
-/// What to do after Dataverse refused a batch's token (401).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenRefused {
-    /// Get a new token and resend at once.
-    Refresh,
-    /// Stop the run: the set-up, not the token, is wrong.
-    Stop,
-}
-
-/// Decides on a 401, given how many attempts of this batch in a row were refused with a token
-/// never accepted, this one included. An accepted attempt starts the count again: over a long
-/// run every token expires in turn, and a batch may meet several of those expiries.
-pub fn token_refused(in_a_row: u32) -> TokenRefused {
-    if in_a_row >= MAX_TOKEN_REFUSALS {
-        TokenRefused::Stop
-    } else {
-        TokenRefused::Refresh
-    }
-}
-
-/// HTTP statuses worth another attempt (PROTOCOL.md §10, §15).
-pub fn retryable(status: u16) -> bool {
-    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
-}
-
 /// Dataverse's error as it goes to the rejects file: `Dataverse 400 (0x80044331): message`.
 pub fn describe(status: u16, error: &ODataError) -> String {
     if error.code.is_empty() || error.code == "0x0" && error.message.is_empty() {
@@ -521,9 +447,7 @@ pub fn bound(
 }
 
 fn throttle(d: &mut Decision, after: Option<Duration>, limit: Limit, policy: &RetryPolicy) {
-    let pause = after
-        .unwrap_or(policy.default_throttle)
-        .min(policy.max_throttle);
+    let pause = throttle_pause(policy, after);
     d.throttle = Some(d.throttle.map_or(pause, |p| p.max(pause)));
     d.limit = match d.limit {
         Some(l) if l.fewer_in_flight() || !limit.fewer_in_flight() => Some(l),
@@ -1390,25 +1314,6 @@ mod tests {
     }
 
     #[test]
-    fn a_refused_token_is_refreshed_until_refusals_in_a_row_show_the_setup_is_wrong() {
-        // The bug this guards against: a batch stopped the run ("Dataverse refused a freshly
-        // issued token") the second time it met a 401 in its life, even when the new token had
-        // been accepted and then revoked or expired in turn.
-        assert_eq!(
-            token_refused(1),
-            TokenRefused::Refresh,
-            "expired or revoked in use"
-        );
-        assert_eq!(
-            token_refused(2),
-            TokenRefused::Refresh,
-            "the new token may have been revoked in turn"
-        );
-        assert_eq!(token_refused(MAX_TOKEN_REFUSALS), TokenRefused::Stop);
-        assert_eq!(token_refused(MAX_TOKEN_REFUSALS + 1), TokenRefused::Stop);
-    }
-
-    #[test]
     fn a_lost_change_set_is_settled_by_its_first_records_read_back() {
         // Issue 10 item 2: with --atomic, a change set whose first attempt was lost and whose
         // first create then met 412 was counted written whole, although the 412 could come from
@@ -1988,14 +1893,5 @@ mod tests {
             (Cause::SignIn, crate::exit::Exit::Auth)
         );
         assert!(f.explain().contains("run `dvload whoami` to check it"));
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap_with_jitter() {
-        let p = RetryPolicy::default();
-        assert_eq!(p.backoff(0, 1.0), Duration::from_secs(1));
-        assert_eq!(p.backoff(0, 0.0), Duration::from_millis(500));
-        assert_eq!(p.backoff(3, 1.0), Duration::from_secs(8));
-        assert_eq!(p.backoff(30, 1.0), Duration::from_secs(60));
     }
 }

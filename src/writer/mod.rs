@@ -13,6 +13,7 @@ pub mod client;
 pub mod decide;
 pub mod order;
 pub mod pacing;
+pub mod retry;
 pub mod send;
 
 use std::num::NonZeroU32;
@@ -23,8 +24,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 pub use client::{Client, SendFailure, WhoAmI};
-pub use decide::{Fatal, RetryPolicy};
+pub use decide::Fatal;
 pub use pacing::Pacing;
+pub use retry::RetryPolicy;
 pub use send::{Event, PendingOp, SendContext, SendStats};
 
 use crate::batch::Chunker;

@@ -9,12 +9,12 @@ use tokio::time::Instant;
 
 use super::client::{Client, SendFailure};
 use super::decide::{
-    Attempt, Fatal, Found, Limit, OpInfo, Provenance, READ_BACK_SELECT, RetryPolicy, TokenRefused,
-    Verdict, bound, decide, read_back, read_back_absent, read_back_own, settle, settle_deletes,
-    token_refused,
+    Attempt, Fatal, Found, Limit, OpInfo, Provenance, READ_BACK_SELECT, Verdict, bound, decide,
+    read_back, read_back_absent, read_back_own, settle, settle_deletes,
 };
 use super::order::KeyGate;
 use super::pacing::Pacing;
+use super::retry::{RetryPolicy, TokenRefused, token_refused};
 use crate::auth::AccessToken;
 use crate::odata::batch::PartOutcome;
 use crate::odata::{BatchOptions, Operation, decode_batch_response, encode_batch};
@@ -492,7 +492,9 @@ pub async fn send_batch(mut pending: Vec<PendingOp>, ctx: Arc<SendContext>) {
         // A throttle pause is waited out in `wait_turn`; a refreshed token is tried at once;
         // anything else backs off.
         if decision.throttle.is_none() && !skip_backoff && !decision.peeled {
-            let delay = ctx.policy.backoff(attempt, rand::random::<f64>());
+            // By the one set of rules (`retry.rs`): a Retry-After the answer gave, else backoff.
+            let retry_after = reply.as_ref().ok().and_then(|r| r.retry_after);
+            let delay = super::retry::failure_pause(&ctx.policy, attempt + 1, retry_after);
             tokio::time::sleep(delay).await;
         }
         if !decision.peeled && !progressed {
@@ -549,7 +551,7 @@ async fn get_url(ctx: &SendContext, url: &str) -> Result<super::client::Reply, S
         Ok(reply) if reply.status == 401 => {
             Err("reading the record back: the token was refused (401)".into())
         }
-        Ok(reply) if super::decide::retryable(reply.status) => Err(format!(
+        Ok(reply) if super::retry::retryable(reply.status) => Err(format!(
             "reading the record back answered HTTP {}",
             reply.status
         )),
