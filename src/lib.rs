@@ -23,6 +23,7 @@ pub(crate) mod odata;
 pub(crate) mod outcome;
 pub(crate) mod run;
 pub(crate) mod source;
+pub(crate) mod toml_reader;
 pub(crate) mod writer;
 
 pub use error::{Error, Result};

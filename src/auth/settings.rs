@@ -566,7 +566,7 @@ impl Settings {
             path: shown_path.clone(),
             message: match e.span() {
                 Some(span) => {
-                    let (line, col) = crate::mapping::spec::line_col(text, span.start);
+                    let (line, col) = crate::toml_reader::line_col(text, span.start);
                     format!("line {line}, column {col}: {}", e.message().trim_end())
                 }
                 None => e.message().trim_end().to_string(),

@@ -13,8 +13,9 @@ use serde_json::Value;
 use super::connect::Connection;
 use crate::exit::Exit;
 use crate::job::Job;
-use crate::mapping::spec::{FieldKind, LookupKey, suggest};
+use crate::mapping::spec::{FieldKind, LookupKey};
 use crate::mapping::{MappingSpec, OperationKind};
+use crate::toml_reader::suggest;
 use crate::writer::RetryPolicy;
 
 /// What the check cannot prove without writing.

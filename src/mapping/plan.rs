@@ -6,12 +6,13 @@ use std::fmt;
 
 use super::convert::{Converter, trim};
 use super::spec::{
-    Ctx, FieldKind, FieldRef, Input, LookupKey, MappingError, MappingSpec, OperationKind,
-    TemplatePart, ValueSpec, suggest,
+    FieldKind, FieldRef, Input, LookupKey, MappingError, MappingSpec, OperationKind, TemplatePart,
+    ValueSpec,
 };
 use crate::odata::key::{KeyValue, StringKey, check_addressable, encode_key_name};
 use crate::odata::{Method, Operation, Precondition};
 use crate::source::{Record, RecordData, RowPos};
+use crate::toml_reader::{Ctx, suggest};
 
 /// Why one row could not be turned into an operation.
 #[derive(Debug, Clone, PartialEq, Eq)]

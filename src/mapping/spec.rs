@@ -1,7 +1,6 @@
 //! The mapping file as written: TOML parsed with positions, checked key by key into a `MappingSpec`.
 //! Every error names the file, line and column and says what is allowed.
 
-use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -11,38 +10,8 @@ use toml::de::{DeTable, DeValue};
 use super::convert::{ChoiceMap, Converter};
 use crate::odata::KeyValue;
 use crate::source::{Encoding, Format};
-
-/// An error in a mapping file, with its position.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MappingError {
-    /// The mapping file.
-    pub file: PathBuf,
-    /// 1-based line (0 when the error is about the whole file).
-    pub line: usize,
-    /// 1-based column (0 when the error is about the whole file).
-    pub column: usize,
-    /// What is wrong and what is allowed.
-    pub message: String,
-}
-
-impl fmt::Display for MappingError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 {
-            write!(f, "{}: {}", self.file.display(), self.message)
-        } else {
-            write!(
-                f,
-                "{}:{}:{}: {}",
-                self.file.display(),
-                self.line,
-                self.column,
-                self.message
-            )
-        }
-    }
-}
-
-impl std::error::Error for MappingError {}
+pub use crate::toml_reader::FileError as MappingError;
+use crate::toml_reader::{Ctx, TableReader, Val, describe, line_col, suggest, toml_integer};
 
 /// The operation a mapping performs on each row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,11 +194,85 @@ pub struct MappingSpec {
     pub fields: Vec<FieldSpec>,
 }
 
-/// The type names of the mapping language.
-pub const TYPES: &[&str] = &[
-    "text", "int", "bigint", "decimal", "float", "money", "bool", "datetime", "dateonly", "guid",
-    "choice", "choices", "lookup",
-];
+/// The types of the mapping language (`type = "..."`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueType {
+    /// `text`
+    Text,
+    /// `int`
+    Int,
+    /// `bigint`
+    BigInt,
+    /// `decimal`
+    Decimal,
+    /// `float`
+    Float,
+    /// `money`
+    Money,
+    /// `bool`
+    Bool,
+    /// `datetime`
+    DateTime,
+    /// `dateonly`
+    DateOnly,
+    /// `guid`
+    Guid,
+    /// `choice`
+    Choice,
+    /// `choices`
+    Choices,
+    /// `lookup`
+    Lookup,
+}
+
+impl ValueType {
+    /// Every type, in the order the documentation lists them.
+    pub const ALL: [ValueType; 13] = [
+        ValueType::Text,
+        ValueType::Int,
+        ValueType::BigInt,
+        ValueType::Decimal,
+        ValueType::Float,
+        ValueType::Money,
+        ValueType::Bool,
+        ValueType::DateTime,
+        ValueType::DateOnly,
+        ValueType::Guid,
+        ValueType::Choice,
+        ValueType::Choices,
+        ValueType::Lookup,
+    ];
+
+    /// Its name in a mapping file.
+    pub fn name(self) -> &'static str {
+        match self {
+            ValueType::Text => "text",
+            ValueType::Int => "int",
+            ValueType::BigInt => "bigint",
+            ValueType::Decimal => "decimal",
+            ValueType::Float => "float",
+            ValueType::Money => "money",
+            ValueType::Bool => "bool",
+            ValueType::DateTime => "datetime",
+            ValueType::DateOnly => "dateonly",
+            ValueType::Guid => "guid",
+            ValueType::Choice => "choice",
+            ValueType::Choices => "choices",
+            ValueType::Lookup => "lookup",
+        }
+    }
+
+    /// The type named `name` (any case).
+    pub fn named(name: &str) -> Option<ValueType> {
+        ValueType::ALL
+            .into_iter()
+            .find(|t| t.name().eq_ignore_ascii_case(name))
+    }
+
+    fn names() -> impl Iterator<Item = &'static str> {
+        ValueType::ALL.into_iter().map(ValueType::name)
+    }
+}
 
 const FIELD_KEYS: &[&str] = &[
     "from",
@@ -251,178 +294,6 @@ const FIELD_KEYS: &[&str] = &[
     "lookup",
     "key",
 ];
-
-/// Positions in the mapping text.
-pub(crate) struct Ctx<'a> {
-    pub file: &'a Path,
-    pub text: &'a str,
-}
-
-impl Ctx<'_> {
-    pub(crate) fn err(&self, span: Range<usize>, message: impl Into<String>) -> MappingError {
-        let (line, column) = line_col(self.text, span.start);
-        MappingError {
-            file: self.file.to_path_buf(),
-            line,
-            column,
-            message: message.into(),
-        }
-    }
-}
-
-/// 1-based line and column (in characters) of a byte offset.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    (line, before[line_start..].chars().count() + 1)
-}
-
-type Val<'i> = Spanned<DeValue<'i>>;
-
-/// Reads one TOML table, remembering which keys were used so that the rest can be reported.
-struct TableReader<'c, 't, 'i> {
-    ctx: &'c Ctx<'c>,
-    table: &'t DeTable<'i>,
-    span: Range<usize>,
-    what: String,
-}
-
-impl<'c, 't, 'i> TableReader<'c, 't, 'i> {
-    fn new(
-        ctx: &'c Ctx<'c>,
-        table: &'t DeTable<'i>,
-        span: Range<usize>,
-        what: impl Into<String>,
-    ) -> Self {
-        TableReader {
-            ctx,
-            table,
-            span,
-            what: what.into(),
-        }
-    }
-
-    fn check_keys(&self, allowed: &[&str]) -> Result<(), MappingError> {
-        for key in self.table.keys() {
-            if !allowed.contains(&key.get_ref().as_ref()) {
-                let hint = suggest(key.get_ref(), allowed.iter().copied())
-                    .map(|s| format!(" (did you mean '{s}'?)"))
-                    .unwrap_or_default();
-                return Err(self.ctx.err(
-                    key.span(),
-                    format!(
-                        "unknown key '{}' in {}{hint}; allowed: {}",
-                        key.get_ref(),
-                        self.what,
-                        allowed.join(", ")
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    fn get(&self, key: &str) -> Option<&'t Val<'i>> {
-        self.table.get(key)
-    }
-
-    fn string(&self, key: &str) -> Result<Option<Spanned<String>>, MappingError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(v) => match v.get_ref().as_str() {
-                Some(s) => Ok(Some(Spanned::new(v.span(), s.to_string()))),
-                None => Err(self.type_err(key, v, "a string")),
-            },
-        }
-    }
-
-    fn bool(&self, key: &str) -> Result<Option<bool>, MappingError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(v) => v
-                .get_ref()
-                .as_bool()
-                .map(Some)
-                .ok_or_else(|| self.type_err(key, v, "true or false")),
-        }
-    }
-
-    fn strings(&self, key: &str) -> Result<Option<Spanned<Vec<String>>>, MappingError> {
-        let Some(v) = self.get(key) else {
-            return Ok(None);
-        };
-        let list = match v.get_ref() {
-            DeValue::String(s) => vec![s.to_string()],
-            DeValue::Array(items) => {
-                let mut out = Vec::new();
-                for item in items.iter() {
-                    match item.get_ref().as_str() {
-                        Some(s) => out.push(s.to_string()),
-                        None => return Err(self.type_err(key, item, "a string")),
-                    }
-                }
-                out
-            }
-            _ => return Err(self.type_err(key, v, "a string or a list of strings")),
-        };
-        Ok(Some(Spanned::new(v.span(), list)))
-    }
-
-    fn type_err(&self, key: &str, v: &Val<'_>, expected: &str) -> MappingError {
-        self.ctx.err(
-            v.span(),
-            format!(
-                "'{key}' in {} must be {expected}, not {}",
-                self.what,
-                describe(v.get_ref())
-            ),
-        )
-    }
-}
-
-/// A TOML integer's value (in any radix: `0x10` is 16); `None` when it does not fit 64 bits.
-fn toml_integer(i: &toml::de::DeInteger<'_>) -> Option<i64> {
-    i64::from_str_radix(i.as_str(), i.radix()).ok()
-}
-
-fn describe(v: &DeValue<'_>) -> &'static str {
-    match v {
-        DeValue::String(_) => "a string",
-        DeValue::Integer(_) => "an integer",
-        DeValue::Float(_) => "a float",
-        DeValue::Boolean(_) => "a boolean",
-        DeValue::Datetime(_) => "a date-time",
-        DeValue::Array(_) => "an array",
-        DeValue::Table(_) => "a table",
-    }
-}
-
-/// The closest candidate to `word` by edit distance, if close enough to be a typo.
-pub fn suggest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    let lower = word.to_lowercase();
-    candidates
-        .map(|c| (edit_distance(&lower, &c.to_lowercase()), c))
-        .filter(|(d, c)| *d <= 2.max(c.chars().count() / 3))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
 
 /// Defaults that `[source]` sets for every field.
 struct FieldDefaults {
@@ -936,12 +807,8 @@ fn parse_key(
         let what = format!("key column '{}'", col.get_ref());
         let value = parse_value_spec(
             ctx,
-            col.get_ref(),
             val,
-            &what,
-            defaults,
-            derive_prefix,
-            true,
+            &ValueRead::field(col.get_ref(), &what, defaults, derive_prefix, true),
         )?;
         if matches!(value.converter, Converter::Choices { .. }) {
             return Err(ctx.err(
@@ -1056,12 +923,8 @@ fn parse_fields(
                 .then_some(target.entity_set.as_str());
             FieldKind::Value(Box::new(parse_value_spec(
                 ctx,
-                &column,
                 val,
-                &what,
-                defaults,
-                derive_prefix,
-                false,
+                &ValueRead::field(&column, &what, defaults, derive_prefix, false),
             )?))
         };
         fields.push(FieldSpec {
@@ -1141,14 +1004,16 @@ fn parse_lookup(
             // Re-read the table as a guid value (from, derive_uuid, required, trim, null_if).
             let mut spec = parse_value_spec_table(
                 ctx,
-                column,
                 val,
-                what,
-                defaults,
-                Some(&entity_set),
-                true,
-                false,
-                &["lookup", "type", "omit_empty"],
+                &ValueRead {
+                    column,
+                    what,
+                    defaults,
+                    derive_prefix: Some(&entity_set),
+                    is_key: true,
+                    required_default: false,
+                    extra_allowed: &["lookup", "type", "omit_empty"],
+                },
             )?;
             if !matches!(spec.converter, Converter::Guid { .. }) {
                 spec.converter = Converter::Guid { derive: None };
@@ -1165,15 +1030,52 @@ fn parse_lookup(
     Ok(FieldKind::Lookup { entity_set, key })
 }
 
+/// Where a value is read and what it may hold: the options of [`parse_value_spec_table`].
+#[derive(Clone, Copy)]
+struct ValueRead<'a> {
+    /// The target column it fills.
+    column: &'a str,
+    /// How errors name it (`field 'name'`, `key column 'accountnumber'`).
+    what: &'a str,
+    /// What `[source]` sets for every field.
+    defaults: &'a FieldDefaults,
+    /// The prefix of a derived id (`derive_uuid`), when it is not the column.
+    derive_prefix: Option<&'a str>,
+    /// A key column: `required` is implied for a plain field name.
+    is_key: bool,
+    /// `required` when the table does not say.
+    required_default: bool,
+    /// Keys allowed beyond a value's (`omit_empty`, `lookup`, `type` for a lookup's id).
+    extra_allowed: &'a [&'a str],
+}
+
+impl<'a> ValueRead<'a> {
+    /// A field's or a key column's value.
+    fn field(
+        column: &'a str,
+        what: &'a str,
+        defaults: &'a FieldDefaults,
+        derive_prefix: Option<&'a str>,
+        is_key: bool,
+    ) -> ValueRead<'a> {
+        ValueRead {
+            column,
+            what,
+            defaults,
+            derive_prefix,
+            is_key,
+            required_default: is_key,
+            extra_allowed: &["omit_empty"],
+        }
+    }
+}
+
 fn parse_value_spec(
     ctx: &Ctx<'_>,
-    column: &str,
     val: &Val<'_>,
-    what: &str,
-    defaults: &FieldDefaults,
-    derive_prefix: Option<&str>,
-    is_key: bool,
+    read: &ValueRead<'_>,
 ) -> Result<ValueSpec, MappingError> {
+    let (what, is_key) = (read.what, read.is_key);
     match val.get_ref() {
         DeValue::String(s) => Ok(ValueSpec {
             input: Input::Field(FieldRef { name: s.to_string(), span: val.span() }),
@@ -1185,7 +1087,7 @@ fn parse_value_spec(
             required: is_key,
         }),
         DeValue::Table(_) => {
-            parse_value_spec_table(ctx, column, val, what, defaults, derive_prefix, is_key, is_key, &["omit_empty"])
+            parse_value_spec_table(ctx, val, read)
         }
         other => Err(ctx.err(
             val.span(),
@@ -1197,18 +1099,20 @@ fn parse_value_spec(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn parse_value_spec_table(
     ctx: &Ctx<'_>,
-    column: &str,
     val: &Val<'_>,
-    what: &str,
-    defaults: &FieldDefaults,
-    derive_prefix: Option<&str>,
-    is_key: bool,
-    required_default: bool,
-    extra_allowed: &[&str],
+    read: &ValueRead<'_>,
 ) -> Result<ValueSpec, MappingError> {
+    let ValueRead {
+        column,
+        what,
+        defaults,
+        derive_prefix,
+        is_key,
+        required_default,
+        extra_allowed,
+    } = *read;
     let table = val.get_ref().as_table().expect("checked by caller");
     let t = TableReader::new(ctx, table, val.span(), what.to_string());
     let allowed: Vec<&str> = FIELD_KEYS
@@ -1218,11 +1122,11 @@ fn parse_value_spec_table(
         .collect();
     t.check_keys(&allowed)?;
 
-    let type_name = match t.string("type")? {
+    let value_type = match t.string("type")? {
         Some(ty) => {
-            let name = ty.get_ref().to_ascii_lowercase();
-            if !TYPES.contains(&name.as_str()) {
-                let hint = suggest(&name, TYPES.iter().copied())
+            let Some(named) = ValueType::named(ty.get_ref()) else {
+                let name = ty.get_ref().to_ascii_lowercase();
+                let hint = suggest(&name, ValueType::names())
                     .map(|s| format!(" (did you mean '{s}'?)"))
                     .unwrap_or_default();
                 return Err(ctx.err(
@@ -1230,13 +1134,13 @@ fn parse_value_spec_table(
                     format!(
                         "unknown type '{}'{hint}; allowed: {}",
                         ty.get_ref(),
-                        TYPES.join(", ")
+                        ValueType::names().collect::<Vec<_>>().join(", ")
                     ),
                 ));
-            }
-            if name == "lookup" && extra_allowed.contains(&"lookup") {
-                "guid".to_string()
-            } else if name == "lookup" {
+            };
+            if named == ValueType::Lookup && extra_allowed.contains(&"lookup") {
+                ValueType::Guid
+            } else if named == ValueType::Lookup {
                 return Err(ctx.err(
                     ty.span(),
                     format!(
@@ -1244,40 +1148,46 @@ fn parse_value_spec_table(
                     ),
                 ));
             } else {
-                name
+                named
             }
         }
         None => match t.get("value") {
             Some(v) => match v.get_ref() {
-                DeValue::Integer(_) => "int".into(),
-                DeValue::Float(_) => "decimal".into(),
-                DeValue::Boolean(_) => "bool".into(),
-                _ => "text".into(),
+                DeValue::Integer(_) => ValueType::Int,
+                DeValue::Float(_) => ValueType::Decimal,
+                DeValue::Boolean(_) => ValueType::Bool,
+                _ => ValueType::Text,
             },
-            None => "text".into(),
+            None => ValueType::Text,
         },
     };
-    let only_for = |key: &str, types: &[&str]| -> Result<(), MappingError> {
+    let only_for = |key: &str, types: &[ValueType]| -> Result<(), MappingError> {
         if let Some(v) = t.get(key) {
-            if !types.contains(&type_name.as_str()) {
+            if !types.contains(&value_type) {
+                let names: Vec<&str> = types.iter().map(|t| t.name()).collect();
                 return Err(ctx.err(
                     v.span(),
                     format!(
-                        "{what}: '{key}' applies to type {} only, and this field is {type_name}",
-                        types.join(" or ")
+                        "{what}: '{key}' applies to type {} only, and this field is {}",
+                        names.join(" or "),
+                        value_type.name()
                     ),
                 ));
             }
         }
         Ok(())
     };
-    only_for("max_length", &["text"])?;
-    only_for("map", &["choice", "choices"])?;
-    only_for("format", &["datetime", "dateonly"])?;
-    only_for("timezone", &["datetime"])?;
-    only_for("decimal", &["int", "bigint", "decimal", "float", "money"])?;
-    only_for("separator", &["choices"])?;
-    only_for("derive_uuid", &["guid"])?;
+    use ValueType as T;
+    only_for("max_length", &[T::Text])?;
+    only_for("map", &[T::Choice, T::Choices])?;
+    only_for("format", &[T::DateTime, T::DateOnly])?;
+    only_for("timezone", &[T::DateTime])?;
+    only_for(
+        "decimal",
+        &[T::Int, T::BigInt, T::Decimal, T::Float, T::Money],
+    )?;
+    only_for("separator", &[T::Choices])?;
+    only_for("derive_uuid", &[T::Guid])?;
 
     let decimal = match t.string("decimal")? {
         Some(d) => decimal_char(ctx, &d)?,
@@ -1298,7 +1208,7 @@ fn parse_value_spec_table(
             return Err(ctx.err(v.span(), format!("{what}: format '{f}' has no % directives; use strftime codes such as \"%d/%m/%Y\" or \"%d/%m/%Y %H:%M\"")));
         }
         let v = t.get("format").expect("read above");
-        check_format(f, type_name == "datetime")
+        check_format(f, value_type == T::DateTime)
             .map_err(|e| ctx.err(v.span(), format!("{what}: format '{f}' {e}")))?;
     }
     let separator = match t.string("separator")? {
@@ -1343,7 +1253,7 @@ fn parse_value_spec_table(
                 if folded.is_empty() {
                     return Err(ctx.err(label.span(), format!("{what}: a map label is empty; an empty value is sent as null (or its default)")));
                 }
-                if type_name == "choices" && name.contains(separator.as_str()) {
+                if value_type == T::Choices && name.contains(separator.as_str()) {
                     return Err(ctx.err(
                         label.span(),
                         format!("{what}: map label '{name}' contains the separator {separator:?}, so no value can select it; set separator to text no label holds, such as \"|\" or \";\""),
@@ -1364,8 +1274,8 @@ fn parse_value_spec_table(
         }
         None => ChoiceMap::default(),
     };
-    let converter = match type_name.as_str() {
-        "text" => {
+    let converter = match value_type {
+        T::Text => {
             let max_length = match t.get("max_length") {
                 Some(v) => Some(
                     v.get_ref()
@@ -1384,47 +1294,47 @@ fn parse_value_spec_table(
             };
             Converter::Text { max_length }
         }
-        "int" => Converter::Integer {
+        T::Int => Converter::Integer {
             wide: false,
             decimal,
         },
-        "bigint" => Converter::Integer {
+        T::BigInt => Converter::Integer {
             wide: true,
             decimal,
         },
-        "decimal" => Converter::Number {
+        T::Decimal => Converter::Number {
             decimal,
             money: false,
             float: false,
         },
-        "money" => Converter::Number {
+        T::Money => Converter::Number {
             decimal,
             money: true,
             float: false,
         },
-        "float" => Converter::Number {
+        T::Float => Converter::Number {
             decimal,
             money: false,
             float: true,
         },
-        "bool" => Converter::Bool,
-        "datetime" => {
+        T::Bool => Converter::Bool,
+        T::DateTime => {
             let tz = match t.string("timezone")?.or_else(|| defaults.timezone.clone()) {
                 Some(tz) => check_tz(ctx, &tz)?,
                 None => jiff::tz::TimeZone::UTC,
             };
             Converter::DateTime { formats, tz }
         }
-        "dateonly" => Converter::DateOnly { formats },
-        "guid" => {
+        T::DateOnly => Converter::DateOnly { formats },
+        T::Guid => {
             let derive = t.bool("derive_uuid")?.unwrap_or(false);
             Converter::Guid {
                 derive: derive.then(|| derive_prefix.unwrap_or(column).to_string()),
             }
         }
-        "choice" => Converter::Choice(map),
-        "choices" => Converter::Choices { map, separator },
-        _ => unreachable!("checked against TYPES"),
+        T::Choice => Converter::Choice(map),
+        T::Choices => Converter::Choices { map, separator },
+        T::Lookup => unreachable!("a lookup type is refused or read as a guid above"),
     };
 
     let inputs: Vec<&str> = ["from", "value", "template"]

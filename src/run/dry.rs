@@ -6,13 +6,13 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
-use super::{Console, Ending, Finished, RunOptions, files, text};
+use super::{Console, Ending, Finished, RunOptions, Started, files, text};
 use crate::batch::Chunker;
 use crate::exit::Exit;
 use crate::job::Job;
 use crate::ledger::journal::keyed_content;
 use crate::ledger::packed::ContentIndex;
-use crate::ledger::{JobReport, Ledger, RunReport};
+use crate::ledger::{JobReport, Ledger};
 use crate::odata::Operation;
 use crate::odata::batch::{BatchOptions, encode_batch};
 
@@ -22,8 +22,7 @@ pub(super) fn run(
     emit: Option<&Path>,
     console: &mut dyn Console,
 ) -> crate::Result<Finished> {
-    let started_at = text::now_rfc3339();
-    let start = Instant::now();
+    let started = Started::now();
     // Open every job first, so that a broken mapping stops the run before anything happens.
     let mut jobs = Vec::with_capacity(options.mappings.len());
     for m in &options.mappings {
@@ -182,14 +181,7 @@ pub(super) fn run(
     let exit = Exit::of(&Ending::Complete {
         rejected: rejected > 0,
     });
-    let report = RunReport::new(
-        "run",
-        true,
-        started_at,
-        start.elapsed().as_millis() as u64,
-        exit.code(),
-        reports,
-    );
+    let report = started.report(true, exit, reports);
     files::write_report(options.report.as_deref(), &report)?;
     Ok(Finished::complete(rejected > 0))
 }

@@ -164,6 +164,39 @@ impl Finished {
     }
 }
 
+/// When a run started: its report's `started_at` and duration.
+#[derive(Debug, Clone)]
+struct Started {
+    at: String,
+    instant: std::time::Instant,
+}
+
+impl Started {
+    fn now() -> Started {
+        Started {
+            at: text::now_rfc3339(),
+            instant: std::time::Instant::now(),
+        }
+    }
+
+    /// The run's report, ending with `exit`.
+    fn report(
+        &self,
+        dry_run: bool,
+        exit: crate::exit::Exit,
+        jobs: Vec<crate::ledger::JobReport>,
+    ) -> crate::ledger::RunReport {
+        crate::ledger::RunReport::new(
+            "run",
+            dry_run,
+            self.at.clone(),
+            self.instant.elapsed().as_millis() as u64,
+            exit.code(),
+            jobs,
+        )
+    }
+}
+
 /// The async runtime the run's requests go through.
 fn runtime() -> crate::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()

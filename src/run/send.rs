@@ -5,12 +5,12 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::files::{check_writable, io_reason, same_file};
-use super::{Console, Ending, Finished, RunOptions, files, signals, text};
+use super::{Console, Ending, Finished, RunOptions, Started, files, signals, text};
 use crate::environment::{check, connect};
 use crate::exit::Exit;
 use crate::job::Job;
+use crate::ledger::JobReport;
 use crate::ledger::session::{RunSession, StartOptions};
-use crate::ledger::{JobReport, RunReport};
 use crate::outcome::Counts;
 use crate::writer::{JobOutcome, Writer, WriterOptions};
 
@@ -54,7 +54,7 @@ pub(super) fn run(args: RunOptions, console: &mut dyn Console) -> crate::Result<
         .as_deref()
         .map(crate::ledger::session::lock)
         .transpose()?;
-    let started_at = text::now_rfc3339();
+    let started = Started::now();
     let session = match (lock, &state) {
         (Some(lock), Some(dir)) => {
             let session = RunSession::start(
@@ -67,7 +67,7 @@ pub(super) fn run(args: RunOptions, console: &mut dyn Console) -> crate::Result<
                     force: args.ledger.force,
                     changed_only: args.ledger.changed_only,
                 },
-                &started_at,
+                &started.at,
             )?;
             for note in &session.notes {
                 say!(console, "{note}");
@@ -89,7 +89,7 @@ pub(super) fn run(args: RunOptions, console: &mut dyn Console) -> crate::Result<
         jobs,
         rejects_paths,
         session,
-        started_at,
+        started,
     ))
 }
 
@@ -99,15 +99,14 @@ async fn write_all(
     jobs: Vec<Job>,
     rejects_paths: Vec<PathBuf>,
     mut session: Option<RunSession>,
-    started_at: String,
+    started: Started,
 ) -> crate::Result<Finished> {
-    let start = Instant::now();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let interrupted = signals::watch(stop.clone());
     let policy = args.policy;
     let conn = match connect::connect(&args.connect, &policy).await {
         Ok(conn) => conn,
-        Err(e) => return Err(refused(e, session.as_mut(), &args, started_at, start)?),
+        Err(e) => return Err(refused(e, session.as_mut(), &args, &started)?),
     };
     let hint = conn.dop_hint.unwrap_or(4).max(1);
     let ceiling = args.concurrency.map_or(hint, usize::from);
@@ -131,14 +130,14 @@ async fn write_all(
         match s.bind_environment(&env) {
             Ok(Some(note)) => say!(console, "{note}"),
             Ok(None) => {}
-            Err(e) => return Err(refused(e, session.as_mut(), &args, started_at, start)?),
+            Err(e) => return Err(refused(e, session.as_mut(), &args, &started)?),
         }
     }
     // Every job checked against the environment before the first write (tables, columns, keys,
     // privileges): a refused run sent nothing and is recorded as ended with its exit code.
     let primary_ids = match check::preflight(&conn, &policy, &jobs).await {
         Ok(ids) => ids,
-        Err(e) => return Err(refused(e, session.as_mut(), &args, started_at, start)?),
+        Err(e) => return Err(refused(e, session.as_mut(), &args, &started)?),
     };
     // The ids its creates get (writer::ids): the chain's, recorded before the first write; a run
     // without a ledger draws its own (it cannot be resumed).
@@ -248,7 +247,7 @@ async fn write_all(
     say!(
         console,
         "total: {}; {} $batch requests, {} operations retried, {} throttling pauses ({:.1} s waited)",
-        text::summary_line(&totals, "written", start.elapsed().as_secs_f64()),
+        text::summary_line(&totals, "written", started.instant.elapsed().as_secs_f64()),
         text::thousands(stats.requests.load(std::sync::atomic::Ordering::Relaxed)),
         text::thousands(stats.retries.load(std::sync::atomic::Ordering::Relaxed)),
         writer.pacing.throttles(),
@@ -273,15 +272,7 @@ async fn write_all(
             dataverse_emulator::defaults::CLIENT_ID
         );
     }
-    let report = RunReport::new(
-        "run",
-        false,
-        started_at,
-        start.elapsed().as_millis() as u64,
-        exit.code(),
-        reports,
-    )
-    .with_writer_stats(
+    let report = started.report(false, exit, reports).with_writer_stats(
         stats.retries.load(std::sync::atomic::Ordering::Relaxed),
         writer.pacing.throttles(),
         writer.pacing.waited_ms(),
@@ -324,22 +315,16 @@ fn refused(
     e: crate::Error,
     session: Option<&mut RunSession>,
     args: &RunOptions,
-    started_at: String,
-    start: Instant,
+    started: &Started,
 ) -> crate::Result<crate::Error> {
     let exit = Exit::for_error(&e);
     if let Some(s) = session {
         s.finish(exit, &text::now_rfc3339())?;
     }
-    let report = RunReport::new(
-        "run",
-        false,
-        started_at,
-        start.elapsed().as_millis() as u64,
-        exit.code(),
-        Vec::new(),
-    );
-    files::write_report(args.report.as_deref(), &report)?;
+    files::write_report(
+        args.report.as_deref(),
+        &started.report(false, exit, Vec::new()),
+    )?;
     Ok(e)
 }
 
