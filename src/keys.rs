@@ -165,12 +165,23 @@ impl Collation {
         // ASCII without a trailing space in a quoted value (the common case) folds to lower
         // case, as in `fold`; a short one is lowered on the stack rather than in a new String.
         // The identity is the same either way (the ledger keeps it).
-        if key.len() <= 64 && key.is_ascii() && !key.contains(" '") && !key.ends_with(' ') {
+        // One pass checks and lowers it.
+        let bytes = key.as_bytes();
+        if bytes.len() <= 64 {
             let mut buf = [0u8; 64];
-            let lowered = &mut buf[..key.len()];
-            lowered.copy_from_slice(key.as_bytes());
-            lowered.make_ascii_lowercase();
-            return xxhash_rust::xxh3::xxh3_64(lowered).max(1);
+            let mut prev = 0u8;
+            let mut plain = true;
+            for (slot, &b) in buf.iter_mut().zip(bytes) {
+                if !b.is_ascii() || (prev == b' ' && b == b'\'') {
+                    plain = false;
+                    break;
+                }
+                *slot = b.to_ascii_lowercase();
+                prev = b;
+            }
+            if plain && prev != b' ' {
+                return xxhash_rust::xxh3::xxh3_64(&buf[..bytes.len()]).max(1);
+            }
         }
         xxhash_rust::xxh3::xxh3_64(self.fold(key).as_bytes()).max(1)
     }
@@ -218,8 +229,13 @@ mod tests {
             "accountnumber='ACC-1' ",
             "name='Ça va',city='Paris'",
             "name='O''Brien  ',n=5",
+            "name=' Bob',n=5",
+            "k=' '",
+            "n=5 ",
             "",
             long.as_str(),
+            &long[..64],
+            &long[..65],
         ];
         for c in [Collation::AccentInsensitive, Collation::AccentSensitive] {
             for k in keys {
