@@ -99,14 +99,14 @@ impl Collation {
         // case, is already folded.
         let plain = key.is_ascii()
             && !key.bytes().any(|b| b.is_ascii_uppercase())
-            && !key.contains(" '")
+            && !quote_after_space(key.as_bytes())
             && !key.ends_with(' ');
         if plain {
             return Cow::Borrowed(key);
         }
         // ASCII with upper case (`ACC-00001`), no trailing space in a value: no accent can
         // be there, so lower case is the whole fold.
-        if key.is_ascii() && !key.contains(" '") && !key.ends_with(' ') {
+        if key.is_ascii() && !quote_after_space(key.as_bytes()) && !key.ends_with(' ') {
             return Cow::Owned(key.to_ascii_lowercase());
         }
         let mut out = String::with_capacity(key.len());
@@ -165,26 +165,29 @@ impl Collation {
         // ASCII without a trailing space in a quoted value (the common case) folds to lower
         // case, as in `fold`; a short one is lowered on the stack rather than in a new String.
         // The identity is the same either way (the ledger keeps it).
-        // One pass checks and lowers it.
         let bytes = key.as_bytes();
         if bytes.len() <= 64 {
+            // One pass without early exit (the compiler vectorizes it) lowers the key and notes
+            // whether it is ASCII and has a space; only a key with a space is looked at again.
             let mut buf = [0u8; 64];
-            let mut prev = 0u8;
-            let mut plain = true;
-            for (slot, &b) in buf.iter_mut().zip(bytes) {
-                if !b.is_ascii() || (prev == b' ' && b == b'\'') {
-                    plain = false;
-                    break;
-                }
-                *slot = b.to_ascii_lowercase();
-                prev = b;
+            let (mut high, mut space) = (0u8, false);
+            for (lowered, &b) in buf.iter_mut().zip(bytes) {
+                *lowered = b.to_ascii_lowercase();
+                high |= b;
+                space |= b == b' ';
             }
-            if plain && prev != b' ' {
+            if high.is_ascii() && (!space || (!key.ends_with(' ') && !quote_after_space(bytes))) {
                 return xxhash_rust::xxh3::xxh3_64(&buf[..bytes.len()]).max(1);
             }
         }
         xxhash_rust::xxh3::xxh3_64(self.fold(key).as_bytes()).max(1)
     }
+}
+
+/// True when a quote follows a space (` '`: a quoted value that opens with spaces, which the
+/// fold treats apart).
+fn quote_after_space(bytes: &[u8]) -> bool {
+    bytes.windows(2).any(|w| w == b" '")
 }
 
 /// Hashes a key identity as itself: identities are XXH3 digests, already evenly spread, so

@@ -1474,8 +1474,14 @@ fn parse_value_spec_table(
 /// time (2001-02-03 04:05:06 in London, every part distinct) is written with it and read back as the
 /// field reads its values.
 fn check_format(format: &str, datetime: bool) -> Result<(), String> {
-    // In a named zone, so that a zone directive (`%Q`) writes a name it can read back.
-    let zone = jiff::tz::TimeZone::get("Europe/London").unwrap_or(jiff::tz::TimeZone::UTC);
+    // In a named zone when the format names one (`%Q`, `%:Q`), so that it writes a name it can
+    // read back; otherwise UTC, which needs no look into the system's time zone database (its
+    // first use reads the whole directory, a millisecond before the first row).
+    let zone = if format.contains('Q') {
+        jiff::tz::TimeZone::get("Europe/London").unwrap_or(jiff::tz::TimeZone::UTC)
+    } else {
+        jiff::tz::TimeZone::UTC
+    };
     let sample = jiff::civil::date(2001, 2, 3)
         .at(4, 5, 6, 0)
         .to_zoned_datetime(zone)
