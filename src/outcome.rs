@@ -142,6 +142,31 @@ pub trait Progress: Send {
     fn finish(&mut self) {}
 }
 
+/// Where the run's lines go as it goes: a long nightly run says what it does while it does it.
+pub trait Console {
+    /// One line (or several, joined by `\n`) for the user.
+    fn line(&mut self, text: &str);
+    /// The progress display for a job reading `source`.
+    fn progress(&mut self, source: &std::path::Path) -> Box<dyn Progress>;
+    /// Asks `question` (y/N); `Ok(None)` when there is no one to ask (not a terminal).
+    fn confirm(&mut self, question: &str) -> std::io::Result<Option<bool>>;
+}
+
+/// A console that says nothing and asks no one (tests).
+#[cfg(test)]
+pub struct Quiet;
+
+#[cfg(test)]
+impl Console for Quiet {
+    fn line(&mut self, _: &str) {}
+    fn progress(&mut self, _: &std::path::Path) -> Box<dyn Progress> {
+        Box::new(())
+    }
+    fn confirm(&mut self, _: &str) -> std::io::Result<Option<bool>> {
+        Ok(None)
+    }
+}
+
 impl Progress for () {
     fn update(&mut self, _: &Counts) {}
 }

@@ -15,6 +15,7 @@ use crate::exit::Exit;
 use crate::job::Job;
 use crate::mapping::spec::{FieldKind, LookupKey};
 use crate::mapping::{MappingSpec, OperationKind};
+use crate::outcome::Console;
 use crate::toml_reader::suggest;
 use crate::writer::RetryPolicy;
 
@@ -565,6 +566,7 @@ pub async fn preflight(
     conn: &Connection,
     policy: &RetryPolicy,
     jobs: &[Job],
+    console: &mut dyn Console,
 ) -> crate::Result<PrimaryIds> {
     let mut checker = Checker::load(conn, policy)
         .await
@@ -573,11 +575,13 @@ pub async fn preflight(
     for job in jobs {
         checks.push(checker.check_spec(&job.spec).await);
     }
-    refuse_unless_ready(&checks, jobs.len(), "mapping", "nothing sent")?;
+    refuse_unless_ready(&checks, jobs.len(), "mapping", "nothing sent", console)?;
     if let Err(e) = &checker.privileges {
-        println!("warning: privileges not checked (RetrieveUserPrivileges failed: {e})");
+        console.line(&format!(
+            "warning: privileges not checked (RetrieveUserPrivileges failed: {e})"
+        ));
     }
-    println!(
+    console.line(&format!(
         "checked against the environment: {} mapping{} ready (tables, columns, keys{})",
         jobs.len(),
         if jobs.len() == 1 { "" } else { "s" },
@@ -586,7 +590,7 @@ pub async fn preflight(
         } else {
             ""
         }
-    );
+    ));
     Ok(checker
         .entities
         .iter()
@@ -604,6 +608,7 @@ pub async fn preflight_delete(
     conn: &Connection,
     policy: &RetryPolicy,
     entity_sets: &[&str],
+    console: &mut dyn Console,
 ) -> crate::Result<()> {
     let mut checker = Checker::load(conn, policy).await.map_err(|e| {
         crate::Error::Setup(format!("nothing deleted: {}", Checker::load_failed(&e)))
@@ -612,7 +617,13 @@ pub async fn preflight_delete(
     for set in entity_sets {
         checks.push(checker.check_delete(set).await);
     }
-    refuse_unless_ready(&checks, entity_sets.len(), "table", "nothing deleted")
+    refuse_unless_ready(
+        &checks,
+        entity_sets.len(),
+        "table",
+        "nothing deleted",
+        console,
+    )
 }
 
 /// Prints the report of each check with a problem and returns the refusal naming every problem;
@@ -622,6 +633,7 @@ pub fn refuse_unless_ready(
     total: usize,
     what: &str,
     nothing: &str,
+    console: &mut dyn Console,
 ) -> crate::Result<()> {
     let exit = worst(checks);
     if exit == Exit::Success {
@@ -633,9 +645,9 @@ pub fn refuse_unless_ready(
         .collect();
     for c in &failing {
         for line in c.report() {
-            println!("{line}");
+            console.line(&line);
         }
-        println!();
+        console.line("");
     }
     let mut message = format!(
         "{nothing}: the check against the environment refused {} of {total} {what}{}:",
@@ -779,6 +791,7 @@ fn lookup_hint(target: &str, columns: &Columns) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outcome::Quiet;
 
     #[test]
     fn an_unusable_mapping_wins_over_missing_privileges() {
@@ -821,7 +834,7 @@ mod tests {
                 ..JobCheck::default()
             },
         ];
-        let e = refuse_unless_ready(&checks, 3, "mapping", "nothing sent").unwrap_err();
+        let e = refuse_unless_ready(&checks, 3, "mapping", "nothing sent", &mut Quiet).unwrap_err();
         assert_eq!(Exit::for_error(&e), Exit::Unusable);
         let text = e.to_string();
         assert!(
@@ -845,6 +858,8 @@ mod tests {
             !text.contains("accounts.toml"),
             "a ready mapping is not listed: {text}"
         );
-        assert!(refuse_unless_ready(&checks[..1], 1, "mapping", "nothing sent").is_ok());
+        assert!(
+            refuse_unless_ready(&checks[..1], 1, "mapping", "nothing sent", &mut Quiet).is_ok()
+        );
     }
 }

@@ -302,13 +302,13 @@ impl RunSession {
             let killed = self.ledger.killed_before(&info.entity_set, self.run_id)?;
             if !killed.is_empty() {
                 let ids: Vec<String> = killed.iter().map(|r| format!("#{r}")).collect();
-                println!(
+                self.notes.push(format!(
                     "note: run {} was killed before it recorded what it sent to {}: records it \
                      changed are unknown, so this --changed-only run sends every row (--resume \
                      continues a killed run instead)",
                     ids.join(", "),
                     info.entity_set
-                );
+                ));
             }
         }
         let hashes = if self.changed_only {

@@ -21,26 +21,15 @@ pub(crate) mod signals;
 pub(crate) mod text;
 mod undo;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 pub use text::thousands;
 
 use crate::environment::connect::ConnectOptions;
 use crate::keys::Collation;
-use crate::outcome::Progress;
 use crate::writer::RetryPolicy;
 
-pub use crate::outcome::Ending;
-
-/// Where the run's lines go as it goes: a long nightly run says what it does while it does it.
-pub trait Console {
-    /// One line (or several, joined by `\n`) for the user.
-    fn line(&mut self, text: &str);
-    /// The progress display for a job reading `source`.
-    fn progress(&mut self, source: &Path) -> Box<dyn Progress>;
-    /// Asks `question` (y/N); `Ok(None)` when there is no one to ask (not a terminal).
-    fn confirm(&mut self, question: &str) -> std::io::Result<Option<bool>>;
-}
+pub use crate::outcome::{Console, Ending};
 
 /// What the run does, with what it needs.
 #[derive(Debug, Clone)]

@@ -57,7 +57,7 @@ pub(super) fn run(args: RunOptions, console: &mut dyn Console) -> crate::Result<
     let started = Started::now();
     let session = match (lock, &state) {
         (Some(lock), Some(dir)) => {
-            let session = RunSession::start(
+            let mut session = RunSession::start(
                 lock,
                 dir,
                 &args.mappings,
@@ -69,7 +69,7 @@ pub(super) fn run(args: RunOptions, console: &mut dyn Console) -> crate::Result<
                 },
                 &started.at,
             )?;
-            for note in &session.notes {
+            for note in std::mem::take(&mut session.notes) {
                 say!(console, "{note}");
             }
             say!(
@@ -135,7 +135,7 @@ async fn write_all(
     }
     // Every job checked against the environment before the first write (tables, columns, keys,
     // privileges): a refused run sent nothing and is recorded as ended with its exit code.
-    let primary_ids = match check::preflight(&conn, &policy, &jobs).await {
+    let primary_ids = match check::preflight(&conn, &policy, &jobs, console).await {
         Ok(ids) => ids,
         Err(e) => return Err(refused(e, session.as_mut(), &args, &started)?),
     };
@@ -366,6 +366,9 @@ async fn write_jobs(
         let outcome: JobOutcome = match session.as_deref_mut() {
             Some(s) => {
                 let (plan, mismatches) = s.begin_job(seq)?;
+                for note in std::mem::take(&mut s.notes) {
+                    console.line(&note);
+                }
                 let mut journal = s.journal(seq, usize::from(args.batching.batch_size));
                 let hooks = crate::writer::Hooks {
                     admit: plan.map(|p| p.into_fn()),

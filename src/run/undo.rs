@@ -142,7 +142,7 @@ async fn delete_all(
     let mut sets: Vec<&str> = todo.iter().map(|d| d.entity_set.as_str()).collect();
     sets.sort_unstable();
     sets.dedup();
-    check::preflight_delete(&conn, &args.policy, &sets).await?;
+    check::preflight_delete(&conn, &args.policy, &sets, console).await?;
     let hint = conn.dop_hint.unwrap_or(4).max(1);
     let ceiling = args.concurrency.map_or(hint, usize::from);
     // Before the first delete, the content index forgets every record this undo may delete: a
