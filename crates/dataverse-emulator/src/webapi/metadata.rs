@@ -1,4 +1,5 @@
-//! Metadata: service document, `$metadata` CSDL, `EntityDefinitions`, `sdkmessagefilters`.
+//! Metadata: service document, `$metadata` CSDL, `EntityDefinitions` (attributes, keys, one-to-many
+//! and many-to-one relationships, option sets by attribute cast), `sdkmessagefilters`.
 //!
 //! Shapes from query-metadata-web-api.md, retrieve-metadata-name-metadataid.md and the
 //! PowerApps-Samples metadata types (PROTOCOL.md §12). Unlike Dataverse, expanded `Attributes`
@@ -10,7 +11,7 @@ use sha1::{Digest, Sha1};
 use uuid::Uuid;
 
 use super::{Ctx, OpRequest};
-use crate::catalog::Table;
+use crate::catalog::{Catalog, Nav, Table};
 use crate::config::{ColumnConfig, ColumnType, RequiredLevel};
 use crate::error::{ApiError, OpResponse};
 use crate::keys::{self, KeyLiteral, KeySpec};
@@ -273,6 +274,95 @@ fn keys_json(table: &Table) -> Vec<Map<String, Value>> {
         .collect()
 }
 
+/// The relationship a lookup makes: `referencing`'s navigation property `nav` to its target
+/// (OneToManyRelationshipMetadata, entity-relationship-metadata.md: the same type describes a
+/// relationship from either end; `ManyToOneRelationships` lists those of the referencing table).
+fn relationship_json(catalog: &Catalog, referencing: &Table, nav: &Nav) -> Map<String, Value> {
+    let referenced = catalog.table(&nav.target);
+    let schema = format!("{}_{}_{}", nav.target, referencing.logical(), nav.attribute);
+    // The referenced table's collection-valued navigation property for this lookup, when
+    // configured; Dataverse names it after the relationship otherwise.
+    let back = referenced
+        .and_then(|t| {
+            t.cfg
+                .collections
+                .iter()
+                .find(|c| c.table == referencing.logical() && c.attribute == nav.attribute)
+        })
+        .map_or_else(|| schema.clone(), |c| c.name.clone());
+    let v = json!({
+        "@odata.type": "#Microsoft.Dynamics.CRM.OneToManyRelationshipMetadata",
+        "MetadataId": metadata_id(&[referencing.logical(), "relationship", &nav.name]).to_string(),
+        "SchemaName": schema,
+        "RelationshipType": "OneToManyRelationship",
+        "IsCustomRelationship": false,
+        "IsValidForAdvancedFind": true,
+        "ReferencedEntity": nav.target,
+        "ReferencedAttribute": referenced.map_or("", |t| t.pk()),
+        "ReferencingEntity": referencing.logical(),
+        "ReferencingAttribute": nav.attribute,
+        "ReferencedEntityNavigationPropertyName": back,
+        "ReferencingEntityNavigationPropertyName": nav.name,
+    });
+    v.as_object().cloned().unwrap_or_default()
+}
+
+/// The relationships in which `table` holds the lookup, ordered by navigation property.
+fn many_to_one(catalog: &Catalog, table: &Table) -> Vec<Map<String, Value>> {
+    let mut navs: Vec<&Nav> = table.navs.values().collect();
+    navs.sort_by(|a, b| a.name.cmp(&b.name));
+    navs.into_iter()
+        .map(|n| relationship_json(catalog, table, n))
+        .collect()
+}
+
+/// The relationships in which another table's lookup points at `table`.
+fn one_to_many(catalog: &Catalog, table: &Table) -> Vec<Map<String, Value>> {
+    catalog
+        .tables
+        .iter()
+        .flat_map(|t| many_to_one(catalog, t))
+        .filter(|r| r.get("ReferencedEntity").and_then(Value::as_str) == Some(table.logical()))
+        .collect()
+}
+
+/// A collection-valued property of `EntityMetadata` (`Attributes`, `Keys`, the relationships),
+/// or `None` when the entity type has none of that name. The emulator has no many-to-many
+/// relationships: that list is empty.
+fn entity_collection(
+    catalog: &Catalog,
+    table: &Table,
+    name: &str,
+) -> Option<Vec<Map<String, Value>>> {
+    Some(match name {
+        "Attributes" => all_attributes(table),
+        "Keys" => keys_json(table),
+        "ManyToOneRelationships" => many_to_one(catalog, table),
+        "OneToManyRelationships" => one_to_many(catalog, table),
+        "ManyToManyRelationships" => Vec::new(),
+        _ => return None,
+    })
+}
+
+/// An attribute as `$select` and `$expand=OptionSet,GlobalOptionSet` ask, on one attribute or
+/// on a cast collection of them (query-metadata-web-api.md: option sets come only expanded).
+fn attribute_with_options(item: Map<String, Value>, options: &Options) -> Map<String, Value> {
+    let option_set = item.get("OptionSet").cloned();
+    let mut item = project(item, &options.select);
+    for (n, nested) in &options.expand {
+        if n == "OptionSet" || n == "GlobalOptionSet" {
+            if let Some(os) = option_set.clone() {
+                let os = match os {
+                    Value::Object(m) => Value::Object(project(m, &nested.select)),
+                    other => other,
+                };
+                item.insert(n.clone(), os);
+            }
+        }
+    }
+    item
+}
+
 fn entity_json(table: &Table) -> Map<String, Value> {
     let v = json!({
         "LogicalName": table.logical(),
@@ -396,17 +486,17 @@ fn project(mut m: Map<String, Value>, select: &Option<Vec<String>>) -> Map<Strin
     m
 }
 
-fn entity_with_options(table: &Table, o: &Options) -> Result<Map<String, Value>, ApiError> {
+fn entity_with_options(
+    catalog: &Catalog,
+    table: &Table,
+    o: &Options,
+) -> Result<Map<String, Value>, ApiError> {
     let mut m = project(entity_json(table), &o.select);
     for (name, nested) in &o.expand {
-        let items = match name.as_str() {
-            "Attributes" => all_attributes(table),
-            "Keys" => keys_json(table),
-            other => {
-                return Err(ApiError::bad_uri(format!(
-                    "Could not find a property named '{other}' on type 'Microsoft.Dynamics.CRM.EntityMetadata'."
-                )));
-            }
+        let Some(items) = entity_collection(catalog, table, name) else {
+            return Err(ApiError::bad_uri(format!(
+                "Could not find a property named '{name}' on type 'Microsoft.Dynamics.CRM.EntityMetadata'."
+            )));
         };
         let list: Vec<Value> = items
             .into_iter()
@@ -467,7 +557,7 @@ pub fn entity_definitions(
             .catalog
             .tables
             .iter()
-            .map(|t| entity_with_options(t, &options))
+            .map(|t| entity_with_options(ctx.catalog, t, &options))
             .collect::<Result<Vec<_>, _>>()?
             .into_iter()
             .filter(|m| matches_filter(m, &options.filter))
@@ -489,15 +579,13 @@ pub fn entity_definitions(
                     table.logical()
                 )),
             );
-            body.extend(entity_with_options(table, &options)?);
+            body.extend(entity_with_options(ctx.catalog, table, &options)?);
             Ok(OpResponse::json(200, &Value::Object(body)))
         }
         2 | 3 => {
             let (name, key) = keys::split_segment(&segs[1]).map_err(|e| ApiError::bad_uri(e.0))?;
-            let items = match name {
-                "Attributes" => all_attributes(table),
-                "Keys" => keys_json(table),
-                other => return Err(ApiError::resource_not_found(other)),
+            let Some(items) = entity_collection(ctx.catalog, table, name) else {
+                return Err(ApiError::resource_not_found(name));
             };
             let cast = segs.get(2).map(|c| format!("#{c}"));
             let mut items: Vec<Map<String, Value>> = items
@@ -539,24 +627,12 @@ pub fn entity_definitions(
                         name
                     )),
                 );
-                let mut item = project(item, &options.select);
-                for (n, nested) in &options.expand {
-                    if n == "OptionSet" || n == "GlobalOptionSet" {
-                        if let Some(os) = item.get("OptionSet").cloned() {
-                            let os = match os {
-                                Value::Object(m) => Value::Object(project(m, &nested.select)),
-                                other => other,
-                            };
-                            item.insert(n.clone(), os);
-                        }
-                    }
-                }
-                body.extend(item);
+                body.extend(attribute_with_options(item, &options));
                 return Ok(OpResponse::json(200, &Value::Object(body)));
             }
             let list: Vec<Value> = items
                 .into_iter()
-                .map(|i| Value::Object(project(i, &options.select)))
+                .map(|i| Value::Object(attribute_with_options(i, &options)))
                 .collect();
             Ok(OpResponse::json(
                 200,

@@ -370,3 +370,71 @@ async fn entity_definitions_for_offline_validation() {
     assert_eq!(v["Keys"][0]["KeyAttributes"][0], "accountnumber");
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn relationship_metadata_and_option_sets_by_cast() {
+    let emu = emulator().await;
+    let api = Api::new(&emu).await;
+    let get = |path: &str| {
+        let r = api.req(Method::GET, path);
+        async move { r.send().await.unwrap() }
+    };
+    // A contact's lookups, from the referencing end: each with its navigation property.
+    let r = get("EntityDefinitions(LogicalName='contact')/ManyToOneRelationships?$select=ReferencingAttribute,ReferencedEntity,ReferencingEntityNavigationPropertyName").await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let list = v["value"].as_array().unwrap();
+    let to_account = list
+        .iter()
+        .find(|r| {
+            r["ReferencingAttribute"] == "parentcustomerid" && r["ReferencedEntity"] == "account"
+        })
+        .expect("parentcustomerid to account");
+    assert_eq!(
+        to_account["ReferencingEntityNavigationPropertyName"],
+        "parentcustomerid_account"
+    );
+    assert!(to_account.get("SchemaName").is_none(), "$select applies");
+    // The same relationship from the referenced end, with the collection-valued property.
+    let v: Value = get("EntityDefinitions(LogicalName='account')/OneToManyRelationships?$filter=ReferencingEntity eq 'contact'").await.json().await.unwrap();
+    let back = v["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["ReferencingAttribute"] == "parentcustomerid")
+        .expect("contact's parentcustomerid");
+    assert_eq!(
+        back["ReferencedEntityNavigationPropertyName"],
+        "contact_customer_accounts"
+    );
+    assert_eq!(back["ReferencedAttribute"], "accountid");
+    assert_eq!(
+        back["@odata.type"],
+        "#Microsoft.Dynamics.CRM.OneToManyRelationshipMetadata"
+    );
+    // Expanded on the entity; no many-to-many relationships in the emulator.
+    let v: Value = get("EntityDefinitions(LogicalName='contact')?$select=LogicalName&$expand=ManyToOneRelationships($select=ReferencingAttribute),ManyToManyRelationships").await.json().await.unwrap();
+    assert!(!v["ManyToOneRelationships"].as_array().unwrap().is_empty());
+    assert_eq!(v["ManyToManyRelationships"], json!([]));
+    // Option sets come with their cast collection when expanded, whatever $select says.
+    let v: Value = get("EntityDefinitions(LogicalName='account')/Attributes/Microsoft.Dynamics.CRM.PicklistAttributeMetadata?$select=LogicalName&$expand=OptionSet($select=Options)").await.json().await.unwrap();
+    let industry = v["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["LogicalName"] == "industrycode")
+        .unwrap();
+    assert_eq!(
+        industry["OptionSet"]["Options"].as_array().unwrap().len(),
+        33
+    );
+    assert!(industry.get("AttributeType").is_none(), "$select applies");
+    // A collection the entity type does not have.
+    assert_eq!(
+        get("EntityDefinitions(LogicalName='account')/Relationships")
+            .await
+            .status(),
+        404
+    );
+    emu.shutdown().await;
+}
