@@ -49,6 +49,8 @@ pub enum Command {
     Runs(commands::runs::Args),
     /// Delete the records a run created (asks first, or --yes).
     Undo(commands::undo::Args),
+    /// Save what dvload needs of each table (`metadata pull TABLE... --out DIR`).
+    Metadata(commands::metadata::Args),
     /// Serve the local Dataverse + Entra ID emulator on 127.0.0.1 (for rehearsals and tests).
     Emulator(commands::emulator::Args),
 }

@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Command::Whoami(args) => dvload::commands::whoami::run(args),
         Command::Runs(args) => dvload::commands::runs::run(args),
         Command::Undo(args) => dvload::commands::undo::run(args),
+        Command::Metadata(args) => dvload::commands::metadata::run(args),
         Command::Emulator(args) => dvload::commands::emulator::run(args),
     };
     match result {

@@ -16,6 +16,7 @@ mod hygiene;
 mod input_limits;
 mod ledger;
 mod mapping_checks;
+mod metadata;
 mod preflight;
 mod seams;
 mod support;

@@ -176,10 +176,10 @@ pub fn attribute_json(table: &Table, col: &ColumnConfig) -> Map<String, Value> {
         json!(format!("#Microsoft.Dynamics.CRM.{odata}")),
     );
     m.insert("LogicalName".into(), json!(col.name));
-    m.insert(
-        "SchemaName".into(),
-        json!(col.schema_name.clone().unwrap_or_else(|| col.name.clone())),
-    );
+    let schema = col.schema_name.clone().unwrap_or_else(|| col.name.clone());
+    // The configuration has no display names: the schema name stands in for one.
+    m.insert("DisplayName".into(), label(&schema));
+    m.insert("SchemaName".into(), json!(schema));
     m.insert("EntityLogicalName".into(), json!(table.logical()));
     m.insert("AttributeType".into(), json!(at));
     m.insert("AttributeTypeName".into(), json!({"Value": atn}));

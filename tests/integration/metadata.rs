@@ -1,0 +1,88 @@
+//! `dvload metadata pull`: each table's metadata as a file, against the emulator.
+
+use serde_json::Value;
+
+use crate::support::Workdir;
+
+fn json(w: &Workdir, name: &str) -> Value {
+    serde_json::from_str(&w.read(name)).unwrap()
+}
+
+#[test]
+fn pull_writes_one_stable_file_per_table_with_what_validation_needs() {
+    let w = Workdir::new();
+    w.dvload(&[
+        "metadata",
+        "pull",
+        "account",
+        "contact",
+        "--out",
+        "md",
+        "--emulator",
+    ])
+    .expect_code(0)
+    .stdout_has("account: ")
+    .stdout_has("-> md/contact.json");
+    let account = json(&w, "md/account.json");
+    assert_eq!(account["entity_set"], "accounts");
+    assert_eq!(account["primary_id"], "accountid");
+    assert_eq!(account["primary_name"], "name");
+    let name = &account["columns"]["name"];
+    assert_eq!(name["attribute_type"], "String");
+    assert_eq!(name["max_length"], 160);
+    assert_eq!(name["required_level"], "ApplicationRequired");
+    let revenue = &account["columns"]["revenue"];
+    assert_eq!(revenue["attribute_type"], "Money");
+    assert!(revenue["precision"].is_i64(), "{revenue}");
+    // A choice with its labels, from the cast with $expand=OptionSet.
+    let industry = account["columns"]["industrycode"]["options"]
+        .as_array()
+        .unwrap();
+    assert_eq!(industry.len(), 33);
+    assert_eq!(industry[0]["value"], 1);
+    assert_eq!(industry[0]["labels"]["1033"], "Accounting");
+    // The primary id cannot be updated; the alternate key and its index status.
+    assert_eq!(account["columns"]["accountid"]["valid_for_update"], false);
+    assert_eq!(
+        account["keys"]["accountnumber_key"]["attributes"],
+        serde_json::json!(["accountnumber"])
+    );
+    assert_eq!(
+        account["keys"]["accountnumber_key"]["index_status"],
+        "Active"
+    );
+    // A Customer lookup: its targets and the navigation property that binds each.
+    let customer = &json(&w, "md/contact.json")["columns"]["parentcustomerid"];
+    assert_eq!(customer["attribute_type"], "Customer");
+    assert_eq!(
+        customer["targets"],
+        serde_json::json!(["account", "contact"])
+    );
+    assert_eq!(
+        customer["navigation"]["account"],
+        "parentcustomerid_account"
+    );
+    assert_eq!(
+        customer["navigation"]["contact"],
+        "parentcustomerid_contact"
+    );
+    // Pulled again from another emulator, the files are byte for byte the same (a diff in
+    // version control shows only what changed).
+    let first = w.read("md/account.json");
+    w.dvload(&["metadata", "pull", "account", "--out", "md", "--emulator"])
+        .expect_code(0);
+    assert_eq!(w.read("md/account.json"), first);
+}
+
+#[test]
+fn an_unknown_table_or_a_name_that_cannot_be_one_is_refused() {
+    let w = Workdir::new();
+    w.dvload(&["metadata", "pull", "acount", "--out", "md", "--emulator"])
+        .expect_code(2)
+        .stderr_has("table 'acount'")
+        .stderr_has("Could not find entity");
+    assert!(!w.path().join("md/acount.json").exists());
+    w.dvload(&["metadata", "pull", "account')", "--out", "md", "--emulator"])
+        .expect_code(2)
+        .stderr_has("is not a table's logical name");
+}
