@@ -26,6 +26,10 @@ pub struct Args {
     /// rejects file unless asked).
     #[arg(long, value_name = "FILE")]
     pub rejects: Option<PathBuf>,
+    /// Also check the mapping against table metadata in this folder (`dvload metadata pull`): its
+    /// table, columns, key and lookups, as a run checks them before its first write. No network.
+    #[arg(long, value_name = "DIR")]
+    pub metadata: Option<PathBuf>,
     /// How many row errors to print.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub show_errors: usize,
@@ -37,6 +41,10 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let start = Instant::now();
     let mut job = Job::open(&args.mapping, args.source.as_deref())?;
     println!("{}", crate::run::text::describe_job(&job));
+    let check = match &args.metadata {
+        Some(dir) => Some(check_against(dir, &job)?),
+        None => None,
+    };
     let mut rejects = args.rejects.clone().map(|p| job.rejects_writer(p));
     let tally = job.run_offline(rejects.as_mut(), args.show_errors.max(20), |_, _| Ok(()))?;
     let rejects_file = match rejects {
@@ -57,9 +65,19 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     if let Some(p) = &rejects_file {
         println!("rejected rows written to {}", p.display());
     }
-    let exit = Exit::of(&crate::outcome::Ending::Complete {
+    let mut exit = Exit::of(&crate::outcome::Ending::Complete {
         rejected: tally.counts.rejected > 0,
     });
+    if let Some(check) = &check {
+        if check.exit() != Exit::Success {
+            // A mapping that does not fit the environment is unusable, whatever its rows.
+            exit = Exit::Unusable;
+            println!(
+                "the mapping does not fit the environment's metadata: {}",
+                check.problems()
+            );
+        }
+    }
     let duration_ms = start.elapsed().as_millis() as u64;
     let report = RunReport::new(
         "validate",
@@ -82,4 +100,29 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     );
     crate::run::files::write_report(args.report.as_deref(), &report)?;
     Ok(exit)
+}
+
+/// Checks the job's mapping against the metadata in `dir`, printing what was checked (and, when
+/// something does not fit, the check's report).
+fn check_against(
+    dir: &std::path::Path,
+    job: &Job,
+) -> anyhow::Result<crate::environment::check::JobCheck> {
+    let tables = crate::environment::metadata::load_dir(dir)?;
+    let mut checker = crate::environment::check::Checker::offline(dir, &tables);
+    // Nothing is awaited offline: every table's metadata is already there.
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    let check = runtime.block_on(checker.check_spec(&job.spec));
+    if check.exit() == Exit::Success {
+        println!(
+            "checked against the metadata in {} ({} tables): table, key, columns and lookups fit (privileges are not in the files)",
+            dir.display(),
+            tables.len()
+        );
+    } else {
+        for line in check.report() {
+            println!("{line}");
+        }
+    }
+    Ok(check)
 }

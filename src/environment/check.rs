@@ -118,7 +118,10 @@ pub fn worst(checks: &[JobCheck]) -> Exit {
 
 /// The environment's metadata and the user's privileges, each table read once.
 pub struct Checker<'c> {
-    conn: &'c Connection,
+    /// The connection; `None` when the metadata comes from files (`validate --metadata DIR`).
+    conn: Option<&'c Connection>,
+    /// The folder the metadata was read from, when it was.
+    offline: Option<std::path::PathBuf>,
     policy: RetryPolicy,
     entities: Vec<Entity>,
     columns: HashMap<String, Result<Columns, String>>,
@@ -209,7 +212,8 @@ impl<'c> Checker<'c> {
             .unwrap_or_default();
         let privileges = privileges(conn, policy).await;
         Ok(Checker {
-            conn,
+            conn: Some(conn),
+            offline: None,
             policy: *policy,
             entities,
             columns: HashMap::new(),
@@ -225,14 +229,77 @@ impl<'c> Checker<'c> {
         )
     }
 
+    /// A checker of mappings against metadata pulled into `dir` (`dvload metadata pull`), with no
+    /// network: the tables, columns, keys and lookups are checked as a run checks them before its
+    /// first write; privileges are not (they belong to the application user, not the files).
+    pub fn offline(
+        dir: &std::path::Path,
+        tables: &[super::metadata::TableMetadata],
+    ) -> Checker<'static> {
+        let entities = tables
+            .iter()
+            .map(|t| Entity {
+                logical: t.logical_name.clone(),
+                set: t.entity_set.clone(),
+                schema: t.schema_name.clone(),
+                primary_id: t.primary_id.clone(),
+            })
+            .collect();
+        let columns = tables
+            .iter()
+            .map(|t| {
+                let attrs = t
+                    .columns
+                    .iter()
+                    .map(|(name, c)| {
+                        (
+                            name.clone(),
+                            Attr {
+                                kind: c.attribute_type.clone(),
+                                create: c.valid_for_create,
+                                update: c.valid_for_update,
+                                targets: c.targets.clone(),
+                            },
+                        )
+                    })
+                    .collect();
+                let keys = t
+                    .keys
+                    .iter()
+                    .map(|(name, k)| Key {
+                        name: name.clone(),
+                        attributes: k.attributes.clone(),
+                        status: k.index_status.clone(),
+                    })
+                    .collect();
+                (t.logical_name.clone(), Ok(Columns { attrs, keys }))
+            })
+            .collect();
+        Checker {
+            conn: None,
+            offline: Some(dir.to_path_buf()),
+            policy: RetryPolicy::default(),
+            entities,
+            columns,
+            privileges: Err("the metadata files say nothing of the application user".into()),
+        }
+    }
+
     fn by_set(&self, set: &str) -> Option<&Entity> {
         self.entities.iter().find(|e| e.set == set)
     }
 
     fn suggest_set(&self, set: &str) -> String {
-        suggest(set, self.entities.iter().map(|e| e.set.as_str()))
+        let hint = suggest(set, self.entities.iter().map(|e| e.set.as_str()))
             .map(|s| format!(" (did you mean '{s}'?)"))
-            .unwrap_or_default()
+            .unwrap_or_default();
+        match &self.offline {
+            Some(dir) if hint.is_empty() => format!(
+                " in the metadata of {} (if the environment has it, `dvload metadata pull` its table into that folder)",
+                dir.display()
+            ),
+            _ => hint,
+        }
     }
 
     async fn columns(&mut self, logical: &str) -> Result<Columns, String> {
@@ -245,8 +312,11 @@ impl<'c> Checker<'c> {
     }
 
     async fn fetch_columns(&self, logical: &str) -> Result<Columns, String> {
+        let Some(conn) = self.conn else {
+            return Err(format!("no metadata of table {logical}"));
+        };
         let base = format!("EntityDefinitions(LogicalName='{logical}')");
-        let get = |path: String| async move { get_json(self.conn, &self.policy, &path).await };
+        let get = |path: String| async move { get_json(conn, &self.policy, &path).await };
         let attrs = get(format!(
             "{base}/Attributes?$select=LogicalName,AttributeType,IsValidForCreate,IsValidForUpdate"
         ))
@@ -497,14 +567,18 @@ impl<'c> Checker<'c> {
 
     fn check_privileges(&self, v: &mut JobCheck, needed: &[(String, String)]) {
         match &self.privileges {
-            Err(e) => v.lines.push(format!(
-                "  privileges   not checked: RetrieveUserPrivileges failed ({e}); needed: {}",
-                needed
-                    .iter()
-                    .map(|(n, _)| n.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
+            Err(e) => {
+                let names: Vec<&str> = needed.iter().map(|(n, _)| n.as_str()).collect();
+                let why = if self.offline.is_some() {
+                    e.clone()
+                } else {
+                    format!("RetrieveUserPrivileges failed ({e})")
+                };
+                v.lines.push(format!(
+                    "  privileges   not checked: {why}; needed: {}",
+                    names.join(", ")
+                ));
+            }
             Ok(held) => {
                 let mut present = Vec::new();
                 for (name, purpose) in needed {

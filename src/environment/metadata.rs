@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::check::get_json;
@@ -18,7 +18,7 @@ use super::connect::Connection;
 use crate::writer::RetryPolicy;
 
 /// One table as dvload needs it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TableMetadata {
     /// `account`.
     pub logical_name: String,
@@ -41,7 +41,8 @@ pub struct TableMetadata {
 }
 
 /// One column.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct ColumnMetadata {
     /// `Name`.
     pub schema_name: String,
@@ -91,7 +92,7 @@ pub struct ColumnMetadata {
 }
 
 /// One option of a choice.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct OptionMetadata {
     /// The value sent.
     pub value: i64,
@@ -100,7 +101,7 @@ pub struct OptionMetadata {
 }
 
 /// One alternate key.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct KeyMetadata {
     /// Its columns.
     pub attributes: Vec<String>,
@@ -242,6 +243,42 @@ pub async fn pull(
         }
     }
     Ok(table)
+}
+
+/// Reads every `*.json` file of `dir` (what `dvload metadata pull` wrote), in name order. A file
+/// that is not such a document is an error naming it, its line and column.
+pub fn load_dir(dir: &std::path::Path) -> crate::Result<Vec<TableMetadata>> {
+    let entries = std::fs::read_dir(dir).map_err(crate::Error::io(format!(
+        "cannot read the metadata folder {}",
+        dir.display()
+    )))?;
+    let mut paths: Vec<std::path::PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    if paths.is_empty() {
+        return Err(crate::Error::Unusable(format!(
+            "{}: no table metadata (*.json) here; write it with dvload metadata pull TABLE... --out {}",
+            dir.display(),
+            dir.display()
+        )));
+    }
+    paths
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p)
+                .map_err(crate::Error::io(format!("cannot read {}", p.display())))?;
+            serde_json::from_str(&text).map_err(|e| {
+                crate::Error::Unusable(format!(
+                    "{}:{}:{}: not table metadata as dvload metadata pull writes it: {e}",
+                    p.display(),
+                    e.line(),
+                    e.column()
+                ))
+            })
+        })
+        .collect()
 }
 
 /// Adds what an attribute's cast says (only the properties it has).

@@ -86,3 +86,76 @@ fn an_unknown_table_or_a_name_that_cannot_be_one_is_refused() {
         .expect_code(2)
         .stderr_has("is not a table's logical name");
 }
+
+/// A folder with the emulator's account and contact metadata.
+fn pulled() -> Workdir {
+    let w = Workdir::new();
+    w.dvload(&[
+        "metadata",
+        "pull",
+        "account",
+        "contact",
+        "--out",
+        "md",
+        "--emulator",
+    ])
+    .expect_code(0);
+    w
+}
+
+#[test]
+fn validate_checks_a_mapping_against_pulled_metadata_without_network() {
+    let w = pulled();
+    let repo = crate::support::repo();
+    let mapping = repo.join("mappings/contacts.toml");
+    let source = repo.join("samples/contacts.csv");
+    // The sample mapping fits: its rows decide the exit code (three of them are rejected).
+    w.dvload(&[
+        "validate",
+        mapping.to_str().unwrap(),
+        "--source",
+        source.to_str().unwrap(),
+        "--metadata",
+        "md",
+    ])
+    .expect_code(1)
+    .stdout_has(
+        "checked against the metadata in md (2 tables): table, key, columns and lookups fit",
+    );
+    // A misspelt column, a key that is not an alternate key, and a lookup to a table the folder
+    // does not have: every problem at once, exit 2 whatever the rows.
+    w.write("accounts.csv", "Account No,Company,Owner\nA1,Contoso,L1\n");
+    w.write(
+        "bad.toml",
+        "[source]\npath = \"accounts.csv\"\n\n[target]\nentity_set = \"accounts\"\noperation = \"upsert\"\n\
+         key = { name = \"Company\" }\n\n[fields]\nnmae = \"Company\"\naccountnumber = \"Account No\"\n\
+         originatingleadid = { lookup = \"leads\", key = { subject = \"Owner\" } }\n",
+    );
+    w.dvload(&["validate", "bad.toml", "--metadata", "md"])
+        .expect_code(2)
+        .stdout_has("nmae")
+        .stdout_has("'name'")
+        .stdout_has("unknown entity set 'leads' in the metadata of md")
+        .stdout_has("dvload metadata pull")
+        .stdout_has("the mapping does not fit the environment's metadata");
+}
+
+#[test]
+fn a_metadata_folder_that_cannot_be_read_is_refused_with_where() {
+    let w = Workdir::new();
+    w.write("accounts.csv", "Account No,Company\nA1,Contoso\n");
+    w.write("m.toml", crate::support::accounts_mapping(""));
+    std::fs::create_dir_all(w.path().join("empty")).unwrap();
+    w.dvload(&["validate", "m.toml", "--metadata", "empty"])
+        .expect_code(2)
+        .stderr_has("no table metadata (*.json) here")
+        .stderr_has("dvload metadata pull TABLE... --out empty");
+    w.write(
+        "broken/account.json",
+        "{\"logical_name\": \"account\",\n  \"columns\": 3}\n",
+    );
+    w.dvload(&["validate", "m.toml", "--metadata", "broken"])
+        .expect_code(2)
+        .stderr_has("broken/account.json:2:")
+        .stderr_has("not table metadata as dvload metadata pull writes it");
+}
