@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::connect::Connection;
 use crate::exit::Exit;
 use crate::job::Job;
+use crate::mapping::convert::Converter;
 use crate::mapping::spec::{FieldKind, LookupKey};
 use crate::mapping::{MappingSpec, OperationKind};
 use crate::outcome::Console;
@@ -142,9 +143,79 @@ struct Entity {
 #[derive(Debug, Clone)]
 struct Attr {
     kind: String,
+    /// A date column whose behaviour is `DateOnly` (known from pulled metadata only).
+    date_only: bool,
     create: bool,
     update: bool,
     targets: Vec<String>,
+}
+
+/// Why a field's type cannot fill a column of kind `a.kind` (Dataverse's `AttributeType`), or
+/// `None` when it can or when the column's kind is one this check does not know (it then leaves
+/// the decision to the service). Only definite mismatches: every row would be refused.
+fn type_problem(converter: &Converter, a: &Attr) -> Option<String> {
+    let kind = a.kind.as_str();
+    let wanted = match kind {
+        "String" | "Memo" => "text",
+        "Integer" => "int",
+        "BigInt" => "bigint",
+        "Decimal" => "decimal",
+        "Double" => "float",
+        "Money" => "money",
+        "Boolean" => "bool",
+        "DateTime" if a.date_only => "dateonly",
+        "DateTime" => "datetime or dateonly",
+        "Picklist" | "State" | "Status" => "choice",
+        "Virtual" | "MultiSelectPicklist" => "choices",
+        "Lookup" | "Customer" | "Owner" => "a lookup",
+        _ => return None,
+    };
+    let fits = match converter {
+        Converter::Text { .. } => matches!(kind, "String" | "Memo"),
+        Converter::Integer { wide: false, .. } => kind == "Integer",
+        Converter::Integer { wide: true, .. } => matches!(kind, "BigInt" | "Integer"),
+        Converter::Number { money: true, .. } => kind == "Money",
+        Converter::Number { float: true, .. } => matches!(kind, "Double" | "Decimal"),
+        Converter::Number { .. } => matches!(kind, "Decimal" | "Money" | "Double"),
+        Converter::Bool => kind == "Boolean",
+        Converter::DateTime { .. } => kind == "DateTime" && !a.date_only,
+        Converter::DateOnly { .. } => kind == "DateTime",
+        Converter::Choice(_) => matches!(kind, "Picklist" | "State" | "Status"),
+        Converter::Choices { .. } => matches!(kind, "Virtual" | "MultiSelectPicklist"),
+        // A GUID fills a unique identifier (a kind this check leaves alone) or a text; a lookup
+        // is bound with `lookup = "<entity set>"`, never set to a bare GUID.
+        Converter::Guid { .. } => matches!(kind, "String" | "Memo"),
+    };
+    if fits {
+        return None;
+    }
+    let how = if wanted == "a lookup" {
+        "bind it with lookup = \"<entity set>\" and a key".to_string()
+    } else {
+        format!("use type = \"{wanted}\"")
+    };
+    Some(format!(
+        "is {} but the column is {kind}: {how}",
+        converter_name(converter)
+    ))
+}
+
+/// The mapping type a converter was written as.
+fn converter_name(c: &Converter) -> &'static str {
+    match c {
+        Converter::Text { .. } => "text",
+        Converter::Integer { wide: false, .. } => "int",
+        Converter::Integer { wide: true, .. } => "bigint",
+        Converter::Number { money: true, .. } => "money",
+        Converter::Number { float: true, .. } => "float",
+        Converter::Number { .. } => "decimal",
+        Converter::Bool => "bool",
+        Converter::DateTime { .. } => "datetime",
+        Converter::DateOnly { .. } => "dateonly",
+        Converter::Guid { .. } => "guid",
+        Converter::Choice(_) => "choice",
+        Converter::Choices { .. } => "choices",
+    }
 }
 
 /// An alternate key.
@@ -256,6 +327,7 @@ impl<'c> Checker<'c> {
                             name.clone(),
                             Attr {
                                 kind: c.attribute_type.clone(),
+                                date_only: c.date_time_behavior.as_deref() == Some("DateOnly"),
                                 create: c.valid_for_create,
                                 update: c.valid_for_update,
                                 targets: c.targets.clone(),
@@ -353,6 +425,7 @@ impl<'c> Checker<'c> {
                 s(&a, "LogicalName"),
                 Attr {
                     kind: s(&a, "AttributeType"),
+                    date_only: false,
                     create: a.get("IsValidForCreate").and_then(Value::as_bool) != Some(false),
                     update: a.get("IsValidForUpdate").and_then(Value::as_bool) != Some(false),
                     targets: Vec::new(),
@@ -422,13 +495,17 @@ impl<'c> Checker<'c> {
         let mut found = 0usize;
         let mut unknown = Vec::new();
         let mut readonly = Vec::new();
+        let mut mistyped = Vec::new();
         let mut lookups: Vec<(String, Entity, bool)> = Vec::new();
         if op != OperationKind::Delete {
             for f in &spec.fields {
                 match &f.kind {
-                    FieldKind::Value(_) => match columns.attrs.get(&f.column) {
+                    FieldKind::Value(value) => match columns.attrs.get(&f.column) {
                         Some(a) => {
                             found += 1;
+                            if let Some(why) = type_problem(&value.converter, a) {
+                                mistyped.push(format!("'{}' {why}", f.column));
+                            }
                             let writable = match op {
                                 OperationKind::Create => a.create,
                                 OperationKind::Update => a.update,
@@ -498,6 +575,14 @@ impl<'c> Checker<'c> {
                 ));
                 v.unusable
                     .push(format!("unknown columns: {}", unknown.join("; ")));
+            }
+            if !mistyped.is_empty() {
+                v.lines
+                    .push(format!("  types        {}", mistyped.join("; ")));
+                v.unusable.push(format!(
+                    "types that do not fit their columns: {}",
+                    mistyped.join("; ")
+                ));
             }
             if !readonly.is_empty() {
                 v.lines.push(format!(
@@ -866,6 +951,62 @@ fn lookup_hint(target: &str, columns: &Columns) -> String {
 mod tests {
     use super::*;
     use crate::outcome::Quiet;
+
+    #[test]
+    fn a_type_that_cannot_fill_its_column_is_named_with_the_one_that_can() {
+        use crate::mapping::convert::ChoiceMap;
+        let attr = |kind: &str, date_only: bool| Attr {
+            kind: kind.into(),
+            date_only,
+            create: true,
+            update: true,
+            targets: Vec::new(),
+        };
+        let int = Converter::Integer {
+            wide: false,
+            decimal: '.',
+        };
+        let text = Converter::Text { max_length: None };
+        let datetime = Converter::DateTime {
+            formats: Vec::new(),
+            tz: jiff::tz::TimeZone::UTC,
+        };
+        // The mismatches the metadata issue names.
+        let cases = [
+            (
+                &int,
+                attr("Money", false),
+                "is int but the column is Money: use type = \"money\"",
+            ),
+            (&datetime, attr("DateTime", true), "use type = \"dateonly\""),
+            (
+                &text,
+                attr("Lookup", false),
+                "bind it with lookup = \"<entity set>\"",
+            ),
+            (
+                &Converter::Choice(ChoiceMap::default()),
+                attr("Boolean", false),
+                "is choice but the column is Boolean: use type = \"bool\"",
+            ),
+        ];
+        for (converter, a, want) in cases {
+            let got = type_problem(converter, &a).unwrap_or_default();
+            assert!(got.contains(want), "{got}");
+        }
+        // What fits, and kinds this check does not know, pass.
+        assert_eq!(type_problem(&int, &attr("Integer", false)), None);
+        assert_eq!(type_problem(&datetime, &attr("DateTime", false)), None);
+        assert_eq!(type_problem(&text, &attr("Memo", false)), None);
+        assert_eq!(type_problem(&text, &attr("EntityName", false)), None);
+        assert_eq!(
+            type_problem(
+                &Converter::Guid { derive: None },
+                &attr("Uniqueidentifier", false)
+            ),
+            None
+        );
+    }
 
     #[test]
     fn an_unusable_mapping_wins_over_missing_privileges() {

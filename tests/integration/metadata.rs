@@ -159,3 +159,32 @@ fn a_metadata_folder_that_cannot_be_read_is_refused_with_where() {
         .stderr_has("broken/account.json:2:")
         .stderr_has("not table metadata as dvload metadata pull writes it");
 }
+
+#[test]
+fn a_type_that_does_not_fit_its_column_stops_validate_and_the_run_before_any_write() {
+    let w = pulled();
+    w.write(
+        "accounts.csv",
+        "Account No,Company,Revenue,Since\nA1,Contoso,12.5,2026-01-02\n",
+    );
+    w.write(
+        "m.toml",
+        crate::support::accounts_mapping(
+            "revenue = { from = \"Revenue\", type = \"int\" }\n\
+             new_customersince = { from = \"Since\", type = \"datetime\" }\n",
+        ),
+    );
+    // Offline, against the pulled files: both at once (the date column is DateOnly).
+    w.dvload(&["validate", "m.toml", "--metadata", "md"])
+        .expect_code(2)
+        .stdout_has("'revenue' is int but the column is Money: use type = \"money\"")
+        .stdout_has(
+            "'new_customersince' is datetime but the column is DateTime: use type = \"dateonly\"",
+        );
+    // Online, the run's check refuses the int on Money before its first write (the live check
+    // does not read date behaviours: that one the files know better).
+    w.dvload(&["run", "m.toml", "--emulator", "--no-ledger"])
+        .expect_code(2)
+        .stdout_has("'revenue' is int but the column is Money")
+        .stderr_has("nothing sent");
+}
