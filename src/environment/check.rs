@@ -145,6 +145,8 @@ struct Attr {
     kind: String,
     /// A date column whose behaviour is `DateOnly` (known from pulled metadata only).
     date_only: bool,
+    /// A choice's options, value and label (known from pulled metadata only).
+    options: Vec<(i64, String)>,
     create: bool,
     update: bool,
     targets: Vec<String>,
@@ -197,6 +199,38 @@ fn type_problem(converter: &Converter, a: &Attr) -> Option<String> {
     Some(format!(
         "is {} but the column is {kind}: {how}",
         converter_name(converter)
+    ))
+}
+
+/// The values of a choice's `map` that are not options of its column (when the column's options
+/// are known), with the options there are.
+fn option_problem(converter: &Converter, a: &Attr) -> Option<String> {
+    let map = match converter {
+        Converter::Choice(map) | Converter::Choices { map, .. } => map,
+        _ => return None,
+    };
+    if a.options.is_empty() {
+        return None;
+    }
+    let wrong: Vec<String> = map
+        .pairs()
+        .filter(|(_, v)| !a.options.iter().any(|(o, _)| o == v))
+        .map(|(label, v)| format!("'{label}' = {v}"))
+        .collect();
+    if wrong.is_empty() {
+        return None;
+    }
+    let there: Vec<String> = a
+        .options
+        .iter()
+        .take(12)
+        .map(|(v, l)| format!("{v} {l}"))
+        .collect();
+    Some(format!(
+        "maps {} to no option of the column (its options: {}{})",
+        wrong.join(", "),
+        there.join(", "),
+        if a.options.len() > 12 { ", …" } else { "" }
     ))
 }
 
@@ -328,6 +362,19 @@ impl<'c> Checker<'c> {
                             Attr {
                                 kind: c.attribute_type.clone(),
                                 date_only: c.date_time_behavior.as_deref() == Some("DateOnly"),
+                                options: c
+                                    .options
+                                    .iter()
+                                    .map(|o| {
+                                        let label = o
+                                            .labels
+                                            .get("1033")
+                                            .or_else(|| o.labels.values().next())
+                                            .cloned()
+                                            .unwrap_or_default();
+                                        (o.value, label)
+                                    })
+                                    .collect(),
                                 create: c.valid_for_create,
                                 update: c.valid_for_update,
                                 targets: c.targets.clone(),
@@ -426,6 +473,7 @@ impl<'c> Checker<'c> {
                 Attr {
                     kind: s(&a, "AttributeType"),
                     date_only: false,
+                    options: Vec::new(),
                     create: a.get("IsValidForCreate").and_then(Value::as_bool) != Some(false),
                     update: a.get("IsValidForUpdate").and_then(Value::as_bool) != Some(false),
                     targets: Vec::new(),
@@ -504,6 +552,8 @@ impl<'c> Checker<'c> {
                         Some(a) => {
                             found += 1;
                             if let Some(why) = type_problem(&value.converter, a) {
+                                mistyped.push(format!("'{}' {why}", f.column));
+                            } else if let Some(why) = option_problem(&value.converter, a) {
                                 mistyped.push(format!("'{}' {why}", f.column));
                             }
                             let writable = match op {
@@ -958,6 +1008,7 @@ mod tests {
         let attr = |kind: &str, date_only: bool| Attr {
             kind: kind.into(),
             date_only,
+            options: Vec::new(),
             create: true,
             update: true,
             targets: Vec::new(),

@@ -89,6 +89,14 @@ pub struct ChoiceMap {
 }
 
 impl ChoiceMap {
+    /// The (label, value) pairs, in the order written.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, i64)> {
+        self.labels
+            .iter()
+            .map(String::as_str)
+            .zip(self.values.iter().copied())
+    }
+
     /// Builds a map from (label, value) pairs in the order written.
     pub fn new(pairs: impl IntoIterator<Item = (String, i64)>) -> ChoiceMap {
         let mut map = ChoiceMap::default();

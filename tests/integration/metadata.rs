@@ -120,7 +120,7 @@ fn validate_checks_a_mapping_against_pulled_metadata_without_network() {
     ])
     .expect_code(1)
     .stdout_has(
-        "checked against the metadata in md (2 tables): table, key, columns and lookups fit",
+        "checked against the metadata in md (2 tables): table, key, columns, types, option values and lookups fit",
     );
     // A misspelt column, a key that is not an alternate key, and a lookup to a table the folder
     // does not have: every problem at once, exit 2 whatever the rows.
@@ -187,4 +187,23 @@ fn a_type_that_does_not_fit_its_column_stops_validate_and_the_run_before_any_wri
         .expect_code(2)
         .stdout_has("'revenue' is int but the column is Money")
         .stderr_has("nothing sent");
+}
+
+#[test]
+fn a_choice_mapped_to_a_value_the_column_lacks_is_named_with_the_options_there_are() {
+    let w = pulled();
+    w.write(
+        "accounts.csv",
+        "Account No,Company,Industry\nA1,Contoso,Aerospace\n",
+    );
+    w.write(
+        "m.toml",
+        crate::support::accounts_mapping(
+            "industrycode = { from = \"Industry\", type = \"choice\", map = { \"Accounting\" = 1, \"Aerospace\" = 99 } }\n",
+        ),
+    );
+    w.dvload(&["validate", "m.toml", "--metadata", "md"])
+        .expect_code(2)
+        .stdout_has("'industrycode' maps 'Aerospace' = 99 to no option of the column (its options: 1 Accounting, 2 Agriculture")
+        .stdout_has(", …)");
 }
