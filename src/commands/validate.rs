@@ -115,7 +115,7 @@ fn check_against(
     let check = runtime.block_on(checker.check_spec(&job.spec));
     if check.exit() == Exit::Success {
         println!(
-            "checked against the metadata in {} ({} tables): table, key, columns, types, option values and lookups fit (privileges are not in the files)",
+            "checked against the metadata in {} ({} tables): table, key, columns, types, lengths, option values and lookups fit (privileges are not in the files)",
             dir.display(),
             tables.len()
         );

@@ -147,6 +147,8 @@ struct Attr {
     date_only: bool,
     /// A choice's options, value and label (known from pulled metadata only).
     options: Vec<(i64, String)>,
+    /// A text column's longest value (known from pulled metadata only).
+    max_length: Option<i64>,
     create: bool,
     update: bool,
     targets: Vec<String>,
@@ -232,6 +234,23 @@ fn option_problem(converter: &Converter, a: &Attr) -> Option<String> {
         there.join(", "),
         if a.options.len() > 12 { ", …" } else { "" }
     ))
+}
+
+/// A text field's `max_length` longer than its column holds (when the column's length is known):
+/// the rows between the two would pass the mapping and be refused by the service.
+fn length_problem(converter: &Converter, a: &Attr) -> Option<String> {
+    let Converter::Text {
+        max_length: Some(ours),
+    } = converter
+    else {
+        return None;
+    };
+    let theirs = usize::try_from(a.max_length?).ok()?;
+    (*ours > theirs).then(|| {
+        format!(
+            "has max_length = {ours} but the column holds at most {theirs} characters: set max_length = {theirs} or less"
+        )
+    })
 }
 
 /// The mapping type a converter was written as.
@@ -375,6 +394,7 @@ impl<'c> Checker<'c> {
                                         (o.value, label)
                                     })
                                     .collect(),
+                                max_length: c.max_length,
                                 create: c.valid_for_create,
                                 update: c.valid_for_update,
                                 targets: c.targets.clone(),
@@ -474,6 +494,7 @@ impl<'c> Checker<'c> {
                     kind: s(&a, "AttributeType"),
                     date_only: false,
                     options: Vec::new(),
+                    max_length: None,
                     create: a.get("IsValidForCreate").and_then(Value::as_bool) != Some(false),
                     update: a.get("IsValidForUpdate").and_then(Value::as_bool) != Some(false),
                     targets: Vec::new(),
@@ -553,7 +574,9 @@ impl<'c> Checker<'c> {
                             found += 1;
                             if let Some(why) = type_problem(&value.converter, a) {
                                 mistyped.push(format!("'{}' {why}", f.column));
-                            } else if let Some(why) = option_problem(&value.converter, a) {
+                            } else if let Some(why) = option_problem(&value.converter, a)
+                                .or_else(|| length_problem(&value.converter, a))
+                            {
                                 mistyped.push(format!("'{}' {why}", f.column));
                             }
                             let writable = match op {
@@ -1009,6 +1032,7 @@ mod tests {
             kind: kind.into(),
             date_only,
             options: Vec::new(),
+            max_length: None,
             create: true,
             update: true,
             targets: Vec::new(),

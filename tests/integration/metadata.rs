@@ -120,7 +120,7 @@ fn validate_checks_a_mapping_against_pulled_metadata_without_network() {
     ])
     .expect_code(1)
     .stdout_has(
-        "checked against the metadata in md (2 tables): table, key, columns, types, option values and lookups fit",
+        "checked against the metadata in md (2 tables): table, key, columns, types, lengths, option values and lookups fit",
     );
     // A misspelt column, a key that is not an alternate key, and a lookup to a table the folder
     // does not have: every problem at once, exit 2 whatever the rows.
@@ -206,4 +206,25 @@ fn a_choice_mapped_to_a_value_the_column_lacks_is_named_with_the_options_there_a
         .expect_code(2)
         .stdout_has("'industrycode' maps 'Aerospace' = 99 to no option of the column (its options: 1 Accounting, 2 Agriculture")
         .stdout_has(", …)");
+}
+
+#[test]
+fn a_max_length_longer_than_the_column_holds_is_refused() {
+    let w = pulled();
+    w.write("accounts.csv", "Account No,Company\nA1,Contoso\n");
+    w.write(
+        "m.toml",
+        "[source]\npath = \"accounts.csv\"\n\n[target]\nentity_set = \"accounts\"\noperation = \"upsert\"\n\
+         key = { accountnumber = \"Account No\" }\n\n[fields]\nname = { from = \"Company\", max_length = 200 }\n",
+    );
+    w.dvload(&["validate", "m.toml", "--metadata", "md"])
+        .expect_code(2)
+        .stdout_has("'name' has max_length = 200 but the column holds at most 160 characters");
+    w.write(
+        "m.toml",
+        "[source]\npath = \"accounts.csv\"\n\n[target]\nentity_set = \"accounts\"\noperation = \"upsert\"\n\
+         key = { accountnumber = \"Account No\" }\n\n[fields]\nname = { from = \"Company\", max_length = 160 }\n",
+    );
+    w.dvload(&["validate", "m.toml", "--metadata", "md"])
+        .expect_code(0);
 }
