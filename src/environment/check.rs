@@ -154,9 +154,11 @@ struct Attr {
     targets: Vec<String>,
 }
 
-/// Why a field's type cannot fill a column of kind `a.kind` (Dataverse's `AttributeType`), or
-/// `None` when it can or when the column's kind is one this check does not know (it then leaves
-/// the decision to the service). Only definite mismatches: every row would be refused.
+/// Why a field's type does not fit a column of kind `a.kind` (Dataverse's `AttributeType`), or
+/// `None` when it does or when the column's kind is one this check does not judge (it then
+/// leaves the decision to the service). Only clear mistakes: a type the service refuses for that
+/// column (text on a number, a bare GUID on a lookup), or one that refuses the source's values
+/// the column would take (`int` on Money refuses every amount with cents).
 fn type_problem(converter: &Converter, a: &Attr) -> Option<String> {
     let kind = a.kind.as_str();
     let wanted = match kind {
@@ -170,7 +172,10 @@ fn type_problem(converter: &Converter, a: &Attr) -> Option<String> {
         "DateTime" if a.date_only => "dateonly",
         "DateTime" => "datetime or dateonly",
         "Picklist" | "State" | "Status" => "choice",
-        "Virtual" | "MultiSelectPicklist" => "choices",
+        // A multi-select choice is `Virtual` (type name MultiSelectPicklistType), but so are
+        // other computed columns: `choices` fits it, nothing else is judged.
+        "MultiSelectPicklist" => "choices",
+        "Virtual" => return None,
         "Lookup" | "Customer" | "Owner" => "a lookup",
         _ => return None,
     };
