@@ -373,6 +373,13 @@ fn entity_json(table: &Table) -> Map<String, Value> {
         "PrimaryNameAttribute": table.cfg.primary_name,
         "ObjectTypeCode": table.cfg.object_type_code,
         "IsOptimisticConcurrencyEnabled": true,
+        // What clients filter on (`EntityDefinitions?$filter=IsPrivate eq false`): no table of
+        // the emulator is private or an intersect table; a custom one carries a publisher
+        // prefix (`new_project`); an activity has `activityid` for its primary id.
+        "IsPrivate": false,
+        "IsIntersect": false,
+        "IsCustomEntity": table.logical().contains('_'),
+        "IsActivity": table.pk() == "activityid",
         "DisplayName": label(&table.cfg.schema_name),
         "MetadataId": metadata_id(&[table.logical()]).to_string(),
     });
@@ -557,10 +564,11 @@ pub fn entity_definitions(
             .catalog
             .tables
             .iter()
+            // The filter reads the whole entity, whatever `$select` keeps.
+            .filter(|t| matches_filter(&entity_json(t), &options.filter))
             .map(|t| entity_with_options(ctx.catalog, t, &options))
             .collect::<Result<Vec<_>, _>>()?
             .into_iter()
-            .filter(|m| matches_filter(m, &options.filter))
             .map(Value::Object)
             .collect();
         return Ok(OpResponse::json(

@@ -438,3 +438,49 @@ async fn relationship_metadata_and_option_sets_by_cast() {
     );
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn entity_properties_clients_filter_on_are_there() {
+    let emu = emulator().await;
+    let api = Api::new(&emu).await;
+    // A client listing the tables it may use filters on IsPrivate: every table answers.
+    let v: Value = api
+        .req(
+            Method::GET,
+            "EntityDefinitions?$select=LogicalName,IsActivity,IsCustomEntity&$filter=IsPrivate eq false",
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let list = v["value"].as_array().unwrap();
+    let table = |name: &str| {
+        list.iter()
+            .find(|t| t["LogicalName"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert!(list.len() >= 4, "{v}");
+    assert_eq!(table("task")["IsActivity"], true);
+    assert_eq!(table("account")["IsActivity"], false);
+    assert_eq!(table("account")["IsCustomEntity"], false);
+    let custom: Value = api
+        .req(
+            Method::GET,
+            "EntityDefinitions?$select=LogicalName&$filter=IsCustomEntity eq true",
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        custom["value"],
+        json!([]),
+        "the built-in tables are all Microsoft's"
+    );
+    emu.shutdown().await;
+}
