@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::connect::Connection;
+use super::metadata::{list, strings, text};
 use crate::exit::Exit;
 use crate::job::Job;
 use crate::mapping::convert::Converter;
@@ -324,21 +325,15 @@ impl<'c> Checker<'c> {
             "EntityDefinitions?$select=LogicalName,EntitySetName,SchemaName,PrimaryIdAttribute",
         )
         .await?;
-        let text = |e: &Value, k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-        let entities = v
-            .get("value")
-            .and_then(Value::as_array)
-            .map(|list| {
-                list.iter()
-                    .map(|e| Entity {
-                        logical: text(e, "LogicalName"),
-                        set: text(e, "EntitySetName"),
-                        schema: text(e, "SchemaName"),
-                        primary_id: text(e, "PrimaryIdAttribute"),
-                    })
-                    .collect()
+        let entities = list(&v, "value")
+            .iter()
+            .map(|e| Entity {
+                logical: text(e, "LogicalName"),
+                set: text(e, "EntitySetName"),
+                schema: text(e, "SchemaName"),
+                primary_id: text(e, "PrimaryIdAttribute"),
             })
-            .unwrap_or_default();
+            .collect();
         let privileges = privileges(conn, policy).await;
         Ok(Checker {
             conn: Some(conn),
@@ -473,30 +468,13 @@ impl<'c> Checker<'c> {
             "{base}/Keys?$select=LogicalName,KeyAttributes,EntityKeyIndexStatus"
         ))
         .await?;
-        let list = |v: &Value| {
-            v.get("value")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default()
-        };
-        let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-        let strings = |v: &Value, k: &str| -> Vec<String> {
-            v.get(k)
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
+        // Read as the metadata files are read (`metadata::{list, text, strings}`).
         let mut out = Columns::default();
-        for a in list(&attrs) {
+        for a in list(&attrs, "value") {
             out.attrs.insert(
-                s(&a, "LogicalName"),
+                text(a, "LogicalName"),
                 Attr {
-                    kind: s(&a, "AttributeType"),
+                    kind: text(a, "AttributeType"),
                     date_only: false,
                     options: Vec::new(),
                     max_length: None,
@@ -506,17 +484,17 @@ impl<'c> Checker<'c> {
                 },
             );
         }
-        for l in list(&lookups) {
-            if let Some(a) = out.attrs.get_mut(&s(&l, "LogicalName")) {
-                a.targets = strings(&l, "Targets");
+        for l in list(&lookups, "value") {
+            if let Some(a) = out.attrs.get_mut(&text(l, "LogicalName")) {
+                a.targets = strings(l, "Targets");
             }
         }
-        out.keys = list(&keys)
+        out.keys = list(&keys, "value")
             .iter()
             .map(|k| Key {
-                name: s(k, "LogicalName"),
+                name: text(k, "LogicalName"),
                 attributes: strings(k, "KeyAttributes"),
-                status: s(k, "EntityKeyIndexStatus"),
+                status: text(k, "EntityKeyIndexStatus"),
             })
             .collect();
         Ok(out)

@@ -358,11 +358,13 @@ fn managed(v: Option<&Value>) -> Option<String> {
         .map(str::to_string)
 }
 
-fn text(v: &Value, key: &str) -> String {
+/// A member's text, or empty.
+pub(super) fn text(v: &Value, key: &str) -> String {
     v.get(key).and_then(Value::as_str).unwrap_or("").to_string()
 }
 
-fn strings(v: &Value, key: &str) -> Vec<String> {
+/// A member's array of texts, or none.
+pub(super) fn strings(v: &Value, key: &str) -> Vec<String> {
     v.get(key)
         .and_then(Value::as_array)
         .map(|a| {
@@ -374,7 +376,8 @@ fn strings(v: &Value, key: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn list<'v>(v: &'v Value, key: &str) -> &'v [Value] {
+/// A member's array, or none.
+pub(super) fn list<'v>(v: &'v Value, key: &str) -> &'v [Value] {
     v.get(key)
         .and_then(Value::as_array)
         .map_or(&[], Vec::as_slice)

@@ -134,7 +134,8 @@ fn validate_checks_a_mapping_against_pulled_metadata_without_network() {
     w.dvload(&["validate", "bad.toml", "--metadata", "md"])
         .expect_code(2)
         .stdout_has("nmae")
-        .stdout_has("'name'")
+        .stdout_has("unknown: 'nmae' (did you mean 'name'?)")
+        .stdout_has("account has no alternate key on (name)")
         .stdout_has("unknown entity set 'leads' in the metadata of md")
         .stdout_has("dvload metadata pull")
         .stdout_has("the mapping does not fit the environment's metadata");
