@@ -390,7 +390,7 @@ fn entity_json(table: &Table) -> Map<String, Value> {
 #[derive(Debug, Default)]
 struct Options {
     select: Option<Vec<String>>,
-    filter: Option<(String, String)>,
+    filter: Option<super::query::Expr>,
     expand: Vec<(String, Options)>,
 }
 
@@ -431,19 +431,12 @@ fn parse_options(pairs: &[(String, String)]) -> Result<Options, ApiError> {
                 )
             }
             "$filter" => {
-                // `Prop eq 'x'` or `Prop eq Microsoft.Dynamics.CRM.Type'x'`; `A/Value eq …` reads A.Value.
-                let parts: Vec<&str> = v.splitn(3, ' ').collect();
-                if parts.len() != 3 || parts[1] != "eq" {
-                    return Err(ApiError::bad_uri(format!(
-                        "The emulator supports only 'Property eq value' in metadata $filter, not '{v}'."
-                    )));
-                }
-                let lit = parts[2].trim();
-                let value = match lit.find('\'') {
-                    Some(i) => lit[i..].trim_matches('\'').replace("''", "'"),
-                    None => lit.to_string(),
-                };
-                o.filter = Some((parts[0].to_string(), value));
+                // Comparisons joined by and/or/not; a path `A/B` reads A.B, and a managed
+                // property (`{"Value": …}`) compares by its value.
+                o.filter = Some(
+                    super::query::parse_filter(v)
+                        .map_err(|m| ApiError::bad_uri(format!("Syntax error in $filter: {m}")))?,
+                );
             }
             "$expand" => {
                 for item in split_top(v, ',') {
@@ -464,26 +457,33 @@ fn parse_options(pairs: &[(String, String)]) -> Result<Options, ApiError> {
                     o.expand.push((name.to_string(), parse_options(&nested)?));
                 }
             }
-            _ => {}
+            // Top-level options were checked by the router; this is a nested one.
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "The query parameter {other} is not supported"
+                )));
+            }
         }
     }
     Ok(o)
 }
 
-fn matches_filter(m: &Map<String, Value>, filter: &Option<(String, String)>) -> bool {
-    let Some((path, want)) = filter else {
+fn matches_filter(m: &Map<String, Value>, filter: &Option<super::query::Expr>) -> bool {
+    let Some(filter) = filter else {
         return true;
     };
-    let mut v = Some(&Value::Object(m.clone())).cloned();
-    for seg in path.split('/') {
-        v = v.and_then(|x| x.get(seg).cloned());
-    }
-    match v {
-        Some(Value::String(s)) => s == *want,
-        Some(Value::Object(o)) => o.get("Value").and_then(Value::as_str) == Some(want.as_str()),
-        Some(other) => other.to_string().as_str() == want.as_str(),
-        None => false,
-    }
+    let read = |path: &str| {
+        let mut v = m.get(path.split('/').next().unwrap_or_default());
+        for seg in path.split('/').skip(1) {
+            v = v.and_then(|x| x.get(seg));
+        }
+        match v {
+            Some(Value::Object(o)) if o.contains_key("Value") => o["Value"].clone(),
+            Some(other) => other.clone(),
+            None => Value::Null,
+        }
+    };
+    super::query::eval_with(&read, filter)
 }
 
 fn project(mut m: Map<String, Value>, select: &Option<Vec<String>>) -> Map<String, Value> {

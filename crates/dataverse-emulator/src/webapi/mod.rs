@@ -6,6 +6,7 @@
 pub mod bulk;
 pub mod crud;
 pub mod metadata;
+pub mod options;
 pub mod query;
 pub mod users;
 
@@ -77,27 +78,66 @@ impl OpRequest {
             .map(|(_, v)| v.trim())
     }
 
-    /// Whether a `Prefer` header asks for `token` (e.g. `return=representation`).
-    pub fn prefers(&self, token: &str) -> bool {
-        self.headers
+    /// The preferences of every `Prefer` header, split on commas outside quotes.
+    fn preferences(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        for (_, v) in self
+            .headers
             .iter()
             .filter(|(n, _)| n.eq_ignore_ascii_case("prefer"))
-            .flat_map(|(_, v)| v.split(','))
-            .any(|p| p.trim().eq_ignore_ascii_case(token))
+        {
+            let (mut start, mut quoted) = (0, false);
+            for (i, c) in v.char_indices() {
+                match c {
+                    '"' => quoted = !quoted,
+                    ',' if !quoted => {
+                        out.push(v[start..i].trim());
+                        start = i + 1;
+                    }
+                    _ => {}
+                }
+            }
+            out.push(v[start..].trim());
+        }
+        out
     }
 
-    /// The value of a `Prefer` parameter such as `odata.maxpagesize=N`.
-    pub fn prefer_value(&self, name: &str) -> Option<String> {
-        self.headers
+    /// Whether a `Prefer` header asks for `token` (e.g. `return=representation`).
+    pub fn prefers(&self, token: &str) -> bool {
+        self.preferences()
             .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case("prefer"))
-            .flat_map(|(_, v)| v.split(','))
-            .find_map(|p| {
-                let (k, v) = p.split_once('=')?;
-                k.trim()
-                    .eq_ignore_ascii_case(name)
-                    .then(|| v.trim().trim_matches('"').to_string())
-            })
+            .any(|p| p.eq_ignore_ascii_case(token))
+    }
+
+    /// The value of a `Prefer` parameter such as `odata.maxpagesize=N`, unquoted.
+    pub fn prefer_value(&self, name: &str) -> Option<String> {
+        self.preferences().into_iter().find_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().trim_matches('"').to_string())
+        })
+    }
+
+    /// Whether `Prefer: odata.include-annotations="…"` asks for the annotation `name`: named,
+    /// or matched by `*` or a `Namespace.*` pattern (OData 4.01 §8.2.8.4); a `-` pattern excludes.
+    pub fn wants_annotation(&self, name: &str) -> bool {
+        let Some(list) = self.prefer_value("odata.include-annotations") else {
+            return false;
+        };
+        let matches = |pattern: &str| {
+            pattern == "*"
+                || pattern.eq_ignore_ascii_case(name)
+                || pattern
+                    .strip_suffix('*')
+                    .is_some_and(|prefix| name.starts_with(prefix))
+        };
+        let patterns: Vec<&str> = list.split(',').map(str::trim).collect();
+        !patterns
+            .iter()
+            .filter_map(|p| p.strip_prefix('-'))
+            .any(matches)
+            && patterns.iter().any(|p| !p.starts_with('-') && matches(p))
     }
 
     /// Decoded query options in order (`+` is a space, as ASP.NET decodes it).
@@ -138,6 +178,43 @@ fn decode_segments(path: &str) -> Vec<String> {
         .collect()
 }
 
+/// The query options the route of `segs` and `method` implements (see [`options`]).
+fn implemented_options(ctx: &Ctx, segs: &[String], method: &str) -> &'static [&'static str] {
+    use options::allowed;
+    let Some(first) = segs.first() else {
+        return allowed::NONE;
+    };
+    if first.starts_with("WhoAmI") {
+        return allowed::NONE;
+    }
+    if first.starts_with("EntityDefinitions") {
+        return allowed::METADATA;
+    }
+    if first == "sdkmessagefilters" {
+        // The bulk-operation availability query (bulk-operations.md).
+        return &["$select", "$filter", "@message", "@table"];
+    }
+    let keyed = first.ends_with(')');
+    match (keyed, segs.len(), method) {
+        (false, 1, "GET") => allowed::COLLECTION,
+        (false, 2, "GET") if segs[1] == "$count" => &["$filter"],
+        (false, 1, "POST") => allowed::RECORD,
+        (true, 1, "GET" | "PATCH") => allowed::RECORD,
+        // `systemusers(id)/systemuserroles_association?$select=name`.
+        (true, 2, "GET") if segs[1] == "systemuserroles_association" => allowed::RECORD,
+        // A collection-valued navigation property: `accounts(id)/contact_customer_accounts`.
+        (true, 2, "GET")
+            if keys::split_segment(first)
+                .ok()
+                .and_then(|(set, _)| ctx.catalog.by_set(set))
+                .is_some_and(|t| t.collection(&segs[1]).is_some()) =>
+        {
+            allowed::COLLECTION
+        }
+        _ => allowed::NONE,
+    }
+}
+
 fn route(
     ctx: &Ctx,
     store: &mut Store,
@@ -146,6 +223,7 @@ fn route(
 ) -> Result<OpResponse, ApiError> {
     let segs = decode_segments(&req.path);
     let method = req.method.as_str();
+    options::check(req, implemented_options(ctx, &segs, method))?;
     if segs.is_empty() {
         return match method {
             "GET" => Ok(metadata::service_document(ctx)),
@@ -202,6 +280,7 @@ fn route(
             _ => Err(ApiError::method_not_allowed(method)),
         },
         (None, 2) => match method {
+            "GET" if segs[1] == "$count" => query::count(ctx, store, req, table),
             "POST" => bulk::execute(ctx, store, req, table, &segs[1], undo),
             _ => Err(ApiError::method_not_allowed(method)),
         },

@@ -21,6 +21,9 @@ use crate::state::{Record, Store};
 /// Dataverse's default page size.
 const DEFAULT_PAGE_SIZE: usize = 5000;
 
+/// Where `$count=true` and `/$count` stop counting for a standard table (count-rows.md).
+const COUNT_LIMIT: usize = 5000;
+
 /// A `$filter` expression.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
@@ -236,6 +239,20 @@ impl FilterParser {
                 };
                 let value = match self.next() {
                     Some(Tok::Lit(lit)) => keys::parse_literal(&lit).map_err(|e| e.0)?.to_json(),
+                    // An enum literal, `Microsoft.Dynamics.CRM.AttributeTypeDisplayName'StringType'`:
+                    // its member name, compared as text.
+                    Some(Tok::Ident(word))
+                        if word.contains('.')
+                            && matches!(self.tokens.get(self.pos), Some(Tok::Lit(l)) if l.starts_with('\'')) =>
+                    {
+                        let Some(Tok::Lit(lit)) = self.next() else {
+                            unreachable!("peeked")
+                        };
+                        match keys::parse_literal(&lit) {
+                            Ok(KeyLiteral::String(member)) => Value::String(member),
+                            _ => return Err(format!("malformed enum literal {word}{lit}")),
+                        }
+                    }
                     Some(Tok::Ident(word)) => {
                         // A bare GUID starting with a letter, e.g. ab12…
                         keys::parse_literal(&word).map_err(|e| e.0)?.to_json()
@@ -272,12 +289,18 @@ fn compare(a: &Value, b: &Value) -> Option<Ordering> {
 }
 
 fn eval(table: &Table, row: &Record, e: &Expr) -> bool {
+    eval_with(&|p: &str| read_property(table, row, p), e)
+}
+
+/// Evaluates `e` with `read` giving each property's value (a record's column, or a path into a
+/// metadata object).
+pub fn eval_with(read: &dyn Fn(&str) -> Value, e: &Expr) -> bool {
     match e {
-        Expr::And(a, b) => eval(table, row, a) && eval(table, row, b),
-        Expr::Or(a, b) => eval(table, row, a) || eval(table, row, b),
-        Expr::Not(a) => !eval(table, row, a),
+        Expr::And(a, b) => eval_with(read, a) && eval_with(read, b),
+        Expr::Or(a, b) => eval_with(read, a) || eval_with(read, b),
+        Expr::Not(a) => !eval_with(read, a),
         Expr::Compare(p, op, lit) => {
-            let v = read_property(table, row, p);
+            let v = read(p);
             let ord = compare(&v, lit);
             match op {
                 CmpOp::Eq => ord == Some(Ordering::Equal),
@@ -289,7 +312,7 @@ fn eval(table: &Table, row: &Record, e: &Expr) -> bool {
             }
         }
         Expr::Text(p, f, s) => {
-            let Value::String(v) = read_property(table, row, p) else {
+            let Value::String(v) = read(p) else {
                 return false;
             };
             let (v, s) = (v.to_lowercase(), s.to_lowercase());
@@ -300,6 +323,54 @@ fn eval(table: &Table, row: &Record, e: &Expr) -> bool {
             }
         }
     }
+}
+
+/// Parses and checks a `$filter` option against `table`'s properties.
+fn filter_option(table: &Table, text: Option<&str>) -> Result<Option<Expr>, ApiError> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    let e = parse_filter(text)
+        .map_err(|m| ApiError::bad_uri(format!("Syntax error in $filter: {m}")))?;
+    let mut names = Vec::new();
+    props(&e, &mut names);
+    for n in names {
+        if property_value_name(table, &n).is_none() && n != table.pk() {
+            return Err(no_such_property(table, &n));
+        }
+    }
+    Ok(Some(e))
+}
+
+/// `GET {set}/$count[?$filter=…]`: the number of matching rows as `text/plain`, stopping at
+/// 5,000 like `$count=true` (count-rows.md).
+pub fn count(
+    ctx: &Ctx,
+    store: &Store,
+    req: &OpRequest,
+    table: &Table,
+) -> Result<OpResponse, ApiError> {
+    ctx.user.require(table, Right::Read)?;
+    let pairs = req.query_pairs();
+    let text = pairs
+        .iter()
+        .find(|(k, _)| k == "$filter")
+        .map(|(_, v)| v.as_str());
+    let filter = filter_option(table, text)?;
+    let n = store
+        .rows(table.logical())
+        .into_iter()
+        .filter(|r| filter.as_ref().is_none_or(|f| eval(table, r, f)))
+        .count();
+    Ok(OpResponse {
+        status: 200,
+        headers: vec![
+            ("Content-Type".into(), "text/plain".into()),
+            ("OData-Version".into(), "4.0".into()),
+        ],
+        body: n.min(COUNT_LIMIT).to_string().into_bytes(),
+        entity_id: None,
+    })
 }
 
 /// `GET {set}` or, with `related = Some((id, collection))`, `GET {set}(id)/{collection}`.
@@ -327,33 +398,7 @@ pub fn list(
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     };
-    for (k, _) in &pairs {
-        if k.starts_with('$')
-            && !matches!(
-                k.as_str(),
-                "$select" | "$filter" | "$orderby" | "$top" | "$count" | "$skiptoken"
-            )
-        {
-            return Err(ApiError::bad_uri(format!(
-                "The query parameter '{k}' is not supported by the emulator."
-            )));
-        }
-    }
-    let filter = match get("$filter") {
-        Some(f) => {
-            let e = parse_filter(f)
-                .map_err(|m| ApiError::bad_uri(format!("Syntax error in $filter: {m}")))?;
-            let mut names = Vec::new();
-            props(&e, &mut names);
-            for n in names {
-                if property_value_name(table, &n).is_none() && n != table.pk() {
-                    return Err(no_such_property(table, &n));
-                }
-            }
-            Some(e)
-        }
-        None => None,
-    };
+    let filter = filter_option(table, get("$filter"))?;
     let top = match get("$top") {
         Some(t) => Some(t.trim().parse::<usize>().map_err(|_| {
             ApiError::bad_uri(format!("Invalid value '{t}' for $top query option found."))
@@ -443,7 +488,21 @@ pub fn list(
     let mut body = Map::new();
     body.insert("@odata.context".into(), Value::String(context));
     if count {
-        body.insert("@odata.count".into(), Value::from(total));
+        // count-rows.md: the count stops at 5,000 for standard tables; the two annotations say
+        // whether it stopped, when `Prefer: odata.include-annotations` asks for them.
+        body.insert("@odata.count".into(), Value::from(total.min(COUNT_LIMIT)));
+        if req.wants_annotation("Microsoft.Dynamics.CRM.totalrecordcount") {
+            body.insert(
+                "@Microsoft.Dynamics.CRM.totalrecordcount".into(),
+                Value::from(total.min(COUNT_LIMIT)),
+            );
+        }
+        if req.wants_annotation("Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded") {
+            body.insert(
+                "@Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded".into(),
+                Value::Bool(total > COUNT_LIMIT),
+            );
+        }
     }
     body.insert("value".into(), Value::Array(page));
     if more {

@@ -10,4 +10,5 @@ mod crud;
 mod faults;
 mod limits;
 mod persist;
+mod strict;
 mod tls;

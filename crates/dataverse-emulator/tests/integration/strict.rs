@@ -1,0 +1,187 @@
+//! Strictness: what the emulator does not implement is refused, never answered 200 (issue 25).
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::{Api, emulator};
+
+/// Creates an account and returns its id.
+async fn account(api: &Api, name: &str) -> String {
+    let r = api
+        .req(Method::POST, "accounts")
+        .json(&json!({ "name": name }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let url = r.headers()["OData-EntityId"].to_str().unwrap().to_string();
+    url[url.find('(').unwrap() + 1..url.len() - 1].to_string()
+}
+
+#[tokio::test]
+async fn every_option_the_emulator_does_not_implement_is_refused() {
+    let emu = emulator().await;
+    let api = Api::new(&emu).await;
+    let id = account(&api, "Fourth Coffee").await;
+    let fetch = "fetchXml=%3Cfetch%3E%3Centity%20name%3D%27account%27%2F%3E%3C%2Ffetch%3E";
+    // (method, path and query, the message's start)
+    let refusals: Vec<(Method, String, &str)> = vec![
+        // Parameters that are not options at all: the service's own words.
+        (
+            Method::GET,
+            "accounts?utm_source=x".into(),
+            "The query parameter utm_source is not supported",
+        ),
+        (
+            Method::GET,
+            "accounts?sql=SELECT%20name%20FROM%20account".into(),
+            "The query parameter sql is not supported",
+        ),
+        (
+            Method::GET,
+            format!("accounts({id})?$bogus=1"),
+            "The query parameter $bogus is not supported",
+        ),
+        (
+            Method::GET,
+            "WhoAmI?$select=UserId".into(),
+            "The query parameter $select is not supported by the emulator",
+        ),
+        // Options the service answers and the emulator does not: refused, never ignored.
+        (
+            Method::GET,
+            format!("accounts?{fetch}"),
+            "The query parameter fetchXml is not supported by the emulator",
+        ),
+        (
+            Method::GET,
+            format!("accounts({id})?$expand=primarycontactid($select=fullname)"),
+            "The query parameter $expand is not supported by the emulator",
+        ),
+        (
+            Method::GET,
+            "accounts?$apply=aggregate($count%20as%20n)".into(),
+            "The query parameter $apply is not supported by the emulator",
+        ),
+        (
+            Method::GET,
+            "accounts?$filter=name%20eq%20@p1&@p1='x'".into(),
+            "The query parameter @p1 is not supported by the emulator",
+        ),
+        (
+            Method::DELETE,
+            format!("accounts({id})?$select=name"),
+            "The query parameter $select is not supported by the emulator",
+        ),
+        (
+            Method::GET,
+            "accounts?$top=1&$top=2".into(),
+            "Query option '$top' was specified more than once",
+        ),
+        (
+            Method::GET,
+            "EntityDefinitions(LogicalName='account')?$expand=Attributes($select=LogicalName;$top=1)"
+                .into(),
+            "The query parameter $top is not supported",
+        ),
+    ];
+    for (method, path, message) in refusals {
+        let r = api.req(method.clone(), &path).send().await.unwrap();
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(status, 400, "{method} {path}: {body}");
+        assert_eq!(body["error"]["code"], "0x0", "{method} {path}: {body}");
+        let text = body["error"]["message"].as_str().unwrap();
+        assert!(text.starts_with(message), "{method} {path}: {text}");
+    }
+    // The refused delete removed nothing.
+    let r = api
+        .req(Method::GET, &format!("accounts({id})?$select=name"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn counts_stop_at_five_thousand_and_say_so() {
+    let emu = emulator().await;
+    let api = Api::new(&emu).await;
+    for name in ["A. Datum", "Adventure Works", "Contoso"] {
+        account(&api, name).await;
+    }
+    let r = api
+        .req(Method::GET, "accounts/$count?$filter=startswith(name,'A')")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/plain");
+    assert_eq!(r.text().await.unwrap(), "2");
+    let v: Value = api
+        .req(Method::GET, "accounts?$select=name&$count=true&$top=1")
+        .header(
+            "Prefer",
+            "odata.include-annotations=\"Microsoft.Dynamics.CRM.totalrecordcount,Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded\"",
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["@odata.count"], 3, "{v}");
+    assert_eq!(v["@Microsoft.Dynamics.CRM.totalrecordcount"], 3, "{v}");
+    assert_eq!(
+        v["@Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded"],
+        false
+    );
+    assert_eq!(v["value"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn metadata_filters_combine_conditions() {
+    let emu = emulator().await;
+    let api = Api::new(&emu).await;
+    let v: Value = api
+        .req(
+            Method::GET,
+            "EntityDefinitions?$select=LogicalName&$filter=IsPrivate eq false and (LogicalName eq 'account' or LogicalName eq 'contact')",
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut names: Vec<&str> = v["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["LogicalName"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["account", "contact"], "{v}");
+    // An enum literal, as clients write AttributeType conditions.
+    let v: Value = api
+        .req(
+            Method::GET,
+            "EntityDefinitions(LogicalName='account')/Attributes?$select=LogicalName&$filter=(AttributeType eq Microsoft.Dynamics.CRM.AttributeTypeCode'Money' or LogicalName eq 'name') and not (LogicalName eq 'name')",
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = v["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["LogicalName"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"revenue") && !names.contains(&"name"),
+        "{v}"
+    );
+}
