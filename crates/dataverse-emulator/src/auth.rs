@@ -22,6 +22,8 @@ pub struct AppUser {
     pub name: String,
     /// Rights per table logical name.
     pub privileges: HashMap<String, HashSet<Right>>,
+    /// Privileges not bound to a table (`prvBulkDelete`).
+    pub global: HashSet<String>,
     /// Names of its security roles.
     pub roles: Vec<String>,
     /// Disabled users are refused.
@@ -40,6 +42,10 @@ impl AppUser {
                 .iter()
                 .map(|t| (t.logical_name.clone(), Right::ALL.into_iter().collect()))
                 .collect(),
+            global: crate::webapi::messages::PRIVILEGES
+                .iter()
+                .map(|p| p.to_string())
+                .collect(),
             roles: vec!["System Administrator".into()],
             disabled: false,
         }
@@ -57,23 +63,43 @@ impl AppUser {
             return Ok(());
         }
         let name = format!("{}{}", right.prefix(), table.cfg.schema_name);
-        let privilege_id = crate::webapi::metadata::metadata_id(&["privilege", &name]);
-        let count: usize = self.privileges.values().map(HashSet::len).sum();
-        Err(ApiError::new(
+        Err(self.missing(
+            &name,
+            &format!(
+                " on OTC={} for entity '{}'",
+                table.cfg.object_type_code,
+                table.logical()
+            ),
+        ))
+    }
+
+    /// Checks a privilege not bound to a table (`prvBulkDelete`).
+    pub fn require_global(&self, name: &str) -> Result<(), ApiError> {
+        if self.global.contains(name) {
+            return Ok(());
+        }
+        Err(self.missing(name, ""))
+    }
+
+    /// The 403 for a missing privilege; `scope` names the table for a table privilege.
+    fn missing(&self, name: &str, scope: &str) -> ApiError {
+        let privilege_id = crate::webapi::metadata::metadata_id(&["privilege", name]);
+        let count: usize =
+            self.privileges.values().map(HashSet::len).sum::<usize>() + self.global.len();
+        ApiError::new(
             403,
             "0x80040220",
             format!(
-                "Principal user (Id={}, type=8, roleCount={}, privilegeCount={}, accessMode=4), is missing {} privilege (Id={}) on OTC={} for entity '{}'. context.Caller={}",
+                "Principal user (Id={}, type=8, roleCount={}, privilegeCount={}, accessMode=4), is missing {} privilege (Id={}){}. context.Caller={}",
                 self.systemuser_id,
                 self.roles.len(),
                 count,
                 name,
                 privilege_id,
-                table.cfg.object_type_code,
-                table.logical(),
+                scope,
                 self.systemuser_id
             ),
-        ))
+        )
     }
 }
 
@@ -88,6 +114,7 @@ pub fn build_users(config: &Config) -> Result<HashMap<String, AppUser>, String> 
             )
         })?;
         let mut privileges: HashMap<String, HashSet<Right>> = HashMap::new();
+        let mut global = HashSet::new();
         for role_name in &u.roles {
             let Some(role) = config.roles.iter().find(|r| &r.name == role_name) else {
                 return Err(format!(
@@ -95,6 +122,7 @@ pub fn build_users(config: &Config) -> Result<HashMap<String, AppUser>, String> 
                     u.app_id
                 ));
             };
+            global.extend(role.global.iter().cloned());
             for p in &role.privileges {
                 privileges
                     .entry(p.table.clone())
@@ -113,6 +141,7 @@ pub fn build_users(config: &Config) -> Result<HashMap<String, AppUser>, String> 
                     .find(|a| a.client_id.eq_ignore_ascii_case(&u.app_id))
                     .map_or_else(|| u.app_id.clone(), |a| a.name.clone()),
                 privileges,
+                global,
                 roles: u.roles.clone(),
                 disabled: u.disabled,
             },

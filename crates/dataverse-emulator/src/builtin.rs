@@ -411,6 +411,7 @@ pub fn builtin_config() -> Config {
         roles: vec![RoleConfig {
             name: defaults::ROLE_NAME.into(),
             privileges,
+            global: Vec::new(),
         }],
         tables,
         ..Config::empty()

@@ -264,6 +264,10 @@ pub struct RoleConfig {
     /// Privileges per table.
     #[serde(default)]
     pub privileges: Vec<TablePrivilegesConfig>,
+    /// Privileges not bound to a table, by name (`prvBulkDelete`, `prvCreateEntity`, …): the
+    /// messages that need them answer 403 without them (see `webapi::messages`).
+    #[serde(default)]
+    pub global: Vec<String>,
 }
 
 /// The privileges a role grants on one table.

@@ -5,6 +5,7 @@
 
 pub mod bulk;
 pub mod crud;
+pub mod messages;
 pub mod metadata;
 pub mod options;
 pub mod query;
@@ -223,6 +224,13 @@ fn route(
 ) -> Result<OpResponse, ApiError> {
     let segs = decode_segments(&req.path);
     let method = req.method.as_str();
+    // Privileges before existence: a known message answers 403 without its privilege, whatever
+    // its parameters.
+    if let [only] = segs.as_slice()
+        && let Some(refusal) = messages::refuse(ctx, only)
+    {
+        return Err(refusal);
+    }
     options::check(req, implemented_options(ctx, &segs, method))?;
     if segs.is_empty() {
         return match method {

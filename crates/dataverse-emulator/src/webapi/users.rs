@@ -184,6 +184,18 @@ fn privileges(ctx: &Ctx) -> OpResponse {
             }
         }
     }
+    for name in &ctx.user.global {
+        let id = super::metadata::metadata_id(&["privilege", name]);
+        list.push((
+            name.clone(),
+            json!({
+                "BusinessUnitId": ctx.org.business_unit_id,
+                "Depth": "Global",
+                "PrivilegeId": id.to_string(),
+                "PrivilegeName": name,
+            }),
+        ));
+    }
     list.sort_by(|a, b| a.0.cmp(&b.0));
     OpResponse::json(
         200,

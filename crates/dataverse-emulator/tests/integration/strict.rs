@@ -185,3 +185,51 @@ async fn metadata_filters_combine_conditions() {
         "{v}"
     );
 }
+
+/// Sends `method path` and returns (status, code, message).
+async fn refusal(api: &Api, method: Method, path: &str) -> (u16, String, String) {
+    let r = api.req(method, path).json(&json!({})).send().await.unwrap();
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap();
+    (
+        status,
+        body["error"]["code"].as_str().unwrap().to_string(),
+        body["error"]["message"].as_str().unwrap().to_string(),
+    )
+}
+
+#[tokio::test]
+async fn privileges_are_checked_before_the_message_exists() {
+    // The default role has table privileges only.
+    let emu = emulator().await;
+    let api = Api::new(&emu).await;
+    for (path, privilege) in [
+        ("BulkDelete", "prvBulkDelete"),
+        ("Microsoft.Dynamics.CRM.CreateEntities", "prvCreateEntity"),
+    ] {
+        let (status, code, message) = refusal(&api, Method::POST, path).await;
+        assert_eq!((status, code.as_str()), (403, "0x80040220"), "{path}");
+        assert!(
+            message.contains(&format!("is missing {privilege} privilege")),
+            "{path}: {message}"
+        );
+    }
+    // A function anyone may call, with a parameter alias: not implemented, and said so (never
+    // a 404 a client would retry).
+    let (status, _, message) = refusal(
+        &api,
+        Method::GET,
+        "RetrieveMetadataChanges(Query=@p1)?@p1=%7B%7D",
+    )
+    .await;
+    assert_eq!(status, 501, "{message}");
+    assert!(message.contains("does not implement the RetrieveMetadataChanges message"));
+
+    // With the privilege in a role, the same request reaches the emulator's limit instead.
+    let mut config = dataverse_emulator::builtin::builtin_config();
+    config.roles[0].global.push("prvBulkDelete".into());
+    let emu = crate::support::emulator_with(config).await;
+    let api = Api::new(&emu).await;
+    let (status, _, message) = refusal(&api, Method::POST, "BulkDelete").await;
+    assert_eq!(status, 501, "{message}");
+}
