@@ -82,6 +82,25 @@ impl Job {
         })
     }
 
+    /// Fills what the mapping leaves to the environment from its table's metadata (choice and
+    /// Boolean labels, text lengths; see `environment::complete`) and compiles the plan again.
+    /// Returns the line that says what was taken, if anything was.
+    pub fn complete(
+        &mut self,
+        table: &crate::environment::metadata::TableMetadata,
+        language: Option<u32>,
+    ) -> crate::Result<Option<String>> {
+        let filled = crate::environment::complete::complete(&mut self.spec, table, language);
+        if filled != crate::environment::complete::Filled::default() {
+            self.plan = Plan::compile(
+                &self.spec,
+                self.reader.columns(),
+                &self.source_path.display().to_string(),
+            )?;
+        }
+        Ok(filled.line())
+    }
+
     /// What the run ledger records of this job.
     pub fn files(&self) -> JobFiles<'_> {
         JobFiles {

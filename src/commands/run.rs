@@ -35,6 +35,10 @@ pub struct Args {
     /// With --dry-run: write each request to DIR/batch-000001.http (request line, headers, body).
     #[arg(long, value_name = "DIR", requires = "dry_run")]
     pub emit_batches: Option<PathBuf>,
+    /// With --dry-run: map rows as a live run would, with the table metadata in DIR (`dvload
+    /// metadata pull`): choice and Boolean labels and text lengths the mapping leaves open.
+    #[arg(long, value_name = "DIR", requires = "dry_run")]
+    pub metadata: Option<PathBuf>,
     /// Operations per $batch request (1 to 1000).
     #[arg(long, default_value_t = 100, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub batch_size: u16,
@@ -151,6 +155,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         Mode::DryRun {
             options,
             emit: args.emit_batches,
+            metadata: args.metadata,
         }
     } else {
         Mode::Send(options)

@@ -42,7 +42,18 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let mut job = Job::open(&args.mapping, args.source.as_deref())?;
     println!("{}", crate::run::text::describe_job(&job));
     let check = match &args.metadata {
-        Some(dir) => Some(check_against(dir, &job)?),
+        Some(dir) => {
+            let tables = crate::environment::metadata::load_dir(dir)?;
+            let check = check_against(dir, &tables, &job)?;
+            // Rows are then mapped as a live run maps them: choice and Boolean labels and text
+            // lengths from the metadata.
+            if let Some(table) = tables.iter().find(|t| t.entity_set == job.plan.entity_set) {
+                if let Some(line) = job.complete(table, None)? {
+                    println!("{}: {line}", job.mapping.display());
+                }
+            }
+            Some(check)
+        }
         None => None,
     };
     let mut rejects = args.rejects.clone().map(|p| job.rejects_writer(p));
@@ -106,10 +117,10 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
 /// something does not fit, the check's report).
 fn check_against(
     dir: &std::path::Path,
+    tables: &[crate::environment::metadata::TableMetadata],
     job: &Job,
 ) -> anyhow::Result<crate::environment::check::JobCheck> {
-    let tables = crate::environment::metadata::load_dir(dir)?;
-    let mut checker = crate::environment::check::Checker::offline(dir, &tables);
+    let mut checker = crate::environment::check::Checker::offline(dir, tables);
     // Nothing is awaited offline: every table's metadata is already there.
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;
     let check = runtime.block_on(checker.check_spec(&job.spec));

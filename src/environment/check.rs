@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::connect::Connection;
-use super::metadata::{list, strings, text};
+use super::metadata::{list, text};
 use crate::exit::Exit;
 use crate::job::Job;
 use crate::mapping::convert::Converter;
@@ -127,6 +127,10 @@ pub struct Checker<'c> {
     policy: RetryPolicy,
     entities: Vec<Entity>,
     columns: HashMap<String, Result<Columns, String>>,
+    /// Each table's metadata as read (by logical name): what fills a mapping's gaps.
+    metadata: HashMap<String, super::metadata::TableMetadata>,
+    /// The casts read of each table (a live check reads those its mappings need).
+    fetched: HashMap<String, std::collections::HashSet<&'static str>>,
     /// The privileges the user holds, or why they could not be read (then they are not checked).
     pub privileges: Result<Privileges, String>,
 }
@@ -187,7 +191,7 @@ fn type_problem(converter: &Converter, a: &Attr) -> Option<String> {
         Converter::Number { money: true, .. } => kind == "Money",
         Converter::Number { float: true, .. } => matches!(kind, "Double" | "Decimal"),
         Converter::Number { .. } => matches!(kind, "Decimal" | "Money" | "Double"),
-        Converter::Bool => kind == "Boolean",
+        Converter::Bool(_) => kind == "Boolean",
         Converter::DateTime { .. } => kind == "DateTime" && !a.date_only,
         Converter::DateOnly { .. } => kind == "DateTime",
         Converter::Choice(_) => matches!(kind, "Picklist" | "State" | "Status"),
@@ -268,7 +272,7 @@ fn converter_name(c: &Converter) -> &'static str {
         Converter::Number { money: true, .. } => "money",
         Converter::Number { float: true, .. } => "float",
         Converter::Number { .. } => "decimal",
-        Converter::Bool => "bool",
+        Converter::Bool(_) => "bool",
         Converter::DateTime { .. } => "datetime",
         Converter::DateOnly { .. } => "dateonly",
         Converter::Guid { .. } => "guid",
@@ -283,6 +287,50 @@ struct Key {
     name: String,
     attributes: Vec<String>,
     status: String,
+}
+
+/// A table's columns and keys as the checks read them, from its metadata.
+fn columns_of(t: &super::metadata::TableMetadata) -> Columns {
+    let attrs = t
+        .columns
+        .iter()
+        .map(|(name, c)| {
+            (
+                name.clone(),
+                Attr {
+                    kind: c.attribute_type.clone(),
+                    date_only: c.date_time_behavior.as_deref() == Some("DateOnly"),
+                    options: c
+                        .options
+                        .iter()
+                        .map(|o| {
+                            let label = o
+                                .labels
+                                .get("1033")
+                                .or_else(|| o.labels.values().next())
+                                .cloned()
+                                .unwrap_or_default();
+                            (o.value, label)
+                        })
+                        .collect(),
+                    max_length: c.max_length,
+                    create: c.valid_for_create,
+                    update: c.valid_for_update,
+                    targets: c.targets.clone(),
+                },
+            )
+        })
+        .collect();
+    let keys = t
+        .keys
+        .iter()
+        .map(|(name, k)| Key {
+            name: name.clone(),
+            attributes: k.attributes.clone(),
+            status: k.index_status.clone(),
+        })
+        .collect();
+    Columns { attrs, keys }
 }
 
 /// What is known of one table's columns and keys.
@@ -341,6 +389,8 @@ impl<'c> Checker<'c> {
             policy: *policy,
             entities,
             columns: HashMap::new(),
+            metadata: HashMap::new(),
+            fetched: HashMap::new(),
             privileges,
         })
     }
@@ -371,48 +421,11 @@ impl<'c> Checker<'c> {
             .collect();
         let columns = tables
             .iter()
-            .map(|t| {
-                let attrs = t
-                    .columns
-                    .iter()
-                    .map(|(name, c)| {
-                        (
-                            name.clone(),
-                            Attr {
-                                kind: c.attribute_type.clone(),
-                                date_only: c.date_time_behavior.as_deref() == Some("DateOnly"),
-                                options: c
-                                    .options
-                                    .iter()
-                                    .map(|o| {
-                                        let label = o
-                                            .labels
-                                            .get("1033")
-                                            .or_else(|| o.labels.values().next())
-                                            .cloned()
-                                            .unwrap_or_default();
-                                        (o.value, label)
-                                    })
-                                    .collect(),
-                                max_length: c.max_length,
-                                create: c.valid_for_create,
-                                update: c.valid_for_update,
-                                targets: c.targets.clone(),
-                            },
-                        )
-                    })
-                    .collect();
-                let keys = t
-                    .keys
-                    .iter()
-                    .map(|(name, k)| Key {
-                        name: name.clone(),
-                        attributes: k.attributes.clone(),
-                        status: k.index_status.clone(),
-                    })
-                    .collect();
-                (t.logical_name.clone(), Ok(Columns { attrs, keys }))
-            })
+            .map(|t| (t.logical_name.clone(), Ok(columns_of(t))))
+            .collect();
+        let metadata = tables
+            .iter()
+            .map(|t| (t.logical_name.clone(), t.clone()))
             .collect();
         Checker {
             conn: None,
@@ -420,6 +433,8 @@ impl<'c> Checker<'c> {
             policy: RetryPolicy::default(),
             entities,
             columns,
+            metadata,
+            fetched: HashMap::new(),
             privileges: Err("the metadata files say nothing of the application user".into()),
         }
     }
@@ -441,63 +456,51 @@ impl<'c> Checker<'c> {
         }
     }
 
-    async fn columns(&mut self, logical: &str) -> Result<Columns, String> {
-        if let Some(c) = self.columns.get(logical) {
-            return c.clone();
-        }
-        let c = self.fetch_columns(logical).await;
-        self.columns.insert(logical.to_string(), c.clone());
-        c
-    }
-
-    async fn fetch_columns(&self, logical: &str) -> Result<Columns, String> {
+    /// The columns of table `logical`, with the properties of `casts` (see
+    /// [`super::metadata::casts_for`]): read as `dvload metadata pull` reads them, so that a live
+    /// check and one against pulled files judge by the same facts, but only the casts a mapping
+    /// needs (each is one more request before the first write).
+    async fn columns(&mut self, logical: &str, casts: &[&'static str]) -> Result<Columns, String> {
         let Some(conn) = self.conn else {
-            return Err(format!("no metadata of table {logical}"));
+            return self
+                .columns
+                .get(logical)
+                .cloned()
+                .unwrap_or_else(|| Err(format!("no metadata of table {logical}")));
         };
-        let base = format!("EntityDefinitions(LogicalName='{logical}')");
-        let get = |path: String| async move { get_json(conn, &self.policy, &path).await };
-        let attrs = get(format!(
-            "{base}/Attributes?$select=LogicalName,AttributeType,IsValidForCreate,IsValidForUpdate"
-        ))
-        .await?;
-        let lookups = get(format!(
-            "{base}/Attributes/Microsoft.Dynamics.CRM.LookupAttributeMetadata?$select=LogicalName,Targets"
-        ))
-        .await?;
-        let keys = get(format!(
-            "{base}/Keys?$select=LogicalName,KeyAttributes,EntityKeyIndexStatus"
-        ))
-        .await?;
-        // Read as the metadata files are read (`metadata::{list, text, strings}`).
-        let mut out = Columns::default();
-        for a in list(&attrs, "value") {
-            out.attrs.insert(
-                text(a, "LogicalName"),
-                Attr {
-                    kind: text(a, "AttributeType"),
-                    date_only: false,
-                    options: Vec::new(),
-                    max_length: None,
-                    create: a.get("IsValidForCreate").and_then(Value::as_bool) != Some(false),
-                    update: a.get("IsValidForUpdate").and_then(Value::as_bool) != Some(false),
-                    targets: Vec::new(),
-                },
-            );
+        if let Some(Err(e)) = self.columns.get(logical) {
+            return Err(e.clone());
         }
-        for l in list(&lookups, "value") {
-            if let Some(a) = out.attrs.get_mut(&text(l, "LogicalName")) {
-                a.targets = strings(l, "Targets");
+        if !self.metadata.contains_key(logical) {
+            match super::metadata::pull_entity(conn, &self.policy, logical).await {
+                Ok(t) => {
+                    self.metadata.insert(logical.to_string(), t);
+                }
+                Err(e) => {
+                    self.columns.insert(logical.to_string(), Err(e.clone()));
+                    return Err(e);
+                }
             }
         }
-        out.keys = list(&keys, "value")
+        let fetched = self.fetched.entry(logical.to_string()).or_default();
+        let missing: Vec<&str> = casts
             .iter()
-            .map(|k| Key {
-                name: text(k, "LogicalName"),
-                attributes: strings(k, "KeyAttributes"),
-                status: text(k, "EntityKeyIndexStatus"),
-            })
+            .copied()
+            .filter(|c| !fetched.contains(c))
             .collect();
-        Ok(out)
+        let table = self.metadata.get_mut(logical).expect("read above");
+        if !missing.is_empty() {
+            super::metadata::pull_casts(conn, &self.policy, table, &missing).await?;
+            fetched.extend(missing);
+        }
+        let c = columns_of(table);
+        self.columns.insert(logical.to_string(), Ok(c.clone()));
+        Ok(c)
+    }
+
+    /// The metadata read of the table behind `entity_set`, once a check has read it.
+    pub fn table(&self, entity_set: &str) -> Option<&super::metadata::TableMetadata> {
+        self.metadata.get(&self.by_set(entity_set)?.logical)
     }
 
     /// Checks one mapping: its table, key, columns, lookups and the privileges its operation needs.
@@ -528,7 +531,20 @@ impl<'c> Checker<'c> {
             "  entity set   {} found: table {} ({})",
             entity.set, entity.logical, entity.schema
         ));
-        let columns = match self.columns(&entity.logical).await {
+        let mut casts: Vec<&'static str> = Vec::new();
+        for f in &spec.fields {
+            let needed = match &f.kind {
+                FieldKind::Value(value) => super::metadata::casts_for(&value.converter),
+                FieldKind::Lookup { .. } => &["LookupAttributeMetadata"],
+            };
+            casts.extend(
+                needed
+                    .iter()
+                    .filter(|c| !casts.contains(c))
+                    .collect::<Vec<_>>(),
+            );
+        }
+        let columns = match self.columns(&entity.logical, &casts).await {
             Ok(c) => c,
             Err(e) => {
                 v.unusable.push(format!(
@@ -607,7 +623,7 @@ impl<'c> Checker<'c> {
                             LookupKey::Alternate(parts) => {
                                 let cols: Vec<String> =
                                     parts.iter().map(|p| p.column.clone()).collect();
-                                match self.columns(&target.logical).await {
+                                match self.columns(&target.logical, &[]).await {
                                     Ok(tc) => check_key(&mut v, "lookup key", &target, &tc, &cols),
                                     Err(e) => v.unusable.push(format!(
                                         "cannot read the keys of {}: {e}",
@@ -780,17 +796,24 @@ async fn privileges(conn: &Connection, policy: &RetryPolicy) -> Result<Privilege
 pub async fn preflight(
     conn: &Connection,
     policy: &RetryPolicy,
-    jobs: &[Job],
+    jobs: &mut [Job],
     console: &mut dyn Console,
 ) -> crate::Result<PrimaryIds> {
     let mut checker = Checker::load(conn, policy)
         .await
         .map_err(|e| crate::Error::Setup(format!("nothing sent: {}", Checker::load_failed(&e))))?;
     let mut checks = Vec::with_capacity(jobs.len());
-    for job in jobs {
+    for job in jobs.iter() {
         checks.push(checker.check_spec(&job.spec).await);
     }
     refuse_unless_ready(&checks, jobs.len(), "mapping", "nothing sent", console)?;
+    for job in jobs.iter_mut() {
+        if let Some(table) = checker.table(&job.plan.entity_set) {
+            if let Some(line) = job.complete(table, conn.language)? {
+                console.line(&format!("{}: {line}", job.mapping.display()));
+            }
+        }
+    }
     if let Err(e) = &checker.privileges {
         console.line(&format!(
             "warning: privileges not checked (RetrieveUserPrivileges failed: {e})"

@@ -160,9 +160,64 @@ const CASTS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Reads table `logical` (its logical name). An unknown table, or metadata the role may not
-/// read, is the error, in one line.
+/// Reads table `logical` (its logical name) with every cast's properties. An unknown table, or
+/// metadata the role may not read, is the error, in one line.
 pub async fn pull(
+    conn: &Connection,
+    policy: &RetryPolicy,
+    logical: &str,
+) -> Result<TableMetadata, String> {
+    let mut table = pull_entity(conn, policy, logical).await?;
+    let all: Vec<&str> = CASTS.iter().map(|(cast, _)| *cast).collect();
+    pull_casts(conn, policy, &mut table, &all).await?;
+    Ok(table)
+}
+
+/// The casts whose properties a field converted by `converter` is judged or completed by (the
+/// check before a run reads only these: each is one more request).
+pub fn casts_for(converter: &crate::mapping::convert::Converter) -> &'static [&'static str] {
+    use crate::mapping::convert::Converter;
+    match converter {
+        Converter::Text { .. } => &["StringAttributeMetadata", "MemoAttributeMetadata"],
+        Converter::Choice(_) => &[
+            "PicklistAttributeMetadata",
+            "StateAttributeMetadata",
+            "StatusAttributeMetadata",
+        ],
+        Converter::Choices { .. } => &["MultiSelectPicklistAttributeMetadata"],
+        Converter::Bool(_) => &["BooleanAttributeMetadata"],
+        Converter::DateTime { .. } | Converter::DateOnly { .. } => &["DateTimeAttributeMetadata"],
+        _ => &[],
+    }
+}
+
+/// Adds the properties of `casts` (names of [`CASTS`]) to `table`'s columns.
+pub async fn pull_casts(
+    conn: &Connection,
+    policy: &RetryPolicy,
+    table: &mut TableMetadata,
+    casts: &[&str],
+) -> Result<(), String> {
+    let base = format!("EntityDefinitions(LogicalName='{}')", table.logical_name);
+    for (cast, query) in CASTS.iter().filter(|(c, _)| casts.contains(c)) {
+        let v = get_json(
+            conn,
+            policy,
+            &format!("{base}/Attributes/Microsoft.Dynamics.CRM.{cast}?{query}"),
+        )
+        .await?;
+        for a in list(&v, "value") {
+            if let Some(c) = table.columns.get_mut(&text(a, "LogicalName")) {
+                add_cast_properties(c, a);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads table `logical`: the entity, its columns' common properties, keys and many-to-one
+/// relationships, in one request; no cast's properties.
+pub async fn pull_entity(
     conn: &Connection,
     policy: &RetryPolicy,
     logical: &str,
@@ -227,19 +282,6 @@ pub async fn pull(
                 text(r, "ReferencedEntity"),
                 text(r, "ReferencingEntityNavigationPropertyName"),
             );
-        }
-    }
-    for (cast, query) in CASTS {
-        let v = get_json(
-            conn,
-            policy,
-            &format!("{base}/Attributes/Microsoft.Dynamics.CRM.{cast}?{query}"),
-        )
-        .await?;
-        for a in list(&v, "value") {
-            if let Some(c) = table.columns.get_mut(&text(a, "LogicalName")) {
-                add_cast_properties(c, a);
-            }
         }
     }
     Ok(table)

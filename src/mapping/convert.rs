@@ -47,8 +47,8 @@ pub enum Converter {
         /// True for `float`: an exponent is accepted.
         float: bool,
     },
-    /// Yes/No.
-    Bool,
+    /// Yes/No: the usual words, and the column's own labels when its metadata gave them.
+    Bool(BoolLabels),
     /// Date and time, converted to UTC.
     DateTime {
         /// strftime formats tried in turn; empty = ISO 8601.
@@ -77,6 +77,16 @@ pub enum Converter {
     },
 }
 
+/// A Boolean column's own option labels (`"Allow"` / `"Do Not Allow"`), accepted beside the usual
+/// yes/no words, compared ignoring case; empty unless filled from the column's metadata.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BoolLabels {
+    /// Labels of the true option, trimmed and lower-cased.
+    pub yes: Vec<String>,
+    /// Labels of the false option, trimmed and lower-cased.
+    pub no: Vec<String>,
+}
+
 /// Choice labels to option values, matched case-insensitively.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ChoiceMap {
@@ -86,9 +96,25 @@ pub struct ChoiceMap {
     /// ignoring ASCII case, which is the same test; `labels` keeps them as written for messages).
     lowered: Vec<String>,
     values: Vec<i64>,
+    /// How many of the first labels an error lists (the rest are other languages' labels of
+    /// the same options, accepted but not listed); `None` lists them all.
+    shown: Option<usize>,
 }
 
 impl ChoiceMap {
+    /// A map of a column's options: `labels` (in the user's language) are listed in errors,
+    /// `aliases` (the same options' labels in other languages) are accepted too.
+    pub fn of_options(
+        labels: impl IntoIterator<Item = (String, i64)>,
+        aliases: impl IntoIterator<Item = (String, i64)>,
+    ) -> ChoiceMap {
+        let labels: Vec<(String, i64)> = labels.into_iter().collect();
+        let shown = labels.len();
+        let mut map = ChoiceMap::new(labels.into_iter().chain(aliases));
+        map.shown = Some(shown);
+        map
+    }
+
     /// The (label, value) pairs, in the order written.
     pub fn pairs(&self) -> impl Iterator<Item = (&str, i64)> {
         self.labels
@@ -142,9 +168,10 @@ impl ChoiceMap {
                 "'{s}' is not an option value (a whole number); add a `map` of labels to values to accept labels"
             ))
         } else {
+            let shown = &self.labels[..self.shown.unwrap_or(usize::MAX).min(self.labels.len())];
             Err(format!(
                 "unknown label '{s}'; allowed: {}",
-                self.labels.join(", ")
+                shown.join(", ")
             ))
         }
     }
@@ -184,7 +211,11 @@ impl Converter {
                         .map_err(|e| number_error(s, *decimal, e))?;
                 }
             }
-            Converter::Bool => out.push_str(if parse_bool(s)? { "true" } else { "false" }),
+            Converter::Bool(labels) => out.push_str(if parse_bool_labelled(s, labels)? {
+                "true"
+            } else {
+                "false"
+            }),
             Converter::DateTime { formats, tz } => {
                 let ts = parse_datetime(s, formats, tz)?;
                 let _ = write!(out, "\"{}\"", ts.strftime("%Y-%m-%dT%H:%M:%SZ"));
@@ -243,7 +274,7 @@ impl Converter {
                 self.write_json(s, &mut json)?;
                 KeyValue::Decimal(json)
             }
-            Converter::Bool => KeyValue::Bool(parse_bool(s)?),
+            Converter::Bool(labels) => KeyValue::Bool(parse_bool_labelled(s, labels)?),
             Converter::DateTime { formats, tz } => {
                 KeyValue::DateTimeOffset(parse_datetime(s, formats, tz)?)
             }
@@ -366,6 +397,27 @@ pub fn write_json_string(s: &str, out: &mut String) {
     }
     out.push_str(&s[start..]);
     out.push('"');
+}
+
+/// Parses a yes/no word or one of the column's own labels.
+pub fn parse_bool_labelled(s: &str, labels: &BoolLabels) -> Result<bool, String> {
+    if labels.yes.is_empty() && labels.no.is_empty() {
+        return parse_bool(s);
+    }
+    let folded = s.trim().to_lowercase();
+    if labels.yes.contains(&folded) {
+        return Ok(true);
+    }
+    if labels.no.contains(&folded) {
+        return Ok(false);
+    }
+    parse_bool(s).map_err(|e| {
+        format!(
+            "{e}; or the column's labels: {} / {}",
+            labels.yes.join(", "),
+            labels.no.join(", ")
+        )
+    })
 }
 
 /// Parses a yes/no word.
@@ -1164,10 +1216,10 @@ mod tests {
             ("0", "false"),
             ("y", "true"),
         ] {
-            assert_eq!(json(&Converter::Bool, s).unwrap(), v);
+            assert_eq!(json(&Converter::Bool(BoolLabels::default()), s).unwrap(), v);
         }
         assert_eq!(
-            json(&Converter::Bool, "maybe").unwrap_err(),
+            json(&Converter::Bool(BoolLabels::default()), "maybe").unwrap_err(),
             "'maybe' is not a yes/no value; allowed: true, yes, y, 1 / false, no, n, 0"
         );
     }

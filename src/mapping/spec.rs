@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::convert::{ChoiceMap, Converter};
+use super::convert::{BoolLabels, ChoiceMap, Converter};
 use crate::odata::KeyValue;
 use crate::source::{Encoding, Format};
 pub use crate::toml_reader::FileError as MappingError;
@@ -1317,7 +1317,7 @@ fn parse_value_spec_table(
             money: false,
             float: true,
         },
-        T::Bool => Converter::Bool,
+        T::Bool => Converter::Bool(BoolLabels::default()),
         T::DateTime => {
             let tz = match t.string("timezone")?.or_else(|| defaults.timezone.clone()) {
                 Some(tz) => check_tz(ctx, &tz)?,

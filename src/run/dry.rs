@@ -16,10 +16,11 @@ use crate::ledger::{JobReport, Ledger};
 use crate::odata::Operation;
 use crate::odata::batch::{BatchOptions, encode_batch};
 
-/// Runs `options` without sending; `emit` is `--emit-batches`.
+/// Runs `options` without sending; `emit` is `--emit-batches`, `metadata` is `--metadata DIR`.
 pub(super) fn run(
     options: &RunOptions,
     emit: Option<&Path>,
+    metadata: Option<&Path>,
     console: &mut dyn Console,
 ) -> crate::Result<Finished> {
     let started = Started::now();
@@ -28,6 +29,24 @@ pub(super) fn run(
     for m in &options.mappings {
         let source = options.source.as_deref();
         jobs.push(Job::open(m, source)?);
+    }
+    if let Some(dir) = metadata {
+        let tables = crate::environment::metadata::load_dir(dir)?;
+        for job in &mut jobs {
+            match tables.iter().find(|t| t.entity_set == job.plan.entity_set) {
+                Some(table) => {
+                    if let Some(line) = job.complete(table, None)? {
+                        say!(console, "{}: {line}", job.mapping.display());
+                    }
+                }
+                None => say!(
+                    console,
+                    "note: no metadata of {} in {}: its rows are mapped by the mapping alone",
+                    job.plan.entity_set,
+                    dir.display()
+                ),
+            }
+        }
     }
     if let Some(dir) = emit {
         std::fs::create_dir_all(dir)

@@ -40,6 +40,8 @@ pub enum Mode {
         options: RunOptions,
         /// The folder for `batch-NNNNNN.http` files.
         emit: Option<PathBuf>,
+        /// Table metadata to map rows with, as a live run does (`--metadata DIR`).
+        metadata: Option<PathBuf>,
     },
     /// Send them.
     Send(RunOptions),
@@ -199,7 +201,11 @@ fn runtime() -> crate::Result<tokio::runtime::Runtime> {
 /// failed at its end; its exit code is `exit::exit_for`'s.
 pub fn execute(mode: Mode, console: &mut dyn Console) -> crate::Result<Finished> {
     match mode {
-        Mode::DryRun { options, emit } => dry::run(&options, emit.as_deref(), console),
+        Mode::DryRun {
+            options,
+            emit,
+            metadata,
+        } => dry::run(&options, emit.as_deref(), metadata.as_deref(), console),
         Mode::Send(options) => send::run(options, console),
         Mode::Undo(options) => undo::run(&options, console),
     }

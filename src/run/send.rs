@@ -135,7 +135,8 @@ async fn write_all(
     }
     // Every job checked against the environment before the first write (tables, columns, keys,
     // privileges): a refused run sent nothing and is recorded as ended with its exit code.
-    let primary_ids = match check::preflight(&conn, &policy, &jobs, console).await {
+    let mut jobs = jobs;
+    let primary_ids = match check::preflight(&conn, &policy, &mut jobs, console).await {
         Ok(ids) => ids,
         Err(e) => return Err(refused(e, session.as_mut(), &args, &started)?),
     };
@@ -145,7 +146,6 @@ async fn write_all(
         Some(s) => s.chain_ids()?,
         None => crate::ids::ChainIds::new(jiff::Timestamp::now().as_second()),
     };
-    let mut jobs = jobs;
     for (seq, job) in jobs.iter_mut().enumerate() {
         job.ids = primary_ids
             .get(&job.plan.entity_set)

@@ -182,11 +182,12 @@ fn a_type_that_does_not_fit_its_column_stops_validate_and_the_run_before_any_wri
         .stdout_has(
             "'new_customersince' is datetime but the column is DateTime: use type = \"dateonly\"",
         );
-    // Online, the run's check refuses the int on Money before its first write (the live check
-    // does not read date behaviours: that one the files know better).
+    // Online, the run's check refuses both before its first write: it reads the metadata as
+    // `metadata pull` does (the casts its fields need).
     w.dvload(&["run", "m.toml", "--emulator", "--no-ledger"])
         .expect_code(2)
         .stdout_has("'revenue' is int but the column is Money")
+        .stdout_has("'new_customersince' is datetime but the column is DateTime")
         .stderr_has("nothing sent");
 }
 
@@ -228,4 +229,140 @@ fn a_max_length_longer_than_the_column_holds_is_refused() {
     );
     w.dvload(&["validate", "m.toml", "--metadata", "md"])
         .expect_code(0);
+}
+
+/// Accounts with choice labels as people type them, one unknown label and one name too long for
+/// the column; contacts with a Boolean column's own labels. Neither mapping has a `map` or a
+/// `max_length`: both come from the table's metadata.
+fn labelled(w: &Workdir) {
+    let long = "N".repeat(170);
+    w.write(
+        "accounts.csv",
+        format!(
+            "Account No,Company,Industry\nA1,Contoso,accounting\nA2,Fabrikam,CONSULTING\n\
+             A3,Northwind,Plumbing\nA4,{long},Legal Services\nA5,Litware,21\n"
+        ),
+    );
+    w.write(
+        "a.toml",
+        crate::support::accounts_mapping(
+            "industrycode = { from = \"Industry\", type = \"choice\" }\n",
+        ),
+    );
+    w.write(
+        "contacts.csv",
+        "Last,Email pref\nSmith,Do Not Allow\nJones,allow\nBrown,yes\nGreen,maybe\n",
+    );
+    w.write(
+        "c.toml",
+        "[source]\npath = \"contacts.csv\"\n\n[target]\nentity_set = \"contacts\"\noperation = \"create\"\n\n\
+         [fields]\nlastname = \"Last\"\ndonotemail = { from = \"Email pref\", type = \"bool\" }\n",
+    );
+}
+
+/// What the rejects files say, by source row: (row, error).
+fn rejected(w: &Workdir, file: &str) -> Vec<(u64, String)> {
+    crate::support::read_rejects_csv(&w.path().join(file), b',')
+        .into_iter()
+        .map(|r| (r.row, r.error))
+        .collect()
+}
+
+#[test]
+fn labels_and_lengths_come_from_the_metadata_alike_live_in_the_dry_run_and_in_validate() {
+    let emu = crate::support::Emu::start();
+    let w = pulled();
+    labelled(&w);
+    let out = w.dvload_env(&["run", "a.toml", "c.toml", "--no-ledger"], &emu.env());
+    out.expect_code(1)
+        .stdout_has(
+            "a.toml: from the table's metadata: 'industrycode' takes the labels of its 33 options (Accounting, Agriculture and Non-petrol",
+        )
+        .stdout_has("max_length name=160")
+        .stdout_has(
+            "c.toml: from the table's metadata: 'donotemail' also takes the column's labels 'Do Not Allow' / 'Allow'",
+        );
+    let accounts = rejected(&w, "accounts.rejects.csv");
+    assert_eq!(accounts.len(), 2, "{accounts:?}");
+    assert_eq!(accounts[0].0, 3);
+    assert!(
+        accounts[0]
+            .1
+            .contains("unknown label 'Plumbing'; allowed: Accounting, Agriculture and Non-petrol Natural Resource Extraction, Broadcasting"),
+        "{}",
+        accounts[0].1
+    );
+    assert!(
+        !accounts[0].1.contains("Dataverse"),
+        "refused before sending"
+    );
+    assert_eq!(accounts[1].0, 4);
+    assert!(
+        accounts[1].1.contains("at most 160"),
+        "refused before sending: {}",
+        accounts[1].1
+    );
+    let industry = |number: &str| {
+        emu.state
+            .rows("account")
+            .into_iter()
+            .find(|r| r.fields.get("accountnumber") == Some(&Value::from(number)))
+            .map(|r| r.fields.get("industrycode").cloned())
+    };
+    assert_eq!(industry("A1"), Some(Some(Value::from(1))));
+    assert_eq!(industry("A2"), Some(Some(Value::from(7))));
+    assert_eq!(
+        industry("A5"),
+        Some(Some(Value::from(21))),
+        "an option's value"
+    );
+    let mut emails: Vec<(String, Value)> = emu
+        .state
+        .rows("contact")
+        .into_iter()
+        .map(|r| {
+            (
+                r.fields["lastname"].as_str().unwrap().to_string(),
+                r.fields["donotemail"].clone(),
+            )
+        })
+        .collect();
+    emails.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        emails,
+        [
+            ("Brown".to_string(), Value::Bool(true)),
+            ("Jones".to_string(), Value::Bool(false)),
+            ("Smith".to_string(), Value::Bool(true)),
+        ]
+    );
+    let contacts = rejected(&w, "contacts.rejects.csv");
+    assert_eq!(contacts.len(), 1);
+    assert!(
+        contacts[0]
+            .1
+            .contains("or the column's labels: do not allow / allow"),
+        "{}",
+        contacts[0].1
+    );
+
+    // The dry run and validate, given the pulled files, map every row as the live run did.
+    for (mapping, rejects) in [("a.toml", 2), ("c.toml", 1)] {
+        let dry = w.dvload(&["run", mapping, "--dry-run", "--metadata", "md"]);
+        dry.expect_code(1)
+            .stdout_has(&format!("{mapping}: from the table's metadata"));
+        assert!(
+            dry.stdout.contains(&format!("rejected {rejects}"))
+                || dry.stdout.contains(&format!("{rejects} rejected")),
+            "{}",
+            dry.stdout
+        );
+        let valid = w.dvload(&["validate", mapping, "--metadata", "md"]);
+        valid
+            .expect_code(1)
+            .stdout_has(&format!("{mapping}: from the table's metadata"));
+        // Without the files, the labels are not known: every label row is refused.
+        let bare = w.dvload(&["validate", mapping]);
+        bare.expect_code(1);
+    }
 }

@@ -15,11 +15,17 @@ use crate::support::{Emu, Output, RejectRow, Report, Workdir, read_rejects_csv, 
 const FAST: &[&str] = &["--retry-base-ms", "5", "--max-attempts", "30"];
 
 /// `accounts.csv` with `n` rows: `A-00001,Company 00001,1` ...; `name(i)` may replace a name.
-fn write_accounts(w: &Workdir, n: usize, name: impl Fn(usize) -> Option<String>) {
+/// Writes `accounts.csv` with `n` rows; a row for which `refused` holds has a negative number
+/// of employees, which only the service refuses (the column's range is not the mapping's).
+fn write_accounts(w: &Workdir, n: usize, refused: impl Fn(usize) -> bool) {
     let mut csv = String::from("Account No,Company,Employees\n");
     for i in 1..=n {
-        let company = name(i).unwrap_or_else(|| format!("Company {i:05}"));
-        csv.push_str(&format!("A-{i:05},{company},{i}\n"));
+        let employees = if refused(i) {
+            format!("-{i}")
+        } else {
+            i.to_string()
+        };
+        csv.push_str(&format!("A-{i:05},Company {i:05},{employees}\n"));
     }
     w.write("accounts.csv", csv);
 }
@@ -524,8 +530,8 @@ fn every_bundled_sample_loads_and_reads_back_identical() {
 fn per_row_rejects_carry_dataverses_error_and_the_batch_goes_on() {
     let emu = Emu::start();
     let w = Workdir::new();
-    // The mapping has no max_length: only Dataverse can tell that 170 characters is too long.
-    write_accounts(&w, 30, |i| (i == 7 || i == 23).then(|| "x".repeat(170)));
+    // Only Dataverse knows that a negative number of employees is out of the column's range.
+    write_accounts(&w, 30, |i| i == 7 || i == 23);
     w.write("m.toml", accounts_mapping("upsert", true));
     let (out, report) = run(&w, &emu, &["--batch-size", "10"]);
     out.expect_code(1);
@@ -534,12 +540,17 @@ fn per_row_rejects_carry_dataverses_error_and_the_batch_goes_on() {
     rejects.sort_by_key(|r| r.row);
     assert_eq!(rejects.iter().map(|r| r.row).collect::<Vec<_>>(), [7, 23]);
     for r in &rejects {
-        assert_eq!(
-            r.error,
-            "Dataverse 400 (0x80044331): A validation error occurred.  The length of the 'name' attribute of the \
-             'account' entity exceeded the maximum allowed length of '160'."
+        let expected = format!(
+            "Dataverse 400 (0x8004431a): A validation error occurred.  The value -{} of 'numberofemployees' \
+             on record of type 'account' is outside the valid range.",
+            r.row
         );
-        assert_eq!(r.fields["Company"].len(), 170, "the row is kept as it was");
+        assert!(r.error.starts_with(&expected), "{}", r.error);
+        assert_eq!(
+            r.fields["Employees"],
+            format!("-{}", r.row),
+            "the row is kept as it was"
+        );
     }
     let (written, _) = check_accounts(&emu, &w, &report, 30);
     assert_eq!(
@@ -561,7 +572,7 @@ fn tokens_expiring_during_the_run_are_refreshed() {
     });
     emu.set_token_lifetime(2);
     let w = Workdir::new();
-    write_accounts(&w, 300, |_| None);
+    write_accounts(&w, 300, |_| false);
     w.write("m.toml", accounts_mapping("upsert", true));
     let (out, report) = run(&w, &emu, &["--batch-size", "5", "--concurrency", "2"]);
     out.expect_code(0);
@@ -582,7 +593,7 @@ fn revoked_tokens_are_refreshed_once_and_the_batch_resent() {
         ..FaultsConfig::default()
     });
     let w = Workdir::new();
-    write_accounts(&w, 200, |_| None);
+    write_accounts(&w, 200, |_| false);
     w.write("m.toml", accounts_mapping("upsert", true));
     let (out, report) = run(&w, &emu, &["--batch-size", "5"]);
     out.expect_code(0);
@@ -602,7 +613,7 @@ fn all_tokens_revoked_mid_run_means_one_refresh_and_everything_written() {
         ..FaultsConfig::default()
     });
     let w = Workdir::new();
-    write_accounts(&w, 200, |_| None);
+    write_accounts(&w, 200, |_| false);
     w.write("m.toml", accounts_mapping("upsert", true));
     // Revoke every token once the run has sent a few batches.
     let revoker = std::thread::scope(|s| {
@@ -642,7 +653,7 @@ fn storms_of_429_with_retry_after_are_waited_out() {
         ..FaultsConfig::default()
     });
     let w = Workdir::new();
-    write_accounts(&w, 200, |_| None);
+    write_accounts(&w, 200, |_| false);
     w.write("m.toml", accounts_mapping("upsert", true));
     let (out, report) = run(&w, &emu, &["--batch-size", "10"]);
     out.expect_code(0);
@@ -662,7 +673,7 @@ fn server_errors_are_retried() {
         ..FaultsConfig::default()
     });
     let w = Workdir::new();
-    write_accounts(&w, 200, |_| None);
+    write_accounts(&w, 200, |_| false);
     w.write("m.toml", accounts_mapping("upsert", true));
     let (out, report) = run(&w, &emu, &["--batch-size", "10"]);
     out.expect_code(0);
@@ -678,7 +689,7 @@ fn resets_exactly_once(operation: &str) {
         ..FaultsConfig::default()
     });
     let w = Workdir::new();
-    write_accounts(&w, 200, |_| None);
+    write_accounts(&w, 200, |_| false);
     w.write("m.toml", accounts_mapping(operation, true));
     let (out, report) = run(&w, &emu, &["--batch-size", "10"]);
     out.expect_code(0);
@@ -709,7 +720,7 @@ fn connection_resets_with_create_by_key_write_every_row_once() {
 fn connection_resets_with_delete_remove_every_row_once() {
     let emu = Emu::start();
     let w = Workdir::new();
-    write_accounts(&w, 150, |_| None);
+    write_accounts(&w, 150, |_| false);
     w.write("m.toml", accounts_mapping("upsert", true));
     run(&w, &emu, &["--batch-size", "10"]).0.expect_code(0);
     assert_eq!(emu.state.count("account"), 150);
@@ -756,7 +767,7 @@ fn rows_that_never_get_through_are_rejected_after_max_attempts() {
         ..Config::default()
     });
     let w = Workdir::new();
-    write_accounts(&w, 100, |_| None);
+    write_accounts(&w, 100, |_| false);
     w.write("m.toml", accounts_mapping("upsert", true));
     let mut args = vec![
         "run",
@@ -798,7 +809,7 @@ fn slow_answers_past_the_timeout_are_retried_once_written() {
         ..FaultsConfig::default()
     });
     let w = Workdir::new();
-    write_accounts(&w, 100, |_| None);
+    write_accounts(&w, 100, |_| false);
     w.write("m.toml", accounts_mapping("upsert", true));
     let (out, report) = run(&w, &emu, &["--batch-size", "10", "--timeout", "1"]);
     out.expect_code(0);
@@ -821,7 +832,7 @@ fn creates_without_a_key_are_resent_with_their_id_and_written_once() {
         ..FaultsConfig::default()
     });
     let w = Workdir::new();
-    write_accounts(&w, 200, |_| None);
+    write_accounts(&w, 200, |_| false);
     w.write("m.toml", accounts_mapping("create", false));
     let (out, report) = run(&w, &emu, &["--batch-size", "10"]);
     out.expect_code(0);
@@ -850,7 +861,7 @@ fn service_protection_limits_on_a_small_window_are_honoured() {
         ..LimitsConfig::default()
     });
     let w = Workdir::new();
-    write_accounts(&w, 150, |_| None);
+    write_accounts(&w, 150, |_| false);
     w.write("m.toml", accounts_mapping("upsert", true));
     let (out, report) = run(&w, &emu, &["--batch-size", "10"]);
     out.expect_code(0);
@@ -868,7 +879,7 @@ fn the_concurrency_limit_is_honoured() {
         ..LimitsConfig::default()
     });
     let w = Workdir::new();
-    write_accounts(&w, 80, |_| None);
+    write_accounts(&w, 80, |_| false);
     w.write("m.toml", accounts_mapping("upsert", true));
     let (out, report) = run(&w, &emu, &["--batch-size", "10", "--concurrency", "4"]);
     out.expect_code(0);
@@ -887,7 +898,7 @@ fn the_execution_time_limit_is_honoured() {
         ..LimitsConfig::default()
     });
     let w = Workdir::new();
-    write_accounts(&w, 200, |_| None);
+    write_accounts(&w, 200, |_| false);
     w.write("m.toml", accounts_mapping("upsert", true));
     let (out, report) = run(&w, &emu, &["--batch-size", "10"]);
     out.expect_code(0);
@@ -910,8 +921,8 @@ fn max_errors_counts_dataverses_rejects_and_rows_in_flight_end_rejected() {
         ..FaultsConfig::default()
     });
     let w = Workdir::new();
-    // Every fifth name is too long for Dataverse (the mapping does not know).
-    write_accounts(&w, 300, |i| (i % 5 == 0).then(|| "q".repeat(170)));
+    // Every fifth row is out of the column's range for Dataverse (the mapping does not know).
+    write_accounts(&w, 300, |i| i % 5 == 0);
     w.write("m.toml", accounts_mapping("upsert", true));
     let (out, report) = run(
         &w,
@@ -937,7 +948,7 @@ fn max_errors_counts_dataverses_rejects_and_rows_in_flight_end_rejected() {
     for r in &rejects {
         assert!(seen.insert(r.row), "row {} twice", r.row);
         assert!(
-            r.error.starts_with("Dataverse 400 (0x80044331)") || r.error.starts_with("not "),
+            r.error.starts_with("Dataverse 400 (0x8004431a)") || r.error.starts_with("not "),
             "row {}: {}",
             r.row,
             r.error
@@ -1039,7 +1050,7 @@ fn atomic_batches_under_faults_are_written_exactly_once() {
         ..FaultsConfig::default()
     });
     let w = Workdir::new();
-    write_accounts(&w, 150, |_| None);
+    write_accounts(&w, 150, |_| false);
     w.write("m.toml", accounts_mapping("create", true));
     let (out, report) = run(&w, &emu, &["--batch-size", "10", "--atomic"]);
     out.expect_code(0);
@@ -1085,7 +1096,7 @@ fn max_errors_stops_early_with_exit_4_and_counts_that_add_up() {
 fn atomic_batches_are_all_or_nothing() {
     let emu = Emu::start();
     let w = Workdir::new();
-    write_accounts(&w, 50, |i| (i == 15).then(|| "y".repeat(170)));
+    write_accounts(&w, 50, |i| i == 15);
     w.write("m.toml", accounts_mapping("upsert", true));
     let (out, report) = run(&w, &emu, &["--batch-size", "10", "--atomic"]);
     out.expect_code(1);
@@ -1102,13 +1113,13 @@ fn atomic_batches_are_all_or_nothing() {
     );
     let culprit = rejects.iter().find(|r| r.row == 15).unwrap();
     assert!(
-        culprit.error.starts_with("Dataverse 400 (0x80044331)"),
+        culprit.error.starts_with("Dataverse 400 (0x8004431a)"),
         "{}",
         culprit.error
     );
     for r in rejects.iter().filter(|r| r.row != 15) {
         assert!(
-            r.error.contains("rolled back") && r.error.contains("0x80044331"),
+            r.error.contains("rolled back") && r.error.contains("0x8004431a"),
             "row {}: {}",
             r.row,
             r.error
@@ -1152,7 +1163,7 @@ fn no_secret_or_token_in_any_output_even_at_trace_level() {
     let token = token_from(&emu);
     assert!(token.starts_with("eyJ"), "the emulator issues JWTs");
     let w = Workdir::new();
-    write_accounts(&w, 40, |i| (i == 3).then(|| "z".repeat(170)));
+    write_accounts(&w, 40, |i| i == 3);
     w.write("m.toml", accounts_mapping("upsert", true));
     let mut args = vec![
         "--log-level",
@@ -1230,7 +1241,7 @@ fn no_secret_or_token_in_any_output_even_at_trace_level() {
 fn wrong_credentials_exit_3_naming_the_step_to_fix() {
     let emu = Emu::start();
     let w = Workdir::new();
-    write_accounts(&w, 3, |_| None);
+    write_accounts(&w, 3, |_| false);
     w.write("m.toml", accounts_mapping("upsert", true));
     let out = w.dvload_env(
         &["run", "m.toml"],

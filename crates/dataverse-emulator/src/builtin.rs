@@ -222,7 +222,12 @@ fn contact() -> TableConfig {
                 (5, "Mail"),
             ],
         ),
-        col("donotemail", ColumnType::Boolean),
+        // The service's labels of this column: false allows e-mail.
+        choice(
+            "donotemail",
+            ColumnType::Boolean,
+            &[(0, "Allow"), (1, "Do Not Allow")],
+        ),
         col("lastusedincampaign", ColumnType::DateTime),
         choice(
             "new_interests",

@@ -384,7 +384,8 @@ pub struct ColumnConfig {
     /// Precision (Decimal, Money, Double).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub precision: Option<u32>,
-    /// Options (Picklist, MultiSelectPicklist, State, Status).
+    /// Options (Picklist, MultiSelectPicklist, State, Status); for a Boolean, the labels of
+    /// values 1 and 0 (Yes / No when not given).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub options: Vec<OptionConfig>,
     /// Target tables (Lookup, Customer).

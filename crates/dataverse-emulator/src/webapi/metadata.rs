@@ -234,7 +234,23 @@ pub fn attribute_json(table: &Table, col: &ColumnConfig) -> Map<String, Value> {
         }
         _ => {}
     }
-    if !col.options.is_empty() {
+    if col.kind == ColumnType::Boolean {
+        // A BooleanOptionSetMetadata: TrueOption and FalseOption, no Options (query-metadata-
+        // web-api.md, BooleanOptionSetMetadata); labels as configured (values 1 and 0), else
+        // Yes / No, the labels of a new Yes/No column.
+        let option = |value: i64, default: &str| {
+            let text = col
+                .options
+                .iter()
+                .find(|o| o.value == value)
+                .map_or(default, |o| o.label.as_str());
+            json!({"Value": value, "Label": label(text), "Description": {"LocalizedLabels": [], "UserLocalizedLabel": null}})
+        };
+        m.insert(
+            "OptionSet".into(),
+            json!({"MetadataId": metadata_id(&[table.logical(), &col.name, "options"]).to_string(), "Name": format!("{}_{}", table.logical(), col.name), "OptionSetType": "Boolean", "TrueOption": option(1, "Yes"), "FalseOption": option(0, "No")}),
+        );
+    } else if !col.options.is_empty() {
         let options: Vec<Value> = col
             .options
             .iter()
