@@ -369,7 +369,9 @@ impl Job {
             let (name, employees) = match kind {
                 Kind::Valid => (format!("N{n}"), n.to_string()),
                 Kind::Invalid => (format!("N{n}"), format!("e{n}")),
-                Kind::Refused => (format!("{}{n}", "X".repeat(170)), n.to_string()),
+                // Out of the column's range: only the service refuses it (the mapping takes the
+                // column's length from the metadata, not its range).
+                Kind::Refused => (format!("N{n}"), format!("-{n}")),
                 Kind::Skip => ("SKIP".into(), n.to_string()),
             };
             let key = if op == Op::Delete && kind == Kind::Invalid {
@@ -441,7 +443,7 @@ impl Job {
         if seams.json {
             // Long numbers (issue 22: no f64 on the way): up to 14 whole digits and 4 decimals,
             // beyond f64's 15-16 significant digits. Half the rows the service refuses carry an
-            // amount beyond Money's range instead of a name too long.
+            // amount beyond Money's range as well.
             let mut digits = Rng::new(seed, 9);
             for row in &mut rows {
                 let whole = 1 + digits.below(99_999_999_999_999);
