@@ -51,6 +51,8 @@ pub enum Command {
     Undo(commands::undo::Args),
     /// Save what dvload needs of each table (`metadata pull TABLE... --out DIR`).
     Metadata(commands::metadata::Args),
+    /// Write a mapping from a source's header and the table's metadata, to read and then run.
+    Init(commands::init::Args),
     /// Serve the local Dataverse + Entra ID emulator on 127.0.0.1 (for rehearsals and tests).
     Emulator(commands::emulator::Args),
 }

@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Command::Runs(args) => dvload::commands::runs::run(args),
         Command::Undo(args) => dvload::commands::undo::run(args),
         Command::Metadata(args) => dvload::commands::metadata::run(args),
+        Command::Init(args) => dvload::commands::init::run(args),
         Command::Emulator(args) => dvload::commands::emulator::run(args),
     };
     match result {

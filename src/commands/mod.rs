@@ -2,6 +2,7 @@
 
 pub mod connect;
 pub mod emulator;
+pub mod init;
 pub mod metadata;
 pub mod run;
 pub mod runs;

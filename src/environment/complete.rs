@@ -138,10 +138,7 @@ fn fill(
 type Labels = Vec<(String, i64)>;
 
 /// Each option's label in `language` (else its first) and, as aliases, its other labels.
-fn option_labels(
-    options: &[OptionMetadata],
-    language: Option<&str>,
-) -> (Labels, Labels) {
+fn option_labels(options: &[OptionMetadata], language: Option<&str>) -> (Labels, Labels) {
     let mut labels = Vec::new();
     let mut aliases = Vec::new();
     for o in options {

@@ -18,7 +18,7 @@ use super::connect::Connection;
 use crate::writer::RetryPolicy;
 
 /// One table as dvload needs it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct TableMetadata {
     /// `account`.
     pub logical_name: String,
@@ -401,7 +401,7 @@ fn managed(v: Option<&Value>) -> Option<String> {
 }
 
 /// A member's text, or empty.
-pub(super) fn text(v: &Value, key: &str) -> String {
+pub(crate) fn text(v: &Value, key: &str) -> String {
     v.get(key).and_then(Value::as_str).unwrap_or("").to_string()
 }
 
@@ -419,7 +419,7 @@ pub(super) fn strings(v: &Value, key: &str) -> Vec<String> {
 }
 
 /// A member's array, or none.
-pub(super) fn list<'v>(v: &'v Value, key: &str) -> &'v [Value] {
+pub(crate) fn list<'v>(v: &'v Value, key: &str) -> &'v [Value] {
     v.get(key)
         .and_then(Value::as_array)
         .map_or(&[], Vec::as_slice)

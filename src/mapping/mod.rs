@@ -1,7 +1,9 @@
-//! Mapping files: their TOML shape (`spec`), compilation into a `Plan` (`plan`), and per-row value
-//! conversion (`convert`).
+//! Mapping files: their TOML shape (`spec`), compilation into a `Plan` (`plan`), per-row value
+//! conversion (`convert`), and the mapping `dvload init` writes from a source and metadata
+//! (`generate`).
 
 pub mod convert;
+pub mod generate;
 pub mod plan;
 pub mod spec;
 

@@ -366,3 +366,138 @@ fn labels_and_lengths_come_from_the_metadata_alike_live_in_the_dry_run_and_in_va
         bare.expect_code(1);
     }
 }
+
+#[test]
+fn init_writes_mappings_of_the_samples_that_validate_without_edits() {
+    let w = crate::support::Workdir::new();
+    w.dvload(&[
+        "metadata",
+        "pull",
+        "account",
+        "contact",
+        "lead",
+        "--out",
+        "md",
+        "--emulator",
+    ])
+    .expect_code(0);
+    let samples = crate::support::repo().join("samples");
+    std::fs::create_dir_all(w.path().join("m")).unwrap();
+    for (file, entity) in [
+        ("accounts.csv", "account"),
+        ("contacts.csv", "contact"),
+        ("leads.jsonl", "lead"),
+    ] {
+        let source = samples.join(file);
+        let out = format!("m/{entity}.toml");
+        w.dvload(&[
+            "init",
+            "--source",
+            source.to_str().unwrap(),
+            "--entity",
+            entity,
+            "--metadata",
+            "md",
+            "--out",
+            &out,
+        ])
+        .expect_code(0)
+        .stdout_has(&format!("wrote {out}"));
+        // The samples carry rows that are wrong on purpose (exit 1); the mapping itself fits.
+        w.dvload(&["validate", &out, "--metadata", "md"])
+            .expect_code(1)
+            .stdout_has("lookups fit");
+    }
+    let accounts = w.read("m/account.toml");
+    for line in [
+        "key = { accountnumber = \"Account No\" }",
+        "parentaccountid = { lookup = \"accounts\", key = { accountnumber = \"Parent No\" } }",
+        "new_customersince = { from = \"Customer Since\", type = \"dateonly\", format = \"%d/%m/%Y\" }",
+        "numberofemployees = { from = \"Employees\", type = \"int\", null_if = [\"n/a\"] }",
+        "CHECK the guesses \"Agriculture\" as \"Agriculture and Non-petrol Natural Resource Extraction\"",
+    ] {
+        assert!(accounts.contains(line), "{line}\n{accounts}");
+    }
+    let contacts = w.read("m/contact.toml");
+    assert!(contacts.contains("delimiter = \";\""), "{contacts}");
+    assert!(
+        contacts.contains("parentcustomerid_account = { lookup = \"accounts\", key = { accountnumber = \"Account No\" } }"),
+        "{contacts}"
+    );
+    let leads = w.read("m/lead.toml");
+    assert!(leads.contains("firstname = \"person.first\""), "{leads}");
+    assert!(leads.contains("# \"id\": no column of lead"), "{leads}");
+
+    // Online the environment gives the same mapping as the files it was pulled into.
+    let source = samples.join("accounts.csv");
+    let args = |extra: &[&'static str]| {
+        let mut a = vec![
+            "init".to_string(),
+            "--source".into(),
+            source.to_str().unwrap().to_string(),
+            "--entity".into(),
+            "accounts".into(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let offline = args(&["--metadata", "md"]);
+    let online = args(&["--emulator"]);
+    let run = |a: &[String]| {
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        w.dvload(&a).expect_code(0).stdout.clone()
+    };
+    assert_eq!(run(&offline), run(&online));
+
+    // What init refuses: a mapping that exists, a table the folder lacks, the wrong table.
+    let src = source.to_str().unwrap();
+    w.dvload(&[
+        "init",
+        "--source",
+        src,
+        "--entity",
+        "account",
+        "--metadata",
+        "md",
+        "--out",
+        "m/account.toml",
+    ])
+    .expect_code(2)
+    .stderr_has("m/account.toml exists");
+    w.dvload(&[
+        "init",
+        "--source",
+        src,
+        "--entity",
+        "incident",
+        "--metadata",
+        "md",
+    ])
+    .expect_code(2)
+    .stderr_has("no metadata of 'incident' in md")
+    .stderr_has("dvload metadata pull incident --out md");
+    w.write("colours.xlsx", "Colour,Flavour\nBlue,Mint\n");
+    w.dvload(&[
+        "init",
+        "--source",
+        "colours.xlsx",
+        "--entity",
+        "account",
+        "--metadata",
+        "md",
+    ])
+    .expect_code(2)
+    .stderr_has("colours.xlsx: cannot tell the format from the extension; name it .csv, .tsv");
+    w.write("colours.csv", "Colour,Flavour\nBlue,Mint\n");
+    w.dvload(&[
+        "init",
+        "--source",
+        "colours.csv",
+        "--entity",
+        "account",
+        "--metadata",
+        "md",
+    ])
+    .expect_code(2)
+    .stderr_has("is it the right table?");
+}
