@@ -121,6 +121,11 @@ impl<'c, 't, 'i> TableReader<'c, 't, 'i> {
         self.table.get(key)
     }
 
+    /// An error at `span` about this table: `{what}: {message}`.
+    pub(crate) fn err(&self, span: Range<usize>, message: impl std::fmt::Display) -> FileError {
+        self.ctx.err(span, format!("{}: {message}", self.what))
+    }
+
     pub(crate) fn string(&self, key: &str) -> Result<Option<Spanned<String>>, FileError> {
         match self.get(key) {
             None => Ok(None),

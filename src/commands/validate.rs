@@ -41,6 +41,9 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let start = Instant::now();
     let mut job = Job::open(&args.mapping, args.source.as_deref())?;
     println!("{}", crate::run::text::describe_job(&job));
+    if let Some(line) = crate::run::text::describe_empty(&job) {
+        println!("{line}");
+    }
     let check = match &args.metadata {
         Some(dir) => {
             let tables = crate::environment::metadata::load_dir(dir)?;

@@ -6,8 +6,8 @@ use std::fmt;
 
 use super::convert::{Converter, trim};
 use super::spec::{
-    FieldKind, FieldRef, Input, LookupKey, MappingError, MappingSpec, OperationKind, TemplatePart,
-    ValueSpec,
+    EmptyValues, FieldKind, FieldRef, Input, LookupKey, MappingError, MappingSpec, OperationKind,
+    TemplatePart, ValueSpec,
 };
 use crate::odata::key::{KeyValue, StringKey, check_addressable, encode_key_name};
 use crate::odata::{Method, Operation, Precondition};
@@ -119,7 +119,7 @@ enum BoundKind {
 struct BoundField {
     column: String,
     kind: BoundKind,
-    omit_empty: bool,
+    empty: EmptyValues,
 }
 
 /// A mapping compiled against a source: ready to turn records into operations.
@@ -210,7 +210,7 @@ impl Plan {
             fields.push(BoundField {
                 column: f.column.clone(),
                 kind,
-                omit_empty: f.omit_empty,
+                empty: f.empty,
             });
         }
         let skip_empty = spec
@@ -331,10 +331,16 @@ impl Plan {
                         }
                     }
                 };
-                if !written && f.omit_empty {
-                    body.truncate(mark);
-                } else {
+                let clears = written
+                    || match f.empty {
+                        EmptyValues::Keep => false,
+                        EmptyValues::Clear => true,
+                        EmptyValues::ClearOnNull => f.reads_json_null(record),
+                    };
+                if clears {
                     first = false;
+                } else {
+                    body.truncate(mark);
                 }
             }
             body.push('}');
@@ -350,6 +356,45 @@ impl Plan {
             body,
             key: key_text,
         }))
+    }
+}
+
+impl BoundField {
+    /// Whether the field's source value is an explicit JSON `null` (for a lookup, its key's
+    /// first field): the one empty value `empty = "clear-on-null"` clears with.
+    fn reads_json_null(&self, record: &Record) -> bool {
+        let value = match &self.kind {
+            BoundKind::Value { value, .. } => value,
+            BoundKind::Lookup { key, .. } => match key {
+                BoundKey::Id(value, _) => value,
+                BoundKey::Alternate(parts) => match parts.first() {
+                    Some(p) => &p.value,
+                    None => return false,
+                },
+                BoundKey::None => return false,
+            },
+        };
+        let (BoundInput::Field(r), RecordData::Json(json)) = (&value.input, &record.data) else {
+            return false;
+        };
+        let Getter::Path(path) = &r.getter else {
+            return false;
+        };
+        let mut cur = json;
+        for seg in path {
+            let next = match cur {
+                serde_json::Value::Object(map) => map.get(seg.as_str()),
+                serde_json::Value::Array(items) => {
+                    seg.parse::<usize>().ok().and_then(|i| items.get(i))
+                }
+                _ => None,
+            };
+            match next {
+                Some(v) => cur = v,
+                None => return false,
+            }
+        }
+        cur.is_null()
     }
 }
 

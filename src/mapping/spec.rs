@@ -111,8 +111,23 @@ pub struct FieldSpec {
     pub span: Range<usize>,
     /// What it holds.
     pub kind: FieldKind,
-    /// Leave the column out of the body when the value is empty (instead of sending null).
-    pub omit_empty: bool,
+    /// What an empty value does to the column.
+    pub empty: EmptyValues,
+}
+
+/// What an empty value does to its column: an empty CSV cell (after `trim` and `null_if`), a JSON
+/// `null`, a JSON property that is not there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EmptyValues {
+    /// Leave the column as it is: the field is left out of the body (the default: a partial
+    /// extract never erases what the environment holds).
+    #[default]
+    Keep,
+    /// Clear the column: the field is sent as `null`.
+    Clear,
+    /// Clear it only for an explicit JSON `null`; an empty text or a missing property keeps it
+    /// (JSON merge-patch's reading).
+    ClearOnNull,
 }
 
 /// A plain value or a lookup.
@@ -290,6 +305,7 @@ const FIELD_KEYS: &[&str] = &[
     "decimal",
     "separator",
     "derive_uuid",
+    "empty",
     "omit_empty",
     "lookup",
     "key",
@@ -299,7 +315,7 @@ const FIELD_KEYS: &[&str] = &[
 struct FieldDefaults {
     timezone: Option<Spanned<String>>,
     decimal: char,
-    omit_empty: bool,
+    empty: EmptyValues,
 }
 
 impl MappingSpec {
@@ -357,7 +373,7 @@ impl MappingSpec {
                 FieldDefaults {
                     timezone: None,
                     decimal: '.',
-                    omit_empty: false,
+                    empty: EmptyValues::Keep,
                 },
             ),
         };
@@ -678,7 +694,7 @@ fn parse_source(
         FieldDefaults {
             timezone,
             decimal,
-            omit_empty: false,
+            empty: EmptyValues::Keep,
         },
     ))
 }
@@ -724,7 +740,7 @@ fn parse_target(
     t: &TableReader<'_, '_, '_>,
     defaults: &mut FieldDefaults,
 ) -> Result<TargetSpec, MappingError> {
-    t.check_keys(&["entity_set", "operation", "key", "omit_empty"])?;
+    t.check_keys(&["entity_set", "operation", "key", "empty", "omit_empty"])?;
     let entity_set = t.string("entity_set")?.ok_or_else(|| {
         ctx.err(
             t.span.clone(),
@@ -750,8 +766,8 @@ fn parse_target(
             ));
         }
     };
-    if let Some(b) = t.bool("omit_empty")? {
-        defaults.omit_empty = b;
+    if let Some(e) = read_empty(t)? {
+        defaults.empty = e;
     }
     let key = match t.get("key") {
         Some(v) => parse_key(ctx, v, "[target] key", defaults, Some(entity_set.get_ref()))?,
@@ -906,11 +922,10 @@ fn parse_fields(
             .and_then(|tbl| tbl.get("type"))
             .and_then(|v| v.get_ref().as_str())
             == Some("lookup");
-        let omit_empty = match val.get_ref().as_table() {
-            Some(tbl) => TableReader::new(ctx, tbl, val.span(), what.clone())
-                .bool("omit_empty")?
-                .unwrap_or(defaults.omit_empty),
-            None => defaults.omit_empty,
+        let empty = match val.get_ref().as_table() {
+            Some(tbl) => read_empty(&TableReader::new(ctx, tbl, val.span(), what.clone()))?
+                .unwrap_or(defaults.empty),
+            None => defaults.empty,
         };
         let kind = if lookup.is_some() || is_lookup_type {
             parse_lookup(ctx, &column, val, &what, defaults)?
@@ -931,10 +946,41 @@ fn parse_fields(
             column,
             span: col.span(),
             kind,
-            omit_empty,
+            empty,
         });
     }
     Ok(fields)
+}
+
+/// `empty = "keep" | "clear" | "clear-on-null"`, or the older `omit_empty = true | false`
+/// (`keep` / `clear`); not both.
+fn read_empty(t: &TableReader) -> Result<Option<EmptyValues>, MappingError> {
+    let omit = t.bool("omit_empty")?;
+    let Some(word) = t.string("empty")? else {
+        return Ok(omit.map(|o| {
+            if o {
+                EmptyValues::Keep
+            } else {
+                EmptyValues::Clear
+            }
+        }));
+    };
+    if omit.is_some() {
+        let v = t.get("omit_empty").expect("read above");
+        return Err(t.err(
+            v.span(),
+            "give empty = \"keep\" | \"clear\" | \"clear-on-null\" or the older omit_empty, not both",
+        ));
+    }
+    match word.get_ref().as_str() {
+        "keep" => Ok(Some(EmptyValues::Keep)),
+        "clear" => Ok(Some(EmptyValues::Clear)),
+        "clear-on-null" => Ok(Some(EmptyValues::ClearOnNull)),
+        other => Err(t.err(
+            word.span(),
+            format!("empty = \"{other}\" is not a choice; allowed: \"keep\" (leave the column as it is), \"clear\" (send null), \"clear-on-null\" (only a JSON null clears)"),
+        )),
+    }
 }
 
 fn parse_lookup(
@@ -952,6 +998,7 @@ fn parse_lookup(
         "key",
         "from",
         "derive_uuid",
+        "empty",
         "omit_empty",
         "required",
         "trim",
@@ -1012,7 +1059,7 @@ fn parse_lookup(
                     derive_prefix: Some(&entity_set),
                     is_key: true,
                     required_default: false,
-                    extra_allowed: &["lookup", "type", "omit_empty"],
+                    extra_allowed: &["lookup", "type", "empty", "omit_empty"],
                 },
             )?;
             if !matches!(spec.converter, Converter::Guid { .. }) {
@@ -1065,7 +1112,7 @@ impl<'a> ValueRead<'a> {
             derive_prefix,
             is_key,
             required_default: is_key,
-            extra_allowed: &["omit_empty"],
+            extra_allowed: &["empty", "omit_empty"],
         }
     }
 }
@@ -1118,7 +1165,9 @@ fn parse_value_spec_table(
     let allowed: Vec<&str> = FIELD_KEYS
         .iter()
         .copied()
-        .filter(|k| !matches!(*k, "lookup" | "key" | "omit_empty") || extra_allowed.contains(k))
+        .filter(|k| {
+            !matches!(*k, "lookup" | "key" | "empty" | "omit_empty") || extra_allowed.contains(k)
+        })
         .collect();
     t.check_keys(&allowed)?;
 

@@ -82,31 +82,90 @@ fn a_full_row_becomes_an_upsert_by_alternate_key() {
     assert_eq!(o.row, RowPos { row: 4, line: 5 });
     assert_eq!(
         o.body.unwrap(),
-        r#"{"name":"O'Brien & Co","revenue":1250000.00,"numberofemployees":null,"industrycode":7,"new_customersince":"2014-11-03","address1_country":"United Kingdom","parentaccountid@odata.bind":"/accounts(accountnumber='ACC-0')"}"#
+        r#"{"name":"O'Brien & Co","revenue":1250000.00,"industrycode":7,"new_customersince":"2014-11-03","address1_country":"United Kingdom","parentaccountid@odata.bind":"/accounts(accountnumber='ACC-0')"}"#
     );
 }
 
 #[test]
-fn an_empty_lookup_binds_null_and_omit_empty_leaves_columns_out() {
+fn empty_values_keep_their_columns_unless_the_mapping_says_clear() {
+    // The default: an empty value (a lookup's too) leaves its column out of the body.
     let p = plan(ACCOUNTS);
-    let o = op(&p, &csv(&["ACC-1", "X", "", "", "", "", ""]));
-    assert!(
-        o.body
-            .as_ref()
-            .unwrap()
-            .ends_with(r#""parentaccountid@odata.bind":null}"#),
-        "{:?}",
-        o.body
-    );
-    let p = plan(&ACCOUNTS.replace(
-        "operation = \"upsert\"",
-        "operation = \"upsert\"\nomit_empty = true",
-    ));
     let o = op(&p, &csv(&["ACC-1", "X", "", "", "", "", ""]));
     assert_eq!(
         o.body.unwrap(),
         r#"{"name":"X","address1_country":"United Kingdom"}"#
     );
+    // empty = "clear" for the mapping: every empty value is sent as null.
+    let p = plan(&ACCOUNTS.replace(
+        "operation = \"upsert\"",
+        "operation = \"upsert\"\nempty = \"clear\"",
+    ));
+    let o = op(&p, &csv(&["ACC-1", "X", "", "", "", "", ""]));
+    let body = o.body.unwrap();
+    assert!(body.contains(r#""revenue":null"#), "{body}");
+    assert!(
+        body.ends_with(r#""parentaccountid@odata.bind":null}"#),
+        "{body}"
+    );
+    // The older omit_empty still reads: false is "clear", true is "keep".
+    let p = plan(&ACCOUNTS.replace(
+        "operation = \"upsert\"",
+        "operation = \"upsert\"\nomit_empty = false",
+    ));
+    let o = op(&p, &csv(&["ACC-1", "X", "", "", "", "", ""]));
+    assert!(o.body.unwrap().contains(r#""revenue":null"#));
+    // Per field, over the mapping's choice.
+    let p = plan(
+        &ACCOUNTS
+            .replace(
+                "operation = \"upsert\"",
+                "operation = \"upsert\"\nempty = \"clear\"",
+            )
+            .replace(
+                "revenue = { from = \"Revenue\", type = \"money\" }",
+                "revenue = { from = \"Revenue\", type = \"money\", empty = \"keep\" }",
+            ),
+    );
+    let o = op(&p, &csv(&["ACC-1", "X", "", "", "", "", ""]));
+    let body = o.body.unwrap();
+    assert!(!body.contains("revenue"), "{body}");
+    assert!(body.contains(r#""numberofemployees":null"#), "{body}");
+}
+
+#[test]
+fn clear_on_null_clears_only_for_an_explicit_json_null() {
+    let text = "[source]\nformat = \"jsonl\"\n\n[target]\nentity_set = \"contacts\"\noperation = \"update\"\n\
+                key = { emailaddress1 = \"email\" }\nempty = \"clear-on-null\"\n\n[fields]\n\
+                jobtitle = \"job\"\ntelephone1 = \"phone\"\nfax = \"fax\"\n";
+    let spec = spec(text).unwrap();
+    let p = Plan::compile(&spec, None, "c.jsonl").unwrap();
+    let rec = Record {
+        pos: RowPos { row: 1, line: 1 },
+        data: RecordData::Json(serde_json::json!({"email": "a@b.c", "job": null, "phone": "  "})),
+    };
+    // job is null: cleared; phone is blank and fax missing: both kept.
+    assert_eq!(op(&p, &rec).body.unwrap(), r#"{"jobtitle":null}"#);
+}
+
+#[test]
+fn empty_choices_are_named_with_what_is_accepted() {
+    for (line, wanted) in [
+        (
+            "empty = \"erase\"",
+            "empty = \"erase\" is not a choice; allowed: \"keep\"",
+        ),
+        (
+            "empty = \"keep\"\nomit_empty = true",
+            "give empty = \"keep\" | \"clear\" | \"clear-on-null\" or the older omit_empty, not both",
+        ),
+    ] {
+        let err = spec_err(&ACCOUNTS.replace(
+            "operation = \"upsert\"",
+            &format!("operation = \"upsert\"\n{line}"),
+        ));
+        assert!(err.contains(wanted), "{err}");
+        assert!(err.starts_with("m/accounts.toml:"), "{err}");
+    }
 }
 
 #[test]
@@ -273,7 +332,7 @@ fn json_paths_arrays_and_typed_values() {
     );
     assert_eq!(
         o.body.unwrap(),
-        r#"{"firstname":"Ann","estimatedamount":12500.5,"new_interests":"3,2","donotemail":false,"city":null}"#
+        r#"{"firstname":"Ann","estimatedamount":12500.5,"new_interests":"3,2","donotemail":false}"#
     );
     let again = op(&p, &rec);
     assert_eq!(again.url, o.url, "derived ids are deterministic");
@@ -289,7 +348,7 @@ fn unknown_keys_are_errors_with_positions() {
         spec_err(
             "[target]\nentity_set = \"accounts\"\noperation = \"create\"\n[fields]\nname = { form = \"Company\" }\n"
         ),
-        "m/accounts.toml:5:10: unknown key 'form' in field 'name' (did you mean 'from'?); allowed: from, value, template, type, trim, null_if, default, required, max_length, map, format, timezone, decimal, separator, derive_uuid, omit_empty"
+        "m/accounts.toml:5:10: unknown key 'form' in field 'name' (did you mean 'from'?); allowed: from, value, template, type, trim, null_if, default, required, max_length, map, format, timezone, decimal, separator, derive_uuid, empty, omit_empty"
     );
     assert_eq!(
         spec_err("[sorce]\npath = \"a.csv\"\n"),

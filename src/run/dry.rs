@@ -87,6 +87,9 @@ pub(super) fn run(
     for mut job in jobs {
         let job_start = Instant::now();
         console.line(&text::describe_job(&job));
+        if let Some(line) = text::describe_empty(&job) {
+            console.line(&line);
+        }
         batch_options.upsert_select =
             crate::writer::upsert_select(options.batching.track_creates, &job.plan);
         let mut rejects = job.rejects_writer(files::rejects_path(

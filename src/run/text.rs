@@ -68,6 +68,48 @@ pub fn describe_job(job: &crate::job::Job) -> String {
     )
 }
 
+/// What the job's empty values do, for `validate` and the dry run: which fields clear their
+/// column when a row's value is empty (`empty = "clear"`), or only for a JSON `null`
+/// (`empty = "clear-on-null"`), and that the others leave it as it is. `None` for a delete.
+pub fn describe_empty(job: &crate::job::Job) -> Option<String> {
+    use crate::mapping::spec::{EmptyValues, OperationKind};
+    if job.spec.target.operation == OperationKind::Delete {
+        return None;
+    }
+    let with = |e: EmptyValues| -> Vec<&str> {
+        job.spec
+            .fields
+            .iter()
+            .filter(|f| f.empty == e)
+            .map(|f| f.column.as_str())
+            .collect()
+    };
+    let (clear, on_null) = (with(EmptyValues::Clear), with(EmptyValues::ClearOnNull));
+    let mut parts = Vec::new();
+    if !clear.is_empty() {
+        parts.push(format!(
+            "an empty value clears {} (empty = \"clear\")",
+            clear.join(", ")
+        ));
+    }
+    if !on_null.is_empty() {
+        parts.push(format!(
+            "a JSON null clears {} (empty = \"clear-on-null\")",
+            on_null.join(", ")
+        ));
+    }
+    Some(if parts.is_empty() {
+        "empty values leave every column as it is (empty = \"keep\", the default)".to_string()
+    } else if clear.len() + on_null.len() == job.spec.fields.len() {
+        parts.join("; ")
+    } else {
+        format!(
+            "{}; the other fields' empty values leave their columns as they are",
+            parts.join("; ")
+        )
+    })
+}
+
 /// The current time in RFC 3339 (UTC, seconds).
 pub fn now_rfc3339() -> String {
     jiff::Timestamp::now()

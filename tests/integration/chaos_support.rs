@@ -218,11 +218,17 @@ pub struct Seams {
     /// must reject its rows of the keys the other job took, never count its records as its own,
     /// and its `undo` must leave them. Non-`--atomic` creates and upserts only.
     pub neighbour: Vec<String>,
+    /// The mapping says `empty = "keep"` (an empty parent or revenue leaves the record's as it
+    /// is) rather than `empty = "clear"` (sent as null), drawn from a stream of its own (13).
+    pub keep_empty: bool,
 }
 
 impl Seams {
     fn describe(&self) -> String {
         let mut parts = Vec::new();
+        if self.keep_empty {
+            parts.push("empty values keep".to_string());
+        }
         if self.json {
             parts.push("JSON Lines with long numbers".to_string());
         }
@@ -251,6 +257,7 @@ impl Seams {
     fn generate(seed: u64) -> Seams {
         let mut r = Rng::new(seed, 8);
         Seams {
+            keep_empty: Rng::new(seed, 13).chance(0.5),
             json: r.chance(0.25),
             disk_full: if r.chance(0.15) {
                 1 + r.below(2) as u32
@@ -613,10 +620,15 @@ impl Job {
             ""
         };
         let mut m = format!(
-            "[source]\n{format}path = \"{}\"\n\n[target]\nentity_set = \"accounts\"\noperation = \"{}\"\n{key}\n\
-             [filter]\nskip_equal = {{ Name = \"SKIP\" }}\n",
+            "[source]\n{format}path = \"{}\"\n\n[target]\nentity_set = \"accounts\"\noperation = \"{}\"\n{key}\
+             empty = \"{}\"\n\n[filter]\nskip_equal = {{ Name = \"SKIP\" }}\n",
             self.source_name(),
-            self.op.name()
+            self.op.name(),
+            if self.seams.keep_empty {
+                "keep"
+            } else {
+                "clear"
+            }
         );
         if self.op != Op::Delete {
             m.push_str(
@@ -787,7 +799,20 @@ enum Sim {
 
 /// One operation applied to the model, as Dataverse would: `Err(true)` is a 404 for a lookup (or
 /// an update's record) that a later attempt may find, `Err(false)` any other refusal.
-fn apply(op: Op, row: &Row, m: &mut HashMap<String, Rec>) -> Result<(), bool> {
+fn apply(op: Op, keep_empty: bool, row: &Row, m: &mut HashMap<String, Rec>) -> Result<(), bool> {
+    // What an update or upsert leaves: with `empty = "keep"` an empty value leaves the column.
+    let merged = |m: &HashMap<String, Rec>| {
+        let mut new = Rec::of(row);
+        if let (true, Some(old)) = (keep_empty, m.get(&row.key)) {
+            if new.parent.is_none() {
+                new.parent = old.parent.clone();
+            }
+            if new.revenue.is_none() {
+                new.revenue = old.revenue.clone();
+            }
+        }
+        new
+    };
     let body = |m: &HashMap<String, Rec>| -> Result<(), bool> {
         if row.kind == Kind::Refused {
             return Err(false);
@@ -812,12 +837,14 @@ fn apply(op: Op, row: &Row, m: &mut HashMap<String, Rec>) -> Result<(), bool> {
                 return Err(!row.parent.is_empty());
             }
             body(m)?;
-            m.insert(row.key.clone(), Rec::of(row));
+            let new = merged(m);
+            m.insert(row.key.clone(), new);
             Ok(())
         }
         Op::Upsert => {
             body(m)?;
-            m.insert(row.key.clone(), Rec::of(row));
+            let new = merged(m);
+            m.insert(row.key.clone(), new);
             Ok(())
         }
         Op::Keyless => body(m),
@@ -852,7 +879,7 @@ fn simulate(job: &Job) -> Simulation {
         let try_set = |set: &[&Row], m: &mut HashMap<String, Rec>| -> Result<(), bool> {
             let mut copy = m.clone();
             for row in set {
-                apply(job.op, row, &mut copy)?;
+                apply(job.op, job.seams.keep_empty, row, &mut copy)?;
             }
             *m = copy;
             Ok(())
@@ -899,7 +926,7 @@ fn simulate(job: &Job) -> Simulation {
                 deferred.push(row);
                 continue;
             }
-            match apply(job.op, row, &mut m) {
+            match apply(job.op, job.seams.keep_empty, row, &mut m) {
                 Ok(()) => out[row.n as usize - 1] = Sim::Written,
                 Err(true) => {
                     deferred_keys.insert(row.key.clone());
@@ -909,7 +936,7 @@ fn simulate(job: &Job) -> Simulation {
             }
         }
         for row in deferred {
-            if apply(job.op, row, &mut m).is_ok() {
+            if apply(job.op, job.seams.keep_empty, row, &mut m).is_ok() {
                 out[row.n as usize - 1] = Sim::Written;
             }
         }

@@ -1331,3 +1331,70 @@ fn a_json_document_cut_short_mid_run_still_writes_the_rows_before_it() {
         (Some(25), Some(25))
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Empty values by intent (issue 24): a nightly upsert of a partial extract erases nothing unless
+// the mapping says so.
+
+#[test]
+fn an_empty_cell_keeps_the_column_unless_the_mapping_says_clear() {
+    let emu = Emu::start();
+    let w = Workdir::new();
+    let mapping = |empty: &str| {
+        format!(
+            "[source]\npath = \"a.csv\"\n\n[target]\nentity_set = \"accounts\"\noperation = \"upsert\"\n\
+             key = {{ accountnumber = \"No\" }}\n{empty}\n[fields]\nname = \"Name\"\ntelephone1 = \"Phone\"\n\
+             parentaccountid = {{ lookup = \"accounts\", key = {{ accountnumber = \"Parent\" }} }}\n"
+        )
+    };
+    // The first night: every column filled.
+    w.write(
+        "a.csv",
+        "No,Name,Phone,Parent\nP,Parent Ltd,,\nA,Alpha,+44 1,P\n",
+    );
+    w.write("m.toml", mapping(""));
+    w.dvload_env(&["run", "m.toml", "--no-ledger"], &emu.env())
+        .expect_code(0);
+    let alpha = || {
+        emu.state
+            .rows("account")
+            .into_iter()
+            .find(|r| text(r, "accountnumber") == Some("A"))
+            .unwrap()
+    };
+    assert_eq!(text(&alpha(), "telephone1"), Some("+44 1"));
+    assert!(alpha().lookup("parentaccountid").is_some());
+    // A partial extract: phone and parent empty. The default keeps both; validate says so.
+    w.write("a.csv", "No,Name,Phone,Parent\nA,Alpha,,\n");
+    w.dvload(&["validate", "m.toml"])
+        .expect_code(0)
+        .stdout_has("empty values leave every column as it is (empty = \"keep\", the default)");
+    w.dvload_env(&["run", "m.toml", "--no-ledger"], &emu.env())
+        .expect_code(0);
+    assert_eq!(text(&alpha(), "telephone1"), Some("+44 1"), "kept");
+    assert!(alpha().lookup("parentaccountid").is_some(), "kept");
+    // Asked to clear the phone only: the dry run names it, and the run clears it alone.
+    w.write(
+        "m.toml",
+        mapping("").replace(
+            "telephone1 = \"Phone\"",
+            "telephone1 = { from = \"Phone\", empty = \"clear\" }",
+        ),
+    );
+    w.dvload(&["run", "m.toml", "--dry-run"]).expect_code(0).stdout_has(
+        "an empty value clears telephone1 (empty = \"clear\"); the other fields' empty values leave their columns as they are",
+    );
+    w.dvload_env(&["run", "m.toml", "--no-ledger"], &emu.env())
+        .expect_code(0);
+    assert_eq!(
+        alpha().fields.get("telephone1"),
+        Some(&Value::Null),
+        "cleared"
+    );
+    assert!(alpha().lookup("parentaccountid").is_some(), "kept");
+    // The whole mapping clears: the lookup too.
+    w.write("m.toml", mapping("empty = \"clear\""));
+    w.dvload_env(&["run", "m.toml", "--no-ledger"], &emu.env())
+        .expect_code(0);
+    assert!(alpha().lookup("parentaccountid").is_none(), "cleared");
+}
