@@ -65,6 +65,11 @@ pub struct Args {
     /// Stop (exit 4) once more than N rows were rejected.
     #[arg(long, value_name = "N")]
     pub max_errors: Option<u64>,
+    /// Which rejects make the run exit 1: rejects, new-rejects (no earlier run of the job
+    /// rejected that row for that reason), rejects>N, rejects>P%, joined by commas; or never.
+    /// Wins over a mapping's [run] fail_on. Default: new-rejects,rejects>10%.
+    #[arg(long, env = "DVLOAD_FAIL_ON", value_name = "POLICY", value_parser = crate::exit::FailOn::parse)]
+    pub fail_on: Option<crate::exit::FailOn>,
     /// Skip custom synchronous plug-ins (MSCRM.BypassCustomPluginExecution; needs prvBypassCustomPlugins).
     #[arg(long)]
     pub bypass_plugins: bool,
@@ -145,6 +150,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         },
         key_collation: args.key_collation,
         max_errors: args.max_errors,
+        fail_on: args.fail_on,
         concurrency: args.concurrency,
         max_rps: args.max_rps,
         connect: args.connect.options(),

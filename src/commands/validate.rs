@@ -110,6 +110,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             rejects_file,
             duration_ms,
             first_errors: tally.first_errors,
+            rejects_known: None,
+            rejects_new: None,
         }],
     );
     crate::run::files::write_report(args.report.as_deref(), &report)?;

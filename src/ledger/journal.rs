@@ -125,9 +125,21 @@ pub struct JobJournal<'a> {
     every: usize,
     max_delay: Duration,
     last: Instant,
+    /// How many of a CSV row's fields are the source's own (a replayed rejects file adds
+    /// `dvload_row` and `dvload_error`): what a reject's fingerprint covers.
+    content_fields: usize,
 }
 
 impl<'a> JobJournal<'a> {
+    /// Sets how many leading fields of a CSV row are its content, for reject fingerprints: the
+    /// header's columns before any `dvload_` column.
+    pub fn content_columns(mut self, header: Option<&[String]>) -> JobJournal<'a> {
+        self.content_fields = header.map_or(usize::MAX, |h| {
+            h.iter().take_while(|c| !c.starts_with("dvload_")).count()
+        });
+        self
+    }
+
     /// A journal for job `seq` of run `run_id`.
     pub fn new(ledger: &'a mut Ledger, run_id: i64, seq: usize, every: usize) -> JobJournal<'a> {
         JobJournal {
@@ -138,8 +150,63 @@ impl<'a> JobJournal<'a> {
             every: every.max(1),
             max_delay: Duration::from_millis(200),
             last: Instant::now(),
+            content_fields: usize::MAX,
         }
     }
+}
+
+/// What tells a rejected row from another: XXH3-128 of its reason (GUIDs and digits folded, so
+/// that an id or a retry's count in Dataverse's message does not make it another reason) and
+/// the row's content (the CSV fields, the JSON record, an unreadable record's bytes). Its
+/// position is left out: the same row rejected for the same reason in tomorrow's extract is the
+/// same reject, wherever it is in the file.
+pub fn fingerprint(reject: &crate::outcome::Reject, reason: &str, fields: usize) -> [u8; 16] {
+    use crate::outcome::Reject;
+    use crate::source::RecordData;
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    let bytes = reason.as_bytes();
+    let mut i = 0;
+    let mut digits = false;
+    while i < bytes.len() {
+        if is_guid(&bytes[i..]) {
+            h.update(b"<id>");
+            i += 36;
+            digits = false;
+        } else if bytes[i].is_ascii_digit() {
+            if !digits {
+                h.update(b"#");
+            }
+            digits = true;
+            i += 1;
+        } else {
+            h.update(&bytes[i..=i]);
+            digits = false;
+            i += 1;
+        }
+    }
+    h.update(b"\x00");
+    match reject {
+        Reject::Mapping(r, _) | Reject::Service(r, _) | Reject::Unsent(r, _) => match &r.data {
+            RecordData::Csv(row) => {
+                for f in row.iter().take(fields) {
+                    h.update(f.as_bytes());
+                    h.update(b"\x1f");
+                }
+            }
+            RecordData::Json(v) => h.update(v.to_string().as_bytes()),
+        },
+        Reject::Unreadable(b) => h.update(&b.raw),
+    }
+    h.digest128().to_le_bytes()
+}
+
+/// Whether `b` starts with a GUID's 36 characters (8-4-4-4-12 hex digits).
+fn is_guid(b: &[u8]) -> bool {
+    b.len() >= 36
+        && b[..36].iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
 }
 
 /// The ledger row of an outcome (`None` for rows this run leaves to an earlier one).
@@ -153,6 +220,7 @@ pub fn row_outcome(outcome: &Outcome) -> Option<RowOutcome> {
         record_url: None,
         error: None,
         hash: None,
+        fingerprint: None,
     };
     Some(match outcome {
         Outcome::Written(w) => {
@@ -222,7 +290,11 @@ pub fn row_outcome(outcome: &Outcome) -> Option<RowOutcome> {
 
 impl Sink for JobJournal<'_> {
     fn note(&mut self, outcome: &Outcome) -> crate::Result<()> {
-        if let Some(o) = row_outcome(outcome) {
+        if let Some(mut o) = row_outcome(outcome) {
+            if let (Outcome::Rejected(reject), RowState::Rejected) = (outcome, o.state) {
+                let reason = o.error.as_deref().unwrap_or_default();
+                o.fingerprint = Some(fingerprint(reject, reason, self.content_fields));
+            }
             self.buffer.push(o);
         }
         if self.buffer.len() >= self.every || self.last.elapsed() >= self.max_delay {

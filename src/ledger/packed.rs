@@ -186,6 +186,7 @@ mod tests {
             record_url: None,
             error: None,
             hash: (state == RowState::Written).then_some([row as u8; 16]),
+            fingerprint: None,
         }
     }
 

@@ -31,6 +31,13 @@ pub struct JobReport {
     pub duration_ms: u64,
     /// The first few row errors, for a quick look.
     pub first_errors: Vec<String>,
+    /// Rejected rows an earlier run of the job rejected too (same row, same reason); `None`
+    /// without a ledger to ask, and in validate and the dry run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejects_known: Option<u64>,
+    /// The other rejected rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejects_new: Option<u64>,
 }
 
 /// The whole run: totals at the top, one entry per mapping.
@@ -156,6 +163,8 @@ mod tests {
             batches: 1,
             passed_over: 3,
             rejects_file: None,
+            rejects_known: Some(1),
+            rejects_new: Some(1),
             duration_ms: 5,
             first_errors: vec![],
         };

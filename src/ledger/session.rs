@@ -71,6 +71,17 @@ pub struct RunSession {
     pub chain_writes_since: Option<String>,
 }
 
+impl RunSession {
+    /// The rejected rows of this run's resume chain for each mapping, new and known (see
+    /// [`Ledger::reject_history`]).
+    pub fn reject_history(
+        &self,
+    ) -> crate::Result<std::collections::HashMap<usize, crate::exit::RejectHistory>> {
+        let chain = self.resumed.as_ref().map_or(self.run_id, |r| r.chain);
+        Ok(self.ledger.reject_history(chain)?)
+    }
+}
+
 /// What the ledger records of one mapping of a run: its files, and what it writes where.
 #[derive(Debug, Clone, Copy)]
 pub struct JobFiles<'a> {

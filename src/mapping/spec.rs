@@ -153,6 +153,13 @@ pub enum LookupKey {
     Alternate(Vec<KeyPart>),
 }
 
+/// `[run]`: how a run of this mapping ends.
+#[derive(Debug, Clone, Default)]
+pub struct RunSpec {
+    /// Which rejects fail the run (`--fail-on` wins over it).
+    pub fail_on: Option<crate::exit::FailOn>,
+}
+
 /// Rows to skip.
 #[derive(Debug, Clone, Default)]
 pub struct FilterSpec {
@@ -205,6 +212,8 @@ pub struct MappingSpec {
     pub target: TargetSpec,
     /// `[filter]`.
     pub filter: FilterSpec,
+    /// `[run]`.
+    pub run: RunSpec,
     /// `[fields]`, in file order.
     pub fields: Vec<FieldSpec>,
 }
@@ -340,7 +349,7 @@ impl MappingSpec {
         })?;
         let root_span = root.span();
         let root = TableReader::new(&ctx, root.get_ref(), root_span.clone(), "the mapping file");
-        root.check_keys(&["source", "target", "filter", "fields"])?;
+        root.check_keys(&["source", "target", "filter", "fields", "run"])?;
 
         let sub = |name: &str| -> Result<Option<TableReader<'_, '_, '_>>, MappingError> {
             match root.get(name) {
@@ -389,6 +398,20 @@ impl MappingSpec {
             Some(t) => parse_filter(&ctx, &t)?,
             None => FilterSpec::default(),
         };
+        let run = match sub("run")? {
+            Some(t) => {
+                t.check_keys(&["fail_on"])?;
+                let fail_on = match t.string("fail_on")? {
+                    Some(v) => Some(
+                        crate::exit::FailOn::parse(v.get_ref())
+                            .map_err(|e| t.err(v.span(), format!("fail_on: {e}")))?,
+                    ),
+                    None => None,
+                };
+                RunSpec { fail_on }
+            }
+            None => RunSpec::default(),
+        };
         let fields = match sub("fields")? {
             Some(t) => {
                 if target.operation == OperationKind::Delete && !t.table.is_empty() {
@@ -417,6 +440,7 @@ impl MappingSpec {
             source,
             target,
             filter,
+            run,
             fields,
         })
     }

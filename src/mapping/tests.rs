@@ -352,7 +352,7 @@ fn unknown_keys_are_errors_with_positions() {
     );
     assert_eq!(
         spec_err("[sorce]\npath = \"a.csv\"\n"),
-        "m/accounts.toml:1:2: unknown key 'sorce' in the mapping file (did you mean 'source'?); allowed: source, target, filter, fields"
+        "m/accounts.toml:1:2: unknown key 'sorce' in the mapping file (did you mean 'source'?); allowed: source, target, filter, fields, run"
     );
 }
 

@@ -194,6 +194,8 @@ pub(super) fn run(
             rejects_file,
             duration_ms: job_start.elapsed().as_millis() as u64,
             first_errors: tally.first_errors,
+            rejects_known: None,
+            rejects_new: None,
         });
     }
     if let Some(dir) = emit {

@@ -94,6 +94,8 @@ pub struct RunOptions {
     pub key_collation: Option<Collation>,
     /// Stop after this many rejected rows.
     pub max_errors: Option<u64>,
+    /// `--fail-on`: which rejects fail the run, over each mapping's own.
+    pub fail_on: Option<crate::exit::FailOn>,
     /// Batches in flight at most (default: the server's hint).
     pub concurrency: Option<u16>,
     /// Requests per second at most.

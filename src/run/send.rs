@@ -193,6 +193,16 @@ async fn write_all(
         since,
         user_id: Some(conn.whoami.user_id.clone()),
     };
+    // Which rejects fail the run, per mapping: --fail-on, else the mapping's, else the default.
+    let policies: Vec<crate::exit::FailOn> = jobs
+        .iter()
+        .map(|j| {
+            args.fail_on
+                .clone()
+                .or_else(|| j.spec.run.fail_on.clone())
+                .unwrap_or_default()
+        })
+        .collect();
     let mut reports = Vec::new();
     let mut end = Finished::complete(false);
     let written = write_jobs(
@@ -233,6 +243,11 @@ async fn write_all(
                 signals::resume_command()
             ));
         }
+    }
+    if ending == (Ending::Complete { rejected: true }) {
+        ending = Ending::Complete {
+            rejected: judge_rejects(&policies, &mut reports, session.as_ref(), console),
+        };
     }
     let exit = Exit::of(&ending);
     let finished = match session.as_mut() {
@@ -369,7 +384,9 @@ async fn write_jobs(
                 for note in std::mem::take(&mut s.notes) {
                     console.line(&note);
                 }
-                let mut journal = s.journal(seq, usize::from(args.batching.batch_size));
+                let mut journal = s
+                    .journal(seq, usize::from(args.batching.batch_size))
+                    .content_columns(job.reader.columns());
                 let hooks = crate::writer::Hooks {
                     admit: plan.map(|p| p.into_fn()),
                     sink: Some(&mut journal),
@@ -476,6 +493,8 @@ async fn write_jobs(
             rejects_file,
             duration_ms: job_start.elapsed().as_millis() as u64,
             first_errors: outcome.first_errors.clone(),
+            rejects_known: None,
+            rejects_new: None,
         });
         if end.message.is_some() {
             break;
@@ -505,6 +524,71 @@ async fn write_jobs(
         }
     }
     Ok(())
+}
+
+/// Tells each job's rejects apart (known from an earlier run of the job, or new: every one
+/// without a ledger), notes it in the job's report and on the console, and says whether any
+/// job's rejects fail the run by its policy (`--fail-on`, `[run] fail_on`, the default).
+fn judge_rejects(
+    policies: &[crate::exit::FailOn],
+    reports: &mut [JobReport],
+    session: Option<&RunSession>,
+    console: &mut dyn Console,
+) -> bool {
+    use crate::exit::RejectHistory;
+    let history = match session.map(RunSession::reject_history) {
+        Some(Ok(h)) => Some(h),
+        Some(Err(e)) => {
+            say!(
+                console,
+                "note: the rejects of earlier runs could not be read ({e}): every reject counts as new"
+            );
+            None
+        }
+        None => None,
+    };
+    let mut failing = Vec::new();
+    for (seq, (report, policy)) in reports.iter_mut().zip(policies).enumerate() {
+        let rejected = report.counts.rejected;
+        let h = match &history {
+            Some(h) => h.get(&seq).copied().unwrap_or_default(),
+            None => RejectHistory {
+                known: 0,
+                new: rejected,
+            },
+        };
+        if history.is_some() {
+            report.rejects_known = Some(h.known);
+            report.rejects_new = Some(h.new);
+        }
+        if h.known + h.new == 0 {
+            continue;
+        }
+        let verdict = policy.fails(report.counts.read, h);
+        say!(
+            console,
+            "{}: {} rejected{} -> {} (fail_on = {})",
+            report.mapping.display(),
+            text::thousands(h.known + h.new),
+            match &history {
+                Some(_) => format!(
+                    ": {} known from earlier runs (the same row, for the same reason), {} new",
+                    text::thousands(h.known),
+                    text::thousands(h.new)
+                ),
+                None => " (no ledger: none can be told known)".to_string(),
+            },
+            match &verdict {
+                Some(why) => format!("fails the run: {why}"),
+                None => "does not fail the run".to_string(),
+            },
+            policy.text()
+        );
+        if verdict.is_some() {
+            failing.push(seq);
+        }
+    }
+    !failing.is_empty()
 }
 
 /// The instant from which a record created by this run's user is this run's: the second after

@@ -1217,7 +1217,7 @@ fn no_secret_or_token_in_any_output_even_at_trace_level() {
             "--retry-base-ms",
             "5",
         ],
-        &emu.env_with(&[("RUST_LOG", "trace")]),
+        &emu.env_with(&[("RUST_LOG", "trace"), ("DVLOAD_FAIL_ON", "rejects")]),
     );
     json.expect_code(1);
     assert!(
@@ -1397,4 +1397,83 @@ fn an_empty_cell_keeps_the_column_unless_the_mapping_says_clear() {
     w.dvload_env(&["run", "m.toml", "--no-ledger"], &emu.env())
         .expect_code(0);
     assert!(alpha().lookup("parentaccountid").is_none(), "cleared");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The exit policy a scheduler can use (issue 24): known rejects do not fail a night.
+
+#[test]
+fn a_night_fails_on_new_rejects_not_on_the_ones_it_had_before() {
+    let emu = Emu::start();
+    let w = Workdir::new();
+    // 30 rows, two the service refuses (a negative number of employees).
+    write_accounts(&w, 30, |i| i == 7 || i == 23);
+    w.write("m.toml", accounts_mapping("upsert", true));
+    let night = |extra: &[&str]| {
+        let mut args = vec!["run", "m.toml", "--report", "report.json"];
+        args.extend_from_slice(extra);
+        w.dvload_env(&args, &emu.env())
+    };
+    // The first night: both are new.
+    night(&[]).expect_code(1).stdout_has(
+        "m.toml: 2 rejected: 0 known from earlier runs (the same row, for the same reason), 2 new -> fails the run: 2 new rejects",
+    );
+    // The second night, the same extract: the same two, known; the night is healthy.
+    night(&[]).expect_code(0).stdout_has(
+        "m.toml: 2 rejected: 2 known from earlier runs (the same row, for the same reason), 0 new -> does not fail the run (fail_on = new-rejects,rejects>10%)",
+    );
+    let report = Report::load(&w, "report.json");
+    assert_eq!(report.json["exit_code"], 0);
+    assert_eq!(
+        report.json["jobs"][0]["rejects_known"], 2,
+        "{}",
+        report.json
+    );
+    assert_eq!(report.json["jobs"][0]["rejects_new"], 0);
+    // Asked to fail on any reject, it does.
+    night(&["--fail-on", "rejects"])
+        .expect_code(1)
+        .stdout_has("fails the run: 2 rows rejected (fail_on = rejects)");
+    // A third row goes bad: one new reject fails the night.
+    write_accounts(&w, 30, |i| i == 7 || i == 23 || i == 11);
+    night(&[])
+        .expect_code(1)
+        .stdout_has("2 known from earlier runs (the same row, for the same reason), 1 new -> fails the run: 1 new reject");
+    // The mapping may say what fails its runs; the command line wins over it.
+    w.write(
+        "m.toml",
+        format!(
+            "{}\n[run]\nfail_on = \"never\"\n",
+            accounts_mapping("upsert", true)
+        ),
+    );
+    write_accounts(&w, 30, |i| i == 7 || i == 23 || i == 11 || i == 12);
+    night(&[])
+        .expect_code(0)
+        .stdout_has("does not fail the run (fail_on = never)");
+    night(&["--fail-on", "new-rejects"]).expect_code(0);
+    write_accounts(&w, 30, |i| i == 13);
+    night(&["--fail-on", "new-rejects"]).expect_code(1);
+    // Known rejects over the threshold still fail: a night broken the way the last one was.
+    w.write("m.toml", accounts_mapping("upsert", true));
+    write_accounts(&w, 30, |i| i <= 13);
+    night(&["--fail-on", "rejects>12"]).expect_code(1);
+    night(&[])
+        .expect_code(1)
+        .stdout_has("fails the run: 13 of 30 rows rejected (43.3%), more than 10%");
+    // What is accepted, when the policy is not.
+    night(&["--fail-on", "sometimes"])
+        .expect_code(2)
+        .stderr_has("'sometimes' is not a fail-on term; accepted: rejects, new-rejects, rejects>N, rejects>P%");
+    w.write(
+        "m.toml",
+        format!(
+            "{}\n[run]\nfail_on = \"rejects>lots\"\n",
+            accounts_mapping("upsert", true)
+        ),
+    );
+    night(&[])
+        .expect_code(2)
+        .stderr_has("m.toml:")
+        .stderr_has("fail_on: 'rejects>lots': the limit must be a whole number");
 }

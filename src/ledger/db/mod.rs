@@ -35,6 +35,8 @@ pub struct RowOutcome {
     pub error: Option<String>,
     /// The content hash of a written operation.
     pub hash: Option<[u8; 16]>,
+    /// A rejected row's fingerprint: its reason and content (see `journal::fingerprint`).
+    pub fingerprint: Option<[u8; 16]>,
 }
 
 /// What identifies one mapping of a run, and how it was when the run started.
@@ -261,9 +263,10 @@ impl Ledger {
                     .execute_batch(SCHEMA)
                     .map_err(err("cannot create the schema"))?,
                 1 => migrate_v1(&tx).map_err(err("cannot upgrade the ledger from version 1"))?,
-                2..=6 => tx
-                    .execute_batch(SCHEMA)
-                    .map_err(err("cannot upgrade the ledger to version 7"))?,
+                2..=7 => tx
+                    .execute_batch("ALTER TABLE rows ADD COLUMN fingerprint BLOB;")
+                    .and_then(|()| tx.execute_batch(SCHEMA))
+                    .map_err(err("cannot upgrade the ledger to version 8"))?,
                 _ => {}
             }
             tx.commit().map_err(err("cannot set up the schema"))?;
@@ -521,6 +524,43 @@ impl Ledger {
         )
     }
 
+    /// The rejected rows of resume chain `chain` (every run of it) for each of its mappings (by
+    /// position), told apart: `known` when a run of an earlier chain rejected the same row for
+    /// the same reason through the same mapping file (their fingerprints match: a replay of a
+    /// rejects file, which runs one mapping of a larger job, finds the job's rejects), `new`
+    /// otherwise.
+    pub fn reject_history(&self, chain: i64) -> Result<HashMap<usize, crate::exit::RejectHistory>> {
+        let wrap = wrapper(&self.path, "cannot read the rejects of earlier runs");
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT r.seq, EXISTS (
+                     SELECT 1 FROM rows p
+                     JOIN runs pr ON pr.id = p.run_id
+                     JOIN run_jobs pj ON pj.run_id = p.run_id AND pj.seq = p.seq
+                     WHERE p.fingerprint = r.fingerprint AND p.outcome = 'rejected'
+                       AND pr.chain < ?1 AND pj.mapping = rj.mapping)
+                 FROM rows r
+                 JOIN runs rr ON rr.id = r.run_id
+                 JOIN run_jobs rj ON rj.run_id = r.run_id AND rj.seq = r.seq
+                 WHERE rr.chain = ?1 AND r.outcome = 'rejected'",
+            )
+            .map_err(&wrap)?;
+        let mut out: HashMap<usize, crate::exit::RejectHistory> = HashMap::new();
+        let mut rows = stmt.query(params![chain]).map_err(&wrap)?;
+        while let Some(r) = rows.next().map_err(&wrap)? {
+            let seq: i64 = r.get(0).map_err(&wrap)?;
+            let known: bool = r.get(1).map_err(&wrap)?;
+            let h = out.entry(seq as usize).or_default();
+            if known {
+                h.known += 1;
+            } else {
+                h.new += 1;
+            }
+        }
+        Ok(out)
+    }
+
     /// Records a batch of row outcomes in one transaction: rows with a reason or a created
     /// record each get a `rows` record, the others are packed into `spans`.
     pub fn record(&mut self, run_id: i64, seq: usize, outcomes: &[RowOutcome]) -> Result<()> {
@@ -529,8 +569,8 @@ impl Ledger {
         {
             let mut row_stmt = tx
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO rows (run_id, seq, row, line, outcome, key, created, record_url, error, hash)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    "INSERT OR REPLACE INTO rows (run_id, seq, row, line, outcome, key, created, record_url, error, hash, fingerprint)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )
                 .map_err(&wrap)?;
             for o in outcomes.iter().filter(|o| needs_own_row(o)) {
@@ -545,7 +585,8 @@ impl Ledger {
                         o.created,
                         o.record_url,
                         o.error,
-                        o.hash.as_ref().map(|h| &h[..])
+                        o.hash.as_ref().map(|h| &h[..]),
+                        o.fingerprint.as_ref().map(|h| &h[..])
                     ])
                     .map_err(&wrap)?;
             }

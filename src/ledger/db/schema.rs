@@ -52,8 +52,11 @@ CREATE TABLE IF NOT EXISTS rows (             -- rows that need their own record
   record_url TEXT,                            -- what undo deletes: entity_set(key) or entity_set(guid)
   error      TEXT,                            -- the reason, for rejected and unsent rows
   hash       BLOB,                            -- written: XXH3-128 of (method, url, body)
+  fingerprint BLOB,                           -- version 8, rejected: XXH3-128 of (reason, row content),
+                                              -- to tell a reject an earlier run had from a new one
   PRIMARY KEY (run_id, seq, row)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS rows_fingerprint ON rows (fingerprint) WHERE fingerprint IS NOT NULL;
 CREATE TABLE IF NOT EXISTS spans (            -- the other rows: consecutive rows with one outcome
   run_id     INTEGER NOT NULL,
   seq        INTEGER NOT NULL,
@@ -104,11 +107,11 @@ CREATE TABLE IF NOT EXISTS content_resets ( -- version 7: content indexes droppe
   entity_set TEXT PRIMARY KEY,
   after_run  INTEGER NOT NULL                 -- runs up to this id are settled for this table
 );
-PRAGMA user_version = 7;
+PRAGMA user_version = 8;
 ";
 
 /// The schema version this build writes.
-pub(super) const VERSION: i64 = 7;
+pub(super) const VERSION: i64 = 8;
 
 /// Upgrades a version 1 ledger: its per-key `content` records become the content index (every
 /// run folded), and `rows` gains the `hash` column; its rows stay where they are.
@@ -129,7 +132,9 @@ pub(super) fn migrate_v1(tx: &Connection) -> rusqlite::Result<()> {
             }
         }
     }
-    tx.execute_batch("DROP TABLE content; ALTER TABLE rows ADD COLUMN hash BLOB;")?;
+    tx.execute_batch(
+        "DROP TABLE content; ALTER TABLE rows ADD COLUMN hash BLOB; ALTER TABLE rows ADD COLUMN fingerprint BLOB;",
+    )?;
     tx.execute_batch(SCHEMA)?;
     let through: i64 = tx.query_row("SELECT coalesce(max(id), 0) FROM runs", [], |r| r.get(0))?;
     for (entity_set, index) in &indexes {

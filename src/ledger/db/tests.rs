@@ -24,6 +24,7 @@ fn written(row: u64, key: &str, hash: u8) -> RowOutcome {
         record_url: None,
         error: None,
         hash: Some([hash; 16]),
+        fingerprint: None,
     }
 }
 
@@ -348,5 +349,31 @@ fn a_version_1_ledger_is_upgraded_in_place() {
         .unwrap();
     drop(conn);
     let err = Ledger::open(dir.path()).err().unwrap().to_string();
-    assert!(err.contains("schema version is 8"), "{err}");
+    assert!(
+        err.contains(&format!("schema version is {}", VERSION + 1)),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_version_7_ledger_gains_the_reject_fingerprints() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Ledger::open(dir.path()).unwrap());
+    {
+        let conn = Connection::open(Ledger::file(dir.path())).unwrap();
+        conn.execute_batch(
+            "DROP INDEX rows_fingerprint; ALTER TABLE rows DROP COLUMN fingerprint;
+             INSERT INTO runs VALUES (1, 'm.toml', 1, NULL, 0, '2026-12-01T00:00:00Z', NULL, NULL);
+             INSERT INTO run_jobs (run_id, seq, mapping, mapping_hash, source, source_size, source_hash, entity_set, operation)
+               VALUES (1, 0, 'm.toml', 'h', 'a.csv', 1, 'h', 'accounts', 'upsert');
+             INSERT INTO rows (run_id, seq, row, line, outcome, error) VALUES (1, 0, 3, 4, 'rejected', 'bad');
+             PRAGMA user_version = 7;",
+        )
+        .unwrap();
+    }
+    let l = Ledger::open(dir.path()).unwrap();
+    assert_eq!(query_u64(&l, "PRAGMA user_version"), VERSION as u64);
+    // Its rejects have no fingerprint: they count as new, never as another row's.
+    let h = l.reject_history(1).unwrap();
+    assert_eq!(h[&0], crate::exit::RejectHistory { known: 0, new: 1 });
 }
