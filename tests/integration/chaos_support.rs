@@ -1038,11 +1038,24 @@ impl Oracle {
                     .get(key)
                     .map_or(StateExp::Absent, |r| StateExp::Is((*r).clone()));
                 let exp = match job.op {
+                    // The key's written rows in source order (a deferred key's rows are
+                    // deferred together): the last wins, except that with `empty = "keep"` an
+                    // empty parent or revenue leaves the one before.
                     Op::Upsert | Op::Update => rows
                         .iter()
-                        .rev()
-                        .find(|r| expect[r.n as usize - 1] == Expect::Written)
-                        .map_or(before, |r| StateExp::Is(Rec::of(r))),
+                        .filter(|r| expect[r.n as usize - 1] == Expect::Written)
+                        .fold(before, |cur, r| {
+                            let mut new = Rec::of(r);
+                            if let (true, StateExp::Is(old)) = (job.seams.keep_empty, &cur) {
+                                if new.parent.is_none() {
+                                    new.parent = old.parent.clone();
+                                }
+                                if new.revenue.is_none() {
+                                    new.revenue = old.revenue.clone();
+                                }
+                            }
+                            StateExp::Is(new)
+                        }),
                     Op::Create if job.atomic => rows
                         .iter()
                         .find(|r| expect[r.n as usize - 1] == Expect::Written)
