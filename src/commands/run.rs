@@ -2,7 +2,7 @@
 //! rows (or, with `--dry-run`, builds the `$batch` requests exactly as they would be sent and
 //! sends nothing), and its ending becomes the exit code.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::exit::Exit;
 use crate::run::{Batching, LedgerOptions, Mode, RunOptions};
@@ -26,9 +26,11 @@ pub struct Args {
     /// Mapping files (TOML), run in this order.
     #[arg(required = true, value_name = "MAPPING")]
     pub mappings: Vec<PathBuf>,
-    /// The source file; overrides the mapping's [source] path (only with one mapping).
-    #[arg(long, value_name = "FILE")]
-    pub source: Option<PathBuf>,
+    /// A source file instead of the mapping's [source] path: FILE with one mapping; with several,
+    /// NAME=FILE, NAME being a mapping's file name without .toml (accounts) or its path, once per
+    /// mapping that reads another file (the others read their own).
+    #[arg(long, value_name = "[NAME=]FILE")]
+    pub source: Vec<String>,
     /// Build the $batch requests but send nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -120,16 +122,63 @@ pub struct Args {
     pub retry: super::connect::RetryArgs,
 }
 
+/// Each mapping's `--source`, in the mappings' order (`None`: the mapping's own): `FILE` alone
+/// with one mapping, `NAME=FILE` otherwise, NAME being a mapping's file stem or its path as given.
+pub fn sources_by_mapping(
+    mappings: &[PathBuf],
+    given: &[String],
+) -> Result<Vec<Option<PathBuf>>, crate::Error> {
+    let names: Vec<String> = mappings
+        .iter()
+        .map(|m| {
+            m.file_stem().map_or_else(
+                || m.display().to_string(),
+                |s| s.to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
+    let listed = || names.join(", ");
+    let mut out: Vec<Option<PathBuf>> = vec![None; mappings.len()];
+    for arg in given {
+        // NAME=FILE when the part before '=' names a mapping; otherwise the whole is a file.
+        let named = arg.split_once('=').and_then(|(name, file)| {
+            let hits: Vec<usize> = (0..mappings.len())
+                .filter(|&i| names[i] == name || mappings[i] == Path::new(name))
+                .collect();
+            (!hits.is_empty()).then(|| (name.to_string(), hits, PathBuf::from(file)))
+        });
+        let (index, file) = match named {
+            Some((name, hits, _)) if hits.len() > 1 => {
+                return Err(crate::Error::Unusable(format!(
+                    "--source {arg}: '{name}' names {} of the mappings; name it by its path",
+                    hits.len()
+                )));
+            }
+            Some((_, hits, file)) => (hits[0], file),
+            None if mappings.len() == 1 => (0, PathBuf::from(arg)),
+            None => {
+                return Err(crate::Error::Unusable(format!(
+                    "--source {arg}: with several mappings, say which reads it: --source NAME=FILE, NAME one of {}",
+                    listed()
+                )));
+            }
+        };
+        if out[index].is_some() {
+            return Err(crate::Error::Unusable(format!(
+                "--source {arg}: mapping '{}' has a source already; give one per mapping",
+                names[index]
+            )));
+        }
+        out[index] = Some(file);
+    }
+    Ok(out)
+}
+
 /// Runs `dvload run`.
 pub fn run(args: Args) -> anyhow::Result<Exit> {
-    if args.source.is_some() && args.mappings.len() > 1 {
-        anyhow::bail!(
-            "--source applies to one mapping; {} were given",
-            args.mappings.len()
-        );
-    }
+    let sources = sources_by_mapping(&args.mappings, &args.source)?;
     let options = RunOptions {
-        source: args.source.clone(),
+        sources,
         rejects: args.rejects.clone(),
         report: args.report.clone(),
         batching: Batching {

@@ -26,8 +26,8 @@ pub(super) fn run(
     let started = Started::now();
     // Open every job first, so that a broken mapping stops the run before anything happens.
     let mut jobs = Vec::with_capacity(options.mappings.len());
-    for m in &options.mappings {
-        let source = options.source.as_deref();
+    for (i, m) in options.mappings.iter().enumerate() {
+        let source = options.sources.get(i).and_then(Option::as_deref);
         jobs.push(Job::open(m, source)?);
     }
     if let Some(dir) = metadata {

@@ -80,8 +80,8 @@ pub struct LedgerOptions {
 pub struct RunOptions {
     /// The mapping files, run in this order.
     pub mappings: Vec<PathBuf>,
-    /// A source instead of the mapping's own.
-    pub source: Option<PathBuf>,
+    /// Each mapping's source instead of its own (`None`: its own), in the mappings' order.
+    pub sources: Vec<Option<PathBuf>>,
     /// Rejects file (one mapping) or folder (several).
     pub rejects: Option<PathBuf>,
     /// The JSON report's path.

@@ -21,8 +21,9 @@ pub(super) fn run(args: RunOptions, console: &mut dyn Console) -> crate::Result<
     // its writer, as `cat` would, and it does so before the state lock is taken, so that a
     // waiting run never blocks the next one.
     let mut jobs = Vec::with_capacity(args.mappings.len());
-    for m in &args.mappings {
-        jobs.push(Job::open(m, args.source.as_deref())?);
+    for (i, m) in args.mappings.iter().enumerate() {
+        let source = args.sources.get(i).and_then(Option::as_deref);
+        jobs.push(Job::open(m, source)?);
     }
     // Every file the run will write, checked before anything is recorded or sent: a run must not
     // fail at its first reject, or at its report, after rows went out.

@@ -244,3 +244,79 @@ fn the_dry_run_cuts_requests_where_the_run_does() {
         );
     }
 }
+
+#[test]
+fn several_mappings_take_a_source_each_by_name() {
+    let w = crate::support::Workdir::new();
+    let repo = crate::support::repo();
+    for m in ["accounts", "contacts", "leads"] {
+        let text = std::fs::read_to_string(repo.join(format!("mappings/{m}.toml")))
+            .unwrap()
+            .replace("../samples/", "samples/");
+        w.write(&format!("{m}.toml"), text);
+    }
+    std::fs::create_dir_all(w.path().join("samples")).unwrap();
+    for f in ["accounts.csv", "contacts.csv", "leads.jsonl"] {
+        std::fs::copy(
+            repo.join("samples").join(f),
+            w.path().join("samples").join(f),
+        )
+        .unwrap();
+    }
+    // Tonight's accounts come from another file: two rows, one of them bad.
+    w.write(
+        "tonight.csv",
+        "Account No,Company,Parent No,Industry,Revenue,Employees,Phone,Email,Website,City,Country,Customer Since,Credit Hold,Notes\n\
+         ACC-1,Good Ltd,,Consulting,1,2,,,,,,01/01/2020,no,\nACC-2,Bad Ltd,,Consulting,1,many,,,,,,01/01/2020,no,\n",
+    );
+    let out = w.dvload(&[
+        "run",
+        "accounts.toml",
+        "contacts.toml",
+        "--dry-run",
+        "--source",
+        "accounts=tonight.csv",
+    ]);
+    out.expect_code(1)
+        .stdout_has("source tonight.csv (csv, 14 columns)")
+        .stdout_has("read 2  would write 1  rejected 1")
+        .stdout_has("source samples/contacts.csv");
+    // The rejects of one mapping replayed by its path, beside the other's own source.
+    w.dvload(&[
+        "run",
+        "accounts.toml",
+        "contacts.toml",
+        "--dry-run",
+        "--source",
+        "accounts.toml=tonight.rejects.csv",
+    ])
+    .expect_code(1)
+    .stdout_has("source tonight.rejects.csv")
+    .stdout_has("read 1  would write 0  rejected 1");
+    // What is refused, naming what would be accepted.
+    w.dvload(&["run", "accounts.toml", "contacts.toml", "--dry-run", "--source", "tonight.csv"])
+        .expect_code(2)
+        .stderr_has("with several mappings, say which reads it: --source NAME=FILE, NAME one of accounts, contacts");
+    w.dvload(&[
+        "run",
+        "accounts.toml",
+        "contacts.toml",
+        "--dry-run",
+        "--source",
+        "leads=x.jsonl",
+    ])
+    .expect_code(2)
+    .stderr_has("NAME one of accounts, contacts");
+    w.dvload(&[
+        "run",
+        "accounts.toml",
+        "contacts.toml",
+        "--dry-run",
+        "--source",
+        "accounts=a.csv",
+        "--source",
+        "accounts=b.csv",
+    ])
+    .expect_code(2)
+    .stderr_has("mapping 'accounts' has a source already");
+}
