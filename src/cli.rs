@@ -53,6 +53,10 @@ pub enum Command {
     Metadata(commands::metadata::Args),
     /// Write a mapping from a source's header and the table's metadata, to read and then run.
     Init(commands::init::Args),
+    /// Print the completion script for a shell (bash, zsh, fish, powershell).
+    Completions(commands::shell::CompletionsArgs),
+    /// Print the manual page (roff): dvload man > dvload.1
+    Man(commands::shell::ManArgs),
     /// Serve the local Dataverse + Entra ID emulator on 127.0.0.1 (for rehearsals and tests).
     Emulator(commands::emulator::Args),
 }

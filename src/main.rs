@@ -22,6 +22,8 @@ fn main() -> ExitCode {
         Command::Undo(args) => dvload::commands::undo::run(args),
         Command::Metadata(args) => dvload::commands::metadata::run(args),
         Command::Init(args) => dvload::commands::init::run(args),
+        Command::Completions(args) => dvload::commands::shell::completions(args),
+        Command::Man(args) => dvload::commands::shell::man(args),
         Command::Emulator(args) => dvload::commands::emulator::run(args),
     };
     match result {

@@ -40,16 +40,19 @@ impl RetryArgs {
 
 /// Connection options common to the commands that talk to Dataverse.
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Connection")]
 pub struct ConnectArgs {
     /// Start the built-in emulator on a free loopback port and use it with its default
     /// credentials (ignores DATAVERSE_URL and AZURE_*).
     #[arg(long)]
     pub emulator: bool,
-    /// Read the connection from this profile of the config file instead of the environment.
-    #[arg(long, value_name = "NAME")]
+    /// Read the connection from this profile of the config file instead of the environment
+    /// variables (--emulator wins over it).
+    #[arg(long, env = "DVLOAD_PROFILE", value_name = "NAME")]
     pub profile: Option<String>,
-    /// The profile file (default: dvload.toml in the current directory).
-    #[arg(long, value_name = "FILE", requires = "profile")]
+    /// The profile file. Default: ./dvload.toml, else $XDG_CONFIG_HOME/dvload/dvload.toml
+    /// (~/.config/dvload/dvload.toml).
+    #[arg(long, env = "DVLOAD_CONFIG", value_name = "FILE", requires = "profile")]
     pub config: Option<PathBuf>,
     /// Seconds to wait for each request's answer.
     #[arg(long, value_name = "SECS", default_value_t = 120)]

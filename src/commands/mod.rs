@@ -6,6 +6,7 @@ pub mod init;
 pub mod metadata;
 pub mod run;
 pub mod runs;
+pub mod shell;
 pub mod undo;
 pub mod validate;
 pub mod whoami;

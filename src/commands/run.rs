@@ -10,13 +10,17 @@ use crate::run::{Batching, LedgerOptions, Mode, RunOptions};
 /// Arguments of `dvload run`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
-    dvload run mappings/accounts.toml mappings/contacts.toml --dry-run\n  \
-    dvload run mappings/accounts.toml --dry-run --emit-batches out/ --batch-size 50\n\n\
+    dvload run mappings/accounts.toml mappings/contacts.toml --emulator      (against the built-in emulator)\n  \
+    dvload run mappings/accounts.toml mappings/contacts.toml --profile prod  (a profile of dvload.toml)\n  \
+    dvload run mappings/accounts.toml mappings/contacts.toml                 (DATAVERSE_URL and AZURE_* set)\n  \
+    dvload run mappings/accounts.toml mappings/contacts.toml --profile prod --resume   (after exit 4)\n  \
+    dvload run mappings/accounts.toml mappings/contacts.toml --dry-run --emit-batches out/\n  \
+    dvload run mappings/accounts.toml mappings/contacts.toml --profile prod --source accounts=accounts.rejects.csv\n\n\
     Mapping files run one after the other, in the order given, so that parents load before the \
     children that look them up. Rejected rows go to --rejects FILE, or by default to \
     <source name>.rejects.csv (or .jsonl) in the current directory; with several mappings, --rejects \
     names a directory.\n\n\
-    Exit codes: 0 every row written, 1 some rows rejected, 2 mapping/source/command line unusable, \
+    Exit codes: 0 every row written (or its rejects pass --fail-on), 1 rejects that fail the run, 2 mapping/source/command line unusable, \
     3 authentication failed, 4 stopped early (resume it with --resume), 5 another run of this job \
     holds its state directory.\n\n\
     Runs that send keep a ledger in --state DIR (default .dvload/ beside the first mapping): \
@@ -32,53 +36,63 @@ pub struct Args {
     #[arg(long, value_name = "[NAME=]FILE")]
     pub source: Vec<String>,
     /// Build the $batch requests but send nothing.
-    #[arg(long)]
+    #[arg(help_heading = "Dry run", long)]
     pub dry_run: bool,
     /// With --dry-run: write each request to DIR/batch-000001.http (request line, headers, body).
-    #[arg(long, value_name = "DIR", requires = "dry_run")]
+    #[arg(
+        help_heading = "Dry run",
+        long,
+        value_name = "DIR",
+        requires = "dry_run"
+    )]
     pub emit_batches: Option<PathBuf>,
     /// With --dry-run: map rows as a live run would, with the table metadata in DIR (`dvload
     /// metadata pull`): choice and Boolean labels and text lengths the mapping leaves open.
-    #[arg(long, value_name = "DIR", requires = "dry_run")]
+    #[arg(
+        help_heading = "Dry run",
+        long,
+        value_name = "DIR",
+        requires = "dry_run"
+    )]
     pub metadata: Option<PathBuf>,
     /// Operations per $batch request (1 to 1000).
-    #[arg(long, default_value_t = 100, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1000))]
+    #[arg(help_heading = "Sending", long, default_value_t = 100, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub batch_size: u16,
     /// Put each batch in one change set: all of its rows are written, or none.
-    #[arg(long)]
+    #[arg(help_heading = "Sending", long)]
     pub atomic: bool,
     /// Write a JSON report here.
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = "Output and exit", long, value_name = "FILE")]
     pub report: Option<PathBuf>,
     /// Write rejected rows here (a directory when several mappings are given).
-    #[arg(long, value_name = "PATH")]
+    #[arg(help_heading = "Output and exit", long, value_name = "PATH")]
     pub rejects: Option<PathBuf>,
     /// Batches in flight at most (default: the server's x-ms-dop-hint).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=52))]
+    #[arg(help_heading = "Sending", long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=52))]
     pub concurrency: Option<u16>,
     /// Requests per second at most, across all workers.
-    #[arg(long, value_name = "N")]
+    #[arg(help_heading = "Sending", long, value_name = "N")]
     pub max_rps: Option<std::num::NonZeroU32>,
     /// How the environment compares key values: ci_ai (case- and accent-insensitive) or ci_as
     /// (case-insensitive, accent-sensitive). Default: the collation of the environment's base
     /// language (organization.languagecode), ci_ai for a dry run.
-    #[arg(long, value_name = "ci_ai|ci_as", value_parser = crate::keys::Collation::parse)]
+    #[arg(help_heading = "Sending", long, value_name = "ci_ai|ci_as", value_parser = crate::keys::Collation::parse)]
     pub key_collation: Option<crate::keys::Collation>,
     /// Stop (exit 4) once more than N rows were rejected.
-    #[arg(long, value_name = "N")]
+    #[arg(help_heading = "Output and exit", long, value_name = "N")]
     pub max_errors: Option<u64>,
     /// Which rejects make the run exit 1: rejects, new-rejects (no earlier run of the job
     /// rejected that row for that reason), rejects>N, rejects>P%, joined by commas; or never.
     /// Wins over a mapping's [run] fail_on. Default: new-rejects,rejects>10%.
-    #[arg(long, env = "DVLOAD_FAIL_ON", value_name = "POLICY", value_parser = crate::exit::FailOn::parse)]
+    #[arg(help_heading = "Output and exit", long, env = "DVLOAD_FAIL_ON", value_name = "POLICY", value_parser = crate::exit::FailOn::parse)]
     pub fail_on: Option<crate::exit::FailOn>,
     /// Skip custom synchronous plug-ins (MSCRM.BypassCustomPluginExecution; needs prvBypassCustomPlugins).
-    #[arg(long)]
+    #[arg(help_heading = "Sending", long)]
     pub bypass_plugins: bool,
     /// Skip custom business logic (MSCRM.BypassBusinessLogicExecution): --bypass-logic skips both,
     /// --bypass-logic=CustomSync or =CustomAsync one. The value only follows `=`, so that
     /// `--bypass-logic accounts.toml` runs the mapping instead of sending its path as the value.
-    #[arg(
+    #[arg(help_heading = "Sending", 
         long,
         value_name = "WHAT",
         num_args = 0..=1,
@@ -88,31 +102,31 @@ pub struct Args {
     )]
     pub bypass_logic: Option<String>,
     /// Run duplicate detection rules (the Web API skips them unless asked): duplicates are rejected.
-    #[arg(long)]
+    #[arg(help_heading = "Sending", long)]
     pub duplicate_detection: bool,
     /// The job's state directory, holding the run ledger and its lock (default: .dvload/ beside the first mapping).
-    #[arg(long, value_name = "DIR")]
+    #[arg(help_heading = "Run ledger", long, value_name = "DIR")]
     pub state: Option<PathBuf>,
     /// Continue the last run of this job if it did not finish: rows it wrote, rejected or skipped are
     /// passed over. Refused when the mapping or the source changed since (unless --force). Starts
     /// from the first row when the last run finished, so cron can always pass it.
-    #[arg(long, conflicts_with = "dry_run")]
+    #[arg(help_heading = "Run ledger", long, conflicts_with = "dry_run")]
     pub resume: bool,
     /// With --resume: continue even though the mapping or the source changed (rows are matched by number).
-    #[arg(long, requires = "resume")]
+    #[arg(help_heading = "Run ledger", long, requires = "resume")]
     pub force: bool,
     /// Send only rows whose payload differs from what the ledger last wrote for the same key
     /// (the others are counted as unchanged). With --dry-run: count what would be sent, reading
     /// the ledger without writing it.
-    #[arg(long)]
+    #[arg(help_heading = "Run ledger", long)]
     pub changed_only: bool,
     /// Upserts ask Dataverse whether they created their record (Prefer: return=representation with
     /// $select of one key column: 201 created, 200 updated), so that the ledger records the creates
     /// and `dvload undo` can delete them. Costs Dataverse a read per upsert.
-    #[arg(long)]
+    #[arg(help_heading = "Sending", long)]
     pub track_creates: bool,
     /// Keep no ledger for this run (no lock, no resume, no history).
-    #[arg(long, conflicts_with_all = ["resume", "changed_only", "state"])]
+    #[arg(help_heading = "Run ledger", long, conflicts_with_all = ["resume", "changed_only", "state"])]
     pub no_ledger: bool,
     /// Connection options.
     #[command(flatten)]

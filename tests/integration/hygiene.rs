@@ -375,3 +375,67 @@ fn bypass_logic_takes_its_value_only_after_an_equals_sign() {
         .expect_code(0)
         .stdout_has("--bypass-logic[=<WHAT>]");
 }
+
+#[test]
+fn completions_and_the_manual_come_from_the_parser() {
+    let w = Workdir::new();
+    for (shell, marker) in [
+        ("bash", "_dvload()"),
+        ("zsh", "#compdef dvload"),
+        ("fish", "complete -c dvload"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        let out = w.dvload(&["completions", shell]);
+        out.expect_code(0).stdout_has(marker);
+        assert!(
+            out.stdout.contains("fail-on"),
+            "{shell}: the run's options are there"
+        );
+    }
+    w.dvload(&["completions", "tcsh"])
+        .expect_code(2)
+        .stderr_has("[possible values: bash, zsh, fish, powershell]");
+    let man = w.dvload(&["man"]);
+    man.expect_code(0)
+        .stdout_has(".TH dvload 1")
+        .stdout_has(".TH dvload-run 1")
+        .stdout_has(".TH dvload-init 1");
+    // Every flag with an environment variable says so.
+    w.dvload(&["run", "--help"])
+        .expect_code(0)
+        .stdout_has("[env: DVLOAD_PROFILE=]")
+        .stdout_has("[env: DVLOAD_FAIL_ON=]");
+}
+
+#[test]
+fn the_profile_may_come_from_the_environment_and_the_users_config_folder() {
+    let w = Workdir::new();
+    let xdg = w.path().join("xdg");
+    std::fs::create_dir_all(xdg.join("dvload")).unwrap();
+    std::fs::write(
+        xdg.join("dvload/dvload.toml"),
+        "[profiles.nightly]\nurl = \"https://contoso.crm4.dynamics.com\"\ntenant_id = \"11111111-1111-1111-1111-111111111111\"\n\
+         client_id = \"22222222-2222-2222-2222-222222222222\"\nclient_secret_env = \"NIGHTLY_SECRET\"\n",
+    )
+    .unwrap();
+    let xdg = xdg.to_str().unwrap();
+    // DVLOAD_PROFILE names a profile of the user's file (no ./dvload.toml here): it is read, and
+    // its missing secret is the error, naming that file.
+    w.dvload_env(
+        &["whoami"],
+        &[("DVLOAD_PROFILE", "nightly"), ("XDG_CONFIG_HOME", xdg)],
+    )
+    .expect_code(2)
+    .stderr_has("client_secret_env in profile 'nightly'")
+    .stderr_has("xdg/dvload/dvload.toml");
+    // A profile that is not there is named with the file looked in.
+    w.dvload_env(
+        &["whoami"],
+        &[("DVLOAD_PROFILE", "prod"), ("XDG_CONFIG_HOME", xdg)],
+    )
+    .expect_code(2)
+    .stderr_has("profile 'prod' is not in");
+    // --emulator wins over a profile in the environment.
+    w.dvload_env(&["whoami", "--emulator"], &[("DVLOAD_PROFILE", "prod")])
+        .expect_code(0);
+}

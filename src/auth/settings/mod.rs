@@ -417,6 +417,25 @@ impl fmt::Debug for ClientCredential {
     }
 }
 
+/// The profile file when none is named: `./dvload.toml` when there is one, else the user's
+/// (`$XDG_CONFIG_HOME/dvload/dvload.toml`, `$XDG_CONFIG_HOME` defaulting to `~/.config`, as the
+/// XDG base directory specification has it) when there is one, else `./dvload.toml` (whose
+/// absence the error then names).
+pub fn default_config_file(env: EnvLookup<'_>) -> PathBuf {
+    let here = PathBuf::from(DEFAULT_CONFIG_FILE);
+    if here.exists() {
+        return here;
+    }
+    let base = env("XDG_CONFIG_HOME")
+        .filter(|v| std::path::Path::new(v).is_absolute())
+        .map(PathBuf::from)
+        .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".config")));
+    match base.map(|b| b.join("dvload").join(DEFAULT_CONFIG_FILE)) {
+        Some(user) if user.exists() => user,
+        _ => here,
+    }
+}
+
 /// Where to take the settings from.
 #[derive(Debug, Clone, Default)]
 pub struct SettingsSource {
@@ -432,10 +451,10 @@ impl Settings {
         match &source.profile {
             None => Settings::from_env(env),
             Some(name) => {
-                let path = source
-                    .config
-                    .clone()
-                    .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE));
+                let path = match &source.config {
+                    Some(p) => p.clone(),
+                    None => default_config_file(env),
+                };
                 Settings::from_profile_file(&path, name, env)
             }
         }
@@ -548,7 +567,10 @@ impl Settings {
         env: EnvLookup<'_>,
     ) -> Result<Settings, SettingsError> {
         let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
-            what: format!("the profile file (--config) '{}'", path.display()),
+            what: format!(
+                "the profile file (--config, DVLOAD_CONFIG; else ./dvload.toml or ~/.config/dvload/dvload.toml) '{}'",
+                path.display()
+            ),
             source,
         })?;
         Settings::from_profile_str(&text, path, profile, env)

@@ -556,7 +556,35 @@ fn resolve_without_profile_reads_env_and_missing_config_file_is_named() {
     .to_string();
     assert_eq!(
         e,
-        "cannot read the profile file (--config) '/nonexistent/dvload.toml'"
+        "cannot read the profile file (--config, DVLOAD_CONFIG; else ./dvload.toml or ~/.config/dvload/dvload.toml) '/nonexistent/dvload.toml'"
+    );
+}
+
+#[test]
+fn the_users_config_file_is_found_under_xdg_config_home_or_home() {
+    let dir = tempfile::tempdir().unwrap();
+    let user = dir.path().join("xdg/dvload/dvload.toml");
+    std::fs::create_dir_all(user.parent().unwrap()).unwrap();
+    std::fs::write(&user, "").unwrap();
+    let xdg = dir.path().join("xdg");
+    let xdg = xdg.to_str().unwrap();
+    // The tests run in the crate's folder, which has no dvload.toml.
+    assert!(!std::path::Path::new(super::DEFAULT_CONFIG_FILE).exists());
+    assert_eq!(
+        super::default_config_file(&env_of(&[("XDG_CONFIG_HOME", xdg)])),
+        user
+    );
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(home.join(".config/dvload")).unwrap();
+    std::fs::write(home.join(".config/dvload/dvload.toml"), "").unwrap();
+    assert_eq!(
+        super::default_config_file(&env_of(&[("HOME", home.to_str().unwrap())])),
+        home.join(".config/dvload/dvload.toml")
+    );
+    // A relative XDG_CONFIG_HOME is ignored (the specification says so); nothing found: ./dvload.toml.
+    assert_eq!(
+        super::default_config_file(&env_of(&[("XDG_CONFIG_HOME", "rel")])),
+        std::path::PathBuf::from("dvload.toml")
     );
 }
 
