@@ -64,6 +64,15 @@ pub struct Args {
     /// Write a JSON report here.
     #[arg(help_heading = "Output and exit", long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Write the report as one self-contained HTML page here: counts, throughput and throttling
+    /// over time, rejects by reason (new and known), what the run chose.
+    #[arg(
+        help_heading = "Output and exit",
+        long,
+        value_name = "FILE",
+        conflicts_with = "dry_run"
+    )]
+    pub report_html: Option<PathBuf>,
     /// Write rejected rows here (a directory when several mappings are given).
     #[arg(help_heading = "Output and exit", long, value_name = "PATH")]
     pub rejects: Option<PathBuf>,
@@ -195,6 +204,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         sources,
         rejects: args.rejects.clone(),
         report: args.report.clone(),
+        report_html: args.report_html.clone(),
         batching: Batching {
             batch_size: args.batch_size,
             atomic: args.atomic,

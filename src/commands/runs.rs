@@ -58,6 +58,10 @@ pub enum Sub {
         /// How many rejected rows to print.
         #[arg(long, default_value_t = 100, value_name = "N")]
         rejects: usize,
+        /// Also write the run as one self-contained HTML page here (as run --report-html, without
+        /// the timeline, which only a run records as it goes).
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
     },
     /// Delete the per-row outcomes of all runs but the newest N (their summaries stay in the
     /// history; they can no longer be undone). Runs a resume may continue keep their rows.
@@ -96,6 +100,67 @@ fn live_run(dir: &Path, newest: Option<&crate::ledger::db::RunRow>) -> Option<i6
         }
         _ => None,
     }
+}
+
+/// Writes run `r` as an HTML page from what the ledger holds: its jobs' counts, and the rejects
+/// of its resume chain grouped by reason, new and known.
+fn write_html(
+    ledger: &Ledger,
+    r: &crate::ledger::db::RunRow,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    let jobs: Vec<crate::ledger::JobReport> = ledger
+        .jobs(r.id)?
+        .into_iter()
+        .map(|(info, counts, passed_over)| crate::ledger::JobReport {
+            mapping: info.mapping.into(),
+            source: info.source.into(),
+            entity_set: info.entity_set,
+            operation: info.operation,
+            counts,
+            batches: 0,
+            passed_over,
+            rejects_file: None,
+            duration_ms: 0,
+            first_errors: Vec::new(),
+            rejects_known: None,
+            rejects_new: None,
+        })
+        .collect();
+    let duration_ms = match (
+        r.started_at.parse::<jiff::Timestamp>(),
+        r.ended_at.as_deref().map(str::parse::<jiff::Timestamp>),
+    ) {
+        (Ok(a), Some(Ok(b))) => b.duration_since(a).as_millis().max(0) as u64,
+        _ => 0,
+    };
+    let report = crate::ledger::RunReport::new(
+        "run",
+        false,
+        r.started_at.clone(),
+        duration_ms,
+        r.exit_code.unwrap_or(4) as u8,
+        jobs,
+    );
+    let rejects: Vec<(usize, u64, String, Option<bool>)> = ledger
+        .chain_rejects(r.chain)?
+        .into_iter()
+        .map(|c| (c.seq, c.row, c.error, Some(c.known)))
+        .collect();
+    let groups = crate::run::html::group_rejects(&rejects);
+    let stopped = r.unfinished().then(|| {
+        "this run did not finish its rows: `dvload run ... --resume` continues it".to_string()
+    });
+    let page = crate::run::html::Page {
+        title: format!("dvload run #{}", r.id),
+        report: &report,
+        samples: &[],
+        rejects: &groups,
+        choices: &[("mappings".to_string(), r.job.replace('\n', " "))],
+        stopped: stopped.as_deref(),
+    };
+    crate::run::files::write_text(path, &crate::run::html::render(&page))?;
+    Ok(())
 }
 
 /// Runs `dvload runs`.
@@ -182,10 +247,18 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             }
         }
         Some(Sub::Prune { .. }) => unreachable!("handled above"),
-        Some(Sub::Show { run_id, rejects }) => {
+        Some(Sub::Show {
+            run_id,
+            rejects,
+            html,
+        }) => {
             let Some(r) = ledger.run(run_id)? else {
                 anyhow::bail!("no run #{run_id} in {}", Ledger::file(&dir).display());
             };
+            if let Some(path) = &html {
+                write_html(&ledger, &r, path)?;
+                println!("HTML report written to {}", path.display());
+            }
             if ledger.pruned(&r)? {
                 println!(
                     "run #{run_id}'s row outcomes were pruned (dvload runs prune): its summary follows"

@@ -164,26 +164,7 @@ pub fn fingerprint(reject: &crate::outcome::Reject, reason: &str, fields: usize)
     use crate::outcome::Reject;
     use crate::source::RecordData;
     let mut h = xxhash_rust::xxh3::Xxh3::new();
-    let bytes = reason.as_bytes();
-    let mut i = 0;
-    let mut digits = false;
-    while i < bytes.len() {
-        if is_guid(&bytes[i..]) {
-            h.update(b"<id>");
-            i += 36;
-            digits = false;
-        } else if bytes[i].is_ascii_digit() {
-            if !digits {
-                h.update(b"#");
-            }
-            digits = true;
-            i += 1;
-        } else {
-            h.update(&bytes[i..=i]);
-            digits = false;
-            i += 1;
-        }
-    }
+    h.update(fold_reason(reason).as_bytes());
     h.update(b"\x00");
     match reject {
         Reject::Mapping(r, _) | Reject::Service(r, _) | Reject::Unsent(r, _) => match &r.data {
@@ -198,6 +179,34 @@ pub fn fingerprint(reject: &crate::outcome::Reject, reason: &str, fields: usize)
         Reject::Unreadable(b) => h.update(&b.raw),
     }
     h.digest128().to_le_bytes()
+}
+
+/// A reason with its ids and numbers folded (`<id>`, `#`): two rows refused for the same reason
+/// whose messages differ only in an id, a count or a value fold alike.
+pub fn fold_reason(reason: &str) -> String {
+    let bytes = reason.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    let mut digits = false;
+    while i < bytes.len() {
+        if is_guid(&bytes[i..]) {
+            out.extend_from_slice(b"<id>");
+            i += 36;
+            digits = false;
+        } else if bytes[i].is_ascii_digit() {
+            if !digits {
+                out.push(b'#');
+            }
+            digits = true;
+            i += 1;
+        } else {
+            out.push(bytes[i]);
+            digits = false;
+            i += 1;
+        }
+    }
+    // Only ASCII was replaced by ASCII: the rest is the reason's own UTF-8.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// Whether `b` starts with a GUID's 36 characters (8-4-4-4-12 hex digits).

@@ -80,6 +80,12 @@ impl RunSession {
         let chain = self.resumed.as_ref().map_or(self.run_id, |r| r.chain);
         Ok(self.ledger.reject_history(chain)?)
     }
+
+    /// Every rejected row of this run's resume chain, new and known (for the HTML report).
+    pub fn chain_rejects(&self) -> crate::Result<Vec<crate::ledger::db::ChainReject>> {
+        let chain = self.resumed.as_ref().map_or(self.run_id, |r| r.chain);
+        Ok(self.ledger.chain_rejects(chain)?)
+    }
 }
 
 /// What the ledger records of one mapping of a run: its files, and what it writes where.

@@ -16,6 +16,7 @@ macro_rules! say {
 
 mod dry;
 pub(crate) mod files;
+pub(crate) mod html;
 pub(crate) mod send;
 pub(crate) mod signals;
 pub(crate) mod text;
@@ -86,6 +87,8 @@ pub struct RunOptions {
     pub rejects: Option<PathBuf>,
     /// The JSON report's path.
     pub report: Option<PathBuf>,
+    /// The HTML report's path.
+    pub report_html: Option<PathBuf>,
     /// How rows become requests.
     pub batching: Batching,
     /// The ledger.

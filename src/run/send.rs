@@ -294,6 +294,31 @@ async fn write_all(
         writer.pacing.waited_ms(),
     );
     files::write_report(args.report.as_deref(), &report)?;
+    if let Some(path) = &args.report_html {
+        let rejects: Vec<(usize, u64, String, Option<bool>)> =
+            match session.as_ref().map(RunSession::chain_rejects) {
+                Some(Ok(list)) => list
+                    .into_iter()
+                    .map(|r| (r.seq, r.row, r.error, Some(r.known)))
+                    .collect(),
+                // Without a ledger, the first errors the console listed.
+                _ => Vec::new(),
+            };
+        let groups = super::html::group_rejects(&rejects);
+        let page = super::html::Page {
+            title: match session.as_ref() {
+                Some(s) => format!("dvload run #{}", s.run_id),
+                None => "dvload run".to_string(),
+            },
+            report: &report,
+            samples: &writer.timeline.samples(),
+            rejects: &groups,
+            choices: &choices(&args, &policies),
+            stopped: stop_message.as_deref(),
+        };
+        files::write_text(path, &super::html::render(&page))?;
+        say!(console, "HTML report written to {}", path.display());
+    }
     if let Err(e) = written {
         // The run's ledger (or an output) failed mid-run: exit 4 as the report says, with what
         // was sent and what is uncertain.
@@ -374,7 +399,17 @@ async fn write_jobs(
             job.plan.entity_set.clone(),
             job.plan.operation.name().to_string(),
         );
-        let mut progress = console.progress(&source);
+        let mut progress = writer.timeline.record(
+            console.progress(&source),
+            writer.pacing.clone(),
+            writer.stats.clone(),
+            reports
+                .iter()
+                .fold(Counts::default(), |mut c, r: &JobReport| {
+                    c.add(&r.counts);
+                    c
+                }),
+        );
         let requests_before = writer
             .stats
             .requests
@@ -525,6 +560,55 @@ async fn write_jobs(
         }
     }
     Ok(())
+}
+
+/// What the run chose, for its HTML report.
+fn choices(args: &RunOptions, policies: &[crate::exit::FailOn]) -> Vec<(String, String)> {
+    let mut out = vec![
+        (
+            "mappings".to_string(),
+            args.mappings
+                .iter()
+                .map(|m| m.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        (
+            "batch size".to_string(),
+            args.batching.batch_size.to_string(),
+        ),
+        (
+            "atomic change sets".to_string(),
+            args.batching.atomic.to_string(),
+        ),
+        (
+            "batches in flight".to_string(),
+            args.concurrency.map_or_else(
+                || "as the service hints (x-ms-dop-hint)".to_string(),
+                |c| format!("at most {c}"),
+            ),
+        ),
+        (
+            "requests per second".to_string(),
+            args.max_rps
+                .map_or_else(|| "no limit".to_string(), |r| r.to_string()),
+        ),
+        (
+            "max errors".to_string(),
+            args.max_errors
+                .map_or_else(|| "no limit".to_string(), |m| m.to_string()),
+        ),
+    ];
+    for (m, p) in args.mappings.iter().zip(policies) {
+        out.push((format!("fail_on ({})", m.display()), p.text().to_string()));
+    }
+    if args.ledger.changed_only {
+        out.push(("changed only".to_string(), "true".to_string()));
+    }
+    if args.ledger.resume {
+        out.push(("resumed".to_string(), "true".to_string()));
+    }
+    out
 }
 
 /// Tells each job's rejects apart (known from an earlier run of the job, or new: every one

@@ -15,6 +15,7 @@ pub mod order;
 pub mod pacing;
 pub mod retry;
 pub mod send;
+pub mod timeline;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -73,6 +74,8 @@ pub struct Writer {
     pub options: WriterOptions,
     /// Counters.
     pub stats: Arc<SendStats>,
+    /// The run over time, as its jobs' progress displays sample it (see [`timeline`]).
+    pub timeline: timeline::Timeline,
     /// Set when the run must stop.
     pub stop: Arc<AtomicBool>,
     /// The last access token Dataverse accepted.
@@ -132,6 +135,7 @@ impl Writer {
             pacing: Arc::new(Pacing::new(start_concurrency, ceiling, max_rps)),
             options,
             stats: Arc::new(SendStats::default()),
+            timeline: timeline::Timeline::new(),
             stop: Arc::new(AtomicBool::new(false)),
             accepted_token: Arc::default(),
             provenance: decide::Provenance {

@@ -1477,3 +1477,69 @@ fn a_night_fails_on_new_rejects_not_on_the_ones_it_had_before() {
         .stderr_has("m.toml:")
         .stderr_has("fail_on: 'rejects>lots': the limit must be a whole number");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The report a person looks at (issue 24).
+
+#[test]
+fn the_html_report_shows_counts_time_rejects_and_choices_and_loads_nothing() {
+    let emu = Emu::start();
+    let w = Workdir::new();
+    write_accounts(&w, 300, |i| i % 50 == 0);
+    w.write("m.toml", accounts_mapping("upsert", true));
+    w.dvload_env(
+        &[
+            "run",
+            "m.toml",
+            "--report-html",
+            "night.html",
+            "--batch-size",
+            "10",
+        ],
+        &emu.env(),
+    )
+    .expect_code(1)
+    .stdout_has("HTML report written to night.html");
+    let html = w.read("night.html");
+    for part in [
+        "<title>dvload run #1</title>",
+        "<b>300</b><span>read</span>",
+        "<b>294</b><span>written</span>",
+        "<b>6</b><span>rejected</span>",
+        "rows per second",
+        "batches in flight allowed",
+        "is outside the valid range",
+        "<span class=\"tag new\">new</span>",
+        "row 50, row 100, row 150",
+        "new-rejects,rejects&gt;10%",
+    ] {
+        assert!(html.contains(part), "{part} missing from the page");
+    }
+    for fetch in ["<script", "src=", "href=", "@import", "url("] {
+        assert!(!html.contains(fetch), "the page fetches nothing: {fetch}");
+    }
+    // The same night again: the rejects are known; the ledger rebuilds the page of either run.
+    w.dvload_env(
+        &["run", "m.toml", "--report-html", "night2.html"],
+        &emu.env(),
+    )
+    .expect_code(0);
+    assert!(
+        w.read("night2.html")
+            .contains("<span class=\"tag known\">known</span>")
+    );
+    w.dvload(&[
+        "runs",
+        "show",
+        "1",
+        "--html",
+        "first.html",
+        "--state",
+        ".dvload",
+    ])
+    .expect_code(0)
+    .stdout_has("HTML report written to first.html");
+    let first = w.read("first.html");
+    assert!(first.contains("<b>6</b><span>rejected</span>"), "{first}");
+    assert!(first.contains("Not recorded for this run"));
+}

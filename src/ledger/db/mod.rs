@@ -39,6 +39,19 @@ pub struct RowOutcome {
     pub fingerprint: Option<[u8; 16]>,
 }
 
+/// A rejected row of a resume chain (see [`Ledger::chain_rejects`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainReject {
+    /// The mapping's position in the run.
+    pub seq: usize,
+    /// The source row.
+    pub row: u64,
+    /// Why it was rejected.
+    pub error: String,
+    /// A run of an earlier chain rejected the same row for the same reason.
+    pub known: bool,
+}
+
 /// What identifies one mapping of a run, and how it was when the run started.
 #[derive(Debug, Clone)]
 pub struct JobInfo {
@@ -530,11 +543,26 @@ impl Ledger {
     /// rejects file, which runs one mapping of a larger job, finds the job's rejects), `new`
     /// otherwise.
     pub fn reject_history(&self, chain: i64) -> Result<HashMap<usize, crate::exit::RejectHistory>> {
+        let mut out: HashMap<usize, crate::exit::RejectHistory> = HashMap::new();
+        for r in self.chain_rejects(chain)? {
+            let h = out.entry(r.seq).or_default();
+            if r.known {
+                h.known += 1;
+            } else {
+                h.new += 1;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every rejected row of resume chain `chain`, in mapping and row order, with whether a run
+    /// of an earlier chain rejected it too (see [`Ledger::reject_history`]).
+    pub fn chain_rejects(&self, chain: i64) -> Result<Vec<ChainReject>> {
         let wrap = wrapper(&self.path, "cannot read the rejects of earlier runs");
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT r.seq, EXISTS (
+                "SELECT r.seq, r.row, coalesce(r.error, ''), EXISTS (
                      SELECT 1 FROM rows p
                      JOIN runs pr ON pr.id = p.run_id
                      JOIN run_jobs pj ON pj.run_id = p.run_id AND pj.seq = p.seq
@@ -543,22 +571,21 @@ impl Ledger {
                  FROM rows r
                  JOIN runs rr ON rr.id = r.run_id
                  JOIN run_jobs rj ON rj.run_id = r.run_id AND rj.seq = r.seq
-                 WHERE rr.chain = ?1 AND r.outcome = 'rejected'",
+                 WHERE rr.chain = ?1 AND r.outcome = 'rejected'
+                 ORDER BY r.seq, r.row",
             )
             .map_err(&wrap)?;
-        let mut out: HashMap<usize, crate::exit::RejectHistory> = HashMap::new();
-        let mut rows = stmt.query(params![chain]).map_err(&wrap)?;
-        while let Some(r) = rows.next().map_err(&wrap)? {
-            let seq: i64 = r.get(0).map_err(&wrap)?;
-            let known: bool = r.get(1).map_err(&wrap)?;
-            let h = out.entry(seq as usize).or_default();
-            if known {
-                h.known += 1;
-            } else {
-                h.new += 1;
-            }
-        }
-        Ok(out)
+        let rows = stmt
+            .query_map(params![chain], |r| {
+                Ok(ChainReject {
+                    seq: r.get::<_, i64>(0)? as usize,
+                    row: r.get::<_, i64>(1)? as u64,
+                    error: r.get(2)?,
+                    known: r.get(3)?,
+                })
+            })
+            .map_err(&wrap)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(&wrap)
     }
 
     /// Records a batch of row outcomes in one transaction: rows with a reason or a created
