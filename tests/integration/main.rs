@@ -10,6 +10,7 @@ mod bench_file;
 mod chaos;
 mod chaos_support;
 mod dry_run;
+mod examples;
 mod golden;
 mod guarantee;
 mod hygiene;
