@@ -136,8 +136,10 @@ pub type AdmitFn = Box<dyn FnMut(&Step) -> Admit + Send>;
 
 /// Something that shows progress (a terminal bar, or nothing).
 pub trait Progress: Send {
-    /// Called after each outcome.
-    fn update(&mut self, counts: &Counts);
+    /// Called after each outcome; `line` is the furthest physical line of the source whose row
+    /// is settled (a record's first line: rows with quoted line breaks span several), which
+    /// says how far through the file the job is better than a row count.
+    fn update(&mut self, counts: &Counts, line: u64);
     /// Called once the job's rows are all settled (a display clears itself).
     fn finish(&mut self) {}
 }
@@ -167,8 +169,20 @@ impl Console for Quiet {
     }
 }
 
+impl Outcome {
+    /// The physical line the row starts on, when the outcome has a row of this run.
+    pub fn line(&self) -> Option<u64> {
+        match self {
+            Outcome::Written(w) => Some(w.pos.line),
+            Outcome::Unchanged(pos, _) | Outcome::Skipped(pos) => Some(pos.line),
+            Outcome::Rejected(r) | Outcome::Carried(r) => Some(r.pos().line),
+            Outcome::PassedOver => None,
+        }
+    }
+}
+
 impl Progress for () {
-    fn update(&mut self, _: &Counts) {}
+    fn update(&mut self, _: &Counts, _: u64) {}
 }
 
 /// Row counts. Invariant: `read = written + rejected + skipped + unchanged`.

@@ -89,6 +89,7 @@ impl crate::run::Console for Terminal {
 struct TerminalProgress {
     bar: Option<indicatif::ProgressBar>,
     last: Instant,
+    start: Instant,
 }
 
 impl TerminalProgress {
@@ -97,24 +98,26 @@ impl TerminalProgress {
             return TerminalProgress {
                 bar: None,
                 last: Instant::now(),
+                start: Instant::now(),
             };
         }
-        // The total is estimated from the file's line count (fast, and close for CSV and JSON
-        // Lines); the bar shows rows/s and the time left. A pipe is never read twice: no bar.
+        // The bar goes by the file's physical lines (counted fast, through a fixed buffer): the
+        // furthest line settled against the lines there are, so that rows with quoted line
+        // breaks do not stop it short; the message counts rows, at a rate rounded for people.
+        // A pipe is never read twice: no bar.
         let total = count_lines(source).unwrap_or(0);
         let bar = indicatif::ProgressBar::with_draw_target(
             Some(total),
             indicatif::ProgressDrawTarget::stderr_with_hz(5),
         );
         bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} rows  {per_sec}  ETA {eta}  {msg}",
-            )
-            .expect("valid template"),
+            indicatif::ProgressStyle::with_template("{bar:30} {percent:>3}%  {msg}  ETA {eta}")
+                .expect("valid template"),
         );
         TerminalProgress {
             bar: Some(bar),
             last: Instant::now(),
+            start: Instant::now(),
         }
     }
 }
@@ -126,12 +129,18 @@ impl Progress for TerminalProgress {
         }
     }
 
-    fn update(&mut self, counts: &Counts) {
+    fn update(&mut self, counts: &Counts, line: u64) {
         if let Some(bar) = &self.bar {
             if self.last.elapsed() >= Duration::from_millis(100) {
                 self.last = Instant::now();
-                bar.set_position(counts.read);
-                bar.set_message(format!("rejected {}", counts.rejected));
+                bar.set_position(line);
+                let secs = self.start.elapsed().as_secs_f64();
+                bar.set_message(format!(
+                    "{} rows  {} rows/s  rejected {}",
+                    crate::run::text::thousands(counts.read),
+                    crate::run::text::rate(counts.read as f64 / secs.max(0.001)),
+                    crate::run::text::thousands(counts.rejected)
+                ));
             }
         }
     }

@@ -72,8 +72,20 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     );
     if !tally.first_errors.is_empty() {
         println!("first row errors:");
-        for e in tally.first_errors.iter().take(args.show_errors) {
+        let shown = tally.first_errors.len().min(args.show_errors);
+        for e in &tally.first_errors[..shown] {
             println!("  {e}");
+        }
+        let more = tally.counts.rejected.saturating_sub(shown as u64);
+        if more > 0 {
+            println!(
+                "  ... and {} more{}",
+                crate::run::text::thousands(more),
+                rejects_file
+                    .as_ref()
+                    .map(|p| format!(" in {}", p.display()))
+                    .unwrap_or_else(|| " (--rejects FILE writes them all)".to_string())
+            );
         }
     }
     if let Some(p) = &rejects_file {

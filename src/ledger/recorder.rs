@@ -23,6 +23,8 @@ pub struct Recorder<'a> {
     /// still records every outcome, and a resume writes them all to its rejects file). The
     /// caller stops the run.
     pub rejects_error: Option<String>,
+    /// The furthest source line settled, for the progress display.
+    line: u64,
 }
 
 impl<'a> Recorder<'a> {
@@ -44,6 +46,7 @@ impl<'a> Recorder<'a> {
             passed_over: 0,
             carried: 0,
             rejects_error: None,
+            line: 0,
         }
     }
 
@@ -70,7 +73,10 @@ impl<'a> Recorder<'a> {
             }
             Outcome::Written(_) | Outcome::Skipped(_) | Outcome::Unchanged(..) => {}
         }
-        self.progress.update(&self.counts);
+        if let Some(line) = outcome.line() {
+            self.line = self.line.max(line);
+        }
+        self.progress.update(&self.counts, self.line);
         Ok(())
     }
 

@@ -180,7 +180,11 @@ pub(super) fn run(
             options.batching.batch_size,
             bytes as f64 / 1e6
         );
-        for line in text::rejects_lines(&tally.first_errors, rejects_file.as_deref()) {
+        for line in text::rejects_lines(
+            &tally.first_errors,
+            tally.counts.rejected,
+            rejects_file.as_deref(),
+        ) {
             console.line(&line);
         }
         reports.push(JobReport {

@@ -507,7 +507,11 @@ async fn write_jobs(
                 text::thousands(outcome.deferred)
             );
         }
-        for line in text::rejects_lines(&outcome.first_errors, rejects_file.as_deref()) {
+        for line in text::rejects_lines(
+            &outcome.first_errors,
+            outcome.counts.rejected,
+            rejects_file.as_deref(),
+        ) {
             console.line(&line);
         }
         if outcome.counts.rejected > 0 || outcome.carried > 0 {

@@ -35,8 +35,25 @@ pub fn summary_line(counts: &Counts, written_word: &str, secs: f64) -> String {
         } else {
             String::new()
         },
-        thousands(rate as u64)
+        self::rate(rate)
     )
+}
+
+/// A rate rounded for people: two significant digits from 100 up (1,548 -> 1,500; 127,387 ->
+/// 130,000), whole numbers below (87.6 -> 88), one decimal under 10 (3.14 -> 3.1).
+pub fn rate(r: f64) -> String {
+    if !r.is_finite() || r <= 0.0 {
+        return "0".to_string();
+    }
+    if r < 10.0 {
+        return format!("{r:.1}");
+    }
+    if r < 100.0 {
+        return format!("{}", r.round() as u64);
+    }
+    let digits = r.log10().floor() as i32;
+    let unit = 10f64.powi(digits - 1);
+    thousands(((r / unit).round() * unit) as u64)
 }
 
 /// Where a job reads from and writes to.
@@ -118,16 +135,53 @@ pub fn now_rfc3339() -> String {
 }
 
 /// A job's first row errors (up to five) and where its rejects went, as lines for the console.
-pub fn rejects_lines(first_errors: &[String], rejects_file: Option<&Path>) -> Vec<String> {
+pub fn rejects_lines(
+    first_errors: &[String],
+    rejected: u64,
+    rejects_file: Option<&Path>,
+) -> Vec<String> {
     let mut lines = Vec::new();
     if !first_errors.is_empty() {
         lines.push("first row errors:".to_string());
-        for e in first_errors.iter().take(5) {
+        let shown = first_errors.len().min(5);
+        for e in &first_errors[..shown] {
             lines.push(format!("  {e}"));
+        }
+        let more = rejected.saturating_sub(shown as u64);
+        if more > 0 {
+            lines.push(match rejects_file {
+                Some(p) => format!("  ... and {} more in {}", thousands(more), p.display()),
+                None => format!("  ... and {} more", thousands(more)),
+            });
         }
     }
     if let Some(p) = rejects_file {
         lines.push(format!("rejected rows written to {}", p.display()));
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_rounded_for_people() {
+        assert_eq!(rate(1548.0), "1,500");
+        assert_eq!(rate(127_387.0), "130,000");
+        assert_eq!(rate(87.6), "88");
+        assert_eq!(rate(2.47), "2.5");
+        assert_eq!(rate(0.0), "0");
+        assert_eq!(rate(f64::NAN), "0");
+    }
+
+    #[test]
+    fn the_console_says_how_many_more_rejects_the_file_holds() {
+        let errors: Vec<String> = (1..=7).map(|i| format!("row {i}: bad")).collect();
+        let lines = rejects_lines(&errors, 1234, Some(Path::new("a.rejects.csv")));
+        assert_eq!(lines.len(), 1 + 5 + 1 + 1);
+        assert_eq!(lines[6], "  ... and 1,229 more in a.rejects.csv");
+        let lines = rejects_lines(&errors[..2], 2, None);
+        assert_eq!(lines, ["first row errors:", "  row 1: bad", "  row 2: bad"]);
+    }
 }

@@ -287,8 +287,37 @@ impl Limit {
     }
 }
 
-/// Dataverse's error as it goes to the rejects file: `Dataverse 400 (0x80044331): message`.
+/// What a status means and what to do, for an answer that said nothing more than its status.
+fn explain_status(status: u16) -> Option<&'static str> {
+    Some(match status {
+        400 => "the service refused the request without saying why",
+        401 => {
+            "the access token was refused (expired or revoked mid-run, or issued for another environment): check that DATAVERSE_URL names the environment the application user is in; dvload whoami checks the set-up"
+        }
+        403 => {
+            "the application user may not do this (a missing privilege): dvload whoami --check MAPPING lists what the mapping needs"
+        }
+        404 => "not found: the table, the record or the URL is not there",
+        413 => "the request is too large for the service: lower --batch-size",
+        429 => "throttled by the service protection limits: the run waits and tries again",
+        500 => "the service failed (an internal error); a retry may get through",
+        502..=504 => {
+            "the service or a proxy before it is unavailable or timed out; a retry may get through"
+        }
+        _ => return None,
+    })
+}
+
+/// Dataverse's error as it goes to the rejects file: `Dataverse 400 (0x80044331): message`. An
+/// answer with no message of its own (an empty body) is explained by its status instead of
+/// repeating it (`Dataverse 401: HTTP 401`).
 pub fn describe(status: u16, error: &ODataError) -> String {
+    let bare = error.message.trim().is_empty() || error.message == format!("HTTP {status}");
+    if bare && error.code.is_empty() {
+        if let Some(why) = explain_status(status) {
+            return format!("Dataverse {status}: {why}");
+        }
+    }
     if error.code.is_empty() || error.code == "0x0" && error.message.is_empty() {
         format!("Dataverse {status}: {}", error.message)
     } else {
@@ -911,6 +940,26 @@ fn batch_rejected(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_with_nothing_but_its_status_is_explained() {
+        let bare = |message: &str| ODataError {
+            code: String::new(),
+            message: message.into(),
+        };
+        let e = describe(401, &bare("HTTP 401"));
+        assert!(
+            e.starts_with("Dataverse 401: the access token was refused"),
+            "{e}"
+        );
+        assert!(describe(403, &bare("")).contains("dvload whoami --check MAPPING"));
+        assert!(describe(413, &bare("HTTP 413")).contains("lower --batch-size"));
+        // A message of its own is kept as it is.
+        assert_eq!(
+            describe(401, &bare("Bearer token expired")),
+            "Dataverse 401: Bearer token expired"
+        );
+    }
     use crate::odata::PartOutcome;
     use crate::odata::batch::BatchRejection;
 

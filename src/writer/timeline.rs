@@ -111,8 +111,8 @@ impl Recording {
 }
 
 impl Progress for Recording {
-    fn update(&mut self, counts: &Counts) {
-        self.inner.update(counts);
+    fn update(&mut self, counts: &Counts, line: u64) {
+        self.inner.update(counts, line);
         self.latest = *counts;
         if self
             .last
