@@ -34,7 +34,7 @@ impl StateArgs {
 #[command(after_help = "Examples:\n  \
     dvload runs --mapping mappings/accounts.toml\n  \
     dvload runs show 12 --state /var/lib/dvload/nightly\n\n\
-    The ledger is a SQLite file (STATE_DIR/ledger.sqlite) that the sqlite3 shell opens too; the README \
+    The ledger is a SQLite file (STATE_DIR/ledger.sqlite) that the sqlite3 shell opens too; docs/ledger.md \
     documents its tables.")]
 pub struct Args {
     /// `show RUN_ID`: one run in detail.

@@ -1,6 +1,6 @@
 //! Hostile review of the key gate, the batcher, the read-backs and the resumed chains: each test
 //! pins one way found to break "every row ends written, rejected or skipped; nothing lost,
-//! nothing written twice; the later row of a key wins" (README, "What dvload promises").
+//! nothing written twice; the later row of a key wins" (docs/guarantee.md).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

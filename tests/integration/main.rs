@@ -9,6 +9,7 @@ mod bad_input;
 mod bench_file;
 mod chaos;
 mod chaos_support;
+mod docs;
 mod dry_run;
 mod examples;
 mod golden;

@@ -182,7 +182,7 @@ impl Drop for Emu {
 }
 
 /// Variables of the parent environment that would change how dvload connects or logs.
-const CLEARED_ENV: &[&str] = &[
+pub const CLEARED_ENV: &[&str] = &[
     "RUST_LOG",
     "DATAVERSE_URL",
     "DATAVERSE_ACCESS_TOKEN",
