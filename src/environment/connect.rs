@@ -68,6 +68,8 @@ pub struct Connection {
     pub dop_hint: Option<usize>,
     /// The emulator, when `--emulator` started one (it stops when this is dropped).
     pub emulator: Option<dataverse_emulator::RunningEmulator>,
+    /// The profile's `fail_on`, when it has one.
+    pub fail_on: Option<crate::exit::FailOn>,
     /// The environment's base language (`organization.languagecode`), when it could be read.
     pub language: Option<u32>,
 }
@@ -130,6 +132,7 @@ pub async fn connect(args: &ConnectOptions, policy: &RetryPolicy) -> crate::Resu
             }),
             ca_cert: None,
             origin: format!("the built-in emulator at {base}"),
+            fail_on: None,
         };
         (settings, Some(running))
     };
@@ -194,6 +197,7 @@ pub async fn connect(args: &ConnectOptions, policy: &RetryPolicy) -> crate::Resu
         client,
         url,
         origin: settings.origin,
+        fail_on: settings.fail_on,
         whoami,
         dop_hint: reply.dop_hint,
         emulator,

@@ -194,13 +194,15 @@ async fn write_all(
         since,
         user_id: Some(conn.whoami.user_id.clone()),
     };
-    // Which rejects fail the run, per mapping: --fail-on, else the mapping's, else the default.
+    // Which rejects fail the run, per mapping: --fail-on (or DVLOAD_FAIL_ON), else the
+    // mapping's [run] fail_on, else the profile's fail_on, else the default.
     let policies: Vec<crate::exit::FailOn> = jobs
         .iter()
         .map(|j| {
             args.fail_on
                 .clone()
                 .or_else(|| j.spec.run.fail_on.clone())
+                .or_else(|| conn.fail_on.clone())
                 .unwrap_or_default()
         })
         .collect();

@@ -36,8 +36,13 @@ fn script(lines: &[String]) -> String {
             continue;
         }
         let shown = t.replace('\'', "'\\''");
+        // `command  # exit N` documents a command that ends with N on purpose.
+        let check = match t.rsplit_once("# exit ") {
+            Some((_, n)) if n.trim().parse::<u8>().is_ok() => format!("[ $rc -ne {} ]", n.trim()),
+            _ => "[ $rc -gt 1 ]".to_string(),
+        };
         s.push_str(&format!(
-            "{t}\nrc=$?; if [ $rc -gt 1 ]; then echo 'FAILED (exit '$rc'): {shown}' >&2; exit 1; fi\n"
+            "{t}\nrc=$?; if {check}; then echo 'FAILED (exit '$rc'): {shown}' >&2; exit 1; fi\n"
         ));
     }
     s

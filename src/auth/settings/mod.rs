@@ -322,6 +322,9 @@ pub struct Settings {
     pub ca_cert: Option<PathBuf>,
     /// Where the settings came from, for messages: `environment` or `profile 'prod' in dvload.toml`.
     pub origin: String,
+    /// Which rejects fail a run, when a profile says (`fail_on`): under `--fail-on` and a
+    /// mapping's `[run] fail_on`, over the default.
+    pub fail_on: Option<crate::exit::FailOn>,
 }
 
 impl fmt::Debug for Settings {
@@ -331,6 +334,7 @@ impl fmt::Debug for Settings {
             .field("credential", &self.credential)
             .field("ca_cert", &self.ca_cert)
             .field("origin", &self.origin)
+            .field("fail_on", &self.fail_on)
             .finish()
     }
 }
@@ -487,6 +491,7 @@ impl Settings {
                 credential,
                 ca_cert,
                 origin,
+                fail_on: None,
             }));
         }
         let tenant_id = match get("AZURE_TENANT_ID") {
@@ -555,6 +560,7 @@ impl Settings {
                 }),
                 ca_cert,
                 origin,
+                fail_on: None,
             })
         })();
         problems.finish(settings)

@@ -26,6 +26,7 @@ pub(super) struct ProfileSpec {
     authority_host: Option<String>,
     token_endpoint: Option<String>,
     ca_cert: Option<String>,
+    fail_on: Option<String>,
     // Refused with an explanation: secrets never go inline.
     client_secret: Option<toml::Spanned<toml::Value>>,
     certificate_password: Option<toml::Spanned<toml::Value>>,
@@ -96,6 +97,11 @@ impl ProfileContext<'_> {
         };
         let ca_cert = spec.ca_cert.as_deref().map(|p| self.base_dir.join(p));
         let origin = format!("profile '{}' in {}", self.profile, self.path);
+        let fail_on = match spec.fail_on.as_deref() {
+            Some(v) => problems
+                .take(crate::exit::FailOn::parse(v).map_err(|r| invalid(&self.key("fail_on"), r))),
+            None => None,
+        };
         if let Some(name) = &spec.access_token_env {
             if spec.client_secret_env.is_some()
                 || spec.client_secret_file.is_some()
@@ -114,6 +120,7 @@ impl ProfileContext<'_> {
                 )),
                 ca_cert,
                 origin,
+                fail_on: fail_on.clone(),
             });
             return problems.finish(settings);
         }
@@ -168,6 +175,7 @@ impl ProfileContext<'_> {
                 }),
                 ca_cert,
                 origin,
+                fail_on,
             })
         })();
         problems.finish(settings)

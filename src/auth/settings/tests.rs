@@ -716,3 +716,20 @@ fn a_url_never_prints_its_query_fragment_or_user_info() {
             .contains("'https://contoso.crm.dynamics.com/api/data/v9.1'")
     );
 }
+
+#[test]
+fn a_profile_may_say_which_rejects_fail_a_run() {
+    let text = "[profiles.p]\nurl = \"https://contoso.crm4.dynamics.com\"\ntenant_id = \"contoso.onmicrosoft.com\"\n\
+                client_id = \"00000000-0000-0000-0000-000000000000\"\nclient_secret_env = \"S\"\nfail_on = \"rejects>5\"\n";
+    let s = profile(text, "p", &[("S", "x")]).unwrap();
+    assert_eq!(
+        s.fail_on,
+        Some(crate::exit::FailOn::parse("rejects>5").unwrap())
+    );
+    let bad = text.replace("rejects>5", "sometimes");
+    let e = profile(&bad, "p", &[("S", "x")]).unwrap_err().to_string();
+    assert!(
+        e.contains("fail_on in profile 'p'") && e.contains("'sometimes' is not a fail-on term"),
+        "{e}"
+    );
+}
