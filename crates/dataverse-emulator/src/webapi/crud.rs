@@ -544,6 +544,14 @@ pub fn retrieve(
 ) -> Result<OpResponse, ApiError> {
     ctx.user.require(table, Right::Read)?;
     let select = parse_select(table, req)?;
+    let expands = super::expand::parse(ctx.catalog, table, req)?;
+    for e in &expands {
+        let target = ctx
+            .catalog
+            .table(&table.navs[&e.nav].target)
+            .expect("validated catalogue");
+        ctx.user.require(target, Right::Read)?;
+    }
     let resolved = resolve_key(store, table, key)?;
     let Some(id) = resolved.found else {
         return Err(resolved.not_found(table));
@@ -566,8 +574,15 @@ pub fn retrieve(
             entity_id: None,
         });
     }
-    let mut resp = representation(ctx, store, table, id, 200, select.as_deref());
-    resp.headers.retain(|(n, _)| n != "Preference-Applied");
+    let mut body = Map::new();
+    body.insert(
+        "@odata.context".into(),
+        Value::String(entity_context(ctx, table, select.as_deref())),
+    );
+    body.extend(represent(table, row, select.as_deref()));
+    super::expand::decorate(ctx.catalog, store, req, table, row, &expands, &mut body);
+    let mut resp = OpResponse::json(200, &Value::Object(body));
+    resp.headers.insert(1, ("ETag".into(), row.etag()));
     Ok(resp)
 }
 

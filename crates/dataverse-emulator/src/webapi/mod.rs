@@ -5,6 +5,7 @@
 
 pub mod bulk;
 pub mod crud;
+pub mod expand;
 pub mod messages;
 pub mod metadata;
 pub mod options;
@@ -197,10 +198,11 @@ fn implemented_options(ctx: &Ctx, segs: &[String], method: &str) -> &'static [&'
     }
     let keyed = first.ends_with(')');
     match (keyed, segs.len(), method) {
-        (false, 1, "GET") => allowed::COLLECTION,
+        (false, 1, "GET") => allowed::COLLECTION_READ,
         (false, 2, "GET") if segs[1] == "$count" => &["$filter"],
         (false, 1, "POST") => allowed::RECORD,
-        (true, 1, "GET" | "PATCH") => allowed::RECORD,
+        (true, 1, "GET") => allowed::RECORD_READ,
+        (true, 1, "PATCH") => allowed::RECORD,
         // `systemusers(id)/systemuserroles_association?$select=name`.
         (true, 2, "GET") if segs[1] == "systemuserroles_association" => allowed::RECORD,
         // A collection-valued navigation property: `accounts(id)/contact_customer_accounts`.

@@ -39,7 +39,20 @@ pub mod allowed {
         "$count",
         "$skiptoken",
     ];
-    /// A single-record read, create or update (`$select` shapes `return=representation`).
+    /// A collection read of a table (`GET accounts`): with `$expand` of single-valued
+    /// navigation properties.
+    pub const COLLECTION_READ: &[&str] = &[
+        "$select",
+        "$filter",
+        "$orderby",
+        "$top",
+        "$count",
+        "$skiptoken",
+        "$expand",
+    ];
+    /// A single-record read: `$select`, and `$expand` of single-valued navigation properties.
+    pub const RECORD_READ: &[&str] = &["$select", "$expand"];
+    /// A create or update (`$select` shapes `return=representation`).
     pub const RECORD: &[&str] = &["$select"];
     /// Metadata reads (`EntityDefinitions…`).
     pub const METADATA: &[&str] = &["$select", "$filter", "$expand"];

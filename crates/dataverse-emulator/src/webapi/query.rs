@@ -391,6 +391,14 @@ pub fn list(
     };
     ctx.user.require(table, Right::Read)?;
     let select = parse_select(table, req)?;
+    let expands = super::expand::parse(ctx.catalog, table, req)?;
+    for e in &expands {
+        let target = ctx
+            .catalog
+            .table(&table.navs[&e.nav].target)
+            .expect("validated catalogue");
+        ctx.user.require(target, Right::Read)?;
+    }
     let pairs = req.query_pairs();
     let get = |name: &str| {
         pairs
@@ -474,7 +482,11 @@ pub fn list(
     let page: Vec<Value> = remaining
         .iter()
         .take(limit)
-        .map(|r| Value::Object(represent(table, r, select.as_deref())))
+        .map(|r| {
+            let mut m = represent(table, r, select.as_deref());
+            super::expand::decorate(ctx.catalog, store, req, table, r, &expands, &mut m);
+            Value::Object(m)
+        })
         .collect();
 
     let set_path = match related {

@@ -55,7 +55,12 @@ async fn every_option_the_emulator_does_not_implement_is_refused() {
         ),
         (
             Method::GET,
-            format!("accounts({id})?$expand=primarycontactid($select=fullname)"),
+            format!("accounts({id})?$expand=contact_customer_accounts"),
+            "The emulator does not implement $expand of the collection-valued navigation property",
+        ),
+        (
+            Method::PATCH,
+            format!("accounts({id})?$expand=primarycontactid"),
             "The query parameter $expand is not supported by the emulator",
         ),
         (
@@ -232,4 +237,130 @@ async fn privileges_are_checked_before_the_message_exists() {
     let api = Api::new(&emu).await;
     let (status, _, message) = refusal(&api, Method::POST, "BulkDelete").await;
     assert_eq!(status, 501, "{message}");
+}
+
+#[tokio::test]
+async fn records_expand_their_lookups_and_carry_the_annotations_asked_for() {
+    let emu = emulator().await;
+    let api = Api::new(&emu).await;
+    let r = api
+        .req(Method::POST, "accounts")
+        .json(
+            &json!({"name": "Contoso", "accountnumber": "A-1", "industrycode": 7,
+                      "revenue": 1250000.5, "creditonhold": true}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let account = r.headers()["OData-EntityId"].to_str().unwrap().to_string();
+    let account_id = &account[account.find('(').unwrap() + 1..account.len() - 1];
+    let r = api
+        .req(Method::POST, "contacts")
+        .json(&json!({"lastname": "Smith",
+                      "parentcustomerid_account@odata.bind": format!("/accounts({account_id})")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let contact = r.headers()["OData-EntityId"].to_str().unwrap().to_string();
+    let contact_id = &contact[contact.find('(').unwrap() + 1..contact.len() - 1];
+
+    // $expand of a single-valued navigation property, with its own $select.
+    let v: Value = api
+        .req(
+            Method::GET,
+            &format!("contacts({contact_id})?$select=lastname&$expand=parentcustomerid_account($select=name,accountnumber)"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["lastname"], "Smith");
+    assert_eq!(v["parentcustomerid_account"]["name"], "Contoso", "{v}");
+    assert_eq!(v["parentcustomerid_account"]["accountid"], account_id);
+    assert!(
+        v["parentcustomerid_account"].get("revenue").is_none(),
+        "{v}"
+    );
+    // The other target of the polymorphic lookup is empty: null.
+    let v: Value = api
+        .req(
+            Method::GET,
+            "contacts?$select=lastname&$expand=parentcustomerid_contact($select=lastname)",
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        v["value"][0]["parentcustomerid_contact"],
+        Value::Null,
+        "{v}"
+    );
+    // An unknown navigation property is the service's unknown-property error.
+    let r = api
+        .req(
+            Method::GET,
+            &format!("contacts({contact_id})?$expand=parentaccount"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    // Formatted values when the Prefer header asks, and only then.
+    let get = |path: String, prefer: Option<&'static str>| {
+        let mut req = api.req(Method::GET, &path);
+        if let Some(p) = prefer {
+            req = req.header("Prefer", p);
+        }
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let path = format!("accounts({account_id})?$select=industrycode,revenue,creditonhold");
+    let plain = get(path.clone(), None).await;
+    assert!(
+        plain
+            .get("industrycode@OData.Community.Display.V1.FormattedValue")
+            .is_none()
+    );
+    let v = get(
+        path,
+        Some("odata.include-annotations=\"OData.Community.Display.V1.FormattedValue\""),
+    )
+    .await;
+    assert_eq!(
+        v["industrycode@OData.Community.Display.V1.FormattedValue"],
+        "Consulting"
+    );
+    assert_eq!(
+        v["revenue@OData.Community.Display.V1.FormattedValue"],
+        "$1,250,000.50"
+    );
+    assert_eq!(
+        v["creditonhold@OData.Community.Display.V1.FormattedValue"],
+        "Yes"
+    );
+    let v = get(
+        "contacts?$select=_parentcustomerid_value".to_string(),
+        Some("odata.include-annotations=\"*\""),
+    )
+    .await;
+    let c = &v["value"][0];
+    assert_eq!(
+        c["_parentcustomerid_value@OData.Community.Display.V1.FormattedValue"], "Contoso",
+        "{v}"
+    );
+    assert_eq!(
+        c["_parentcustomerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"],
+        "account"
+    );
+    assert_eq!(
+        c["_parentcustomerid_value@Microsoft.Dynamics.CRM.associatednavigationproperty"],
+        "parentcustomerid_account"
+    );
 }
