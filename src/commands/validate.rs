@@ -142,6 +142,9 @@ fn check_against(
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;
     let check = runtime.block_on(checker.check_spec(&job.spec));
     if check.exit() == Exit::Success {
+        for w in &check.warnings {
+            println!("warning: {w}");
+        }
         println!(
             "checked against the metadata in {} ({} tables): table, key, columns, types, lengths, option values and lookups fit (privileges are not in the files)",
             dir.display(),

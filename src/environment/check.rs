@@ -43,6 +43,9 @@ pub struct JobCheck {
     pub unusable: Vec<String>,
     /// Privileges the operation needs that the user lacks, with what for (exit 3).
     pub missing: Vec<String>,
+    /// What may go wrong but need not (a business-required column a create leaves empty): said,
+    /// never a refusal.
+    pub warnings: Vec<String>,
 }
 
 impl JobCheck {
@@ -90,6 +93,7 @@ impl JobCheck {
     pub fn report(&self) -> Vec<String> {
         let mut out = vec![self.header.clone()];
         out.extend(self.lines.iter().cloned());
+        out.extend(self.warnings.iter().map(|w| format!("  warning      {w}")));
         out.extend(self.verdict());
         out
     }
@@ -154,6 +158,8 @@ struct Attr {
     options: Vec<(i64, String)>,
     /// A text column's longest value (known from pulled metadata only).
     max_length: Option<i64>,
+    /// `ApplicationRequired` or `SystemRequired`, when the column is.
+    required: Option<String>,
     create: bool,
     update: bool,
     targets: Vec<String>,
@@ -314,6 +320,11 @@ fn columns_of(t: &super::metadata::TableMetadata) -> Columns {
                         })
                         .collect(),
                     max_length: c.max_length,
+                    required: matches!(
+                        c.required_level.as_str(),
+                        "ApplicationRequired" | "SystemRequired"
+                    )
+                    .then(|| c.required_level.clone()),
                     create: c.valid_for_create,
                     update: c.valid_for_update,
                     targets: c.targets.clone(),
@@ -560,6 +571,11 @@ impl<'c> Checker<'c> {
             check_key(&mut v, "key", &entity, &columns, &key_columns);
         }
         // Columns.
+        // Where a field is written, for each problem found with it.
+        let at = |f: &crate::mapping::spec::FieldSpec| {
+            let (line, column) = crate::toml_reader::line_col(&spec.text, f.span.start);
+            format!(" ({}:{line}:{column})", spec.file.display())
+        };
         let mut found = 0usize;
         let mut unknown = Vec::new();
         let mut readonly = Vec::new();
@@ -572,11 +588,11 @@ impl<'c> Checker<'c> {
                         Some(a) => {
                             found += 1;
                             if let Some(why) = type_problem(&value.converter, a) {
-                                mistyped.push(format!("'{}' {why}", f.column));
+                                mistyped.push(format!("'{}' {why}{}", f.column, at(f)));
                             } else if let Some(why) = option_problem(&value.converter, a)
                                 .or_else(|| length_problem(&value.converter, a))
                             {
-                                mistyped.push(format!("'{}' {why}", f.column));
+                                mistyped.push(format!("'{}' {why}{}", f.column, at(f)));
                             }
                             let writable = match op {
                                 OperationKind::Create => a.create,
@@ -584,10 +600,14 @@ impl<'c> Checker<'c> {
                                 _ => a.create || a.update,
                             };
                             if !writable {
-                                readonly.push(f.column.clone());
+                                readonly.push(format!("{}{}", f.column, at(f)));
                             }
                         }
-                        None => unknown.push(unknown_column(&f.column, &columns)),
+                        None => unknown.push(format!(
+                            "{}{}",
+                            unknown_column(&f.column, &columns),
+                            at(f)
+                        )),
                     },
                     FieldKind::Lookup { entity_set, key } => {
                         let Some(target) = self.by_set(entity_set).cloned() else {
@@ -655,6 +675,32 @@ impl<'c> Checker<'c> {
                     "types that do not fit their columns: {}",
                     mistyped.join("; ")
                 ));
+            }
+            // Business-required columns a create leaves out: the service takes the row
+            // (ApplicationRequired is a form rule, not enforced by the Web API: PROTOCOL.md §12.2)
+            // unless a plug-in or the level says otherwise, so this is said, not refused.
+            if matches!(op, OperationKind::Create | OperationKind::Upsert) {
+                let mut left: Vec<String> = columns
+                    .attrs
+                    .iter()
+                    .filter(|(name, a)| {
+                        a.required.is_some()
+                            && a.create
+                            && name.as_str() != entity.primary_id
+                            && !spec.fields.iter().any(|f| &f.column == *name)
+                            && !spec.target.key.iter().any(|k| &k.column == *name)
+                    })
+                    .map(|(name, a)| {
+                        format!("{name} ({})", a.required.as_deref().unwrap_or_default())
+                    })
+                    .collect();
+                left.sort();
+                if !left.is_empty() {
+                    v.warnings.push(format!(
+                        "required columns this mapping leaves out of its creates: {} (the Web API enforces only SystemRequired; map them, or a create may be refused or leave them empty)",
+                        left.join(", ")
+                    ));
+                }
             }
             if !readonly.is_empty() {
                 v.lines.push(format!(
@@ -807,6 +853,11 @@ pub async fn preflight(
         checks.push(checker.check_spec(&job.spec).await);
     }
     refuse_unless_ready(&checks, jobs.len(), "mapping", "nothing sent", console)?;
+    for c in &checks {
+        for w in &c.warnings {
+            console.line(&format!("{}: warning: {w}", c.header));
+        }
+    }
     for job in jobs.iter_mut() {
         if let Some(table) = checker.table(&job.plan.entity_set) {
             if let Some(line) = job.complete(table, conn.language)? {
@@ -1039,6 +1090,7 @@ mod tests {
             date_only,
             options: Vec::new(),
             max_length: None,
+            required: None,
             create: true,
             update: true,
             targets: Vec::new(),

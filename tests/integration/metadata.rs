@@ -501,3 +501,33 @@ fn init_writes_mappings_of_the_samples_that_validate_without_edits() {
     .expect_code(2)
     .stderr_has("is it the right table?");
 }
+
+#[test]
+fn problems_name_their_line_and_a_required_column_left_out_is_a_warning() {
+    let w = pulled();
+    w.write("contacts.csv", "First,Mail\nAnn,ann@example.com\n");
+    // A create that leaves out lastname (ApplicationRequired): said, not refused.
+    w.write(
+        "c.toml",
+        "[source]\npath = \"contacts.csv\"\n\n[target]\nentity_set = \"contacts\"\noperation = \"create\"\n\n\
+         [fields]\nfirstname = \"First\"\nemailaddress1 = \"Mail\"\n",
+    );
+    w.dvload(&["validate", "c.toml", "--metadata", "md"])
+        .expect_code(0)
+        .stdout_has("warning: required columns this mapping leaves out of its creates: lastname (ApplicationRequired)");
+    w.dvload(&["run", "c.toml", "--emulator", "--no-ledger"])
+        .expect_code(0)
+        .stdout_has("c.toml -> contacts (create): warning: required columns this mapping leaves out of its creates: lastname");
+    // A problem with a field says where the field is written.
+    w.write(
+        "c.toml",
+        "[source]\npath = \"contacts.csv\"\n\n[target]\nentity_set = \"contacts\"\noperation = \"create\"\n\n\
+         [fields]\nlastname = \"First\"\nbirthdate = { from = \"Mail\", type = \"int\" }\nnickname = \"Mail\"\n",
+    );
+    w.dvload(&["validate", "c.toml", "--metadata", "md"])
+        .expect_code(2)
+        .stdout_has(
+            "'birthdate' is int but the column is DateTime: use type = \"dateonly\" (c.toml:10:1)",
+        )
+        .stdout_has("'nickname' (c.toml:11:1)");
+}
