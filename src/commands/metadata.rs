@@ -22,7 +22,9 @@ pub struct Args {
 pub enum Action {
     /// Save each table's metadata as DIR/TABLE.json (commit them: a diff shows what changed).
     #[command(
-        after_help = "Example:\n  dvload metadata pull account contact --out metadata/ --emulator"
+        after_help = "Examples:\n  dvload metadata pull account contact --out metadata/ --emulator\n  \
+                      dvload metadata pull account contact --out metadata/ --profile prod\n  \
+                      dvload metadata pull account --out metadata/          (DATAVERSE_URL and AZURE_* set)"
     )]
     Pull(PullArgs),
 }

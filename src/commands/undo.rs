@@ -7,8 +7,10 @@ use crate::run::{Mode, UndoOptions};
 /// Arguments of `dvload undo`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
-    dvload undo 12 --mapping mappings/accounts.toml\n  \
-    dvload undo 12 --state /var/lib/dvload/nightly --yes\n\n\
+    dvload undo 12 --mapping mappings/accounts.toml --profile prod\n  \
+    dvload undo 12 --state /var/lib/dvload/nightly --yes          (DATAVERSE_URL and AZURE_* set)\n  \
+    dvload undo 12 --mapping mappings/accounts.toml --emulator\n\n\
+    An interrupted undo is continued by running the same command again. \
     Only records the run created are deleted: rows of `create` mappings (POST, or PATCH with \
     If-None-Match), and upserts that created their record when the run had --track-creates. \
     Without it Dataverse answers 204 whether an upsert created or updated, so the ledger cannot \

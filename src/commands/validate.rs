@@ -11,6 +11,7 @@ use crate::ledger::{JobReport, RunReport};
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
     dvload validate mappings/accounts.toml\n  \
+    dvload validate mappings/accounts.toml --metadata metadata/      (against pulled metadata; no network)\n  \
     dvload validate mappings/contacts.toml --source exports/contacts-2026-11-26.csv --rejects contacts.rejects.csv\n\n\
     Exit codes: 0 every row maps, 1 some rows would be rejected, 2 the mapping, the source or the command line is unusable.")]
 pub struct Args {
