@@ -285,7 +285,7 @@ async fn write_all(
              dvload emulator --port 8085 --data demo-state.json   (then, in another shell)\n  \
              DATAVERSE_URL=http://127.0.0.1:8085 AZURE_AUTHORITY_HOST=http://127.0.0.1:8085 \
              AZURE_TENANT_ID={} AZURE_CLIENT_ID={} AZURE_CLIENT_SECRET=... dvload run MAPPING...\n  \
-             and read it back: GET http://127.0.0.1:8085/api/data/v9.2/accounts?$select=name,accountnumber&$top=5",
+             (the emulator's secret is in the README), and read it back with a token from the emulator, as the README's five-minute tour does.",
             dataverse_emulator::defaults::TENANT_ID,
             dataverse_emulator::defaults::CLIENT_ID
         );
