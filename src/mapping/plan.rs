@@ -380,21 +380,7 @@ impl BoundField {
         let Getter::Path(path) = &r.getter else {
             return false;
         };
-        let mut cur = json;
-        for seg in path {
-            let next = match cur {
-                serde_json::Value::Object(map) => map.get(seg.as_str()),
-                serde_json::Value::Array(items) => {
-                    seg.parse::<usize>().ok().and_then(|i| items.get(i))
-                }
-                _ => None,
-            };
-            match next {
-                Some(v) => cur = v,
-                None => return false,
-            }
-        }
-        cur.is_null()
+        json_at(json, path).is_some_and(serde_json::Value::is_null)
     }
 }
 
@@ -715,6 +701,16 @@ fn get<'r>(record: &'r Record, getter: &Getter) -> Result<Cow<'r, str>, String> 
     get_for(record, getter, &Converter::Text { max_length: None })
 }
 
+/// The value at `path` in a JSON record (object members by name, array items by index), or
+/// `None` when a segment is not there.
+fn json_at<'v>(value: &'v serde_json::Value, path: &[String]) -> Option<&'v serde_json::Value> {
+    path.iter().try_fold(value, |cur, seg| match cur {
+        serde_json::Value::Object(map) => map.get(seg.as_str()),
+        serde_json::Value::Array(items) => seg.parse::<usize>().ok().and_then(|i| items.get(i)),
+        _ => None,
+    })
+}
+
 fn get_for<'r>(
     record: &'r Record,
     getter: &Getter,
@@ -722,23 +718,10 @@ fn get_for<'r>(
 ) -> Result<Cow<'r, str>, String> {
     match (&record.data, getter) {
         (RecordData::Csv(row), Getter::Column(i)) => Ok(Cow::Borrowed(row.get(*i).unwrap_or(""))),
-        (RecordData::Json(value), Getter::Path(path)) => {
-            let mut cur = value;
-            for seg in path {
-                let next = match cur {
-                    serde_json::Value::Object(map) => map.get(seg.as_str()),
-                    serde_json::Value::Array(items) => {
-                        seg.parse::<usize>().ok().and_then(|i| items.get(i))
-                    }
-                    _ => None,
-                };
-                match next {
-                    Some(v) => cur = v,
-                    None => return Ok(Cow::Borrowed("")),
-                }
-            }
-            json_text(cur, converter)
-        }
+        (RecordData::Json(value), Getter::Path(path)) => match json_at(value, path) {
+            Some(v) => json_text(v, converter),
+            None => Ok(Cow::Borrowed("")),
+        },
         (RecordData::Csv(_), Getter::Path(_)) | (RecordData::Json(_), Getter::Column(_)) => {
             Err("the record's format does not match the mapping's source format".to_string())
         }

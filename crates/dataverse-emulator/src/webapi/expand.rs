@@ -8,10 +8,10 @@
 
 use serde_json::{Map, Value};
 
-use super::OpRequest;
 use super::crud::{no_such_property, represent};
+use super::{Ctx, OpRequest};
 use crate::catalog::{Catalog, Table};
-use crate::config::{ColumnConfig, ColumnType};
+use crate::config::{ColumnConfig, ColumnType, Right};
 use crate::error::ApiError;
 use crate::state::{Record, Store};
 
@@ -29,8 +29,10 @@ pub struct Expand {
 }
 
 /// Reads `$expand` of `req` against `table`: single-valued navigation properties only (a
-/// collection-valued one is refused as not implemented), nested `$select` only.
-pub fn parse(catalog: &Catalog, table: &Table, req: &OpRequest) -> Result<Vec<Expand>, ApiError> {
+/// collection-valued one is refused as not implemented), nested `$select` only; the caller
+/// must be allowed to read each expanded table.
+pub fn parse(ctx: &Ctx, table: &Table, req: &OpRequest) -> Result<Vec<Expand>, ApiError> {
+    let catalog = ctx.catalog;
     let Some((_, text)) = req.query_pairs().into_iter().find(|(k, _)| k == "$expand") else {
         return Ok(Vec::new());
     };
@@ -50,6 +52,7 @@ pub fn parse(catalog: &Catalog, table: &Table, req: &OpRequest) -> Result<Vec<Ex
             return Err(no_such_property(table, name));
         };
         let target = catalog.table(&nav.target).expect("validated catalogue");
+        ctx.user.require(target, Right::Read)?;
         let mut select = None;
         for option in inner.split(';').map(str::trim).filter(|s| !s.is_empty()) {
             let (k, v) = option.split_once('=').unwrap_or((option, ""));

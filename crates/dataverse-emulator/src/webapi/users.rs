@@ -162,6 +162,18 @@ fn organization(ctx: &Ctx, req: &OpRequest, id: Uuid) -> Result<OpResponse, ApiE
     select(ctx, req, "organization", "organizations", id, row)
 }
 
+/// One `RolePrivilege` of `RetrieveUserPrivilegesResponse`, keyed by its name for sorting.
+fn privilege(ctx: &Ctx, name: String) -> (String, Value) {
+    let id = super::metadata::metadata_id(&["privilege", &name]);
+    let entry = json!({
+        "BusinessUnitId": ctx.org.business_unit_id,
+        "Depth": "Global",
+        "PrivilegeId": id.to_string(),
+        "PrivilegeName": name,
+    });
+    (name, entry)
+}
+
 fn privileges(ctx: &Ctx) -> OpResponse {
     let mut list: Vec<(String, Value)> = Vec::new();
     for (table, rights) in &ctx.user.privileges {
@@ -171,30 +183,12 @@ fn privileges(ctx: &Ctx) -> OpResponse {
         for right in Right::ALL {
             if rights.contains(&right) {
                 let name = format!("{}{}", right.prefix(), t.cfg.schema_name);
-                let id = super::metadata::metadata_id(&["privilege", &name]);
-                list.push((
-                    name.clone(),
-                    json!({
-                        "BusinessUnitId": ctx.org.business_unit_id,
-                        "Depth": "Global",
-                        "PrivilegeId": id.to_string(),
-                        "PrivilegeName": name,
-                    }),
-                ));
+                list.push(privilege(ctx, name));
             }
         }
     }
     for name in &ctx.user.global {
-        let id = super::metadata::metadata_id(&["privilege", name]);
-        list.push((
-            name.clone(),
-            json!({
-                "BusinessUnitId": ctx.org.business_unit_id,
-                "Depth": "Global",
-                "PrivilegeId": id.to_string(),
-                "PrivilegeName": name,
-            }),
-        ));
+        list.push(privilege(ctx, name.clone()));
     }
     list.sort_by(|a, b| a.0.cmp(&b.0));
     OpResponse::json(
