@@ -531,3 +531,65 @@ fn problems_name_their_line_and_a_required_column_left_out_is_a_warning() {
         )
         .stdout_has("'nickname' (c.toml:11:1)");
 }
+
+#[test]
+fn what_validate_accepts_against_pulled_metadata_the_emulator_writes_row_for_row() {
+    let emu = crate::support::Emu::start();
+    let w = Workdir::new();
+    w.dvload(&[
+        "metadata",
+        "pull",
+        "account",
+        "contact",
+        "lead",
+        "--out",
+        "md",
+        "--emulator",
+    ])
+    .expect_code(0);
+    let repo = crate::support::repo();
+    let mappings: Vec<String> = ["accounts", "contacts", "leads"]
+        .iter()
+        .map(|m| {
+            repo.join(format!("mappings/{m}.toml"))
+                .display()
+                .to_string()
+        })
+        .collect();
+    // Offline: each mapping fits the files, and validate says which rows it would write.
+    let mut would_write = Vec::new();
+    for (i, m) in mappings.iter().enumerate() {
+        let report = format!("v{i}.json");
+        w.dvload(&["validate", m, "--metadata", "md", "--report", &report])
+            .expect_code(1)
+            .stdout_has("lookups fit");
+        let v: Value = serde_json::from_str(&w.read(&report)).unwrap();
+        would_write.push(v["written"].as_u64().unwrap());
+    }
+    // Live, against the emulator those files came from: the same rows are written, but for
+    // the one row whose lookup target does not exist, which only the service can tell.
+    let args: Vec<&str> = ["run"]
+        .into_iter()
+        .chain(mappings.iter().map(String::as_str))
+        .chain(["--report", "run.json", "--state", "state"])
+        .collect();
+    w.dvload_env(&args, &emu.env()).expect_code(1);
+    let run: Value = serde_json::from_str(&w.read("run.json")).unwrap();
+    let written: Vec<u64> = (0..3)
+        .map(|i| run["jobs"][i]["written"].as_u64().unwrap())
+        .collect();
+    assert_eq!(written[0], would_write[0], "accounts");
+    assert_eq!(written[2], would_write[2], "leads");
+    assert_eq!(
+        written[1],
+        would_write[1] - 1,
+        "contacts: all but ACC-99999's"
+    );
+    let rejects = crate::support::read_rejects_csv(&w.path().join("contacts.rejects.csv"), b';');
+    let service: Vec<u64> = rejects
+        .iter()
+        .filter(|r| r.error.starts_with("Dataverse"))
+        .map(|r| r.row)
+        .collect();
+    assert_eq!(service, [318], "{rejects:?}");
+}
