@@ -159,7 +159,11 @@ fn write_html(
         choices: &[("mappings".to_string(), r.job.replace('\n', " "))],
         stopped: stopped.as_deref(),
     };
-    crate::run::files::write_text(path, &crate::run::html::render(&page))?;
+    crate::ledger::report::write_atomically(path, crate::run::html::render(&page).as_bytes())
+        .map_err(crate::Error::io(format!(
+            "cannot write the HTML report {}",
+            path.display()
+        )))?;
     Ok(())
 }
 

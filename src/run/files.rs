@@ -129,15 +129,6 @@ pub fn io_reason(e: &std::io::Error) -> String {
     }
 }
 
-/// Writes `text` to `path` whole: into a temporary file beside it, renamed over it, so that a
-/// reader never sees half a page.
-pub fn write_text(path: &Path, text: &str) -> crate::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(crate::Error::io(format!("cannot write {}", path.display())))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

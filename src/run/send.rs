@@ -46,6 +46,9 @@ pub(super) fn run(args: RunOptions, console: &mut dyn Console) -> crate::Result<
     if let Some(report) = &args.report {
         check_writable(report, "--report")?;
     }
+    if let Some(page) = &args.report_html {
+        check_writable(page, "--report-html")?;
+    }
     // Settings that cannot work are a usage error (exit 2), found before anything is recorded.
     args.connect.settings()?;
     // The ledger's lock: a second run of the same job stops here, having touched neither the
@@ -318,7 +321,11 @@ async fn write_all(
             choices: &choices(&args, &policies),
             stopped: stop_message.as_deref(),
         };
-        files::write_text(path, &super::html::render(&page))?;
+        crate::ledger::report::write_atomically(path, super::html::render(&page).as_bytes())
+            .map_err(crate::Error::io(format!(
+                "cannot write the HTML report {}",
+                path.display()
+            )))?;
         say!(console, "HTML report written to {}", path.display());
     }
     if let Err(e) = written {
@@ -401,17 +408,21 @@ async fn write_jobs(
             job.plan.entity_set.clone(),
             job.plan.operation.name().to_string(),
         );
-        let mut progress = writer.timeline.record(
-            console.progress(&source),
-            writer.pacing.clone(),
-            writer.stats.clone(),
-            reports
-                .iter()
-                .fold(Counts::default(), |mut c, r: &JobReport| {
-                    c.add(&r.counts);
-                    c
-                }),
-        );
+        // Only a run that writes an HTML report samples itself as it goes.
+        let mut progress = match &args.report_html {
+            Some(_) => writer.timeline.record(
+                console.progress(&source),
+                writer.pacing.clone(),
+                writer.stats.clone(),
+                reports
+                    .iter()
+                    .fold(Counts::default(), |mut c, r: &JobReport| {
+                        c.add(&r.counts);
+                        c
+                    }),
+            ),
+            None => console.progress(&source),
+        };
         let requests_before = writer
             .stats
             .requests

@@ -1501,6 +1501,14 @@ fn the_html_report_shows_counts_time_rejects_and_choices_and_loads_nothing() {
     .expect_code(1)
     .stdout_has("HTML report written to night.html");
     let html = w.read("night.html");
+    // A page that could not be written is found before anything is sent, not after.
+    let before = emu.state.count("account");
+    std::fs::create_dir(w.path().join("page")).unwrap();
+    w.dvload_env(&["run", "m.toml", "--report-html", "page"], &emu.env())
+        .expect_code(2)
+        .stderr_has("--report-html page: is a directory")
+        .stderr_has("nothing was sent");
+    assert_eq!(emu.state.count("account"), before);
     for part in [
         "<title>dvload run #1</title>",
         "<b>300</b><span>read</span>",
