@@ -267,7 +267,7 @@ fn quote(s: &str) -> String {
 }
 
 /// A TOML key: bare when it can be.
-fn key(s: &str) -> String {
+fn toml_key(s: &str) -> String {
     if !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
@@ -660,7 +660,7 @@ pub fn generate(
                     let _ = writeln!(
                         fields,
                         "{} = {line}  # {label}({}), by {}",
-                        key_name(&nav),
+                        toml_key(&nav),
                         found.meta.attribute_type,
                         found.by
                     );
@@ -689,7 +689,7 @@ pub fn generate(
             let _ = writeln!(
                 fields,
                 "{} = {}  # {note}",
-                key_name(found.column),
+                toml_key(found.column),
                 quote(header)
             );
         } else {
@@ -701,7 +701,7 @@ pub fn generate(
             let _ = writeln!(
                 fields,
                 "{} = {{ {} }}  # {note}",
-                key_name(found.column),
+                toml_key(found.column),
                 parts.join(", ")
             );
         }
@@ -732,7 +732,7 @@ pub fn generate(
         Some(parts) => {
             let inner: Vec<String> = parts
                 .iter()
-                .map(|(c, h)| format!("{} = {}", key_name(c), quote(h)))
+                .map(|(c, h)| format!("{} = {}", toml_key(c), quote(h)))
                 .collect();
             let _ = writeln!(
                 text,
@@ -758,10 +758,6 @@ pub fn generate(
         matched,
         unmatched: left_out.len(),
     }
-}
-
-fn key_name(s: &str) -> String {
-    key(s)
 }
 
 /// The field of a lookup named by `header`: (navigation property, TOML value), or why not.
@@ -806,7 +802,7 @@ fn lookup(
                     format!(
                         "{{ lookup = {}, key = {{ {} = {} }} }}",
                         quote(&t.entity_set),
-                        key(&k.attributes[0]),
+                        toml_key(&k.attributes[0]),
                         quote(header)
                     ),
                 ));

@@ -42,9 +42,8 @@ impl AppUser {
                 .iter()
                 .map(|t| (t.logical_name.clone(), Right::ALL.into_iter().collect()))
                 .collect(),
-            global: crate::webapi::messages::PRIVILEGES
-                .iter()
-                .map(|p| p.to_string())
+            global: crate::webapi::messages::privileges()
+                .map(str::to_string)
                 .collect(),
             roles: vec!["System Administrator".into()],
             disabled: false,

@@ -39,6 +39,20 @@ pub struct RowOutcome {
     pub fingerprint: Option<[u8; 16]>,
 }
 
+/// The rejected rows of resume chain `?1` (every run of it): `seq, row, error, known`, `known`
+/// when a run of an earlier chain rejected the same row for the same reason through the same
+/// mapping file (their fingerprints match).
+const CHAIN_REJECTS: &str = "SELECT r.seq AS seq, r.row AS row, coalesce(r.error, '') AS error,
+       EXISTS (SELECT 1 FROM rows p
+               JOIN runs pr ON pr.id = p.run_id
+               JOIN run_jobs pj ON pj.run_id = p.run_id AND pj.seq = p.seq
+               WHERE p.fingerprint = r.fingerprint AND p.outcome = 'rejected'
+                 AND pr.chain < ?1 AND pj.mapping = rj.mapping) AS known
+     FROM rows r
+     JOIN runs rr ON rr.id = r.run_id
+     JOIN run_jobs rj ON rj.run_id = r.run_id AND rj.seq = r.seq
+     WHERE rr.chain = ?1 AND r.outcome = 'rejected'";
+
 /// A rejected row of a resume chain (see [`Ledger::chain_rejects`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainReject {
@@ -543,13 +557,20 @@ impl Ledger {
     /// rejects file, which runs one mapping of a larger job, finds the job's rejects), `new`
     /// otherwise.
     pub fn reject_history(&self, chain: i64) -> Result<HashMap<usize, crate::exit::RejectHistory>> {
+        let wrap = wrapper(&self.path, "cannot read the rejects of earlier runs");
+        let sql = format!("SELECT seq, known, count(*) FROM ({CHAIN_REJECTS}) GROUP BY seq, known");
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(&wrap)?;
         let mut out: HashMap<usize, crate::exit::RejectHistory> = HashMap::new();
-        for r in self.chain_rejects(chain)? {
-            let h = out.entry(r.seq).or_default();
-            if r.known {
-                h.known += 1;
+        let mut rows = stmt.query(params![chain]).map_err(&wrap)?;
+        while let Some(r) = rows.next().map_err(&wrap)? {
+            let seq: i64 = r.get(0).map_err(&wrap)?;
+            let known: bool = r.get(1).map_err(&wrap)?;
+            let n: i64 = r.get(2).map_err(&wrap)?;
+            let h = out.entry(seq as usize).or_default();
+            if known {
+                h.known += n as u64;
             } else {
-                h.new += 1;
+                h.new += n as u64;
             }
         }
         Ok(out)
@@ -559,22 +580,8 @@ impl Ledger {
     /// of an earlier chain rejected it too (see [`Ledger::reject_history`]).
     pub fn chain_rejects(&self, chain: i64) -> Result<Vec<ChainReject>> {
         let wrap = wrapper(&self.path, "cannot read the rejects of earlier runs");
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT r.seq, r.row, coalesce(r.error, ''), EXISTS (
-                     SELECT 1 FROM rows p
-                     JOIN runs pr ON pr.id = p.run_id
-                     JOIN run_jobs pj ON pj.run_id = p.run_id AND pj.seq = p.seq
-                     WHERE p.fingerprint = r.fingerprint AND p.outcome = 'rejected'
-                       AND pr.chain < ?1 AND pj.mapping = rj.mapping)
-                 FROM rows r
-                 JOIN runs rr ON rr.id = r.run_id
-                 JOIN run_jobs rj ON rj.run_id = r.run_id AND rj.seq = r.seq
-                 WHERE rr.chain = ?1 AND r.outcome = 'rejected'
-                 ORDER BY r.seq, r.row",
-            )
-            .map_err(&wrap)?;
+        let sql = format!("{CHAIN_REJECTS} ORDER BY r.seq, r.row");
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(&wrap)?;
         let rows = stmt
             .query_map(params![chain], |r| {
                 Ok(ChainReject {

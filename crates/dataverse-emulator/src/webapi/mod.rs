@@ -198,7 +198,7 @@ fn implemented_options(ctx: &Ctx, segs: &[String], method: &str) -> &'static [&'
     }
     let keyed = first.ends_with(')');
     match (keyed, segs.len(), method) {
-        (false, 1, "GET") => allowed::COLLECTION_READ,
+        (false, 1, "GET") => allowed::COLLECTION,
         (false, 2, "GET") if segs[1] == "$count" => &["$filter"],
         (false, 1, "POST") => allowed::RECORD,
         (true, 1, "GET") => allowed::RECORD_READ,

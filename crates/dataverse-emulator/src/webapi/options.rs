@@ -30,18 +30,9 @@ const SERVICE_OPTIONS: [&str; 12] = [
 
 /// What each route implements.
 pub mod allowed {
-    /// A collection read (`GET accounts`).
+    /// A collection read (`GET accounts`, `GET accounts(id)/contact_customer_accounts`), with
+    /// `$expand` of single-valued navigation properties.
     pub const COLLECTION: &[&str] = &[
-        "$select",
-        "$filter",
-        "$orderby",
-        "$top",
-        "$count",
-        "$skiptoken",
-    ];
-    /// A collection read of a table (`GET accounts`): with `$expand` of single-valued
-    /// navigation properties.
-    pub const COLLECTION_READ: &[&str] = &[
         "$select",
         "$filter",
         "$orderby",
