@@ -206,6 +206,7 @@ mod give_tests {
             precondition,
             body: Some(body.into()),
             key: key.into(),
+            lookups: Vec::new(),
         }
     }
 

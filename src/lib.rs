@@ -1,6 +1,7 @@
 //! dvload: load CSV and JSON data into Microsoft Dataverse through its Web API.
 //! The stages are modules: `source` reads records, `mapping` turns them into `odata::Operation`s,
-//! `odata` encodes them as `$batch` requests, `ledger` writes the outcome of every row (rejects, report).
+//! `resolve` finds the targets of lookups by match, `odata` encodes operations as `$batch` requests,
+//! `writer` sends them, `ledger` writes the outcome of every row (rejects, report).
 
 // First, so that its `print!`, `println!`, `eprint!` and `eprintln!` (which never panic on a
 // closed stdout) replace std's in every module below.
@@ -21,6 +22,7 @@ pub(crate) mod ledger;
 pub(crate) mod mapping;
 pub(crate) mod odata;
 pub(crate) mod outcome;
+pub(crate) mod resolve;
 pub(crate) mod run;
 pub(crate) mod source;
 pub(crate) mod toml_reader;

@@ -652,6 +652,43 @@ impl<'c> Checker<'c> {
                                 }
                                 true
                             }
+                            LookupKey::Match { parts, .. } => {
+                                match self.columns(&target.logical, &[]).await {
+                                    Ok(tc) => {
+                                        let mut known = Vec::new();
+                                        for p in parts {
+                                            if tc.attrs.contains_key(&p.column) {
+                                                known.push(p.column.as_str());
+                                            } else {
+                                                let (line, col) = crate::toml_reader::line_col(
+                                                    &spec.text,
+                                                    p.span.start,
+                                                );
+                                                v.unusable.push(format!(
+                                                    "lookup '{}' matches on {} of {}, which has no such column ({}:{line}:{col})",
+                                                    f.column,
+                                                    unknown_column(&p.column, &tc),
+                                                    target.logical,
+                                                    spec.file.display()
+                                                ));
+                                            }
+                                        }
+                                        if known.len() == parts.len() {
+                                            v.lines.push(format!(
+                                                "  lookup by   {} -> {} where {}",
+                                                f.column,
+                                                target.set,
+                                                known.join(", ")
+                                            ));
+                                        }
+                                    }
+                                    Err(e) => v.unusable.push(format!(
+                                        "cannot read the columns of {}: {e}",
+                                        target.logical
+                                    )),
+                                }
+                                true
+                            }
                         };
                         lookups.push((f.column.clone(), target, by_key));
                     }
@@ -741,7 +778,7 @@ impl<'c> Checker<'c> {
             }
             let read = format!("prvRead{}", target.schema);
             if *by_key && !needed.iter().any(|(n, _)| n == &read) {
-                needed.push((read, format!("resolve lookup {column} by its key")));
+                needed.push((read, format!("resolve lookup {column} by its key or match")));
             }
         }
         self.check_privileges(&mut v, &needed);

@@ -347,6 +347,7 @@ mod tests {
             precondition,
             body: Some(body.into()),
             key: key.into(),
+            lookups: Vec::new(),
         }
     }
 

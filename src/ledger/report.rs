@@ -66,6 +66,8 @@ pub struct RunReport {
     pub throttle_waits: u64,
     /// Time workers spent waiting for throttling pauses and the rate limit, in milliseconds.
     pub waited_ms: u64,
+    /// Queries sent to find the targets of lookups by match (0 in a dry run).
+    pub lookup_queries: u64,
     /// Per mapping file, in the order run.
     pub jobs: Vec<JobReport>,
 }
@@ -100,6 +102,7 @@ impl RunReport {
             retries: 0,
             throttle_waits: 0,
             waited_ms: 0,
+            lookup_queries: 0,
             jobs,
         }
     }

@@ -7,7 +7,7 @@ pub mod generate;
 pub mod plan;
 pub mod spec;
 
-pub use plan::{Mapped, Plan, RowError};
+pub use plan::{Mapped, MatchLookup, Plan, RowError};
 pub use spec::{MappingSpec, OperationKind};
 
 #[cfg(test)]

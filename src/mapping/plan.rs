@@ -10,7 +10,7 @@ use super::spec::{
     TemplatePart, ValueSpec,
 };
 use crate::odata::key::{KeyValue, StringKey, check_addressable, encode_key_name};
-use crate::odata::{Method, Operation, Precondition};
+use crate::odata::{Method, Operation, Precondition, Unresolved};
 use crate::source::{Record, RecordData, RowPos};
 use crate::toml_reader::{Ctx, suggest};
 
@@ -100,6 +100,24 @@ enum BoundKey {
     Id(Box<BoundValue>, String),
     /// Alternate key: `{set}(col='v',col2=3)`.
     Alternate(Vec<BoundKeyPart>),
+    /// A lookup by `match`: its values, and its index among the plan's match lookups.
+    Match(Vec<BoundKeyPart>, usize),
+}
+
+/// A lookup by `match` (`parentcustomerid_account = { lookup = "accounts", match = { name =
+/// "Company" } }`): what [`crate::resolve`] needs to find its targets.
+#[derive(Debug, Clone)]
+pub struct MatchLookup {
+    /// The navigation property it binds (`parentcustomerid_account`).
+    pub column: String,
+    /// The target's entity set.
+    pub entity_set: String,
+    /// The target's columns the values must equal, in order.
+    pub columns: Vec<String>,
+    /// The source fields the values come from, in the same order (`None` for a constant).
+    pub fields: Vec<Option<String>>,
+    /// What more than one match does.
+    pub on_many: crate::mapping::spec::OnMany,
 }
 
 #[derive(Debug, Clone)]
@@ -133,6 +151,7 @@ pub struct Plan {
     fields: Vec<BoundField>,
     skip_empty: Vec<BoundRef>,
     skip_equal: Vec<(BoundRef, Vec<String>)>,
+    matches: Vec<MatchLookup>,
     /// The length of the last body built: the next one is allocated that big, so that it is
     /// not regrown field by field (a hint only; rows are mapped on any thread).
     body_hint: std::sync::atomic::AtomicUsize,
@@ -147,6 +166,7 @@ impl Clone for Plan {
             fields: self.fields.clone(),
             skip_empty: self.skip_empty.clone(),
             skip_equal: self.skip_equal.clone(),
+            matches: self.matches.clone(),
             body_hint: std::sync::atomic::AtomicUsize::new(
                 self.body_hint.load(std::sync::atomic::Ordering::Relaxed),
             ),
@@ -176,6 +196,7 @@ impl Plan {
             spec.target.operation == OperationKind::Create,
         )?;
         let mut fields = Vec::with_capacity(spec.fields.len());
+        let mut matches = Vec::new();
         for f in &spec.fields {
             let kind = match &f.kind {
                 FieldKind::Value(v) => BoundKind::Value {
@@ -199,6 +220,26 @@ impl Plan {
                                 })
                                 .collect::<Result<_, MappingError>>()?,
                         ),
+                        LookupKey::Match { parts, on_many } => {
+                            let bound = parts
+                                .iter()
+                                .map(|p| {
+                                    Ok(BoundKeyPart {
+                                        column: p.column.clone(),
+                                        url_column: encode_key_name(&p.column),
+                                        value: binder.value(&p.value)?,
+                                    })
+                                })
+                                .collect::<Result<Vec<_>, MappingError>>()?;
+                            matches.push(MatchLookup {
+                                column: f.column.clone(),
+                                entity_set: entity_set.clone(),
+                                columns: parts.iter().map(|p| p.column.clone()).collect(),
+                                fields: bound.iter().map(|p| value_field_name(&p.value)).collect(),
+                                on_many: *on_many,
+                            });
+                            BoundKey::Match(bound, matches.len() - 1)
+                        }
                     };
                     BoundKind::Lookup {
                         json_key: json_key(&format!("{}@odata.bind", f.column)),
@@ -232,6 +273,7 @@ impl Plan {
             fields,
             skip_empty,
             skip_equal,
+            matches,
             body_hint: std::sync::atomic::AtomicUsize::new(64),
         })
     }
@@ -243,7 +285,13 @@ impl Plan {
             BoundKey::None => None,
             BoundKey::Id(_, column) => Some(column),
             BoundKey::Alternate(parts) => parts.first().map(|p| p.column.as_str()),
+            BoundKey::Match(..) => None,
         }
+    }
+
+    /// The lookups by `match` (their targets are found before a row is sent).
+    pub fn match_lookups(&self) -> &[MatchLookup] {
+        &self.matches
     }
 
     /// Turns one record into an operation, a skip, or an error. Pure.
@@ -293,6 +341,7 @@ impl Plan {
         };
         let url = url.unwrap_or_else(|| self.entity_set.clone());
 
+        let mut lookups = Vec::new();
         let body = if self.operation == OperationKind::Delete {
             None
         } else {
@@ -321,7 +370,32 @@ impl Plan {
                         body.push_str(&json_key[skip..]);
                         let start = body.len();
                         body.push_str("\"/");
-                        if write_key(record, key, Some(&f.column), entity_set, &mut body, None)? {
+                        if let BoundKey::Match(parts, lookup) = key {
+                            match match_values(record, parts, &f.column)? {
+                                Some(values) => {
+                                    body.push_str(entity_set);
+                                    lookups.push(Unresolved {
+                                        at: body.len(),
+                                        lookup: *lookup,
+                                        values,
+                                    });
+                                    body.push('"');
+                                    true
+                                }
+                                None => {
+                                    body.truncate(start);
+                                    body.push_str("null");
+                                    false
+                                }
+                            }
+                        } else if write_key(
+                            record,
+                            key,
+                            Some(&f.column),
+                            entity_set,
+                            &mut body,
+                            None,
+                        )? {
                             body.push('"');
                             true
                         } else {
@@ -355,6 +429,7 @@ impl Plan {
             precondition,
             body,
             key: key_text,
+            lookups,
         }))
     }
 }
@@ -367,7 +442,7 @@ impl BoundField {
             BoundKind::Value { value, .. } => value,
             BoundKind::Lookup { key, .. } => match key {
                 BoundKey::Id(value, _) => value,
-                BoundKey::Alternate(parts) => match parts.first() {
+                BoundKey::Alternate(parts) | BoundKey::Match(parts, _) => match parts.first() {
                     Some(p) => &p.value,
                     None => return false,
                 },
@@ -458,7 +533,8 @@ fn write_key(
         reason,
     };
     match key {
-        BoundKey::None => Ok(false),
+        // The main key is never a match; a lookup's match is written by `apply`.
+        BoundKey::None | BoundKey::Match(..) => Ok(false),
         BoundKey::Id(v, column) => {
             let required = lookup_column.is_none() || v.spec.required;
             match key_value(record, v, required).map_err(|r| err(column, v, r))? {
@@ -539,12 +615,68 @@ fn write_key(
     }
 }
 
+/// The OData literals of a match lookup's values (`'Contoso'`), `None` when they are all empty
+/// (the lookup then binds null or is left out, as for a key); some empty and some not is an error.
+fn match_values(
+    record: &Record,
+    parts: &[BoundKeyPart],
+    lookup_column: &str,
+) -> Result<Option<Vec<String>>, RowError> {
+    let mut values = Vec::with_capacity(parts.len());
+    let mut empty = Vec::new();
+    for p in parts {
+        match key_or_match_value(record, &p.value, false, false).map_err(|reason| RowError {
+            row: record.pos,
+            column: Some(lookup_column.to_string()),
+            field: value_field_name(&p.value),
+            reason,
+        })? {
+            Some(v) => {
+                let mut literal = String::new();
+                v.write_literal(&mut literal);
+                values.push(literal);
+            }
+            None => empty.push(p.column.as_str()),
+        }
+    }
+    if empty.is_empty() {
+        Ok(Some(values))
+    } else if empty.len() == parts.len() {
+        Ok(None)
+    } else {
+        Err(RowError {
+            row: record.pos,
+            column: Some(lookup_column.to_string()),
+            field: None,
+            reason: format!(
+                "the match column(s) {} are empty while others are not; every match column needs a value",
+                empty.join(", ")
+            ),
+        })
+    }
+}
+
 /// The key value of one key part, `None` when it is empty and not required.
 fn key_value<'r>(
     record: &'r Record,
     v: &'r BoundValue,
     required: bool,
 ) -> Result<Option<KeyText<'r>>, String> {
+    key_or_match_value(record, v, required, true)
+}
+
+/// A key value (`in_url`: it goes in a key URL, where some characters cannot be) or a match
+/// value (it goes in a `$filter`, where every character can).
+fn key_or_match_value<'r>(
+    record: &'r Record,
+    v: &'r BoundValue,
+    required: bool,
+    in_url: bool,
+) -> Result<Option<KeyText<'r>>, String> {
+    let check = |r: Result<(), crate::odata::key::UnaddressableKey>| match r {
+        Err(e) if in_url => Err(e.to_string()),
+        _ => Ok(()),
+    };
     if let BoundInput::Constant { text, .. } = &v.input {
         return v
             .spec
@@ -567,16 +699,16 @@ fn key_value<'r>(
             Cow::Borrowed(text) => text,
             Cow::Owned(text) => {
                 // A template's text: owned, so kept as a typed value.
-                check_addressable(&text).map_err(|e| e.to_string())?;
+                check(check_addressable(&text))?;
                 return Ok(Some(KeyText::Typed(KeyValue::String(text))));
             }
         };
         let key = StringKey::new(text);
-        key.check_addressable().map_err(|e| e.to_string())?;
+        check(key.check_addressable())?;
         return Ok(Some(KeyText::Text(key)));
     }
     let value = v.spec.converter.key_value(&text)?;
-    value.check_addressable().map_err(|e| e.to_string())?;
+    check(value.check_addressable())?;
     Ok(Some(KeyText::Typed(value)))
 }
 

@@ -151,6 +151,24 @@ pub enum LookupKey {
     Id(Box<ValueSpec>),
     /// By alternate key.
     Alternate(Vec<KeyPart>),
+    /// By any columns of the target (`match = { name = "Company" }`): found through queries
+    /// before the row is sent (see [`crate::resolve`]).
+    Match {
+        /// The target's columns and the values they must equal.
+        parts: Vec<KeyPart>,
+        /// What a value that more than one record matches does.
+        on_many: OnMany,
+    },
+}
+
+/// What a lookup by `match` does when more than one target record matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnMany {
+    /// Reject the row, listing the candidates (the default: a guess is not a load).
+    #[default]
+    Reject,
+    /// Bind the first record created of those that match.
+    First,
 }
 
 /// `[run]`: how a run of this mapping ends.
@@ -1020,6 +1038,8 @@ fn parse_lookup(
         "lookup",
         "type",
         "key",
+        "match",
+        "on_many",
         "from",
         "derive_uuid",
         "empty",
@@ -1049,6 +1069,46 @@ fn parse_lookup(
                 ),
             ));
         }
+    }
+    if let (Some(_), Some(m)) = (t.get("key").or(t.get("from")), t.get("match")) {
+        return Err(ctx.err(
+            m.span(),
+            format!("{what}: a lookup takes one of from (a GUID field), key (an alternate key) or match (any columns of the target), not two"),
+        ));
+    }
+    let on_many = match t.string("on_many")? {
+        None => OnMany::default(),
+        Some(v) if t.get("match").is_none() => {
+            return Err(ctx.err(
+                v.span(),
+                format!("{what}: on_many applies to a lookup by match = {{...}}; a GUID or an alternate key finds one record at most"),
+            ));
+        }
+        Some(v) => match v.get_ref().as_str() {
+            "reject" => OnMany::Reject,
+            "first" => OnMany::First,
+            other => {
+                return Err(ctx.err(
+                    v.span(),
+                    format!("{what}: on_many = \"{other}\" is not a choice; allowed: \"reject\" (the row, listing the candidates; the default), \"first\" (the one created first)"),
+                ));
+            }
+        },
+    };
+    if let Some(m) = t.get("match") {
+        for other in ["required", "trim", "null_if", "derive_uuid"] {
+            if let Some(v) = t.get(other) {
+                return Err(ctx.err(
+                    v.span(),
+                    format!("{what}: with match = {{...}}, put '{other}' on the match's columns"),
+                ));
+            }
+        }
+        let parts = parse_key(ctx, m, &format!("{what} match"), defaults, None)?;
+        return Ok(FieldKind::Lookup {
+            entity_set,
+            key: LookupKey::Match { parts, on_many },
+        });
     }
     let key = match (t.get("key"), t.get("from")) {
         (Some(_), Some(from)) => {
@@ -1094,7 +1154,7 @@ fn parse_lookup(
         (None, None) => {
             return Err(ctx.err(
                 val.span(),
-                format!("{what}: a lookup needs from = \"<field holding the target's GUID>\" or key = {{ <alternate key column> = \"<field>\" }}"),
+                format!("{what}: a lookup needs from = \"<field holding the target's GUID>\", key = {{ <alternate key column> = \"<field>\" }} or match = {{ <column of the target> = \"<field>\" }}"),
             ));
         }
     };

@@ -655,6 +655,73 @@ fn lookups_check_their_entity_set_and_type() {
 }
 
 #[test]
+fn lookups_by_match_take_their_options_and_refuse_what_cannot_apply() {
+    assert_eq!(
+        field_err(
+            "x = { lookup = \"accounts\", key = { accountnumber = \"R\" }, match = { name = \"C\" } }"
+        ),
+        "m/accounts.toml:5:67: field 'x': a lookup takes one of from (a GUID field), key (an alternate key) or match (any columns of the target), not two"
+    );
+    assert_eq!(
+        field_err(
+            "x = { lookup = \"accounts\", key = { accountnumber = \"R\" }, on_many = \"first\" }"
+        ),
+        "m/accounts.toml:5:69: field 'x': on_many applies to a lookup by match = {...}; a GUID or an alternate key finds one record at most"
+    );
+    assert_eq!(
+        field_err("x = { lookup = \"accounts\", match = { name = \"C\" }, on_many = \"any\" }"),
+        "m/accounts.toml:5:62: field 'x': on_many = \"any\" is not a choice; allowed: \"reject\" (the row, listing the candidates; the default), \"first\" (the one created first)"
+    );
+    assert_eq!(
+        field_err("x = { lookup = \"accounts\", match = { name = \"C\" }, trim = false }"),
+        "m/accounts.toml:5:59: field 'x': with match = {...}, put 'trim' on the match's columns"
+    );
+    assert_eq!(
+        field_err("x = { lookup = \"accounts\", match = {} }"),
+        "m/accounts.toml:5:36: field 'x' match is empty; name at least one column"
+    );
+    let text = "[target]\nentity_set = \"contacts\"\noperation = \"create\"\n[fields]\n\
+                x = { lookup = \"accounts\", match = { name = \"C\", address1_city = { from = \"City\", trim = false } }, on_many = \"first\" }\n";
+    let s = spec(text).unwrap();
+    let crate::mapping::spec::FieldKind::Lookup {
+        key: crate::mapping::spec::LookupKey::Match { parts, on_many },
+        ..
+    } = &s.fields[0].kind
+    else {
+        panic!("not a match lookup: {:?}", s.fields[0].kind);
+    };
+    assert_eq!(*on_many, crate::mapping::spec::OnMany::First);
+    assert_eq!(
+        parts.iter().map(|p| p.column.as_str()).collect::<Vec<_>>(),
+        ["name", "address1_city"]
+    );
+}
+
+#[test]
+fn a_lookup_by_match_leaves_its_target_to_find_and_says_what_it_stands_for() {
+    let p = plan(
+        "[target]\nentity_set = \"contacts\"\noperation = \"create\"\n[fields]\nlastname = \"Account No\"\n\
+         parentcustomerid_account = { lookup = \"accounts\", match = { name = \"Company\" } }\n",
+    );
+    let row = |company: &str| csv(&["Smith", company, "", "", "", "", ""]);
+    let o = op(&p, &row("O'Neil & Sons"));
+    assert_eq!(o.lookups.len(), 1);
+    assert_eq!(o.lookups[0].values, ["'O''Neil & Sons'"]);
+    let body = o.body.clone().unwrap();
+    assert_eq!(&body[o.lookups[0].at - 9..o.lookups[0].at], "/accounts");
+    let shown = o
+        .body_with_conditions(&|i| p.match_lookups()[i].columns.clone())
+        .unwrap();
+    assert_eq!(
+        shown,
+        r#"{"lastname":"Smith","parentcustomerid_account@odata.bind":"/accounts(<name eq 'O''Neil & Sons'>)"}"#
+    );
+    let empty = op(&p, &row(" "));
+    assert!(empty.lookups.is_empty());
+    assert_eq!(empty.body.as_deref(), Some(r#"{"lastname":"Smith"}"#));
+}
+
+#[test]
 fn options_that_cannot_apply_are_mapping_errors() {
     assert_eq!(
         field_err("x = { from = \"R\", required = true, default = \"n/a\" }"),

@@ -13,4 +13,4 @@ pub use batch::{
 };
 pub use error::{ODataError, parse_http_date, retry_after_at};
 pub use key::KeyValue;
-pub use operation::{Method, Operation, Precondition};
+pub use operation::{Method, Operation, Precondition, Unresolved};

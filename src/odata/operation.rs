@@ -52,4 +52,35 @@ pub struct Operation {
     /// A stable identity of the target record: the key literal (`accountnumber='A-1'`) or the
     /// record id; used by the ledger and in messages. Empty when the operation has no key.
     pub key: String,
+    /// Lookups by `match` whose target is not known yet: [`crate::resolve`] fills them in
+    /// before the row is admitted; the writer never sends an operation that has any.
+    pub lookups: Vec<Unresolved>,
+}
+
+/// A lookup by `match` in an operation's body, waiting for its target's id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unresolved {
+    /// Where the target's `(id)` goes in the body: just after `"/<entity set>`.
+    pub at: usize,
+    /// Which of the plan's match lookups it is ([`crate::mapping::Plan::match_lookups`]).
+    pub lookup: usize,
+    /// The OData literal of each of the lookup's columns, in their order (`'Contoso'`, `42`).
+    pub values: Vec<String>,
+}
+
+impl Operation {
+    /// The body with every unresolved lookup shown as the condition it stands for
+    /// (`/accounts(<name eq 'Contoso'>)`): what a dry run writes, having nothing to resolve with.
+    pub fn body_with_conditions(&self, columns: &dyn Fn(usize) -> Vec<String>) -> Option<String> {
+        let mut body = self.body.clone()?;
+        for u in self.lookups.iter().rev() {
+            let condition: Vec<String> = columns(u.lookup)
+                .iter()
+                .zip(&u.values)
+                .map(|(c, v)| format!("{c} eq {v}"))
+                .collect();
+            body.insert_str(u.at, &format!("(<{}>)", condition.join(" and ")));
+        }
+        Some(body)
+    }
 }

@@ -137,7 +137,10 @@ pub(super) fn run(
             pending.clear();
             Ok(())
         };
-        let mut tally = job.run_offline(Some(&mut rejects), 20, |op, _record| {
+        // A dry run cannot ask for a lookup's targets: its requests show the conditions.
+        let match_lookups = job.plan.match_lookups().to_vec();
+        let mut tally = job.run_offline(Some(&mut rejects), 20, |mut op, _record| {
+            crate::resolve::show_conditions(&mut op, &match_lookups);
             if let Some(hashes) = &mut hashes {
                 if crate::ledger::journal::unchanged(hashes, &op, collation) {
                     unchanged += 1;

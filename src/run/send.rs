@@ -274,6 +274,16 @@ async fn write_all(
         writer.pacing.throttles(),
         writer.pacing.waited_ms() as f64 / 1000.0
     );
+    let lookup_queries = stats
+        .lookup_queries
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if lookup_queries > 0 {
+        say!(
+            console,
+            "lookups by match: {} queries",
+            text::thousands(lookup_queries)
+        );
+    }
     if let Some(emulator) = &conn.emulator {
         let mut holds = format!("the emulator at {} now holds", emulator.base_url());
         for table in ["account", "contact", "lead", "task"] {
@@ -293,11 +303,12 @@ async fn write_all(
             dataverse_emulator::defaults::CLIENT_ID
         );
     }
-    let report = started.report(false, exit, reports).with_writer_stats(
+    let mut report = started.report(false, exit, reports).with_writer_stats(
         stats.retries.load(std::sync::atomic::Ordering::Relaxed),
         writer.pacing.throttles(),
         writer.pacing.waited_ms(),
     );
+    report.lookup_queries = lookup_queries;
     files::write_report(args.report.as_deref(), &report)?;
     if let Some(path) = &args.report_html {
         let rejects: Vec<(usize, u64, String, Option<bool>)> =

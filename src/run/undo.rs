@@ -199,6 +199,7 @@ async fn delete_all(
                 precondition: Precondition::None,
                 body: None,
                 key: d.key.clone().unwrap_or_default(),
+                lookups: Vec::new(),
             };
             let record = Record {
                 pos,

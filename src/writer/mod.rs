@@ -193,10 +193,23 @@ impl Writer {
             gate.clone(),
             stop.clone(),
         );
+        // Lookups by match are found a window of rows at a time, before the rows are admitted.
+        let mut resolver = crate::resolve::Resolver::for_job(
+            &job,
+            self.client.clone(),
+            self.options.policy,
+            collation,
+            tokio::runtime::Handle::current(),
+            self.stats.clone(),
+        );
         let reader = tokio::task::spawn_blocking(move || -> Option<String> {
             let mut source_error = None;
             while !stop.load(Ordering::Relaxed) {
-                let step = match job.next_step() {
+                let next = match resolver.as_mut() {
+                    Some(r) => r.next_step(&mut job),
+                    None => job.next_step(),
+                };
+                let step = match next {
                     None => break,
                     Some(Err(e)) => {
                         // The rows before the break are still sent: the partial batch below.
@@ -228,6 +241,11 @@ impl Writer {
                     (Admit::PassOverRejected(_), _) => Event::Outcome(Outcome::PassedOver),
                     (Admit::Unchanged, Step::Operation(op, record)) => {
                         Event::Outcome(Outcome::Unchanged(record.pos, op.key))
+                    }
+                    (Admit::Send { .. }, Step::Operation(op, record)) if !op.lookups.is_empty() => {
+                        // Never sent with a lookup left unbound (the resolver binds or rejects).
+                        let reason = "not sent: a lookup by match was not resolved (a defect: please report it)";
+                        Event::Outcome(Outcome::Rejected(Reject::Unsent(record, reason.into())))
                     }
                     (Admit::Send { sent_before }, Step::Operation(op, record)) => {
                         let mut pending = PendingOp::new(op, record, collation);

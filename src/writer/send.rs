@@ -93,6 +93,8 @@ pub struct SendStats {
     pub requests: AtomicU64,
     /// Operations sent again after an attempt.
     pub retries: AtomicU64,
+    /// Queries sent to find the targets of lookups by match (see [`crate::resolve`]).
+    pub lookup_queries: AtomicU64,
 }
 
 /// What every batch task shares.

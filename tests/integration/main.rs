@@ -17,6 +17,7 @@ mod guarantee;
 mod hygiene;
 mod input_limits;
 mod ledger;
+mod lookup_match;
 mod mapping_checks;
 mod metadata;
 mod preflight;

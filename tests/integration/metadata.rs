@@ -593,3 +593,38 @@ fn what_validate_accepts_against_pulled_metadata_the_emulator_writes_row_for_row
         .collect();
     assert_eq!(service, [318], "{rejects:?}");
 }
+
+#[test]
+fn a_lookup_by_match_is_checked_against_the_targets_columns_and_the_dry_run_shows_its_condition() {
+    let w = pulled();
+    w.write("contacts.csv", "Last,Company\nSmith,Contoso\n");
+    let mapping = |column: &str| {
+        format!(
+            "[source]\npath = \"contacts.csv\"\n\n[target]\nentity_set = \"contacts\"\noperation = \"create\"\n\n\
+             [fields]\nlastname = \"Last\"\nparentcustomerid_account = {{ lookup = \"accounts\", match = {{ {column} = \"Company\" }} }}\n"
+        )
+    };
+    w.write("m.toml", mapping("name"));
+    w.dvload(&["validate", "m.toml", "--metadata", "md"])
+        .expect_code(0)
+        .stdout_has("option values and lookups fit");
+    w.dvload(&[
+        "run",
+        "m.toml",
+        "--dry-run",
+        "--metadata",
+        "md",
+        "--emit-batches",
+        "out",
+    ])
+    .expect_code(0);
+    let batch = w.read("out/batch-000001.http");
+    assert!(
+        batch.contains(r#""parentcustomerid_account@odata.bind":"/accounts(<name eq 'Contoso'>)""#),
+        "{batch}"
+    );
+    w.write("m.toml", mapping("nmae"));
+    w.dvload(&["validate", "m.toml", "--metadata", "md"])
+        .expect_code(2)
+        .stdout_has("lookup 'parentcustomerid_account' matches on 'nmae' (did you mean 'name'?) of account, which has no such column (m.toml:10:61)");
+}

@@ -97,7 +97,7 @@ pub struct Store {
     rng: ChaCha8Rng,
     changes: u64,
     /// Alternate keys compare accent-insensitively (`_CI_AI`), from the base language.
-    accent_insensitive: bool,
+    pub accent_insensitive: bool,
 }
 
 impl Store {
@@ -386,6 +386,21 @@ pub fn accent_sensitive_language(lcid: u32) -> bool {
     .contains(&lcid)
 }
 
+/// A string as SQL Server compares it for equality under the environment's collation:
+/// trailing spaces dropped (ANSI padding), lower case, and without accents under `_CI_AI`.
+pub fn fold_text(s: &str, accent_insensitive: bool) -> String {
+    use unicode_normalization::UnicodeNormalization as _;
+    let lower = s.trim_end_matches(' ').to_lowercase();
+    if accent_insensitive {
+        lower
+            .nfd()
+            .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
+            .collect()
+    } else {
+        lower.nfc().collect()
+    }
+}
+
 /// Canonical text of key values; `None` when a value is null (such rows are not indexed).
 /// Strings compare as SQL Server compares them under the environment's collation: case-
 /// insensitively, trailing spaces ignored (ANSI padding), and accents ignored under `_CI_AI`.
@@ -393,21 +408,12 @@ fn canonical_key<'a>(
     values: impl Iterator<Item = &'a Value>,
     accent_insensitive: bool,
 ) -> Option<String> {
-    use unicode_normalization::UnicodeNormalization as _;
     let mut out = String::new();
     for v in values {
         match v {
             Value::Null => return None,
             Value::String(s) => {
-                let lower = s.trim_end_matches(' ').to_lowercase();
-                let folded: String = if accent_insensitive {
-                    lower
-                        .nfd()
-                        .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
-                        .collect()
-                } else {
-                    lower.nfc().collect()
-                };
+                let folded = fold_text(s, accent_insensitive);
                 out.push_str(&serde_json::to_string(&folded).unwrap_or_default());
             }
             Value::Object(o) => out.push_str(o.get("id").and_then(Value::as_str).unwrap_or("")),

@@ -74,6 +74,7 @@ fn op(method: Method, url: &str, precondition: Precondition, body: Option<&str>)
         precondition,
         body: body.map(str::to_owned),
         key: String::new(),
+        lookups: Vec::new(),
     }
 }
 

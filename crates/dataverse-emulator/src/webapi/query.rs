@@ -37,6 +37,68 @@ pub enum Expr {
     Compare(String, CmpOp, Value),
     /// `contains|startswith|endswith(prop,'text')`
     Text(String, TextFn, String),
+    /// `prop eq 'a' [or prop eq 'b' …]` on text, compared as the environment's collation
+    /// compares strings (made by [`prepare`] from `Compare` and `Or`).
+    AnyOf {
+        /// The property.
+        prop: String,
+        /// The values, folded by [`crate::state::fold_text`].
+        folded: std::collections::HashSet<String>,
+        /// The collation ignores accents.
+        accent_insensitive: bool,
+    },
+}
+
+/// Makes text equality compare as SQL Server does under the environment's collation (case,
+/// trailing spaces and, under `_CI_AI`, accents ignored: the "Dataverse language collations"
+/// page, learn.microsoft.com/power-platform/admin/language-collations), and an `or` of equalities
+/// on one property one set lookup (a lookup by name asks for hundreds of names at once).
+pub fn prepare(e: Expr, accent_insensitive: bool) -> Expr {
+    match e {
+        Expr::Compare(p, op @ (CmpOp::Eq | CmpOp::Ne), Value::String(s)) => {
+            let any = Expr::AnyOf {
+                prop: p,
+                folded: std::iter::once(crate::state::fold_text(&s, accent_insensitive)).collect(),
+                accent_insensitive,
+            };
+            if op == CmpOp::Eq {
+                any
+            } else {
+                Expr::Not(Box::new(any))
+            }
+        }
+        Expr::Or(a, b) => match (
+            prepare(*a, accent_insensitive),
+            prepare(*b, accent_insensitive),
+        ) {
+            (
+                Expr::AnyOf {
+                    prop,
+                    mut folded,
+                    accent_insensitive,
+                },
+                Expr::AnyOf {
+                    prop: p2,
+                    folded: f2,
+                    ..
+                },
+            ) if prop == p2 => {
+                folded.extend(f2);
+                Expr::AnyOf {
+                    prop,
+                    folded,
+                    accent_insensitive,
+                }
+            }
+            (a, b) => Expr::Or(Box::new(a), Box::new(b)),
+        },
+        Expr::And(a, b) => Expr::And(
+            Box::new(prepare(*a, accent_insensitive)),
+            Box::new(prepare(*b, accent_insensitive)),
+        ),
+        Expr::Not(a) => Expr::Not(Box::new(prepare(*a, accent_insensitive))),
+        other => other,
+    }
 }
 
 /// Comparison operator.
@@ -273,7 +335,9 @@ fn props(e: &Expr, out: &mut Vec<String>) {
             props(b, out);
         }
         Expr::Not(a) => props(a, out),
-        Expr::Compare(p, _, _) | Expr::Text(p, _, _) => out.push(p.clone()),
+        Expr::Compare(p, _, _) | Expr::Text(p, _, _) | Expr::AnyOf { prop: p, .. } => {
+            out.push(p.clone())
+        }
     }
 }
 
@@ -311,6 +375,14 @@ pub fn eval_with(read: &dyn Fn(&str) -> Value, e: &Expr) -> bool {
                 CmpOp::Le => matches!(ord, Some(Ordering::Less | Ordering::Equal)),
             }
         }
+        Expr::AnyOf {
+            prop,
+            folded,
+            accent_insensitive,
+        } => match read(prop) {
+            Value::String(v) => folded.contains(&crate::state::fold_text(&v, *accent_insensitive)),
+            _ => false,
+        },
         Expr::Text(p, f, s) => {
             let Value::String(v) = read(p) else {
                 return false;
@@ -326,7 +398,11 @@ pub fn eval_with(read: &dyn Fn(&str) -> Value, e: &Expr) -> bool {
 }
 
 /// Parses and checks a `$filter` option against `table`'s properties.
-fn filter_option(table: &Table, text: Option<&str>) -> Result<Option<Expr>, ApiError> {
+fn filter_option(
+    table: &Table,
+    text: Option<&str>,
+    accent_insensitive: bool,
+) -> Result<Option<Expr>, ApiError> {
     let Some(text) = text else {
         return Ok(None);
     };
@@ -339,7 +415,7 @@ fn filter_option(table: &Table, text: Option<&str>) -> Result<Option<Expr>, ApiE
             return Err(no_such_property(table, &n));
         }
     }
-    Ok(Some(e))
+    Ok(Some(prepare(e, accent_insensitive)))
 }
 
 /// `GET {set}/$count[?$filter=…]`: the number of matching rows as `text/plain`, stopping at
@@ -356,7 +432,7 @@ pub fn count(
         .iter()
         .find(|(k, _)| k == "$filter")
         .map(|(_, v)| v.as_str());
-    let filter = filter_option(table, text)?;
+    let filter = filter_option(table, text, store.accent_insensitive)?;
     let n = store
         .rows(table.logical())
         .into_iter()
@@ -399,7 +475,7 @@ pub fn list(
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     };
-    let filter = filter_option(table, get("$filter"))?;
+    let filter = filter_option(table, get("$filter"), store.accent_insensitive)?;
     let top = match get("$top") {
         Some(t) => Some(t.trim().parse::<usize>().map_err(|_| {
             ApiError::bad_uri(format!("Invalid value '{t}' for $top query option found."))
@@ -556,5 +632,26 @@ mod tests {
         assert!(parse_filter("name eq").is_err());
         assert!(parse_filter("(name eq 'a'").is_err());
         assert!(parse_filter("contains(name,'x') or not (a ne null)").is_ok());
+    }
+
+    #[test]
+    fn text_equality_compares_by_collation_and_an_or_of_names_is_one_set() {
+        let e = prepare(
+            parse_filter("name eq 'cafe' or name eq 'B' or name eq 'c'").unwrap(),
+            true,
+        );
+        let Expr::AnyOf { folded, .. } = &e else {
+            panic!("not merged: {e:?}");
+        };
+        assert_eq!(folded.len(), 3);
+        let read = |v: &'static str| move |_: &str| Value::String(v.into());
+        assert!(eval_with(&read("Café  "), &e));
+        assert!(!eval_with(&read("cafes"), &e));
+        let sensitive = prepare(parse_filter("name eq 'cafe'").unwrap(), false);
+        assert!(!eval_with(&read("Café"), &sensitive));
+        assert!(eval_with(&read("CAFE "), &sensitive));
+        let ne = prepare(parse_filter("name ne 'cafe'").unwrap(), true);
+        assert!(!eval_with(&read("CAFÉ"), &ne));
+        assert!(eval_with(&|_: &str| Value::Null, &ne));
     }
 }

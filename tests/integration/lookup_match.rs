@@ -1,0 +1,164 @@
+//! Lookups by any column (`match = { name = "Company" }`) against the emulator: each row binds
+//! the record whose columns equal its values as the environment compares text, or is rejected
+//! naming the lookup, the column and the value; the targets are found by a few queries per
+//! window of rows, not one per row.
+
+use std::collections::HashMap;
+
+use crate::support::{Emu, Report, Workdir, read_rejects_csv};
+
+/// Loads `names` as accounts (one per line, `accountnumber` `N-<i>`), returns name → ids.
+fn load_accounts(w: &Workdir, emu: &Emu, names: &[&str]) -> HashMap<String, Vec<uuid::Uuid>> {
+    let mut csv = String::from("No,Name\n");
+    for (i, n) in names.iter().enumerate() {
+        csv.push_str(&format!("N-{i},\"{n}\"\n"));
+    }
+    w.write("accounts.csv", csv);
+    w.write(
+        "accounts.toml",
+        "[source]\npath = \"accounts.csv\"\n\n[target]\nentity_set = \"accounts\"\noperation = \"create\"\n\n\
+         [fields]\naccountnumber = \"No\"\nname = \"Name\"\n",
+    );
+    w.dvload_env(&["run", "accounts.toml", "--no-ledger"], &emu.env())
+        .expect_code(0);
+    let mut by_name: HashMap<String, Vec<uuid::Uuid>> = HashMap::new();
+    let mut rows = emu.state.rows("account");
+    rows.sort_by_key(|r| r.seq);
+    for r in rows {
+        let name = r.fields["name"].as_str().unwrap_or_default().to_string();
+        by_name.entry(name).or_default().push(r.id);
+    }
+    by_name
+}
+
+fn contacts_mapping(extra: &str) -> String {
+    format!(
+        "[source]\npath = \"contacts.csv\"\n\n[target]\nentity_set = \"contacts\"\noperation = \"create\"\n\n\
+         [fields]\nlastname = \"Last\"\nparentcustomerid_account = {{ lookup = \"accounts\", match = {{ name = \"Company\" }}{extra} }}\n"
+    )
+}
+
+/// The account each contact (by last name) is bound to.
+fn bound(emu: &Emu) -> HashMap<String, Option<uuid::Uuid>> {
+    emu.state
+        .rows("contact")
+        .into_iter()
+        .map(|r| {
+            let last = r.fields["lastname"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            (last, r.lookup("parentcustomerid").map(|(id, _)| id))
+        })
+        .collect()
+}
+
+#[test]
+fn a_lookup_by_name_binds_the_record_the_service_would_match_and_rejects_the_rest_saying_why() {
+    let w = Workdir::new();
+    let emu = Emu::start();
+    let accounts = load_accounts(
+        &w,
+        &emu,
+        &["Contoso", "Café Nord", "Twin", "twin", "O'Neil & Sons"],
+    );
+    w.write(
+        "contacts.csv",
+        "Last,Company\n\
+         Exact,Contoso\n\
+         Case,CONTOSO\n\
+         Spaces,  contoso  \n\
+         Accent,cafe nord\n\
+         Quote,O'Neil & Sons\n\
+         Unknown,Fabrikam\n\
+         Twice,Twin\n\
+         Empty,\n",
+    );
+    w.write("m.toml", contacts_mapping(""));
+    let out = w.dvload_env(
+        &[
+            "run",
+            "m.toml",
+            "--report",
+            "r.json",
+            "--rejects",
+            "rejects.csv",
+            "--no-ledger",
+            "--fail-on",
+            "never",
+        ],
+        &emu.env(),
+    );
+    out.expect_code(0);
+    let report = Report::load(&w, "r.json");
+    assert_eq!(report.stat("written"), 6, "{}", out.stdout);
+    assert_eq!(report.stat("rejected"), 2);
+    let b = bound(&emu);
+    let contoso = Some(accounts["Contoso"][0]);
+    assert_eq!(b["Exact"], contoso);
+    assert_eq!(b["Case"], contoso);
+    assert_eq!(b["Spaces"], contoso);
+    assert_eq!(b["Accent"], Some(accounts["Café Nord"][0]));
+    assert_eq!(b["Quote"], Some(accounts["O'Neil & Sons"][0]));
+    assert_eq!(b["Empty"], None, "an empty value binds nothing");
+    let rejects = read_rejects_csv(&w.path().join("rejects.csv"), b',');
+    let reasons: HashMap<u64, &str> = rejects.iter().map(|r| (r.row, r.error.as_str())).collect();
+    assert_eq!(
+        reasons[&6],
+        "column 'parentcustomerid_account' (from 'Company'): no accounts record has name = 'Fabrikam' \
+         (compared as the environment compares text: case, accents and trailing spaces ignored); fix the value, or create the record first"
+    );
+    let twins = [accounts["Twin"][0], accounts["twin"][0]];
+    assert_eq!(
+        reasons[&7],
+        format!(
+            "column 'parentcustomerid_account' (from 'Company'): 2 accounts records have name = 'Twin': {}, {}; \
+             make the value unique, or set on_many = \"first\" to bind the one created first",
+            twins[0], twins[1]
+        )
+    );
+
+    // on_many = "first" binds the one created first; the rejected rows replay from the file.
+    let emu2 = Emu::start();
+    let accounts = load_accounts(&w, &emu2, &["Twin", "TWIN"]);
+    w.write("contacts.csv", "Last,Company\nTwice,twin\n");
+    w.write("m.toml", contacts_mapping(", on_many = \"first\""));
+    w.dvload_env(&["run", "m.toml", "--no-ledger"], &emu2.env())
+        .expect_code(0);
+    assert_eq!(bound(&emu2)["Twice"], Some(accounts["Twin"][0]));
+}
+
+#[test]
+fn targets_are_found_by_a_few_queries_per_window_not_one_per_row() {
+    let w = Workdir::new();
+    let emu = Emu::start();
+    let names: Vec<String> = (0..1000).map(|i| format!("Company {i:04}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let accounts = load_accounts(&w, &emu, &refs);
+    let mut csv = String::from("Last,Company\n");
+    let rows = 5000;
+    for i in 0..rows {
+        // Every account is met, most several times, in an order that is not the table's.
+        csv.push_str(&format!("C{i},Company {:04}\n", (i * 7919) % 1000));
+    }
+    w.write("contacts.csv", csv);
+    w.write("m.toml", contacts_mapping(""));
+    let out = w.dvload_env(
+        &["run", "m.toml", "--report", "r.json", "--no-ledger"],
+        &emu.env(),
+    );
+    out.expect_code(0);
+    let report = Report::load(&w, "r.json");
+    assert_eq!(report.stat("written"), rows as u64);
+    let queries = report.stat("lookup_queries");
+    assert!(
+        queries > 0 && queries * 100 <= rows as u64,
+        "{queries} queries for {rows} rows"
+    );
+    out.stdout_has(&format!("lookups by match: {queries} queries"));
+    for (last, id) in bound(&emu) {
+        let i: usize = last[1..].parse().unwrap();
+        let name = format!("Company {:04}", (i * 7919) % 1000);
+        assert_eq!(id, Some(accounts[&name][0]), "{last}");
+    }
+}
