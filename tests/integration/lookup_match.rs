@@ -162,3 +162,64 @@ fn targets_are_found_by_a_few_queries_per_window_not_one_per_row() {
         assert_eq!(id, Some(accounts[&name][0]), "{last}");
     }
 }
+
+#[test]
+fn lookups_by_match_survive_failing_throttled_and_reset_queries_without_losing_a_row() {
+    let w = Workdir::new();
+    let emu = Emu::start_with(dataverse_emulator::Config {
+        seed: 11,
+        ..dataverse_emulator::Config::default()
+    });
+    let names: Vec<String> = (0..300).map(|i| format!("Company {i:03}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let accounts = load_accounts(&w, &emu, &refs);
+    // From here on, one request in five fails, is throttled or loses its connection: the
+    // lookup queries as much as the writes.
+    emu.set_faults(dataverse_emulator::FaultsConfig {
+        fail_rate: 0.1,
+        throttle_rate: 0.05,
+        throttle_retry_after_secs: 0,
+        reset_rate: 0.05,
+        ..Default::default()
+    });
+    let rows = 3000;
+    let mut csv = String::from("Last,Company\n");
+    for i in 0..rows {
+        csv.push_str(&format!("C{i},Company {:03}\n", (i * 37) % 300));
+    }
+    w.write("contacts.csv", csv);
+    w.write("m.toml", contacts_mapping(""));
+    let out = w.dvload_env(
+        &[
+            "run",
+            "m.toml",
+            "--report",
+            "r.json",
+            "--no-ledger",
+            "--retry-base-ms",
+            "1",
+            "--max-attempts",
+            "40",
+            "--batch-size",
+            "50",
+        ],
+        &emu.env(),
+    );
+    out.expect_code(0);
+    let report = Report::load(&w, "r.json");
+    assert_eq!(report.stat("written"), rows as u64, "{}", out.stdout);
+    assert_eq!(emu.state.count("contact"), rows, "every contact once");
+    let b = bound(&emu);
+    assert_eq!(b.len(), rows);
+    assert!(
+        emu.stats().fault_500 + emu.stats().fault_503 > 0,
+        "faults were injected"
+    );
+    for (last, id) in b {
+        let i: usize = last[1..].parse().unwrap();
+        assert_eq!(
+            id,
+            Some(accounts[&format!("Company {:03}", (i * 37) % 300)][0])
+        );
+    }
+}
