@@ -24,6 +24,7 @@ pub enum Action {
     #[command(
         after_help = "Examples:\n  dvload metadata pull account contact --out metadata/ --emulator\n  \
                       dvload metadata pull account contact --out metadata/ --profile prod\n  \
+                      dvload metadata pull --all-custom --out metadata/ --profile prod\n  \
                       dvload metadata pull account --out metadata/          (DATAVERSE_URL and AZURE_* set)"
     )]
     Pull(PullArgs),
@@ -33,8 +34,12 @@ pub enum Action {
 #[derive(Debug, clap::Args)]
 pub struct PullArgs {
     /// Tables by logical name (`account`, `new_project`).
-    #[arg(required = true, value_name = "TABLE")]
+    #[arg(required_unless_present = "all_custom", value_name = "TABLE")]
     pub tables: Vec<String>,
+    /// Also every custom table of the environment (`IsCustomEntity`), as the environment lists
+    /// them.
+    #[arg(long)]
+    pub all_custom: bool,
     /// The folder the files go to (made when missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
@@ -74,8 +79,19 @@ async fn pull(args: PullArgs) -> anyhow::Result<Exit> {
     let policy = args.retry.policy();
     let conn = crate::environment::connect::connect(&args.connect.options(), &policy).await?;
     println!("connected to {} ({})", conn.url, conn.origin);
-    for t in &args.tables {
-        let logical = t.to_ascii_lowercase();
+    let mut tables: Vec<String> = args.tables.iter().map(|t| t.to_ascii_lowercase()).collect();
+    if args.all_custom {
+        let custom = metadata::custom_tables(&conn, &policy)
+            .await
+            .map_err(|e| crate::Error::Unusable(format!("cannot list the custom tables: {e}")))?;
+        println!("{} custom tables: {}", custom.len(), custom.join(", "));
+        for t in custom {
+            if !tables.contains(&t) {
+                tables.push(t);
+            }
+        }
+    }
+    for logical in tables {
         let table = metadata::pull(&conn, &policy, &logical)
             .await
             .map_err(|e| crate::Error::Unusable(format!("table '{logical}': {e}")))?;

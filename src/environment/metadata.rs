@@ -160,6 +160,29 @@ const CASTS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The logical names of the environment's custom tables (`IsCustomEntity eq true`), sorted.
+pub async fn custom_tables(
+    conn: &super::connect::Connection,
+    policy: &crate::writer::RetryPolicy,
+) -> Result<Vec<String>, String> {
+    let v = super::check::get_json(
+        conn,
+        policy,
+        "EntityDefinitions?$select=LogicalName&$filter=IsCustomEntity%20eq%20true",
+    )
+    .await?;
+    let mut names: Vec<String> = v
+        .get("value")
+        .and_then(Value::as_array)
+        .ok_or("the answer has no value list")?
+        .iter()
+        .filter_map(|e| e.get("LogicalName").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
 /// Reads table `logical` (its logical name) with every cast's properties. An unknown table, or
 /// metadata the role may not read, is the error, in one line.
 pub async fn pull(

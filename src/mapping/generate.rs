@@ -657,9 +657,14 @@ pub fn generate(
         if is_lookup(found.meta) {
             match lookup(header, found.column, found.meta, values, targets) {
                 Ok((nav, line)) => {
+                    let how = if line.contains(", match = {") {
+                        "; bound by the target's name, which the run looks up (CHECK the values are names)"
+                    } else {
+                        ""
+                    };
                     let _ = writeln!(
                         fields,
-                        "{} = {line}  # {label}({}), by {}",
+                        "{} = {line}  # {label}({}), by {}{how}",
                         toml_key(&nav),
                         found.meta.attribute_type,
                         found.by
@@ -788,6 +793,23 @@ fn lookup(
                 format!(
                     "{{ lookup = {}, from = {} }}",
                     quote(&t.entity_set),
+                    quote(header)
+                ),
+            ));
+        }
+        // A header that names the lookup itself ("Parent Account", "Company Name") holds the
+        // target's name: bound by match on the primary name column, which the run looks up. One
+        // that names a code ("Parent No", "Account Number") is bound by an alternate key.
+        let names_a_code = ["number", "no", "code", "id", "key", "num", "ref"]
+            .iter()
+            .any(|end| h.ends_with(end));
+        if !names_a_code && !t.primary_name.is_empty() {
+            return Ok((
+                nav.clone(),
+                format!(
+                    "{{ lookup = {}, match = {{ {} = {} }} }}",
+                    quote(&t.entity_set),
+                    toml_key(&t.primary_name),
                     quote(header)
                 ),
             ));

@@ -25,8 +25,27 @@ fn sh_blocks(text: &str) -> Vec<Vec<String>> {
 /// A bash script that runs `lines` and stops at the first command that ends with more than 1.
 fn script(lines: &[String]) -> String {
     let mut s = String::from("trap 'kill $(jobs -p) 2>/dev/null' EXIT\n");
-    for line in lines {
+    let mut lines = lines.iter();
+    while let Some(line) = lines.next() {
         let t = line.trim();
+        // A here-document (`cat >> f <<'EOF'`): its lines as they are, up to its delimiter.
+        if let Some((_, word)) = t.split_once("<<") {
+            let delimiter = word.trim().trim_matches('\'').trim_matches('"').to_string();
+            s.push_str(t);
+            s.push('\n');
+            for body in lines.by_ref() {
+                s.push_str(body);
+                s.push('\n');
+                if body.trim() == delimiter {
+                    break;
+                }
+            }
+            let shown = t.replace('\'', "'\\''");
+            s.push_str(&format!(
+                "rc=$?; if [ $rc -gt 1 ]; then echo 'FAILED (exit '$rc'): {shown}' >&2; exit 1; fi\n"
+            ));
+            continue;
+        }
         if t.is_empty() || t.starts_with('#') || t.starts_with("cargo ") {
             continue;
         }
@@ -118,6 +137,20 @@ fn the_sh_blocks_of_the_readme_and_the_docs_run_as_written() {
         ran >= 2,
         "the README's tour and first mapping at least: {ran}"
     );
+}
+
+#[test]
+fn a_here_document_is_kept_whole_and_checked_once() {
+    let lines: Vec<String> = ["cat > f <<'EOF'", "a = 1", "  # kept", "EOF", "ls f"]
+        .iter()
+        .map(|l| l.to_string())
+        .collect();
+    let s = script(&lines);
+    assert!(
+        s.contains("cat > f <<'EOF'\na = 1\n  # kept\nEOF\nrc=$?"),
+        "{s}"
+    );
+    assert_eq!(s.matches("rc=$?").count(), 2, "{s}");
 }
 
 #[test]

@@ -628,3 +628,43 @@ fn a_lookup_by_match_is_checked_against_the_targets_columns_and_the_dry_run_show
         .expect_code(2)
         .stdout_has("lookup 'parentcustomerid_account' matches on 'nmae' (did you mean 'name'?) of account, which has no such column (m.toml:10:61)");
 }
+
+#[test]
+fn init_matches_display_names_in_any_language_and_binds_a_named_company_by_match() {
+    let w = pulled();
+    w.write(
+        "c.csv",
+        "Nachname,First Name,Company Name,Birthday\nSmith,Ann,Contoso,31/01/1980\nJones,Bob,contoso ,01/02/1975\n",
+    );
+    w.dvload(&[
+        "init",
+        "--source",
+        "c.csv",
+        "--entity",
+        "contact",
+        "--metadata",
+        "md",
+        "--out",
+        "c.toml",
+    ])
+    .expect_code(0);
+    let mapping = w.read("c.toml");
+    for line in [
+        "lastname = \"Nachname\"  # Last Name (String), by display name",
+        "parentcustomerid_account = { lookup = \"accounts\", match = { name = \"Company Name\" } }  # Company Name (Customer), by display name; bound by the target's name, which the run looks up (CHECK the values are names)",
+        "birthdate = { from = \"Birthday\", type = \"dateonly\", format = \"%d/%m/%Y\" }",
+    ] {
+        assert!(mapping.contains(line), "{line}\n---\n{mapping}");
+    }
+    w.dvload(&["validate", "c.toml", "--metadata", "md"])
+        .expect_code(0);
+    // Run as generated, after the account it names: both contacts bound to it.
+    w.write("a.csv", "Name\nContoso\n");
+    w.write(
+        "a.toml",
+        "[source]\npath = \"a.csv\"\n[target]\nentity_set = \"accounts\"\noperation = \"create\"\n[fields]\nname = \"Name\"\n",
+    );
+    w.dvload(&["run", "a.toml", "c.toml", "--emulator", "--no-ledger"])
+        .expect_code(0)
+        .stdout_has("lookups by match: 2 queries");
+}

@@ -177,6 +177,8 @@ fn account() -> TableConfig {
             name: "accountnumber_key".into(),
             attributes: vec!["accountnumber".into()],
         }],
+        display_name: None,
+        labels: Default::default(),
         collections: vec![
             CollectionConfig {
                 name: "Account_Tasks".into(),
@@ -275,6 +277,8 @@ fn contact() -> TableConfig {
             name: "emailaddress1_key".into(),
             attributes: vec!["emailaddress1".into()],
         }],
+        display_name: None,
+        labels: Default::default(),
         collections: vec![CollectionConfig {
             name: "Contact_Tasks".into(),
             table: "task".into(),
@@ -332,6 +336,8 @@ fn lead() -> TableConfig {
         bulk_operations: true,
         columns,
         keys: Vec::new(),
+        display_name: None,
+        labels: Default::default(),
         collections: vec![CollectionConfig {
             name: "Lead_Tasks".into(),
             table: "task".into(),
@@ -377,13 +383,18 @@ fn task() -> TableConfig {
         bulk_operations: true,
         columns,
         keys: Vec::new(),
+        display_name: None,
+        labels: Default::default(),
         collections: Vec::new(),
     }
 }
 
 /// Builds the built-in configuration (see [`Config::default`]).
 pub fn builtin_config() -> Config {
-    let tables = vec![account(), contact(), lead(), task()];
+    let tables = vec![account(), contact(), lead(), task()]
+        .into_iter()
+        .map(with_display_names)
+        .collect::<Vec<_>>();
     let privileges = tables
         .iter()
         .map(|t| TablePrivilegesConfig {
@@ -421,4 +432,112 @@ pub fn builtin_config() -> Config {
         tables,
         ..Config::empty()
     }
+}
+
+/// Display names of the standard tables and columns, as a Dataverse environment in English shows
+/// them (the "Display name" column of each table's column list in Power Apps), and a few of their
+/// German (1031) labels, so that clients matching headers to columns by label, in any language,
+/// have real ones to match.
+const DISPLAY_NAMES: &[(&str, &str, &str)] = &[
+    ("account", "", "Account"),
+    ("account", "accountid", "Account"),
+    ("account", "name", "Account Name"),
+    ("account", "accountnumber", "Account Number"),
+    ("account", "revenue", "Annual Revenue"),
+    ("account", "numberofemployees", "Number of Employees"),
+    ("account", "industrycode", "Industry"),
+    ("account", "accountcategorycode", "Category"),
+    ("account", "telephone1", "Main Phone"),
+    ("account", "emailaddress1", "Email"),
+    ("account", "websiteurl", "Website"),
+    ("account", "address1_city", "Address 1: City"),
+    ("account", "address1_country", "Address 1: Country/Region"),
+    ("account", "address1_latitude", "Address 1: Latitude"),
+    ("account", "creditonhold", "Credit Hold"),
+    ("account", "description", "Description"),
+    ("account", "parentaccountid", "Parent Account"),
+    ("account", "primarycontactid", "Primary Contact"),
+    ("account", "originatingleadid", "Originating Lead"),
+    ("account", "statecode", "Status"),
+    ("account", "statuscode", "Status Reason"),
+    ("contact", "", "Contact"),
+    ("contact", "contactid", "Contact"),
+    ("contact", "firstname", "First Name"),
+    ("contact", "lastname", "Last Name"),
+    ("contact", "fullname", "Full Name"),
+    ("contact", "emailaddress1", "Email"),
+    ("contact", "jobtitle", "Job Title"),
+    ("contact", "telephone1", "Business Phone"),
+    ("contact", "birthdate", "Birthday"),
+    ("contact", "gendercode", "Gender"),
+    (
+        "contact",
+        "preferredcontactmethodcode",
+        "Preferred Method of Contact",
+    ),
+    ("contact", "donotemail", "Do not allow Emails"),
+    (
+        "contact",
+        "lastusedincampaign",
+        "Last Date Included in Campaign",
+    ),
+    ("contact", "description", "Description"),
+    ("contact", "parentcustomerid", "Company Name"),
+    ("contact", "statecode", "Status"),
+    ("contact", "statuscode", "Status Reason"),
+    ("lead", "", "Lead"),
+    ("lead", "leadid", "Lead"),
+    ("lead", "subject", "Topic"),
+    ("lead", "firstname", "First Name"),
+    ("lead", "lastname", "Last Name"),
+    ("lead", "fullname", "Name"),
+    ("lead", "emailaddress1", "Email"),
+    ("lead", "companyname", "Company Name"),
+    ("lead", "leadsourcecode", "Lead Source"),
+    ("lead", "leadqualitycode", "Rating"),
+    ("lead", "estimatedamount", "Est. Value"),
+    ("lead", "description", "Description"),
+    ("lead", "statecode", "Status"),
+    ("task", "", "Task"),
+    ("task", "activityid", "Activity"),
+    ("task", "subject", "Subject"),
+    ("task", "description", "Description"),
+    ("task", "scheduledend", "Due Date"),
+    ("task", "prioritycode", "Priority"),
+    ("task", "percentcomplete", "Percent Complete"),
+    ("task", "regardingobjectid", "Regarding"),
+    ("task", "statecode", "Activity Status"),
+];
+
+/// German labels (1031) of some of the same.
+const GERMAN: &[(&str, &str, &str)] = &[
+    ("account", "", "Firma"),
+    ("account", "name", "Firmenname"),
+    ("contact", "", "Kontakt"),
+    ("contact", "firstname", "Vorname"),
+    ("contact", "lastname", "Nachname"),
+    ("contact", "emailaddress1", "E-Mail"),
+    ("task", "", "Aufgabe"),
+    ("task", "subject", "Betreff"),
+];
+
+fn with_display_names(mut t: TableConfig) -> TableConfig {
+    let find = |list: &[(&str, &str, &str)], column: &str| {
+        list.iter()
+            .find(|(table, c, _)| *table == t.logical_name && *c == column)
+            .map(|(_, _, label)| (*label).to_string())
+    };
+    t.display_name = find(DISPLAY_NAMES, "");
+    if let Some(l) = find(GERMAN, "") {
+        t.labels.insert("1031".into(), l);
+    }
+    let mut columns = std::mem::take(&mut t.columns);
+    for c in &mut columns {
+        c.display_name = find(DISPLAY_NAMES, &c.name);
+        if let Some(l) = find(GERMAN, &c.name) {
+            c.labels.insert("1031".into(), l);
+        }
+    }
+    t.columns = columns;
+    t
 }

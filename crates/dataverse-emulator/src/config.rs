@@ -351,6 +351,12 @@ pub struct TableConfig {
     /// Collection-valued navigation properties (one-to-many relationships).
     #[serde(default)]
     pub collections: Vec<CollectionConfig>,
+    /// The display name in English (1033); the schema name stands in when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// The display name in other languages, by LCID (`{ "1031" = "Firma" }`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 fn yes() -> bool {
@@ -398,6 +404,12 @@ pub struct ColumnConfig {
     /// Read-only (system) column: writing it is an error.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub read_only: bool,
+    /// The display name in English (1033); the schema name stands in when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// The display name in other languages, by LCID (`{ "1031" = "Firmenname" }`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 impl ColumnConfig {
@@ -416,6 +428,8 @@ impl ColumnConfig {
             targets: Vec::new(),
             navigation: Vec::new(),
             read_only: false,
+            display_name: None,
+            labels: std::collections::BTreeMap::new(),
         }
     }
 }

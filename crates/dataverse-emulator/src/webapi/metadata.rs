@@ -119,6 +119,21 @@ pub fn csdl(ctx: &Ctx) -> OpResponse {
     }
 }
 
+/// A display name: English (or the schema name) first, then the other languages configured.
+fn display_label(
+    english: Option<&str>,
+    schema: &str,
+    others: &std::collections::BTreeMap<String, String>,
+) -> Value {
+    let one = |text: &str, lcid: u32| json!({"Label": text, "LanguageCode": lcid, "IsManaged": true, "MetadataId": metadata_id(&["label", text, &lcid.to_string()]).to_string(), "HasChanged": null});
+    let first = one(english.unwrap_or(schema), 1033);
+    let mut labels = vec![first.clone()];
+    for (lcid, text) in others {
+        labels.push(one(text, lcid.parse().unwrap_or(0)));
+    }
+    json!({"LocalizedLabels": labels, "UserLocalizedLabel": first})
+}
+
 fn label(text: &str) -> Value {
     let l = json!({"Label": text, "LanguageCode": 1033, "IsManaged": true, "MetadataId": metadata_id(&["label", text]).to_string(), "HasChanged": null});
     json!({"LocalizedLabels": [l.clone()], "UserLocalizedLabel": l})
@@ -177,8 +192,11 @@ pub fn attribute_json(table: &Table, col: &ColumnConfig) -> Map<String, Value> {
     );
     m.insert("LogicalName".into(), json!(col.name));
     let schema = col.schema_name.clone().unwrap_or_else(|| col.name.clone());
-    // The configuration has no display names: the schema name stands in for one.
-    m.insert("DisplayName".into(), label(&schema));
+    // Without a display name in the configuration, the schema name stands in for one.
+    m.insert(
+        "DisplayName".into(),
+        display_label(col.display_name.as_deref(), &schema, &col.labels),
+    );
     m.insert("SchemaName".into(), json!(schema));
     m.insert("EntityLogicalName".into(), json!(table.logical()));
     m.insert("AttributeType".into(), json!(at));
@@ -396,7 +414,7 @@ fn entity_json(table: &Table) -> Map<String, Value> {
         "IsIntersect": false,
         "IsCustomEntity": table.logical().contains('_'),
         "IsActivity": table.pk() == "activityid",
-        "DisplayName": label(&table.cfg.schema_name),
+        "DisplayName": display_label(table.cfg.display_name.as_deref(), &table.cfg.schema_name, &table.cfg.labels),
         "MetadataId": metadata_id(&[table.logical()]).to_string(),
     });
     v.as_object().cloned().unwrap_or_default()
