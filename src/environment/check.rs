@@ -158,6 +158,9 @@ struct Attr {
     options: Vec<(i64, String)>,
     /// A text column's longest value (known from pulled metadata only).
     max_length: Option<i64>,
+    /// A number column's range (known from pulled metadata only).
+    min: Option<f64>,
+    max: Option<f64>,
     /// `ApplicationRequired` or `SystemRequired`, when the column is.
     required: Option<String>,
     create: bool,
@@ -252,6 +255,60 @@ fn option_problem(converter: &Converter, a: &Attr) -> Option<String> {
     ))
 }
 
+/// A constant `value` or a `default` the column cannot hold: a number outside its range, a text
+/// longer than its length, a choice value that is not one of its options. Every row would carry
+/// it, and the service would refuse every one of them. `None` when it fits or cannot be told.
+fn constant_problem(value: &crate::mapping::spec::ValueSpec, a: &Attr) -> Option<String> {
+    let mut found = Vec::new();
+    let constant = match &value.input {
+        crate::mapping::spec::Input::Constant { json, .. } => Some(("constant value", json)),
+        _ => None,
+    };
+    let default = value.default.as_ref().map(|json| ("default", json));
+    for (what, json) in constant.into_iter().chain(default) {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else {
+            continue;
+        };
+        let problem = match &v {
+            serde_json::Value::Number(n) if !a.options.is_empty() => {
+                let n = n.as_i64()?;
+                (!a.options.iter().any(|(o, _)| *o == n)).then(|| {
+                    let there: Vec<String> = a
+                        .options
+                        .iter()
+                        .take(12)
+                        .map(|(v, l)| format!("{v} {l}"))
+                        .collect();
+                    format!(
+                        "{what} {n} is no option of the column (its options: {})",
+                        there.join(", ")
+                    )
+                })
+            }
+            serde_json::Value::Number(n) => {
+                let x = n.as_f64()?;
+                let below = a.min.is_some_and(|min| x < min);
+                let above = a.max.is_some_and(|max| x > max);
+                (below || above).then(|| {
+                    format!(
+                        "{what} {n} is outside the column's range ({} to {})",
+                        a.min.map_or("-".into(), |m| m.to_string()),
+                        a.max.map_or("-".into(), |m| m.to_string())
+                    )
+                })
+            }
+            serde_json::Value::String(t) if matches!(a.kind.as_str(), "String" | "Memo") => {
+                let n = t.chars().count();
+                let max = usize::try_from(a.max_length?).ok()?;
+                (n > max).then(|| format!("{what} is {n} characters long; the column holds {max}"))
+            }
+            _ => None,
+        };
+        found.extend(problem);
+    }
+    (!found.is_empty()).then(|| found.join("; "))
+}
+
 /// A text field's `max_length` longer than its column holds (when the column's length is known):
 /// the rows between the two would pass the mapping and be refused by the service.
 fn length_problem(converter: &Converter, a: &Attr) -> Option<String> {
@@ -320,6 +377,8 @@ fn columns_of(t: &super::metadata::TableMetadata) -> Columns {
                         })
                         .collect(),
                     max_length: c.max_length,
+                    min: c.min_value,
+                    max: c.max_value,
                     required: matches!(
                         c.required_level.as_str(),
                         "ApplicationRequired" | "SystemRequired"
@@ -545,7 +604,7 @@ impl<'c> Checker<'c> {
         let mut casts: Vec<&'static str> = Vec::new();
         for f in &spec.fields {
             let needed = match &f.kind {
-                FieldKind::Value(value) => super::metadata::casts_for(&value.converter),
+                FieldKind::Value(value) => super::metadata::casts_for_value(value),
                 FieldKind::Lookup { .. } => &["LookupAttributeMetadata"],
             };
             casts.extend(
@@ -591,6 +650,7 @@ impl<'c> Checker<'c> {
                                 mistyped.push(format!("'{}' {why}{}", f.column, at(f)));
                             } else if let Some(why) = option_problem(&value.converter, a)
                                 .or_else(|| length_problem(&value.converter, a))
+                                .or_else(|| constant_problem(value, a))
                             {
                                 mistyped.push(format!("'{}' {why}{}", f.column, at(f)));
                             }
@@ -1127,6 +1187,8 @@ mod tests {
             date_only,
             options: Vec::new(),
             max_length: None,
+            min: None,
+            max: None,
             required: None,
             create: true,
             update: true,

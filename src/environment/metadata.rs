@@ -214,6 +214,24 @@ pub fn casts_for(converter: &crate::mapping::convert::Converter) -> &'static [&'
     }
 }
 
+/// The casts a field needs: its converter's ([`casts_for`]) and, for a number with a constant
+/// value or a default, the number types' (their ranges tell whether the column holds it).
+pub fn casts_for_value(value: &crate::mapping::spec::ValueSpec) -> &'static [&'static str] {
+    use crate::mapping::convert::Converter;
+    let fixed = matches!(value.input, crate::mapping::spec::Input::Constant { .. })
+        || value.default.is_some();
+    match &value.converter {
+        Converter::Integer { .. } | Converter::Number { .. } if fixed => &[
+            "IntegerAttributeMetadata",
+            "BigIntAttributeMetadata",
+            "DecimalAttributeMetadata",
+            "DoubleAttributeMetadata",
+            "MoneyAttributeMetadata",
+        ],
+        other => casts_for(other),
+    }
+}
+
 /// Adds the properties of `casts` (names of [`CASTS`]) to `table`'s columns.
 pub async fn pull_casts(
     conn: &Connection,

@@ -668,3 +668,37 @@ fn init_matches_display_names_in_any_language_and_binds_a_named_company_by_match
         .expect_code(0)
         .stdout_has("lookups by match: 2 queries");
 }
+
+#[test]
+fn constants_and_defaults_the_column_cannot_hold_are_found_before_any_row() {
+    let w = pulled();
+    w.write("accounts.csv", "Company\nContoso\n");
+    let long = "x".repeat(161);
+    w.write(
+        "m.toml",
+        format!(
+            "[source]\npath = \"accounts.csv\"\n\n[target]\nentity_set = \"accounts\"\noperation = \"create\"\n\n\
+             [fields]\nname = {{ from = \"Company\", default = \"{long}\" }}\n\
+             numberofemployees = {{ value = -5, type = \"int\" }}\n\
+             accountcategorycode = {{ value = 7, type = \"choice\" }}\n\
+             revenue = {{ value = 100, type = \"money\" }}\n"
+        ),
+    );
+    w.dvload(&["validate", "m.toml", "--metadata", "md"])
+        .expect_code(2)
+        .stdout_has("'name' default is 161 characters long; the column holds 160 (m.toml:9:1)")
+        .stdout_has("'numberofemployees' constant value -5 is outside the column's range (0 to 1000000000) (m.toml:10:1)")
+        .stdout_has("'accountcategorycode' constant value 7 is no option of the column (its options: 1 Preferred Customer, 2 Standard) (m.toml:11:1)")
+        .stdout_has("the mapping does not fit the environment's metadata");
+    // The live check says the same, before anything is sent.
+    let out = w.dvload(&["run", "m.toml", "--emulator", "--no-ledger"]);
+    out.expect_code(2);
+    let said = format!("{}{}", out.stdout, out.stderr);
+    for part in [
+        "'name' default is 161 characters long; the column holds 160 (m.toml:9:1)",
+        "'numberofemployees' constant value -5 is outside the column's range (0 to 1000000000) (m.toml:10:1)",
+        "'accountcategorycode' constant value 7 is no option of the column",
+    ] {
+        assert!(said.contains(part), "{part}\n{said}");
+    }
+}
