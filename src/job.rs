@@ -90,7 +90,7 @@ impl Job {
         table: &crate::environment::metadata::TableMetadata,
         language: Option<u32>,
     ) -> crate::Result<Option<String>> {
-        let filled = crate::environment::complete::complete(&mut self.spec, table, language);
+        let filled = crate::environment::complete::complete(&mut self.spec, table, language)?;
         if filled != crate::environment::complete::Filled::default() {
             self.plan = Plan::compile(
                 &self.spec,
@@ -169,6 +169,7 @@ impl Job {
         keep_errors: usize,
         mut on_operation: impl FnMut(Operation, Record) -> crate::Result<()>,
     ) -> crate::Result<Tally> {
+        self.plan.ready()?;
         let mut progress = ();
         let mut recorder = Recorder::new(rejects, None, &mut progress, keep_errors);
         while let Some(step) = self.next_step() {

@@ -961,6 +961,7 @@ pub async fn preflight(
                 console.line(&format!("{}: {line}", job.mapping.display()));
             }
         }
+        job.plan.ready()?;
     }
     if let Err(e) = &checker.privileges {
         console.line(&format!(

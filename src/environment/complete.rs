@@ -6,7 +6,8 @@
 //! alike. What the mapping says always wins: a `map`, a `max_length`.
 
 use crate::mapping::convert::{BoolLabels, ChoiceMap, Converter};
-use crate::mapping::spec::{FieldKind, MappingSpec};
+use crate::mapping::spec::{FieldKind, Input, MappingError, MappingSpec, ValueSpec};
+use crate::toml_reader::Ctx;
 
 use super::metadata::{ColumnMetadata, OptionMetadata, TableMetadata};
 
@@ -39,9 +40,20 @@ impl Filled {
 /// set's labels (`language`'s first, then every other language's, matched ignoring case); a
 /// `bool` field also accepts the column's two labels; a `text` field without `max_length` takes
 /// the column's.
-pub fn complete(spec: &mut MappingSpec, table: &TableMetadata, language: Option<u32>) -> Filled {
+///
+/// Then a constant or a default that is a label of such a column is converted; one that is not
+/// one of its labels is the error, at its place in the mapping.
+pub fn complete(
+    spec: &mut MappingSpec,
+    table: &TableMetadata,
+    language: Option<u32>,
+) -> Result<Filled, MappingError> {
     let language = language.map(|l| l.to_string());
     let mut filled = Filled::default();
+    let ctx = Ctx {
+        file: &spec.file,
+        text: &spec.text,
+    };
     for field in &mut spec.fields {
         let FieldKind::Value(value) = &mut field.kind else {
             continue;
@@ -58,8 +70,41 @@ pub fn complete(spec: &mut MappingSpec, table: &TableMetadata, language: Option<
                 _ => filled.labels.push(format!("'{}' {what}", field.column)),
             }
         }
+        if !value.converter.labels_from_metadata() {
+            convert_labels(&ctx, &field.column, value)?;
+        }
     }
-    filled
+    Ok(filled)
+}
+
+/// Converts `value`'s constant and default that waited for the column's labels.
+fn convert_labels(ctx: &Ctx<'_>, column: &str, value: &mut ValueSpec) -> Result<(), MappingError> {
+    for later in std::mem::take(&mut value.labels_later) {
+        let mut json = String::new();
+        if later.default {
+            let text = value.default_text.clone().unwrap_or_default();
+            value
+                .converter
+                .write_json(text.trim(), &mut json)
+                .map_err(|e| {
+                    ctx.err(later.span.clone(), format!("field '{column}': default {e}"))
+                })?;
+            value.default = Some(json);
+        } else if let Input::Constant {
+            text,
+            json: converted,
+        } = &mut value.input
+        {
+            value.converter.write_json(text, &mut json).map_err(|e| {
+                ctx.err(
+                    later.span.clone(),
+                    format!("field '{column}': constant value {e}"),
+                )
+            })?;
+            *converted = json;
+        }
+    }
+    Ok(())
 }
 
 /// Fills one converter; says what it took, or `None` when it took nothing.

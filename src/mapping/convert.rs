@@ -260,6 +260,16 @@ impl Converter {
 
     /// The value as a typed key value (rendered by `odata::key` as `'text'` with quotes doubled,
     /// or bare numbers, GUIDs and dates).
+    /// True for a choice or a Boolean whose labels the mapping does not give (no `map`, no
+    /// labels): a run takes them from the column's metadata (`environment::complete`).
+    pub fn labels_from_metadata(&self) -> bool {
+        match self {
+            Converter::Choice(map) | Converter::Choices { map, .. } => map.is_empty(),
+            Converter::Bool(labels) => labels.yes.is_empty() && labels.no.is_empty(),
+            _ => false,
+        }
+    }
+
     pub fn key_value(&self, s: &str) -> Result<KeyValue, String> {
         Ok(match self {
             Converter::Text { max_length } => {

@@ -152,6 +152,9 @@ pub struct Plan {
     skip_empty: Vec<BoundRef>,
     skip_equal: Vec<(BoundRef, Vec<String>)>,
     matches: Vec<MatchLookup>,
+    /// Constants and defaults that are labels the column's metadata has not given yet: the plan
+    /// maps no row until they are converted (see [`Plan::ready`]).
+    waiting: Vec<MappingError>,
     /// The length of the last body built: the next one is allocated that big, so that it is
     /// not regrown field by field (a hint only; rows are mapped on any thread).
     body_hint: std::sync::atomic::AtomicUsize,
@@ -167,6 +170,7 @@ impl Clone for Plan {
             skip_empty: self.skip_empty.clone(),
             skip_equal: self.skip_equal.clone(),
             matches: self.matches.clone(),
+            waiting: self.waiting.clone(),
             body_hint: std::sync::atomic::AtomicUsize::new(
                 self.body_hint.load(std::sync::atomic::Ordering::Relaxed),
             ),
@@ -197,7 +201,32 @@ impl Plan {
         )?;
         let mut fields = Vec::with_capacity(spec.fields.len());
         let mut matches = Vec::new();
+        let mut waiting = Vec::new();
         for f in &spec.fields {
+            if let FieldKind::Value(v) = &f.kind {
+                for later in &v.labels_later {
+                    let (what, text) = if later.default {
+                        ("default", v.default_text.clone().unwrap_or_default())
+                    } else {
+                        match &v.input {
+                            Input::Constant { text, .. } => ("constant value", text.clone()),
+                            _ => ("value", String::new()),
+                        }
+                    };
+                    let message = if matches!(v.converter, Converter::Bool(_)) {
+                        format!(
+                            "field '{}': {what} '{text}' is not a yes/no value (true/false, yes/no, 1/0), nor yet one of the column's own labels: check against the environment, whose metadata has them (a run does; validate and --dry-run do with --metadata DIR)",
+                            f.column
+                        )
+                    } else {
+                        format!(
+                            "field '{}': {what} '{text}' is a label, and no map gives its value: add map = {{ \"{text}\" = <value> }}, or check against the environment, whose option set has the labels (a run does; validate and --dry-run do with --metadata DIR)",
+                            f.column
+                        )
+                    };
+                    waiting.push(ctx.err(later.span.clone(), message));
+                }
+            }
             let kind = match &f.kind {
                 FieldKind::Value(v) => BoundKind::Value {
                     json_key: json_key(&f.column),
@@ -274,6 +303,7 @@ impl Plan {
             skip_empty,
             skip_equal,
             matches,
+            waiting,
             body_hint: std::sync::atomic::AtomicUsize::new(64),
         })
     }
@@ -286,6 +316,15 @@ impl Plan {
             BoundKey::Id(_, column) => Some(column),
             BoundKey::Alternate(parts) => parts.first().map(|p| p.column.as_str()),
             BoundKey::Match(..) => None,
+        }
+    }
+
+    /// Whether the plan can map rows: not while a constant or a default is a label that only the
+    /// column's metadata can convert (then the first such is the error).
+    pub fn ready(&self) -> Result<(), MappingError> {
+        match self.waiting.first() {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
         }
     }
 

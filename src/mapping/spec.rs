@@ -77,6 +77,10 @@ pub enum Input {
 pub struct ValueSpec {
     /// Where the value comes from.
     pub input: Input,
+    /// A constant or a default that is a label of a choice or a Boolean column whose labels the
+    /// mapping does not give (no `map`): converted once the column's metadata gives them
+    /// (`environment::complete`); until then its JSON is empty and the plan is not ready.
+    pub labels_later: Vec<LaterLabel>,
     /// The type conversion.
     pub converter: Converter,
     /// Trim whitespace before converting (default true).
@@ -100,6 +104,15 @@ pub struct KeyPart {
     pub span: Range<usize>,
     /// Its value.
     pub value: ValueSpec,
+}
+
+/// A constant or a default waiting for its column's labels (see [`ValueSpec::labels_later`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaterLabel {
+    /// True for the `default`, false for the constant `value`.
+    pub default: bool,
+    /// Where it was written.
+    pub span: Range<usize>,
 }
 
 /// A target column of `[fields]`.
@@ -1209,6 +1222,7 @@ fn parse_value_spec(
     let (what, is_key) = (read.what, read.is_key);
     match val.get_ref() {
         DeValue::String(s) => Ok(ValueSpec {
+            labels_later: Vec::new(),
             input: Input::Field(FieldRef { name: s.to_string(), span: val.span() }),
             converter: Converter::Text { max_length: None },
             trim: true,
@@ -1244,6 +1258,7 @@ fn parse_value_spec_table(
         required_default,
         extra_allowed,
     } = *read;
+    let mut labels_later = Vec::new();
     let table = val.get_ref().as_table().expect("checked by caller");
     let t = TableReader::new(ctx, table, val.span(), what.to_string());
     let allowed: Vec<&str> = FIELD_KEYS
@@ -1542,9 +1557,20 @@ fn parse_value_spec_table(
                 text = text.replace('.', ",");
             }
             let mut json = String::new();
-            converter
-                .write_json(&text, &mut json)
-                .map_err(|e| ctx.err(v.span(), format!("{what}: constant value {e}")))?;
+            match converter.write_json(&text, &mut json) {
+                Ok(_) => {}
+                // A label of a column whose labels come from the metadata: converted then.
+                Err(_) if !is_key && converter.labels_from_metadata() => {
+                    json.clear();
+                    labels_later.push(LaterLabel {
+                        default: false,
+                        span: v.span(),
+                    });
+                }
+                Err(e) => {
+                    return Err(ctx.err(v.span(), format!("{what}: constant value {e}")));
+                }
+            }
             if is_key {
                 check_key_constant(&converter, &text)
                     .map_err(|e| ctx.err(v.span(), format!("{what}: constant value {e}")))?;
@@ -1555,9 +1581,17 @@ fn parse_value_spec_table(
     let (default, default_text) = match t.string("default")? {
         Some(d) => {
             let mut json = String::new();
-            converter
-                .write_json(d.get_ref().trim(), &mut json)
-                .map_err(|e| ctx.err(d.span(), format!("{what}: default {e}")))?;
+            match converter.write_json(d.get_ref().trim(), &mut json) {
+                Ok(_) => {}
+                Err(_) if !is_key && converter.labels_from_metadata() => {
+                    json.clear();
+                    labels_later.push(LaterLabel {
+                        default: true,
+                        span: d.span(),
+                    });
+                }
+                Err(e) => return Err(ctx.err(d.span(), format!("{what}: default {e}"))),
+            }
             if is_key {
                 check_key_constant(&converter, d.get_ref().trim())
                     .map_err(|e| ctx.err(d.span(), format!("{what}: default {e}")))?;
@@ -1589,6 +1623,7 @@ fn parse_value_spec_table(
         }
     }
     Ok(ValueSpec {
+        labels_later,
         input,
         converter,
         trim: t.bool("trim")?.unwrap_or(true),

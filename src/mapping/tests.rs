@@ -375,11 +375,25 @@ fn bad_values_in_the_mapping_are_errors_with_positions() {
         spec_err(&format!("{base}x = {{ from = \"R\", value = 1 }}\n"))
             .contains("has from and value")
     );
-    assert!(
-        spec_err(&format!(
+    // A word that is not yes or no may be one of the column's own labels ("Allow"): the plan
+    // waits for the column's metadata, and says so.
+    assert_eq!(
+        plan(&format!(
             "{base}x = {{ value = \"maybe\", type = \"bool\" }}\n"
         ))
-        .contains("constant value 'maybe' is not a yes/no value")
+        .ready()
+        .unwrap_err()
+        .to_string(),
+        "m/accounts.toml:5:15: field 'x': constant value 'maybe' is not a yes/no value (true/false, yes/no, 1/0), nor yet one of the column's own labels: check against the environment, whose metadata has them (a run does; validate and --dry-run do with --metadata DIR)"
+    );
+    assert_eq!(
+        plan(&format!(
+            "{base}x = {{ from = \"Industry\", type = \"choice\", default = \"Retail\" }}\n"
+        ))
+        .ready()
+        .unwrap_err()
+        .to_string(),
+        "m/accounts.toml:5:53: field 'x': default 'Retail' is a label, and no map gives its value: add map = { \"Retail\" = <value> }, or check against the environment, whose option set has the labels (a run does; validate and --dry-run do with --metadata DIR)"
     );
     assert!(
         spec_err(&format!(

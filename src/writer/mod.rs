@@ -165,6 +165,9 @@ impl Writer {
         progress: &mut dyn Progress,
         hooks: Hooks<'_>,
     ) -> crate::Result<JobOutcome> {
+        // Never a row with a constant still waiting for its column's labels (the pre-flight
+        // check converts them, or refuses the run).
+        job.plan.ready()?;
         let Hooks { mut admit, sink } = hooks;
         // Every outcome of the job goes through one recorder: the ledger's journal, the rejects
         // file, the counts, the progress display.

@@ -702,3 +702,51 @@ fn constants_and_defaults_the_column_cannot_hold_are_found_before_any_row() {
         assert!(said.contains(part), "{part}\n{said}");
     }
 }
+
+#[test]
+fn labels_in_constants_and_defaults_take_their_values_from_the_option_set() {
+    let w = pulled();
+    w.write("contacts.csv", "Last,Category\nSmith,\n");
+    w.write(
+        "m.toml",
+        "[source]\npath = \"contacts.csv\"\n\n[target]\nentity_set = \"contacts\"\noperation = \"create\"\n\n\
+         [fields]\nlastname = \"Last\"\ndonotemail = { value = \"Do Not Allow\", type = \"bool\" }\n\
+         preferredcontactmethodcode = { from = \"Category\", type = \"choice\", default = \"email\" }\n",
+    );
+    // Without the metadata, the labels cannot be converted: said at their place, nothing read.
+    w.dvload(&["validate", "m.toml"]).expect_code(2).stderr_has(
+        "m.toml:10:24: field 'donotemail': constant value 'Do Not Allow' is not a yes/no value",
+    );
+    // With it, or against the environment, they are the column's values.
+    w.dvload(&["validate", "m.toml", "--metadata", "md"])
+        .expect_code(0);
+    w.dvload(&[
+        "run",
+        "m.toml",
+        "--dry-run",
+        "--metadata",
+        "md",
+        "--emit-batches",
+        "out",
+    ])
+    .expect_code(0);
+    let batch = w.read("out/batch-000001.http");
+    assert!(
+        batch.contains(r#"{"lastname":"Smith","donotemail":true,"preferredcontactmethodcode":2}"#),
+        "{batch}"
+    );
+    w.dvload(&["run", "m.toml", "--emulator", "--no-ledger"])
+        .expect_code(0);
+    // A label the option set does not have is refused at its place, online and offline.
+    w.write(
+        "m.toml",
+        w.read("m.toml")
+            .replace("default = \"email\"", "default = \"Pigeon\""),
+    );
+    w.dvload(&["validate", "m.toml", "--metadata", "md"])
+        .expect_code(2)
+        .stderr_has("m.toml:11:78: field 'preferredcontactmethodcode': default unknown label 'Pigeon'; allowed: Any, Email, Phone, Fax, Mail");
+    w.dvload(&["run", "m.toml", "--emulator", "--no-ledger"])
+        .expect_code(2)
+        .stderr_has("m.toml:11:78: field 'preferredcontactmethodcode': default unknown label 'Pigeon'; allowed: Any, Email, Phone, Fax, Mail");
+}
