@@ -562,6 +562,10 @@ fn edits(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
+/// How a Dataverse "Export to Excel" file names the columns it adds (`(Do Not Modify) Contact`,
+/// `(Do Not Modify) Row Checksum`, `(Do Not Modify) Modified On`).
+const EXPORT_PREFIX: &str = "(Do Not Modify) ";
+
 /// Writes the mapping of `sample` into `table`; `targets` are the metadata of tables its lookups
 /// may point at (their alternate keys bind the lookups).
 pub fn generate(
@@ -583,10 +587,21 @@ pub fn generate(
             .find(|h| find(h, table).is_some_and(|f| f.column == column))
             .cloned()
     };
+    // A Dataverse "Export to Excel" file carries each record's id under "(Do Not Modify) <table's
+    // display name>": the key that updates exactly the records exported.
+    let export_id = sample.headers.iter().enumerate().find_map(|(i, h)| {
+        let named = h.strip_prefix(EXPORT_PREFIX)?;
+        let n = norm(named);
+        let is_table =
+            n == norm(&table.logical_name) || table.display_name.values().any(|d| norm(d) == n);
+        let values = sample.values.get(i)?;
+        let guids = !values.is_empty() && values.iter().all(|v| uuid::Uuid::parse_str(v).is_ok());
+        (is_table && guids).then(|| h.clone())
+    });
     let mut keys: Vec<(&String, &crate::environment::metadata::KeyMetadata)> =
         table.keys.iter().collect();
     keys.sort_by_key(|(_, k)| k.attributes.len());
-    for (_, k) in keys {
+    for (_, k) in keys.into_iter().filter(|_| export_id.is_none()) {
         if k.index_status != "Active" && !k.index_status.is_empty() {
             continue;
         }
@@ -606,8 +621,16 @@ pub fn generate(
         if key
             .as_ref()
             .is_some_and(|k| k.iter().any(|(_, h)| h == header))
+            || export_id.as_ref() == Some(header)
         {
             matched += 1;
+            continue;
+        }
+        if header.starts_with(EXPORT_PREFIX) {
+            left_out.push(format!(
+                "# {}: the export's own bookkeeping (Dataverse writes it beside each record), not a column to write",
+                quote(header)
+            ));
             continue;
         }
         let Some(found) = find(header, table) else {
@@ -734,6 +757,14 @@ pub fn generate(
     text.push('\n');
     let _ = writeln!(text, "[target]\nentity_set = {}", quote(&table.entity_set));
     match &key {
+        _ if export_id.is_some() => {
+            let _ = writeln!(
+                text,
+                "operation = \"upsert\"\nkey = {{ {} = {{ from = {}, type = \"guid\" }} }}  # each record's id, from a Dataverse export: a second run updates the records exported\n",
+                toml_key(&table.primary_id),
+                quote(export_id.as_deref().unwrap_or_default())
+            );
+        }
         Some(parts) => {
             let inner: Vec<String> = parts
                 .iter()

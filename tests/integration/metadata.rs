@@ -750,3 +750,53 @@ fn labels_in_constants_and_defaults_take_their_values_from_the_option_set() {
         .expect_code(2)
         .stderr_has("m.toml:11:78: field 'preferredcontactmethodcode': default unknown label 'Pigeon'; allowed: Any, Email, Phone, Fax, Mail");
 }
+
+/// The header and a row of a contacts "Export to Excel" from a Dataverse environment in English:
+/// the export's own columns first, then display names.
+const CONTACTS_EXPORT: &str = "(Do Not Modify) Contact,(Do Not Modify) Row Checksum,(Do Not Modify) Modified On,\
+Full Name,Company Name,Email,Business Phone,Job Title,Birthday,Preferred Method of Contact,Do not allow Emails,Status\n\
+7d1f3a52-0c8e-4e0b-9d4c-1a2b3c4d5e6f,abc123==,15/07/2024 09:30,Ann Smith,Contoso,ann@contoso.com,555-0100,Buyer,\
+31/01/1980,Email,Allow,Active\n";
+
+#[test]
+fn init_on_a_dataverse_export_keys_by_the_exported_id_and_leaves_the_bookkeeping_out() {
+    let w = pulled();
+    w.write("export.csv", CONTACTS_EXPORT);
+    w.dvload(&[
+        "init",
+        "--source",
+        "export.csv",
+        "--entity",
+        "contact",
+        "--metadata",
+        "md",
+        "--out",
+        "export.toml",
+    ])
+    .expect_code(0);
+    let mapping = w.read("export.toml");
+    for line in [
+        "operation = \"upsert\"\nkey = { contactid = { from = \"(Do Not Modify) Contact\", type = \"guid\" } }",
+        "emailaddress1 = \"Email\"",
+        "parentcustomerid_account = { lookup = \"accounts\", match = { name = \"Company Name\" } }",
+        "birthdate = { from = \"Birthday\", type = \"dateonly\", format = \"%d/%m/%Y\" }",
+        "donotemail = { from = \"Do not allow Emails\", type = \"bool\" }",
+        "# \"(Do Not Modify) Row Checksum\": the export's own bookkeeping",
+        "# \"(Do Not Modify) Modified On\": the export's own bookkeeping",
+        "# \"Full Name\": fullname is read-only",
+    ] {
+        assert!(mapping.contains(line), "{line}\n---\n{mapping}");
+    }
+    // What it gets wrong is said, not hidden: the required last name is not in the export.
+    w.dvload(&["validate", "export.toml", "--metadata", "md"])
+        .expect_code(0)
+        .stdout_has("required columns this mapping leaves out of its creates: lastname");
+    w.write("a.csv", "Name\nContoso\n");
+    w.write(
+        "a.toml",
+        "[source]\npath = \"a.csv\"\n[target]\nentity_set = \"accounts\"\noperation = \"create\"\n[fields]\nname = \"Name\"\n",
+    );
+    w.dvload(&["run", "a.toml", "export.toml", "--emulator", "--no-ledger"])
+        .expect_code(0)
+        .stdout_has("read 1  written 1  rejected 0");
+}
