@@ -6,6 +6,7 @@
 pub mod bulk;
 pub mod crud;
 pub mod expand;
+pub mod fetch;
 pub mod messages;
 pub mod metadata;
 pub mod options;
@@ -198,7 +199,7 @@ fn implemented_options(ctx: &Ctx, segs: &[String], method: &str) -> &'static [&'
     }
     let keyed = first.ends_with(')');
     match (keyed, segs.len(), method) {
-        (false, 1, "GET") => allowed::COLLECTION,
+        (false, 1, "GET") => allowed::ENTITY_SET,
         (false, 2, "GET") if segs[1] == "$count" => &["$filter"],
         (false, 1, "POST") => allowed::RECORD,
         (true, 1, "GET") => allowed::RECORD_READ,

@@ -41,6 +41,17 @@ pub mod allowed {
         "$skiptoken",
         "$expand",
     ];
+    /// An entity set's read (`GET accounts`): a collection read, or FetchXML.
+    pub const ENTITY_SET: &[&str] = &[
+        "$select",
+        "$filter",
+        "$orderby",
+        "$top",
+        "$count",
+        "$skiptoken",
+        "$expand",
+        "fetchXml",
+    ];
     /// A single-record read: `$select`, and `$expand` of single-valued navigation properties.
     pub const RECORD_READ: &[&str] = &["$select", "$expand"];
     /// A create or update (`$select` shapes `return=representation`).

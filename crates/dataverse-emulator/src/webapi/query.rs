@@ -457,6 +457,11 @@ pub fn list(
     parent: &Table,
     related: Option<(Uuid, &str)>,
 ) -> Result<OpResponse, ApiError> {
+    if related.is_none() {
+        if let Some((_, xml)) = req.query_pairs().into_iter().find(|(k, _)| k == "fetchXml") {
+            return super::fetch::execute(ctx, store, req, parent, &xml);
+        }
+    }
     let (table, link) = match related {
         Some((id, coll_name)) => {
             let coll = parent.collection(coll_name).expect("checked by caller");

@@ -8,6 +8,7 @@ mod batch;
 mod changes;
 mod crud;
 mod faults;
+mod fetchxml;
 mod limits;
 mod persist;
 mod strict;
