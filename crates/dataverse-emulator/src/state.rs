@@ -98,6 +98,8 @@ pub struct Store {
     changes: u64,
     /// Alternate keys compare accent-insensitively (`_CI_AI`), from the base language.
     pub accent_insensitive: bool,
+    /// System jobs (`BulkDelete`), by id; not kept across restarts.
+    pub jobs: HashMap<Uuid, crate::webapi::jobs::Job>,
 }
 
 impl Store {
@@ -125,6 +127,7 @@ impl Store {
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x0005_eed0_f1d5),
             changes: 0,
             accent_insensitive: true,
+            jobs: HashMap::new(),
         }
     }
 

@@ -39,12 +39,18 @@ const DEFAULT_COUNT: usize = 5000;
 
 /// A parsed `<filter>`.
 #[derive(Debug)]
-enum Filter {
+pub enum Filter {
+    /// Every part holds (`type="and"`).
     All(Vec<Filter>),
+    /// One part holds (`type="or"`).
     Any(Vec<Filter>),
+    /// `<condition attribute operator value>`.
     Condition {
+        /// The column.
         attribute: String,
+        /// The FetchXML operator (`eq`, `like`, `in`, ...).
         operator: String,
+        /// Its values, as written.
         values: Vec<String>,
     },
 }
@@ -401,7 +407,8 @@ fn filter(table: &Table, node: &roxmltree::Node) -> Result<Filter, ApiError> {
     }
 }
 
-fn matches(r: &Record, f: &Filter, ai: bool, pk: &str) -> bool {
+/// Whether record `r` (of a table whose primary id is `pk`) passes `f`.
+pub fn matches(r: &Record, f: &Filter, ai: bool, pk: &str) -> bool {
     match f {
         Filter::All(parts) => parts.iter().all(|p| matches(r, p, ai, pk)),
         Filter::Any(parts) => parts.iter().any(|p| matches(r, p, ai, pk)),
@@ -454,7 +461,8 @@ fn value_key(column: &Key, text: &str, ai: bool) -> Option<Key> {
     }
 }
 
-fn condition(v: &Value, operator: &str, values: &[String], ai: bool) -> bool {
+/// Whether column value `v` passes `operator` with `values`.
+pub fn condition(v: &Value, operator: &str, values: &[String], ai: bool) -> bool {
     let column = text_of(v, ai);
     match operator {
         "null" => return column.is_none(),

@@ -7,6 +7,7 @@ pub mod bulk;
 pub mod crud;
 pub mod expand;
 pub mod fetch;
+pub mod jobs;
 pub mod messages;
 pub mod metadata;
 pub mod options;
@@ -264,6 +265,12 @@ fn route(
                 _ => Err(ApiError::method_not_allowed(method)),
             };
         }
+        "BulkDelete" | "Microsoft.Dynamics.CRM.BulkDelete" if segs.len() == 1 => {
+            return match method {
+                "POST" => jobs::bulk_delete(ctx, store, req, undo),
+                _ => Err(ApiError::method_not_allowed(method)),
+            };
+        }
         "$batch" => {
             return Err(ApiError::bad_request(
                 "A $batch request cannot be nested inside another $batch request.",
@@ -279,6 +286,12 @@ fn route(
     }
     let (name, key) = keys::split_segment(first).map_err(|e| ApiError::bad_uri(e.0))?;
     let Some(table) = ctx.catalog.by_set(name) else {
+        if jobs::serves(name) && segs.len() == 1 {
+            return match method {
+                "GET" => jobs::read(ctx, store, key),
+                _ => Err(ApiError::method_not_allowed(method)),
+            };
+        }
         if users::serves(name) {
             return users::route(ctx, req, name, key, &segs);
         }

@@ -231,13 +231,112 @@ async fn privileges_are_checked_before_the_message_exists() {
     assert_eq!(status, 501, "{message}");
     assert!(message.contains("does not implement the RetrieveMetadataChanges message"));
 
-    // With the privilege in a role, the same request reaches the emulator's limit instead.
+    // With the privilege in a role, the request is read: without its parameters, refused.
     let mut config = dataverse_emulator::builtin::builtin_config();
     config.roles[0].global.push("prvBulkDelete".into());
     let emu = crate::support::emulator_with(config).await;
     let api = Api::new(&emu).await;
-    let (status, _, message) = refusal(&api, Method::POST, "BulkDelete").await;
-    assert_eq!(status, 501, "{message}");
+    let (status, code, message) = refusal(&api, Method::POST, "BulkDelete").await;
+    assert_eq!((status, code.as_str()), (400, "0x80040203"), "{message}");
+}
+
+#[tokio::test]
+async fn bulk_delete_is_a_job_that_deletes_what_its_query_matches() {
+    let mut config = dataverse_emulator::builtin::builtin_config();
+    config.roles[0].global.push("prvBulkDelete".into());
+    let emu = crate::support::emulator_with(config).await;
+    let api = Api::new(&emu).await;
+    for name in ["Contoso", "Contoso Pharma", "Fabrikam", "Litware"] {
+        account(&api, name).await;
+    }
+    // delete-data-bulk.md: a QuerySet of QueryExpressions, a JobName, and the notification and
+    // recurrence parameters.
+    let body = json!({
+        "QuerySet": [{
+            "EntityName": "account",
+            "ColumnSet": {"AllColumns": false, "Columns": []},
+            "Criteria": {
+                "FilterOperator": "Or",
+                "Conditions": [
+                    {"AttributeName": "name", "Operator": "BeginsWith", "Values": [{"Value": "contoso", "Type": "System.String"}]},
+                    {"AttributeName": "name", "Operator": "Equal", "Values": [{"Value": "LITWARE", "Type": "System.String"}]}
+                ]
+            }
+        }],
+        "JobName": "Remove the test accounts",
+        "SendEmailNotification": false,
+        "ToRecipients": [],
+        "CCRecipients": [],
+        "RecurrencePattern": "",
+        "StartDateTime": "2026-12-07T00:00:00Z"
+    });
+    let r = api
+        .req(Method::POST, "BulkDelete")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["@odata.context"]
+            .as_str()
+            .unwrap()
+            .ends_with("$metadata#Microsoft.Dynamics.CRM.BulkDeleteResponse"),
+        "{v}"
+    );
+    let job = v["JobId"].as_str().unwrap().to_string();
+    // The job is read as a client polls it: in progress, then succeeded.
+    let mut states = Vec::new();
+    for _ in 0..2 {
+        let j: Value = api
+            .req(
+                Method::GET,
+                &format!("asyncoperations({job})?$select=statecode,statuscode"),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(j["name"], "Remove the test accounts");
+        assert_eq!(j["operationtype"], 13);
+        states.push((
+            j["statecode"].as_i64().unwrap(),
+            j["statuscode"].as_i64().unwrap(),
+        ));
+    }
+    assert_eq!(states, [(2, 20), (3, 30)]);
+    let left: Vec<String> = emu
+        .state
+        .rows("account")
+        .iter()
+        .map(|r| r.fields["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(left, ["Fabrikam"]);
+    // A job that does not exist; a query on a column that does not exist deletes nothing.
+    let r = api
+        .req(
+            Method::GET,
+            "asyncoperations(00000000-0000-0000-0000-000000000001)",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let mut bad = body.clone();
+    bad["QuerySet"][0]["Criteria"]["Conditions"][0]["AttributeName"] = json!("nmae");
+    let r = api
+        .req(Method::POST, "BulkDelete")
+        .json(&bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "0x80041103", "{e}");
+    assert_eq!(emu.state.count("account"), 1);
 }
 
 #[tokio::test]
