@@ -940,14 +940,20 @@ pub async fn preflight(
     conn: &Connection,
     policy: &RetryPolicy,
     jobs: &mut [Job],
+    headers: &[(String, String)],
     console: &mut dyn Console,
 ) -> crate::Result<PrimaryIds> {
     let mut checker = Checker::load(conn, policy)
         .await
         .map_err(|e| crate::Error::Setup(format!("nothing sent: {}", Checker::load_failed(&e))))?;
     let mut checks = Vec::with_capacity(jobs.len());
+    let extra = header_privileges(headers);
     for job in jobs.iter() {
-        checks.push(checker.check_spec(&job.spec).await);
+        let mut check = checker.check_spec(&job.spec).await;
+        if !extra.is_empty() && check.unusable.is_empty() {
+            checker.check_privileges(&mut check, &extra);
+        }
+        checks.push(check);
     }
     refuse_unless_ready(&checks, jobs.len(), "mapping", "nothing sent", console)?;
     for c in &checks {
@@ -984,6 +990,30 @@ pub async fn preflight(
         .filter(|e| !e.set.is_empty() && !e.primary_id.is_empty())
         .map(|e| (e.set.clone(), e.primary_id.clone()))
         .collect())
+}
+
+/// The privileges the run's optional-behaviour headers need (PROTOCOL.md §9):
+/// `MSCRM.BypassCustomPluginExecution: true` needs `prvBypassCustomPlugins`,
+/// `MSCRM.BypassBusinessLogicExecution` needs `prvBypassCustomBusinessLogic`.
+pub fn header_privileges(headers: &[(String, String)]) -> Vec<(String, String)> {
+    let mut needed = Vec::new();
+    for (name, value) in headers {
+        if name.eq_ignore_ascii_case("MSCRM.BypassCustomPluginExecution")
+            && value.eq_ignore_ascii_case("true")
+        {
+            needed.push((
+                "prvBypassCustomPlugins".to_string(),
+                "skip custom plug-ins (--bypass-plugins)".to_string(),
+            ));
+        }
+        if name.eq_ignore_ascii_case("MSCRM.BypassBusinessLogicExecution") {
+            needed.push((
+                "prvBypassCustomBusinessLogic".to_string(),
+                "skip custom business logic (--bypass-logic)".to_string(),
+            ));
+        }
+    }
+    needed
 }
 
 /// Each table's primary id column by entity set (`accounts` → `accountid`), from its metadata.

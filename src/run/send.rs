@@ -140,7 +140,15 @@ async fn write_all(
     // Every job checked against the environment before the first write (tables, columns, keys,
     // privileges): a refused run sent nothing and is recorded as ended with its exit code.
     let mut jobs = jobs;
-    let primary_ids = match check::preflight(&conn, &policy, &mut jobs, console).await {
+    let primary_ids = match check::preflight(
+        &conn,
+        &policy,
+        &mut jobs,
+        &args.batching.part_headers,
+        console,
+    )
+    .await
+    {
         Ok(ids) => ids,
         Err(e) => return Err(refused(e, session.as_mut(), &args, &started)?),
     };

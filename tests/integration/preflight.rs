@@ -275,3 +275,26 @@ fn undo_without_the_delete_privilege_is_refused_before_deleting() {
     assert_eq!(emu.running.stats().batches, batches, "no delete sent");
     assert_eq!(emu.running.state.count("account"), 20);
 }
+
+#[test]
+fn a_bypass_the_role_does_not_allow_stops_the_run_before_any_row_is_sent() {
+    let emu = Emulator::start(Config::default());
+    let w = Workdir::new();
+    w.write("accounts.csv", accounts_csv(20));
+    w.write("m.toml", accounts_mapping(""));
+    // The default role lacks prvBypassCustomPlugins: every row would be refused (403).
+    let out = w.dvload_env(&["run", "m.toml", "--bypass-plugins"], &emu.env());
+    out.expect_code(3)
+        .stderr_has("prvBypassCustomPlugins (to skip custom plug-ins (--bypass-plugins))");
+    assert_eq!(emu.running.stats().batches, 0, "nothing sent");
+    // Granted, the same run writes every row.
+    let mut config = Config::default();
+    config.roles[0].global.push("prvBypassCustomPlugins".into());
+    let emu = Emulator::start(config);
+    w.dvload_env(
+        &["run", "m.toml", "--bypass-plugins", "--no-ledger"],
+        &emu.env(),
+    )
+    .expect_code(0);
+    assert_eq!(emu.running.state.count("account"), 20);
+}

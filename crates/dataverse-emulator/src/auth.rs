@@ -43,6 +43,7 @@ impl AppUser {
                 .map(|t| (t.logical_name.clone(), Right::ALL.into_iter().collect()))
                 .collect(),
             global: crate::webapi::messages::privileges()
+                .chain(crate::webapi::headers::PRIVILEGES.iter().copied())
                 .map(str::to_string)
                 .collect(),
             roles: vec!["System Administrator".into()],

@@ -7,6 +7,7 @@ pub mod bulk;
 pub mod crud;
 pub mod expand;
 pub mod fetch;
+pub mod headers;
 pub mod jobs;
 pub mod messages;
 pub mod metadata;
@@ -235,6 +236,7 @@ fn route(
     {
         return Err(refusal);
     }
+    headers::check(ctx, req)?;
     options::check(req, implemented_options(ctx, &segs, method))?;
     if segs.is_empty() {
         return match method {

@@ -464,3 +464,111 @@ async fn records_expand_their_lookups_and_carry_the_annotations_asked_for() {
         "parentcustomerid_account"
     );
 }
+
+#[tokio::test]
+async fn optional_behaviour_headers_are_checked_never_ignored() {
+    let emu = emulator().await;
+    let api = Api::new(&emu).await;
+    let post = |name: &'static str, value: &'static str| {
+        api.req(Method::POST, "accounts")
+            .header(name, value)
+            .json(&json!({"name": "Contoso"}))
+    };
+    // (header, value, status, code, the message's start)
+    let cases = [
+        (
+            "MSCRM.BypassCustomPluginExecution",
+            "true",
+            403,
+            "0x80040220",
+            "Principal user",
+        ),
+        (
+            "MSCRM.BypassBusinessLogicExecution",
+            "CustomSync",
+            403,
+            "0x80040220",
+            "Principal user",
+        ),
+        (
+            "MSCRM.BypassBusinessLogicExecution",
+            "Everything",
+            400,
+            "0x80040203",
+            "The value 'Everything' of the header MSCRM.BypassBusinessLogicExecution is not valid",
+        ),
+        (
+            "MSCRM.SuppressDuplicateDetection",
+            "maybe",
+            400,
+            "0x80040203",
+            "The value 'maybe' of the header MSCRM.SuppressDuplicateDetection is not valid",
+        ),
+        (
+            "MSCRM.CallerID",
+            "00000000-0000-0000-0000-000000000001",
+            400,
+            "0x0",
+            "The header MSCRM.CallerID is not supported by the emulator",
+        ),
+        (
+            "CallerObjectId",
+            "00000000-0000-0000-0000-000000000001",
+            400,
+            "0x0",
+            "The header CallerObjectId is not supported by the emulator",
+        ),
+        (
+            "MSCRM.SolutionUniqueName",
+            "MySolution",
+            400,
+            "0x0",
+            "The header MSCRM.SolutionUniqueName is not supported by the emulator",
+        ),
+    ];
+    for (name, value, status, code, message) in cases {
+        let r = post(name, value).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "{name}: {value}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{name}: {body}");
+        let text = body["error"]["message"].as_str().unwrap();
+        assert!(text.starts_with(message), "{name}: {text}");
+        if status == 403 {
+            assert!(text.contains("is missing prvBypassCustom"), "{text}");
+        }
+    }
+    assert_eq!(emu.state.count("account"), 0, "nothing refused was written");
+    // What the emulator takes: a header that asks for what it never does anyway.
+    for (name, value) in [
+        ("MSCRM.SuppressDuplicateDetection", "false"),
+        ("MSCRM.SuppressCallbackRegistrationExpanderJob", "true"),
+        ("MSCRM.BypassCustomPluginExecution", "false"),
+    ] {
+        let r = post(name, value).send().await.unwrap();
+        assert_eq!(r.status(), 204, "{name}: {value}");
+    }
+    // With the privileges in a role, the bypass headers are taken.
+    let mut config = dataverse_emulator::builtin::builtin_config();
+    config.roles[0].global.extend([
+        "prvBypassCustomPlugins".into(),
+        "prvBypassCustomBusinessLogic".into(),
+    ]);
+    let emu = crate::support::emulator_with(config).await;
+    let api = Api::new(&emu).await;
+    for (name, value) in [
+        ("MSCRM.BypassCustomPluginExecution", "true"),
+        (
+            "MSCRM.BypassBusinessLogicExecution",
+            "CustomSync,CustomAsync",
+        ),
+    ] {
+        let r = api
+            .req(Method::POST, "accounts")
+            .header(name, value)
+            .json(&json!({"name": "Contoso"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204, "{name}: {value}");
+    }
+}
