@@ -78,6 +78,17 @@ const MESSAGES: &[Message] = &[
     Message {
         name: "RetrieveMetadataChanges",
         privilege: None,
+        implemented: true,
+    },
+    // Metadata entity sets the service has beside EntityDefinitions (query-metadata-web-api.md).
+    Message {
+        name: "GlobalOptionSetDefinitions",
+        privilege: None,
+        implemented: false,
+    },
+    Message {
+        name: "RelationshipDefinitions",
+        privilege: None,
         implemented: false,
     },
     Message {

@@ -363,7 +363,7 @@ fn one_to_many(catalog: &Catalog, table: &Table) -> Vec<Map<String, Value>> {
 /// A collection-valued property of `EntityMetadata` (`Attributes`, `Keys`, the relationships),
 /// or `None` when the entity type has none of that name. The emulator has no many-to-many
 /// relationships: that list is empty.
-fn entity_collection(
+pub(super) fn entity_collection(
     catalog: &Catalog,
     table: &Table,
     name: &str,
@@ -397,7 +397,7 @@ fn attribute_with_options(item: Map<String, Value>, options: &Options) -> Map<St
     item
 }
 
-fn entity_json(table: &Table) -> Map<String, Value> {
+pub(super) fn entity_json(table: &Table) -> Map<String, Value> {
     let v = json!({
         "LogicalName": table.logical(),
         "SchemaName": table.cfg.schema_name,

@@ -11,6 +11,7 @@ pub mod headers;
 pub mod jobs;
 pub mod messages;
 pub mod metadata;
+pub mod metadata_changes;
 pub mod options;
 pub mod query;
 pub mod users;
@@ -237,6 +238,12 @@ fn route(
         return Err(refusal);
     }
     headers::check(ctx, req)?;
+    if let [only] = segs.as_slice()
+        && metadata_changes::is_call(only)
+    {
+        // Its parameters come as aliases (`@p1`), which it checks itself.
+        return metadata_changes::retrieve(ctx, req, only);
+    }
     options::check(req, implemented_options(ctx, &segs, method))?;
     if segs.is_empty() {
         return match method {

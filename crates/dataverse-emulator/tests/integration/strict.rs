@@ -225,11 +225,19 @@ async fn privileges_are_checked_before_the_message_exists() {
     let (status, _, message) = refusal(
         &api,
         Method::GET,
-        "RetrieveMetadataChanges(Query=@p1)?@p1=%7B%7D",
+        "RetrieveTotalRecordCount(EntityNames=@p1)?@p1=%5B%22account%22%5D",
     )
     .await;
     assert_eq!(status, 501, "{message}");
-    assert!(message.contains("does not implement the RetrieveMetadataChanges message"));
+    assert!(message.contains("does not implement the RetrieveTotalRecordCount message"));
+    // Metadata the service serves and the emulator does not: 501 too, never "not found".
+    for path in [
+        "GlobalOptionSetDefinitions",
+        "RelationshipDefinitions(SchemaName='account_parent_account')",
+    ] {
+        let r = api.req(Method::GET, path).send().await.unwrap();
+        assert_eq!(r.status(), 501, "{path}");
+    }
 
     // With the privilege in a role, the request is read: without its parameters, refused.
     let mut config = dataverse_emulator::builtin::builtin_config();
@@ -571,4 +579,116 @@ async fn optional_behaviour_headers_are_checked_never_ignored() {
             .unwrap();
         assert_eq!(r.status(), 204, "{name}: {value}");
     }
+}
+
+#[tokio::test]
+async fn retrieve_metadata_changes_answers_the_attribute_queries_clients_make() {
+    let emu = emulator().await;
+    let api = Api::new(&emu).await;
+    // The choice columns of two tables, their option labels in English: what a client that
+    // turns labels into values asks (query-schema-definitions.md).
+    let query = json!({
+        "Criteria": {"FilterOperator": "And", "Conditions": [
+            {"PropertyName": "LogicalName", "ConditionOperator": "In",
+             "Value": {"Type": "System.String[]", "Value": ["account", "contact"]}}
+        ]},
+        "Properties": {"AllProperties": false, "PropertyNames": ["LogicalName", "DisplayName", "Attributes"]},
+        "AttributeQuery": {
+            "Criteria": {"FilterOperator": "And", "Conditions": [
+                {"PropertyName": "AttributeType", "ConditionOperator": "Equals",
+                 "Value": {"Type": "Microsoft.Xrm.Sdk.Metadata.AttributeTypeCode", "Value": "Picklist"}}
+            ]},
+            "Properties": {"AllProperties": false, "PropertyNames": ["LogicalName", "OptionSet"]}
+        },
+        "LabelQuery": {"FilterLanguages": [1033], "MissingLabelBehavior": 0}
+    });
+    let encoded: String = form_urlencoded::byte_serialize(query.to_string().as_bytes()).collect();
+    let r = api
+        .req(
+            Method::GET,
+            &format!("RetrieveMetadataChanges(Query=@p1)?@p1={encoded}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["@odata.context"]
+            .as_str()
+            .unwrap()
+            .ends_with("#Microsoft.Dynamics.CRM.RetrieveMetadataChangesResponse")
+    );
+    let entities = v["EntityMetadata"].as_array().unwrap();
+    let names: Vec<&str> = entities
+        .iter()
+        .map(|e| e["LogicalName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["account", "contact"]);
+    let account = &entities[0];
+    assert!(
+        account.get("EntitySetName").is_none(),
+        "only the properties asked: {account}"
+    );
+    // German labels are left out: only English was asked.
+    assert_eq!(
+        account["DisplayName"]["LocalizedLabels"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let attributes: Vec<&str> = account["Attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["LogicalName"].as_str().unwrap())
+        .collect();
+    assert_eq!(attributes, ["industrycode", "accountcategorycode"]);
+    let category = &account["Attributes"][1];
+    assert!(category.get("AttributeType").is_none());
+    assert_eq!(
+        category["OptionSet"]["Options"][0]["Label"]["LocalizedLabels"][0]["Label"],
+        "Preferred Customer"
+    );
+    let stamp = v["ServerVersionStamp"].as_str().unwrap().to_string();
+
+    // The stamp given back: nothing changed. Another stamp: expired, as the service says.
+    let stamp_json: String =
+        form_urlencoded::byte_serialize(json!(stamp).to_string().as_bytes()).collect();
+    let r = api
+        .req(Method::GET, &format!("RetrieveMetadataChanges(Query=@p1,ClientVersionStamp=@p2)?@p1={encoded}&@p2={stamp_json}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["EntityMetadata"], json!([]));
+    let old: String = form_urlencoded::byte_serialize(b"\"1!old\"").collect();
+    let (status, code, _) = refusal(
+        &api,
+        Method::GET,
+        &format!(
+            "RetrieveMetadataChanges(Query=@p1,ClientVersionStamp=@p2)?@p1={encoded}&@p2={old}"
+        ),
+    )
+    .await;
+    assert_eq!((status, code.as_str()), (400, "0x80044352"));
+    // What the emulator does not implement is refused.
+    let relationships: String = form_urlencoded::byte_serialize(
+        json!({"RelationshipQuery": {"Properties": {"AllProperties": true}}})
+            .to_string()
+            .as_bytes(),
+    )
+    .collect();
+    let (status, code, message) = refusal(
+        &api,
+        Method::GET,
+        &format!("RetrieveMetadataChanges(Query=@p1)?@p1={relationships}"),
+    )
+    .await;
+    assert_eq!((status, code.as_str()), (400, "0x0"), "{message}");
+    assert!(message.starts_with(
+        "RelationshipQuery in RetrieveMetadataChanges is not supported by the emulator"
+    ));
 }
