@@ -800,3 +800,76 @@ fn init_on_a_dataverse_export_keys_by_the_exported_id_and_leaves_the_bookkeeping
         .expect_code(0)
         .stdout_has("read 1  written 1  rejected 0");
 }
+
+#[test]
+fn standard_tables_beyond_the_samples_pull_generate_and_load() {
+    let w = Workdir::new();
+    w.dvload(&[
+        "metadata",
+        "pull",
+        "incident",
+        "opportunity",
+        "product",
+        "team",
+        "account",
+        "contact",
+        "--out",
+        "md",
+        "--emulator",
+    ])
+    .expect_code(0);
+    let incident: serde_json::Value = serde_json::from_str(&w.read("md/incident.json")).unwrap();
+    assert_eq!(incident["display_name"]["1033"], "Case");
+    assert_eq!(
+        incident["columns"]["customerid"]["attribute_type"],
+        "Customer"
+    );
+    assert_eq!(
+        incident["columns"]["customerid"]["required_level"],
+        "SystemRequired"
+    );
+    assert_eq!(
+        incident["columns"]["customerid"]["navigation"]["account"],
+        "customerid_account"
+    );
+    let opportunity: serde_json::Value =
+        serde_json::from_str(&w.read("md/opportunity.json")).unwrap();
+    assert_eq!(
+        opportunity["columns"]["estimatedclosedate"]["date_time_behavior"],
+        "DateOnly"
+    );
+    // A cases export by display names: the customer bound by name, the origin by its labels.
+    w.write(
+        "cases.csv",
+        "Case Title,Customer,Priority,Origin,Description\nPrinter jam,Contoso,High,Email,Tray 2\n",
+    );
+    w.dvload(&[
+        "init",
+        "--source",
+        "cases.csv",
+        "--entity",
+        "incident",
+        "--metadata",
+        "md",
+        "--out",
+        "cases.toml",
+    ])
+    .expect_code(0);
+    let mapping = w.read("cases.toml");
+    assert!(
+        mapping.contains(
+            "customerid_account = { lookup = \"accounts\", match = { name = \"Customer\" } }"
+        ),
+        "{mapping}"
+    );
+    w.dvload(&["validate", "cases.toml", "--metadata", "md"])
+        .expect_code(0);
+    w.write("a.csv", "Name\nContoso\n");
+    w.write(
+        "a.toml",
+        "[source]\npath = \"a.csv\"\n[target]\nentity_set = \"accounts\"\noperation = \"create\"\n[fields]\nname = \"Name\"\n",
+    );
+    w.dvload(&["run", "a.toml", "cases.toml", "--emulator", "--no-ledger"])
+        .expect_code(0)
+        .stdout_has("read 1  written 1  rejected 0");
+}

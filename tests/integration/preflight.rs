@@ -87,16 +87,12 @@ fn an_unknown_entity_set_stops_the_run_with_one_message_and_sends_nothing() {
     let w = Workdir::new();
     w.write("accounts.csv", accounts_csv(50));
     w.write(
-        "opportunities.toml",
-        accounts_mapping("").replace(
-            "entity_set = \"accounts\"",
-            "entity_set = \"opportunities\"",
-        ),
+        "salesorders.toml",
+        accounts_mapping("").replace("entity_set = \"accounts\"", "entity_set = \"salesorders\""),
     );
-    let out = w.dvload_env(&["run", "opportunities.toml"], &emu.env());
-    out.expect_code(2).stderr_has(
-        "opportunities.toml -> opportunities (upsert): unknown entity set 'opportunities'",
-    );
+    let out = w.dvload_env(&["run", "salesorders.toml"], &emu.env());
+    out.expect_code(2)
+        .stderr_has("salesorders.toml -> salesorders (upsert): unknown entity set 'salesorders'");
     assert_eq!(
         out.stderr.matches("unknown entity set").count(),
         1,

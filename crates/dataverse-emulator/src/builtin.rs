@@ -1,4 +1,5 @@
-//! The built-in configuration: default identities and the account/contact/lead/task catalogue.
+//! The built-in configuration: default identities and the catalogue: the samples' account,
+//! contact, lead and task, and opportunity, product, incident and team from the standard schema.
 //!
 //! Logical names, types, max lengths and option values follow the standard Dataverse tables
 //! (industrycode 1–33, leadsourcecode 1–10, …); `new_*` columns are the custom columns that
@@ -389,12 +390,228 @@ fn task() -> TableConfig {
     }
 }
 
+/// A table of the standard schema beyond the samples': its columns and keys.
+fn standard(
+    logical: &str,
+    schema: &str,
+    set: &str,
+    primary_name: &str,
+    object_type_code: i64,
+    mut columns: Vec<ColumnConfig>,
+) -> TableConfig {
+    columns.extend(system_columns());
+    TableConfig {
+        logical_name: logical.into(),
+        schema_name: schema.into(),
+        entity_set: set.into(),
+        primary_id: format!("{logical}id"),
+        primary_name: primary_name.into(),
+        object_type_code,
+        bulk_operations: true,
+        columns,
+        keys: Vec::new(),
+        display_name: None,
+        labels: Default::default(),
+        collections: Vec::new(),
+    }
+}
+
+fn customer(name: &str) -> ColumnConfig {
+    poly(
+        name,
+        ColumnType::Customer,
+        &[
+            (&format!("{name}_account"), "account"),
+            (&format!("{name}_contact"), "contact"),
+        ],
+    )
+}
+
+fn date_only(name: &str) -> ColumnConfig {
+    col(name, ColumnType::DateOnly)
+}
+
+fn opportunity() -> TableConfig {
+    standard(
+        "opportunity",
+        "Opportunity",
+        "opportunities",
+        "name",
+        3,
+        vec![
+            required(text("name", 300), RequiredLevel::ApplicationRequired),
+            customer("customerid"),
+            lookup("parentaccountid", "account"),
+            lookup("parentcontactid", "contact"),
+            lookup("originatingleadid", "lead"),
+            money("estimatedvalue"),
+            date_only("estimatedclosedate"),
+            money("actualvalue"),
+            date_only("actualclosedate"),
+            integer("closeprobability", 0.0, 100.0),
+            choice(
+                "opportunityratingcode",
+                ColumnType::Picklist,
+                &[(1, "Hot"), (2, "Warm"), (3, "Cold")],
+            ),
+            memo("description", 2000),
+            choice(
+                "statecode",
+                ColumnType::State,
+                &[(0, "Open"), (1, "Won"), (2, "Lost")],
+            ),
+            choice(
+                "statuscode",
+                ColumnType::Status,
+                &[
+                    (1, "In Progress"),
+                    (2, "On Hold"),
+                    (3, "Won"),
+                    (4, "Canceled"),
+                    (5, "Out-Sold"),
+                ],
+            ),
+        ],
+    )
+}
+
+fn product() -> TableConfig {
+    standard(
+        "product",
+        "Product",
+        "products",
+        "name",
+        1024,
+        vec![
+            required(text("name", 100), RequiredLevel::SystemRequired),
+            required(text("productnumber", 100), RequiredLevel::SystemRequired),
+            money("price"),
+            money("standardcost"),
+            integer("quantitydecimal", 0.0, 5.0),
+            choice(
+                "producttypecode",
+                ColumnType::Picklist,
+                &[
+                    (1, "Sales Inventory"),
+                    (2, "Miscellaneous Charges"),
+                    (3, "Services"),
+                    (4, "Flat Fees"),
+                ],
+            ),
+            date_only("validfromdate"),
+            date_only("validtodate"),
+            memo("description", 2000),
+            choice(
+                "statecode",
+                ColumnType::State,
+                &[
+                    (0, "Active"),
+                    (1, "Retired"),
+                    (2, "Draft"),
+                    (3, "Under Revision"),
+                ],
+            ),
+        ],
+    )
+}
+
+fn incident() -> TableConfig {
+    standard(
+        "incident",
+        "Incident",
+        "incidents",
+        "title",
+        112,
+        vec![
+            required(text("title", 200), RequiredLevel::SystemRequired),
+            text("ticketnumber", 100),
+            required(customer("customerid"), RequiredLevel::SystemRequired),
+            lookup("primarycontactid", "contact"),
+            choice(
+                "prioritycode",
+                ColumnType::Picklist,
+                &[(1, "High"), (2, "Normal"), (3, "Low")],
+            ),
+            choice(
+                "caseorigincode",
+                ColumnType::Picklist,
+                &[
+                    (1, "Phone"),
+                    (2, "Email"),
+                    (3, "Web"),
+                    (2483, "Facebook"),
+                    (3986, "Twitter"),
+                ],
+            ),
+            choice(
+                "casetypecode",
+                ColumnType::Picklist,
+                &[(1, "Question"), (2, "Problem"), (3, "Request")],
+            ),
+            memo("description", 2000),
+            choice(
+                "statecode",
+                ColumnType::State,
+                &[(0, "Active"), (1, "Resolved"), (2, "Cancelled")],
+            ),
+            choice(
+                "statuscode",
+                ColumnType::Status,
+                &[
+                    (1, "In Progress"),
+                    (2, "On Hold"),
+                    (3, "Waiting for Details"),
+                    (4, "Researching"),
+                    (5, "Problem Solved"),
+                    (6, "Cancelled"),
+                    (1000, "Information Provided"),
+                    (2000, "Merged"),
+                ],
+            ),
+        ],
+    )
+}
+
+fn team() -> TableConfig {
+    standard(
+        "team",
+        "Team",
+        "teams",
+        "name",
+        9,
+        vec![
+            required(text("name", 160), RequiredLevel::SystemRequired),
+            text("emailaddress", 100),
+            memo("description", 2000),
+            choice(
+                "teamtype",
+                ColumnType::Picklist,
+                &[
+                    (0, "Owner"),
+                    (1, "Access"),
+                    (2, "Microsoft Entra ID Security Group"),
+                    (3, "Microsoft Entra ID Office Group"),
+                ],
+            ),
+        ],
+    )
+}
+
 /// Builds the built-in configuration (see [`Config::default`]).
 pub fn builtin_config() -> Config {
-    let tables = vec![account(), contact(), lead(), task()]
-        .into_iter()
-        .map(with_display_names)
-        .collect::<Vec<_>>();
+    let tables = vec![
+        account(),
+        contact(),
+        lead(),
+        task(),
+        opportunity(),
+        product(),
+        incident(),
+        team(),
+    ]
+    .into_iter()
+    .map(with_display_names)
+    .collect::<Vec<_>>();
     let privileges = tables
         .iter()
         .map(|t| TablePrivilegesConfig {
@@ -507,6 +724,48 @@ const DISPLAY_NAMES: &[(&str, &str, &str)] = &[
     ("task", "percentcomplete", "Percent Complete"),
     ("task", "regardingobjectid", "Regarding"),
     ("task", "statecode", "Activity Status"),
+    ("opportunity", "", "Opportunity"),
+    ("opportunity", "name", "Topic"),
+    ("opportunity", "customerid", "Potential Customer"),
+    ("opportunity", "parentaccountid", "Account"),
+    ("opportunity", "parentcontactid", "Contact"),
+    ("opportunity", "originatingleadid", "Originating Lead"),
+    ("opportunity", "estimatedvalue", "Est. Revenue"),
+    ("opportunity", "estimatedclosedate", "Est. Close Date"),
+    ("opportunity", "actualvalue", "Actual Revenue"),
+    ("opportunity", "actualclosedate", "Actual Close Date"),
+    ("opportunity", "closeprobability", "Probability"),
+    ("opportunity", "opportunityratingcode", "Rating"),
+    ("opportunity", "description", "Description"),
+    ("opportunity", "statecode", "Status"),
+    ("opportunity", "statuscode", "Status Reason"),
+    ("product", "", "Product"),
+    ("product", "name", "Name"),
+    ("product", "productnumber", "Product ID"),
+    ("product", "price", "List Price"),
+    ("product", "standardcost", "Standard Cost"),
+    ("product", "quantitydecimal", "Decimals Supported"),
+    ("product", "producttypecode", "Product Type"),
+    ("product", "validfromdate", "Valid From"),
+    ("product", "validtodate", "Valid To"),
+    ("product", "description", "Description"),
+    ("product", "statecode", "Status"),
+    ("incident", "", "Case"),
+    ("incident", "title", "Case Title"),
+    ("incident", "ticketnumber", "Case Number"),
+    ("incident", "customerid", "Customer"),
+    ("incident", "primarycontactid", "Contact"),
+    ("incident", "prioritycode", "Priority"),
+    ("incident", "caseorigincode", "Origin"),
+    ("incident", "casetypecode", "Case Type"),
+    ("incident", "description", "Description"),
+    ("incident", "statecode", "Status"),
+    ("incident", "statuscode", "Status Reason"),
+    ("team", "", "Team"),
+    ("team", "name", "Team Name"),
+    ("team", "emailaddress", "Email"),
+    ("team", "description", "Description"),
+    ("team", "teamtype", "Team Type"),
 ];
 
 /// German labels (1031) of some of the same.

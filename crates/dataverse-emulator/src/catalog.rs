@@ -88,6 +88,17 @@ impl Catalog {
                         t.logical_name, c.name
                     ));
                 }
+                match (&c.behavior, c.kind) {
+                    (None, _) => {}
+                    (Some(b), ColumnType::DateTime)
+                        if b == "UserLocal" || b == "TimeZoneIndependent" => {}
+                    (Some(b), _) => {
+                        return Err(format!(
+                            "column '{}.{}': behavior '{b}' is not one a DateTime column takes (UserLocal, TimeZoneIndependent)",
+                            t.logical_name, c.name
+                        ));
+                    }
+                }
                 let is_lookup = matches!(c.kind, ColumnType::Lookup | ColumnType::Customer);
                 if is_lookup {
                     if c.targets.is_empty() {
@@ -212,5 +223,34 @@ impl Catalog {
     /// Table by entity set name.
     pub fn by_set(&self, set: &str) -> Option<&Table> {
         self.by_set.get(set).map(|&i| &self.tables[i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_date_time_behavior_is_one_a_date_time_column_takes() {
+        let mut config = Config::default();
+        let account = config
+            .tables
+            .iter_mut()
+            .find(|t| t.logical_name == "account")
+            .unwrap();
+        let mut c = ColumnConfig::new("new_openedon", ColumnType::DateTime);
+        c.behavior = Some("TimeZoneIndependent".into());
+        account.columns.push(c);
+        assert!(Catalog::build(&config).is_ok());
+        let account = config
+            .tables
+            .iter_mut()
+            .find(|t| t.logical_name == "account")
+            .unwrap();
+        account.columns.last_mut().unwrap().behavior = Some("Local".into());
+        assert_eq!(
+            Catalog::build(&config).unwrap_err(),
+            "column 'account.new_openedon': behavior 'Local' is not one a DateTime column takes (UserLocal, TimeZoneIndependent)"
+        );
     }
 }

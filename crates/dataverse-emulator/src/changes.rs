@@ -171,7 +171,7 @@ mod tests {
     fn a_change_naming_an_unknown_table_or_a_key_column_is_refused() {
         let mut config = Config {
             changes: vec![ChangeConfig {
-                drop_tables: vec!["opportunity".into()],
+                drop_tables: vec!["salesorder".into()],
                 ..ChangeConfig::default()
             }],
             ..Config::default()
@@ -179,7 +179,7 @@ mod tests {
         assert!(
             stages(&config)
                 .unwrap_err()
-                .contains("unknown table 'opportunity'")
+                .contains("unknown table 'salesorder'")
         );
         config.changes = vec![ChangeConfig {
             drop_columns: vec![TableColumnsConfig {

@@ -407,6 +407,10 @@ pub struct ColumnConfig {
     /// The display name in English (1033); the schema name stands in when there is none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
+    /// A `DateTime` column's behaviour: `UserLocal` (the default) or `TimeZoneIndependent`
+    /// (a `DateOnly` column's is `DateOnly`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behavior: Option<String>,
     /// The display name in other languages, by LCID (`{ "1031" = "Firmenname" }`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub labels: std::collections::BTreeMap<String, String>,
@@ -429,6 +433,7 @@ impl ColumnConfig {
             navigation: Vec::new(),
             read_only: false,
             display_name: None,
+            behavior: None,
             labels: std::collections::BTreeMap::new(),
         }
     }

@@ -243,7 +243,8 @@ pub fn attribute_json(table: &Table, col: &ColumnConfig) -> Map<String, Value> {
     }
     match col.kind {
         ColumnType::DateTime => {
-            m.insert("DateTimeBehavior".into(), json!({"Value": "UserLocal"}));
+            let behavior = col.behavior.as_deref().unwrap_or("UserLocal");
+            m.insert("DateTimeBehavior".into(), json!({"Value": behavior}));
             m.insert("Format".into(), json!("DateAndTime"));
         }
         ColumnType::DateOnly => {
