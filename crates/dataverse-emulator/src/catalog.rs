@@ -63,13 +63,17 @@ pub struct Catalog {
     pub tables: Vec<Table>,
     by_logical: HashMap<String, usize>,
     by_set: HashMap<String, usize>,
+    /// The global option sets (`GlobalOptionSetDefinitions`).
+    pub global_option_sets: Vec<crate::config::GlobalOptionSetConfig>,
 }
 
 impl Catalog {
     /// Validates the table part of `config`.
     pub fn build(config: &Config) -> Result<Catalog, String> {
         let mut catalog = Catalog::default();
-        for t in &config.tables {
+        let tables = with_global_options(config)?;
+        catalog.global_option_sets = config.global_option_sets.clone();
+        for t in &tables {
             if catalog.by_logical.contains_key(&t.logical_name) {
                 return Err(format!("table '{}' is defined twice", t.logical_name));
             }
@@ -224,6 +228,45 @@ impl Catalog {
     pub fn by_set(&self, set: &str) -> Option<&Table> {
         self.by_set.get(set).map(|&i| &self.tables[i])
     }
+}
+
+/// The configured tables, each choice column that names a global option set given its options.
+fn with_global_options(config: &Config) -> Result<Vec<crate::config::TableConfig>, String> {
+    let mut tables = config.tables.clone();
+    for t in &mut tables {
+        for c in &mut t.columns {
+            let Some(name) = &c.global_option_set else {
+                continue;
+            };
+            let set = config
+                .global_option_sets
+                .iter()
+                .find(|s| &s.name == name)
+                .ok_or_else(|| {
+                    format!(
+                        "column '{}.{}': no global option set is named '{name}'",
+                        t.logical_name, c.name
+                    )
+                })?;
+            if !matches!(
+                c.kind,
+                ColumnType::Picklist | ColumnType::MultiSelectPicklist
+            ) {
+                return Err(format!(
+                    "column '{}.{}': a global option set belongs to a Picklist or MultiSelectPicklist column",
+                    t.logical_name, c.name
+                ));
+            }
+            if !c.options.is_empty() {
+                return Err(format!(
+                    "column '{}.{}': options and global_option_set both given; keep one",
+                    t.logical_name, c.name
+                ));
+            }
+            c.options = set.options.clone();
+        }
+    }
+    Ok(tables)
 }
 
 #[cfg(test)]

@@ -53,6 +53,9 @@ pub struct Config {
     pub application_users: Vec<ApplicationUserConfig>,
     /// Security roles.
     pub roles: Vec<RoleConfig>,
+    /// Global option sets (choices), which columns name by `global_option_set`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub global_option_sets: Vec<GlobalOptionSetConfig>,
     /// Table catalogue.
     pub tables: Vec<TableConfig>,
     /// Service protection limits.
@@ -87,6 +90,7 @@ impl Config {
             apps: Vec::new(),
             application_users: Vec::new(),
             roles: Vec::new(),
+            global_option_sets: Vec::new(),
             tables: Vec::new(),
             limits: LimitsConfig::default(),
             faults: FaultsConfig::default(),
@@ -322,6 +326,19 @@ impl Right {
     ];
 }
 
+/// A global option set: a named list of options that choice columns of any table share.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalOptionSetConfig {
+    /// Its name (`new_region`).
+    pub name: String,
+    /// Its display name in English.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Its options.
+    pub options: Vec<OptionConfig>,
+}
+
 /// A table of the catalogue.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -411,6 +428,9 @@ pub struct ColumnConfig {
     /// (a `DateOnly` column's is `DateOnly`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub behavior: Option<String>,
+    /// The global option set whose options this choice column takes (instead of `options`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global_option_set: Option<String>,
     /// The display name in other languages, by LCID (`{ "1031" = "Firmenname" }`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub labels: std::collections::BTreeMap<String, String>,
@@ -434,6 +454,7 @@ impl ColumnConfig {
             read_only: false,
             display_name: None,
             behavior: None,
+            global_option_set: None,
             labels: std::collections::BTreeMap::new(),
         }
     }

@@ -82,11 +82,6 @@ const MESSAGES: &[Message] = &[
     },
     // Metadata entity sets the service has beside EntityDefinitions (query-metadata-web-api.md).
     Message {
-        name: "GlobalOptionSetDefinitions",
-        privilege: None,
-        implemented: false,
-    },
-    Message {
         name: "RelationshipDefinitions",
         privilege: None,
         implemented: false,

@@ -269,18 +269,87 @@ pub fn attribute_json(table: &Table, col: &ColumnConfig) -> Map<String, Value> {
             "OptionSet".into(),
             json!({"MetadataId": metadata_id(&[table.logical(), &col.name, "options"]).to_string(), "Name": format!("{}_{}", table.logical(), col.name), "OptionSetType": "Boolean", "TrueOption": option(1, "Yes"), "FalseOption": option(0, "No")}),
         );
+    } else if let Some(global) = &col.global_option_set {
+        let set = json!({"MetadataId": metadata_id(&["globaloptionset", global]).to_string(), "Name": global, "IsGlobal": true, "OptionSetType": "Picklist", "Options": options_json(&col.options)});
+        m.insert("OptionSet".into(), set.clone());
+        m.insert("GlobalOptionSet".into(), set);
     } else if !col.options.is_empty() {
-        let options: Vec<Value> = col
-            .options
-            .iter()
-            .map(|o| json!({"Value": o.value, "Label": label(&o.label), "Description": {"LocalizedLabels": [], "UserLocalizedLabel": null}}))
-            .collect();
         m.insert(
             "OptionSet".into(),
-            json!({"MetadataId": metadata_id(&[table.logical(), &col.name, "options"]).to_string(), "Name": format!("{}_{}", table.logical(), col.name), "Options": options}),
+            json!({"MetadataId": metadata_id(&[table.logical(), &col.name, "options"]).to_string(), "Name": format!("{}_{}", table.logical(), col.name), "IsGlobal": false, "OptionSetType": "Picklist", "Options": options_json(&col.options)}),
         );
     }
     m
+}
+
+fn options_json(options: &[crate::config::OptionConfig]) -> Vec<Value> {
+    options
+        .iter()
+        .map(|o| json!({"Value": o.value, "Label": label(&o.label), "Description": {"LocalizedLabels": [], "UserLocalizedLabel": null}}))
+        .collect()
+}
+
+/// `GET GlobalOptionSetDefinitions` and `GlobalOptionSetDefinitions(Name='…')`
+/// (query-metadata-web-api.md, "Query global option sets"): `OptionSetMetadata`, `$select` only.
+pub fn global_option_sets(
+    ctx: &Ctx,
+    req: &OpRequest,
+    segment: &str,
+) -> Result<OpResponse, ApiError> {
+    let set_json = |g: &crate::config::GlobalOptionSetConfig| {
+        let mut m = json!({
+            "@odata.type": "#Microsoft.Dynamics.CRM.OptionSetMetadata",
+            "MetadataId": metadata_id(&["globaloptionset", &g.name]).to_string(),
+            "Name": g.name,
+            "IsGlobal": true,
+            "OptionSetType": "Picklist",
+            "DisplayName": label(g.display_name.as_deref().unwrap_or(&g.name)),
+            "Options": options_json(&g.options),
+        })
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+        if let Some(select) = req
+            .query_pairs()
+            .into_iter()
+            .find(|(k, _)| k == "$select")
+            .map(|(_, v)| v)
+        {
+            let names: Vec<&str> = select.split(',').map(str::trim).collect();
+            m.retain(|k, _| k == "MetadataId" || k == "@odata.type" || names.contains(&k.as_str()));
+        }
+        m
+    };
+    let sets = &ctx.catalog.global_option_sets;
+    match segment.strip_prefix("GlobalOptionSetDefinitions") {
+        Some("") => Ok(OpResponse::json(
+            200,
+            &json!({
+                "@odata.context": ctx.context("GlobalOptionSetDefinitions"),
+                "value": sets.iter().map(|g| Value::Object(set_json(g))).collect::<Vec<_>>(),
+            }),
+        )),
+        Some(key) => {
+            let name = key
+                .strip_prefix("(Name='")
+                .and_then(|k| k.strip_suffix("')"))
+                .ok_or_else(|| ApiError::bad_uri(format!("The key '{key}' of GlobalOptionSetDefinitions is not (Name='…'); the emulator reads them by name")))?;
+            let g = sets.iter().find(|g| g.name == name).ok_or_else(|| {
+                ApiError::new(
+                    404,
+                    "0x80040217",
+                    format!("Could not find optionset with name {name}"),
+                )
+            })?;
+            let mut m = set_json(g);
+            m.insert(
+                "@odata.context".into(),
+                json!(ctx.context("GlobalOptionSetDefinitions/$entity")),
+            );
+            Ok(OpResponse::json(200, &Value::Object(m)))
+        }
+        None => Err(ApiError::resource_not_found(segment)),
+    }
 }
 
 fn all_attributes(table: &Table) -> Vec<Map<String, Value>> {
@@ -383,16 +452,24 @@ pub(super) fn entity_collection(
 /// on a cast collection of them (query-metadata-web-api.md: option sets come only expanded).
 fn attribute_with_options(item: Map<String, Value>, options: &Options) -> Map<String, Value> {
     let option_set = item.get("OptionSet").cloned();
+    let global = item.get("GlobalOptionSet").cloned();
     let mut item = project(item, &options.select);
+    // Option sets are navigation properties: they come only expanded.
+    item.remove("OptionSet");
+    item.remove("GlobalOptionSet");
     for (n, nested) in &options.expand {
-        if n == "OptionSet" || n == "GlobalOptionSet" {
-            if let Some(os) = option_set.clone() {
-                let os = match os {
-                    Value::Object(m) => Value::Object(project(m, &nested.select)),
-                    other => other,
-                };
-                item.insert(n.clone(), os);
-            }
+        let set = match n.as_str() {
+            "OptionSet" => option_set.clone(),
+            // A local option set is not a global one: null.
+            "GlobalOptionSet" => Some(global.clone().unwrap_or(Value::Null)),
+            _ => None,
+        };
+        if let Some(os) = set {
+            let os = match os {
+                Value::Object(m) => Value::Object(project(m, &nested.select)),
+                other => other,
+            };
+            item.insert(n.clone(), os);
         }
     }
     item

@@ -196,6 +196,9 @@ fn implemented_options(ctx: &Ctx, segs: &[String], method: &str) -> &'static [&'
     if first.starts_with("EntityDefinitions") {
         return allowed::METADATA;
     }
+    if first.starts_with("GlobalOptionSetDefinitions") {
+        return &["$select"];
+    }
     if first == "sdkmessagefilters" {
         // The bulk-operation availability query (bulk-operations.md).
         return &["$select", "$filter", "@message", "@table"];
@@ -289,6 +292,12 @@ fn route(
     }
     if first.starts_with("EntityDefinitions") {
         return metadata::entity_definitions(ctx, req, &segs);
+    }
+    if first.starts_with("GlobalOptionSetDefinitions") && segs.len() == 1 {
+        return match method {
+            "GET" => metadata::global_option_sets(ctx, req, first),
+            _ => Err(ApiError::method_not_allowed(method)),
+        };
     }
     if first == "sdkmessagefilters" {
         return metadata::sdkmessagefilters(ctx, req);

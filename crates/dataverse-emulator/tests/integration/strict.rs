@@ -231,10 +231,7 @@ async fn privileges_are_checked_before_the_message_exists() {
     assert_eq!(status, 501, "{message}");
     assert!(message.contains("does not implement the RetrieveTotalRecordCount message"));
     // Metadata the service serves and the emulator does not: 501 too, never "not found".
-    for path in [
-        "GlobalOptionSetDefinitions",
-        "RelationshipDefinitions(SchemaName='account_parent_account')",
-    ] {
+    for path in ["RelationshipDefinitions(SchemaName='account_parent_account')"] {
         let r = api.req(Method::GET, path).send().await.unwrap();
         assert_eq!(r.status(), 501, "{path}");
     }
@@ -691,4 +688,84 @@ async fn retrieve_metadata_changes_answers_the_attribute_queries_clients_make() 
     assert!(message.starts_with(
         "RelationshipQuery in RetrieveMetadataChanges is not supported by the emulator"
     ));
+}
+
+#[tokio::test]
+async fn global_option_sets_are_shared_by_their_columns_and_read_on_their_own() {
+    use dataverse_emulator::config::{
+        ColumnConfig, ColumnType, GlobalOptionSetConfig, OptionConfig,
+    };
+    let mut config = dataverse_emulator::builtin::builtin_config();
+    config.global_option_sets.push(GlobalOptionSetConfig {
+        name: "new_region".into(),
+        display_name: Some("Region".into()),
+        options: vec![
+            OptionConfig {
+                value: 100000000,
+                label: "North".into(),
+            },
+            OptionConfig {
+                value: 100000001,
+                label: "South".into(),
+            },
+        ],
+    });
+    for table in ["account", "lead"] {
+        let t = config
+            .tables
+            .iter_mut()
+            .find(|t| t.logical_name == table)
+            .unwrap();
+        let mut c = ColumnConfig::new("new_region", ColumnType::Picklist);
+        c.global_option_set = Some("new_region".into());
+        t.columns.push(c);
+    }
+    let emu = crate::support::emulator_with(config).await;
+    let api = Api::new(&emu).await;
+    let get = |path: String| {
+        let api = &api;
+        async move {
+            let r = api.req(Method::GET, &path).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+    // The column's option set is the global one, expanded either way.
+    let (status, v) = get("EntityDefinitions(LogicalName='lead')/Attributes(LogicalName='new_region')/Microsoft.Dynamics.CRM.PicklistAttributeMetadata?$select=LogicalName&$expand=OptionSet,GlobalOptionSet".into()).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["OptionSet"]["Name"], "new_region");
+    assert_eq!(v["OptionSet"]["IsGlobal"], true);
+    assert_eq!(
+        v["GlobalOptionSet"]["Options"][1]["Label"]["UserLocalizedLabel"]["Label"],
+        "South"
+    );
+    // A local option set is no global one.
+    let (_, v) = get("EntityDefinitions(LogicalName='account')/Attributes(LogicalName='industrycode')/Microsoft.Dynamics.CRM.PicklistAttributeMetadata?$select=LogicalName&$expand=OptionSet,GlobalOptionSet".into()).await;
+    assert_eq!(v["OptionSet"]["IsGlobal"], false);
+    assert_eq!(v["GlobalOptionSet"], Value::Null);
+    // GlobalOptionSetDefinitions: the list, and one by name.
+    let (status, v) = get("GlobalOptionSetDefinitions?$select=Name".into()).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["value"][0]["Name"], "new_region");
+    assert!(v["value"][0].get("Options").is_none());
+    let (status, v) = get("GlobalOptionSetDefinitions(Name='new_region')".into()).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["Options"][0]["Value"], 100000000);
+    let (status, _) = get("GlobalOptionSetDefinitions(Name='new_nothing')".into()).await;
+    assert_eq!(status, 404);
+    // Both tables take the shared values.
+    let r = api
+        .req(Method::POST, "leads")
+        .json(&json!({"subject": "S", "lastname": "L", "new_region": 100000001}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = api
+        .req(Method::POST, "accounts")
+        .json(&json!({"name": "A", "new_region": 7}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "a value outside the global set is refused");
 }
