@@ -241,18 +241,23 @@ fn option_problem(converter: &Converter, a: &Attr) -> Option<String> {
     if wrong.is_empty() {
         return None;
     }
+    Some(format!(
+        "maps {} to no option of the column (its options: {})",
+        wrong.join(", "),
+        listed_options(a)
+    ))
+}
+
+/// A column's options as a message lists them: `1 Preferred Customer, 2 Standard` (twelve at most).
+fn listed_options(a: &Attr) -> String {
     let there: Vec<String> = a
         .options
         .iter()
         .take(12)
         .map(|(v, l)| format!("{v} {l}"))
         .collect();
-    Some(format!(
-        "maps {} to no option of the column (its options: {}{})",
-        wrong.join(", "),
-        there.join(", "),
-        if a.options.len() > 12 { ", …" } else { "" }
-    ))
+    let more = if a.options.len() > 12 { ", …" } else { "" };
+    format!("{}{more}", there.join(", "))
 }
 
 /// A constant `value` or a `default` the column cannot hold: a number outside its range, a text
@@ -271,17 +276,13 @@ fn constant_problem(value: &crate::mapping::spec::ValueSpec, a: &Attr) -> Option
         };
         let problem = match &v {
             serde_json::Value::Number(n) if !a.options.is_empty() => {
-                let n = n.as_i64()?;
-                (!a.options.iter().any(|(o, _)| *o == n)).then(|| {
-                    let there: Vec<String> = a
-                        .options
-                        .iter()
-                        .take(12)
-                        .map(|(v, l)| format!("{v} {l}"))
-                        .collect();
+                let known = n
+                    .as_i64()
+                    .is_some_and(|n| a.options.iter().any(|(o, _)| *o == n));
+                (!known).then(|| {
                     format!(
                         "{what} {n} is no option of the column (its options: {})",
-                        there.join(", ")
+                        listed_options(a)
                     )
                 })
             }

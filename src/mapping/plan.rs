@@ -237,29 +237,9 @@ impl Plan {
                         LookupKey::Id(v) => {
                             BoundKey::Id(Box::new(binder.value(v)?), f.column.clone())
                         }
-                        LookupKey::Alternate(parts) => BoundKey::Alternate(
-                            parts
-                                .iter()
-                                .map(|p| {
-                                    Ok(BoundKeyPart {
-                                        column: p.column.clone(),
-                                        url_column: encode_key_name(&p.column),
-                                        value: binder.value(&p.value)?,
-                                    })
-                                })
-                                .collect::<Result<_, MappingError>>()?,
-                        ),
+                        LookupKey::Alternate(parts) => BoundKey::Alternate(binder.parts(parts)?),
                         LookupKey::Match { parts, on_many } => {
-                            let bound = parts
-                                .iter()
-                                .map(|p| {
-                                    Ok(BoundKeyPart {
-                                        column: p.column.clone(),
-                                        url_column: encode_key_name(&p.column),
-                                        value: binder.value(&p.value)?,
-                                    })
-                                })
-                                .collect::<Result<Vec<_>, MappingError>>()?;
+                            let bound = binder.parts(parts)?;
                             matches.push(MatchLookup {
                                 column: f.column.clone(),
                                 entity_set: entity_set.clone(),
@@ -946,6 +926,23 @@ struct Binder<'a> {
 }
 
 impl Binder<'_> {
+    /// Binds a lookup's key or match columns.
+    fn parts(
+        &self,
+        parts: &[crate::mapping::spec::KeyPart],
+    ) -> Result<Vec<BoundKeyPart>, MappingError> {
+        parts
+            .iter()
+            .map(|p| {
+                Ok(BoundKeyPart {
+                    column: p.column.clone(),
+                    url_column: encode_key_name(&p.column),
+                    value: self.value(&p.value)?,
+                })
+            })
+            .collect()
+    }
+
     fn field(&self, r: &FieldRef) -> Result<BoundRef, MappingError> {
         let getter = match self.columns {
             None => {

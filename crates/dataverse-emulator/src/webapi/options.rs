@@ -30,17 +30,6 @@ const SERVICE_OPTIONS: [&str; 12] = [
 
 /// What each route implements.
 pub mod allowed {
-    /// A collection read (`GET accounts`, `GET accounts(id)/contact_customer_accounts`), with
-    /// `$expand` of single-valued navigation properties.
-    pub const COLLECTION: &[&str] = &[
-        "$select",
-        "$filter",
-        "$orderby",
-        "$top",
-        "$count",
-        "$skiptoken",
-        "$expand",
-    ];
     /// An entity set's read (`GET accounts`): a collection read, or FetchXML.
     pub const ENTITY_SET: &[&str] = &[
         "$select",
@@ -52,6 +41,9 @@ pub mod allowed {
         "$expand",
         "fetchXml",
     ];
+    /// A collection read (`GET accounts(id)/contact_customer_accounts`, and an entity set's
+    /// without FetchXML), with `$expand` of single-valued navigation properties.
+    pub const COLLECTION: &[&str] = ENTITY_SET.split_at(ENTITY_SET.len() - 1).0;
     /// A single-record read: `$select`, and `$expand` of single-valued navigation properties.
     pub const RECORD_READ: &[&str] = &["$select", "$expand"];
     /// A create or update (`$select` shapes `return=representation`).
