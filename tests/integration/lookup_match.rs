@@ -223,3 +223,71 @@ fn lookups_by_match_survive_failing_throttled_and_reset_queries_without_losing_a
         );
     }
 }
+
+#[test]
+fn a_run_killed_while_it_looks_targets_up_resumes_with_every_row_once_and_bound_right() {
+    let w = Workdir::new();
+    let emu = Emu::start();
+    let names: Vec<String> = (0..200).map(|i| format!("Company {i:03}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let accounts = load_accounts(&w, &emu, &refs);
+    let rows = 3000;
+    let mut csv = String::from("Last,Company\n");
+    for i in 0..rows {
+        csv.push_str(&format!("C{i},Company {:03}\n", (i * 13) % 200));
+    }
+    w.write("contacts.csv", csv);
+    w.write("m.toml", contacts_mapping(""));
+    // Slow answers, so that the kills land mid-run.
+    emu.set_faults(dataverse_emulator::FaultsConfig {
+        latency_ms: 10,
+        latency_jitter_ms: 20,
+        ..Default::default()
+    });
+    let args = [
+        "run",
+        "m.toml",
+        "--resume",
+        "--batch-size",
+        "25",
+        "--retry-base-ms",
+        "5",
+    ];
+    for kill_at in [300, 1200] {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_dvload"));
+        cmd.args(args)
+            .current_dir(w.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        for name in crate::support::CLEARED_ENV {
+            cmd.env_remove(name);
+        }
+        cmd.env("NO_PROXY", "127.0.0.1");
+        for (k, v) in emu.env() {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while emu.state.count("contact") < kill_at {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the run ended before its kill point"
+            );
+            assert!(std::time::Instant::now() < deadline, "no progress");
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        child.kill().unwrap(); // SIGKILL
+        let _ = child.wait();
+    }
+    emu.set_faults(dataverse_emulator::FaultsConfig::default());
+    w.dvload_env(&args, &emu.env()).expect_code(0);
+    assert_eq!(emu.state.count("contact"), rows, "every contact once");
+    for (last, id) in bound(&emu) {
+        let i: usize = last[1..].parse().unwrap();
+        assert_eq!(
+            id,
+            Some(accounts[&format!("Company {:03}", (i * 13) % 200)][0]),
+            "{last}"
+        );
+    }
+}
