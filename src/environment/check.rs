@@ -217,8 +217,13 @@ fn type_problem(converter: &Converter, a: &Attr) -> Option<String> {
     } else {
         format!("use type = \"{wanted}\"")
     };
+    let behaviour = if a.date_only {
+        " (DateOnly behaviour)"
+    } else {
+        ""
+    };
     Some(format!(
-        "is {} but the column is {kind}: {how}",
+        "is {} but the column is {kind}{behaviour}: {how}",
         converter_name(converter)
     ))
 }

@@ -180,7 +180,7 @@ fn a_type_that_does_not_fit_its_column_stops_validate_and_the_run_before_any_wri
         .expect_code(2)
         .stdout_has("'revenue' is int but the column is Money: use type = \"money\"")
         .stdout_has(
-            "'new_customersince' is datetime but the column is DateTime: use type = \"dateonly\"",
+            "'new_customersince' is datetime but the column is DateTime (DateOnly behaviour): use type = \"dateonly\"",
         );
     // Online, the run's check refuses both before its first write: it reads the metadata as
     // `metadata pull` does (the casts its fields need).
@@ -527,7 +527,7 @@ fn problems_name_their_line_and_a_required_column_left_out_is_a_warning() {
     w.dvload(&["validate", "c.toml", "--metadata", "md"])
         .expect_code(2)
         .stdout_has(
-            "'birthdate' is int but the column is DateTime: use type = \"dateonly\" (c.toml:10:1)",
+            "'birthdate' is int but the column is DateTime (DateOnly behaviour): use type = \"dateonly\" (c.toml:10:1)",
         )
         .stdout_has("'nickname' (c.toml:11:1)");
 }
@@ -872,4 +872,97 @@ fn standard_tables_beyond_the_samples_pull_generate_and_load() {
     w.dvload(&["run", "a.toml", "cases.toml", "--emulator", "--no-ledger"])
         .expect_code(0)
         .stdout_has("read 1  written 1  rejected 0");
+}
+
+/// Each validation rule broken once; `(extra [target] lines, [fields] lines, what both checks say)`.
+const BROKEN: &[(&str, &str, &str)] = &[
+    (
+        "",
+        "nmae = \"Company\"\n",
+        "unknown: 'nmae' (did you mean 'name'?) (m.toml:7:1)",
+    ),
+    (
+        "",
+        "revenue = { from = \"N\", type = \"int\" }\n",
+        "'revenue' is int but the column is Money: use type = \"money\" (m.toml:7:1)",
+    ),
+    (
+        "",
+        "new_customersince = { from = \"N\", type = \"datetime\" }\n",
+        "'new_customersince' is datetime but the column is DateTime (DateOnly behaviour): use type = \"dateonly\" (m.toml:7:1)",
+    ),
+    (
+        "",
+        "industrycode = { from = \"N\", type = \"choice\", map = { Tech = 999 } }\n",
+        "'industrycode' maps 'Tech' = 999 to no option of the column",
+    ),
+    (
+        "",
+        "name = { from = \"Company\", max_length = 500 }\n",
+        "'name' has max_length = 500 but the column holds at most 160 characters: set max_length = 160 or less (m.toml:7:1)",
+    ),
+    (
+        "",
+        "createdon = { from = \"N\", type = \"datetime\" }\n",
+        "read-only columns: createdon",
+    ),
+    (
+        "key = { name = \"Company\" }\n",
+        "accountnumber = \"N\"\n",
+        "no alternate key on (name)",
+    ),
+    (
+        "",
+        "parentaccountid = { lookup = \"leadz\", key = { subject = \"N\" } }\n",
+        "unknown entity set 'leadz'",
+    ),
+    (
+        "",
+        "parentaccountid = { lookup = \"contacts\", key = { emailaddress1 = \"N\" } }\n",
+        "'parentaccountid' is not a lookup to contact on account",
+    ),
+    (
+        "",
+        "numberofemployees = { value = -5, type = \"int\" }\n",
+        "'numberofemployees' constant value -5 is outside the column's range (0 to 1000000000)",
+    ),
+    (
+        "",
+        "parentaccountid = { lookup = \"accounts\", match = { nmae = \"Company\" } }\n",
+        "lookup 'parentaccountid' matches on 'nmae' (did you mean 'name'?) of account",
+    ),
+];
+
+#[test]
+fn every_validation_rule_gives_the_same_verdict_offline_and_against_the_environment() {
+    let w = pulled();
+    w.write("accounts.csv", "Company,N\nContoso,1\n");
+    for (target, fields, said) in BROKEN {
+        let operation = if target.is_empty() {
+            "create"
+        } else {
+            "upsert"
+        };
+        w.write(
+            "m.toml",
+            format!(
+                "[source]\npath = \"accounts.csv\"\n[target]\nentity_set = \"accounts\"\noperation = \"{operation}\"\n{target}[fields]\n{fields}"
+            ),
+        );
+        let offline = w.dvload(&["validate", "m.toml", "--metadata", "md"]);
+        let online = w.dvload(&["run", "m.toml", "--emulator", "--no-ledger"]);
+        for (how, out) in [("offline", &offline), ("online", &online)] {
+            let text = format!("{}{}", out.stdout, out.stderr);
+            assert_eq!(out.code, 2, "{how}, {fields}{target}: {text}");
+            assert!(
+                text.contains(said),
+                "{how}, {fields}{target}: lacks {said}\n{text}"
+            );
+        }
+        assert!(
+            !online.stdout.contains("written 1"),
+            "nothing sent: {}",
+            online.stdout
+        );
+    }
 }
