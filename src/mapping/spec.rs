@@ -1254,7 +1254,7 @@ fn parse_value_spec_table(
         what,
         defaults,
         derive_prefix,
-        is_key,
+        is_key: _,
         required_default,
         extra_allowed,
     } = *read;
@@ -1556,46 +1556,29 @@ fn parse_value_spec_table(
                 // `1.500` is one and a half, not the "1.500" (1500) of decimal = ",".
                 text = text.replace('.', ",");
             }
-            let mut json = String::new();
-            match converter.write_json(&text, &mut json) {
-                Ok(_) => {}
-                // A label of a column whose labels come from the metadata: converted then.
-                Err(_) if !is_key && converter.labels_from_metadata() => {
-                    json.clear();
-                    labels_later.push(LaterLabel {
-                        default: false,
-                        span: v.span(),
-                    });
-                }
-                Err(e) => {
-                    return Err(ctx.err(v.span(), format!("{what}: constant value {e}")));
-                }
-            }
-            if is_key {
-                check_key_constant(&converter, &text)
-                    .map_err(|e| ctx.err(v.span(), format!("{what}: constant value {e}")))?;
-            }
+            let json = convert_fixed(
+                ctx,
+                read,
+                &converter,
+                &text,
+                v.span(),
+                false,
+                &mut labels_later,
+            )?;
             Input::Constant { text, json }
         }
     };
     let (default, default_text) = match t.string("default")? {
         Some(d) => {
-            let mut json = String::new();
-            match converter.write_json(d.get_ref().trim(), &mut json) {
-                Ok(_) => {}
-                Err(_) if !is_key && converter.labels_from_metadata() => {
-                    json.clear();
-                    labels_later.push(LaterLabel {
-                        default: true,
-                        span: d.span(),
-                    });
-                }
-                Err(e) => return Err(ctx.err(d.span(), format!("{what}: default {e}"))),
-            }
-            if is_key {
-                check_key_constant(&converter, d.get_ref().trim())
-                    .map_err(|e| ctx.err(d.span(), format!("{what}: default {e}")))?;
-            }
+            let json = convert_fixed(
+                ctx,
+                read,
+                &converter,
+                d.get_ref().trim(),
+                d.span(),
+                true,
+                &mut labels_later,
+            )?;
             (Some(json), Some(d.into_inner()))
         }
         None => (None, None),
@@ -1635,6 +1618,37 @@ fn parse_value_spec_table(
         default_text,
         required,
     })
+}
+
+/// A constant value (`default` false) or a default, converted to its JSON by `converter`. A label
+/// of a column whose labels come from the metadata waits for them: its JSON is empty, and it is
+/// noted in `later` (see [`ValueSpec::labels_later`]).
+fn convert_fixed(
+    ctx: &Ctx<'_>,
+    read: &ValueRead<'_>,
+    converter: &Converter,
+    text: &str,
+    span: Range<usize>,
+    default: bool,
+    later: &mut Vec<LaterLabel>,
+) -> Result<String, MappingError> {
+    let name = if default { "default" } else { "constant value" };
+    let what = read.what;
+    let mut json = String::new();
+    match converter.write_json(text, &mut json) {
+        Ok(_) => {}
+        Err(_) if !read.is_key && converter.labels_from_metadata() => {
+            json.clear();
+            later.push(LaterLabel { default, span });
+            return Ok(json);
+        }
+        Err(e) => return Err(ctx.err(span, format!("{what}: {name} {e}"))),
+    }
+    if read.is_key {
+        check_key_constant(converter, text)
+            .map_err(|e| ctx.err(span, format!("{what}: {name} {e}")))?;
+    }
+    Ok(json)
 }
 
 /// Refuses a date format that cannot read back what it writes: every value would be rejected

@@ -277,7 +277,13 @@ pub fn write_string_url_literal(s: &str, out: &mut String) {
 /// A key column's name percent-encoded as it appears in a key URL (`name=` of
 /// `set(name='v')`). Logical names are plain ASCII, so this is usually the name itself.
 pub fn encode_key_name(name: &str) -> String {
-    utf8_percent_encode(name, KEY_ENCODE_SET).to_string()
+    percent_encode(name)
+}
+
+/// `text` percent-encoded as key names and values are (everything but unreserved characters and
+/// `'`): also what a query option's value needs (a `$filter` of OData literals).
+pub fn percent_encode(text: &str) -> String {
+    utf8_percent_encode(text, KEY_ENCODE_SET).to_string()
 }
 
 /// True for the bytes of [`UNADDRESSABLE_KEY_CHARS`] (all of them ASCII).
@@ -406,6 +412,14 @@ pub fn key_display<S: AsRef<str>>(key: &[(S, KeyValue)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_filter_is_percent_encoded_for_a_query_string() {
+        assert_eq!(
+            percent_encode("(name eq 'A&B #1') or (name eq 'Café')"),
+            "%28name%20eq%20'A%26B%20%231'%29%20or%20%28name%20eq%20'Caf%C3%A9'%29"
+        );
+    }
     use proptest::prelude::*;
 
     fn s(v: &str) -> KeyValue {

@@ -36,7 +36,7 @@ pub struct Resolver {
     policy: RetryPolicy,
     runtime: tokio::runtime::Handle,
     matches: Matches,
-    /// Each lookup's target primary id column, once read.
+    /// Each lookup's target primary id column, as the check before the run read it.
     primary: Vec<Option<String>>,
     queue: VecDeque<Step>,
     /// A source error met while filling the window: given after the steps before it.
@@ -46,28 +46,29 @@ pub struct Resolver {
 }
 
 impl Resolver {
-    /// A resolver for `job`'s lookups by match, or `None` when it has none.
+    /// A resolver for `job`'s lookups by match, or `None` when it has none. `primary_ids` are
+    /// the tables' primary id columns by entity set, as the check before the run read them.
     pub fn for_job(
         job: &Job,
-        client: Client,
-        policy: RetryPolicy,
-        collation: crate::keys::Collation,
+        writer: &crate::writer::Writer,
         runtime: tokio::runtime::Handle,
-        stats: std::sync::Arc<crate::writer::SendStats>,
     ) -> Option<Resolver> {
         let lookups = job.plan.match_lookups().to_vec();
         if lookups.is_empty() {
             return None;
         }
         Some(Resolver {
-            client,
-            policy,
+            client: writer.client.clone(),
+            policy: writer.options.policy,
             runtime,
-            primary: vec![None; lookups.len()],
-            matches: Matches::new(lookups, collation),
+            primary: lookups
+                .iter()
+                .map(|l| writer.primary_ids.get(&l.entity_set).cloned())
+                .collect(),
+            matches: Matches::new(lookups, writer.collation),
             queue: VecDeque::new(),
             pending_error: None,
-            stats,
+            stats: writer.stats.clone(),
         })
     }
 
@@ -145,7 +146,12 @@ impl Resolver {
     /// column), and keeps what was found. An error says why the answer could not be had.
     fn query(&mut self, lookup: usize, values: &[Vec<String>]) -> Result<(), String> {
         let l = self.matches.lookup(lookup).clone();
-        let primary = self.primary_id(lookup, &l)?;
+        let primary = self.primary[lookup].clone().ok_or_else(|| {
+            format!(
+                "the primary id of {} is not known: the check before the run did not read that table",
+                l.entity_set
+            )
+        })?;
         let select: Vec<&str> = std::iter::once(primary.as_str())
             .chain(l.columns.iter().map(String::as_str))
             .collect();
@@ -155,7 +161,7 @@ impl Resolver {
                 "{}?$select={}&$filter={}",
                 l.entity_set,
                 select.join(","),
-                encode(&filter)
+                crate::odata::key::percent_encode(&filter)
             );
             if l.on_many == crate::mapping::spec::OnMany::First {
                 path.push_str("&$orderby=createdon%20asc");
@@ -185,26 +191,6 @@ impl Resolver {
         Ok(())
     }
 
-    /// The primary id column of `l`'s target, read once from its table definition.
-    fn primary_id(&mut self, lookup: usize, l: &MatchLookup) -> Result<String, String> {
-        if let Some(p) = &self.primary[lookup] {
-            return Ok(p.clone());
-        }
-        let v = self.get_json(&format!(
-            "EntityDefinitions?$select=PrimaryIdAttribute&$filter=EntitySetName%20eq%20'{}'",
-            l.entity_set
-        ))?;
-        let p = v
-            .get("value")
-            .and_then(|v| v.get(0))
-            .and_then(|e| e.get("PrimaryIdAttribute"))
-            .and_then(serde_json::Value::as_str)
-            .ok_or_else(|| format!("no table has the entity set '{}'", l.entity_set))?
-            .to_string();
-        self.primary[lookup] = Some(p.clone());
-        Ok(p)
-    }
-
     fn get_json(&mut self, path: &str) -> Result<serde_json::Value, String> {
         self.stats
             .lookup_queries
@@ -221,28 +207,6 @@ impl Resolver {
     }
 }
 
-/// Percent-encodes a `$filter` value for a query string.
-fn encode(filter: &str) -> String {
-    let mut out = String::with_capacity(filter.len() + filter.len() / 4);
-    for b in filter.bytes() {
-        match b {
-            b'A'..=b'Z'
-            | b'a'..=b'z'
-            | b'0'..=b'9'
-            | b'-'
-            | b'.'
-            | b'_'
-            | b'~'
-            | b'\''
-            | b'('
-            | b')'
-            | b',' => out.push(b as char),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
 /// Shows `op`'s unresolved lookups as the conditions they stand for (a dry run's requests).
 pub fn show_conditions(op: &mut Operation, lookups: &[MatchLookup]) {
     if op.lookups.is_empty() {
@@ -250,17 +214,4 @@ pub fn show_conditions(op: &mut Operation, lookups: &[MatchLookup]) {
     }
     op.body = op.body_with_conditions(&|i| lookups[i].columns.clone());
     op.lookups.clear();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn filters_are_percent_encoded_for_a_query_string() {
-        assert_eq!(
-            encode("(name eq 'A&B #1') or (name eq 'Café')"),
-            "(name%20eq%20'A%26B%20%231')%20or%20(name%20eq%20'Caf%C3%A9')"
-        );
-    }
 }

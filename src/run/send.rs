@@ -185,6 +185,7 @@ async fn write_all(
 
     writer.stop = stop;
     writer.collation = collation;
+    writer.primary_ids = primary_ids;
     // A resumed chain that wrote keeps its clock; otherwise this run sets it, and records it
     // before its first write.
     let chain_since = session
@@ -288,8 +289,13 @@ async fn write_all(
     if lookup_queries > 0 {
         say!(
             console,
-            "lookups by match: {} queries",
-            text::thousands(lookup_queries)
+            "lookups by match: {} {}",
+            text::thousands(lookup_queries),
+            if lookup_queries == 1 {
+                "query"
+            } else {
+                "queries"
+            }
         );
     }
     if let Some(emulator) = &conn.emulator {

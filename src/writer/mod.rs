@@ -86,6 +86,9 @@ pub struct Writer {
     /// How the environment compares keys (see [`crate::keys`]): the per-key order holds keys the
     /// service takes for one as one.
     pub collation: crate::keys::Collation,
+    /// Each table's primary id column by entity set, as the check before the run read them (the
+    /// targets of lookups by match are read by it).
+    pub primary_ids: crate::environment::check::PrimaryIds,
 }
 
 /// What writing one job came to.
@@ -143,6 +146,7 @@ impl Writer {
                 user_id: None,
             },
             collation: crate::keys::Collation::default(),
+            primary_ids: Default::default(),
         }
     }
 
@@ -197,14 +201,8 @@ impl Writer {
             stop.clone(),
         );
         // Lookups by match are found a window of rows at a time, before the rows are admitted.
-        let mut resolver = crate::resolve::Resolver::for_job(
-            &job,
-            self.client.clone(),
-            self.options.policy,
-            collation,
-            tokio::runtime::Handle::current(),
-            self.stats.clone(),
-        );
+        let mut resolver =
+            crate::resolve::Resolver::for_job(&job, self, tokio::runtime::Handle::current());
         let reader = tokio::task::spawn_blocking(move || -> Option<String> {
             let mut source_error = None;
             while !stop.load(Ordering::Relaxed) {
