@@ -94,6 +94,20 @@ impl ApiError {
         ApiError::new(400, "0x0", message)
     }
 
+    /// 400 with `0x80040203` (the service's InvalidArgument): a parameter, header value or query
+    /// document it cannot use.
+    pub fn invalid_argument(message: impl Into<String>) -> Self {
+        ApiError::new(400, "0x80040203", message)
+    }
+
+    /// 400 `0x0` for what the service answers and the emulator does not implement, saying so
+    /// (`what` names it: "the element link-entity in fetchXml"). See docs/emulator.md.
+    pub fn emulator_limit(what: impl std::fmt::Display) -> Self {
+        ApiError::bad_request(format!(
+            "{what} is not supported by the emulator (see docs/emulator.md)"
+        ))
+    }
+
     /// 400 with OData's code for malformed URLs/queries (`0x80060888`, seen for URI literal
     /// errors in microsoft/PowerAppsCodeApps#395).
     pub fn bad_uri(message: impl Into<String>) -> Self {

@@ -66,16 +66,8 @@ struct Fetch {
     page: usize,
 }
 
-fn refuse(message: impl Into<String>) -> ApiError {
-    ApiError::new(400, "0x80040203", message)
-}
-
 fn unsupported(what: &str) -> ApiError {
-    ApiError::new(
-        400,
-        "0x0",
-        format!("{what} in fetchXml is not supported by the emulator (see docs/emulator.md)"),
-    )
+    ApiError::emulator_limit(format!("{what} in fetchXml"))
 }
 
 /// `GET {set}?fetchXml=…`.
@@ -192,11 +184,12 @@ fn encode(s: &str) -> String {
 }
 
 fn parse(xml: &str, table: &Table) -> Result<Fetch, ApiError> {
-    let doc = roxmltree::Document::parse(xml)
-        .map_err(|e| refuse(format!("The fetchXml is not well-formed XML: {e}")))?;
+    let doc = roxmltree::Document::parse(xml).map_err(|e| {
+        ApiError::invalid_argument(format!("The fetchXml is not well-formed XML: {e}"))
+    })?;
     let root = doc.root_element();
     if root.tag_name().name() != "fetch" {
-        return Err(refuse(format!(
+        return Err(ApiError::invalid_argument(format!(
             "The fetchXml's root element is '{}'; expected 'fetch'",
             root.tag_name().name()
         )));
@@ -216,7 +209,7 @@ fn parse(xml: &str, table: &Table) -> Result<Fetch, ApiError> {
                 .ok()
                 .filter(|n| *n > 0)
                 .ok_or_else(|| {
-                    refuse(format!(
+                    ApiError::invalid_argument(format!(
                         "The fetch attribute {what} must be a positive whole number, not '{}'",
                         a.value()
                     ))
@@ -227,8 +220,9 @@ fn parse(xml: &str, table: &Table) -> Result<Fetch, ApiError> {
             "count" => fetch.count = Some(number("count")?),
             "page" => fetch.page = number("page")?,
             "paging-cookie" => {
-                roxmltree::Document::parse(a.value())
-                    .map_err(|e| refuse(format!("The paging-cookie is not XML: {e}")))?;
+                roxmltree::Document::parse(a.value()).map_err(|e| {
+                    ApiError::invalid_argument(format!("The paging-cookie is not XML: {e}"))
+                })?;
             }
             "mapping" | "version" | "no-lock" => {}
             "distinct" if a.value() == "false" => {}
@@ -241,18 +235,22 @@ fn parse(xml: &str, table: &Table) -> Result<Fetch, ApiError> {
         }
     }
     if fetch.top.is_some() && (fetch.count.is_some() || fetch.page != 1) {
-        return Err(refuse(
+        return Err(ApiError::invalid_argument(
             "The top attribute can't be specified with paging attribute page or count.",
         ));
     }
     let mut entities = root.children().filter(roxmltree::Node::is_element);
     let entity = match (entities.next(), entities.next()) {
         (Some(e), None) if e.tag_name().name() == "entity" => e,
-        _ => return Err(refuse("A fetch holds exactly one entity element")),
+        _ => {
+            return Err(ApiError::invalid_argument(
+                "A fetch holds exactly one entity element",
+            ));
+        }
     };
     let name = entity.attribute("name").unwrap_or_default();
     if name != table.logical() {
-        return Err(refuse(format!(
+        return Err(ApiError::invalid_argument(format!(
             "The entity '{name}' of the fetchXml is not the table of the entity set '{}' ({})",
             table.set(),
             table.logical()
@@ -306,7 +304,7 @@ fn only(node: &roxmltree::Node, allowed: &[&str]) -> Result<(), ApiError> {
 /// The column `node`'s attribute `attr` names, which must be one of the table's.
 fn column(table: &Table, node: &roxmltree::Node, attr: &str) -> Result<String, ApiError> {
     let name = node.attribute(attr).ok_or_else(|| {
-        refuse(format!(
+        ApiError::invalid_argument(format!(
             "The {} element needs the attribute {attr}",
             node.tag_name().name()
         ))
@@ -314,16 +312,21 @@ fn column(table: &Table, node: &roxmltree::Node, attr: &str) -> Result<String, A
     if name == table.pk() || table.columns.contains_key(name) {
         Ok(name.to_string())
     } else {
-        // The service's words, as recalled from its responses (UNVERIFIED in PROTOCOL.md).
-        Err(ApiError::new(
-            400,
-            "0x80041103",
-            format!(
-                "'{}' entity doesn't contain attribute with Name = '{name}' and NameMapping = 'Logical'.",
-                table.logical()
-            ),
-        ))
+        Err(unknown_attribute(table, name))
     }
+}
+
+/// A query naming a column the table does not have: the service's words, as recalled from its
+/// responses (UNVERIFIED in PROTOCOL.md).
+pub fn unknown_attribute(table: &Table, name: &str) -> ApiError {
+    ApiError::new(
+        400,
+        "0x80041103",
+        format!(
+            "'{}' entity doesn't contain attribute with Name = '{name}' and NameMapping = 'Logical'.",
+            table.logical()
+        ),
+    )
 }
 
 const OPERATORS: &[&str] = &[
@@ -379,7 +382,7 @@ fn filter(table: &Table, node: &roxmltree::Node) -> Result<Filter, ApiError> {
                     _ => 1..=1,
                 };
                 if !wanted.contains(&values.len()) {
-                    return Err(refuse(format!(
+                    return Err(ApiError::invalid_argument(format!(
                         "The condition operator '{operator}' on {attribute} takes {} value(s); it has {}",
                         match operator.as_str() {
                             "null" | "not-null" => "no",
@@ -401,7 +404,7 @@ fn filter(table: &Table, node: &roxmltree::Node) -> Result<Filter, ApiError> {
     match node.attribute("type").unwrap_or("and") {
         "and" => Ok(Filter::All(parts)),
         "or" => Ok(Filter::Any(parts)),
-        other => Err(refuse(format!(
+        other => Err(ApiError::invalid_argument(format!(
             "The filter type '{other}' is not and or or"
         ))),
     }

@@ -21,19 +21,13 @@ use crate::error::ApiError;
 pub const PRIVILEGES: &[&str] = &["prvBypassCustomBusinessLogic", "prvBypassCustomPlugins"];
 
 fn invalid(name: &str, value: &str, accepted: &str) -> ApiError {
-    ApiError::new(
-        400,
-        "0x80040203",
-        format!("The value '{value}' of the header {name} is not valid; accepted: {accepted}"),
-    )
+    ApiError::invalid_argument(format!(
+        "The value '{value}' of the header {name} is not valid; accepted: {accepted}"
+    ))
 }
 
 fn unsupported(name: &str) -> ApiError {
-    ApiError::new(
-        400,
-        "0x0",
-        format!("The header {name} is not supported by the emulator (see docs/emulator.md)"),
-    )
+    ApiError::emulator_limit(format!("The header {name}"))
 }
 
 fn boolean(name: &str, value: &str) -> Result<bool, ApiError> {

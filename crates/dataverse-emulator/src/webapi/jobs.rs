@@ -41,10 +41,6 @@ pub struct Job {
     pub created: jiff::Timestamp,
 }
 
-fn bad(message: impl Into<String>) -> ApiError {
-    ApiError::new(400, "0x80040203", message)
-}
-
 /// `POST BulkDelete`: deletes what each query of the `QuerySet` matches, and answers the job id.
 pub fn bulk_delete(
     ctx: &Ctx,
@@ -57,17 +53,17 @@ pub fn bulk_delete(
     let name = body
         .get("JobName")
         .and_then(Value::as_str)
-        .ok_or_else(|| bad("BulkDelete needs the parameter JobName (a string)"))?
+        .ok_or_else(|| {
+            ApiError::invalid_argument("BulkDelete needs the parameter JobName (a string)")
+        })?
         .to_string();
     if body
         .get("RecurrencePattern")
         .and_then(Value::as_str)
         .is_some_and(|p| !p.is_empty())
     {
-        return Err(ApiError::new(
-            400,
-            "0x0",
-            "A recurring BulkDelete (RecurrencePattern) is not supported by the emulator",
+        return Err(ApiError::emulator_limit(
+            "A recurring BulkDelete (RecurrencePattern)",
         ));
     }
     let queries = body
@@ -75,27 +71,25 @@ pub fn bulk_delete(
         .and_then(Value::as_array)
         .filter(|q| !q.is_empty())
         .ok_or_else(|| {
-            bad("BulkDelete needs the parameter QuerySet (one or more QueryExpression)")
+            ApiError::invalid_argument(
+                "BulkDelete needs the parameter QuerySet (one or more QueryExpression)",
+            )
         })?;
     // Every query is read before anything is deleted: a bad one deletes nothing.
     let mut plans = Vec::new();
     for q in queries {
-        let entity = q
-            .get("EntityName")
-            .and_then(Value::as_str)
-            .ok_or_else(|| bad("A QueryExpression of the QuerySet needs EntityName"))?;
-        let table = ctx
-            .catalog
-            .table(entity)
-            .ok_or_else(|| bad(format!("The entity '{entity}' does not exist")))?;
+        let entity = q.get("EntityName").and_then(Value::as_str).ok_or_else(|| {
+            ApiError::invalid_argument("A QueryExpression of the QuerySet needs EntityName")
+        })?;
+        let table = ctx.catalog.table(entity).ok_or_else(|| {
+            ApiError::invalid_argument(format!("The entity '{entity}' does not exist"))
+        })?;
         if q.get("LinkEntities")
             .and_then(Value::as_array)
             .is_some_and(|l| !l.is_empty())
         {
-            return Err(ApiError::new(
-                400,
-                "0x0",
-                "LinkEntities in a BulkDelete query are not supported by the emulator",
+            return Err(ApiError::emulator_limit(
+                "LinkEntities in a BulkDelete query",
             ));
         }
         let filter = match q.get("Criteria") {
@@ -156,16 +150,11 @@ fn criteria(table: &crate::catalog::Table, c: &Value) -> Result<Filter, ApiError
         let attribute = cond
             .get("AttributeName")
             .and_then(Value::as_str)
-            .ok_or_else(|| bad("A ConditionExpression needs AttributeName"))?;
+            .ok_or_else(|| {
+                ApiError::invalid_argument("A ConditionExpression needs AttributeName")
+            })?;
         if attribute != table.pk() && !table.columns.contains_key(attribute) {
-            return Err(ApiError::new(
-                400,
-                "0x80041103",
-                format!(
-                    "'{}' entity doesn't contain attribute with Name = '{attribute}' and NameMapping = 'Logical'.",
-                    table.logical()
-                ),
-            ));
+            return Err(super::fetch::unknown_attribute(table, attribute));
         }
         let op = cond.get("Operator").and_then(Value::as_str).unwrap_or("");
         let operator = match op {
@@ -184,13 +173,9 @@ fn criteria(table: &crate::catalog::Table, c: &Value) -> Result<Filter, ApiError
             "Null" => "null",
             "NotNull" => "not-null",
             other => {
-                return Err(ApiError::new(
-                    400,
-                    "0x0",
-                    format!(
-                        "The condition operator '{other}' in a BulkDelete query is not supported by the emulator"
-                    ),
-                ));
+                return Err(ApiError::emulator_limit(format!(
+                    "The condition operator '{other}' in a BulkDelete query"
+                )));
             }
         };
         let values: Vec<String> = cond
@@ -224,7 +209,7 @@ fn criteria(table: &crate::catalog::Table, c: &Value) -> Result<Filter, ApiError
     {
         "And" | "0" => Ok(Filter::All(parts)),
         "Or" | "1" => Ok(Filter::Any(parts)),
-        other => Err(bad(format!(
+        other => Err(ApiError::invalid_argument(format!(
             "The FilterOperator '{other}' is not And or Or"
         ))),
     }

@@ -29,17 +29,7 @@ use crate::error::{ApiError, OpResponse};
 const VERSION_STAMP: &str = "1!emulator";
 
 fn unsupported(what: &str) -> ApiError {
-    ApiError::new(
-        400,
-        "0x0",
-        format!(
-            "{what} in RetrieveMetadataChanges is not supported by the emulator (see docs/emulator.md)"
-        ),
-    )
-}
-
-fn bad(message: impl Into<String>) -> ApiError {
-    ApiError::new(400, "0x80040203", message)
+    ApiError::emulator_limit(format!("{what} in RetrieveMetadataChanges"))
 }
 
 /// Whether `segment` calls the function.
@@ -63,9 +53,9 @@ pub fn retrieve(ctx: &Ctx, req: &OpRequest, segment: &str) -> Result<OpResponse,
     let mut used = Vec::new();
     let mut params = Map::new();
     for p in inner.split(',').filter(|p| !p.trim().is_empty()) {
-        let (name, value) = p
-            .split_once('=')
-            .ok_or_else(|| bad(format!("The function parameter '{p}' is not name=value")))?;
+        let (name, value) = p.split_once('=').ok_or_else(|| {
+            ApiError::invalid_argument(format!("The function parameter '{p}' is not name=value"))
+        })?;
         let text = match value.trim().strip_prefix('@') {
             Some(alias) => {
                 let key = format!("@{alias}");
@@ -75,7 +65,7 @@ pub fn retrieve(ctx: &Ctx, req: &OpRequest, segment: &str) -> Result<OpResponse,
                     .find(|(k, _)| *k == key)
                     .map(|(_, v)| v.clone())
                     .ok_or_else(|| {
-                        bad(format!(
+                        ApiError::invalid_argument(format!(
                             "The parameter alias {key} has no value in the query"
                         ))
                     })?
@@ -83,7 +73,7 @@ pub fn retrieve(ctx: &Ctx, req: &OpRequest, segment: &str) -> Result<OpResponse,
             None => value.to_string(),
         };
         let v: Value = serde_json::from_str(&text).map_err(|e| {
-            bad(format!(
+            ApiError::invalid_argument(format!(
                 "The value of the parameter {name} is not JSON: {e}"
             ))
         })?;
@@ -101,7 +91,7 @@ pub fn retrieve(ctx: &Ctx, req: &OpRequest, segment: &str) -> Result<OpResponse,
             name.as_str(),
             "Query" | "ClientVersionStamp" | "DeletedMetadataFilters"
         ) {
-            return Err(bad(format!(
+            return Err(ApiError::invalid_argument(format!(
                 "RetrieveMetadataChanges has no parameter {name}; it takes Query, ClientVersionStamp and DeletedMetadataFilters"
             )));
         }
@@ -109,9 +99,9 @@ pub fn retrieve(ctx: &Ctx, req: &OpRequest, segment: &str) -> Result<OpResponse,
     if params.contains_key("DeletedMetadataFilters") {
         return Err(unsupported("DeletedMetadataFilters"));
     }
-    let query = params
-        .get("Query")
-        .ok_or_else(|| bad("RetrieveMetadataChanges needs the parameter Query"))?;
+    let query = params.get("Query").ok_or_else(|| {
+        ApiError::invalid_argument("RetrieveMetadataChanges needs the parameter Query")
+    })?;
     if query.get("RelationshipQuery").is_some_and(|v| !v.is_null()) {
         return Err(unsupported("RelationshipQuery"));
     }
@@ -218,7 +208,9 @@ fn passes(m: &Map<String, Value>, criteria: Option<&Value>) -> Result<bool, ApiE
         let name = cond
             .get("PropertyName")
             .and_then(Value::as_str)
-            .ok_or_else(|| bad("A MetadataConditionExpression needs PropertyName"))?;
+            .ok_or_else(|| {
+                ApiError::invalid_argument("A MetadataConditionExpression needs PropertyName")
+            })?;
         let op = cond
             .get("ConditionOperator")
             .and_then(Value::as_str)

@@ -294,17 +294,11 @@ async fn bulk_delete_is_a_job_that_deletes_what_its_query_matches() {
     // The job is read as a client polls it: in progress, then succeeded.
     let mut states = Vec::new();
     for _ in 0..2 {
-        let j: Value = api
-            .req(
-                Method::GET,
-                &format!("asyncoperations({job})?$select=statecode,statuscode"),
-            )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, j) = api
+            .get(&format!(
+                "asyncoperations({job})?$select=statecode,statuscode"
+            ))
+            .await;
         assert_eq!(j["name"], "Remove the test accounts");
         assert_eq!(j["operationtype"], 13);
         states.push((
@@ -722,16 +716,8 @@ async fn global_option_sets_are_shared_by_their_columns_and_read_on_their_own() 
     }
     let emu = crate::support::emulator_with(config).await;
     let api = Api::new(&emu).await;
-    let get = |path: String| {
-        let api = &api;
-        async move {
-            let r = api.req(Method::GET, &path).send().await.unwrap();
-            let status = r.status().as_u16();
-            (status, r.json::<Value>().await.unwrap())
-        }
-    };
     // The column's option set is the global one, expanded either way.
-    let (status, v) = get("EntityDefinitions(LogicalName='lead')/Attributes(LogicalName='new_region')/Microsoft.Dynamics.CRM.PicklistAttributeMetadata?$select=LogicalName&$expand=OptionSet,GlobalOptionSet".into()).await;
+    let (status, v) = api.get("EntityDefinitions(LogicalName='lead')/Attributes(LogicalName='new_region')/Microsoft.Dynamics.CRM.PicklistAttributeMetadata?$select=LogicalName&$expand=OptionSet,GlobalOptionSet").await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["OptionSet"]["Name"], "new_region");
     assert_eq!(v["OptionSet"]["IsGlobal"], true);
@@ -740,18 +726,22 @@ async fn global_option_sets_are_shared_by_their_columns_and_read_on_their_own() 
         "South"
     );
     // A local option set is no global one.
-    let (_, v) = get("EntityDefinitions(LogicalName='account')/Attributes(LogicalName='industrycode')/Microsoft.Dynamics.CRM.PicklistAttributeMetadata?$select=LogicalName&$expand=OptionSet,GlobalOptionSet".into()).await;
+    let (_, v) = api.get("EntityDefinitions(LogicalName='account')/Attributes(LogicalName='industrycode')/Microsoft.Dynamics.CRM.PicklistAttributeMetadata?$select=LogicalName&$expand=OptionSet,GlobalOptionSet").await;
     assert_eq!(v["OptionSet"]["IsGlobal"], false);
     assert_eq!(v["GlobalOptionSet"], Value::Null);
     // GlobalOptionSetDefinitions: the list, and one by name.
-    let (status, v) = get("GlobalOptionSetDefinitions?$select=Name".into()).await;
+    let (status, v) = api.get("GlobalOptionSetDefinitions?$select=Name").await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["value"][0]["Name"], "new_region");
     assert!(v["value"][0].get("Options").is_none());
-    let (status, v) = get("GlobalOptionSetDefinitions(Name='new_region')".into()).await;
+    let (status, v) = api
+        .get("GlobalOptionSetDefinitions(Name='new_region')")
+        .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["Options"][0]["Value"], 100000000);
-    let (status, _) = get("GlobalOptionSetDefinitions(Name='new_nothing')".into()).await;
+    let (status, _) = api
+        .get("GlobalOptionSetDefinitions(Name='new_nothing')")
+        .await;
     assert_eq!(status, 404);
     // Both tables take the shared values.
     let r = api

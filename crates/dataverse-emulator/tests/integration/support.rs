@@ -77,6 +77,13 @@ impl Api {
             .header("OData-MaxVersion", "4.0")
             .header("Accept", "application/json")
     }
+
+    /// `GET path`: the status and the JSON body.
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let r = self.req(reqwest::Method::GET, path).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap())
+    }
 }
 
 /// A raw HTTP/1.1 response.
