@@ -429,14 +429,10 @@ pub async fn get_json(
     policy: &RetryPolicy,
     path: &str,
 ) -> Result<Value, String> {
-    let reply = super::connect::get_retrying(&conn.client, path, &conn.url, policy)
+    super::connect::get_retrying(&conn.client, path, &conn.url, policy)
         .await
-        .map_err(|e| format!("{e:#}"))?;
-    if reply.status != 200 {
-        let error = crate::odata::ODataError::from_response(reply.status, &reply.body);
-        return Err(crate::writer::decide::describe(reply.status, &error));
-    }
-    serde_json::from_slice(&reply.body).map_err(|e| format!("not JSON: {e}"))
+        .map_err(|e| format!("{e:#}"))?
+        .json()
 }
 
 impl<'c> Checker<'c> {

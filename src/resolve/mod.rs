@@ -46,8 +46,9 @@ pub struct Resolver {
 }
 
 impl Resolver {
-    /// A resolver for `job`'s lookups by match, or `None` when it has none. `primary_ids` are
-    /// the tables' primary id columns by entity set, as the check before the run read them.
+    /// A resolver for `job`'s lookups by match, or `None` when it has none; it sends through
+    /// `writer`'s client and retry policy, and takes the targets' primary id columns from the
+    /// check the run made before its first write (`Writer::primary_ids`).
     pub fn for_job(
         job: &Job,
         writer: &crate::writer::Writer,
@@ -195,15 +196,10 @@ impl Resolver {
         self.stats
             .lookup_queries
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let reply = self
-            .runtime
+        self.runtime
             .block_on(self.client.get_retrying(path, &self.policy))
-            .map_err(|e| e.to_string())?;
-        if reply.status != 200 {
-            let error = crate::odata::ODataError::from_response(reply.status, &reply.body);
-            return Err(crate::writer::decide::describe(reply.status, &error));
-        }
-        serde_json::from_slice(&reply.body).map_err(|e| format!("the answer is not JSON: {e}"))
+            .map_err(|e| e.to_string())?
+            .json()
     }
 }
 

@@ -28,6 +28,17 @@ pub struct Reply {
     pub token: AccessToken,
 }
 
+impl Reply {
+    /// The body as JSON when the answer is 200; otherwise what Dataverse said, explained.
+    pub fn json(&self) -> Result<serde_json::Value, String> {
+        if self.status != 200 {
+            let error = crate::odata::ODataError::from_response(self.status, &self.body);
+            return Err(super::decide::describe(self.status, &error));
+        }
+        serde_json::from_slice(&self.body).map_err(|e| format!("not JSON: {e}"))
+    }
+}
+
 /// Why a request got no answer.
 #[derive(Debug, thiserror::Error)]
 pub enum SendFailure {
