@@ -818,27 +818,21 @@ impl<'c> Checker<'c> {
             OperationKind::Upsert => &["Create", "Write", "Read"],
             OperationKind::Delete => &["Delete", "Read"],
         };
-        let mut needed: Vec<(String, String)> = rights
-            .iter()
-            .map(|r| {
-                (
-                    format!("prv{r}{}", entity.schema),
-                    privilege_purpose(r, op).into(),
-                )
-            })
-            .collect();
+        let mut needed: Vec<(String, String)> = Vec::new();
+        for r in rights {
+            let name = self.privilege(&entity, r).await;
+            needed.push((name, privilege_purpose(r, op).into()));
+        }
         if !lookups.is_empty() {
-            needed.push((
-                format!("prvAppend{}", entity.schema),
-                privilege_purpose("Append", op).into(),
-            ));
+            let name = self.privilege(&entity, "Append").await;
+            needed.push((name, privilege_purpose("Append", op).into()));
         }
         for (column, target, by_key) in &lookups {
-            let name = format!("prvAppendTo{}", target.schema);
+            let name = self.privilege(target, "AppendTo").await;
             if !needed.iter().any(|(n, _)| n == &name) {
                 needed.push((name, format!("be the target of lookup {column}")));
             }
-            let read = format!("prvRead{}", target.schema);
+            let read = self.privilege(target, "Read").await;
             if *by_key && !needed.iter().any(|(n, _)| n == &read) {
                 needed.push((read, format!("resolve lookup {column} by its key or match")));
             }
@@ -860,11 +854,29 @@ impl<'c> Checker<'c> {
             return v;
         };
         let needed = [(
-            format!("prvDelete{}", entity.schema),
+            self.privilege(&entity, "Delete").await,
             "delete rows".to_string(),
         )];
         self.check_privileges(&mut v, &needed);
         v
+    }
+
+    /// The name of `entity`'s privilege of type `kind` (`Create`, `AppendTo`, …) as the table's
+    /// metadata lists it (`EntityMetadata.Privileges`): not always `prv<kind><SchemaName>`, since
+    /// every activity table's are `prv<kind>Activity` and systemuser's `prv<kind>User`. When the
+    /// metadata cannot be read (or offline, where privileges are not judged) the composed name.
+    async fn privilege(&mut self, entity: &Entity, kind: &str) -> String {
+        if let Some(conn) = self.conn
+            && !self.metadata.contains_key(&entity.logical)
+            && let Ok(t) = super::metadata::pull_entity(conn, &self.policy, &entity.logical).await
+        {
+            self.metadata.insert(entity.logical.clone(), t);
+        }
+        self.metadata
+            .get(&entity.logical)
+            .and_then(|t| t.privileges.get(kind))
+            .cloned()
+            .unwrap_or_else(|| format!("prv{kind}{}", entity.schema))
     }
 
     fn check_privileges(&self, v: &mut JobCheck, needed: &[(String, String)]) {

@@ -38,6 +38,11 @@ pub struct TableMetadata {
     pub columns: BTreeMap<String, ColumnMetadata>,
     /// Alternate keys by name.
     pub keys: BTreeMap<String, KeyMetadata>,
+    /// The table's privilege names by `PrivilegeType` (`Create` → `prvCreateAccount`; a task's
+    /// are `prv…Activity`). Read live for the pre-flight check, not saved: privileges belong to
+    /// the application user, which the offline check does not judge.
+    #[serde(skip)]
+    pub privileges: BTreeMap<String, String>,
 }
 
 /// One column.
@@ -269,7 +274,7 @@ pub async fn pull_entity(
         policy,
         &format!(
             "{base}?$select=LogicalName,SchemaName,EntitySetName,PrimaryIdAttribute,\
-             PrimaryNameAttribute,DisplayName,IsCustomEntity\
+             PrimaryNameAttribute,DisplayName,IsCustomEntity,Privileges\
              &$expand=Attributes($select=LogicalName,SchemaName,AttributeType,AttributeTypeName,\
              DisplayName,RequiredLevel,IsValidForCreate,IsValidForUpdate),\
              Keys($select=LogicalName,KeyAttributes,EntityKeyIndexStatus),\
@@ -288,6 +293,11 @@ pub async fn pull_entity(
         custom: entity.get("IsCustomEntity").and_then(Value::as_bool) == Some(true),
         columns: BTreeMap::new(),
         keys: BTreeMap::new(),
+        privileges: list(&entity, "Privileges")
+            .iter()
+            .map(|p| (text(p, "PrivilegeType"), text(p, "Name")))
+            .filter(|(kind, name)| !kind.is_empty() && !name.is_empty())
+            .collect(),
     };
     for a in list(&entity, "Attributes") {
         table.columns.insert(

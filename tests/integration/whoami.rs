@@ -333,3 +333,37 @@ fn check_reports_an_unreadable_mapping_and_a_lookup_to_an_unknown_table() {
             "lookup 'parentaccountid': unknown entity set 'acount' (did you mean 'accounts'?)",
         );
 }
+
+/// A task's privileges are the activities' (`prvCreateActivity`), as the table's metadata lists
+/// them: the check asks for those, not for a `prvCreateTask` that no role can hold.
+#[test]
+fn check_names_privileges_as_the_table_metadata_lists_them() {
+    let mut config = Config::default();
+    for p in &mut config.roles[0].privileges {
+        if p.table == "task" {
+            p.rights.retain(|r| *r != Right::Create);
+        }
+    }
+    let emu = Emulator::start(config);
+    let dir = Workdir::new();
+    let mapping = dir.write(
+        "tasks.toml",
+        "[source]\npath = \"tasks.csv\"\n\n[target]\nentity_set = \"tasks\"\noperation = \"create\"\n\n\
+         [fields]\nsubject = \"Subject\"\n",
+    );
+    let out = dir.dvload_env(
+        &["whoami", "--check", &mapping.display().to_string()],
+        &emu.env(),
+    );
+    out.expect_code(3)
+        .stdout_has("privileges   missing: prvCreateActivity (to create rows)");
+    assert!(!out.stdout.contains("Task ("), "{}", out.stdout);
+    // With the right held, the same mapping is ready.
+    let emu = Emulator::start(Config::default());
+    dir.dvload_env(
+        &["whoami", "--check", &mapping.display().to_string()],
+        &emu.env(),
+    )
+    .expect_code(0)
+    .stdout_has("privileges   present: prvCreateActivity (Global)");
+}

@@ -62,7 +62,7 @@ impl AppUser {
         {
             return Ok(());
         }
-        let name = format!("{}{}", right.prefix(), table.cfg.schema_name);
+        let name = table.privilege(right);
         Err(self.missing(
             &name,
             &format!(

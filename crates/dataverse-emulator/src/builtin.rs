@@ -197,6 +197,7 @@ fn account() -> TableConfig {
                 attribute: "parentaccountid".into(),
             },
         ],
+        privileges_as: None,
     }
 }
 
@@ -285,6 +286,7 @@ fn contact() -> TableConfig {
             table: "task".into(),
             attribute: "regardingobjectid".into(),
         }],
+        privileges_as: None,
     }
 }
 
@@ -344,6 +346,7 @@ fn lead() -> TableConfig {
             table: "task".into(),
             attribute: "regardingobjectid".into(),
         }],
+        privileges_as: None,
     }
 }
 
@@ -387,6 +390,10 @@ fn task() -> TableConfig {
         display_name: None,
         labels: Default::default(),
         collections: Vec::new(),
+        // Activities share one set of privileges (prvCreateActivity, …): Microsoft's
+        // "ActivityPointer (activity) entity privileges" lists them for every activity type code,
+        // the task's 4212 among them.
+        privileges_as: Some("Activity".into()),
     }
 }
 
@@ -413,6 +420,7 @@ fn standard(
         display_name: None,
         labels: Default::default(),
         collections: Vec::new(),
+        privileges_as: None,
     }
 }
 

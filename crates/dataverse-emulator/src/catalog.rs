@@ -50,6 +50,16 @@ impl Table {
         })
     }
 
+    /// The name of its privilege for `right` (`prvCreateAccount`, `prvReadActivity` for a task).
+    pub fn privilege(&self, right: crate::config::Right) -> String {
+        let stem = self
+            .cfg
+            .privileges_as
+            .as_deref()
+            .unwrap_or(&self.cfg.schema_name);
+        format!("{}{stem}", right.prefix())
+    }
+
     /// The collection-valued navigation property called `name`.
     pub fn collection(&self, name: &str) -> Option<&crate::config::CollectionConfig> {
         self.cfg.collections.iter().find(|c| c.name == name)

@@ -315,6 +315,11 @@ impl Right {
         }
     }
 
+    /// Its `PrivilegeType` member in metadata (`Create`, `AppendTo`, …).
+    pub fn privilege_type(self) -> &'static str {
+        &self.prefix()["prv".len()..]
+    }
+
     /// All rights.
     pub const ALL: [Right; 6] = [
         Right::Create,
@@ -374,6 +379,11 @@ pub struct TableConfig {
     /// The display name in other languages, by LCID (`{ "1031" = "Firma" }`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub labels: std::collections::BTreeMap<String, String>,
+    /// What the table's privilege names carry after `prvCreate`, `prvRead`, …, when it is not
+    /// the schema name: `Activity` for every activity table (`prvCreateActivity` for a task),
+    /// `User` for `systemuser` (`prvReadUser`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privileges_as: Option<String>,
 }
 
 fn yes() -> bool {

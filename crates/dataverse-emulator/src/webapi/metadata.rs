@@ -494,8 +494,35 @@ pub(super) fn entity_json(table: &Table) -> Map<String, Value> {
         "IsActivity": table.pk() == "activityid",
         "DisplayName": display_label(table.cfg.display_name.as_deref(), &table.cfg.schema_name, &table.cfg.labels),
         "MetadataId": metadata_id(&[table.logical()]).to_string(),
+        "Privileges": privileges_json(table),
     });
     v.as_object().cloned().unwrap_or_default()
+}
+
+/// `EntityMetadata.Privileges`: a `SecurityPrivilegeMetadata` for each right the emulator models
+/// (learn.microsoft.com/…/webapi/reference/securityprivilegemetadata: `Name`, `PrivilegeId`,
+/// `PrivilegeType` of the `PrivilegeType` enum, and the depths it can take). Clients read the
+/// names here rather than composing them: an activity's are `prv…Activity`, systemuser's
+/// `prv…User`.
+fn privileges_json(table: &Table) -> Value {
+    let list: Vec<Value> = crate::config::Right::ALL
+        .iter()
+        .map(|&right| {
+            let name = table.privilege(right);
+            json!({
+                "Name": name,
+                "PrivilegeId": metadata_id(&["privilege", &name]).to_string(),
+                "PrivilegeType": right.privilege_type(),
+                "CanBeBasic": true,
+                "CanBeLocal": true,
+                "CanBeDeep": true,
+                "CanBeGlobal": true,
+                "CanBeEntityReference": false,
+                "CanBeParentEntityReference": false,
+            })
+        })
+        .collect();
+    Value::Array(list)
 }
 
 /// Query options parsed from `$select`/`$filter`/`$expand` (nested options use `;`).

@@ -182,7 +182,7 @@ fn privileges(ctx: &Ctx) -> OpResponse {
         };
         for right in Right::ALL {
             if rights.contains(&right) {
-                let name = format!("{}{}", right.prefix(), t.cfg.schema_name);
+                let name = t.privilege(right);
                 list.push(privilege(ctx, name));
             }
         }
