@@ -692,13 +692,29 @@ impl<'c> Checker<'c> {
                                     target.logical
                                 ));
                             }
-                            None => unknown.push(format!(
-                                "'{}' is not a lookup to {} on {}{}",
-                                f.column,
-                                target.logical,
-                                entity.logical,
-                                lookup_hint(&target.logical, &columns)
-                            )),
+                            None => {
+                                // A lookup of the table that points elsewhere (`ownerid` to an
+                                // account) says where it does point.
+                                let elsewhere = columns
+                                    .attrs
+                                    .get(&f.column)
+                                    .filter(|a| !a.targets.is_empty())
+                                    .map(|a| {
+                                        format!(
+                                            ": it is a lookup ({}) to {}",
+                                            a.kind,
+                                            a.targets.join(", ")
+                                        )
+                                    })
+                                    .unwrap_or_default();
+                                unknown.push(format!(
+                                    "'{}' is not a lookup to {} on {}{elsewhere}{}",
+                                    f.column,
+                                    target.logical,
+                                    entity.logical,
+                                    lookup_hint(&target.logical, &columns)
+                                ))
+                            }
                         }
                         let by_key = match key {
                             LookupKey::Id(_) => false,
@@ -777,7 +793,9 @@ impl<'c> Checker<'c> {
             }
             // Business-required columns a create leaves out: the service takes the row
             // (ApplicationRequired is a form rule, not enforced by the Web API: PROTOCOL.md §12.2)
-            // unless a plug-in or the level says otherwise, so this is said, not refused.
+            // unless a plug-in or the level says otherwise, so this is said, not refused. An
+            // Owner column (`ownerid`, SystemRequired) left out is the caller: the service
+            // assigns the calling user, so there is nothing to say.
             if matches!(op, OperationKind::Create | OperationKind::Upsert) {
                 let mut left: Vec<String> = columns
                     .attrs
@@ -785,6 +803,7 @@ impl<'c> Checker<'c> {
                     .filter(|(name, a)| {
                         a.required.is_some()
                             && a.create
+                            && a.kind != "Owner"
                             && name.as_str() != entity.primary_id
                             && !spec.fields.iter().any(|f| &f.column == *name)
                             && !spec.target.key.iter().any(|k| &k.column == *name)

@@ -811,7 +811,13 @@ fn lookup(
     let mut order: Vec<&String> = meta.targets.iter().collect();
     order.sort_by_key(|t| !h.starts_with(&norm(t)));
     for target in order {
-        let Some(nav) = meta.navigation.get(target) else {
+        // An Owner lookup's relationship references the `owner` table (`owner_accounts`):
+        // its one navigation property binds a user and a team alike.
+        let Some(nav) = meta.navigation.get(target).or_else(|| {
+            (meta.attribute_type == "Owner")
+                .then(|| meta.navigation.get("owner"))
+                .flatten()
+        }) else {
             continue;
         };
         let Some(t) = targets.iter().find(|t| &t.logical_name == target) else {

@@ -20,6 +20,7 @@ mod ledger;
 mod lookup_match;
 mod mapping_checks;
 mod metadata;
+mod owners;
 mod preflight;
 mod seams;
 mod support;

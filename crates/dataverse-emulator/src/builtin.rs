@@ -7,8 +7,8 @@
 
 use crate::config::{
     AppConfig, ApplicationUserConfig, CollectionConfig, ColumnConfig, ColumnType, Config,
-    KeyConfig, NavigationConfig, OptionConfig, RequiredLevel, Right, RoleConfig, SecretConfig,
-    TableConfig, TablePrivilegesConfig, TenantConfig,
+    KeyConfig, NavigationConfig, OptionConfig, RecordConfig, RequiredLevel, Right, RoleConfig,
+    SecretConfig, TableConfig, TablePrivilegesConfig, TenantConfig,
 };
 use crate::defaults;
 
@@ -605,26 +605,138 @@ fn team() -> TableConfig {
     )
 }
 
+/// The people of the environment (`systemuser`): id, first name, last name, email, title.
+/// Invented names; the application user's own record is added from `application_users`.
+const PEOPLE: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "a1d2c3b4-0001-4e5f-8a9b-000000000001",
+        "Avery",
+        "Howard",
+        "avery.howard@emulator.onmicrosoft.com",
+        "Sales Manager",
+    ),
+    (
+        "a1d2c3b4-0001-4e5f-8a9b-000000000002",
+        "Dana",
+        "Whitfield",
+        "dana.whitfield@emulator.onmicrosoft.com",
+        "Account Executive",
+    ),
+    (
+        "a1d2c3b4-0001-4e5f-8a9b-000000000003",
+        "Jordan",
+        "Ellis",
+        "jordan.ellis@emulator.onmicrosoft.com",
+        "Support Engineer",
+    ),
+];
+
+/// The teams of the environment: id, name.
+const TEAMS: &[(&str, &str)] = &[
+    ("b2e3d4c5-0002-4f6a-9b8c-000000000001", "Sales"),
+    ("b2e3d4c5-0002-4f6a-9b8c-000000000002", "Customer Service"),
+];
+
+/// The rows the built-in environment starts with: its people and teams.
+fn records() -> Vec<RecordConfig> {
+    let text = |v: &str| serde_json::Value::String(v.to_string());
+    let mut out: Vec<RecordConfig> = PEOPLE
+        .iter()
+        .map(|(id, first, last, email, title)| RecordConfig {
+            table: "systemuser".into(),
+            id: (*id).into(),
+            fields: [
+                ("firstname", text(first)),
+                ("lastname", text(last)),
+                ("internalemailaddress", text(email)),
+                ("domainname", text(email)),
+                ("title", text(title)),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        })
+        .collect();
+    out.extend(TEAMS.iter().map(|(id, name)| {
+        RecordConfig {
+            table: "team".into(),
+            id: (*id).into(),
+            fields: [
+                ("name".to_string(), text(name)),
+                ("teamtype".to_string(), serde_json::Value::from(0)),
+            ]
+            .into_iter()
+            .collect(),
+        }
+    }));
+    out
+}
+
+/// The users of the environment (the standard `systemuser` table's columns a client reads and
+/// matches on; its rows come from the configuration, not from writes).
+fn systemuser() -> TableConfig {
+    let mut t = standard(
+        "systemuser",
+        "SystemUser",
+        "systemusers",
+        "fullname",
+        8,
+        vec![
+            text("firstname", 64),
+            required(text("lastname", 64), RequiredLevel::ApplicationRequired),
+            read_only(text("fullname", 200)),
+            required(text("domainname", 1024), RequiredLevel::SystemRequired),
+            text("internalemailaddress", 100),
+            text("title", 128),
+            col("applicationid", ColumnType::Uniqueidentifier),
+            col("azureactivedirectoryobjectid", ColumnType::Uniqueidentifier),
+            read_only(col("isdisabled", ColumnType::Boolean)),
+        ],
+    );
+    t.bulk_operations = false;
+    // prvReadUser, prvAppendToUser, … (not prv…SystemUser).
+    t.privileges_as = Some("User".into());
+    t
+}
+
+/// A user- or team-owned table: its `ownerid` (Owner, to systemuser or team; SystemRequired,
+/// and the caller when a create leaves it out).
+fn user_owned(mut t: TableConfig) -> TableConfig {
+    let mut owner = col("ownerid", ColumnType::Owner);
+    owner.targets = vec!["systemuser".into(), "team".into()];
+    owner.required = RequiredLevel::SystemRequired;
+    owner.display_name = Some("Owner".into());
+    t.columns.push(owner);
+    t
+}
+
 /// Builds the built-in configuration (see [`Config::default`]).
 pub fn builtin_config() -> Config {
     let tables = vec![
-        account(),
-        contact(),
-        lead(),
-        task(),
-        opportunity(),
+        user_owned(account()),
+        user_owned(contact()),
+        user_owned(lead()),
+        user_owned(task()),
+        user_owned(opportunity()),
         product(),
-        incident(),
+        user_owned(incident()),
         team(),
+        systemuser(),
     ]
     .into_iter()
     .map(with_display_names)
     .collect::<Vec<_>>();
+    // Every right on every table, but only reading (and pointing lookups at) users: a loader's
+    // role has no business creating them.
     let privileges = tables
         .iter()
         .map(|t| TablePrivilegesConfig {
             table: t.logical_name.clone(),
-            rights: Right::ALL.to_vec(),
+            rights: if t.logical_name == "systemuser" {
+                vec![Right::Read, Right::AppendTo]
+            } else {
+                Right::ALL.to_vec()
+            },
         })
         .collect();
     Config {
@@ -655,6 +767,7 @@ pub fn builtin_config() -> Config {
             global: Vec::new(),
         }],
         tables,
+        records: records(),
         ..Config::empty()
     }
 }
@@ -769,6 +882,21 @@ const DISPLAY_NAMES: &[(&str, &str, &str)] = &[
     ("incident", "description", "Description"),
     ("incident", "statecode", "Status"),
     ("incident", "statuscode", "Status Reason"),
+    ("systemuser", "", "User"),
+    ("systemuser", "systemuserid", "User"),
+    ("systemuser", "firstname", "First Name"),
+    ("systemuser", "lastname", "Last Name"),
+    ("systemuser", "fullname", "Full Name"),
+    ("systemuser", "domainname", "User Name"),
+    ("systemuser", "internalemailaddress", "Primary Email"),
+    ("systemuser", "title", "Title"),
+    ("systemuser", "applicationid", "Application ID"),
+    (
+        "systemuser",
+        "azureactivedirectoryobjectid",
+        "Azure AD Object ID",
+    ),
+    ("systemuser", "isdisabled", "Status"),
     ("team", "", "Team"),
     ("team", "name", "Team Name"),
     ("team", "emailaddress", "Email"),
@@ -800,7 +928,7 @@ fn with_display_names(mut t: TableConfig) -> TableConfig {
     }
     let mut columns = std::mem::take(&mut t.columns);
     for c in &mut columns {
-        c.display_name = find(DISPLAY_NAMES, &c.name);
+        c.display_name = find(DISPLAY_NAMES, &c.name).or(c.display_name.take());
         if let Some(l) = find(GERMAN, &c.name) {
             c.labels.insert("1031".into(), l);
         }

@@ -11,8 +11,35 @@ pub struct Nav {
     pub name: String,
     /// Lookup column it writes.
     pub attribute: String,
-    /// Target table logical name.
-    pub target: String,
+    /// The tables it may point at: one, or for an Owner lookup systemuser and team (the
+    /// property's type is then their base type `principal`).
+    pub targets: Vec<String>,
+}
+
+impl Nav {
+    /// Whether it may point at table `logical`.
+    pub fn reaches(&self, logical: &str) -> bool {
+        self.targets.iter().any(|t| t == logical)
+    }
+
+    /// The entity type it is declared with: its one target's, or `principal` (the base type of
+    /// systemuser and team; Microsoft's `principal` EntityType reference) for an Owner lookup.
+    pub fn entity_type(&self) -> &str {
+        match self.targets.as_slice() {
+            [one] => one,
+            _ => "principal",
+        }
+    }
+
+    /// The referenced entity of its relationship: its one target, or `owner` (the relationship
+    /// `owner_accounts` references the `owner` table, whose key `ownerid` is a systemuserid or a
+    /// teamid).
+    pub fn referenced_entity(&self) -> &str {
+        match self.targets.as_slice() {
+            [one] => one,
+            _ => "owner",
+        }
+    }
 }
 
 /// A table with its indexes.
@@ -113,7 +140,7 @@ impl Catalog {
                         ));
                     }
                 }
-                let is_lookup = matches!(c.kind, ColumnType::Lookup | ColumnType::Customer);
+                let is_lookup = c.kind.is_lookup();
                 if is_lookup {
                     if c.targets.is_empty() {
                         return Err(format!(
@@ -121,7 +148,25 @@ impl Catalog {
                             t.logical_name, c.name
                         ));
                     }
-                    if c.navigation.is_empty() {
+                    if c.kind == ColumnType::Owner {
+                        // One navigation property named as the column, of type principal.
+                        if !c.navigation.is_empty()
+                            || c.targets.iter().any(|t| t != "systemuser" && t != "team")
+                        {
+                            return Err(format!(
+                                "owner '{}.{}': an Owner column targets systemuser and team, through one navigation property named as the column",
+                                t.logical_name, c.name
+                            ));
+                        }
+                        navs.insert(
+                            c.name.clone(),
+                            Nav {
+                                name: c.name.clone(),
+                                attribute: c.name.clone(),
+                                targets: c.targets.clone(),
+                            },
+                        );
+                    } else if c.navigation.is_empty() {
                         if c.targets.len() != 1 {
                             return Err(format!(
                                 "lookup '{}.{}' has several targets: name its navigation properties",
@@ -133,7 +178,7 @@ impl Catalog {
                             Nav {
                                 name: c.name.clone(),
                                 attribute: c.name.clone(),
-                                target: c.targets[0].clone(),
+                                targets: c.targets.clone(),
                             },
                         );
                     }
@@ -143,7 +188,7 @@ impl Catalog {
                             Nav {
                                 name: n.name.clone(),
                                 attribute: c.name.clone(),
-                                target: n.target.clone(),
+                                targets: vec![n.target.clone()],
                             },
                         );
                     }
@@ -187,12 +232,15 @@ impl Catalog {
         // Cross-table references.
         for t in &catalog.tables {
             for n in t.navs.values() {
-                if !catalog.by_logical.contains_key(&n.target) {
+                if let Some(unknown) = n
+                    .targets
+                    .iter()
+                    .find(|target| !catalog.by_logical.contains_key(*target))
+                {
                     return Err(format!(
-                        "navigation '{}.{}' targets unknown table '{}'",
+                        "navigation '{}.{}' targets unknown table '{unknown}'",
                         t.logical(),
                         n.name,
-                        n.target
                     ));
                 }
             }

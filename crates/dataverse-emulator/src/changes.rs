@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::auth::AppUser;
 use crate::catalog::Catalog;
-use crate::config::{ChangeConfig, ColumnType, Config, Right};
+use crate::config::{ChangeConfig, Config, Right};
 
 /// The environment from a number of `$batch` requests on.
 #[derive(Debug)]
@@ -76,9 +76,8 @@ fn apply(config: &mut Config, change: &ChangeConfig) -> Result<(), String> {
             c.navigation
                 .retain(|n| !dropped.contains(n.target.as_str()));
         }
-        t.columns.retain(|c| {
-            !matches!(c.kind, ColumnType::Lookup | ColumnType::Customer) || !c.targets.is_empty()
-        });
+        t.columns
+            .retain(|c| !c.kind.is_lookup() || !c.targets.is_empty());
     }
     for d in &change.drop_columns {
         let Some(t) = config.tables.iter_mut().find(|t| t.logical_name == d.table) else {

@@ -69,6 +69,24 @@ pub struct Config {
     /// requests.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<ChangeConfig>,
+    /// Rows the environment starts with (its users and teams, reference data), each checked
+    /// against its table's columns when the emulator starts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub records: Vec<RecordConfig>,
+}
+
+/// One row the environment starts with: `[[records]]` with `table`, `id` and `fields`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RecordConfig {
+    /// Table logical name (`systemuser`).
+    pub table: String,
+    /// Primary id (a GUID).
+    pub id: String,
+    /// Column values by logical name, as the Web API takes them (text, numbers, booleans;
+    /// no lookups).
+    #[serde(default)]
+    pub fields: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Default for Config {
@@ -96,6 +114,7 @@ impl Config {
             faults: FaultsConfig::default(),
             validation: ValidationConfig::default(),
             changes: Vec::new(),
+            records: Vec::new(),
         }
     }
 
@@ -505,8 +524,22 @@ pub enum ColumnType {
     Lookup,
     /// Customer (polymorphic lookup to account/contact).
     Customer,
+    /// Owner (`ownerid`: a lookup to systemuser or team, bound through one navigation property
+    /// of the base type `principal`).
+    Owner,
     /// Unique identifier.
     Uniqueidentifier,
+}
+
+impl ColumnType {
+    /// A lookup of any kind (Lookup, Customer, Owner): a `_<name>_value` GUID set through a
+    /// navigation property.
+    pub fn is_lookup(self) -> bool {
+        matches!(
+            self,
+            ColumnType::Lookup | ColumnType::Customer | ColumnType::Owner
+        )
+    }
 }
 
 /// Required level (Dataverse `AttributeRequiredLevel`).

@@ -21,6 +21,7 @@ pub mod faults;
 pub mod keys;
 pub mod limits;
 pub mod persist;
+pub mod records;
 pub mod server;
 pub mod shared;
 pub mod state;

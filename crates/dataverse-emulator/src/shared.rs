@@ -85,12 +85,11 @@ impl Shared {
                 }
             }
         }
+        let mut store = Store::new(catalog.clone(), config.seed);
+        store.set_language(config.organization.language_code);
+        crate::records::seed(&mut store, &catalog, &config)?;
         Ok(Shared {
-            store: Mutex::new({
-                let mut store = Store::new(catalog.clone(), config.seed);
-                store.set_language(config.organization.language_code);
-                store
-            }),
+            store: Mutex::new(store),
             catalog,
             base_url,
             issuer: TokenIssuer::new(),

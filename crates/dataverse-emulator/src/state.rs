@@ -359,7 +359,8 @@ impl Store {
         }
     }
 
-    /// Loads rows from a snapshot; rows of tables no longer in the catalogue are dropped.
+    /// Loads rows from a snapshot (over the rows the configuration seeded); rows of tables no
+    /// longer in the catalogue are dropped.
     pub fn restore(&mut self, snapshot: Snapshot) -> Result<(), String> {
         let catalog = self.catalog.clone();
         for (name, rows) in snapshot.tables {
@@ -368,8 +369,13 @@ impl Store {
                 continue;
             };
             for row in rows {
-                self.insert(table, row)
-                    .map_err(|e| format!("data file: table '{name}': {}", e.message))?;
+                // A row the configuration also declares (a user, a team) is the file's version.
+                let done = if self.get(&name, &row.id).is_some() {
+                    self.replace(table, row)
+                } else {
+                    self.insert(table, row)
+                };
+                done.map_err(|e| format!("data file: table '{name}': {}", e.message))?;
             }
         }
         self.next_seq = self.next_seq.max(snapshot.next_seq);

@@ -22,7 +22,10 @@ pub fn edm_type(kind: ColumnType) -> &'static str {
         ColumnType::Boolean => "Edm.Boolean",
         ColumnType::DateTime => "Edm.DateTimeOffset",
         ColumnType::DateOnly => "Edm.Date",
-        ColumnType::Lookup | ColumnType::Customer | ColumnType::Uniqueidentifier => "Edm.Guid",
+        ColumnType::Lookup
+        | ColumnType::Customer
+        | ColumnType::Owner
+        | ColumnType::Uniqueidentifier => "Edm.Guid",
     }
 }
 
@@ -215,7 +218,9 @@ pub fn coerce(table: &Table, col: &ColumnConfig, value: &Value) -> Result<Value,
             let id: uuid::Uuid = s.parse().map_err(|_| type_error(table, col, value))?;
             Ok(Value::String(id.to_string()))
         }
-        ColumnType::Lookup | ColumnType::Customer => Err(type_error(table, col, value)),
+        ColumnType::Lookup | ColumnType::Customer | ColumnType::Owner => {
+            Err(type_error(table, col, value))
+        }
     }
 }
 

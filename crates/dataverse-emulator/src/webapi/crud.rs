@@ -69,7 +69,13 @@ pub fn parse_body(
                 }
                 Value::Object(nested) => {
                     // Deep insert of a single-valued navigation property (create-entity-web-api.md).
-                    let target = ctx.catalog.table(&nav.target).expect("validated catalogue");
+                    let [target] = nav.targets.as_slice() else {
+                        return Err(ApiError::emulator_limit(format!(
+                            "A deep insert through '{name}', whose type is {},",
+                            nav.entity_type()
+                        )));
+                    };
+                    let target = ctx.catalog.table(target).expect("validated catalogue");
                     let id = create_row(ctx, store, target, nested, None, &[], undo)?;
                     changes
                         .fields
@@ -143,10 +149,10 @@ fn bind(
             }
             Value::String(reference) => {
                 let (target, id) = resolve_reference(ctx, store, reference)?;
-                if target.logical() != nav.target {
+                if !nav.reaches(target.logical()) {
                     return Err(ApiError::bad_request(format!(
                         "An error occurred while validating input parameters: the navigation property '{nav_name}' expects an entity of type 'Microsoft.Dynamics.CRM.{}' but '{reference}' is of type 'Microsoft.Dynamics.CRM.{}'.",
-                        nav.target,
+                        nav.entity_type(),
                         target.logical()
                     )));
                 }
@@ -197,7 +203,7 @@ fn bind(
 }
 
 /// Fills computed columns (fullname) and system columns.
-fn finish_fields(
+pub(crate) fn finish_fields(
     table: &Table,
     fields: &mut Map<String, Value>,
     created: Option<Uuid>,
@@ -281,6 +287,7 @@ pub fn create_row(
     key_values: &[(String, Value)],
     undo: &mut Vec<Undo>,
 ) -> Result<Uuid, ApiError> {
+    super::users::writable(table)?;
     ctx.user.require(table, Right::Create)?;
     let changes = parse_body(ctx, store, table, body, undo)?;
     let id = match changes.id.or(preset_id) {
@@ -290,6 +297,17 @@ pub fn create_row(
     let mut fields = changes.fields;
     for (k, v) in key_values {
         fields.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    // A record created without an owner is the caller's (the service assigns the calling user).
+    for col in table
+        .cfg
+        .columns
+        .iter()
+        .filter(|c| c.kind == ColumnType::Owner)
+    {
+        fields.entry(col.name.clone()).or_insert_with(
+            || json!({"id": ctx.user.systemuser_id.to_string(), "table": "systemuser"}),
+        );
     }
     check_required(ctx, table, &fields)?;
     let version = store.bump_version();
@@ -414,13 +432,13 @@ pub fn property_value_name<'a>(table: &Table, name: &'a str) -> Option<&'a str> 
         return table
             .columns
             .get(inner)
-            .filter(|c| matches!(c.kind, ColumnType::Lookup | ColumnType::Customer))
+            .filter(|c| c.kind.is_lookup())
             .map(|_| inner);
     }
     table
         .columns
         .get(name)
-        .filter(|c| !matches!(c.kind, ColumnType::Lookup | ColumnType::Customer))
+        .filter(|c| !c.kind.is_lookup())
         .map(|_| name)
 }
 
@@ -452,7 +470,7 @@ pub fn represent(table: &Table, row: &Record, select: Option<&[String]>) -> Map<
         None => {
             out.insert(table.pk().to_string(), Value::String(row.id.to_string()));
             for col in &table.cfg.columns {
-                let name = if matches!(col.kind, ColumnType::Lookup | ColumnType::Customer) {
+                let name = if col.kind.is_lookup() {
                     format!("_{}_value", col.name)
                 } else {
                     col.name.clone()

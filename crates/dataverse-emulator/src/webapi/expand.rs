@@ -51,7 +51,13 @@ pub fn parse(ctx: &Ctx, table: &Table, req: &OpRequest) -> Result<Vec<Expand>, A
             }
             return Err(no_such_property(table, name));
         };
-        let target = catalog.table(&nav.target).expect("validated catalogue");
+        let [target] = nav.targets.as_slice() else {
+            return Err(ApiError::emulator_limit(format!(
+                "$expand of '{name}', whose type is {}",
+                nav.entity_type()
+            )));
+        };
+        let target = catalog.table(target).expect("validated catalogue");
         ctx.user.require(target, Right::Read)?;
         let mut select = None;
         for option in inner.split(';').map(str::trim).filter(|s| !s.is_empty()) {
@@ -110,7 +116,8 @@ pub fn decorate(
 ) {
     for e in expands {
         let nav = &table.navs[&e.nav];
-        let target = catalog.table(&nav.target).expect("validated catalogue");
+        // Only single-target navigation properties are expanded (see `parse`).
+        let target = catalog.table(&nav.targets[0]).expect("validated catalogue");
         let related = row
             .lookup(&nav.attribute)
             .filter(|(_, t)| *t == target.logical())
@@ -169,7 +176,7 @@ fn annotate(
                 && let Some(nav) = table
                     .navs
                     .values()
-                    .find(|n| n.attribute == column && n.target == target_logical)
+                    .find(|n| n.attribute == column && n.reaches(target_logical))
             {
                 out.insert(
                     format!("{name}@{LOOKUP_NAV}"),

@@ -30,7 +30,7 @@ use serde_json::{Map, Value};
 use super::crud::represent;
 use super::{Ctx, OpRequest};
 use crate::catalog::Table;
-use crate::config::{ColumnType, Right};
+use crate::config::Right;
 use crate::error::{ApiError, OpResponse};
 use crate::state::{Record, Store, fold_text};
 
@@ -174,7 +174,7 @@ pub fn execute(
 /// The Web API name of column `c` (`_parentaccountid_value` for a lookup).
 fn property_name(table: &Table, c: &str) -> String {
     match table.columns.get(c).map(|col| col.kind) {
-        Some(ColumnType::Lookup | ColumnType::Customer) => format!("_{c}_value"),
+        Some(k) if k.is_lookup() => format!("_{c}_value"),
         _ => c.to_string(),
     }
 }

@@ -56,15 +56,29 @@ pub fn csdl(ctx: &Ctx) -> OpResponse {
     let mut x = String::from(
         "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<edmx:Edmx Version=\"4.0\" xmlns:edmx=\"http://docs.oasis-open.org/odata/ns/edmx\">\n<edmx:DataServices>\n<Schema Namespace=\"Microsoft.Dynamics.CRM\" Alias=\"mscrm\" xmlns=\"http://docs.oasis-open.org/odata/ns/edm\">\n",
     );
+    // systemuser and team derive from `principal`, whose key `ownerid` they inherit (an Owner
+    // lookup's navigation property is of that type; PROTOCOL.md §4 on `systemusers(ownerid=…)`).
+    let principal = |t: &Table| matches!(t.logical(), "systemuser" | "team");
+    if ctx.catalog.tables.iter().any(principal) {
+        x.push_str("<EntityType Name=\"principal\" Abstract=\"true\"><Key><PropertyRef Name=\"ownerid\" /></Key>\n<Property Name=\"ownerid\" Type=\"Edm.Guid\" />\n</EntityType>\n");
+    }
     for t in &ctx.catalog.tables {
-        x.push_str(&format!(
-            "<EntityType Name=\"{}\"><Key><PropertyRef Name=\"{}\" /></Key>\n<Property Name=\"{}\" Type=\"Edm.Guid\" />\n",
-            t.logical(),
-            t.pk(),
-            t.pk()
-        ));
+        if principal(t) {
+            x.push_str(&format!(
+                "<EntityType Name=\"{}\" BaseType=\"mscrm.principal\">\n<Property Name=\"{}\" Type=\"Edm.Guid\" />\n",
+                t.logical(),
+                t.pk()
+            ));
+        } else {
+            x.push_str(&format!(
+                "<EntityType Name=\"{}\"><Key><PropertyRef Name=\"{}\" /></Key>\n<Property Name=\"{}\" Type=\"Edm.Guid\" />\n",
+                t.logical(),
+                t.pk(),
+                t.pk()
+            ));
+        }
         for c in &t.cfg.columns {
-            if matches!(c.kind, ColumnType::Lookup | ColumnType::Customer) {
+            if c.kind.is_lookup() {
                 x.push_str(&format!(
                     "<Property Name=\"_{}_value\" Type=\"Edm.Guid\" />\n",
                     c.name
@@ -83,9 +97,12 @@ pub fn csdl(ctx: &Ctx) -> OpResponse {
             x.push_str(&format!(
                 "<NavigationProperty Name=\"{}\" Type=\"mscrm.{}\"><ReferentialConstraint Property=\"_{}_value\" ReferencedProperty=\"{}\" /></NavigationProperty>\n",
                 xml_escape(&n.name),
-                n.target,
+                n.entity_type(),
                 n.attribute,
-                ctx.catalog.table(&n.target).map_or("", |tt| tt.pk())
+                match n.targets.as_slice() {
+                    [one] => ctx.catalog.table(one).map_or("", |tt| tt.pk()),
+                    _ => "ownerid",
+                }
             ));
         }
         for c in &t.cfg.collections {
@@ -163,6 +180,7 @@ fn type_names(kind: ColumnType) -> (&'static str, &'static str, &'static str) {
         }
         ColumnType::Lookup => ("Lookup", "LookupType", "LookupAttributeMetadata"),
         ColumnType::Customer => ("Customer", "CustomerType", "LookupAttributeMetadata"),
+        ColumnType::Owner => ("Owner", "OwnerType", "LookupAttributeMetadata"),
         ColumnType::Uniqueidentifier => (
             "Uniqueidentifier",
             "UniqueidentifierType",
@@ -382,8 +400,20 @@ fn keys_json(table: &Table) -> Vec<Map<String, Value>> {
 /// (OneToManyRelationshipMetadata, entity-relationship-metadata.md: the same type describes a
 /// relationship from either end; `ManyToOneRelationships` lists those of the referencing table).
 fn relationship_json(catalog: &Catalog, referencing: &Table, nav: &Nav) -> Map<String, Value> {
-    let referenced = catalog.table(&nav.target);
-    let schema = format!("{}_{}_{}", nav.target, referencing.logical(), nav.attribute);
+    // An Owner lookup's relationship references the `owner` table (`owner_accounts`, the
+    // partner of `ownerid` in Microsoft's `principal` EntityType reference).
+    let owner = nav.targets.len() > 1;
+    let referenced = catalog.table(nav.referenced_entity());
+    let schema = if owner {
+        format!("owner_{}", referencing.set())
+    } else {
+        format!(
+            "{}_{}_{}",
+            nav.referenced_entity(),
+            referencing.logical(),
+            nav.attribute
+        )
+    };
     // The referenced table's collection-valued navigation property for this lookup, when
     // configured; Dataverse names it after the relationship otherwise.
     let back = referenced
@@ -401,8 +431,8 @@ fn relationship_json(catalog: &Catalog, referencing: &Table, nav: &Nav) -> Map<S
         "RelationshipType": "OneToManyRelationship",
         "IsCustomRelationship": false,
         "IsValidForAdvancedFind": true,
-        "ReferencedEntity": nav.target,
-        "ReferencedAttribute": referenced.map_or("", |t| t.pk()),
+        "ReferencedEntity": nav.referenced_entity(),
+        "ReferencedAttribute": if owner { "ownerid" } else { referenced.map_or("", |t| t.pk()) },
         "ReferencingEntity": referencing.logical(),
         "ReferencingAttribute": nav.attribute,
         "ReferencedEntityNavigationPropertyName": back,

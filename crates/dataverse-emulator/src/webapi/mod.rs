@@ -303,6 +303,11 @@ fn route(
         return metadata::sdkmessagefilters(ctx, req);
     }
     let (name, key) = keys::split_segment(first).map_err(|e| ApiError::bad_uri(e.0))?;
+    // The caller's own systemuser record and the functions bound to it are the identity module's,
+    // also when systemuser is a table of the catalogue.
+    if users::serves(name) && users::is_own(ctx, name, key, &segs) {
+        return users::route(ctx, req, name, key, &segs);
+    }
     let Some(table) = ctx.catalog.by_set(name) else {
         if jobs::serves(name) && segs.len() == 1 {
             return match method {
@@ -315,6 +320,9 @@ fn route(
         }
         return Err(ApiError::resource_not_found(name));
     };
+    if method != "GET" {
+        users::writable(table)?;
+    }
     match (key, segs.len()) {
         (None, 1) => match method {
             "GET" => query::list(ctx, store, req, table, None),

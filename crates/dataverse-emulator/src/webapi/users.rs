@@ -28,6 +28,39 @@ pub fn serves(name: &str) -> bool {
     matches!(name, "systemusers" | "businessunits" | "organizations")
 }
 
+/// Whether this module answers the request for `set(key)/segs…` when the catalogue also has
+/// the table: the caller's own systemuser record (read without `prvReadUser`, as `whoami` and
+/// the pre-flight check read it) and the functions and roles bound to it. Every other systemuser
+/// request is the catalogue's, with its privileges.
+pub fn is_own(ctx: &Ctx, set: &str, key: Option<&str>, segs: &[String]) -> bool {
+    if set != "systemusers" {
+        return true;
+    }
+    let own = key
+        .and_then(|k| k.trim().parse::<Uuid>().ok())
+        .is_some_and(|id| id == ctx.user.systemuser_id);
+    match segs {
+        [_] => own,
+        [_, bound] => {
+            bound == "systemuserroles_association" || bound.contains("RetrieveUserPrivileges")
+        }
+        _ => false,
+    }
+}
+
+/// Refuses a write to systemuser rows: the emulator's users come from its configuration (the
+/// application users and `[[records]]` of table `systemuser`), as an environment's come from
+/// Microsoft Entra ID. The service creates and updates users through the Web API too; the
+/// emulator does not.
+pub fn writable(table: &crate::catalog::Table) -> Result<(), ApiError> {
+    if table.logical() == "systemuser" {
+        return Err(ApiError::emulator_limit(
+            "Creating, updating or deleting a systemuser (declare users under [[records]] in the configuration)",
+        ));
+    }
+    Ok(())
+}
+
 /// Routes `systemusers(…)[/function]` and `businessunits(…)`.
 pub fn route(
     ctx: &Ctx,

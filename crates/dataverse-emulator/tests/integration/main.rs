@@ -10,6 +10,7 @@ mod crud;
 mod faults;
 mod fetchxml;
 mod limits;
+mod owners;
 mod persist;
 mod strict;
 mod tls;

@@ -1,0 +1,168 @@
+//! The rows an environment starts with: each application user's `systemuser` record and the
+//! configuration's `[[records]]` (people, teams, reference data), checked against their tables.
+
+use serde_json::{Map, json};
+use uuid::Uuid;
+
+use crate::catalog::Catalog;
+use crate::config::{ColumnType, Config, RecordConfig};
+use crate::state::{Record, Store};
+
+/// Inserts the configured rows into `store`. A row naming an unknown table or column, a lookup,
+/// a value its column cannot hold, or an id twice is an error naming the row.
+pub fn seed(store: &mut Store, catalog: &Catalog, config: &Config) -> Result<(), String> {
+    // Each row with the name an error gives it.
+    let mut rows: Vec<(String, RecordConfig)> = Vec::new();
+    if catalog.table("systemuser").is_some() {
+        // The application users' own records, named as the app registration (what `whoami`
+        // shows as the user's full name).
+        for u in &config.application_users {
+            let name = config
+                .apps
+                .iter()
+                .find(|a| a.client_id.eq_ignore_ascii_case(&u.app_id))
+                .map_or_else(|| u.app_id.clone(), |a| a.name.clone());
+            let fields = json!({
+                "lastname": name,
+                "domainname": format!("{}@application", u.app_id.to_lowercase()),
+                "applicationid": u.app_id,
+                "isdisabled": u.disabled,
+            });
+            rows.push((
+                format!("application user {}", u.app_id),
+                RecordConfig {
+                    table: "systemuser".into(),
+                    id: u.systemuser_id.clone(),
+                    fields: fields.as_object().cloned().unwrap_or_default(),
+                },
+            ));
+        }
+    }
+    rows.extend(
+        config
+            .records
+            .iter()
+            .enumerate()
+            .map(|(n, r)| (format!("records[{n}] ({} {})", r.table, r.id), r.clone())),
+    );
+    // Rows of user-owned tables are the first application user's.
+    let owner = config
+        .application_users
+        .first()
+        .map(|u| json!({ "id": u.systemuser_id, "table": "systemuser" }));
+    for (at, row) in &rows {
+        let table = catalog
+            .table(&row.table)
+            .ok_or_else(|| format!("{at}: no table is named '{}'", row.table))?;
+        let id: Uuid = row
+            .id
+            .parse()
+            .map_err(|_| format!("{at}: id '{}' is not a GUID", row.id))?;
+        let mut fields = Map::new();
+        for (name, value) in &row.fields {
+            let col = table
+                .columns
+                .get(name)
+                .filter(|_| name != table.pk())
+                .ok_or_else(|| format!("{at}: table {} has no column '{name}'", table.logical()))?;
+            if col.kind.is_lookup() {
+                return Err(format!(
+                    "{at}: '{name}' is a lookup; records take text, numbers and booleans"
+                ));
+            }
+            let v = crate::values::coerce(table, col, value)
+                .map_err(|e| format!("{at}: column '{name}': {}", e.message))?;
+            fields.insert(name.clone(), v);
+        }
+        for col in table
+            .cfg
+            .columns
+            .iter()
+            .filter(|c| c.kind == ColumnType::Owner)
+        {
+            if let Some(owner) = &owner {
+                fields.insert(col.name.clone(), owner.clone());
+            }
+        }
+        let version = store.bump_version();
+        crate::webapi::crud::finish_fields(table, &mut fields, None, version);
+        let record = Record {
+            id,
+            seq: store.next_seq(),
+            version,
+            fields,
+        };
+        store
+            .insert(table, record)
+            .map_err(|e| format!("{at}: {}", e.message))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn seeded(config: &Config) -> Result<Store, String> {
+        let catalog = std::sync::Arc::new(Catalog::build(config)?);
+        let mut store = Store::new(catalog.clone(), 0);
+        seed(&mut store, &catalog, config)?;
+        Ok(store)
+    }
+
+    #[test]
+    fn the_built_in_environment_has_its_people_teams_and_application_user() {
+        let store = seeded(&Config::default()).unwrap();
+        let users = store.rows("systemuser");
+        assert_eq!(users.len(), 4);
+        let app = store
+            .get(
+                "systemuser",
+                &crate::defaults::APP_USER_ID.parse::<Uuid>().unwrap(),
+            )
+            .unwrap();
+        assert_eq!(app.fields["fullname"], "dvload");
+        assert!(users.iter().any(|u| u.fields["fullname"] == "Avery Howard"
+            && u.fields["internalemailaddress"] == "avery.howard@emulator.onmicrosoft.com"));
+        assert_eq!(store.rows("team").len(), 2);
+    }
+
+    #[test]
+    fn a_record_the_table_cannot_hold_is_named() {
+        let with = |table: &str, id: &str, field: (&str, Value)| {
+            let config = Config {
+                records: vec![RecordConfig {
+                    table: table.into(),
+                    id: id.into(),
+                    fields: [(field.0.to_string(), field.1)].into_iter().collect(),
+                }],
+                ..Config::default()
+            };
+            seeded(&config).err().unwrap_or_default()
+        };
+        let id = "c0000000-0000-4000-8000-000000000001";
+        assert_eq!(
+            with("people", id, ("name", json!("x"))),
+            format!("records[0] (people {id}): no table is named 'people'")
+        );
+        assert_eq!(
+            with("team", "7", ("name", json!("x"))),
+            "records[0] (team 7): id '7' is not a GUID"
+        );
+        assert_eq!(
+            with("team", id, ("nmae", json!("x"))),
+            format!("records[0] (team {id}): table team has no column 'nmae'")
+        );
+        assert_eq!(
+            with("account", id, ("parentaccountid", json!(id))),
+            format!(
+                "records[0] (account {id}): 'parentaccountid' is a lookup; records take text, numbers and booleans"
+            )
+        );
+        assert!(
+            with("team", id, ("teamtype", json!("Owner")))
+                .starts_with(&format!("records[0] (team {id}): column 'teamtype': "))
+        );
+    }
+}

@@ -1,0 +1,121 @@
+//! Owner lookups (`ownerid`) against the emulator: rows assigned to people by their email or to
+//! a team by its name, found by query like any lookup by match; a row whose owner is unknown is
+//! rejected naming the value; a mapping without an owner leaves the row to the caller.
+
+use std::collections::HashMap;
+
+use crate::support::{Emu, Report, Workdir, read_rejects_csv};
+
+const AVERY: &str = "a1d2c3b4-0001-4e5f-8a9b-000000000001";
+const DANA: &str = "a1d2c3b4-0001-4e5f-8a9b-000000000002";
+const SALES: &str = "b2e3d4c5-0002-4f6a-9b8c-000000000001";
+
+/// The owner (id, table) of each account, by account number.
+fn owners(emu: &Emu) -> HashMap<String, (String, String)> {
+    emu.state
+        .rows("account")
+        .into_iter()
+        .map(|r| {
+            let no = r.fields["accountnumber"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let (id, table) = r.lookup("ownerid").expect("every account has an owner");
+            (no, (id.to_string(), table.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn rows_are_assigned_to_people_by_email_and_to_teams_by_name() {
+    let w = Workdir::new();
+    let emu = Emu::start();
+    w.write(
+        "accounts.csv",
+        "No,Name,Owner Email\n\
+         A-1,Alpha,avery.howard@emulator.onmicrosoft.com\n\
+         A-2,Beta,DANA.WHITFIELD@emulator.onmicrosoft.com\n\
+         A-3,Gamma,nobody@emulator.onmicrosoft.com\n\
+         A-4,Delta,\n",
+    );
+    w.write(
+        "people.toml",
+        "[source]\npath = \"accounts.csv\"\n\n[target]\nentity_set = \"accounts\"\noperation = \"upsert\"\n\
+         key = { accountnumber = \"No\" }\n\n[fields]\nname = \"Name\"\n\
+         ownerid = { lookup = \"systemusers\", match = { internalemailaddress = \"Owner Email\" } }\n",
+    );
+    let out = w.dvload_env(
+        &[
+            "run",
+            "people.toml",
+            "--report",
+            "r.json",
+            "--rejects",
+            "rejects.csv",
+            "--no-ledger",
+            "--fail-on",
+            "never",
+        ],
+        &emu.env(),
+    );
+    out.expect_code(0);
+    assert!(
+        !out.stdout.contains("required columns") && !out.stderr.contains("required columns"),
+        "an owner left out is the caller, not a warning: {}{}",
+        out.stdout,
+        out.stderr
+    );
+    let report = Report::load(&w, "r.json");
+    assert_eq!(report.stat("written"), 3, "{}", out.stdout);
+    assert_eq!(report.stat("rejected"), 1);
+    let o = owners(&emu);
+    assert_eq!(o["A-1"], (AVERY.to_string(), "systemuser".to_string()));
+    assert_eq!(o["A-2"], (DANA.to_string(), "systemuser".to_string()));
+    // An empty owner cell leaves the row to the caller, as the service does.
+    assert_eq!(
+        o["A-4"],
+        (
+            dataverse_emulator::defaults::APP_USER_ID.to_string(),
+            "systemuser".to_string()
+        )
+    );
+    let rejects = read_rejects_csv(&w.path().join("rejects.csv"), b',');
+    assert_eq!(rejects.len(), 1);
+    assert_eq!(
+        rejects[0].error,
+        "column 'ownerid' (from 'Owner Email'): no systemusers record has internalemailaddress = 'nobody@emulator.onmicrosoft.com' \
+         (compared as the environment compares text: case, accents and trailing spaces ignored); fix the value, or create the record first"
+    );
+
+    // The same accounts handed to a team by its name: the one navigation property binds both.
+    w.write("teams.csv", "No,Team\nA-1,sales\nA-2,Customer Service\n");
+    w.write(
+        "teams.toml",
+        "[source]\npath = \"teams.csv\"\n\n[target]\nentity_set = \"accounts\"\noperation = \"update\"\n\
+         key = { accountnumber = \"No\" }\n\n[fields]\n\
+         ownerid = { lookup = \"teams\", match = { name = \"Team\" } }\n",
+    );
+    w.dvload_env(&["run", "teams.toml", "--no-ledger"], &emu.env())
+        .expect_code(0);
+    let o = owners(&emu);
+    assert_eq!(o["A-1"], (SALES.to_string(), "team".to_string()));
+    assert_eq!(o["A-2"].1, "team");
+}
+
+#[test]
+fn an_owner_lookup_to_a_table_it_cannot_target_is_refused_before_the_first_write() {
+    let w = Workdir::new();
+    let emu = Emu::start();
+    w.write("accounts.csv", "No,Name,Owner\nA-1,Alpha,Contoso\n");
+    w.write(
+        "m.toml",
+        "[source]\npath = \"accounts.csv\"\n\n[target]\nentity_set = \"accounts\"\noperation = \"upsert\"\n\
+         key = { accountnumber = \"No\" }\n\n[fields]\nname = \"Name\"\n\
+         ownerid = { lookup = \"accounts\", match = { name = \"Owner\" } }\n",
+    );
+    let out = w.dvload_env(&["run", "m.toml", "--no-ledger"], &emu.env());
+    out.expect_code(2).stderr_has(
+        "unknown columns: 'ownerid' is not a lookup to account on account: it is a lookup (Owner) to systemuser, team (lookups to account: parentaccountid)",
+    );
+    assert_eq!(emu.state.count("account"), 0, "nothing is written");
+}
