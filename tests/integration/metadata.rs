@@ -674,6 +674,54 @@ fn init_matches_display_names_in_any_language_and_binds_a_named_company_by_match
         .stdout_has("lookups by match: 1 query");
 }
 
+/// An export's "Owner" column holds people's full names: init binds `ownerid` by match on the
+/// user's name, and the run assigns each row to the person named.
+#[test]
+fn init_binds_an_owner_column_of_full_names_to_the_users() {
+    let w = Workdir::new();
+    w.dvload(&[
+        "metadata",
+        "pull",
+        "account",
+        "systemuser",
+        "team",
+        "--out",
+        "md",
+        "--emulator",
+    ])
+    .expect_code(0);
+    w.write(
+        "a.csv",
+        "Account Name,Owner\nContoso,Avery Howard\nFabrikam,dana whitfield\n",
+    );
+    w.dvload(&[
+        "init", "--source", "a.csv", "--entity", "account", "--metadata", "md", "--out", "a.toml",
+    ])
+    .expect_code(0);
+    let mapping = w.read("a.toml");
+    let line = "ownerid = { lookup = \"systemusers\", match = { fullname = \"Owner\" } }  # Owner (Owner), by display name; bound by the target's name, which the run looks up (CHECK the values are names)";
+    assert!(mapping.contains(line), "{line}\n---\n{mapping}");
+    w.dvload(&["validate", "a.toml", "--metadata", "md"])
+        .expect_code(0);
+    let emu = crate::support::Emu::start();
+    w.dvload_env(&["run", "a.toml", "--no-ledger"], &emu.env())
+        .expect_code(0);
+    let mut owners: Vec<String> = emu
+        .state
+        .rows("account")
+        .iter()
+        .map(|r| r.lookup("ownerid").unwrap().0.to_string())
+        .collect();
+    owners.sort();
+    assert_eq!(
+        owners,
+        [
+            "a1d2c3b4-0001-4e5f-8a9b-000000000001",
+            "a1d2c3b4-0001-4e5f-8a9b-000000000002"
+        ]
+    );
+}
+
 #[test]
 fn constants_and_defaults_the_column_cannot_hold_are_found_before_any_row() {
     let w = pulled();
@@ -926,7 +974,50 @@ const BROKEN: &[(&str, &str, &str)] = &[
         "parentaccountid = { lookup = \"accounts\", match = { nmae = \"Company\" } }\n",
         "lookup 'parentaccountid' matches on 'nmae' (did you mean 'name'?) of account",
     ),
+    (
+        "",
+        "ownerid = { lookup = \"accounts\", match = { name = \"Company\" } }\n",
+        "'ownerid' is not a lookup to account on account: it is a lookup (Owner) to systemuser, team",
+    ),
 ];
+
+/// An owner bound by a person's email: pulled with the user table, the mapping validates
+/// offline, and the environment takes every row, each assigned to the person named.
+#[test]
+fn an_owner_lookup_validates_offline_and_the_environment_takes_it() {
+    let w = Workdir::new();
+    w.dvload(&[
+        "metadata",
+        "pull",
+        "account",
+        "systemuser",
+        "team",
+        "--out",
+        "md",
+        "--emulator",
+    ])
+    .expect_code(0);
+    let pulled = w.read("md/account.json");
+    assert!(
+        pulled.contains("\"attribute_type\": \"Owner\""),
+        "ownerid is pulled as an Owner lookup"
+    );
+    w.write(
+        "accounts.csv",
+        "No,Company,Owner\nO-1,Contoso,avery.howard@emulator.onmicrosoft.com\n",
+    );
+    w.write(
+        "m.toml",
+        "[source]\npath = \"accounts.csv\"\n[target]\nentity_set = \"accounts\"\noperation = \"upsert\"\n\
+         key = { accountnumber = \"No\" }\n[fields]\nname = \"Company\"\n\
+         ownerid = { lookup = \"systemusers\", match = { internalemailaddress = \"Owner\" } }\n",
+    );
+    w.dvload(&["validate", "m.toml", "--metadata", "md"])
+        .expect_code(0);
+    w.dvload(&["run", "m.toml", "--emulator", "--no-ledger"])
+        .expect_code(0)
+        .stdout_has("written 1");
+}
 
 #[test]
 fn every_validation_rule_gives_the_same_verdict_offline_and_against_the_environment() {
