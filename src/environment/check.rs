@@ -166,6 +166,26 @@ struct Attr {
     create: bool,
     update: bool,
     targets: Vec<String>,
+    /// A lookup's navigation properties by referenced table, from the table's relationships
+    /// (`owner` for an Owner lookup's one property).
+    navigation: std::collections::BTreeMap<String, String>,
+}
+
+impl Attr {
+    /// The navigation property that binds this lookup to `target`, when the metadata names it.
+    fn navigation_to(&self, target: &str) -> Option<&str> {
+        if !self.targets.iter().any(|t| t == target) {
+            return None;
+        }
+        self.navigation
+            .get(target)
+            .or_else(|| {
+                (self.kind == "Owner")
+                    .then(|| self.navigation.get("owner"))
+                    .flatten()
+            })
+            .map(String::as_str)
+    }
 }
 
 /// Why a field's type does not fit a column of kind `a.kind` (Dataverse's `AttributeType`), or
@@ -393,6 +413,7 @@ fn columns_of(t: &super::metadata::TableMetadata) -> Columns {
                     create: c.valid_for_create,
                     update: c.valid_for_update,
                     targets: c.targets.clone(),
+                    navigation: c.navigation.clone(),
                 },
             )
         })
@@ -694,17 +715,32 @@ impl<'c> Checker<'c> {
                             }
                             None => {
                                 // A lookup of the table that points elsewhere (`ownerid` to an
-                                // account) says where it does point.
+                                // account) says where it does point; one named by its column
+                                // (`parentcustomerid`) or by a guess (`ownerid_systemuser`)
+                                // says the navigation property that binds it.
                                 let elsewhere = columns
                                     .attrs
                                     .get(&f.column)
-                                    .filter(|a| !a.targets.is_empty())
+                                    .filter(|a| {
+                                        !a.targets.is_empty()
+                                            && !a.targets.contains(&target.logical)
+                                    })
                                     .map(|a| {
                                         format!(
                                             ": it is a lookup ({}) to {}",
                                             a.kind,
                                             a.targets.join(", ")
                                         )
+                                    })
+                                    .or_else(|| {
+                                        let column =
+                                            lookup_by_name(&f.column, &target.logical, &columns)?;
+                                        let right = columns.attrs[&column]
+                                            .navigation_to(&target.logical)?;
+                                        Some(format!(
+                                            ": column {column} is bound to {} through the navigation property '{right}'",
+                                            target.logical
+                                        ))
                                     })
                                     .unwrap_or_default();
                                 unknown.push(format!(
@@ -1201,11 +1237,26 @@ fn unknown_column(column: &str, columns: &Columns) -> String {
     format!("'{column}'{hint}")
 }
 
-/// The lookup column that navigation property `nav` sets towards `target`: the column itself
-/// (single-target lookups name their navigation property like the column), or `<column>_<suffix>`
-/// for a polymorphic one (`parentcustomerid_account`) whose Targets include `target`. The Web API
-/// metadata names navigation properties in relationships, which this check does not read.
+/// The lookup column that navigation property `nav` sets towards `target`. The table's
+/// relationships name each navigation property (`ReferencingEntityNavigationPropertyName`):
+/// when they are known, `nav` must be one of them. Otherwise (metadata pulled before dvload
+/// read relationships) by name: the column itself (single-target lookups name their navigation
+/// property like the column), or `<column>_<suffix>` for a polymorphic one
+/// (`parentcustomerid_account`) whose Targets include `target`.
 fn lookup_attribute(nav: &str, target: &str, columns: &Columns) -> Option<String> {
+    if columns.attrs.values().any(|a| !a.navigation.is_empty()) {
+        return columns
+            .attrs
+            .iter()
+            .find(|(_, a)| a.navigation_to(target) == Some(nav))
+            .map(|(name, _)| name.clone());
+    }
+    lookup_by_name(nav, target, columns)
+}
+
+/// The lookup column whose name `nav` is, or begins (`parentcustomerid_account`), that targets
+/// `target`.
+fn lookup_by_name(nav: &str, target: &str, columns: &Columns) -> Option<String> {
     let is_target = |a: &Attr| a.targets.iter().any(|t| t == target);
     if columns.attrs.get(nav).is_some_and(is_target) {
         return Some(nav.to_string());
@@ -1244,6 +1295,66 @@ mod tests {
     use crate::outcome::Quiet;
 
     #[test]
+    fn a_lookup_is_bound_by_the_navigation_property_its_relationship_names() {
+        let lookup = |kind: &str, targets: &[&str], navs: &[(&str, &str)]| Attr {
+            kind: kind.into(),
+            date_only: false,
+            options: Vec::new(),
+            max_length: None,
+            min: None,
+            max: None,
+            required: None,
+            create: true,
+            update: true,
+            targets: targets.iter().map(|t| t.to_string()).collect(),
+            navigation: navs
+                .iter()
+                .map(|(t, n)| (t.to_string(), n.to_string()))
+                .collect(),
+        };
+        let mut columns = Columns::default();
+        columns.attrs.insert(
+            "parentcustomerid".into(),
+            lookup(
+                "Customer",
+                &["account", "contact"],
+                &[
+                    ("account", "parentcustomerid_account"),
+                    ("contact", "parentcustomerid_contact"),
+                ],
+            ),
+        );
+        columns.attrs.insert(
+            "ownerid".into(),
+            lookup("Owner", &["systemuser", "team"], &[("owner", "ownerid")]),
+        );
+        let bound = |nav: &str, target: &str| lookup_attribute(nav, target, &columns);
+        assert_eq!(
+            bound("parentcustomerid_account", "account").as_deref(),
+            Some("parentcustomerid")
+        );
+        assert_eq!(bound("parentcustomerid_contact", "account"), None);
+        assert_eq!(
+            bound("parentcustomerid", "account"),
+            None,
+            "named by its column"
+        );
+        assert_eq!(bound("ownerid", "systemuser").as_deref(), Some("ownerid"));
+        assert_eq!(bound("ownerid", "team").as_deref(), Some("ownerid"));
+        assert_eq!(bound("ownerid", "account"), None);
+        assert_eq!(bound("ownerid_systemuser", "systemuser"), None);
+        // Without relationships (metadata pulled by an older dvload): by name.
+        for a in columns.attrs.values_mut() {
+            a.navigation.clear();
+        }
+        let bound = |nav: &str, target: &str| lookup_attribute(nav, target, &columns);
+        assert_eq!(
+            bound("parentcustomerid_account", "account").as_deref(),
+            Some("parentcustomerid")
+        );
+    }
+
+    #[test]
     fn a_type_that_cannot_fill_its_column_is_named_with_the_one_that_can() {
         use crate::mapping::convert::ChoiceMap;
         let attr = |kind: &str, date_only: bool| Attr {
@@ -1257,6 +1368,7 @@ mod tests {
             create: true,
             update: true,
             targets: Vec::new(),
+            navigation: Default::default(),
         };
         let int = Converter::Integer {
             wide: false,

@@ -110,6 +110,7 @@ fn pulled() -> Workdir {
         "pull",
         "account",
         "contact",
+        "systemuser",
         "--out",
         "md",
         "--emulator",
@@ -135,7 +136,7 @@ fn validate_checks_a_mapping_against_pulled_metadata_without_network() {
     ])
     .expect_code(1)
     .stdout_has(
-        "checked against the metadata in md (2 tables): table, key, columns, types, lengths, option values and lookups fit",
+        "checked against the metadata in md (3 tables): table, key, columns, types, lengths, option values and lookups fit",
     );
     // A misspelt column, a key that is not an alternate key, and a lookup to a table the folder
     // does not have: every problem at once, exit 2 whatever the rows.
@@ -695,7 +696,15 @@ fn init_binds_an_owner_column_of_full_names_to_the_users() {
         "Account Name,Owner\nContoso,Avery Howard\nFabrikam,dana whitfield\n",
     );
     w.dvload(&[
-        "init", "--source", "a.csv", "--entity", "account", "--metadata", "md", "--out", "a.toml",
+        "init",
+        "--source",
+        "a.csv",
+        "--entity",
+        "account",
+        "--metadata",
+        "md",
+        "--out",
+        "a.toml",
     ])
     .expect_code(0);
     let mapping = w.read("a.toml");
@@ -978,6 +987,11 @@ const BROKEN: &[(&str, &str, &str)] = &[
         "",
         "ownerid = { lookup = \"accounts\", match = { name = \"Company\" } }\n",
         "'ownerid' is not a lookup to account on account: it is a lookup (Owner) to systemuser, team",
+    ),
+    (
+        "",
+        "ownerid_systemuser = { lookup = \"systemusers\", match = { fullname = \"Company\" } }\n",
+        "'ownerid_systemuser' is not a lookup to systemuser on account: column ownerid is bound to systemuser through the navigation property 'ownerid'",
     ),
 ];
 
