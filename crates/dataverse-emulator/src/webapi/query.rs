@@ -2,8 +2,9 @@
 //!
 //! Paging follows query-data-web-api.md: `Prefer: odata.maxpagesize=N` (default 5,000) and an
 //! `@odata.nextLink`. The emulator's `$skiptoken` is an offset, opaque to clients (Dataverse uses
-//! a paging cookie). `$filter` supports comparisons, `and`/`or`/`not`, parentheses and
-//! `contains`/`startswith`/`endswith`; anything else is refused explicitly.
+//! a paging cookie). `$filter` supports comparisons, `and`/`or`/`not`, parentheses,
+//! `contains`/`startswith`/`endswith` and the query functions `Microsoft.Dynamics.CRM.In` and
+//! `NotIn`; anything else is refused explicitly.
 
 use std::cmp::Ordering;
 
@@ -245,6 +246,57 @@ impl FilterParser {
         Ok(left)
     }
 
+    /// The arguments of the query function `In`/`NotIn` (Dataverse's "query functions":
+    /// `Microsoft.Dynamics.CRM.In(PropertyName='name',PropertyValues=['a','b'])`), as the `or`
+    /// of equalities it means. The values are string literals, compared as `eq` compares them.
+    fn in_function(&mut self, name: &str) -> Result<Expr, String> {
+        let malformed = || {
+            format!(
+                "malformed call of '{name}': write {name}(PropertyName='column',PropertyValues=['a','b'])"
+            )
+        };
+        let (Some(Tok::Open), Some(Tok::Ident(p)), Some(Tok::Lit(prop))) =
+            (self.next(), self.next(), self.next())
+        else {
+            return Err(malformed());
+        };
+        let Ok(KeyLiteral::String(prop)) = keys::parse_literal(&prop) else {
+            return Err(malformed());
+        };
+        if p != "PropertyName=" || !matches!(self.next(), Some(Tok::Comma)) {
+            return Err(malformed());
+        }
+        match self.next() {
+            Some(Tok::Ident(w)) if w == "PropertyValues=[" => {}
+            _ => return Err(malformed()),
+        }
+        let mut values = Vec::new();
+        loop {
+            match self.next() {
+                Some(Tok::Lit(lit)) => match keys::parse_literal(&lit) {
+                    Ok(KeyLiteral::String(v)) => values.push(v),
+                    _ => return Err(format!("'{name}' takes string values ('a'), not {lit}")),
+                },
+                _ => return Err(malformed()),
+            }
+            match self.next() {
+                Some(Tok::Comma) => {}
+                Some(Tok::Ident(w)) if w == "]" => break,
+                _ => return Err(malformed()),
+            }
+        }
+        if !matches!(self.next(), Some(Tok::Close)) {
+            return Err(malformed());
+        }
+        let mut equalities = values
+            .into_iter()
+            .map(|v| Expr::Compare(prop.clone(), CmpOp::Eq, Value::String(v)));
+        let first = equalities.next().ok_or_else(malformed)?;
+        Ok(equalities.fold(first, |left, right| {
+            Expr::Or(Box::new(left), Box::new(right))
+        }))
+    }
+
     fn unary(&mut self) -> Result<Expr, String> {
         if self.peek_ident("not") {
             self.pos += 1;
@@ -257,6 +309,19 @@ impl FilterParser {
                     Some(Tok::Close) => Ok(e),
                     _ => Err("expected ')'".into()),
                 }
+            }
+            Some(Tok::Ident(name))
+                if matches!(
+                    name.as_str(),
+                    "Microsoft.Dynamics.CRM.In" | "Microsoft.Dynamics.CRM.NotIn"
+                ) =>
+            {
+                let any = self.in_function(&name)?;
+                Ok(if name.ends_with("NotIn") {
+                    Expr::Not(Box::new(any))
+                } else {
+                    any
+                })
             }
             Some(Tok::Ident(name)) => {
                 let f = match name.as_str() {
@@ -637,6 +702,24 @@ mod tests {
         assert!(parse_filter("name eq").is_err());
         assert!(parse_filter("(name eq 'a'").is_err());
         assert!(parse_filter("contains(name,'x') or not (a ne null)").is_ok());
+        assert_eq!(
+            parse_filter("Microsoft.Dynamics.CRM.In(PropertyName='name',PropertyValues=['a','b'])"),
+            parse_filter("name eq 'a' or name eq 'b'")
+        );
+        assert_eq!(
+            parse_filter(
+                "Microsoft.Dynamics.CRM.NotIn(PropertyName='name',PropertyValues=['O''Neil'])"
+            ),
+            parse_filter("not (name eq 'O''Neil')")
+        );
+        for bad in [
+            "Microsoft.Dynamics.CRM.In(PropertyName='name')",
+            "Microsoft.Dynamics.CRM.In(PropertyName='name',PropertyValues=[])",
+            "Microsoft.Dynamics.CRM.In(PropertyName='name',PropertyValues=['a',1])",
+            "Microsoft.Dynamics.CRM.In(PropertyName='name',PropertyValues=['a']",
+        ] {
+            assert!(parse_filter(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

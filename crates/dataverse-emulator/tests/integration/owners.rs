@@ -109,6 +109,23 @@ async fn users_are_read_and_matched_like_any_table_but_not_written() {
     assert_eq!(v["value"][0]["fullname"], "Avery Howard");
     assert_eq!(v["value"][0]["systemuserid"], AVERY);
     assert_eq!(v["value"].as_array().map(Vec::len), Some(1));
+    // The query function In, as the service takes it, compared as `eq` compares text.
+    let (status, v) = api
+        .get(&format!(
+            "systemusers?$select=fullname&$orderby=fullname&$filter={}",
+            urlencode(
+                "Microsoft.Dynamics.CRM.In(PropertyName='internalemailaddress',PropertyValues=['avery.howard@emulator.onmicrosoft.com', 'Dana.Whitfield@emulator.onmicrosoft.com '])"
+            )
+        ))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let names: Vec<&str> = v["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|u| u["fullname"].as_str())
+        .collect();
+    assert_eq!(names, ["Avery Howard", "Dana Whitfield"]);
     // The caller's own record, as whoami reads it.
     let (status, v) = api
         .get(&format!(
