@@ -1,7 +1,8 @@
 //! `dvload metadata pull TABLE... --out DIR`: saves what dvload needs of each table (columns and
 //! their types, lengths, ranges, date behaviour, lookup targets and navigation properties, option
 //! sets with their labels, alternate keys and their index status) as `DIR/TABLE.json`, one
-//! readable file per table whose members are always in the same order.
+//! readable file per table whose members are always in the same order; the tables named, every
+//! custom table (`--all-custom`), or those of a solution (`--solution`).
 
 use std::path::PathBuf;
 
@@ -25,6 +26,7 @@ pub enum Action {
         after_help = "Examples:\n  dvload metadata pull account contact --out metadata/ --emulator\n  \
                       dvload metadata pull account contact --out metadata/ --profile prod\n  \
                       dvload metadata pull --all-custom --out metadata/ --profile prod\n  \
+                      dvload metadata pull --solution ContosoProjects --out metadata/ --profile prod\n  \
                       dvload metadata pull account --out metadata/          (DATAVERSE_URL and AZURE_* set)"
     )]
     Pull(PullArgs),
@@ -34,12 +36,15 @@ pub enum Action {
 #[derive(Debug, clap::Args)]
 pub struct PullArgs {
     /// Tables by logical name (`account`, `new_project`).
-    #[arg(required_unless_present = "all_custom", value_name = "TABLE")]
+    #[arg(required_unless_present_any = ["all_custom", "solution"], value_name = "TABLE")]
     pub tables: Vec<String>,
     /// Also every custom table of the environment (`IsCustomEntity`), as the environment lists
     /// them.
     #[arg(long)]
     pub all_custom: bool,
+    /// Also every table of the solution with this unique name (repeatable).
+    #[arg(long, value_name = "UNIQUE_NAME")]
+    pub solution: Vec<String>,
     /// The folder the files go to (made when missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
@@ -86,6 +91,21 @@ async fn pull(args: PullArgs) -> anyhow::Result<Exit> {
             .map_err(|e| crate::Error::Unusable(format!("cannot list the custom tables: {e}")))?;
         println!("{} custom tables: {}", custom.len(), custom.join(", "));
         for t in custom {
+            if !tables.contains(&t) {
+                tables.push(t);
+            }
+        }
+    }
+    for name in &args.solution {
+        let held = metadata::solution_tables(&conn, &policy, name)
+            .await
+            .map_err(|e| crate::Error::Unusable(format!("solution '{name}': {e}")))?;
+        println!(
+            "solution {name}: {} tables: {}",
+            held.len(),
+            held.join(", ")
+        );
+        for t in held {
             if !tables.contains(&t) {
                 tables.push(t);
             }

@@ -188,6 +188,56 @@ pub async fn custom_tables(
     Ok(names)
 }
 
+/// The logical names of the tables solution `unique_name` holds, sorted: the solution's id
+/// (`solutions` by `uniquename`), its components of type 1, Entity (`solutioncomponents`, whose
+/// `objectid` is the table's `MetadataId`), and the tables with those ids.
+/// (learn.microsoft.com/power-apps/developer/data-platform/reference/entities/solutioncomponent:
+/// `componenttype` 1 is Entity.)
+pub async fn solution_tables(
+    conn: &super::connect::Connection,
+    policy: &crate::writer::RetryPolicy,
+    unique_name: &str,
+) -> Result<Vec<String>, String> {
+    let literal =
+        crate::odata::key::percent_encode(&format!("'{}'", unique_name.replace('\'', "''")));
+    let v = super::check::get_json(
+        conn,
+        policy,
+        &format!("solutions?$select=solutionid,friendlyname&$filter=uniquename%20eq%20{literal}"),
+    )
+    .await?;
+    let Some(solution) = list(&v, "value").first().map(|s| text(s, "solutionid")) else {
+        return Err(format!(
+            "no solution has the unique name '{unique_name}' (the Name column of Power Apps' Solutions list, not its display name)"
+        ));
+    };
+    let v = super::check::get_json(
+        conn,
+        policy,
+        &format!(
+            "solutioncomponents?$select=objectid&$filter=_solutionid_value%20eq%20{solution}%20and%20componenttype%20eq%201"
+        ),
+    )
+    .await?;
+    let ids: std::collections::HashSet<String> = list(&v, "value")
+        .iter()
+        .map(|c| text(c, "objectid").to_ascii_lowercase())
+        .collect();
+    let v = super::check::get_json(
+        conn,
+        policy,
+        "EntityDefinitions?$select=LogicalName,MetadataId",
+    )
+    .await?;
+    let mut names: Vec<String> = list(&v, "value")
+        .iter()
+        .filter(|e| ids.contains(&text(e, "MetadataId").to_ascii_lowercase()))
+        .map(|e| text(e, "LogicalName"))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
 /// Reads table `logical` (its logical name) with every cast's properties. An unknown table, or
 /// metadata the role may not read, is the error, in one line.
 pub async fn pull(

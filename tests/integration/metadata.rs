@@ -1066,3 +1066,45 @@ fn every_validation_rule_gives_the_same_verdict_offline_and_against_the_environm
         );
     }
 }
+
+/// `--solution NAME` pulls the tables the solution holds, found as a client finds them (the
+/// solution by unique name, its Entity components, the tables with those metadata ids); a name
+/// no solution has is refused saying which name is meant.
+#[test]
+fn pull_by_solution_takes_exactly_the_solutions_tables() {
+    let mut config = dataverse_emulator::Config::default();
+    config
+        .solutions
+        .push(dataverse_emulator::config::SolutionConfig {
+            unique_name: "ContosoSales".into(),
+            friendly_name: Some("Contoso Sales".into()),
+            tables: vec!["product".into(), "opportunity".into()],
+        });
+    let emu = crate::support::Emulator::start(config);
+    let w = Workdir::new();
+    w.dvload_env(
+        &[
+            "metadata",
+            "pull",
+            "--solution",
+            "ContosoSales",
+            "--out",
+            "md",
+        ],
+        &emu.env(),
+    )
+    .expect_code(0)
+    .stdout_has("solution ContosoSales: 2 tables: opportunity, product");
+    let mut files: Vec<String> = std::fs::read_dir(w.path().join("md"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["opportunity.json", "product.json"]);
+    w.dvload_env(
+        &["metadata", "pull", "--solution", "Contoso Sales", "--out", "md"],
+        &emu.env(),
+    )
+    .expect_code(2)
+    .stderr_has("solution 'Contoso Sales': no solution has the unique name 'Contoso Sales' (the Name column of Power Apps' Solutions list, not its display name)");
+}

@@ -699,6 +699,53 @@ fn systemuser() -> TableConfig {
     t
 }
 
+/// Solutions (`solution`) and what they hold (`solutioncomponent`), read by clients that list a
+/// solution's tables; rows come from `[[solutions]]` of the configuration.
+fn solution_tables() -> [TableConfig; 2] {
+    let mut solution = standard(
+        "solution",
+        "Solution",
+        "solutions",
+        "friendlyname",
+        7100,
+        vec![
+            required(text("uniquename", 65), RequiredLevel::SystemRequired),
+            required(text("friendlyname", 256), RequiredLevel::SystemRequired),
+            text("version", 256),
+            read_only(col("ismanaged", ColumnType::Boolean)),
+        ],
+    );
+    solution.bulk_operations = false;
+    let mut component = standard(
+        "solutioncomponent",
+        "SolutionComponent",
+        "solutioncomponents",
+        "",
+        7103,
+        vec![
+            lookup("solutionid", "solution"),
+            col("objectid", ColumnType::Uniqueidentifier),
+            choice(
+                "componenttype",
+                ColumnType::Picklist,
+                &[
+                    (1, "Entity"),
+                    (2, "Attribute"),
+                    (9, "Option Set"),
+                    (10, "Entity Relationship"),
+                    (14, "Entity Key"),
+                    (20, "Role"),
+                    (29, "Workflow"),
+                    (61, "Web Resource"),
+                    (80, "Model-driven App"),
+                ],
+            ),
+        ],
+    );
+    component.bulk_operations = false;
+    [solution, component]
+}
+
 /// A user- or team-owned table: its `ownerid` (Owner, to systemuser or team; SystemRequired,
 /// and the caller when a create leaves it out).
 fn user_owned(mut t: TableConfig) -> TableConfig {
@@ -724,16 +771,19 @@ pub fn builtin_config() -> Config {
         systemuser(),
     ]
     .into_iter()
+    .chain(solution_tables())
     .map(with_display_names)
     .collect::<Vec<_>>();
-    // Every right on every table, but only reading (and pointing lookups at) users: a loader's
-    // role has no business creating them.
+    // Every right on every table, but only reading (and pointing lookups at) users and reading
+    // solutions: a loader's role has no business creating them.
     let privileges = tables
         .iter()
         .map(|t| TablePrivilegesConfig {
             table: t.logical_name.clone(),
             rights: if t.logical_name == "systemuser" {
                 vec![Right::Read, Right::AppendTo]
+            } else if t.logical_name.starts_with("solution") {
+                vec![Right::Read]
             } else {
                 Right::ALL.to_vec()
             },

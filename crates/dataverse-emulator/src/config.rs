@@ -73,6 +73,24 @@ pub struct Config {
     /// against its table's columns when the emulator starts.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub records: Vec<RecordConfig>,
+    /// Solutions, each with the tables it holds: rows of `solution` and `solutioncomponent`
+    /// (component type 1, Entity) that clients read to list a solution's tables.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub solutions: Vec<SolutionConfig>,
+}
+
+/// A solution and its tables: `[[solutions]]` with `unique_name`, `friendly_name`, `tables`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SolutionConfig {
+    /// Its unique name (`ContosoProjects`), what clients ask for.
+    pub unique_name: String,
+    /// Its display name; the unique name when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub friendly_name: Option<String>,
+    /// The logical names of the tables it holds.
+    #[serde(default)]
+    pub tables: Vec<String>,
 }
 
 /// One row the environment starts with: `[[records]]` with `table`, `id` and `fields`.
@@ -115,6 +133,7 @@ impl Config {
             validation: ValidationConfig::default(),
             changes: Vec::new(),
             records: Vec::new(),
+            solutions: Vec::new(),
         }
     }
 

@@ -45,12 +45,13 @@ pub fn seed(store: &mut Store, catalog: &Catalog, config: &Config) -> Result<(),
             .enumerate()
             .map(|(n, r)| (format!("records[{n}] ({} {})", r.table, r.id), r.clone())),
     );
+    let solutions = solution_rows(catalog, config)?;
     // Rows of user-owned tables are the first application user's.
     let owner = config
         .application_users
         .first()
         .map(|u| json!({ "id": u.systemuser_id, "table": "systemuser" }));
-    for (at, row) in &rows {
+    for (at, row) in rows.iter().chain(&solutions) {
         let table = catalog
             .table(&row.table)
             .ok_or_else(|| format!("{at}: no table is named '{}'", row.table))?;
@@ -60,6 +61,11 @@ pub fn seed(store: &mut Store, catalog: &Catalog, config: &Config) -> Result<(),
             .map_err(|_| format!("{at}: id '{}' is not a GUID", row.id))?;
         let mut fields = Map::new();
         for (name, value) in &row.fields {
+            // A solution component's solution, set here (not from `[[records]]`).
+            if value.get("table").is_some() && solutions.iter().any(|(_, r)| r.id == row.id) {
+                fields.insert(name.clone(), value.clone());
+                continue;
+            }
             let col = table
                 .columns
                 .get(name)
@@ -99,6 +105,62 @@ pub fn seed(store: &mut Store, catalog: &Catalog, config: &Config) -> Result<(),
     Ok(())
 }
 
+/// The `solution` row of each `[[solutions]]` and a `solutioncomponent` row (type 1, Entity,
+/// `objectid` the table's `MetadataId`) for each of its tables.
+fn solution_rows(
+    catalog: &Catalog,
+    config: &Config,
+) -> Result<Vec<(String, RecordConfig)>, String> {
+    let mut out = Vec::new();
+    if config.solutions.is_empty() {
+        return Ok(out);
+    }
+    if catalog.table("solution").is_none() || catalog.table("solutioncomponent").is_none() {
+        return Err(
+            "[[solutions]] need the tables solution and solutioncomponent (the built-in configuration has them)"
+                .into(),
+        );
+    }
+    let id = |parts: &[&str]| crate::webapi::metadata::metadata_id(parts).to_string();
+    for (n, s) in config.solutions.iter().enumerate() {
+        let at = format!("solutions[{n}] ({})", s.unique_name);
+        let solution_id = id(&["solution", &s.unique_name]);
+        let fields = json!({
+            "uniquename": s.unique_name,
+            "friendlyname": s.friendly_name.clone().unwrap_or_else(|| s.unique_name.clone()),
+            "version": "1.0.0.0",
+            "ismanaged": false,
+        });
+        out.push((
+            at.clone(),
+            RecordConfig {
+                table: "solution".into(),
+                id: solution_id.clone(),
+                fields: fields.as_object().cloned().unwrap_or_default(),
+            },
+        ));
+        for t in &s.tables {
+            if catalog.table(t).is_none() {
+                return Err(format!("{at}: no table is named '{t}'"));
+            }
+            let fields = json!({
+                "solutionid": { "id": solution_id, "table": "solution" },
+                "objectid": id(&[t]),
+                "componenttype": 1,
+            });
+            out.push((
+                format!("{at}: table {t}"),
+                RecordConfig {
+                    table: "solutioncomponent".into(),
+                    id: id(&["solutioncomponent", &s.unique_name, t]),
+                    fields: fields.as_object().cloned().unwrap_or_default(),
+                },
+            ));
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +188,36 @@ mod tests {
         assert!(users.iter().any(|u| u.fields["fullname"] == "Avery Howard"
             && u.fields["internalemailaddress"] == "avery.howard@emulator.onmicrosoft.com"));
         assert_eq!(store.rows("team").len(), 2);
+    }
+
+    #[test]
+    fn a_solution_is_a_row_and_one_entity_component_per_table() {
+        let mut config = Config::default();
+        config.solutions.push(crate::config::SolutionConfig {
+            unique_name: "Sales".into(),
+            friendly_name: None,
+            tables: vec!["product".into()],
+        });
+        let store = seeded(&config).unwrap();
+        let solutions = store.rows("solution");
+        assert_eq!(solutions.len(), 1);
+        assert_eq!(solutions[0].fields["friendlyname"], "Sales");
+        let components = store.rows("solutioncomponent");
+        assert_eq!(components.len(), 1);
+        assert_eq!(
+            components[0].fields["objectid"],
+            crate::webapi::metadata::metadata_id(&["product"]).to_string()
+        );
+        assert_eq!(components[0].fields["componenttype"], 1);
+        assert_eq!(
+            components[0].lookup("solutionid").map(|(id, _)| id),
+            Some(solutions[0].id)
+        );
+        config.solutions[0].tables.push("prodcut".into());
+        assert_eq!(
+            seeded(&config).err().unwrap_or_default(),
+            "solutions[0] (Sales): no table is named 'prodcut'"
+        );
     }
 
     #[test]

@@ -421,7 +421,7 @@ pub fn no_such_property(table: &Table, name: &str) -> ApiError {
 /// The stored column behind a readable property name: a column, or `_x_value` for lookup `x`.
 pub fn property_value_name<'a>(table: &Table, name: &'a str) -> Option<&'a str> {
     // `createdby` is on every table that has the system columns; the emulator keeps it as a
-    // plain reference to the creating application user (there is no `systemuser` table).
+    // plain reference to the creating application user, not as a configured column.
     if name == "_createdby_value" && table.columns.contains_key("createdon") {
         return Some("createdby");
     }
