@@ -1294,11 +1294,11 @@ mod tests {
     use super::*;
     use crate::outcome::Quiet;
 
-    #[test]
-    fn a_lookup_is_bound_by_the_navigation_property_its_relationship_names() {
-        let lookup = |kind: &str, targets: &[&str], navs: &[(&str, &str)]| Attr {
+    /// A writable column of `kind` with nothing else known.
+    fn plain(kind: &str, date_only: bool) -> Attr {
+        Attr {
             kind: kind.into(),
-            date_only: false,
+            date_only,
             options: Vec::new(),
             max_length: None,
             min: None,
@@ -1306,11 +1306,20 @@ mod tests {
             required: None,
             create: true,
             update: true,
+            targets: Vec::new(),
+            navigation: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_lookup_is_bound_by_the_navigation_property_its_relationship_names() {
+        let lookup = |kind: &str, targets: &[&str], navs: &[(&str, &str)]| Attr {
             targets: targets.iter().map(|t| t.to_string()).collect(),
             navigation: navs
                 .iter()
                 .map(|(t, n)| (t.to_string(), n.to_string()))
                 .collect(),
+            ..plain(kind, false)
         };
         let mut columns = Columns::default();
         columns.attrs.insert(
@@ -1357,19 +1366,7 @@ mod tests {
     #[test]
     fn a_type_that_cannot_fill_its_column_is_named_with_the_one_that_can() {
         use crate::mapping::convert::ChoiceMap;
-        let attr = |kind: &str, date_only: bool| Attr {
-            kind: kind.into(),
-            date_only,
-            options: Vec::new(),
-            max_length: None,
-            min: None,
-            max: None,
-            required: None,
-            create: true,
-            update: true,
-            targets: Vec::new(),
-            navigation: Default::default(),
-        };
+        let attr = plain;
         let int = Converter::Integer {
             wide: false,
             decimal: '.',

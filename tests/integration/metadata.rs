@@ -104,18 +104,16 @@ fn first_dry_run_batch(w: &Workdir) -> String {
 
 /// A folder with the emulator's account and contact metadata.
 fn pulled() -> Workdir {
+    pulled_tables(&["account", "contact", "systemuser"])
+}
+
+/// A work directory with `tables` pulled from the built-in emulator into `md`.
+fn pulled_tables(tables: &[&str]) -> Workdir {
     let w = Workdir::new();
-    w.dvload(&[
-        "metadata",
-        "pull",
-        "account",
-        "contact",
-        "systemuser",
-        "--out",
-        "md",
-        "--emulator",
-    ])
-    .expect_code(0);
+    let mut args = vec!["metadata", "pull"];
+    args.extend_from_slice(tables);
+    args.extend_from_slice(&["--out", "md", "--emulator"]);
+    w.dvload(&args).expect_code(0);
     w
 }
 
@@ -679,18 +677,7 @@ fn init_matches_display_names_in_any_language_and_binds_a_named_company_by_match
 /// user's name, and the run assigns each row to the person named.
 #[test]
 fn init_binds_an_owner_column_of_full_names_to_the_users() {
-    let w = Workdir::new();
-    w.dvload(&[
-        "metadata",
-        "pull",
-        "account",
-        "systemuser",
-        "team",
-        "--out",
-        "md",
-        "--emulator",
-    ])
-    .expect_code(0);
+    let w = pulled_tables(&["account", "systemuser", "team"]);
     w.write(
         "a.csv",
         "Account Name,Owner\nContoso,Avery Howard\nFabrikam,dana whitfield\n",
@@ -999,18 +986,7 @@ const BROKEN: &[(&str, &str, &str)] = &[
 /// offline, and the environment takes every row, each assigned to the person named.
 #[test]
 fn an_owner_lookup_validates_offline_and_the_environment_takes_it() {
-    let w = Workdir::new();
-    w.dvload(&[
-        "metadata",
-        "pull",
-        "account",
-        "systemuser",
-        "team",
-        "--out",
-        "md",
-        "--emulator",
-    ])
-    .expect_code(0);
+    let w = pulled_tables(&["account", "systemuser", "team"]);
     let pulled = w.read("md/account.json");
     assert!(
         pulled.contains("\"attribute_type\": \"Owner\""),

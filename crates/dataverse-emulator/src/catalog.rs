@@ -148,31 +148,25 @@ impl Catalog {
                             t.logical_name, c.name
                         ));
                     }
-                    if c.kind == ColumnType::Owner {
-                        // One navigation property named as the column, of type principal.
-                        if !c.navigation.is_empty()
-                            || c.targets.iter().any(|t| t != "systemuser" && t != "team")
-                        {
-                            return Err(format!(
-                                "owner '{}.{}': an Owner column targets systemuser and team, through one navigation property named as the column",
-                                t.logical_name, c.name
-                            ));
-                        }
-                        navs.insert(
-                            c.name.clone(),
-                            Nav {
-                                name: c.name.clone(),
-                                attribute: c.name.clone(),
-                                targets: c.targets.clone(),
-                            },
-                        );
-                    } else if c.navigation.is_empty() {
-                        if c.targets.len() != 1 {
-                            return Err(format!(
-                                "lookup '{}.{}' has several targets: name its navigation properties",
-                                t.logical_name, c.name
-                            ));
-                        }
+                    // An Owner column has one navigation property named as the column, of
+                    // type principal; a single-target lookup one named as the column.
+                    let owner = c.kind == ColumnType::Owner;
+                    if owner
+                        && (!c.navigation.is_empty()
+                            || c.targets.iter().any(|t| t != "systemuser" && t != "team"))
+                    {
+                        return Err(format!(
+                            "owner '{}.{}': an Owner column targets systemuser and team, through one navigation property named as the column",
+                            t.logical_name, c.name
+                        ));
+                    }
+                    if !owner && c.navigation.is_empty() && c.targets.len() != 1 {
+                        return Err(format!(
+                            "lookup '{}.{}' has several targets: name its navigation properties",
+                            t.logical_name, c.name
+                        ));
+                    }
+                    if c.navigation.is_empty() {
                         navs.insert(
                             c.name.clone(),
                             Nav {
