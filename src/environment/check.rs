@@ -663,6 +663,8 @@ impl<'c> Checker<'c> {
         let mut readonly = Vec::new();
         let mut mistyped = Vec::new();
         let mut lookups: Vec<(String, Entity, bool)> = Vec::new();
+        // The Owner column a field sets, if any (`ownerid`).
+        let mut owner: Option<String> = None;
         if op != OperationKind::Delete {
             for f in &spec.fields {
                 match &f.kind {
@@ -704,6 +706,9 @@ impl<'c> Checker<'c> {
                         match lookup_attribute(&f.column, &target.logical, &columns) {
                             Some(attr) => {
                                 found += 1;
+                                if columns.attrs[&attr].kind == "Owner" {
+                                    owner = Some(attr.clone());
+                                }
                                 v.lines.push(format!(
                                     "  lookup       {} -> {} ({}): column {attr} ({}) targets {}",
                                     f.column,
@@ -881,6 +886,18 @@ impl<'c> Checker<'c> {
         if !lookups.is_empty() {
             let name = self.privilege(&entity, "Append").await;
             needed.push((name, privilege_purpose("Append", op).into()));
+        }
+        // Giving an existing row another owner is an assignment: prvAssign, beside prvWrite
+        // (Microsoft's "Data operations and access rights"). A create sets its owner with
+        // prvCreate alone (at a depth this check does not judge).
+        if let Some(column) = &owner
+            && matches!(op, OperationKind::Update | OperationKind::Upsert)
+        {
+            let name = self.privilege(&entity, "Assign").await;
+            needed.push((
+                name,
+                format!("change the owner ({column}) of rows it updates"),
+            ));
         }
         for (column, target, by_key) in &lookups {
             let name = self.privilege(target, "AppendTo").await;

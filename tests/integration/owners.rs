@@ -119,3 +119,43 @@ fn an_owner_lookup_to_a_table_it_cannot_target_is_refused_before_the_first_write
     );
     assert_eq!(emu.state.count("account"), 0, "nothing is written");
 }
+
+/// Changing the owner of rows an upsert or update finds takes prvAssign: without it the check
+/// refuses before the first write, naming it; a create may set its owner without it.
+#[test]
+fn a_mapping_that_changes_owners_needs_prv_assign_and_the_check_says_so() {
+    use dataverse_emulator::config::Right;
+    let mut config = dataverse_emulator::Config::default();
+    for p in &mut config.roles[0].privileges {
+        p.rights.retain(|r| *r != Right::Assign);
+    }
+    let emu = Emu::start_with(config);
+    let w = Workdir::new();
+    w.write(
+        "accounts.csv",
+        "No,Name,Owner Email\nA-1,Alpha,avery.howard@emulator.onmicrosoft.com\n",
+    );
+    // `key` goes under [target] for an upsert; a create maps the number as a field.
+    let mapping = |operation: &str, key: &str, number: &str| {
+        format!(
+            "[source]\npath = \"accounts.csv\"\n\n[target]\nentity_set = \"accounts\"\noperation = \"{operation}\"\n{key}\n\
+             [fields]\nname = \"Name\"\n{number}\
+             ownerid = {{ lookup = \"systemusers\", match = {{ internalemailaddress = \"Owner Email\" }} }}\n"
+        )
+    };
+    w.write(
+        "upsert.toml",
+        mapping("upsert", "key = { accountnumber = \"No\" }", ""),
+    );
+    let out = w.dvload_env(&["run", "upsert.toml", "--no-ledger"], &emu.env());
+    out.expect_code(3)
+        .stdout_has("missing: prvAssignAccount (to change the owner (ownerid) of rows it updates)");
+    assert_eq!(emu.state.count("account"), 0, "nothing is written");
+    w.write(
+        "create.toml",
+        mapping("create", "", "accountnumber = \"No\"\n"),
+    );
+    w.dvload_env(&["run", "create.toml", "--no-ledger"], &emu.env())
+        .expect_code(0);
+    assert_eq!(emu.state.count("account"), 1);
+}

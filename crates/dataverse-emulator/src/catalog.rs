@@ -77,6 +77,16 @@ impl Table {
         })
     }
 
+    /// Whether its rows have an owner (a user or a team): only then has it `prvAssign…`.
+    pub fn user_owned(&self) -> bool {
+        self.cfg.columns.iter().any(|c| c.kind == ColumnType::Owner)
+    }
+
+    /// Whether it has a privilege for `right` (`Assign` belongs to user-owned tables only).
+    pub fn has_right(&self, right: crate::config::Right) -> bool {
+        right != crate::config::Right::Assign || self.user_owned()
+    }
+
     /// The name of its privilege for `right` (`prvCreateAccount`, `prvReadActivity` for a task).
     pub fn privilege(&self, right: crate::config::Right) -> String {
         let stem = self

@@ -338,6 +338,8 @@ pub enum Right {
     Append,
     /// prvAppendTo (be the target of a lookup)
     AppendTo,
+    /// prvAssign (give a user- or team-owned row another owner)
+    Assign,
 }
 
 impl Right {
@@ -350,6 +352,7 @@ impl Right {
             Right::Delete => "prvDelete",
             Right::Append => "prvAppend",
             Right::AppendTo => "prvAppendTo",
+            Right::Assign => "prvAssign",
         }
     }
 
@@ -359,13 +362,14 @@ impl Right {
     }
 
     /// All rights.
-    pub const ALL: [Right; 6] = [
+    pub const ALL: [Right; 7] = [
         Right::Create,
         Right::Read,
         Right::Write,
         Right::Delete,
         Right::Append,
         Right::AppendTo,
+        Right::Assign,
     ];
 }
 

@@ -371,6 +371,17 @@ pub fn update_row(
         if drop_keys.iter().any(|(dk, _)| *dk == k) {
             continue;
         }
+        // Giving a row another owner is an assignment: it takes prvAssign (Microsoft's "Data
+        // operations and access rights": Assign needs ASSIGN), not only prvWrite.
+        if table
+            .columns
+            .get(&k)
+            .is_some_and(|c| c.kind == ColumnType::Owner)
+            && row.lookup(&k).map(|(id, _)| id.to_string())
+                != v.get("id").and_then(Value::as_str).map(str::to_string)
+        {
+            ctx.user.require(table, Right::Assign)?;
+        }
         if v.is_null()
             && table
                 .columns

@@ -537,6 +537,7 @@ pub(super) fn entity_json(table: &Table) -> Map<String, Value> {
 fn privileges_json(table: &Table) -> Value {
     let list: Vec<Value> = crate::config::Right::ALL
         .iter()
+        .filter(|&&right| table.has_right(right))
         .map(|&right| {
             let name = table.privilege(right);
             json!({

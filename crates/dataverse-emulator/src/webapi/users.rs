@@ -214,7 +214,7 @@ fn privileges(ctx: &Ctx) -> OpResponse {
             continue;
         };
         for right in Right::ALL {
-            if rights.contains(&right) {
+            if rights.contains(&right) && t.has_right(right) {
                 let name = t.privilege(right);
                 list.push(privilege(ctx, name));
             }

@@ -234,3 +234,57 @@ async fn metadata_describes_owner_lookups_as_the_service_does() {
     assert!(csdl.contains("<EntityType Name=\"systemuser\" BaseType=\"mscrm.principal\">"));
     assert!(csdl.contains("<NavigationProperty Name=\"ownerid\" Type=\"mscrm.principal\">"));
 }
+
+#[tokio::test]
+async fn giving_a_row_another_owner_takes_prv_assign() {
+    let mut config = Config::default();
+    for p in &mut config.roles[0].privileges {
+        p.rights.retain(|r| *r != Right::Assign);
+    }
+    let emu = emulator_with(config).await;
+    let api = Api::new(&emu).await;
+    // A create may name its owner (what depth of prvCreate allows is not modelled).
+    let (status, v) = create(
+        &api,
+        json!({"name": "Avery's", "ownerid@odata.bind": format!("/systemusers({AVERY})")}),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let id = v["accountid"].as_str().unwrap().to_string();
+    let patch = |owner: String| {
+        api.req(Method::PATCH, &format!("accounts({id})"))
+            .header("If-Match", "*")
+            .json(&json!({ "ownerid@odata.bind": owner }))
+            .send()
+    };
+    // The same owner again is no assignment; another one is.
+    let r = patch(format!("/systemusers({AVERY})")).await.unwrap();
+    assert_eq!(r.status(), 204);
+    let r = patch(format!("/teams({SALES})")).await.unwrap();
+    assert_eq!(r.status(), 403);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("is missing prvAssignAccount privilege"),
+        "{body}"
+    );
+    // Only user-owned tables have the privilege.
+    let names = |v: &Value| -> Vec<String> {
+        v["Privileges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["Name"].as_str().map(str::to_string))
+            .collect()
+    };
+    let (_, v) = api
+        .get("EntityDefinitions(LogicalName='account')?$select=Privileges")
+        .await;
+    assert!(names(&v).contains(&"prvAssignAccount".to_string()));
+    let (_, v) = api
+        .get("EntityDefinitions(LogicalName='product')?$select=Privileges")
+        .await;
+    assert!(!names(&v).iter().any(|n| n.starts_with("prvAssign")), "{v}");
+}
