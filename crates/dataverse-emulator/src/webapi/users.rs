@@ -4,10 +4,11 @@
 //! (the many-to-many relationship PROTOCOL.md §18.2 assigns roles through), and the bound
 //! function `RetrieveUserPrivileges`.
 //!
-//! Only what a client needs to introspect its own identity is served: the caller's
-//! `systemuser` row (fullname, applicationid, isdisabled, businessunitid) and its business unit
-//! (the root one, named like the organization). Reading other users answers 404 as for a row that
-//! does not exist. The privileges are those of the caller's roles; the emulator's roles have no
+//! Only what a client needs to introspect its own identity is served here: the caller's
+//! `systemuser` row (fullname, applicationid, isdisabled, businessunitid), readable without
+//! `prvReadUser`, and its business unit (the root one, named like the organization). Other users
+//! are rows of the catalogue's `systemuser` table (read with `prvReadUser`, written by no one:
+//! [`writable`]); without that table, reading them answers 404 as for a row that does not exist. The privileges are those of the caller's roles; the emulator's roles have no
 //! depth, so every privilege is reported at `Global` depth.
 //!
 //! Shapes: RetrieveUserPrivileges function (bound to systemuser, no parameters) returns
