@@ -359,8 +359,9 @@ impl Store {
         }
     }
 
-    /// Loads rows from a snapshot (over the rows the configuration seeded); rows of tables no
-    /// longer in the catalogue are dropped.
+    /// Loads rows from a snapshot: each table it holds is as the snapshot has it (the rows the
+    /// configuration seeded are replaced, deleted ones stay deleted); rows of tables no longer in
+    /// the catalogue are dropped.
     pub fn restore(&mut self, snapshot: Snapshot) -> Result<(), String> {
         let catalog = self.catalog.clone();
         for (name, rows) in snapshot.tables {
@@ -368,14 +369,18 @@ impl Store {
                 tracing::warn!(table = %name, "data file has rows of a table not in the catalogue; dropped");
                 continue;
             };
+            // The file holds the whole table as it was: rows the configuration seeded and a
+            // client deleted stay deleted (a table the file does not know keeps its seed).
+            self.tables.insert(
+                name.clone(),
+                TableData {
+                    records: HashMap::new(),
+                    key_index: vec![HashMap::new(); table.cfg.keys.len()],
+                },
+            );
             for row in rows {
-                // A row the configuration also declares (a user, a team) is the file's version.
-                let done = if self.get(&name, &row.id).is_some() {
-                    self.replace(table, row)
-                } else {
-                    self.insert(table, row)
-                };
-                done.map_err(|e| format!("data file: table '{name}': {}", e.message))?;
+                self.insert(table, row)
+                    .map_err(|e| format!("data file: table '{name}': {}", e.message))?;
             }
         }
         self.next_seq = self.next_seq.max(snapshot.next_seq);

@@ -87,6 +87,58 @@ async fn data_file_survives_restart_and_leaves_no_temp_file() {
     emu.shutdown().await;
 }
 
+/// Rows the configuration seeds (users, teams, `[[records]]`) are the file's once it exists: a
+/// seeded row a client deleted stays deleted, and its key may be taken by a new row.
+#[tokio::test]
+async fn a_deleted_seeded_row_stays_deleted_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = StartOptions {
+        data_file: Some(dir.path().join("rows.json")),
+        ..StartOptions::default()
+    };
+    let mut config = Config::default();
+    config
+        .records
+        .push(dataverse_emulator::config::RecordConfig {
+            table: "account".into(),
+            id: "c0000000-0000-4000-8000-000000000001".into(),
+            fields: [
+                ("name".to_string(), json!("Seeded")),
+                ("accountnumber".to_string(), json!("S-1")),
+            ]
+            .into_iter()
+            .collect(),
+        });
+    let emu = start(config.clone(), opts.clone()).await.unwrap();
+    let api = Api::new(&emu).await;
+    let sales = "teams(b2e3d4c5-0002-4f6a-9b8c-000000000001)";
+    let r = api.req(Method::DELETE, sales).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    let r = api
+        .req(Method::DELETE, "accounts(accountnumber='S-1')")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = api
+        .req(Method::POST, "accounts")
+        .json(&json!({"name": "Taken over", "accountnumber": "S-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    emu.shutdown().await;
+
+    let emu = start(config, opts)
+        .await
+        .expect("restarts over its own file");
+    assert_eq!(emu.state.count("team"), 1, "the deleted team stays deleted");
+    let api = Api::new(&emu).await;
+    let (status, v) = api.get("accounts(accountnumber='S-1')?$select=name").await;
+    assert_eq!((status, v["name"].as_str()), (200, Some("Taken over")));
+    emu.shutdown().await;
+}
+
 #[tokio::test]
 async fn corrupt_data_file_is_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
