@@ -15,7 +15,7 @@ use super::metadata::{list, text};
 use crate::exit::Exit;
 use crate::job::Job;
 use crate::mapping::convert::Converter;
-use crate::mapping::spec::{FieldKind, LookupKey};
+use crate::mapping::spec::{EmptyValues, FieldKind, LookupKey};
 use crate::mapping::{MappingSpec, OperationKind};
 use crate::outcome::Console;
 use crate::toml_reader::suggest;
@@ -871,6 +871,31 @@ impl<'c> Checker<'c> {
                     .push(format!("read-only columns: {}", readonly.join(", ")));
             }
         }
+        // An empty value that clears a SystemRequired column (`ownerid`, `lastname` of a user):
+        // the service refuses the null, so every row with such a value is rejected.
+        if op != OperationKind::Delete {
+            for f in spec.fields.iter().filter(|f| f.empty != EmptyValues::Keep) {
+                let attr = columns.attrs.get(&f.column).or_else(|| {
+                    columns
+                        .attrs
+                        .values()
+                        .find(|a| a.navigation.values().any(|n| n == &f.column))
+                });
+                if let Some(a) = attr.filter(|a| a.required.as_deref() == Some("SystemRequired")) {
+                    let instead = if a.kind == "Owner" {
+                        " (an empty value left as it is makes a create the caller's)"
+                    } else {
+                        ""
+                    };
+                    v.warnings.push(format!(
+                        "'{}' is cleared by an empty value (empty = \"{}\") but the column is SystemRequired: the service refuses null, so each row with an empty value there will be rejected; use empty = \"keep\"{instead}{}",
+                        f.column,
+                        f.empty.name(),
+                        at(f)
+                    ));
+                }
+            }
+        }
         // Privileges.
         let rights: &[&str] = match op {
             OperationKind::Create => &["Create"],
@@ -888,16 +913,20 @@ impl<'c> Checker<'c> {
             needed.push((name, privilege_purpose("Append", op).into()));
         }
         // Giving an existing row another owner is an assignment: prvAssign, beside prvWrite
-        // (Microsoft's "Data operations and access rights"). A create sets its owner with
-        // prvCreate alone (at a depth this check does not judge).
+        // (Microsoft's "Data operations and access rights"). Only the rows whose owner changes
+        // need it (a create sets its owner with prvCreate, at a depth this check does not
+        // judge), so without it the run may still be right: said, not refused.
         if let Some(column) = &owner
             && matches!(op, OperationKind::Update | OperationKind::Upsert)
         {
             let name = self.privilege(&entity, "Assign").await;
-            needed.push((
-                name,
-                format!("change the owner ({column}) of rows it updates"),
-            ));
+            if let Ok(held) = &self.privileges
+                && !held.contains_key(&name.to_lowercase())
+            {
+                v.warnings.push(format!(
+                    "{name} is missing: rows this mapping gives another owner ({column}) will be refused; rows it creates and rows that keep their owner are not"
+                ));
+            }
         }
         for (column, target, by_key) in &lookups {
             let name = self.privilege(target, "AppendTo").await;

@@ -143,6 +143,17 @@ pub enum EmptyValues {
     ClearOnNull,
 }
 
+impl EmptyValues {
+    /// Its spelling in a mapping (`keep`, `clear`, `clear-on-null`).
+    pub fn name(self) -> &'static str {
+        match self {
+            EmptyValues::Keep => "keep",
+            EmptyValues::Clear => "clear",
+            EmptyValues::ClearOnNull => "clear-on-null",
+        }
+    }
+}
+
 /// A plain value or a lookup.
 #[derive(Debug, Clone)]
 pub enum FieldKind {

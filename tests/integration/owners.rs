@@ -121,7 +121,8 @@ fn an_owner_lookup_to_a_table_it_cannot_target_is_refused_before_the_first_write
 }
 
 /// Changing the owner of rows an upsert or update finds takes prvAssign: without it the check
-/// refuses before the first write, naming it; a create may set its owner without it.
+/// says so before the first write (a warning: new rows and rows that keep their owner are fine),
+/// and a row whose owner would change is refused by the service, named in the rejects.
 #[test]
 fn a_mapping_that_changes_owners_needs_prv_assign_and_the_check_says_so() {
     use dataverse_emulator::config::Right;
@@ -135,27 +136,71 @@ fn a_mapping_that_changes_owners_needs_prv_assign_and_the_check_says_so() {
         "accounts.csv",
         "No,Name,Owner Email\nA-1,Alpha,avery.howard@emulator.onmicrosoft.com\n",
     );
-    // `key` goes under [target] for an upsert; a create maps the number as a field.
-    let mapping = |operation: &str, key: &str, number: &str| {
-        format!(
-            "[source]\npath = \"accounts.csv\"\n\n[target]\nentity_set = \"accounts\"\noperation = \"{operation}\"\n{key}\n\
-             [fields]\nname = \"Name\"\n{number}\
-             ownerid = {{ lookup = \"systemusers\", match = {{ internalemailaddress = \"Owner Email\" }} }}\n"
-        )
-    };
     w.write(
         "upsert.toml",
-        mapping("upsert", "key = { accountnumber = \"No\" }", ""),
+        "[source]\npath = \"accounts.csv\"\n\n[target]\nentity_set = \"accounts\"\noperation = \"upsert\"\n\
+         key = { accountnumber = \"No\" }\n\n[fields]\nname = \"Name\"\n\
+         ownerid = { lookup = \"systemusers\", match = { internalemailaddress = \"Owner Email\" } }\n",
     );
     let out = w.dvload_env(&["run", "upsert.toml", "--no-ledger"], &emu.env());
-    out.expect_code(3)
-        .stdout_has("missing: prvAssignAccount (to change the owner (ownerid) of rows it updates)");
-    assert_eq!(emu.state.count("account"), 0, "nothing is written");
-    w.write(
-        "create.toml",
-        mapping("create", "", "accountnumber = \"No\"\n"),
+    out.expect_code(0);
+    assert!(
+        out.stderr.contains("prvAssignAccount is missing: rows this mapping gives another owner (ownerid) will be refused; rows it creates and rows that keep their owner are not")
+            || out.stdout.contains("prvAssignAccount is missing"),
+        "{}{}",
+        out.stdout,
+        out.stderr
     );
-    w.dvload_env(&["run", "create.toml", "--no-ledger"], &emu.env())
+    assert_eq!(owners(&emu)["A-1"].0, AVERY);
+    // The same owner again is written; another owner is refused, and the row says why.
+    w.dvload_env(&["run", "upsert.toml", "--no-ledger"], &emu.env())
         .expect_code(0);
-    assert_eq!(emu.state.count("account"), 1);
+    w.write(
+        "accounts.csv",
+        "No,Name,Owner Email\nA-1,Alpha,dana.whitfield@emulator.onmicrosoft.com\n",
+    );
+    let out = w.dvload_env(
+        &[
+            "run",
+            "upsert.toml",
+            "--no-ledger",
+            "--rejects",
+            "rejects.csv",
+            "--fail-on",
+            "never",
+        ],
+        &emu.env(),
+    );
+    let rejects = read_rejects_csv(&w.path().join("rejects.csv"), b',');
+    assert_eq!(rejects.len(), 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        rejects[0].error.contains("prvAssignAccount"),
+        "{}",
+        rejects[0].error
+    );
+    assert_eq!(owners(&emu)["A-1"].0, AVERY, "the owner is unchanged");
+}
+
+/// An empty owner cell that clears `ownerid` would be refused for every such row (the column is
+/// SystemRequired): the check says so before the first write.
+#[test]
+fn clearing_a_system_required_owner_is_said_before_the_run() {
+    let emu = Emu::start();
+    let w = Workdir::new();
+    w.write("accounts.csv", "No,Name,Owner\nA-1,Alpha,\n");
+    w.write(
+        "m.toml",
+        "[source]\npath = \"accounts.csv\"\n\n[target]\nentity_set = \"accounts\"\noperation = \"upsert\"\n\
+         key = { accountnumber = \"No\" }\n\n[fields]\nname = \"Name\"\n\
+         ownerid = { lookup = \"systemusers\", match = { internalemailaddress = \"Owner\" }, empty = \"clear\" }\n",
+    );
+    let out = w.dvload_env(
+        &["run", "m.toml", "--no-ledger", "--fail-on", "never"],
+        &emu.env(),
+    );
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        text.contains("'ownerid' is cleared by an empty value (empty = \"clear\") but the column is SystemRequired: the service refuses null, so each row with an empty value there will be rejected; use empty = \"keep\" (an empty value left as it is makes a create the caller's) (m.toml:11:1)"),
+        "{text}"
+    );
 }
