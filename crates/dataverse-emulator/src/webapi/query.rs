@@ -38,6 +38,9 @@ pub enum Expr {
     Compare(String, CmpOp, Value),
     /// `contains|startswith|endswith(prop,'text')`
     Text(String, TextFn, String),
+    /// `Microsoft.Dynamics.CRM.In(PropertyName='prop',PropertyValues=["a","b"])`: the values are
+    /// text, which the service converts to the column's type.
+    In(String, Vec<String>),
     /// `prop eq 'a' [or prop eq 'b' …]` on text, compared as the environment's collation
     /// compares strings (made by [`prepare`] from `Compare` and `Or`).
     AnyOf {
@@ -47,6 +50,8 @@ pub enum Expr {
         folded: std::collections::HashSet<String>,
         /// The collation ignores accents.
         accent_insensitive: bool,
+        /// The values came from `In`: a number matches its decimal text too.
+        numbers: bool,
     },
 }
 
@@ -61,6 +66,7 @@ pub fn prepare(e: Expr, accent_insensitive: bool) -> Expr {
                 prop: p,
                 folded: std::iter::once(crate::state::fold_text(&s, accent_insensitive)).collect(),
                 accent_insensitive,
+                numbers: false,
             };
             if op == CmpOp::Eq {
                 any
@@ -77,18 +83,21 @@ pub fn prepare(e: Expr, accent_insensitive: bool) -> Expr {
                     prop,
                     mut folded,
                     accent_insensitive,
+                    numbers,
                 },
                 Expr::AnyOf {
                     prop: p2,
                     folded: f2,
+                    numbers: n2,
                     ..
                 },
-            ) if prop == p2 => {
+            ) if prop == p2 && numbers == n2 => {
                 folded.extend(f2);
                 Expr::AnyOf {
                     prop,
                     folded,
                     accent_insensitive,
+                    numbers,
                 }
             }
             (a, b) => Expr::Or(Box::new(a), Box::new(b)),
@@ -98,8 +107,93 @@ pub fn prepare(e: Expr, accent_insensitive: bool) -> Expr {
             Box::new(prepare(*b, accent_insensitive)),
         ),
         Expr::Not(a) => Expr::Not(Box::new(prepare(*a, accent_insensitive))),
+        Expr::In(prop, values) => Expr::AnyOf {
+            prop,
+            folded: values
+                .iter()
+                .map(|v| crate::state::fold_text(v, accent_insensitive))
+                .collect(),
+            accent_insensitive,
+            numbers: true,
+        },
         other => other,
     }
+}
+
+/// The items of a JSON array of text (`["a", 'b', 3]`) as text: double- or single-quoted strings
+/// with backslash escapes, or bare numbers.
+fn json_text_array(text: &str) -> Result<Vec<String>, String> {
+    let chars: Vec<char> = text.trim().chars().collect();
+    if chars.first() != Some(&'[') || chars.last() != Some(&']') {
+        return Err("it is not in [ ]".into());
+    }
+    let inner = &chars[1..chars.len() - 1];
+    let mut out = Vec::new();
+    let mut i = 0;
+    let skip = |i: &mut usize| {
+        while inner.get(*i).is_some_and(|c| c.is_whitespace()) {
+            *i += 1;
+        }
+    };
+    skip(&mut i);
+    while i < inner.len() {
+        let item = match inner[i] {
+            q @ ('"' | '\'') => {
+                i += 1;
+                let mut v = String::new();
+                loop {
+                    match inner.get(i) {
+                        None => return Err(format!("unterminated string {q}{v}")),
+                        Some('\\') => {
+                            let escaped = inner.get(i + 1).ok_or("a lone backslash")?;
+                            v.push(match escaped {
+                                'n' => '\n',
+                                't' => '\t',
+                                other => *other,
+                            });
+                            i += 2;
+                        }
+                        Some(&c) if c == q => {
+                            i += 1;
+                            break;
+                        }
+                        Some(&c) => {
+                            v.push(c);
+                            i += 1;
+                        }
+                    }
+                }
+                v
+            }
+            _ => {
+                let start = i;
+                while i < inner.len() && inner[i] != ',' && !inner[i].is_whitespace() {
+                    i += 1;
+                }
+                let word: String = inner[start..i].iter().collect();
+                if word.parse::<f64>().is_err() {
+                    return Err(format!("{word} is neither a string nor a number"));
+                }
+                word
+            }
+        };
+        out.push(item);
+        skip(&mut i);
+        match inner.get(i) {
+            None => break,
+            Some(',') => {
+                i += 1;
+                skip(&mut i);
+            }
+            Some(c) => {
+                return Err(format!(
+                    "'{c}' after {:?}; items are separated by commas",
+                    out.last().unwrap_or(&String::new())
+                ));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Comparison operator.
@@ -145,6 +239,8 @@ pub fn parse_filter(text: &str) -> Result<Expr, String> {
 enum Tok {
     Ident(String),
     Lit(String),
+    /// `[…]` with its brackets, kept whole (the `In` function's values).
+    Array(String),
     Open,
     Close,
     Comma,
@@ -170,6 +266,24 @@ fn tokenize(text: &str) -> Result<Vec<Tok>, String> {
                 out.push(Tok::Comma);
                 i += 1;
             }
+            '[' => {
+                let start = i;
+                let mut quote: Option<char> = None;
+                loop {
+                    let Some(&c) = chars.get(i) else {
+                        return Err("unterminated '[' (the values of In end with ']')".into());
+                    };
+                    i += 1;
+                    match (quote, c) {
+                        (Some(_), '\\') => i += 1,
+                        (Some(q), c) if c == q => quote = None,
+                        (None, '\'' | '"') => quote = Some(c),
+                        (None, ']') => break,
+                        _ => {}
+                    }
+                }
+                out.push(Tok::Array(chars[start..i].iter().collect()));
+            }
             '\'' => {
                 let start = i;
                 i += 1;
@@ -191,7 +305,9 @@ fn tokenize(text: &str) -> Result<Vec<Tok>, String> {
             }
             _ => {
                 let start = i;
-                while i < chars.len() && !matches!(chars[i], ' ' | '\t' | '(' | ')' | ',' | '\'') {
+                while i < chars.len()
+                    && !matches!(chars[i], ' ' | '\t' | '(' | ')' | ',' | '\'' | '[')
+                {
                     i += 1;
                 }
                 let word: String = chars[start..i].iter().collect();
@@ -246,13 +362,16 @@ impl FilterParser {
         Ok(left)
     }
 
-    /// The arguments of the query function `In`/`NotIn` (Dataverse's "query functions":
-    /// `Microsoft.Dynamics.CRM.In(PropertyName='name',PropertyValues=['a','b'])`), as the `or`
-    /// of equalities it means. The values are string literals, compared as `eq` compares them.
+    /// The arguments of the query function `In`/`NotIn` (filter-rows.md, "Dataverse query
+    /// functions"; the In function's reference:
+    /// `Microsoft.Dynamics.CRM.In(PropertyName='name',PropertyValues=["a","b"])`). The values are
+    /// a JSON array of text, read as the service's JSON reader reads it: double-quoted strings
+    /// with backslash escapes (`"O'Brian"` needs none), single-quoted ones too, bare numbers; a
+    /// doubled quote (`'O''Brian'`) is not JSON and is refused.
     fn in_function(&mut self, name: &str) -> Result<Expr, String> {
         let malformed = || {
             format!(
-                "malformed call of '{name}': write {name}(PropertyName='column',PropertyValues=['a','b'])"
+                "malformed call of '{name}': write {name}(PropertyName='column',PropertyValues=[\"a\",\"b\"])"
             )
         };
         let (Some(Tok::Open), Some(Tok::Ident(p)), Some(Tok::Lit(prop))) =
@@ -266,35 +385,20 @@ impl FilterParser {
         if p != "PropertyName=" || !matches!(self.next(), Some(Tok::Comma)) {
             return Err(malformed());
         }
-        match self.next() {
-            Some(Tok::Ident(w)) if w == "PropertyValues=[" => {}
-            _ => return Err(malformed()),
-        }
-        let mut values = Vec::new();
-        loop {
-            match self.next() {
-                Some(Tok::Lit(lit)) => match keys::parse_literal(&lit) {
-                    Ok(KeyLiteral::String(v)) => values.push(v),
-                    _ => return Err(format!("'{name}' takes string values ('a'), not {lit}")),
-                },
-                _ => return Err(malformed()),
-            }
-            match self.next() {
-                Some(Tok::Comma) => {}
-                Some(Tok::Ident(w)) if w == "]" => break,
-                _ => return Err(malformed()),
-            }
-        }
-        if !matches!(self.next(), Some(Tok::Close)) {
+        let (Some(Tok::Ident(p)), Some(Tok::Array(array)), Some(Tok::Close)) =
+            (self.next(), self.next(), self.next())
+        else {
+            return Err(malformed());
+        };
+        if p != "PropertyValues=" {
             return Err(malformed());
         }
-        let mut equalities = values
-            .into_iter()
-            .map(|v| Expr::Compare(prop.clone(), CmpOp::Eq, Value::String(v)));
-        let first = equalities.next().ok_or_else(malformed)?;
-        Ok(equalities.fold(first, |left, right| {
-            Expr::Or(Box::new(left), Box::new(right))
-        }))
+        let values = json_text_array(&array)
+            .map_err(|e| format!("PropertyValues of '{name}' is not a JSON array of text: {e}"))?;
+        if values.is_empty() {
+            return Err(malformed());
+        }
+        Ok(Expr::In(prop, values))
     }
 
     fn unary(&mut self) -> Result<Expr, String> {
@@ -400,9 +504,10 @@ fn props(e: &Expr, out: &mut Vec<String>) {
             props(b, out);
         }
         Expr::Not(a) => props(a, out),
-        Expr::Compare(p, _, _) | Expr::Text(p, _, _) | Expr::AnyOf { prop: p, .. } => {
-            out.push(p.clone())
-        }
+        Expr::Compare(p, _, _)
+        | Expr::Text(p, _, _)
+        | Expr::In(p, _)
+        | Expr::AnyOf { prop: p, .. } => out.push(p.clone()),
     }
 }
 
@@ -444,10 +549,20 @@ pub fn eval_with(read: &dyn Fn(&str) -> Value, e: &Expr) -> bool {
             prop,
             folded,
             accent_insensitive,
+            numbers,
         } => match read(prop) {
             Value::String(v) => folded.contains(&crate::state::fold_text(&v, *accent_insensitive)),
+            Value::Number(n) if *numbers => folded.contains(&n.to_string()),
             _ => false,
         },
+        // Unprepared (a metadata filter): compared as `eq` compares.
+        Expr::In(p, values) => {
+            let v = read(p);
+            values.iter().any(|x| match &v {
+                Value::Number(n) => n.to_string() == *x,
+                other => compare(other, &Value::String(x.clone())) == Some(Ordering::Equal),
+            })
+        }
         Expr::Text(p, f, s) => {
             let Value::String(v) = read(p) else {
                 return false;
@@ -702,24 +817,41 @@ mod tests {
         assert!(parse_filter("name eq").is_err());
         assert!(parse_filter("(name eq 'a'").is_err());
         assert!(parse_filter("contains(name,'x') or not (a ne null)").is_ok());
+        let values = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         assert_eq!(
-            parse_filter("Microsoft.Dynamics.CRM.In(PropertyName='name',PropertyValues=['a','b'])"),
-            parse_filter("name eq 'a' or name eq 'b'")
+            parse_filter(
+                "Microsoft.Dynamics.CRM.In(PropertyName='name',PropertyValues=[\"O'Brian\", 'b, c', 3])"
+            ),
+            Ok(Expr::In("name".into(), values(&["O'Brian", "b, c", "3"])))
         );
         assert_eq!(
             parse_filter(
-                "Microsoft.Dynamics.CRM.NotIn(PropertyName='name',PropertyValues=['O''Neil'])"
+                "Microsoft.Dynamics.CRM.NotIn(PropertyName='name',PropertyValues=[\"a\\\"b\"])"
             ),
-            parse_filter("not (name eq 'O''Neil')")
+            Ok(Expr::Not(Box::new(Expr::In(
+                "name".into(),
+                values(&["a\"b"])
+            ))))
         );
         for bad in [
             "Microsoft.Dynamics.CRM.In(PropertyName='name')",
             "Microsoft.Dynamics.CRM.In(PropertyName='name',PropertyValues=[])",
-            "Microsoft.Dynamics.CRM.In(PropertyName='name',PropertyValues=['a',1])",
-            "Microsoft.Dynamics.CRM.In(PropertyName='name',PropertyValues=['a']",
+            "Microsoft.Dynamics.CRM.In(PropertyName='name',PropertyValues=['O''Brian'])",
+            "Microsoft.Dynamics.CRM.In(PropertyName='name',PropertyValues=[a])",
+            "Microsoft.Dynamics.CRM.In(PropertyName='name',PropertyValues=[\"a\"]",
+            "Microsoft.Dynamics.CRM.In(PropertyName='name',PropertyValues=[\"a\"",
         ] {
             assert!(parse_filter(bad).is_err(), "{bad}");
         }
+        // Prepared, the values match text by collation and numbers by their decimal text.
+        let e = prepare(
+            parse_filter("Microsoft.Dynamics.CRM.In(PropertyName='x',PropertyValues=['0','Café'])")
+                .unwrap(),
+            true,
+        );
+        assert!(eval_with(&|_: &str| Value::from(0), &e));
+        assert!(eval_with(&|_: &str| Value::String("CAFE ".into()), &e));
+        assert!(!eval_with(&|_: &str| Value::from(1), &e));
     }
 
     #[test]

@@ -114,7 +114,7 @@ async fn users_are_read_and_matched_like_any_table_but_not_written() {
         .get(&format!(
             "systemusers?$select=fullname&$orderby=fullname&$filter={}",
             urlencode(
-                "Microsoft.Dynamics.CRM.In(PropertyName='internalemailaddress',PropertyValues=['avery.howard@emulator.onmicrosoft.com', 'Dana.Whitfield@emulator.onmicrosoft.com '])"
+                "Microsoft.Dynamics.CRM.In(PropertyName='internalemailaddress',PropertyValues=[\"avery.howard@emulator.onmicrosoft.com\", \"Dana.Whitfield@emulator.onmicrosoft.com \"])"
             )
         ))
         .await;
@@ -126,6 +126,15 @@ async fn users_are_read_and_matched_like_any_table_but_not_written() {
         .filter_map(|u| u["fullname"].as_str())
         .collect();
     assert_eq!(names, ["Avery Howard", "Dana Whitfield"]);
+    // On a choice column the text values are read as the column's numbers.
+    let (status, v) = api
+        .get(&format!(
+            "teams?$select=name&$filter={}",
+            urlencode("Microsoft.Dynamics.CRM.In(PropertyName='teamtype',PropertyValues=[\"0\"])")
+        ))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["value"].as_array().map(Vec::len), Some(2));
     // The caller's own record, as whoami reads it.
     let (status, v) = api
         .get(&format!(
