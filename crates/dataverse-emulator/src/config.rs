@@ -103,8 +103,40 @@ pub struct RecordConfig {
     pub id: String,
     /// Column values by logical name, as the Web API takes them (text, numbers, booleans;
     /// no lookups).
-    #[serde(default)]
+    #[serde(default, serialize_with = "as_toml")]
     pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Writes JSON values as the TOML values they are (`teamtype = 0`): serde_json's own numbers
+/// would come out as a private structure.
+fn as_toml<S: serde::Serializer>(
+    fields: &serde_json::Map<String, serde_json::Value>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    fn convert(v: &serde_json::Value) -> Option<toml::Value> {
+        Some(match v {
+            serde_json::Value::Null => return None,
+            serde_json::Value::Bool(b) => toml::Value::Boolean(*b),
+            serde_json::Value::Number(n) => match n.as_i64() {
+                Some(i) => toml::Value::Integer(i),
+                None => toml::Value::Float(n.as_f64()?),
+            },
+            serde_json::Value::String(s) => toml::Value::String(s.clone()),
+            serde_json::Value::Array(a) => {
+                toml::Value::Array(a.iter().filter_map(convert).collect())
+            }
+            serde_json::Value::Object(o) => toml::Value::Table(
+                o.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), convert(v)?)))
+                    .collect(),
+            ),
+        })
+    }
+    let table: toml::Table = fields
+        .iter()
+        .filter_map(|(k, v)| Some((k.clone(), convert(v)?)))
+        .collect();
+    serde::Serialize::serialize(&table, serializer)
 }
 
 impl Default for Config {

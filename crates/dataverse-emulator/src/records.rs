@@ -139,9 +139,12 @@ fn solution_rows(
                 fields: fields.as_object().cloned().unwrap_or_default(),
             },
         ));
-        for t in &s.tables {
+        for (i, t) in s.tables.iter().enumerate() {
             if catalog.table(t).is_none() {
                 return Err(format!("{at}: no table is named '{t}'"));
+            }
+            if s.tables[..i].contains(t) {
+                return Err(format!("{at}: table '{t}' is listed twice"));
             }
             let fields = json!({
                 "solutionid": { "id": solution_id, "table": "solution" },
@@ -213,11 +216,26 @@ mod tests {
             components[0].lookup("solutionid").map(|(id, _)| id),
             Some(solutions[0].id)
         );
-        config.solutions[0].tables.push("prodcut".into());
+        config.solutions[0].tables.push("product".into());
+        assert_eq!(
+            seeded(&config).err().unwrap_or_default(),
+            "solutions[0] (Sales): table 'product' is listed twice"
+        );
+        config.solutions[0].tables[1] = "prodcut".into();
         assert_eq!(
             seeded(&config).err().unwrap_or_default(),
             "solutions[0] (Sales): no table is named 'prodcut'"
         );
+    }
+
+    #[test]
+    fn records_print_as_plain_toml_and_read_back() {
+        let config = Config::default();
+        let text = config.to_toml_string();
+        assert!(text.contains("teamtype = 0"), "{text}");
+        assert!(!text.contains("serde_json"), "{text}");
+        let back = Config::from_toml_str(&text, "printed").unwrap();
+        assert_eq!(back.records, config.records);
     }
 
     #[test]

@@ -306,7 +306,7 @@ fn route(
     // The caller's own systemuser record and the functions bound to it are the identity module's,
     // also when systemuser is a table of the catalogue.
     if users::serves(name) && users::is_own(ctx, name, key, &segs) {
-        return users::route(ctx, req, name, key, &segs);
+        return users::route(ctx, store, req, name, key, &segs);
     }
     let Some(table) = ctx.catalog.by_set(name) else {
         if jobs::serves(name) && segs.len() == 1 {
@@ -316,7 +316,7 @@ fn route(
             };
         }
         if users::serves(name) {
-            return users::route(ctx, req, name, key, &segs);
+            return users::route(ctx, store, req, name, key, &segs);
         }
         return Err(ApiError::resource_not_found(name));
     };

@@ -65,6 +65,7 @@ pub fn writable(table: &crate::catalog::Table) -> Result<(), ApiError> {
 /// Routes `systemusers(…)[/function]` and `businessunits(…)`.
 pub fn route(
     ctx: &Ctx,
+    store: &crate::state::Store,
     req: &OpRequest,
     set: &str,
     key: Option<&str>,
@@ -82,7 +83,7 @@ pub fn route(
         ApiError::bad_uri(format!("'{key}' is not a valid value of type 'Edm.Guid'."))
     })?;
     match (set, segs.len()) {
-        ("systemusers", 1) => systemuser(ctx, req, id),
+        ("systemusers", 1) => systemuser(ctx, store, req, id),
         ("systemusers", 2)
             if matches!(
                 segs[1].as_str(),
@@ -167,7 +168,12 @@ fn select(
     Ok(OpResponse::json(200, &Value::Object(body)))
 }
 
-fn systemuser(ctx: &Ctx, req: &OpRequest, id: Uuid) -> Result<OpResponse, ApiError> {
+fn systemuser(
+    ctx: &Ctx,
+    store: &crate::state::Store,
+    req: &OpRequest,
+    id: Uuid,
+) -> Result<OpResponse, ApiError> {
     own(ctx, "systemuser", id)?;
     let row = json!({
         "fullname": ctx.user.name,
@@ -175,7 +181,15 @@ fn systemuser(ctx: &Ctx, req: &OpRequest, id: Uuid) -> Result<OpResponse, ApiErr
         "isdisabled": ctx.user.disabled,
         "_businessunitid_value": ctx.org.business_unit_id,
     });
-    let row = row.as_object().cloned().unwrap_or_default();
+    let mut row = row.as_object().cloned().unwrap_or_default();
+    // With the table, every column of the caller's row reads as for any other user's.
+    if let Some(table) = ctx.catalog.table("systemuser")
+        && let Some(record) = store.get("systemuser", &id)
+    {
+        let mut all = super::crud::represent(table, record, None);
+        all.extend(row);
+        row = all;
+    }
     select(ctx, req, "systemuser", "systemusers", id, row)
 }
 

@@ -138,12 +138,19 @@ async fn users_are_read_and_matched_like_any_table_but_not_written() {
     // The caller's own record, as whoami reads it.
     let (status, v) = api
         .get(&format!(
-            "systemusers({})?$select=fullname,applicationid",
+            "systemusers({})?$select=fullname,applicationid,domainname,_businessunitid_value",
             defaults::APP_USER_ID
         ))
         .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["fullname"], "dvload");
+    assert!(
+        v["domainname"]
+            .as_str()
+            .is_some_and(|d| d.ends_with("@application")),
+        "{v}"
+    );
+    assert!(v["_businessunitid_value"].is_string(), "{v}");
     // Users come from the configuration.
     let r = api
         .req(Method::POST, "systemusers")
