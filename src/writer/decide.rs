@@ -180,14 +180,23 @@ impl Fatal {
 }
 
 /// The cause of a refusal that no row can escape, which stops the run; `None` for a refusal of
-/// the row itself. 401 is not one of them: a token is refreshed first ([`token_refused`]).
+/// the row itself. 401 is not one of them: a token is refreshed first ([`token_refused`]). A
+/// missing `prvAssign…` is the row's own: only a row whose owner would change needs it (rows
+/// created, and rows that keep their owner, do not), so that row is rejected and the run goes on.
 pub fn stop_cause(status: u16, error: &ODataError) -> Option<Cause> {
     let message = error.message.as_str();
     match status {
-        403 => Some(Cause::NotAllowed {
-            privilege: between(message, "is missing ", " privilege")
-                .filter(|p| p.starts_with("prv") && !p.contains(' ')),
-        }),
+        403 => {
+            let privilege = between(message, "is missing ", " privilege")
+                .filter(|p| p.starts_with("prv") && !p.contains(' '));
+            if privilege
+                .as_deref()
+                .is_some_and(|p| p.starts_with("prvAssign"))
+            {
+                return None;
+            }
+            Some(Cause::NotAllowed { privilege })
+        }
         404 if error.code.eq_ignore_ascii_case(RESOURCE_NOT_FOUND)
             || message.starts_with("Resource not found for the segment") =>
         {
@@ -1808,6 +1817,13 @@ mod tests {
                 crate::exit::Exit::Auth,
             ),
             // The row's own problems: no stop.
+            (
+                403,
+                "0x80040220",
+                "Principal user (Id=1, type=8, roleCount=1, privilegeCount=20, accessMode=4), is missing prvAssignAccount privilege (Id=2) on OTC=1 for entity 'account'.",
+                None,
+                crate::exit::Exit::Auth,
+            ),
             (
                 404,
                 "0x80040217",

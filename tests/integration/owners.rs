@@ -132,9 +132,11 @@ fn a_mapping_that_changes_owners_needs_prv_assign_and_the_check_says_so() {
     }
     let emu = Emu::start_with(config);
     let w = Workdir::new();
+    let avery = "avery.howard@emulator.onmicrosoft.com";
+    let dana = "dana.whitfield@emulator.onmicrosoft.com";
     w.write(
         "accounts.csv",
-        "No,Name,Owner Email\nA-1,Alpha,avery.howard@emulator.onmicrosoft.com\n",
+        format!("No,Name,Owner Email\nA-1,Alpha,{avery}\nA-2,Beta,{avery}\n"),
     );
     w.write(
         "upsert.toml",
@@ -145,19 +147,16 @@ fn a_mapping_that_changes_owners_needs_prv_assign_and_the_check_says_so() {
     let out = w.dvload_env(&["run", "upsert.toml", "--no-ledger"], &emu.env());
     out.expect_code(0);
     assert!(
-        out.stderr.contains("prvAssignAccount is missing: rows this mapping gives another owner (ownerid) will be refused; rows it creates and rows that keep their owner are not")
-            || out.stdout.contains("prvAssignAccount is missing"),
+        format!("{}{}", out.stdout, out.stderr).contains("prvAssignAccount is missing: rows this mapping gives another owner (ownerid) will be refused; rows it creates and rows that keep their owner are not"),
         "{}{}",
         out.stdout,
         out.stderr
     );
-    assert_eq!(owners(&emu)["A-1"].0, AVERY);
-    // The same owner again is written; another owner is refused, and the row says why.
-    w.dvload_env(&["run", "upsert.toml", "--no-ledger"], &emu.env())
-        .expect_code(0);
+    // A-1 changes owner (refused, named), A-2 keeps its owner and A-3 is new (both written):
+    // the refusal is the row's, not the run's.
     w.write(
         "accounts.csv",
-        "No,Name,Owner Email\nA-1,Alpha,dana.whitfield@emulator.onmicrosoft.com\n",
+        format!("No,Name,Owner Email\nA-1,Alpha,{dana}\nA-2,Beta 2,{avery}\nA-3,Gamma,{dana}\n"),
     );
     let out = w.dvload_env(
         &[
@@ -166,19 +165,31 @@ fn a_mapping_that_changes_owners_needs_prv_assign_and_the_check_says_so() {
             "--no-ledger",
             "--rejects",
             "rejects.csv",
+            "--report",
+            "r.json",
             "--fail-on",
             "never",
         ],
         &emu.env(),
     );
+    out.expect_code(0);
+    let report = Report::load(&w, "r.json");
+    assert_eq!(
+        (report.stat("written"), report.stat("rejected")),
+        (2, 1),
+        "{}",
+        out.stdout
+    );
     let rejects = read_rejects_csv(&w.path().join("rejects.csv"), b',');
-    assert_eq!(rejects.len(), 1, "{}{}", out.stdout, out.stderr);
+    assert_eq!(rejects[0].row, 1);
     assert!(
         rejects[0].error.contains("prvAssignAccount"),
         "{}",
         rejects[0].error
     );
-    assert_eq!(owners(&emu)["A-1"].0, AVERY, "the owner is unchanged");
+    let o = owners(&emu);
+    assert_eq!(o["A-1"].0, AVERY, "the refused row keeps its owner");
+    assert_eq!(o["A-3"].0, DANA);
 }
 
 /// An empty owner cell that clears `ownerid` would be refused for every such row (the column is
