@@ -99,7 +99,7 @@ pub fn seed(store: &mut Store, catalog: &Catalog, config: &Config) -> Result<(),
             fields,
         };
         store
-            .insert(table, record)
+            .seed(table, record)
             .map_err(|e| format!("{at}: {}", e.message))?;
     }
     Ok(())

@@ -85,6 +85,10 @@ pub struct Snapshot {
     pub next_seq: u64,
     /// Next row version.
     pub next_version: u64,
+    /// The rows the configuration had seeded when the file was written (table, id): one of them
+    /// the file lacks was deleted since, and stays deleted.
+    #[serde(default)]
+    pub seeded: Vec<(String, Uuid)>,
 }
 
 /// All rows of all tables.
@@ -96,6 +100,8 @@ pub struct Store {
     next_version: u64,
     rng: ChaCha8Rng,
     changes: u64,
+    /// The rows the configuration seeded (table, id), for [`Snapshot::seeded`].
+    seeded: Vec<(String, Uuid)>,
     /// Alternate keys compare accent-insensitively (`_CI_AI`), from the base language.
     pub accent_insensitive: bool,
     /// System jobs (`BulkDelete`), by id; not kept across restarts.
@@ -126,6 +132,7 @@ impl Store {
             next_version: 1_000_000,
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x0005_eed0_f1d5),
             changes: 0,
+            seeded: Vec::new(),
             accent_insensitive: true,
             jobs: HashMap::new(),
         }
@@ -356,31 +363,51 @@ impl Store {
                 .collect(),
             next_seq: self.next_seq,
             next_version: self.next_version,
+            seeded: self.seeded.clone(),
         }
     }
 
-    /// Loads rows from a snapshot: each table it holds is as the snapshot has it (the rows the
-    /// configuration seeded are replaced, deleted ones stay deleted); rows of tables no longer in
-    /// the catalogue are dropped.
+    /// Inserts a row the configuration declares (see [`Snapshot::seeded`]).
+    pub fn seed(&mut self, table: &Table, record: Record) -> Result<(), ApiError> {
+        let id = record.id;
+        self.insert(table, record)?;
+        self.seeded.push((table.logical().to_string(), id));
+        self.changes = 0;
+        Ok(())
+    }
+
+    /// Loads rows from a snapshot over the rows the configuration seeded: a row the file has is
+    /// the file's version; a seeded row the file lacks but had seeded was deleted since and is
+    /// removed; a row the configuration seeds since the file was written stays. Rows of tables
+    /// no longer in the catalogue are dropped.
     pub fn restore(&mut self, snapshot: Snapshot) -> Result<(), String> {
         let catalog = self.catalog.clone();
+        for (name, id) in &snapshot.seeded {
+            let kept = snapshot
+                .tables
+                .get(name)
+                .is_some_and(|rows| rows.iter().any(|r| &r.id == id));
+            if let (false, Some(table)) = (kept, catalog.table(name)) {
+                self.remove(table, id);
+            }
+        }
         for (name, rows) in snapshot.tables {
             let Some(table) = catalog.table(&name) else {
                 tracing::warn!(table = %name, "data file has rows of a table not in the catalogue; dropped");
                 continue;
             };
-            // The file holds the whole table as it was: rows the configuration seeded and a
-            // client deleted stay deleted (a table the file does not know keeps its seed).
-            self.tables.insert(
-                name.clone(),
-                TableData {
-                    records: HashMap::new(),
-                    key_index: vec![HashMap::new(); table.cfg.keys.len()],
-                },
-            );
             for row in rows {
-                self.insert(table, row)
-                    .map_err(|e| format!("data file: table '{name}': {}", e.message))?;
+                let done = if self.get(&name, &row.id).is_some() {
+                    self.replace(table, row)
+                } else {
+                    self.insert(table, row)
+                };
+                done.map_err(|e| {
+                    format!(
+                        "data file: table '{name}': {} (a row of the configuration's [[records]] may take a key the file's rows hold)",
+                        e.message
+                    )
+                })?;
             }
         }
         self.next_seq = self.next_seq.max(snapshot.next_seq);

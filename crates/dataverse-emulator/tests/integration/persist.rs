@@ -88,7 +88,8 @@ async fn data_file_survives_restart_and_leaves_no_temp_file() {
 }
 
 /// Rows the configuration seeds (users, teams, `[[records]]`) are the file's once it exists: a
-/// seeded row a client deleted stays deleted, and its key may be taken by a new row.
+/// seeded row a client deleted stays deleted, and its key may be taken by a new row; a row
+/// added to the configuration later is seeded.
 #[tokio::test]
 async fn a_deleted_seeded_row_stays_deleted_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -129,10 +130,25 @@ async fn a_deleted_seeded_row_stays_deleted_across_a_restart() {
     assert_eq!(r.status(), 204);
     emu.shutdown().await;
 
+    // A row the configuration seeds since the file was written is there too.
+    let mut config = config;
+    config
+        .records
+        .push(dataverse_emulator::config::RecordConfig {
+            table: "team".into(),
+            id: "c0000000-0000-4000-8000-0000000000f1".into(),
+            fields: [("name".to_string(), json!("Field Sales"))]
+                .into_iter()
+                .collect(),
+        });
     let emu = start(config, opts)
         .await
         .expect("restarts over its own file");
-    assert_eq!(emu.state.count("team"), 1, "the deleted team stays deleted");
+    assert_eq!(
+        emu.state.count("team"),
+        2,
+        "the deleted team stays deleted, the one added to the configuration is there"
+    );
     let api = Api::new(&emu).await;
     let (status, v) = api.get("accounts(accountnumber='S-1')?$select=name").await;
     assert_eq!((status, v["name"].as_str()), (200, Some("Taken over")));
