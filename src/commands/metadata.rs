@@ -97,13 +97,18 @@ async fn pull(args: PullArgs) -> anyhow::Result<Exit> {
         }
     }
     for name in &args.solution {
-        let held = metadata::solution_tables(&conn, &policy, name)
+        let (held, unmatched) = metadata::solution_tables(&conn, &policy, name)
             .await
             .map_err(|e| crate::Error::Unusable(format!("solution '{name}': {e}")))?;
         println!(
-            "solution {name}: {} tables: {}",
+            "solution {name}: {} tables: {}{}",
             held.len(),
-            held.join(", ")
+            held.join(", "),
+            if unmatched > 0 {
+                format!(" ({unmatched} of its table components name no table the environment has)")
+            } else {
+                String::new()
+            }
         );
         for t in held {
             if !tables.contains(&t) {

@@ -192,18 +192,19 @@ pub async fn custom_tables(
 /// (`solutions` by `uniquename`), its components of type 1, Entity (`solutioncomponents`, whose
 /// `objectid` is the table's `MetadataId`), and the tables with those ids.
 /// (learn.microsoft.com/power-apps/developer/data-platform/reference/entities/solutioncomponent:
-/// `componenttype` 1 is Entity.)
+/// `componenttype` 1 is Entity.) Also how many of its table components name no table the
+/// environment has (one deleted since it was added).
 pub async fn solution_tables(
     conn: &super::connect::Connection,
     policy: &crate::writer::RetryPolicy,
     unique_name: &str,
-) -> Result<Vec<String>, String> {
+) -> Result<(Vec<String>, usize), String> {
     let literal =
         crate::odata::key::percent_encode(&format!("'{}'", unique_name.replace('\'', "''")));
     let v = super::check::get_json(
         conn,
         policy,
-        &format!("solutions?$select=solutionid,friendlyname&$filter=uniquename%20eq%20{literal}"),
+        &format!("solutions?$select=solutionid&$filter=uniquename%20eq%20{literal}"),
     )
     .await?;
     let Some(solution) = list(&v, "value").first().map(|s| text(s, "solutionid")) else {
@@ -235,7 +236,8 @@ pub async fn solution_tables(
         .map(|e| text(e, "LogicalName"))
         .collect();
     names.sort();
-    Ok(names)
+    let unmatched = ids.len() - names.len();
+    Ok((names, unmatched))
 }
 
 /// Reads table `logical` (its logical name) with every cast's properties. An unknown table, or

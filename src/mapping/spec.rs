@@ -144,6 +144,13 @@ pub enum EmptyValues {
 }
 
 impl EmptyValues {
+    /// Every choice, in the order the documentation gives them.
+    pub const ALL: [EmptyValues; 3] = [
+        EmptyValues::Keep,
+        EmptyValues::Clear,
+        EmptyValues::ClearOnNull,
+    ];
+
     /// Its spelling in a mapping (`keep`, `clear`, `clear-on-null`).
     pub fn name(self) -> &'static str {
         match self {
@@ -1038,13 +1045,12 @@ fn read_empty(t: &TableReader) -> Result<Option<EmptyValues>, MappingError> {
             "give empty = \"keep\" | \"clear\" | \"clear-on-null\" or the older omit_empty, not both",
         ));
     }
-    match word.get_ref().as_str() {
-        "keep" => Ok(Some(EmptyValues::Keep)),
-        "clear" => Ok(Some(EmptyValues::Clear)),
-        "clear-on-null" => Ok(Some(EmptyValues::ClearOnNull)),
-        other => Err(t.err(
+    let given = word.get_ref().as_str();
+    match EmptyValues::ALL.into_iter().find(|e| e.name() == given) {
+        Some(e) => Ok(Some(e)),
+        None => Err(t.err(
             word.span(),
-            format!("empty = \"{other}\" is not a choice; allowed: \"keep\" (leave the column as it is), \"clear\" (send null), \"clear-on-null\" (only a JSON null clears)"),
+            format!("empty = \"{given}\" is not a choice; allowed: \"keep\" (leave the column as it is), \"clear\" (send null), \"clear-on-null\" (only a JSON null clears)"),
         )),
     }
 }

@@ -105,14 +105,16 @@ pub fn describe_empty(job: &crate::job::Job) -> Option<String> {
     let mut parts = Vec::new();
     if !clear.is_empty() {
         parts.push(format!(
-            "an empty value clears {} (empty = \"clear\")",
-            clear.join(", ")
+            "an empty value clears {} (empty = \"{}\")",
+            clear.join(", "),
+            EmptyValues::Clear.name()
         ));
     }
     if !on_null.is_empty() {
         parts.push(format!(
-            "a JSON null clears {} (empty = \"clear-on-null\")",
-            on_null.join(", ")
+            "a JSON null clears {} (empty = \"{}\")",
+            on_null.join(", "),
+            EmptyValues::ClearOnNull.name()
         ));
     }
     Some(if parts.is_empty() {

@@ -782,7 +782,7 @@ pub fn builtin_config() -> Config {
             table: t.logical_name.clone(),
             rights: if t.logical_name == "systemuser" {
                 vec![Right::Read, Right::AppendTo]
-            } else if t.logical_name.starts_with("solution") {
+            } else if matches!(t.logical_name.as_str(), "solution" | "solutioncomponent") {
                 vec![Right::Read]
             } else {
                 Right::ALL.to_vec()

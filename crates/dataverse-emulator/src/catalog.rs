@@ -160,13 +160,15 @@ impl Catalog {
                     }
                     // An Owner column has one navigation property named as the column, of
                     // type principal; a single-target lookup one named as the column.
+                    // A user- or team-owned table has one Owner column, `ownerid`, to both.
                     let owner = c.kind == ColumnType::Owner;
-                    if owner
-                        && (!c.navigation.is_empty()
-                            || c.targets.iter().any(|t| t != "systemuser" && t != "team"))
-                    {
+                    let both = c.targets.len() == 2
+                        && ["systemuser", "team"]
+                            .iter()
+                            .all(|x| c.targets.iter().any(|t| t == x));
+                    if owner && (c.name != "ownerid" || !c.navigation.is_empty() || !both) {
                         return Err(format!(
-                            "owner '{}.{}': an Owner column targets systemuser and team, through one navigation property named as the column",
+                            "owner '{}.{}': a table's Owner column is ownerid, with targets = [\"systemuser\", \"team\"] and no navigation (its one navigation property is ownerid)",
                             t.logical_name, c.name
                         ));
                     }
@@ -334,6 +336,32 @@ fn with_global_options(config: &Config) -> Result<Vec<crate::config::TableConfig
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_table_has_one_owner_column_ownerid_to_users_and_teams() {
+        let with = |name: &str, targets: &[&str]| {
+            let mut config = Config::default();
+            let product = config
+                .tables
+                .iter_mut()
+                .find(|t| t.logical_name == "product")
+                .unwrap();
+            let mut c = ColumnConfig::new(name, ColumnType::Owner);
+            c.targets = targets.iter().map(|t| t.to_string()).collect();
+            product.columns.push(c);
+            Catalog::build(&config).err()
+        };
+        assert_eq!(with("ownerid", &["team", "systemuser"]), None);
+        let refused = "a table's Owner column is ownerid, with targets = [\"systemuser\", \"team\"] and no navigation (its one navigation property is ownerid)";
+        assert_eq!(
+            with("backupowner", &["systemuser", "team"]),
+            Some(format!("owner 'product.backupowner': {refused}"))
+        );
+        assert_eq!(
+            with("ownerid", &["team"]),
+            Some(format!("owner 'product.ownerid': {refused}"))
+        );
+    }
 
     #[test]
     fn a_date_time_behavior_is_one_a_date_time_column_takes() {

@@ -51,7 +51,13 @@ pub fn seed(store: &mut Store, catalog: &Catalog, config: &Config) -> Result<(),
         .application_users
         .first()
         .map(|u| json!({ "id": u.systemuser_id, "table": "systemuser" }));
-    for (at, row) in rows.iter().chain(&solutions) {
+    // Rows of the configuration take plain values; a solution component's `solutionid`, set
+    // here, is the one lookup.
+    let rows = rows
+        .iter()
+        .map(|(at, row)| (at, row, false))
+        .chain(solutions.iter().map(|(at, row)| (at, row, true)));
+    for (at, row, lookups) in rows {
         let table = catalog
             .table(&row.table)
             .ok_or_else(|| format!("{at}: no table is named '{}'", row.table))?;
@@ -61,8 +67,7 @@ pub fn seed(store: &mut Store, catalog: &Catalog, config: &Config) -> Result<(),
             .map_err(|_| format!("{at}: id '{}' is not a GUID", row.id))?;
         let mut fields = Map::new();
         for (name, value) in &row.fields {
-            // A solution component's solution, set here (not from `[[records]]`).
-            if value.get("table").is_some() && solutions.iter().any(|(_, r)| r.id == row.id) {
+            if lookups && value.get("table").is_some() {
                 fields.insert(name.clone(), value.clone());
                 continue;
             }

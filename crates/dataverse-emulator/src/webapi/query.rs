@@ -139,31 +139,40 @@ fn json_text_array(text: &str) -> Result<Vec<String>, String> {
     while i < inner.len() {
         let item = match inner[i] {
             q @ ('"' | '\'') => {
+                // The string as written, escapes kept, turned into a JSON string and decoded
+                // by serde_json (`\u0030`, `\r`, … as any JSON reader decodes them); in a
+                // single-quoted one `\'` is a quote and `"` needs no escape.
                 i += 1;
-                let mut v = String::new();
+                let mut json = String::from('"');
                 loop {
                     match inner.get(i) {
-                        None => return Err(format!("unterminated string {q}{v}")),
+                        None => return Err(format!("unterminated string {q}…")),
                         Some('\\') => {
-                            let escaped = inner.get(i + 1).ok_or("a lone backslash")?;
-                            v.push(match escaped {
-                                'n' => '\n',
-                                't' => '\t',
-                                other => *other,
-                            });
+                            let escaped = *inner.get(i + 1).ok_or("a lone backslash")?;
+                            if escaped == '\'' {
+                                json.push('\'');
+                            } else {
+                                json.push('\\');
+                                json.push(escaped);
+                            }
                             i += 2;
                         }
                         Some(&c) if c == q => {
                             i += 1;
                             break;
                         }
+                        Some('"') => {
+                            json.push_str("\\\"");
+                            i += 1;
+                        }
                         Some(&c) => {
-                            v.push(c);
+                            json.push(c);
                             i += 1;
                         }
                     }
                 }
-                v
+                json.push('"');
+                serde_json::from_str::<String>(&json).map_err(|e| format!("{json}: {e}"))?
             }
             _ => {
                 let start = i;
@@ -832,6 +841,12 @@ mod tests {
                 "name".into(),
                 values(&["a\"b"])
             ))))
+        );
+        assert_eq!(
+            parse_filter(
+                "Microsoft.Dynamics.CRM.In(PropertyName='name',PropertyValues=[\"N\\u0030\\r\", 'it\\'s \"x\"'])"
+            ),
+            Ok(Expr::In("name".into(), values(&["N0\r", "it's \"x\""])))
         );
         for bad in [
             "Microsoft.Dynamics.CRM.In(PropertyName='name')",

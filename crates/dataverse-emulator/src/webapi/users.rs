@@ -8,8 +8,9 @@
 //! `systemuser` row (fullname, applicationid, isdisabled, businessunitid), readable without
 //! `prvReadUser`, and its business unit (the root one, named like the organization). Other users
 //! are rows of the catalogue's `systemuser` table (read with `prvReadUser`, written by no one:
-//! [`writable`]); without that table, reading them answers 404 as for a row that does not exist. The privileges are those of the caller's roles; the emulator's roles have no
-//! depth, so every privilege is reported at `Global` depth.
+//! [`writable`]); without that table, reading them answers 404 as for a row that does not exist.
+//! The privileges are those of the caller's roles; the emulator's roles have no depth, so every
+//! privilege is reported at `Global` depth.
 //!
 //! Shapes: RetrieveUserPrivileges function (bound to systemuser, no parameters) returns
 //! RetrieveUserPrivilegesResponse `{ RolePrivileges: [RolePrivilege] }`, and RolePrivilege is
