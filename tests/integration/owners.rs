@@ -215,3 +215,144 @@ fn clearing_a_system_required_owner_is_said_before_the_run() {
         "{text}"
     );
 }
+
+/// Owners changed by a role without prvAssign, through faults and two SIGKILLs: every row ends
+/// once — created, updated with its owner kept, or rejected (only the rows whose owner would
+/// change, each named once in the chain's rejects file) — and no refused row changed.
+#[test]
+fn refused_owner_changes_through_faults_and_kills_lose_nothing_and_write_nothing_twice() {
+    use dataverse_emulator::config::Right;
+    const DANA: &str = "a1d2c3b4-0001-4e5f-8a9b-000000000002";
+    const JORDAN: &str = "a1d2c3b4-0001-4e5f-8a9b-000000000003";
+    let mut config = dataverse_emulator::Config {
+        seed: 13,
+        ..dataverse_emulator::Config::default()
+    };
+    for p in &mut config.roles[0].privileges {
+        p.rights.retain(|r| *r != Right::Assign);
+    }
+    let emu = Emu::start_with(config);
+    let w = Workdir::new();
+    let email = |who: &str| format!("{who}@emulator.onmicrosoft.com");
+    let mapping = "[source]\npath = \"accounts.csv\"\n\n[target]\nentity_set = \"accounts\"\noperation = \"upsert\"\n\
+                   key = { accountnumber = \"No\" }\n\n[fields]\nname = \"Name\"\n\
+                   ownerid = { lookup = \"systemusers\", match = { internalemailaddress = \"Owner Email\" } }\n";
+    w.write("accounts.toml", mapping);
+    // 1,500 accounts owned by Avery.
+    let existing = 1500;
+    let mut csv = String::from("No,Name,Owner Email\n");
+    for i in 0..existing {
+        csv.push_str(&format!("O-{i:04},Name {i},{}\n", email("avery.howard")));
+    }
+    w.write("accounts.csv", csv);
+    w.dvload_env(&["run", "accounts.toml", "--no-ledger"], &emu.env())
+        .expect_code(0);
+    // The night's file: a third of them change owner (refused), the rest keep theirs (updated),
+    // and 1,500 new ones.
+    let rows = 3000;
+    let mut csv = String::from("No,Name,Owner Email\n");
+    for i in 0..rows {
+        let owner = match i {
+            i if i < existing && i % 3 == 0 => email("dana.whitfield"),
+            i if i < existing => email("avery.howard"),
+            i if i % 2 == 0 => email("jordan.ellis"),
+            _ => email("dana.whitfield"),
+        };
+        csv.push_str(&format!("O-{i:04},Updated {i},{owner}\n"));
+    }
+    w.write("accounts.csv", csv);
+    emu.set_faults(dataverse_emulator::FaultsConfig {
+        fail_rate: 0.05,
+        reset_rate: 0.05,
+        latency_ms: 5,
+        latency_jitter_ms: 10,
+        ..Default::default()
+    });
+    let args = [
+        "run",
+        "accounts.toml",
+        "--resume",
+        "--rejects",
+        "rejects.csv",
+        "--fail-on",
+        "never",
+        "--batch-size",
+        "25",
+        "--retry-base-ms",
+        "1",
+        "--max-attempts",
+        "40",
+    ];
+    for kill_at in [1800, 2400] {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_dvload"));
+        cmd.args(args)
+            .current_dir(w.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        for name in crate::support::CLEARED_ENV {
+            cmd.env_remove(name);
+        }
+        cmd.env("NO_PROXY", "127.0.0.1");
+        for (k, v) in emu.env() {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while emu.state.count("account") < kill_at {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the run ended before its kill point"
+            );
+            assert!(std::time::Instant::now() < deadline, "no progress");
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        child.kill().unwrap(); // SIGKILL
+        let _ = child.wait();
+    }
+    let stats = emu.stats();
+    assert!(
+        stats.fault_500 + stats.fault_503 > 0,
+        "faults were injected"
+    );
+    emu.set_faults(dataverse_emulator::FaultsConfig::default());
+    w.dvload_env(&args, &emu.env()).expect_code(0);
+
+    assert_eq!(emu.state.count("account"), rows, "every account once");
+    let by_no: HashMap<String, (String, String)> = emu
+        .state
+        .rows("account")
+        .into_iter()
+        .map(|r| {
+            (
+                r.fields["accountnumber"].as_str().unwrap().to_string(),
+                (
+                    r.fields["name"].as_str().unwrap().to_string(),
+                    r.lookup("ownerid").unwrap().0.to_string(),
+                ),
+            )
+        })
+        .collect();
+    let mut refused = Vec::new();
+    for i in 0..rows {
+        let (name, owner) = &by_no[&format!("O-{i:04}")];
+        let expected = match i {
+            i if i < existing && i % 3 == 0 => {
+                refused.push(i as u64 + 1);
+                (format!("Name {i}"), AVERY)
+            }
+            i if i < existing => (format!("Updated {i}"), AVERY),
+            i if i % 2 == 0 => (format!("Updated {i}"), JORDAN),
+            i => (format!("Updated {i}"), DANA),
+        };
+        assert_eq!(
+            (name.as_str(), owner.as_str()),
+            (expected.0.as_str(), expected.1),
+            "O-{i:04}"
+        );
+    }
+    let rejects = read_rejects_csv(&w.path().join("rejects.csv"), b',');
+    let mut named: Vec<u64> = rejects.iter().map(|r| r.row).collect();
+    named.sort_unstable();
+    assert_eq!(named, refused, "each refused change named once");
+    assert!(rejects.iter().all(|r| r.error.contains("prvAssignAccount")));
+}
