@@ -254,30 +254,7 @@ fn a_run_killed_while_it_looks_targets_up_resumes_with_every_row_once_and_bound_
         "5",
     ];
     for kill_at in [300, 1200] {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_dvload"));
-        cmd.args(args)
-            .current_dir(w.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        for name in crate::support::CLEARED_ENV {
-            cmd.env_remove(name);
-        }
-        cmd.env("NO_PROXY", "127.0.0.1");
-        for (k, v) in emu.env() {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-        while emu.state.count("contact") < kill_at {
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "the run ended before its kill point"
-            );
-            assert!(std::time::Instant::now() < deadline, "no progress");
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        }
-        child.kill().unwrap(); // SIGKILL
-        let _ = child.wait();
+        w.dvload_killed_when(&emu, &args, || emu.state.count("contact") >= kill_at);
     }
     emu.set_faults(dataverse_emulator::FaultsConfig::default());
     w.dvload_env(&args, &emu.env()).expect_code(0);

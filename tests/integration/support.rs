@@ -230,6 +230,37 @@ impl Workdir {
     }
 }
 
+impl Workdir {
+    /// Runs `dvload ARGS` against `emu` and SIGKILLs it the first time `reached()` is true; the
+    /// run must not end before that, and must get there within two minutes.
+    pub fn dvload_killed_when(&self, emu: &Emu, args: &[&str], reached: impl Fn() -> bool) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dvload"));
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        for name in CLEARED_ENV {
+            cmd.env_remove(name);
+        }
+        cmd.env("NO_PROXY", "127.0.0.1");
+        for (k, v) in emu.env() {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn dvload");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while !reached() {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the run ended before its kill point"
+            );
+            assert!(std::time::Instant::now() < deadline, "no progress");
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        child.kill().unwrap(); // SIGKILL
+        let _ = child.wait();
+    }
+}
+
 /// The counts of a `--report` file, checked: read = written + rejected + skipped overall and for
 /// every job, and the totals are the jobs' sums.
 #[derive(Debug, Clone)]
