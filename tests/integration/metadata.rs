@@ -383,18 +383,7 @@ fn labels_and_lengths_come_from_the_metadata_alike_live_in_the_dry_run_and_in_va
 
 #[test]
 fn init_writes_mappings_of_the_samples_that_validate_without_edits() {
-    let w = crate::support::Workdir::new();
-    w.dvload(&[
-        "metadata",
-        "pull",
-        "account",
-        "contact",
-        "lead",
-        "--out",
-        "md",
-        "--emulator",
-    ])
-    .expect_code(0);
+    let w = pulled_tables(&["account", "contact", "lead"]);
     let samples = crate::support::repo().join("samples");
     std::fs::create_dir_all(w.path().join("m")).unwrap();
     for (file, entity) in [
@@ -549,18 +538,7 @@ fn problems_name_their_line_and_a_required_column_left_out_is_a_warning() {
 #[test]
 fn what_validate_accepts_against_pulled_metadata_the_emulator_writes_row_for_row() {
     let emu = crate::support::Emu::start();
-    let w = Workdir::new();
-    w.dvload(&[
-        "metadata",
-        "pull",
-        "account",
-        "contact",
-        "lead",
-        "--out",
-        "md",
-        "--emulator",
-    ])
-    .expect_code(0);
+    let w = pulled_tables(&["account", "contact", "lead"]);
     let repo = crate::support::repo();
     let mappings: Vec<String> = ["accounts", "contacts", "leads"]
         .iter()
@@ -842,21 +820,14 @@ fn init_on_a_dataverse_export_keys_by_the_exported_id_and_leaves_the_bookkeeping
 
 #[test]
 fn standard_tables_beyond_the_samples_pull_generate_and_load() {
-    let w = Workdir::new();
-    w.dvload(&[
-        "metadata",
-        "pull",
+    let w = pulled_tables(&[
         "incident",
         "opportunity",
         "product",
         "team",
         "account",
         "contact",
-        "--out",
-        "md",
-        "--emulator",
-    ])
-    .expect_code(0);
+    ]);
     let incident: serde_json::Value = serde_json::from_str(&w.read("md/incident.json")).unwrap();
     assert_eq!(incident["display_name"]["1033"], "Case");
     assert_eq!(
