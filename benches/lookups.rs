@@ -7,10 +7,12 @@
 
 use std::collections::HashMap;
 use std::io::Write as _;
-use std::process::Command;
 use std::time::Instant;
 
-use dataverse_emulator::{Config, StartOptions, defaults, start};
+use dataverse_emulator::{Config, StartOptions, start};
+
+#[path = "common/emulator_env.rs"]
+mod emulator_env;
 
 const ACCOUNTS: usize = 10_000;
 const CONTACTS: usize = 100_000;
@@ -61,15 +63,7 @@ fn main() {
             .expect("emulator");
         let base = emulator.base_url().to_string();
         let run = |args: &[&str]| {
-            let out = Command::new(env!("CARGO_BIN_EXE_dvload"))
-                .args(args)
-                .current_dir(dir.path())
-                .env("DATAVERSE_URL", &base)
-                .env("AZURE_AUTHORITY_HOST", &base)
-                .env("AZURE_TENANT_ID", defaults::TENANT_ID)
-                .env("AZURE_CLIENT_ID", defaults::CLIENT_ID)
-                .env("AZURE_CLIENT_SECRET", defaults::CLIENT_SECRET)
-                .env("NO_PROXY", "127.0.0.1")
+            let out = emulator_env::dvload(dir.path(), &base, args)
                 .output()
                 .unwrap();
             assert!(

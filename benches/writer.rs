@@ -5,10 +5,12 @@
 //! Run with `cargo bench --bench writer`. Figures are printed, never asserted.
 
 use std::io::Write as _;
-use std::process::Command;
 use std::time::Instant;
 
-use dataverse_emulator::{Config, StartOptions, defaults, start};
+use dataverse_emulator::{Config, StartOptions, start};
+
+#[path = "common/emulator_env.rs"]
+mod emulator_env;
 
 const ROWS: u64 = 180_000;
 const WINDOW_SECS: f64 = 30.0;
@@ -82,23 +84,20 @@ fn main() {
         let charged_before = emulator.charged_exec_ms();
         let ops_before = emulator.stats().operations;
         let start_time = Instant::now();
-        let out = Command::new(env!("CARGO_BIN_EXE_dvload"))
-            .args([
+        let out = emulator_env::dvload(
+            dir.path(),
+            &base,
+            &[
                 "run",
                 "m.toml",
                 "--batch-size",
                 batch_size,
                 "--report",
                 "r.json",
-            ])
-            .current_dir(dir.path())
-            .env("DATAVERSE_URL", &base)
-            .env("AZURE_AUTHORITY_HOST", &base)
-            .env("AZURE_TENANT_ID", defaults::TENANT_ID)
-            .env("AZURE_CLIENT_ID", defaults::CLIENT_ID)
-            .env("AZURE_CLIENT_SECRET", defaults::CLIENT_SECRET)
-            .output()
-            .unwrap();
+            ],
+        )
+        .output()
+        .unwrap();
         let secs = start_time.elapsed().as_secs_f64();
         assert_eq!(
             out.status.code(),
