@@ -663,14 +663,16 @@ impl<'c> Checker<'c> {
         let mut readonly = Vec::new();
         let mut mistyped = Vec::new();
         let mut lookups: Vec<(String, Entity, bool)> = Vec::new();
-        // The Owner column a field sets, if any (`ownerid`).
-        let mut owner: Option<String> = None;
+        // Each field found, with the column it sets (a lookup's column, not its navigation
+        // property).
+        let mut sets = Vec::new();
         if op != OperationKind::Delete {
             for f in &spec.fields {
                 match &f.kind {
                     FieldKind::Value(value) => match columns.attrs.get(&f.column) {
                         Some(a) => {
                             found += 1;
+                            sets.push((f, f.column.clone()));
                             if let Some(why) = type_problem(&value.converter, a) {
                                 mistyped.push(format!("'{}' {why}{}", f.column, at(f)));
                             } else if let Some(why) = option_problem(&value.converter, a)
@@ -706,9 +708,7 @@ impl<'c> Checker<'c> {
                         match lookup_attribute(&f.column, &target.logical, &columns) {
                             Some(attr) => {
                                 found += 1;
-                                if columns.attrs[&attr].kind == "Owner" {
-                                    owner = Some(attr.clone());
-                                }
+                                sets.push((f, attr.clone()));
                                 v.lines.push(format!(
                                     "  lookup       {} -> {} ({}): column {attr} ({}) targets {}",
                                     f.column,
@@ -874,14 +874,9 @@ impl<'c> Checker<'c> {
         // An empty value that clears a SystemRequired column (`ownerid`, `lastname` of a user):
         // the service refuses the null, so every row with such a value is rejected.
         if op != OperationKind::Delete {
-            for f in spec.fields.iter().filter(|f| f.empty != EmptyValues::Keep) {
-                let attr = columns.attrs.get(&f.column).or_else(|| {
-                    columns
-                        .attrs
-                        .values()
-                        .find(|a| a.navigation.values().any(|n| n == &f.column))
-                });
-                if let Some(a) = attr.filter(|a| a.required.as_deref() == Some("SystemRequired")) {
+            for (f, column) in sets.iter().filter(|(f, _)| f.empty != EmptyValues::Keep) {
+                let a = &columns.attrs[column];
+                if a.required.as_deref() == Some("SystemRequired") {
                     let instead = if a.kind == "Owner" {
                         " (an empty value left as it is makes a create the caller's)"
                     } else {
@@ -916,7 +911,11 @@ impl<'c> Checker<'c> {
         // (Microsoft's "Data operations and access rights"). Only the rows whose owner changes
         // need it (a create sets its owner with prvCreate, at a depth this check does not
         // judge), so without it the run may still be right: said, not refused.
-        if let Some(column) = &owner
+        let owner = sets
+            .iter()
+            .map(|(_, column)| column)
+            .find(|column| columns.attrs[*column].kind == "Owner");
+        if let Some(column) = owner
             && matches!(op, OperationKind::Update | OperationKind::Upsert)
         {
             let name = self.privilege(&entity, "Assign").await;
